@@ -1,0 +1,240 @@
+import type { types as msc } from 'mediasoup-client';
+import {
+  CascadeError,
+  DefaultReconnectPolicy,
+  TypedEmitter,
+  silentLogger,
+  type IceServer,
+  type Logger,
+  type ReconnectPolicy,
+} from '@cascade/protocol';
+import { ConnectionError, isRetryable, typedError } from './errors.js';
+import { CascadeEvent, ConnectionState } from './events.js';
+import { closeError, SignalClient, type WebSocketCtor } from './SignalClient.js';
+import { DeviceCache } from './ViewerConnection.js';
+
+export interface BroadcastOptions {
+  /** The origin's http(s) URL. */
+  url: string;
+  /** A broadcast token (the demo obtains a development one from /api/dev/token). */
+  token: string;
+  /** Camera (and microphone) to send; tracks are sent as they are, never transcoded by Cascade. */
+  stream: MediaStream;
+  /** Reuse a stream id (e.g. after a page reload); by default the server picks one. */
+  streamId?: string;
+  title?: string;
+  /** Max video bitrate, bps. Default 1500000. */
+  maxVideoBitrate?: number;
+  reconnectPolicy?: ReconnectPolicy;
+  timeoutMs?: number;
+  WebSocket?: WebSocketCtor;
+  handlerName?: msc.BuiltinHandlerName;
+  logger?: Logger;
+}
+
+export type BroadcastEvents = {
+  [CascadeEvent.StateChanged]: [state: ConnectionState];
+  [CascadeEvent.Live]: [];
+  [CascadeEvent.Reconnecting]: [cause: Error];
+  [CascadeEvent.Reconnected]: [ms: number];
+  [CascadeEvent.Viewers]: [count: number];
+  [CascadeEvent.Error]: [error: CascadeError];
+  [CascadeEvent.Stopped]: [];
+  listenererror: [event: string, error: unknown];
+};
+
+interface Link {
+  signal: SignalClient;
+  transport: msc.Transport;
+  producers: msc.Producer[];
+}
+
+/**
+ * Going live. The connection is kept: if it drops, the SDK reconnects with the same stream id
+ * (`resume`) and produces the same tracks again, and viewers pick the new media up without
+ * rejoining.
+ */
+export class Broadcast extends TypedEmitter<BroadcastEvents> {
+  #options: BroadcastOptions;
+  #policy: ReconnectPolicy;
+  #devices: DeviceCache;
+  #log: Logger;
+  #link: Link | undefined;
+  #streamId: string | undefined;
+  #state = ConnectionState.Connecting;
+  #viewers = 0;
+  #stopped = false;
+  #reconnecting = false;
+
+  constructor(options: BroadcastOptions) {
+    super();
+    this.#options = options;
+    this.#streamId = options.streamId;
+    this.#policy = options.reconnectPolicy ?? new DefaultReconnectPolicy({ maxElapsedMs: 5 * 60_000 });
+    this.#devices = new DeviceCache(options.handlerName);
+    this.#log = (options.logger ?? silentLogger).child({ component: 'Broadcast' });
+  }
+
+  /** Assigned by the server on the first connection. */
+  get streamId(): string {
+    if (!this.#streamId) throw new CascadeError('CASCADE_ERR_INVALID_STATE', 'not started');
+    return this.#streamId;
+  }
+  get state(): ConnectionState {
+    return this.#state;
+  }
+  get viewers(): number {
+    return this.#viewers;
+  }
+  get producers(): msc.Producer[] {
+    return this.#link?.producers ?? [];
+  }
+
+  async start(): Promise<this> {
+    this.#link = await this.#connect(false);
+    this.#setState(ConnectionState.Connected);
+    this.safeEmit(CascadeEvent.Live);
+    return this;
+  }
+
+  /** End the stream for everyone; idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    const link = this.#link;
+    this.#link = undefined;
+    if (link && !link.signal.closed) {
+      await link.signal.request('stream.unpublish', {}, 2000).catch(() => {});
+    }
+    this.#close(link);
+    this.#setState(ConnectionState.Disconnected);
+    this.safeEmit(CascadeEvent.Stopped);
+    this.removeAllListeners();
+  }
+
+  async #connect(resume: boolean): Promise<Link> {
+    const o = this.#options;
+    const signal = await SignalClient.connect(o.url, { ...(o.WebSocket ? { WebSocket: o.WebSocket } : {}), timeoutMs: o.timeoutMs ?? 5000 });
+    try {
+      const res = await signal.request('stream.publish', {
+        token: o.token,
+        ...(this.#streamId ? { streamId: this.#streamId } : {}),
+        ...(o.title ? { title: o.title } : {}),
+        resume,
+      });
+      this.#streamId = res.streamId;
+      const device = await this.#devices.get(res.rtpCapabilities as msc.RtpCapabilities);
+      const info = await signal.request('transport.create', { direction: 'send' });
+      const transport = device.createSendTransport({
+        id: info.id,
+        iceParameters: info.iceParameters as unknown as msc.IceParameters,
+        iceCandidates: info.iceCandidates as unknown as msc.IceCandidate[],
+        dtlsParameters: info.dtlsParameters as unknown as msc.DtlsParameters,
+        iceServers: res.iceServers as IceServer[] as RTCIceServer[],
+      });
+      transport.on('connect', ({ dtlsParameters }, cb, eb) => {
+        signal.request('transport.connect', { transportId: transport.id, dtlsParameters: dtlsParameters as never }).then(() => cb(), eb);
+      });
+      transport.on('produce', ({ kind, rtpParameters }, cb, eb) => {
+        signal
+          .request('producer.create', { transportId: transport.id, kind, rtpParameters: rtpParameters as never })
+          .then(({ id }) => cb({ id }), eb);
+      });
+      const link: Link = { signal, transport, producers: [] };
+      signal.onNotification('stream.viewers', ({ viewers }) => {
+        this.#viewers = viewers;
+        this.safeEmit(CascadeEvent.Viewers, viewers);
+      });
+      signal.on('close', (code, reason) => this.#lost(link, closeError(code, reason)));
+      transport.on('connectionstatechange', (s) => {
+        if (s === 'failed') this.#lost(link, new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'media transport failed'));
+      });
+      const tracks = o.stream.getTracks().filter((t) => t.readyState === 'live');
+      if (tracks.length === 0) throw new CascadeError('CASCADE_ERR_CLIENT_MEDIA', 'the MediaStream has no live track');
+      for (const track of tracks) {
+        if (!device.canProduce(track.kind as msc.MediaKind)) continue;
+        const producer =
+          track.kind === 'video'
+            ? await transport.produce({
+                track,
+                encodings: [{ maxBitrate: o.maxVideoBitrate ?? 1_500_000 }],
+                codecOptions: { videoGoogleStartBitrate: 1000 },
+                stopTracks: false,
+              })
+            : await transport.produce({ track, stopTracks: false });
+        link.producers.push(producer);
+      }
+      this.#log.info({ streamId: this.#streamId, resumed: res.resumed, producers: link.producers.length }, 'broadcasting');
+      return link;
+    } catch (err) {
+      signal.close();
+      throw typedError(err);
+    }
+  }
+
+  #lost(link: Link, cause: Error): void {
+    if (this.#stopped || this.#link !== link) return;
+    this.#close(link);
+    this.#link = undefined;
+    void this.#reconnect(cause);
+  }
+
+  async #reconnect(cause: Error): Promise<void> {
+    if (this.#reconnecting || this.#stopped) return;
+    this.#reconnecting = true;
+    const started = Date.now();
+    this.#setState(ConnectionState.Reconnecting);
+    this.safeEmit(CascadeEvent.Reconnecting, cause);
+    try {
+      for (let retryCount = 0; !this.#stopped; retryCount++) {
+        const delay = this.#policy.nextRetryDelayMs({ retryCount, elapsedMs: Date.now() - started });
+        if (delay === null) throw new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'gave up reconnecting');
+        if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+        if (this.#stopped) return;
+        try {
+          const link = await this.#connect(true);
+          if (this.#stopped) {
+            this.#close(link);
+            return;
+          }
+          this.#link = link;
+          this.#setState(ConnectionState.Connected);
+          this.safeEmit(CascadeEvent.Reconnected, Date.now() - started);
+          return;
+        } catch (err) {
+          const e = typedError(err);
+          if (!isRetryable(e)) throw e;
+        }
+      }
+    } catch (err) {
+      const e = typedError(err);
+      this.#log.warn({ code: e.code }, 'broadcast failed');
+      this.safeEmit(CascadeEvent.Error, e);
+      await this.stop();
+    } finally {
+      this.#reconnecting = false;
+    }
+  }
+
+  #close(link: Link | undefined): void {
+    if (!link) return;
+    for (const p of link.producers) p.close();
+    try {
+      link.transport.close();
+    } catch {
+      // already closed
+    }
+    link.signal.close();
+  }
+
+  #setState(s: ConnectionState): void {
+    if (s === this.#state) return;
+    this.#state = s;
+    this.safeEmit(CascadeEvent.StateChanged, s);
+  }
+}
+
+/** Go live: `const b = await broadcast({ url, token, stream }); console.log(b.streamId);` */
+export function broadcast(options: BroadcastOptions): Promise<Broadcast> {
+  return new Broadcast(options).start();
+}

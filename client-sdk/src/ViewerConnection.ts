@@ -1,0 +1,191 @@
+import { Device } from 'mediasoup-client';
+import type { types as msc } from 'mediasoup-client';
+import { TypedEmitter, type ConsumerInfo, type IceServer, type StreamInfo, type StreamState } from '@cascade/protocol';
+import { ConnectionError, ProtocolError, typedError } from './errors.js';
+import { closeError, SignalClient, type WebSocketCtor } from './SignalClient.js';
+
+export interface ViewerConnectionOptions {
+  /** Where to ask for the stream (any node); redirects are followed from there. */
+  entryUrl: string;
+  streamId: string;
+  token?: string;
+  exclude: string[];
+  WebSocket?: WebSocketCtor;
+  /** Shared so that the device is loaded once across reconnections. */
+  devices: DeviceCache;
+  timeoutMs: number;
+}
+
+export type ViewerConnectionEvents = {
+  consumer: [consumer: msc.Consumer];
+  streamstate: [state: StreamState];
+  /** The node asked its viewers to move (it is draining). */
+  draining: [];
+  /** The connection is gone (by error, or close()). */
+  closed: [error: Error | undefined];
+  listenererror: [event: string, error: unknown];
+};
+
+/** One Device per distinct router capability set (all Cascade routers share one). */
+export class DeviceCache {
+  readonly #handlerName: msc.BuiltinHandlerName | undefined;
+  #device: Device | undefined;
+  #caps = '';
+
+  constructor(handlerName?: msc.BuiltinHandlerName) {
+    this.#handlerName = handlerName;
+  }
+
+  async get(routerRtpCapabilities: msc.RtpCapabilities): Promise<Device> {
+    const key = JSON.stringify(routerRtpCapabilities);
+    if (this.#device && key === this.#caps) return this.#device;
+    const device = this.#handlerName ? new Device({ handlerName: this.#handlerName }) : await Device.factory();
+    await device.load({ routerRtpCapabilities });
+    this.#device = device;
+    this.#caps = key;
+    return device;
+  }
+}
+
+const MAX_REDIRECTS = 3;
+
+/**
+ * A viewer's connection to the one node that serves it: follows the controller's redirect,
+ * then a recv transport and one consumer per source. It does not reconnect; `Watch` does.
+ */
+export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
+  readonly nodeId: string;
+  readonly stream: StreamInfo;
+  readonly #signal: SignalClient;
+  readonly #transport: msc.Transport;
+  readonly #consumers = new Map<string, msc.Consumer>();
+  #queue: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  static async open(options: ViewerConnectionOptions): Promise<ViewerConnection> {
+    let url = options.entryUrl;
+    let ticket: string | undefined;
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      const signal = await SignalClient.connect(url, { ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}), timeoutMs: options.timeoutMs });
+      try {
+        const res = await signal.request('stream.watch', {
+          streamId: options.streamId,
+          ...(ticket ? { ticket } : {}),
+          ...(options.token ? { token: options.token } : {}),
+          ...(options.exclude.length ? { exclude: options.exclude.slice(-16) } : {}),
+        });
+        if (res.action === 'redirect') {
+          signal.close();
+          url = res.url;
+          ticket = res.ticket;
+          continue;
+        }
+        const device = await options.devices.get(res.rtpCapabilities as msc.RtpCapabilities);
+        const info = await signal.request('transport.create', { direction: 'recv' });
+        const transport = device.createRecvTransport({
+          id: info.id,
+          iceParameters: info.iceParameters as unknown as msc.IceParameters,
+          iceCandidates: info.iceCandidates as unknown as msc.IceCandidate[],
+          dtlsParameters: info.dtlsParameters as unknown as msc.DtlsParameters,
+          iceServers: res.iceServers as IceServer[] as RTCIceServer[],
+        });
+        const conn = new ViewerConnection(res.nodeId, res.stream, signal, transport);
+        await conn.#subscribe(device);
+        return conn;
+      } catch (err) {
+        signal.close();
+        throw typedError(err);
+      }
+    }
+    throw new ProtocolError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'too many redirects');
+  }
+
+  private constructor(nodeId: string, stream: StreamInfo, signal: SignalClient, transport: msc.Transport) {
+    super();
+    this.nodeId = nodeId;
+    this.stream = stream;
+    this.#signal = signal;
+    this.#transport = transport;
+    transport.on('connect', ({ dtlsParameters }, callback, errback) => {
+      signal
+        .request('transport.connect', { transportId: transport.id, dtlsParameters: dtlsParameters as never })
+        .then(() => callback(), errback);
+    });
+    let disconnectTimer: ReturnType<typeof setTimeout> | undefined;
+    transport.on('connectionstatechange', (state) => {
+      clearTimeout(disconnectTimer);
+      if (state === 'failed' || state === 'closed') {
+        this.#fail(new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', `media transport ${state}`));
+      } else if (state === 'disconnected') {
+        // ICE may come back by itself; give it a moment before moving elsewhere.
+        disconnectTimer = setTimeout(() => this.#fail(new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'media transport disconnected')), 2000);
+      }
+    });
+    signal.on('close', (code, reason) => this.#fail(closeError(code, reason)));
+    signal.onNotification('consumer.new', (c) => this.#enqueue(() => this.#consume(c)));
+    signal.onNotification('consumer.closed', ({ consumerId }) => {
+      this.#consumers.get(consumerId)?.close();
+      this.#consumers.delete(consumerId);
+    });
+    signal.onNotification('stream.state', ({ state }) => this.safeEmit('streamstate', state));
+    signal.onNotification('node.draining', () => this.safeEmit('draining'));
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get consumers(): msc.Consumer[] {
+    return [...this.#consumers.values()];
+  }
+
+  /** Close the connection (and its consumers) without emitting an error. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#transport.close();
+    this.#signal.close();
+    this.safeEmit('closed', undefined);
+    this.removeAllListeners();
+  }
+
+  async #subscribe(device: Device): Promise<void> {
+    const { consumers } = await this.#signal.request('stream.subscribe', {
+      transportId: this.#transport.id,
+      rtpCapabilities: device.recvRtpCapabilities as never,
+    });
+    for (const c of consumers) await this.#enqueue(() => this.#consume(c));
+  }
+
+  #enqueue(task: () => Promise<void>): Promise<void> {
+    const run = this.#queue.then(task, task);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #consume(info: ConsumerInfo): Promise<void> {
+    if (this.#closed) return;
+    const consumer = await this.#transport.consume({
+      id: info.id,
+      producerId: info.producerId,
+      kind: info.kind,
+      rtpParameters: info.rtpParameters as unknown as msc.RtpParameters,
+    });
+    this.#consumers.set(consumer.id, consumer);
+    await this.#signal.request('consumer.resume', { consumerId: consumer.id });
+    this.safeEmit('consumer', consumer);
+  }
+
+  #fail(error: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#transport.close();
+    } catch {
+      // already closed
+    }
+    this.#signal.close();
+    this.safeEmit('closed', error);
+    this.removeAllListeners();
+  }
+}

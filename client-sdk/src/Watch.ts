@@ -1,0 +1,291 @@
+import type { types as msc } from 'mediasoup-client';
+import {
+  CascadeError,
+  DefaultReconnectPolicy,
+  TypedEmitter,
+  silentLogger,
+  type Logger,
+  type ReconnectPolicy,
+  type StreamInfo,
+  type StreamState,
+} from '@cascade/protocol';
+import { ConnectionError, isRetryable, StreamEndedError, typedError } from './errors.js';
+import { CascadeEvent, ConnectionState } from './events.js';
+import type { WebSocketCtor } from './SignalClient.js';
+import { DeviceCache, ViewerConnection } from './ViewerConnection.js';
+
+export interface WatchOptions {
+  /** Any Cascade node (usually the origin's http(s) URL); the controller picks the node that serves you. */
+  url: string;
+  streamId: string;
+  /** Watch token, where the deployment requires one. */
+  token?: string;
+  /** Default: exponential backoff with jitter, first retry immediate, give up after 60 s. */
+  reconnectPolicy?: ReconnectPolicy;
+  /** ms to wait for a node to answer. Default 5000. */
+  timeoutMs?: number;
+  /** Node.js only: a WebSocket implementation (e.g. `ws`). */
+  WebSocket?: WebSocketCtor;
+  /** Node.js only: force a mediasoup-client handler (e.g. 'Chrome111' with werift or wrtc). */
+  handlerName?: msc.BuiltinHandlerName;
+  /** Node.js only: a MediaStream constructor when there is no global one. */
+  MediaStream?: new () => MediaStream;
+  logger?: Logger;
+}
+
+export type WatchEvents = {
+  [CascadeEvent.StateChanged]: [state: ConnectionState];
+  [CascadeEvent.Live]: [];
+  [CascadeEvent.Waiting]: [state: 'waiting' | 'reconnecting'];
+  [CascadeEvent.Ended]: [];
+  [CascadeEvent.Reconnecting]: [cause: Error];
+  [CascadeEvent.Reconnected]: [ms: number];
+  [CascadeEvent.NodeChanged]: [nodeId: string];
+  [CascadeEvent.Track]: [track: MediaStreamTrack, consumer: msc.Consumer];
+  [CascadeEvent.Error]: [error: CascadeError];
+  [CascadeEvent.Stopped]: [];
+  listenererror: [event: string, error: unknown];
+};
+
+/** How long a planned move waits for the new node's media before switching anyway (ms). */
+const MOVE_MEDIA_WAIT_MS = 3000;
+
+/**
+ * Watching one stream. `mediaStream` stays the same object for the whole session: when the
+ * SDK moves to another node (failover or drain) the new tracks replace the old ones in it,
+ * so a `<video>` keeps playing without being touched.
+ */
+export class Watch extends TypedEmitter<WatchEvents> {
+  readonly mediaStream: MediaStream;
+  readonly streamId: string;
+  #options: WatchOptions;
+  #policy: ReconnectPolicy;
+  #devices: DeviceCache;
+  #log: Logger;
+  #conn: ViewerConnection | undefined;
+  #state = ConnectionState.Connecting;
+  #streamState: StreamState = 'waiting';
+  #stream: StreamInfo | undefined;
+  #stopped = false;
+  #reconnecting = false;
+  #moving = false;
+  /** Nodes that failed us recently; the controller avoids them. */
+  #exclude: string[] = [];
+
+  constructor(options: WatchOptions) {
+    super();
+    this.#options = options;
+    this.streamId = options.streamId;
+    this.#policy = options.reconnectPolicy ?? new DefaultReconnectPolicy();
+    this.#devices = new DeviceCache(options.handlerName);
+    this.#log = (options.logger ?? silentLogger).child({ component: 'Watch', streamId: options.streamId });
+    const MS = options.MediaStream ?? globalThis.MediaStream;
+    if (!MS) throw new TypeError('no MediaStream implementation; pass options.MediaStream');
+    this.mediaStream = new MS();
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+  /** waiting, live, reconnecting (the broadcaster's), ended. */
+  get streamState(): StreamState {
+    return this.#streamState;
+  }
+  get stream(): StreamInfo | undefined {
+    return this.#stream;
+  }
+  get nodeId(): string | undefined {
+    return this.#conn?.nodeId;
+  }
+  /** The consumers currently feeding mediaStream (for getStats()). */
+  get consumers(): msc.Consumer[] {
+    return this.#conn?.consumers ?? [];
+  }
+
+  /** Join; resolves once connected to a node, rejects with a typed error if the stream cannot be watched. */
+  async start(): Promise<this> {
+    const conn = await this.#open();
+    this.#adopt(conn);
+    this.#setState(ConnectionState.Connected);
+    return this;
+  }
+
+  /** Leave; idempotent. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#conn?.close();
+    this.#conn = undefined;
+    for (const t of this.mediaStream.getTracks()) t.stop();
+    this.#setState(ConnectionState.Disconnected);
+    this.safeEmit(CascadeEvent.Stopped);
+    this.removeAllListeners();
+  }
+
+  #open(): Promise<ViewerConnection> {
+    const o = this.#options;
+    return ViewerConnection.open({
+      entryUrl: o.url,
+      streamId: o.streamId,
+      exclude: this.#exclude,
+      devices: this.#devices,
+      timeoutMs: o.timeoutMs ?? 5000,
+      ...(o.token ? { token: o.token } : {}),
+      ...(o.WebSocket ? { WebSocket: o.WebSocket } : {}),
+    });
+  }
+
+  #adopt(conn: ViewerConnection): void {
+    const previous = this.#conn;
+    this.#conn = conn;
+    this.#stream = conn.stream;
+    conn.on('consumer', (c) => this.#onConsumer(c));
+    conn.on('streamstate', (s) => this.#onStreamState(s));
+    conn.on('draining', () => void this.#move());
+    conn.on('closed', (err) => {
+      if (this.#conn !== conn || this.#stopped) return;
+      this.#onLost(err ?? new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'connection closed'));
+    });
+    for (const c of conn.consumers) this.#onConsumer(c);
+    this.#onStreamState(conn.stream.state);
+    if (previous && previous !== conn) previous.close();
+    this.safeEmit(CascadeEvent.NodeChanged, conn.nodeId);
+    this.#log.info({ nodeId: conn.nodeId }, 'watching');
+  }
+
+  #onConsumer(consumer: msc.Consumer): void {
+    const track = consumer.track;
+    // Add the new track before removing the old one of the same kind: the element keeps playing.
+    if (!this.mediaStream.getTracks().includes(track)) this.mediaStream.addTrack(track);
+    for (const old of this.mediaStream.getTracks()) {
+      if (old !== track && old.kind === track.kind) this.mediaStream.removeTrack(old);
+    }
+    this.safeEmit(CascadeEvent.Track, track, consumer);
+  }
+
+  #onStreamState(state: StreamState): void {
+    if (state === this.#streamState && state !== 'live') return;
+    const was = this.#streamState;
+    this.#streamState = state;
+    if (state === 'live' && was !== 'live') this.safeEmit(CascadeEvent.Live);
+    else if (state === 'waiting' || state === 'reconnecting') this.safeEmit(CascadeEvent.Waiting, state);
+    else if (state === 'ended') {
+      this.safeEmit(CascadeEvent.Ended);
+      this.stop();
+    }
+  }
+
+  #onLost(cause: Error): void {
+    const err = typedError(cause);
+    if (err instanceof StreamEndedError) {
+      this.#onStreamState('ended');
+      return;
+    }
+    const nodeId = this.#conn?.nodeId;
+    if (nodeId && !this.#exclude.includes(nodeId)) this.#exclude.push(nodeId);
+    void this.#reconnect(err);
+  }
+
+  async #reconnect(cause: Error): Promise<void> {
+    if (this.#reconnecting || this.#stopped) return;
+    this.#reconnecting = true;
+    const started = Date.now();
+    this.#setState(ConnectionState.Reconnecting);
+    this.safeEmit(CascadeEvent.Reconnecting, cause);
+    this.#log.info({ cause: cause.message }, 'reconnecting');
+    try {
+      for (let retryCount = 0; !this.#stopped; retryCount++) {
+        const delay = this.#policy.nextRetryDelayMs({ retryCount, elapsedMs: Date.now() - started });
+        if (delay === null) throw new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'gave up reconnecting');
+        if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+        if (this.#stopped) return;
+        try {
+          const conn = await this.#open();
+          if (this.#stopped) {
+            conn.close();
+            return;
+          }
+          this.#adopt(conn);
+          this.#setState(ConnectionState.Connected);
+          this.safeEmit(CascadeEvent.Reconnected, Date.now() - started);
+          // Nodes that failed us may be fine again later.
+          this.#exclude = this.#exclude.slice(-4);
+          return;
+        } catch (err) {
+          const e = typedError(err);
+          if (!isRetryable(e)) throw e;
+          this.#log.debug({ err: e.message, retryCount }, 'reconnect attempt failed');
+        }
+      }
+    } catch (err) {
+      this.#fatal(typedError(err));
+    } finally {
+      this.#reconnecting = false;
+    }
+  }
+
+  /** The node is draining: join elsewhere, switch once the new node's media flows, then leave. */
+  async #move(): Promise<void> {
+    if (this.#moving || this.#reconnecting || this.#stopped) return;
+    this.#moving = true;
+    const old = this.#conn;
+    try {
+      if (old) this.#exclude.push(old.nodeId);
+      const next = await this.#open();
+      if (this.#stopped || this.#conn !== old) {
+        next.close();
+        return;
+      }
+      await waitForMedia(next, MOVE_MEDIA_WAIT_MS);
+      if (this.#stopped || this.#conn !== old) {
+        next.close();
+        return;
+      }
+      this.#adopt(next);
+      this.#log.info({ from: old?.nodeId, to: next.nodeId }, 'moved (make-before-break)');
+    } catch (err) {
+      // Keep the old node while it lasts; losing it later triggers a normal reconnect.
+      this.#log.warn({ err: (err as Error).message }, 'planned move failed');
+    } finally {
+      this.#moving = false;
+    }
+  }
+
+  #fatal(err: CascadeError): void {
+    if (this.#stopped) return;
+    this.#log.warn({ code: err.code }, 'watch failed');
+    this.safeEmit(CascadeEvent.Error, err);
+    this.stop();
+  }
+
+  #setState(s: ConnectionState): void {
+    if (s === this.#state) return;
+    this.#state = s;
+    this.safeEmit(CascadeEvent.StateChanged, s);
+  }
+}
+
+/** Resolve when any consumer of `conn` has received RTP, or after `timeoutMs`. */
+async function waitForMedia(conn: ViewerConnection, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !conn.closed) {
+    for (const c of conn.consumers) {
+      try {
+        const stats = await c.getStats();
+        for (const s of stats.values() as Iterable<{ type: string; bytesReceived?: number }>) {
+          if (s.type === 'inbound-rtp' && (s.bytesReceived ?? 0) > 0) return;
+        }
+      } catch {
+        // stats unavailable in this environment: fall through to the timeout
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Watch a stream: `const w = await watch({ url, streamId }); video.srcObject = w.mediaStream;` */
+export function watch(options: WatchOptions): Promise<Watch> {
+  return new Watch(options).start();
+}
+
+export { StreamEndedError };

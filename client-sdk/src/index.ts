@@ -1,0 +1,21 @@
+/**
+ * Cascade client SDK: `broadcast()` to go live, `watch()` to view. Works in browsers and, with
+ * `WebSocket`, `handlerName` and `MediaStream` options, in Node (werift or wrtc).
+ */
+export { broadcast, Broadcast, type BroadcastOptions, type BroadcastEvents } from './Broadcast.js';
+export { watch, Watch, type WatchOptions, type WatchEvents } from './Watch.js';
+export { CascadeEvent, ConnectionState } from './events.js';
+export {
+  AuthError,
+  CapacityError,
+  ConnectionError,
+  MediaError,
+  ProtocolError,
+  StreamBusyError,
+  StreamEndedError,
+  StreamNotFoundError,
+  typedError,
+  isRetryable,
+} from './errors.js';
+export { SignalClient } from './SignalClient.js';
+export { CascadeError, DefaultReconnectPolicy, PROTOCOL_VERSION, type ReconnectPolicy, type StreamState } from '@cascade/protocol';

@@ -1,0 +1,3 @@
+export { ConfigSchema, type CascadeConfig } from './schema.js';
+export { loadConfig, describeConfig, envNameFor, defaultWorkerBin, MEDIASOUP_VERSION, type LoadConfigOptions } from './loadConfig.js';
+export { announcedAddress, publicHttpUrl } from './addresses.js';

@@ -1,0 +1,175 @@
+/**
+ * The one configuration schema of Cascade, for every process (origin, controller, relay,
+ * load tests). Defaults live here. Every key can be set in a YAML/JSON file or by an
+ * environment variable named after its path: `origin.maxViewers` → `CASCADE_ORIGIN_MAX_VIEWERS`.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+const Port = (d: number) => Type.Integer({ minimum: 0, maximum: 65535, default: d });
+const Ms = (d: number, min = 0) => Type.Integer({ minimum: min, default: d, description: 'ms' });
+
+export const ListenIp = Type.Object(
+  {
+    /** Local address mediasoup binds, e.g. 0.0.0.0, ::, 10.0.0.5. */
+    ip: Type.String({ minLength: 1 }),
+    /** Address sent to clients. Empty: the ip itself, or a detected host address for 0.0.0.0 / ::. */
+    announcedIp: Type.String({ default: '' }),
+  },
+  { additionalProperties: false },
+);
+
+export const IceServerConfig = Type.Object(
+  {
+    urls: Type.Union([Type.String(), Type.Array(Type.String())]),
+    username: Type.Optional(Type.String()),
+    credential: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    /** development: dev tokens are handed out by the demo. production: a secret is required. */
+    mode: Type.Union([Type.Literal('development'), Type.Literal('production')], { default: 'development' }),
+    /** Roles of a `server` process. A relay process ignores this. */
+    roles: Type.Array(Type.Union([Type.Literal('origin'), Type.Literal('controller')]), {
+      default: ['origin', 'controller'],
+      minItems: 1,
+    }),
+    /** Stable id of this node in the topology. Empty: derived from the host name and port. */
+    nodeId: Type.String({ default: '', pattern: '^[A-Za-z0-9_.:-]{0,128}$' }),
+    http: Type.Object(
+      {
+        host: Type.String({ default: '0.0.0.0' }),
+        port: Port(8080),
+        /** URL clients use to reach this process (behind a proxy, or across hosts). Empty: http://<announced ip>:<port>. */
+        publicUrl: Type.String({ default: '' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    signalling: Type.Object(
+      {
+        maxMessageBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 65536 }),
+        /** Inbound messages per second per connection, on average. */
+        rateLimitPerSec: Type.Integer({ minimum: 1, default: 50 }),
+        /** WebSocket ping period; a missed pong ends the connection. */
+        pingIntervalMs: Ms(2000, 100),
+        requestTimeoutMs: Ms(10000, 100),
+        maxConnections: Type.Integer({ minimum: 1, default: 20000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    mediasoup: Type.Object(
+      {
+        /** Path of the worker binary. Empty: ~/.cache/cascade/mediasoup-worker-3.12.16/mediasoup-worker. */
+        workerBin: Type.String({ default: '' }),
+        /** Workers to run; 0 means one per CPU core. */
+        numWorkers: Type.Integer({ minimum: 0, maximum: 256, default: 0 }),
+        logLevel: Type.Union([Type.Literal('debug'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('none')], {
+          default: 'warn',
+        }),
+        rtcMinPort: Port(40000),
+        rtcMaxPort: Port(49999),
+        listenIps: Type.Array(ListenIp, { default: [{ ip: '0.0.0.0', announcedIp: '' }], minItems: 1 }),
+        /** bps a broadcaster may send per transport. */
+        maxIncomingBitrate: Type.Integer({ minimum: 100000, default: 5000000 }),
+        initialAvailableOutgoingBitrate: Type.Integer({ minimum: 100000, default: 1000000 }),
+        /** Consumers per router before viewers spill to the same stream's router on another worker. */
+        consumersPerRouter: Type.Integer({ minimum: 1, default: 400 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /** STUN/TURN servers handed to clients when they join. */
+    iceServers: Type.Array(IceServerConfig, { default: [] }),
+    auth: Type.Object(
+      {
+        /** HS256 secret for broadcast/watch/relay tokens. Required in production. */
+        secret: Type.String({ default: '' }),
+        /** Require a watch token to view streams. */
+        watchTokenRequired: Type.Boolean({ default: false }),
+        /** Lifetime of the development broadcast tokens the demo obtains, seconds. */
+        devTokenTtlSec: Type.Integer({ minimum: 60, default: 12 * 3600 }),
+        /** Lifetime of placement and pipe tickets, seconds. */
+        ticketTtlSec: Type.Integer({ minimum: 5, default: 60 }),
+        /** PEM file with the EC P-256 key signing tickets. Empty: generated once and kept in the store. */
+        ticketKeyFile: Type.String({ default: '' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    origin: Type.Object(
+      {
+        /** Viewers the origin serves itself before the tree spills to relays. */
+        maxViewers: Type.Integer({ minimum: 0, default: 200 }),
+        /** Live streams this origin accepts. */
+        maxStreams: Type.Integer({ minimum: 1, default: 50 }),
+        /** Minimum gap between key frame requests sent to a broadcaster. */
+        keyFrameRequestDelayMs: Ms(1000),
+        /** How long a stream waits for its broadcaster to come back before it ends. */
+        reconnectGraceMs: Ms(30000),
+        /** How long an ended stream is remembered (so viewers read "ended", not "not found"). */
+        endedRetentionMs: Ms(3600000),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    topology: Type.Object(
+      {
+        /** K: child relays per node, the origin included. */
+        maxChildren: Type.Integer({ minimum: 1, maximum: 64, default: 3 }),
+        heartbeatIntervalMs: Ms(1000, 50),
+        /** A node whose heartbeats stop for this long is considered dead. */
+        nodeTtlMs: Ms(3000, 100),
+        /** Time a relay has to echo the reachability probe. */
+        probeTimeoutMs: Ms(3000, 100),
+        /** A relay above this CPU fraction (of its cores) or loss rate gets no new viewers. */
+        demoteCpu: Type.Number({ minimum: 0, default: 0.9 }),
+        demoteLossRate: Type.Number({ minimum: 0, maximum: 1, default: 0.1 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    redis: Type.Object(
+      {
+        /** redis://host:port/db. Empty: in-process store (single machine). */
+        url: Type.String({ default: '' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    relay: Type.Object(
+      {
+        /** Controller base URL (http(s)://host:port) a relay registers with. */
+        controllerUrl: Type.String({ default: '' }),
+        /** Relay token from `cascade token relay`. */
+        token: Type.String({ default: '' }),
+        maxViewers: Type.Integer({ minimum: 0, default: 100 }),
+        maxChildren: Type.Integer({ minimum: 0, default: 3 }),
+        upKbps: Type.Number({ minimum: 0, default: 50000 }),
+        downKbps: Type.Number({ minimum: 0, default: 50000 }),
+        /** How long a relay keeps pulling a stream after its last viewer and child left. */
+        lingerMs: Ms(15000),
+        /** Parent's pipe silent this long → parent considered lost. */
+        stallTimeoutMs: Ms(2000, 200),
+        /** Time SIGTERM gives viewers and children to move away before exit. */
+        drainTimeoutMs: Ms(10000),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    log: Type.Object(
+      {
+        level: Type.Union(
+          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+          { default: 'info' },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    webDemo: Type.Object(
+      {
+        /** Serve the web demo pages from this process. */
+        enabled: Type.Boolean({ default: true }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type CascadeConfig = Static<typeof ConfigSchema>;

@@ -1,0 +1,397 @@
+import {
+  CascadeError,
+  TypedEmitter,
+  type Logger,
+  type Placement,
+  type StreamInfo,
+  type StreamState,
+} from '@cascade/protocol';
+import { generateTicketKey, TicketSigner } from './auth/TicketSigner.js';
+import type { TokenService } from './auth/TokenService.js';
+import type { TopologyStore } from './store/TopologyStore.js';
+import type { NodeRecord, NodeSnapshot, NodeStatus, NodeView, StreamRecord, TopologyEvent } from './types.js';
+
+export interface Clock {
+  now(): number;
+}
+export const systemClock: Clock = { now: () => Date.now() };
+
+export interface TopologyControllerOptions {
+  /** K: child relays per node per stream. */
+  maxChildren: number;
+  heartbeatIntervalMs: number;
+  nodeTtlMs: number;
+  /** CPU fraction (0..1) above which a relay is demoted. */
+  demoteCpu: number;
+  demoteLossRate: number;
+  ticketTtlSec: number;
+  watchTokenRequired: boolean;
+  /** How long an ended stream stays visible as ended. */
+  endedRetentionMs: number;
+}
+
+export interface TopologyControllerDeps {
+  store: TopologyStore;
+  logger: Logger;
+  /** Verifies watch tokens; required when watchTokenRequired. */
+  tokens?: TokenService;
+  clock?: Clock;
+  /** Fixed ticket key (from a file); otherwise one is generated once and kept in the store. */
+  ticketKey?: { privateKey: string; publicKey: string };
+}
+
+export interface TopologyNode {
+  id: string;
+  kind: NodeRecord['kind'];
+  volunteer: boolean;
+  status: NodeStatus;
+  parent: string | null;
+  depth: number;
+  viewers: number;
+  children: number;
+  bitrateOutKbps: number;
+}
+
+export type AssignEvent = Extract<TopologyEvent, { type: 'assign' }>;
+export type TopologyControllerEvents = {
+  /** A relay must carry a stream from a (new) parent. Delivered on every instance. */
+  assign: [event: AssignEvent];
+  unassign: [event: Extract<TopologyEvent, { type: 'unassign' }>];
+  streamstate: [streamId: string, state: StreamState];
+  nodegone: [nodeId: string];
+  listenererror: [event: string, error: unknown];
+};
+export type TopologyControllerObserverEvents = {
+  placement: [streamId: string, nodeId: string, attached: boolean];
+  reparent: [streamId: string, childId: string, parentId: string];
+  nodegone: [nodeId: string];
+  close: [];
+  listenererror: [event: string, error: unknown];
+};
+
+/** Consecutive unhealthy heartbeats before a relay is demoted, healthy ones before it is restored. */
+const DEMOTE_AFTER = 3;
+const RESTORE_AFTER = 5;
+
+/**
+ * Decides the distribution tree of every stream: which node serves a joining viewer, which
+ * parent feeds each relay, what happens when a node dies, drains or struggles. State lives in
+ * the TopologyStore, so several controllers may run side by side; each decision is one atomic
+ * store operation, and assignments are published so that whichever instance holds the relay's
+ * connection delivers them.
+ */
+export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
+  readonly observer = new TypedEmitter<TopologyControllerObserverEvents>();
+  readonly store: TopologyStore;
+  readonly tickets: TicketSigner;
+  readonly options: TopologyControllerOptions;
+  readonly #log: Logger;
+  readonly #tokens: TokenService | undefined;
+  readonly #clock: Clock;
+  readonly #unsubscribe: () => void;
+  readonly #health = new Map<string, { bad: number; good: number }>();
+  /** Orphans no node could adopt yet; retried by the sweeper. */
+  readonly #pendingOrphans = new Map<string, { streamId: string; childId: string; exclude: string[] }>();
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #sweeping = false;
+  #closed = false;
+
+  static async create(options: TopologyControllerOptions, deps: TopologyControllerDeps): Promise<TopologyController> {
+    const key = deps.ticketKey ?? (await deps.store.getOrCreateTicketKey(generateTicketKey));
+    return new TopologyController(options, deps, new TicketSigner(key, options.ticketTtlSec));
+  }
+
+  private constructor(options: TopologyControllerOptions, deps: TopologyControllerDeps, tickets: TicketSigner) {
+    super();
+    this.options = options;
+    this.store = deps.store;
+    this.tickets = tickets;
+    this.#log = deps.logger.child({ component: 'TopologyController' });
+    this.#tokens = deps.tokens;
+    this.#clock = deps.clock ?? systemClock;
+    if (options.watchTokenRequired && !deps.tokens) throw new TypeError('watchTokenRequired needs a TokenService');
+    this.#unsubscribe = this.store.subscribe((e) => this.#onEvent(e));
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Start sweeping dead nodes and ended streams. */
+  start(sweepIntervalMs = Math.max(100, Math.floor(this.options.nodeTtlMs / 4))): void {
+    if (this.#sweeper || this.#closed) return;
+    this.#sweeper = setInterval(() => void this.sweep(), sweepIntervalMs);
+    this.#sweeper.unref();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#sweeper) clearInterval(this.#sweeper);
+    this.#unsubscribe();
+    this.#pendingOrphans.clear();
+    this.observer.safeEmit('close');
+  }
+
+  // ------------------------------------------------------------------ nodes
+
+  async registerNode(record: NodeRecord, status: NodeStatus): Promise<void> {
+    await this.store.upsertNode(record, status, this.options.nodeTtlMs, this.#clock.now());
+    this.#log.info({ nodeId: record.id, kind: record.kind, volunteer: record.volunteer, status }, 'node registered');
+  }
+
+  async setNodeStatus(nodeId: string, status: NodeStatus): Promise<void> {
+    await this.store.setNodeStatus(nodeId, status);
+  }
+
+  /**
+   * A heartbeat from a node. Impossible figures are refused (CASCADE_ERR_RELAY_INVALID_STATS)
+   * and the last good ones kept. `status` is what the node's holder believes it is, used to
+   * re-create the record if the store lost it.
+   */
+  async nodeHeartbeat(record: NodeRecord, status: NodeStatus, snapshot: NodeSnapshot): Promise<void> {
+    checkFigures(record, snapshot);
+    const now = this.#clock.now();
+    if (!(await this.store.heartbeat(record.id, snapshot, this.options.nodeTtlMs, now))) {
+      this.#log.warn({ nodeId: record.id }, 'store lost this node; registering it again');
+      await this.store.upsertNode(record, status, this.options.nodeTtlMs, now);
+      await this.store.heartbeat(record.id, snapshot, this.options.nodeTtlMs, now);
+    }
+    if (record.kind === 'relay') await this.#checkHealth(record, snapshot);
+  }
+
+  /** A node is gone (connection lost, liveness expired, or it left): its children get new parents. */
+  async nodeGone(nodeId: string, reason: string): Promise<void> {
+    const { orphans, streams } = await this.store.removeNode(nodeId);
+    this.#health.delete(nodeId);
+    if (streams.length === 0 && orphans.length === 0) return;
+    this.#log.warn({ nodeId, reason, streams: streams.length, orphans: orphans.length }, 'node gone');
+    this.observer.safeEmit('nodegone', nodeId);
+    await this.store.publish({ type: 'nodegone', nodeId }).catch(() => {});
+    await Promise.all(orphans.map((o) => this.#adopt(o.streamId, o.childId, [nodeId])));
+  }
+
+  /** Planned departure: no new traffic, children moved (make-before-break: the old pipe stays until the child switches). */
+  async drainNode(nodeId: string): Promise<void> {
+    await this.store.setNodeStatus(nodeId, 'draining');
+    await this.#moveChildren(nodeId);
+    this.#log.info({ nodeId }, 'node draining');
+  }
+
+  // ------------------------------------------------------------------ streams
+
+  async putStream(stream: StreamRecord): Promise<void> {
+    await this.store.putStream(stream);
+  }
+
+  /** The stream, or STREAM_NOT_FOUND. */
+  async getStream(streamId: string): Promise<StreamRecord> {
+    const s = await this.store.getStream(streamId);
+    if (!s) throw new CascadeError('CASCADE_ERR_STREAM_NOT_FOUND', streamId);
+    return s;
+  }
+
+  async listStreams(): Promise<(StreamRecord & { viewers: number })[]> {
+    const streams = await this.store.listStreams();
+    return Promise.all(
+      streams.map(async (s) => ({ ...s, viewers: (await this.store.getTree(s.id)).reduce((n, e) => n + e.viewers, 0) })),
+    );
+  }
+
+  async viewerCount(streamId: string): Promise<number> {
+    return (await this.store.getTree(streamId)).reduce((n, e) => n + e.viewers, 0);
+  }
+
+  /** Every node carrying the stream, for the topology API and the dashboard. */
+  async topology(streamId: string): Promise<TopologyNode[]> {
+    await this.getStream(streamId);
+    const tree = await this.store.getTree(streamId);
+    const now = this.#clock.now();
+    const nodes = new Map((await this.store.listNodes(now)).map((n) => [n.id, n]));
+    return tree
+      .map((e) => {
+        const n: NodeView | undefined = nodes.get(e.nodeId);
+        return {
+          id: e.nodeId,
+          kind: n?.kind ?? 'relay',
+          volunteer: n?.volunteer ?? false,
+          status: n?.status ?? 'probing',
+          parent: e.parent,
+          depth: e.depth,
+          viewers: e.viewers,
+          children: e.children,
+          bitrateOutKbps: Math.round(e.bitrateOutKbps ?? 0),
+        };
+      })
+      .sort((a, b) => a.depth - b.depth || a.id.localeCompare(b.id));
+  }
+
+  // ------------------------------------------------------------------ viewers and relays
+
+  /** Where a viewer goes, with a ticket for that node. */
+  async placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo }> {
+    if (this.options.watchTokenRequired) {
+      const claims = this.#tokens!.verify(request.token, 'watch');
+      if (claims.stream && claims.stream !== request.streamId) {
+        throw new CascadeError('CASCADE_ERR_AUTH_FORBIDDEN', 'watch token is for another stream');
+      }
+    }
+    // One atomic store operation decides (and returns what the answer needs).
+    const now = this.#clock.now();
+    const res = await this.store.placeViewer(request.streamId, { maxChildren: this.options.maxChildren, now }, request.exclude ?? []);
+    const stream = res.stream;
+    if (res.attached) {
+      const a = res.attached;
+      await this.#publishAssign(stream, a.nodeId, { nodeId: a.parentId, url: a.parentUrl }, a.childIp);
+    }
+    this.observer.safeEmit('placement', stream.id, res.nodeId, !!res.attached);
+    return {
+      placement: { nodeId: res.nodeId, url: res.url, ticket: this.tickets.viewer({ stream: stream.id, node: res.nodeId }) },
+      stream: info(stream),
+    };
+  }
+
+  async viewerLeft(nodeId: string, streamId: string): Promise<void> {
+    await this.store.releaseViewer(streamId, nodeId);
+  }
+
+  /** A relay lost its parent for a stream (pipe closed or stalled): find it another. */
+  async parentLost(childId: string, streamId: string, parentId: string): Promise<void> {
+    const tree = await this.store.getTree(streamId);
+    const entry = tree.find((e) => e.nodeId === childId);
+    if (!entry) return;
+    if (entry.parent !== parentId && entry.parent !== null) {
+      // Already moved (e.g. the controller saw the parent die first): resend the assignment.
+      const stream = await this.store.getStream(streamId);
+      if (stream) await this.#assign(stream, childId, entry.parent);
+      return;
+    }
+    await this.#adopt(streamId, childId, [parentId]);
+  }
+
+  /** A relay stopped carrying a stream (no viewers or children for a while). */
+  async streamReleased(nodeId: string, streamId: string): Promise<boolean> {
+    return this.store.detach(streamId, nodeId);
+  }
+
+  // ------------------------------------------------------------------ upkeep
+
+  /** One sweep: expire dead nodes, retry orphans, forget streams ended long ago. */
+  async sweep(): Promise<void> {
+    if (this.#sweeping || this.#closed) return;
+    this.#sweeping = true;
+    try {
+      const now = this.#clock.now();
+      for (const id of await this.store.expiredNodes(now)) await this.nodeGone(id, 'heartbeats stopped');
+      for (const [key, o] of [...this.#pendingOrphans]) {
+        this.#pendingOrphans.delete(key);
+        await this.#adopt(o.streamId, o.childId, o.exclude);
+      }
+      for (const s of await this.store.listStreams()) {
+        if (s.state === 'ended' && (s.endedAt ?? s.updatedAt) < now - this.options.endedRetentionMs) {
+          await this.store.deleteStream(s.id);
+        }
+      }
+    } catch (err) {
+      this.#log.warn({ err }, 'sweep failed');
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  async #adopt(streamId: string, childId: string, exclude: string[]): Promise<void> {
+    try {
+      const stream = await this.store.getStream(streamId);
+      if (!stream || stream.state === 'ended') return;
+      const r = await this.store.reparent(streamId, childId, { maxChildren: this.options.maxChildren, now: this.#clock.now() }, exclude);
+      if (!r) {
+        this.#log.warn({ streamId, childId }, 'no parent with room; will retry');
+        this.#pendingOrphans.set(`${streamId}/${childId}`, { streamId, childId, exclude });
+        return;
+      }
+      this.observer.safeEmit('reparent', streamId, childId, r.parentId);
+      this.#log.info({ streamId, childId, parentId: r.parentId, depth: r.depth }, 'relay re-parented');
+      await this.#assign(stream, childId, r.parentId);
+    } catch (err) {
+      this.#log.warn({ err, streamId, childId }, 'cannot re-parent; will retry');
+      this.#pendingOrphans.set(`${streamId}/${childId}`, { streamId, childId, exclude });
+    }
+  }
+
+  async #moveChildren(nodeId: string): Promise<void> {
+    for (const streamId of await this.store.nodeStreams(nodeId)) {
+      const tree = await this.store.getTree(streamId);
+      await Promise.all(tree.filter((e) => e.parent === nodeId).map((e) => this.#adopt(streamId, e.nodeId, [nodeId])));
+    }
+  }
+
+  async #assign(stream: StreamRecord, childId: string, parentId: string): Promise<void> {
+    const now = this.#clock.now();
+    const [parent, child] = await Promise.all([this.store.getNode(parentId, now), this.store.getNode(childId, now)]);
+    if (!parent || !child) return;
+    await this.#publishAssign(stream, childId, { nodeId: parentId, url: parent.url }, child.mediaIp);
+  }
+
+  async #publishAssign(stream: StreamRecord, childId: string, parent: { nodeId: string; url: string }, childIp: string): Promise<void> {
+    const ticket = this.tickets.pipe({ stream: stream.id, node: parent.nodeId, child: childId, childIp });
+    await this.store.publish({ type: 'assign', nodeId: childId, stream: info(stream), parent, ticket });
+  }
+
+  async #checkHealth(record: NodeRecord, snapshot: NodeSnapshot): Promise<void> {
+    const unhealthy = snapshot.stats.cpu > this.options.demoteCpu || snapshot.stats.lossRate > this.options.demoteLossRate;
+    const h = this.#health.get(record.id) ?? { bad: 0, good: 0 };
+    if (unhealthy) {
+      h.bad++;
+      h.good = 0;
+    } else {
+      h.good++;
+      h.bad = 0;
+    }
+    this.#health.set(record.id, h);
+    if (h.bad !== DEMOTE_AFTER && h.good !== RESTORE_AFTER) return;
+    const view = await this.store.getNode(record.id, this.#clock.now());
+    if (!view) return;
+    if (h.bad === DEMOTE_AFTER && view.status === 'ready') {
+      this.#log.warn({ nodeId: record.id, cpu: snapshot.stats.cpu, lossRate: snapshot.stats.lossRate }, 'relay demoted');
+      await this.store.setNodeStatus(record.id, 'demoted');
+      await this.#moveChildren(record.id);
+    } else if (h.good === RESTORE_AFTER && view.status === 'demoted') {
+      this.#log.info({ nodeId: record.id }, 'relay healthy again');
+      await this.store.setNodeStatus(record.id, 'ready');
+    }
+  }
+
+  #onEvent(e: TopologyEvent): void {
+    switch (e.type) {
+      case 'assign':
+        this.safeEmit('assign', e);
+        break;
+      case 'unassign':
+        this.safeEmit('unassign', e);
+        break;
+      case 'streamstate':
+        this.safeEmit('streamstate', e.streamId, e.state);
+        break;
+      case 'nodegone':
+        this.safeEmit('nodegone', e.nodeId);
+        break;
+    }
+  }
+}
+
+function info(s: StreamRecord): StreamInfo {
+  return { id: s.id, title: s.title, state: s.state, createdAt: s.createdAt };
+}
+
+/** Figures no honest node can report, given what it declared. */
+function checkFigures(record: NodeRecord, { stats, streams }: NodeSnapshot): void {
+  const cap = record.capacity;
+  const problems: string[] = [];
+  if (stats.viewers > cap.maxViewers * 2 + 10) problems.push(`viewers ${stats.viewers} > declared ${cap.maxViewers}`);
+  if (stats.children > cap.maxChildren * 2 + 2) problems.push(`children ${stats.children} > declared ${cap.maxChildren}`);
+  if (cap.upKbps > 0 && stats.bitrateOutKbps > cap.upKbps * 4 + 2000) problems.push(`bitrate out exceeds declared uplink`);
+  const sum = streams.reduce((n, s) => n + s.viewers, 0);
+  if (sum > stats.viewers + 10) problems.push('per-stream viewers exceed the total');
+  if (new Set(streams.map((s) => s.streamId)).size !== streams.length) problems.push('a stream is listed twice');
+  if (problems.length > 0) throw new CascadeError('CASCADE_ERR_RELAY_INVALID_STATS', problems.join('; '));
+}

@@ -1,0 +1,36 @@
+import { generateKeyPairSync } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { TICKET_ALGORITHM, type PipeTicketClaims, type ViewerTicketClaims } from '@cascade/protocol';
+
+/** A fresh P-256 key pair in PEM, for signing tickets. */
+export function generateTicketKey(): { privateKey: string; publicKey: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return {
+    privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  };
+}
+
+/**
+ * Signs short-lived placement (viewer) and pipe tickets with the deployment's EC key. Nodes
+ * verify with the public key; no node, trusted or not, can forge one.
+ */
+export class TicketSigner {
+  readonly publicKey: string;
+  readonly #privateKey: string;
+  readonly #ttlSec: number;
+
+  constructor(key: { privateKey: string; publicKey: string }, ttlSec: number) {
+    this.#privateKey = key.privateKey;
+    this.publicKey = key.publicKey;
+    this.#ttlSec = ttlSec;
+  }
+
+  viewer(claims: Omit<ViewerTicketClaims, 'kind'>): string {
+    return jwt.sign({ kind: 'viewer', ...claims }, this.#privateKey, { algorithm: TICKET_ALGORITHM, expiresIn: this.#ttlSec });
+  }
+
+  pipe(claims: Omit<PipeTicketClaims, 'kind'>): string {
+    return jwt.sign({ kind: 'pipe', ...claims }, this.#privateKey, { algorithm: TICKET_ALGORITHM, expiresIn: this.#ttlSec });
+  }
+}

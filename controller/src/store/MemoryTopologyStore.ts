@@ -1,0 +1,421 @@
+import { CascadeError, TypedEmitter, type NodeStats } from '@cascade/protocol';
+import type {
+  NodeRecord,
+  NodeSnapshot,
+  NodeStatus,
+  NodeView,
+  PlacementPolicy,
+  PlaceResult,
+  StreamRecord,
+  TopologyEvent,
+  TreeEntry,
+} from '../types.js';
+import { FULL, parentScore, relayScore, serveScore } from './scores.js';
+import { SortedSet } from './SortedSet.js';
+import type { TopologyStore } from './TopologyStore.js';
+
+/** Tree entries a node stopped reporting are kept this long after they were created (ms),
+ *  so that a heartbeat sent before an assignment arrived does not undo it. */
+export const HEARTBEAT_PRUNE_GRACE_MS = 5000;
+/** Longest parent chain walked when checking for cycles. */
+const MAX_DEPTH = 64;
+
+/**
+ * The single-machine store: the same indexes as the Redis store (sorted sets per stream for
+ * serving and parent candidates, one for relays to add), held in process. Operations are
+ * synchronous inside, hence atomic.
+ */
+export class MemoryTopologyStore implements TopologyStore {
+  readonly kind = 'memory' as const;
+  readonly #nodes = new Map<string, NodeRecord>();
+  readonly #expiry = new Map<string, number>();
+  readonly #status = new Map<string, NodeStatus>();
+  readonly #viewers = new Map<string, number>();
+  readonly #stats = new Map<string, NodeStats>();
+  readonly #nodeStreams = new Map<string, Set<string>>();
+  readonly #streams = new Map<string, StreamRecord>();
+  readonly #trees = new Map<string, Map<string, TreeEntry>>();
+  readonly #serve = new Map<string, SortedSet>();
+  readonly #parents = new Map<string, SortedSet>();
+  readonly #relays = new SortedSet();
+  readonly #events = new TypedEmitter<{ event: [TopologyEvent]; listenererror: [string, unknown] }>();
+  #ticketKey: { privateKey: string; publicKey: string } | undefined;
+  #closed = false;
+
+  // ------------------------------------------------------------------ nodes
+
+  async upsertNode(node: NodeRecord, status: NodeStatus, ttlMs: number, now: number): Promise<void> {
+    this.#open();
+    this.#nodes.set(node.id, { ...node });
+    this.#status.set(node.id, status);
+    this.#expiry.set(node.id, now + ttlMs);
+    if (!this.#viewers.has(node.id)) this.#viewers.set(node.id, 0);
+    this.#refresh(node.id);
+  }
+
+  async heartbeat(nodeId: string, snapshot: NodeSnapshot, ttlMs: number, now: number): Promise<boolean> {
+    this.#open();
+    if (!this.#nodes.has(nodeId)) return false;
+    this.#expiry.set(nodeId, now + ttlMs);
+    // Viewers are the node's to count; the tree's structure (parents, children) is the
+    // controller's, so a report only fills in entries the store lost.
+    this.#viewers.set(nodeId, snapshot.stats.viewers);
+    this.#stats.set(nodeId, snapshot.stats);
+    const reported = new Set<string>();
+    for (const cs of snapshot.streams) {
+      if (!this.#streams.has(cs.streamId)) continue;
+      reported.add(cs.streamId);
+      const tree = this.#tree(cs.streamId);
+      const e = tree.get(nodeId);
+      if (e) {
+        e.viewers = cs.viewers;
+        e.bitrateOutKbps = cs.bitrateOutKbps;
+        if (cs.parentNodeId === e.parent) e.depth = cs.depth;
+        continue;
+      }
+      let children = 0;
+      for (const x of tree.values()) if (x.parent === nodeId) children++;
+      tree.set(nodeId, { nodeId, parent: cs.parentNodeId, depth: cs.depth, viewers: cs.viewers, children, since: now });
+      this.#streamsOf(nodeId).add(cs.streamId);
+      if (cs.parentNodeId !== null) this.#addChildCount(cs.streamId, cs.parentNodeId, 1);
+    }
+    for (const streamId of [...this.#streamsOf(nodeId)]) {
+      if (reported.has(streamId)) continue;
+      const e = this.#trees.get(streamId)?.get(nodeId);
+      if (e && e.since < now - HEARTBEAT_PRUNE_GRACE_MS && e.children === 0 && e.parent !== null) {
+        this.#removeEntry(streamId, nodeId);
+      }
+    }
+    this.#refresh(nodeId);
+    return true;
+  }
+
+  async setNodeStatus(nodeId: string, status: NodeStatus): Promise<void> {
+    this.#open();
+    if (!this.#nodes.has(nodeId)) return;
+    this.#status.set(nodeId, status);
+    this.#refresh(nodeId);
+  }
+
+  async getNode(nodeId: string, now: number): Promise<NodeView | undefined> {
+    this.#open();
+    return this.#view(nodeId, now);
+  }
+
+  async listNodes(now: number): Promise<NodeView[]> {
+    this.#open();
+    return [...this.#nodes.keys()].map((id) => this.#view(id, now)!);
+  }
+
+  async expiredNodes(now: number): Promise<string[]> {
+    this.#open();
+    return [...this.#expiry].filter(([, t]) => t <= now).map(([id]) => id);
+  }
+
+  async removeNode(nodeId: string): Promise<{ orphans: { streamId: string; childId: string }[]; streams: string[] }> {
+    this.#open();
+    const orphans: { streamId: string; childId: string }[] = [];
+    const streams = [...this.#streamsOf(nodeId)];
+    for (const streamId of streams) {
+      for (const e of this.#tree(streamId).values()) {
+        if (e.parent === nodeId) orphans.push({ streamId, childId: e.nodeId });
+      }
+      this.#removeEntry(streamId, nodeId);
+    }
+    for (const m of [this.#nodes, this.#expiry, this.#status, this.#viewers, this.#stats, this.#nodeStreams]) {
+      m.delete(nodeId);
+    }
+    this.#relays.delete(nodeId);
+    return { orphans, streams };
+  }
+
+  // ------------------------------------------------------------------ streams
+
+  async putStream(stream: StreamRecord): Promise<void> {
+    this.#open();
+    this.#streams.set(stream.id, { ...stream });
+    const tree = this.#tree(stream.id);
+    if (!tree.has(stream.originNodeId)) {
+      tree.set(stream.originNodeId, { nodeId: stream.originNodeId, parent: null, depth: 0, viewers: 0, children: 0, since: stream.updatedAt });
+      this.#streamsOf(stream.originNodeId).add(stream.id);
+      this.#refresh(stream.originNodeId);
+    }
+  }
+
+  async getStream(streamId: string): Promise<StreamRecord | undefined> {
+    this.#open();
+    const s = this.#streams.get(streamId);
+    return s && { ...s };
+  }
+
+  async listStreams(): Promise<StreamRecord[]> {
+    this.#open();
+    return [...this.#streams.values()].map((s) => ({ ...s }));
+  }
+
+  async deleteStream(streamId: string): Promise<void> {
+    this.#open();
+    for (const nodeId of this.#tree(streamId).keys()) this.#nodeStreams.get(nodeId)?.delete(streamId);
+    this.#trees.delete(streamId);
+    this.#serve.delete(streamId);
+    this.#parents.delete(streamId);
+    this.#streams.delete(streamId);
+  }
+
+  async getTree(streamId: string): Promise<TreeEntry[]> {
+    this.#open();
+    return [...(this.#trees.get(streamId)?.values() ?? [])].map((e) => ({ ...e }));
+  }
+
+  async nodeStreams(nodeId: string): Promise<string[]> {
+    this.#open();
+    return [...this.#streamsOf(nodeId)];
+  }
+
+  // ------------------------------------------------------------------ decisions
+
+  async placeViewer(streamId: string, policy: PlacementPolicy, exclude: string[]): Promise<PlaceResult> {
+    this.#open();
+    const stream = this.#streams.get(streamId);
+    if (!stream) throw new CascadeError('CASCADE_ERR_STREAM_NOT_FOUND', streamId);
+    if (stream.state === 'ended') throw new CascadeError('CASCADE_ERR_STREAM_ENDED', streamId);
+    const ex = new Set(exclude);
+    const tree = this.#tree(streamId);
+    const root = stream.originNodeId;
+    if (!tree.has(root)) await this.putStream(stream);
+
+    // 1. The origin, up to its own budget.
+    const result = (nodeId: string, attached?: PlaceResult['attached']): PlaceResult => ({
+      nodeId,
+      url: this.#nodes.get(nodeId)!.url,
+      stream: { ...stream },
+      ...(attached ? { attached } : {}),
+    });
+    if (this.#usable(root, policy.now, ex) && this.#hasViewerRoom(root)) {
+      this.#addViewer(streamId, root);
+      return result(root);
+    }
+    // 2. The shallowest, least loaded relay already carrying the stream.
+    for (const [id, score] of this.#serveSet(streamId).ascending()) {
+      if (score >= FULL) break;
+      if (this.#usable(id, policy.now, ex) && this.#hasViewerRoom(id)) {
+        this.#addViewer(streamId, id);
+        return result(id);
+      }
+    }
+    // 3. A new relay under the shallowest node with a free child slot.
+    const parentId = this.#pickParent(streamId, policy, ex, null);
+    if (parentId !== null) {
+      for (const [id, score] of this.#relays.ascending()) {
+        if (score >= FULL) break;
+        if (tree.has(id) || !this.#usable(id, policy.now, ex) || !this.#hasViewerRoom(id)) continue;
+        const depth = this.#attach(streamId, id, parentId, policy.now);
+        this.#addViewer(streamId, id);
+        return result(id, { nodeId: id, parentId, depth, parentUrl: this.#nodes.get(parentId)!.url, childIp: this.#nodes.get(id)!.mediaIp });
+      }
+    }
+    throw new CascadeError('CASCADE_ERR_NODE_CAPACITY', streamId);
+  }
+
+  async releaseViewer(streamId: string, nodeId: string): Promise<void> {
+    this.#open();
+    const e = this.#trees.get(streamId)?.get(nodeId);
+    if (e) e.viewers = Math.max(0, e.viewers - 1);
+    if (this.#viewers.has(nodeId)) this.#viewers.set(nodeId, Math.max(0, this.#viewers.get(nodeId)! - 1));
+    this.#refresh(nodeId);
+  }
+
+  async reparent(
+    streamId: string,
+    childId: string,
+    policy: PlacementPolicy,
+    exclude: string[],
+  ): Promise<{ parentId: string; depth: number } | null> {
+    this.#open();
+    const tree = this.#trees.get(streamId);
+    const e = tree?.get(childId);
+    if (!tree || !e) return null;
+    const parentId = this.#pickParent(streamId, policy, new Set(exclude), childId);
+    if (parentId === null) return null;
+    const old = e.parent;
+    if (old !== parentId) {
+      if (old !== null) this.#addChildCount(streamId, old, -1);
+      this.#addChildCount(streamId, parentId, 1);
+    }
+    e.parent = parentId;
+    e.depth = tree.get(parentId)!.depth + 1;
+    e.since = policy.now;
+    this.#refresh(childId);
+    return { parentId, depth: e.depth };
+  }
+
+  async detach(streamId: string, nodeId: string): Promise<boolean> {
+    this.#open();
+    const e = this.#trees.get(streamId)?.get(nodeId);
+    if (!e) return true;
+    if (e.children > 0) return false;
+    this.#removeEntry(streamId, nodeId);
+    return true;
+  }
+
+  // ------------------------------------------------------------------ events, keys
+
+  async publish(event: TopologyEvent): Promise<void> {
+    this.#open();
+    // Asynchronous like Redis pub/sub, so callers never depend on synchronous delivery.
+    queueMicrotask(() => this.#events.safeEmit('event', event));
+  }
+
+  subscribe(handler: (event: TopologyEvent) => void): () => void {
+    this.#events.on('event', handler);
+    return () => this.#events.off('event', handler);
+  }
+
+  async getOrCreateTicketKey(generate: () => { privateKey: string; publicKey: string }) {
+    this.#open();
+    this.#ticketKey ??= generate();
+    return this.#ticketKey;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#events.removeAllListeners();
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  #open(): void {
+    if (this.#closed) throw new CascadeError('CASCADE_ERR_STORE_UNAVAILABLE', 'store closed');
+  }
+
+  #tree(streamId: string): Map<string, TreeEntry> {
+    let t = this.#trees.get(streamId);
+    if (!t) this.#trees.set(streamId, (t = new Map()));
+    return t;
+  }
+
+  #serveSet(streamId: string): SortedSet {
+    let s = this.#serve.get(streamId);
+    if (!s) this.#serve.set(streamId, (s = new SortedSet()));
+    return s;
+  }
+
+  #parentSet(streamId: string): SortedSet {
+    let s = this.#parents.get(streamId);
+    if (!s) this.#parents.set(streamId, (s = new SortedSet()));
+    return s;
+  }
+
+  #streamsOf(nodeId: string): Set<string> {
+    let s = this.#nodeStreams.get(nodeId);
+    if (!s) this.#nodeStreams.set(nodeId, (s = new Set()));
+    return s;
+  }
+
+  #usable(nodeId: string, now: number, exclude: Set<string>): boolean {
+    return (
+      this.#nodes.has(nodeId) &&
+      (this.#expiry.get(nodeId) ?? 0) > now &&
+      this.#status.get(nodeId) === 'ready' &&
+      !exclude.has(nodeId)
+    );
+  }
+
+  #hasViewerRoom(nodeId: string): boolean {
+    return (this.#viewers.get(nodeId) ?? 0) < this.#nodes.get(nodeId)!.capacity.maxViewers;
+  }
+
+  #addViewer(streamId: string, nodeId: string): void {
+    this.#tree(streamId).get(nodeId)!.viewers++;
+    this.#viewers.set(nodeId, (this.#viewers.get(nodeId) ?? 0) + 1);
+    this.#refresh(nodeId);
+  }
+
+  #addChildCount(streamId: string, nodeId: string, delta: number): void {
+    const e = this.#trees.get(streamId)?.get(nodeId);
+    if (e) e.children = Math.max(0, e.children + delta);
+    this.#refresh(nodeId);
+  }
+
+  /** Children a node feeds, all streams together (derived from the trees, never stored). */
+  #childTotal(nodeId: string): number {
+    let n = 0;
+    for (const streamId of this.#nodeStreams.get(nodeId) ?? []) n += this.#trees.get(streamId)?.get(nodeId)?.children ?? 0;
+    return n;
+  }
+
+  #isDescendant(tree: Map<string, TreeEntry>, nodeId: string, ancestor: string): boolean {
+    let cur = tree.get(nodeId)?.parent ?? null;
+    for (let i = 0; cur !== null && i < MAX_DEPTH; i++) {
+      if (cur === ancestor) return true;
+      cur = tree.get(cur)?.parent ?? null;
+    }
+    return false;
+  }
+
+  #pickParent(streamId: string, policy: PlacementPolicy, exclude: Set<string>, child: string | null): string | null {
+    const tree = this.#tree(streamId);
+    for (const [id, score] of this.#parentSet(streamId).ascending()) {
+      if (score >= FULL) break;
+      const e = tree.get(id);
+      if (!e || id === child || e.children >= policy.maxChildren) continue;
+      if (!this.#usable(id, policy.now, exclude)) continue;
+      if (this.#childTotal(id) >= this.#nodes.get(id)!.capacity.maxChildren) continue;
+      if (child !== null && this.#isDescendant(tree, id, child)) continue;
+      return id;
+    }
+    return null;
+  }
+
+  #attach(streamId: string, nodeId: string, parentId: string, now: number): number {
+    const tree = this.#tree(streamId);
+    const depth = tree.get(parentId)!.depth + 1;
+    tree.set(nodeId, { nodeId, parent: parentId, depth, viewers: 0, children: 0, since: now });
+    this.#streamsOf(nodeId).add(streamId);
+    this.#addChildCount(streamId, parentId, 1);
+    this.#refresh(nodeId);
+    return depth;
+  }
+
+  #removeEntry(streamId: string, nodeId: string): void {
+    const tree = this.#trees.get(streamId);
+    const e = tree?.get(nodeId);
+    if (!tree || !e) return;
+    tree.delete(nodeId);
+    if (e.parent !== null) this.#addChildCount(streamId, e.parent, -1);
+    this.#nodeStreams.get(nodeId)?.delete(streamId);
+    this.#serve.get(streamId)?.delete(nodeId);
+    this.#parents.get(streamId)?.delete(nodeId);
+  }
+
+  /** Recompute a node's scores in every index it belongs to. */
+  #refresh(nodeId: string): void {
+    const node = this.#nodes.get(nodeId);
+    if (!node) return;
+    const viewers = this.#viewers.get(nodeId) ?? 0;
+    const children = this.#childTotal(nodeId);
+    const cap = node.capacity;
+    for (const streamId of this.#streamsOf(nodeId)) {
+      const e = this.#trees.get(streamId)?.get(nodeId);
+      if (!e) continue;
+      if (e.parent !== null) this.#serveSet(streamId).set(nodeId, serveScore(e.depth, viewers, cap.maxViewers));
+      this.#parentSet(streamId).set(nodeId, parentScore(e.depth, node.volunteer, e.children, children >= cap.maxChildren));
+    }
+    if (node.kind === 'relay') this.#relays.set(nodeId, relayScore(node.volunteer, cap.maxChildren, viewers, cap.maxViewers));
+  }
+
+  #view(nodeId: string, now: number): NodeView | undefined {
+    const n = this.#nodes.get(nodeId);
+    if (!n) return undefined;
+    const expiresAt = this.#expiry.get(nodeId) ?? 0;
+    const stats = this.#stats.get(nodeId);
+    return {
+      ...n,
+      status: this.#status.get(nodeId) ?? 'probing',
+      alive: expiresAt > now,
+      expiresAt,
+      load: { viewers: this.#viewers.get(nodeId) ?? 0, children: this.#childTotal(nodeId) },
+      ...(stats ? { stats } : {}),
+    };
+  }
+}

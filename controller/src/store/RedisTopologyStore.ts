@@ -1,0 +1,280 @@
+import { Redis } from 'ioredis';
+import { CascadeError, isErrorCode, type Logger, type NodeStats } from '@cascade/protocol';
+import type {
+  NodeRecord,
+  NodeSnapshot,
+  NodeStatus,
+  NodeView,
+  PlacementPolicy,
+  PlaceResult,
+  StreamRecord,
+  TopologyEvent,
+  TreeEntry,
+} from '../types.js';
+import { KEYS, TOPOLOGY_LUA } from './redisScript.js';
+import type { TopologyStore } from './TopologyStore.js';
+
+type ScriptRedis = Redis & { cascadeTopology(...args: (string | number)[]): Promise<unknown> };
+
+export interface RedisTopologyStoreOptions {
+  url: string;
+  /** ms before a command counts as failed. Default 2000. */
+  commandTimeoutMs?: number;
+}
+
+/**
+ * The deployment store: state in Redis so that several controller instances share it.
+ * Decisions run as one Lua script (atomic, one round trip); changes are published on
+ * `cascade:events`. While Redis is unreachable every call fails fast with
+ * CASCADE_ERR_STORE_UNAVAILABLE (no offline queue), and media already flowing is untouched.
+ */
+export class RedisTopologyStore implements TopologyStore {
+  readonly kind = 'redis' as const;
+  readonly #redis: ScriptRedis;
+  readonly #sub: Redis;
+  readonly #log: Logger;
+  readonly #handlers = new Set<(e: TopologyEvent) => void>();
+  #closed = false;
+
+  static async connect(options: RedisTopologyStoreOptions, deps: { logger: Logger }): Promise<RedisTopologyStore> {
+    const store = new RedisTopologyStore(options, deps.logger);
+    try {
+      await Promise.all([store.#redis.connect(), store.#sub.connect()]);
+      await store.#sub.subscribe(KEYS.channel);
+    } catch (err) {
+      await store.close();
+      throw new CascadeError('CASCADE_ERR_STORE_UNAVAILABLE', `cannot connect to ${redactUrl(options.url)}`, { cause: err });
+    }
+    return store;
+  }
+
+  private constructor(options: RedisTopologyStoreOptions, logger: Logger) {
+    this.#log = logger.child({ component: 'RedisTopologyStore' });
+    const common = {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.commandTimeoutMs ?? 2000,
+      // Keep retrying for ever, quickly: a restarted Redis should be picked up within a second.
+      retryStrategy: (times: number) => Math.min(100 * times, 1000),
+    };
+    this.#redis = new Redis(options.url, common) as ScriptRedis;
+    this.#redis.defineCommand('cascadeTopology', { numberOfKeys: 0, lua: TOPOLOGY_LUA });
+    this.#sub = new Redis(options.url, { ...common, enableOfflineQueue: true, commandTimeout: undefined });
+    let down = false;
+    this.#redis.on('error', (err) => {
+      if (!down) this.#log.warn({ err }, 'redis unreachable');
+      down = true;
+    });
+    this.#redis.on('ready', () => {
+      if (down) this.#log.info({}, 'redis reachable again');
+      down = false;
+    });
+    this.#sub.on('error', () => {});
+    this.#sub.on('message', (_channel: string, message: string) => {
+      let event: TopologyEvent;
+      try {
+        event = JSON.parse(message) as TopologyEvent;
+      } catch {
+        return;
+      }
+      for (const h of this.#handlers) {
+        try {
+          h(event);
+        } catch (err) {
+          this.#log.error({ err }, 'topology event handler threw');
+        }
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ nodes
+
+  async upsertNode(node: NodeRecord, status: NodeStatus, ttlMs: number, now: number): Promise<void> {
+    await this.#script('upsertNode', JSON.stringify(node), status, ttlMs, now);
+  }
+
+  async heartbeat(nodeId: string, snapshot: NodeSnapshot, ttlMs: number, now: number): Promise<boolean> {
+    return (await this.#script('heartbeat', nodeId, JSON.stringify(snapshot), ttlMs, now)) === 'OK';
+  }
+
+  async setNodeStatus(nodeId: string, status: NodeStatus): Promise<void> {
+    await this.#script('setStatus', nodeId, status);
+  }
+
+  async getNode(nodeId: string, now: number): Promise<NodeView | undefined> {
+    return (await this.#views([nodeId], now))[0];
+  }
+
+  async listNodes(now: number): Promise<NodeView[]> {
+    const ids = await this.#call(() => this.#redis.hkeys(KEYS.nodes));
+    return this.#views(ids, now);
+  }
+
+  async expiredNodes(now: number): Promise<string[]> {
+    return this.#call(() => this.#redis.zrangebyscore(KEYS.expiry, '-inf', now));
+  }
+
+  async removeNode(nodeId: string): Promise<{ orphans: { streamId: string; childId: string }[]; streams: string[] }> {
+    const r = JSON.parse(String(await this.#script('removeNode', nodeId))) as { orphans: unknown; streams: unknown };
+    // cjson encodes an empty Lua table as {} rather than [].
+    return {
+      orphans: Array.isArray(r.orphans) ? (r.orphans as { streamId: string; childId: string }[]) : [],
+      streams: Array.isArray(r.streams) ? (r.streams as string[]) : [],
+    };
+  }
+
+  // ------------------------------------------------------------------ streams
+
+  async putStream(stream: StreamRecord): Promise<void> {
+    await this.#script('putStream', JSON.stringify(stream));
+  }
+
+  async getStream(streamId: string): Promise<StreamRecord | undefined> {
+    const raw = await this.#call(() => this.#redis.hget(KEYS.streams, streamId));
+    return raw ? (JSON.parse(raw) as StreamRecord) : undefined;
+  }
+
+  async listStreams(): Promise<StreamRecord[]> {
+    const all = await this.#call(() => this.#redis.hvals(KEYS.streams));
+    return all.map((raw) => JSON.parse(raw) as StreamRecord);
+  }
+
+  async deleteStream(streamId: string): Promise<void> {
+    await this.#script('deleteStream', streamId);
+  }
+
+  async getTree(streamId: string): Promise<TreeEntry[]> {
+    const all = await this.#call(() => this.#redis.hvals(KEYS.tree(streamId)));
+    return all.map((raw) => {
+      const e = JSON.parse(raw) as TreeEntry;
+      return { ...e, parent: e.parent ?? null };
+    });
+  }
+
+  async nodeStreams(nodeId: string): Promise<string[]> {
+    return this.#call(() => this.#redis.smembers(KEYS.nodeStreams(nodeId)));
+  }
+
+  // ------------------------------------------------------------------ decisions
+
+  async placeViewer(streamId: string, policy: PlacementPolicy, exclude: string[]): Promise<PlaceResult> {
+    const r = JSON.parse(String(await this.#script('place', streamId, policy.maxChildren, policy.now, JSON.stringify(exclude)))) as
+      | PlaceResult
+      | { err: string };
+    if ('err' in r) throw new CascadeError(isErrorCode(r.err) ? r.err : 'CASCADE_ERR_INTERNAL', streamId);
+    return r;
+  }
+
+  async releaseViewer(streamId: string, nodeId: string): Promise<void> {
+    await this.#script('release', streamId, nodeId);
+  }
+
+  async reparent(
+    streamId: string,
+    childId: string,
+    policy: PlacementPolicy,
+    exclude: string[],
+  ): Promise<{ parentId: string; depth: number } | null> {
+    const r = JSON.parse(
+      String(await this.#script('reparent', streamId, childId, policy.maxChildren, policy.now, JSON.stringify(exclude))),
+    ) as { parentId?: string; depth?: number };
+    return r.parentId !== undefined ? { parentId: r.parentId, depth: r.depth! } : null;
+  }
+
+  async detach(streamId: string, nodeId: string): Promise<boolean> {
+    return Number(await this.#script('detach', streamId, nodeId)) === 1;
+  }
+
+  // ------------------------------------------------------------------ events, keys
+
+  async publish(event: TopologyEvent): Promise<void> {
+    await this.#call(() => this.#redis.publish(KEYS.channel, JSON.stringify(event)));
+  }
+
+  subscribe(handler: (event: TopologyEvent) => void): () => void {
+    this.#handlers.add(handler);
+    return () => this.#handlers.delete(handler);
+  }
+
+  async getOrCreateTicketKey(generate: () => { privateKey: string; publicKey: string }) {
+    const fresh = generate();
+    // HSETNX on the private key decides the winner when several instances start together.
+    await this.#call(async () => {
+      if (await this.#redis.hsetnx(KEYS.ticketKey, 'private', fresh.privateKey)) {
+        await this.#redis.hset(KEYS.ticketKey, 'public', fresh.publicKey);
+      }
+    });
+    for (let i = 0; i < 20; i++) {
+      const [privateKey, publicKey] = await this.#call(() => this.#redis.hmget(KEYS.ticketKey, 'private', 'public'));
+      if (privateKey && publicKey) return { privateKey, publicKey };
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new CascadeError('CASCADE_ERR_STORE_UNAVAILABLE', 'ticket key incomplete in redis');
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#handlers.clear();
+    this.#redis.disconnect();
+    this.#sub.disconnect();
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  async #views(ids: string[], now: number): Promise<NodeView[]> {
+    if (ids.length === 0) return [];
+    const pipe = this.#redis.pipeline();
+    pipe.hmget(KEYS.nodes, ...ids);
+    pipe.hmget(KEYS.status, ...ids);
+    pipe.hmget(KEYS.viewers, ...ids);
+    pipe.hmget(KEYS.stats, ...ids);
+    for (const id of ids) pipe.zscore(KEYS.expiry, id);
+    const res = await this.#call(() => pipe.exec());
+    const col = (i: number) => (res?.[i]?.[1] ?? []) as (string | null)[];
+    const [nodes, statuses, viewers, stats] = [col(0), col(1), col(2), col(3)];
+    const out: NodeView[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const raw = nodes[i];
+      if (!raw) continue;
+      const expiresAt = Number(res?.[4 + i]?.[1] ?? 0);
+      const node = JSON.parse(raw) as NodeRecord;
+      const streams = await this.nodeStreams(node.id);
+      let children = 0;
+      for (const s of streams) {
+        const e = await this.#call(() => this.#redis.hget(KEYS.tree(s), node.id));
+        if (e) children += (JSON.parse(e) as TreeEntry).children;
+      }
+      out.push({
+        ...node,
+        status: (statuses[i] as NodeStatus | null) ?? 'probing',
+        alive: expiresAt > now,
+        expiresAt,
+        load: { viewers: Number(viewers[i] ?? 0), children },
+        ...(stats[i] ? { stats: JSON.parse(stats[i]!) as NodeStats } : {}),
+      });
+    }
+    return out;
+  }
+
+  #script(...args: (string | number)[]): Promise<unknown> {
+    return this.#call(() => this.#redis.cascadeTopology(...args));
+  }
+
+  async #call<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw new CascadeError('CASCADE_ERR_STORE_UNAVAILABLE', 'store closed');
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof CascadeError) throw err;
+      // A ReplyError is Redis answering (a script bug), not Redis being away.
+      if ((err as Error).name === 'ReplyError') throw new CascadeError('CASCADE_ERR_INTERNAL', (err as Error).message, { cause: err });
+      throw new CascadeError('CASCADE_ERR_STORE_UNAVAILABLE', (err as Error).message, { cause: err });
+    }
+  }
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}

@@ -1,0 +1,71 @@
+/**
+ * A small sorted set (member → score, ascending iteration), the in-process twin of a Redis
+ * ZSET so that both stores keep the same indexes. Ties are broken by member name, as in Redis.
+ */
+export class SortedSet {
+  readonly #scores = new Map<string, number>();
+  #order: string[] = [];
+
+  get size(): number {
+    return this.#scores.size;
+  }
+
+  score(member: string): number | undefined {
+    return this.#scores.get(member);
+  }
+
+  set(member: string, score: number): void {
+    const old = this.#scores.get(member);
+    if (old === score) return;
+    if (old !== undefined) this.#order.splice(this.#indexOf(member, old), 1);
+    this.#scores.set(member, score);
+    this.#order.splice(this.#insertionPoint(member, score), 0, member);
+  }
+
+  delete(member: string): boolean {
+    const old = this.#scores.get(member);
+    if (old === undefined) return false;
+    this.#order.splice(this.#indexOf(member, old), 1);
+    this.#scores.delete(member);
+    return true;
+  }
+
+  *ascending(): Generator<[string, number]> {
+    // Snapshot so callers may update scores while iterating.
+    for (const m of [...this.#order]) {
+      const s = this.#scores.get(m);
+      if (s !== undefined) yield [m, s];
+    }
+  }
+
+  /** First member (lowest score) without copying. */
+  first(): [string, number] | undefined {
+    const m = this.#order[0];
+    return m === undefined ? undefined : [m, this.#scores.get(m)!];
+  }
+
+  #cmp(aM: string, aS: number, bM: string, bS: number): number {
+    return aS !== bS ? aS - bS : aM < bM ? -1 : aM > bM ? 1 : 0;
+  }
+
+  #insertionPoint(member: string, score: number): number {
+    let lo = 0;
+    let hi = this.#order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const m = this.#order[mid]!;
+      if (this.#cmp(m, this.#scores.get(m)!, member, score) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  #indexOf(member: string, score: number): number {
+    // The member is still in #order with its old score, which #scores may no longer hold.
+    const saved = this.#scores.get(member);
+    this.#scores.set(member, score);
+    const i = this.#insertionPoint(member, score);
+    if (saved !== undefined) this.#scores.set(member, saved);
+    return i;
+  }
+}

@@ -1,0 +1,368 @@
+/**
+ * The Redis store's decisions, as one Lua script run atomically by Redis (one round trip per
+ * decision). It mirrors MemoryTopologyStore step for step; the store contract tests run the
+ * same scenarios against both. Not Redis Cluster safe: keys are derived inside the script.
+ *
+ * Keys (all under `cascade:`):
+ *   cascade:nodes                 hash   nodeId => NodeRecord JSON
+ *   cascade:nodes:expiry          zset   nodeId => liveness deadline (ms)
+ *   cascade:nodes:status          hash   nodeId => probing|ready|draining|demoted
+ *   cascade:nodes:viewers         hash   nodeId => viewers on the node, all streams
+ *   cascade:nodes:stats           hash   nodeId => NodeStats JSON (last heartbeat)
+ *   cascade:node:<id>:streams     set    streamIds the node carries
+ *   cascade:relays                zset   relayId => relayScore (candidates to add to a tree)
+ *   cascade:streams               hash   streamId => StreamRecord JSON
+ *   cascade:stream:<id>:tree      hash   nodeId => TreeEntry JSON
+ *   cascade:stream:<id>:serve     zset   relayId => serveScore (relays serving viewers)
+ *   cascade:stream:<id>:parents   zset   nodeId => parentScore (nodes that may feed a relay)
+ *   cascade:ticketkey             hash   private/public => PEM of the ticket signing key
+ *   cascade:events                channel TopologyEvent JSON
+ */
+export const KEYS = {
+  nodes: 'cascade:nodes',
+  expiry: 'cascade:nodes:expiry',
+  status: 'cascade:nodes:status',
+  viewers: 'cascade:nodes:viewers',
+  stats: 'cascade:nodes:stats',
+  relays: 'cascade:relays',
+  streams: 'cascade:streams',
+  ticketKey: 'cascade:ticketkey',
+  channel: 'cascade:events',
+  nodeStreams: (nodeId: string) => `cascade:node:${nodeId}:streams`,
+  tree: (streamId: string) => `cascade:stream:${streamId}:tree`,
+  serve: (streamId: string) => `cascade:stream:${streamId}:serve`,
+  parents: (streamId: string) => `cascade:stream:${streamId}:parents`,
+} as const;
+
+export const TOPOLOGY_LUA = String.raw`
+local FULL = 1e13
+local MAX_DEPTH = 64
+local PRUNE_GRACE = 5000
+local NODES, EXPIRY, STATUS, VIEWERS, STATS = 'cascade:nodes', 'cascade:nodes:expiry', 'cascade:nodes:status', 'cascade:nodes:viewers', 'cascade:nodes:stats'
+local RELAYS, STREAMS = 'cascade:relays', 'cascade:streams'
+local function nodeStreamsKey(id) return 'cascade:node:' .. id .. ':streams' end
+local function treeKey(s) return 'cascade:stream:' .. s .. ':tree' end
+local function serveKey(s) return 'cascade:stream:' .. s .. ':serve' end
+local function parentsKey(s) return 'cascade:stream:' .. s .. ':parents' end
+
+local function floor(x) return math.floor(x) end
+local function serveScore(depth, viewers, maxViewers)
+  local full = 0
+  if viewers >= maxViewers then full = FULL end
+  return full + depth * 1e9 + floor((math.min(viewers, maxViewers) / math.max(1, maxViewers)) * 1e6)
+end
+local function parentScore(depth, volunteer, children, full)
+  local s = depth * 1e9 + children
+  if volunteer then s = s + 1e8 end
+  if full then s = s + FULL end
+  return s
+end
+local function relayScore(volunteer, maxChildren, viewers, maxViewers)
+  local s = (1000 - math.min(maxChildren, 999)) * 1e5 + floor((viewers / math.max(1, maxViewers)) * 1e4)
+  if volunteer then s = s + 1e9 end
+  if viewers >= maxViewers then s = s + FULL end
+  return s
+end
+
+local function getNode(id)
+  local raw = redis.call('HGET', NODES, id)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+local function getEntry(s, id)
+  local raw = redis.call('HGET', treeKey(s), id)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+local function putEntry(s, e) redis.call('HSET', treeKey(s), e.nodeId, cjson.encode(e)) end
+local function isNull(v) return v == nil or v == cjson.null end
+local function viewersOf(id) return tonumber(redis.call('HGET', VIEWERS, id) or '0') end
+
+local function childTotal(id)
+  local n = 0
+  for _, s in ipairs(redis.call('SMEMBERS', nodeStreamsKey(id))) do
+    local e = getEntry(s, id)
+    if e then n = n + e.children end
+  end
+  return n
+end
+
+local function refresh(id)
+  local node = getNode(id)
+  if not node then return end
+  local viewers = viewersOf(id)
+  local children = childTotal(id)
+  local cap = node.capacity
+  for _, s in ipairs(redis.call('SMEMBERS', nodeStreamsKey(id))) do
+    local e = getEntry(s, id)
+    if e then
+      if not isNull(e.parent) then redis.call('ZADD', serveKey(s), serveScore(e.depth, viewers, cap.maxViewers), id) end
+      redis.call('ZADD', parentsKey(s), parentScore(e.depth, node.volunteer, e.children, children >= cap.maxChildren), id)
+    end
+  end
+  if node.kind == 'relay' then
+    redis.call('ZADD', RELAYS, relayScore(node.volunteer, cap.maxChildren, viewers, cap.maxViewers), id)
+  end
+end
+
+local function usable(id, now, exclude)
+  if exclude[id] then return false end
+  local exp = redis.call('ZSCORE', EXPIRY, id)
+  if not exp or tonumber(exp) <= now then return false end
+  return redis.call('HGET', STATUS, id) == 'ready'
+end
+local function hasViewerRoom(id)
+  local node = getNode(id)
+  return node ~= nil and viewersOf(id) < node.capacity.maxViewers
+end
+
+local function addChildCount(s, id, delta)
+  local e = getEntry(s, id)
+  if e then
+    e.children = math.max(0, e.children + delta)
+    putEntry(s, e)
+  end
+  refresh(id)
+end
+
+local function addViewer(s, id)
+  local e = getEntry(s, id)
+  e.viewers = e.viewers + 1
+  putEntry(s, e)
+  redis.call('HINCRBY', VIEWERS, id, 1)
+  refresh(id)
+end
+
+local function removeEntry(s, id)
+  local e = getEntry(s, id)
+  if not e then return end
+  redis.call('HDEL', treeKey(s), id)
+  if not isNull(e.parent) then addChildCount(s, e.parent, -1) end
+  redis.call('SREM', nodeStreamsKey(id), s)
+  redis.call('ZREM', serveKey(s), id)
+  redis.call('ZREM', parentsKey(s), id)
+end
+
+local function isDescendant(s, id, ancestor)
+  local e = getEntry(s, id)
+  local cur = e and e.parent
+  local i = 0
+  while not isNull(cur) and i < MAX_DEPTH do
+    if cur == ancestor then return true end
+    local ce = getEntry(s, cur)
+    cur = ce and ce.parent
+    i = i + 1
+  end
+  return false
+end
+
+-- Walk a zset in ascending score below FULL, in batches; stop when fn returns a value.
+local function scan(key, fn)
+  local offset = 0
+  while true do
+    local batch = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. string.format('%.0f', FULL), 'LIMIT', offset, 64)
+    if #batch == 0 then return nil end
+    for _, id in ipairs(batch) do
+      local r = fn(id)
+      if r ~= nil then return r end
+    end
+    offset = offset + #batch
+  end
+end
+
+local function pickParent(s, K, now, exclude, child)
+  return scan(parentsKey(s), function(id)
+    local e = getEntry(s, id)
+    if not e or id == child or e.children >= K then return nil end
+    if not usable(id, now, exclude) then return nil end
+    local node = getNode(id)
+    if childTotal(id) >= node.capacity.maxChildren then return nil end
+    if child and isDescendant(s, id, child) then return nil end
+    return id
+  end)
+end
+
+local function ensureRoot(s, stream, now)
+  local root = stream.originNodeId
+  if redis.call('HEXISTS', treeKey(s), root) == 0 then
+    putEntry(s, { nodeId = root, parent = cjson.null, depth = 0, viewers = 0, children = 0, since = now })
+    redis.call('SADD', nodeStreamsKey(root), s)
+    refresh(root)
+  end
+end
+
+local function excludeSet(json)
+  local set = {}
+  for _, id in ipairs(cjson.decode(json)) do set[id] = true end
+  return set
+end
+
+local cmd = ARGV[1]
+
+if cmd == 'upsertNode' then
+  local node = cjson.decode(ARGV[2])
+  redis.call('HSET', NODES, node.id, ARGV[2])
+  redis.call('HSET', STATUS, node.id, ARGV[3])
+  redis.call('ZADD', EXPIRY, tonumber(ARGV[5]) + tonumber(ARGV[4]), node.id)
+  redis.call('HSETNX', VIEWERS, node.id, 0)
+  refresh(node.id)
+  return 'OK'
+
+elseif cmd == 'setStatus' then
+  if redis.call('HEXISTS', NODES, ARGV[2]) == 0 then return 'OK' end
+  redis.call('HSET', STATUS, ARGV[2], ARGV[3])
+  refresh(ARGV[2])
+  return 'OK'
+
+elseif cmd == 'heartbeat' then
+  local id, snap, ttl, now = ARGV[2], cjson.decode(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+  if redis.call('HEXISTS', NODES, id) == 0 then return 'UNKNOWN' end
+  redis.call('ZADD', EXPIRY, now + ttl, id)
+  redis.call('HSET', VIEWERS, id, snap.stats.viewers)
+  redis.call('HSET', STATS, id, cjson.encode(snap.stats))
+  local reported = {}
+  for _, cs in ipairs(snap.streams) do
+    if redis.call('HEXISTS', STREAMS, cs.streamId) == 1 then
+      reported[cs.streamId] = true
+      local e = getEntry(cs.streamId, id)
+      if e then
+        e.viewers = cs.viewers
+        e.bitrateOutKbps = cs.bitrateOutKbps
+        if (isNull(cs.parentNodeId) and isNull(e.parent)) or cs.parentNodeId == e.parent then e.depth = cs.depth end
+        putEntry(cs.streamId, e)
+      else
+        local children = 0
+        local all = redis.call('HVALS', treeKey(cs.streamId))
+        for _, raw in ipairs(all) do
+          if cjson.decode(raw).parent == id then children = children + 1 end
+        end
+        putEntry(cs.streamId, { nodeId = id, parent = cs.parentNodeId, depth = cs.depth, viewers = cs.viewers, children = children, since = now })
+        redis.call('SADD', nodeStreamsKey(id), cs.streamId)
+        if not isNull(cs.parentNodeId) then addChildCount(cs.streamId, cs.parentNodeId, 1) end
+      end
+    end
+  end
+  for _, s in ipairs(redis.call('SMEMBERS', nodeStreamsKey(id))) do
+    if not reported[s] then
+      local e = getEntry(s, id)
+      if e and e.since < now - PRUNE_GRACE and e.children == 0 and not isNull(e.parent) then removeEntry(s, id) end
+    end
+  end
+  refresh(id)
+  return 'OK'
+
+elseif cmd == 'removeNode' then
+  local id = ARGV[2]
+  local orphans, streams = {}, redis.call('SMEMBERS', nodeStreamsKey(id))
+  for _, s in ipairs(streams) do
+    for _, raw in ipairs(redis.call('HVALS', treeKey(s))) do
+      local e = cjson.decode(raw)
+      if e.parent == id then table.insert(orphans, { streamId = s, childId = e.nodeId }) end
+    end
+    removeEntry(s, id)
+  end
+  redis.call('HDEL', NODES, id)
+  redis.call('ZREM', EXPIRY, id)
+  redis.call('HDEL', STATUS, id)
+  redis.call('HDEL', VIEWERS, id)
+  redis.call('HDEL', STATS, id)
+  redis.call('DEL', nodeStreamsKey(id))
+  redis.call('ZREM', RELAYS, id)
+  return cjson.encode({ orphans = orphans, streams = streams })
+
+elseif cmd == 'putStream' then
+  local stream = cjson.decode(ARGV[2])
+  redis.call('HSET', STREAMS, stream.id, ARGV[2])
+  ensureRoot(stream.id, stream, stream.updatedAt)
+  return 'OK'
+
+elseif cmd == 'deleteStream' then
+  local s = ARGV[2]
+  for _, id in ipairs(redis.call('HKEYS', treeKey(s))) do redis.call('SREM', nodeStreamsKey(id), s) end
+  redis.call('DEL', treeKey(s), serveKey(s), parentsKey(s))
+  redis.call('HDEL', STREAMS, s)
+  return 'OK'
+
+elseif cmd == 'place' then
+  local s, K, now, exclude = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), excludeSet(ARGV[5])
+  local raw = redis.call('HGET', STREAMS, s)
+  if not raw then return cjson.encode({ err = 'CASCADE_ERR_STREAM_NOT_FOUND' }) end
+  local stream = cjson.decode(raw)
+  if stream.state == 'ended' then return cjson.encode({ err = 'CASCADE_ERR_STREAM_ENDED' }) end
+  ensureRoot(s, stream, now)
+  local function result(id, attached)
+    return cjson.encode({ nodeId = id, url = getNode(id).url, stream = stream, attached = attached })
+  end
+  local root = stream.originNodeId
+  if usable(root, now, exclude) and hasViewerRoom(root) then
+    addViewer(s, root)
+    return result(root)
+  end
+  local served = scan(serveKey(s), function(id)
+    if usable(id, now, exclude) and hasViewerRoom(id) then return id end
+    return nil
+  end)
+  if served then
+    addViewer(s, served)
+    return result(served)
+  end
+  local parent = pickParent(s, K, now, exclude, nil)
+  if parent then
+    local relay = scan(RELAYS, function(id)
+      if redis.call('HEXISTS', treeKey(s), id) == 1 then return nil end
+      if usable(id, now, exclude) and hasViewerRoom(id) then return id end
+      return nil
+    end)
+    if relay then
+      local depth = getEntry(s, parent).depth + 1
+      putEntry(s, { nodeId = relay, parent = parent, depth = depth, viewers = 0, children = 0, since = now })
+      redis.call('SADD', nodeStreamsKey(relay), s)
+      addChildCount(s, parent, 1)
+      addViewer(s, relay)
+      return result(relay, { nodeId = relay, parentId = parent, depth = depth, parentUrl = getNode(parent).url, childIp = getNode(relay).mediaIp })
+    end
+  end
+  return cjson.encode({ err = 'CASCADE_ERR_NODE_CAPACITY' })
+
+elseif cmd == 'release' then
+  local s, id = ARGV[2], ARGV[3]
+  local e = getEntry(s, id)
+  if e then
+    e.viewers = math.max(0, e.viewers - 1)
+    putEntry(s, e)
+  end
+  if redis.call('HEXISTS', VIEWERS, id) == 1 then
+    if viewersOf(id) > 0 then redis.call('HINCRBY', VIEWERS, id, -1) end
+  end
+  refresh(id)
+  return 'OK'
+
+elseif cmd == 'reparent' then
+  local s, child, K, now, exclude = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), excludeSet(ARGV[6])
+  local e = getEntry(s, child)
+  if not e then return cjson.encode({}) end
+  local parent = pickParent(s, K, now, exclude, child)
+  if not parent then return cjson.encode({}) end
+  local old = e.parent
+  if old ~= parent then
+    if not isNull(old) then addChildCount(s, old, -1) end
+    addChildCount(s, parent, 1)
+  end
+  e = getEntry(s, child)
+  e.parent = parent
+  e.depth = getEntry(s, parent).depth + 1
+  e.since = now
+  putEntry(s, e)
+  refresh(child)
+  return cjson.encode({ parentId = parent, depth = e.depth })
+
+elseif cmd == 'detach' then
+  local s, id = ARGV[2], ARGV[3]
+  local e = getEntry(s, id)
+  if not e then return 1 end
+  if e.children > 0 then return 0 end
+  removeEntry(s, id)
+  return 1
+end
+return redis.error_reply('unknown command ' .. tostring(cmd))
+`;

@@ -1,0 +1,88 @@
+import type { CarriedStream, NodeCapacity, NodeStats, StreamInfo, StreamState } from '@cascade/protocol';
+
+export type NodeKind = 'origin' | 'relay';
+
+/**
+ * probing: registered, reachability not yet confirmed (gets no traffic);
+ * ready: may get viewers and children;
+ * draining: leaving (no new traffic; its children are being moved);
+ * demoted: alive but overloaded or lossy (no new traffic; its children are moved).
+ */
+export type NodeStatus = 'probing' | 'ready' | 'draining' | 'demoted';
+
+export interface NodeRecord {
+  id: string;
+  kind: NodeKind;
+  /** Run by a volunteer: untrusted, preferred as a leaf. */
+  volunteer: boolean;
+  /** Who registered it (token subject); another subject cannot take the id over. */
+  owner: string;
+  /** Signalling base URL (http(s)://host:port). */
+  url: string;
+  mediaIp: string;
+  capacity: NodeCapacity;
+  registeredAt: number;
+}
+
+export interface StreamRecord extends StreamInfo {
+  originNodeId: string;
+  /** Subject of the broadcast token that created it; only it may resume the stream. */
+  owner: string;
+  updatedAt: number;
+  endedAt?: number;
+}
+
+/** A node's place in one stream's tree. */
+export interface TreeEntry {
+  nodeId: string;
+  parent: string | null;
+  depth: number;
+  viewers: number;
+  children: number;
+  /** When it joined the tree (ms); heartbeats only prune entries older than a grace period. */
+  since: number;
+  /** As last reported by the node. */
+  bitrateOutKbps?: number;
+}
+
+export interface NodeLoad {
+  viewers: number;
+  children: number;
+}
+
+export interface PlacementPolicy {
+  /** K: children per node per stream. */
+  maxChildren: number;
+  /** Now, in ms (injected clock). */
+  now: number;
+}
+
+export interface PlaceResult {
+  nodeId: string;
+  /** The chosen node's signalling URL. */
+  url: string;
+  /** The stream as stored (so a placement needs no other read). */
+  stream: StreamRecord;
+  /** Set when a relay was added to the tree to make room. */
+  attached?: { nodeId: string; parentId: string; depth: number; parentUrl: string; childIp: string };
+}
+
+export interface NodeSnapshot {
+  stats: NodeStats;
+  streams: CarriedStream[];
+}
+
+export interface NodeView extends NodeRecord {
+  status: NodeStatus;
+  alive: boolean;
+  expiresAt: number;
+  load: NodeLoad;
+  stats?: NodeStats;
+}
+
+/** Published on the store's channel so that every controller instance sees decisions. */
+export type TopologyEvent =
+  | { type: 'assign'; nodeId: string; stream: StreamInfo; parent: { nodeId: string; url: string }; ticket: string }
+  | { type: 'unassign'; nodeId: string; streamId: string }
+  | { type: 'streamstate'; streamId: string; state: StreamState }
+  | { type: 'nodegone'; nodeId: string };

@@ -1,0 +1,128 @@
+/**
+ * The one registry of Cascade error codes. Every error that crosses a process boundary
+ * (HTTP body, WebSocket reply, close frame) carries one of these codes; clients branch on
+ * the code (or on the error class built from it), never on the message.
+ *
+ * `status` is the HTTP status for REST answers and, as 4000 + status, the WebSocket close
+ * code when the error is fatal for the connection.
+ */
+export const ErrorCodes = {
+  // Protocol: the shape of what was sent.
+  CASCADE_ERR_PROTOCOL_MALFORMED: { status: 400, message: 'message is not a valid JSON envelope' },
+  CASCADE_ERR_PROTOCOL_UNKNOWN_TYPE: { status: 400, message: 'unknown message type' },
+  CASCADE_ERR_PROTOCOL_INVALID_PARAMS: { status: 400, message: 'invalid message parameters' },
+  CASCADE_ERR_PROTOCOL_TOO_LARGE: { status: 413, message: 'message exceeds the size limit' },
+  CASCADE_ERR_PROTOCOL_VERSION: { status: 426, message: 'unsupported protocol version' },
+  CASCADE_ERR_PROTOCOL_OUT_OF_ORDER: { status: 409, message: 'message not allowed in the current session state' },
+  CASCADE_ERR_PROTOCOL_RATE_LIMITED: { status: 429, message: 'too many messages' },
+  // Auth.
+  CASCADE_ERR_AUTH_MISSING_TOKEN: { status: 401, message: 'a token is required' },
+  CASCADE_ERR_AUTH_INVALID_TOKEN: { status: 401, message: 'token is invalid' },
+  CASCADE_ERR_AUTH_EXPIRED_TOKEN: { status: 401, message: 'token has expired' },
+  CASCADE_ERR_AUTH_FORBIDDEN: { status: 403, message: 'token does not allow this action' },
+  // Streams.
+  CASCADE_ERR_STREAM_NOT_FOUND: { status: 404, message: 'stream not found' },
+  CASCADE_ERR_STREAM_NOT_LIVE: { status: 409, message: 'stream is not live yet' },
+  CASCADE_ERR_STREAM_ENDED: { status: 410, message: 'stream has ended' },
+  CASCADE_ERR_STREAM_ALREADY_LIVE: { status: 409, message: 'stream already has a broadcaster' },
+  CASCADE_ERR_STREAM_INVALID_ID: { status: 400, message: 'invalid stream id' },
+  // Media (mediasoup objects).
+  CASCADE_ERR_MEDIA_INVALID_RTP_PARAMETERS: { status: 400, message: 'invalid RTP parameters' },
+  CASCADE_ERR_MEDIA_TRANSPORT_NOT_FOUND: { status: 404, message: 'transport not found' },
+  CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND: { status: 404, message: 'consumer not found' },
+  CASCADE_ERR_MEDIA_CANNOT_CONSUME: { status: 400, message: 'client cannot consume this stream' },
+  CASCADE_ERR_MEDIA_LIMIT: { status: 429, message: 'per-session media limit reached' },
+  CASCADE_ERR_MEDIA_WORKER_DIED: { status: 503, message: 'media worker died' },
+  // Nodes and placement.
+  CASCADE_ERR_NODE_CAPACITY: { status: 503, message: 'no node has room for this viewer' },
+  CASCADE_ERR_NODE_DRAINING: { status: 503, message: 'node is draining' },
+  CASCADE_ERR_NODE_SHUTTING_DOWN: { status: 503, message: 'node is shutting down' },
+  CASCADE_ERR_NODE_WRONG_NODE: { status: 421, message: 'ticket was issued for another node' },
+  // Relays (untrusted volunteers included).
+  CASCADE_ERR_RELAY_ALREADY_REGISTERED: { status: 409, message: 'relay is already registered' },
+  CASCADE_ERR_RELAY_NOT_REGISTERED: { status: 409, message: 'relay is not registered' },
+  CASCADE_ERR_RELAY_INVALID_STATS: { status: 400, message: 'heartbeat figures are impossible' },
+  CASCADE_ERR_RELAY_NOT_ASSIGNED: { status: 403, message: 'stream not assigned to this relay' },
+  CASCADE_ERR_RELAY_UNREACHABLE: { status: 400, message: 'relay media address is not reachable' },
+  CASCADE_ERR_RELAY_PARENT_LOST: { status: 502, message: 'relay lost its parent' },
+  // Control plane.
+  CASCADE_ERR_STORE_UNAVAILABLE: { status: 503, message: 'topology store unavailable' },
+  CASCADE_ERR_CONTROLLER_UNAVAILABLE: { status: 503, message: 'controller unavailable' },
+  // Configuration.
+  CASCADE_ERR_CONFIG_INVALID: { status: 500, message: 'invalid configuration' },
+  // HTTP.
+  CASCADE_ERR_HTTP_NOT_FOUND: { status: 404, message: 'no such route' },
+  // Client side (never sent by a server).
+  CASCADE_ERR_CLIENT_CONNECTION: { status: 503, message: 'cannot reach the server' },
+  CASCADE_ERR_CLIENT_TIMEOUT: { status: 504, message: 'request timed out' },
+  CASCADE_ERR_CLIENT_MEDIA: { status: 400, message: 'cannot access camera or microphone' },
+  CASCADE_ERR_CLIENT_CLOSED: { status: 499, message: 'client was stopped' },
+  // Generic.
+  CASCADE_ERR_INVALID_STATE: { status: 409, message: 'object is closed or in the wrong state' },
+  CASCADE_ERR_INTERNAL: { status: 500, message: 'internal error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ErrorCodes, value);
+}
+
+/** What goes on the wire. Never a stack or a cause. */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+}
+
+/**
+ * Base class of every coded error. `message` may add detail to the registry's template;
+ * `cause` keeps the original error for logs and is never serialised.
+ */
+export class CascadeError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    const base = ErrorCodes[code].message;
+    super(detail ? `${base}: ${detail}` : base, options);
+    this.name = 'CascadeError';
+    this.code = code;
+    this.status = ErrorCodes[code].status;
+  }
+
+  /** WebSocket close code used when this error ends a connection (4000 + HTTP status). */
+  get closeCode(): number {
+    return 4000 + this.status;
+  }
+
+  toWire(): WireError {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** Thrown when an object is used after close() or in the wrong lifecycle state. */
+export class InvalidStateError extends CascadeError {
+  constructor(detail?: string) {
+    super('CASCADE_ERR_INVALID_STATE', detail);
+    this.name = 'InvalidStateError';
+  }
+}
+
+export function isCascadeError(err: unknown): err is CascadeError {
+  return err instanceof CascadeError;
+}
+
+/** Any thrown value as a CascadeError; unknown errors become INTERNAL with the original as cause. */
+export function toCascadeError(err: unknown): CascadeError {
+  if (err instanceof CascadeError) return err;
+  return new CascadeError('CASCADE_ERR_INTERNAL', undefined, { cause: err });
+}
+
+/** Rebuild an error received from the wire; unknown codes degrade to INTERNAL. */
+export function fromWireError(wire: unknown): CascadeError {
+  const w = (wire ?? {}) as Partial<WireError>;
+  const code = isErrorCode(w.code) ? w.code : 'CASCADE_ERR_INTERNAL';
+  const err = new CascadeError(code);
+  if (typeof w.message === 'string') err.message = w.message;
+  return err;
+}

@@ -1,0 +1,342 @@
+/**
+ * Wire shapes of every signalling message, as TypeBox schemas (so the same definition gives
+ * the TypeScript type and the run-time validator used at each edge).
+ *
+ * Two endpoints speak this protocol:
+ * - a media node's `/ws` (origin or relay): broadcasters, viewers and child relays;
+ * - a controller's `/control`: relay nodes registering, heartbeating and asking for placements.
+ *
+ * mediasoup's own objects (RTP parameters, DTLS parameters, …) are checked here for shape
+ * only; mediasoup validates their content and its errors are mapped to coded errors.
+ */
+import { Type, type Static, type TProperties, type TSchema } from '@sinclair/typebox';
+
+// ---------------------------------------------------------------- shared pieces
+
+export const StreamId = Type.String({ pattern: '^[A-Za-z0-9_-]{3,64}$' });
+export const NodeId = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,128}$' });
+const Token = Type.String({ minLength: 1, maxLength: 4096 });
+const Id = Type.String({ minLength: 1, maxLength: 128 });
+const Url = Type.String({ minLength: 1, maxLength: 2048, pattern: '^(https?|wss?)://' });
+const Count = (max: number) => Type.Integer({ minimum: 0, maximum: max });
+const Kbps = Type.Number({ minimum: 0, maximum: 100_000_000 });
+
+/** A loosely checked object: mediasoup validates the inside. */
+const Loose = <T extends TProperties>(props: T) => Type.Object(props, { additionalProperties: true });
+
+export const MediaKind = Type.Union([Type.Literal('audio'), Type.Literal('video')]);
+export type MediaKind = Static<typeof MediaKind>;
+
+export const RtpCapabilities = Loose({
+  codecs: Type.Optional(Type.Array(Loose({}), { maxItems: 64 })),
+  headerExtensions: Type.Optional(Type.Array(Loose({}), { maxItems: 64 })),
+});
+export const RtpParameters = Loose({
+  mid: Type.Optional(Type.String({ maxLength: 64 })),
+  codecs: Type.Array(Loose({ mimeType: Type.String({ maxLength: 64 }), payloadType: Type.Integer(), clockRate: Type.Integer() }), {
+    minItems: 1,
+    maxItems: 16,
+  }),
+  headerExtensions: Type.Optional(Type.Array(Loose({}), { maxItems: 32 })),
+  encodings: Type.Optional(Type.Array(Loose({}), { maxItems: 8 })),
+  rtcp: Type.Optional(Loose({})),
+});
+export const DtlsParameters = Loose({
+  role: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('client'), Type.Literal('server')])),
+  fingerprints: Type.Array(Loose({ algorithm: Type.String({ maxLength: 32 }), value: Type.String({ maxLength: 256 }) }), {
+    minItems: 1,
+    maxItems: 8,
+  }),
+});
+export const SrtpParameters = Type.Object({
+  cryptoSuite: Type.String({ maxLength: 64 }),
+  keyBase64: Type.String({ maxLength: 256 }),
+});
+export const IceServer = Type.Object({
+  urls: Type.Union([Type.String(), Type.Array(Type.String())]),
+  username: Type.Optional(Type.String()),
+  credential: Type.Optional(Type.String()),
+});
+export type IceServer = Static<typeof IceServer>;
+
+export const StreamState = Type.Union([
+  /** Created, no media yet (the broadcaster is still setting up). */
+  Type.Literal('waiting'),
+  /** Media flowing from the broadcaster. */
+  Type.Literal('live'),
+  /** The broadcaster dropped; the stream is kept for a grace period so it can come back. */
+  Type.Literal('reconnecting'),
+  /** Over for good. */
+  Type.Literal('ended'),
+]);
+export type StreamState = Static<typeof StreamState>;
+
+export const StreamSummary = Type.Object({
+  id: StreamId,
+  title: Type.String({ maxLength: 200 }),
+  state: StreamState,
+  createdAt: Type.Number(),
+  endedAt: Type.Optional(Type.Number()),
+  viewers: Count(100_000_000),
+});
+export type StreamSummary = Static<typeof StreamSummary>;
+
+/** What a viewer or a relay needs to know of a stream besides its media. */
+export const StreamInfo = Type.Object({
+  id: StreamId,
+  title: Type.String({ maxLength: 200 }),
+  state: StreamState,
+  createdAt: Type.Number(),
+});
+export type StreamInfo = Static<typeof StreamInfo>;
+
+export const TransportInfo = Loose({
+  id: Id,
+  iceParameters: Loose({}),
+  iceCandidates: Type.Array(Loose({}), { maxItems: 64 }),
+  dtlsParameters: DtlsParameters,
+});
+export type TransportInfo = Static<typeof TransportInfo>;
+
+export const ConsumerInfo = Type.Object({
+  id: Id,
+  producerId: Id,
+  kind: MediaKind,
+  rtpParameters: RtpParameters,
+});
+export type ConsumerInfo = Static<typeof ConsumerInfo>;
+
+export const PipeProducerInfo = Type.Object({
+  id: Id,
+  kind: MediaKind,
+  rtpParameters: RtpParameters,
+  paused: Type.Boolean(),
+});
+export type PipeProducerInfo = Static<typeof PipeProducerInfo>;
+
+export const NodeCapacity = Type.Object({
+  /** Viewers this node may serve, all streams together. */
+  maxViewers: Count(1_000_000),
+  /** Child relays this node may feed, all streams together. */
+  maxChildren: Count(10_000),
+  upKbps: Kbps,
+  downKbps: Kbps,
+});
+export type NodeCapacity = Static<typeof NodeCapacity>;
+
+/** One stream a node carries, as the node itself sees it (its heartbeat is authoritative). */
+export const CarriedStream = Type.Object({
+  streamId: StreamId,
+  parentNodeId: Type.Union([NodeId, Type.Null()]),
+  depth: Count(64),
+  viewers: Count(1_000_000),
+  children: Count(10_000),
+  bitrateOutKbps: Kbps,
+});
+export type CarriedStream = Static<typeof CarriedStream>;
+
+export const NodeStats = Type.Object({
+  viewers: Count(1_000_000),
+  children: Count(10_000),
+  bitrateInKbps: Kbps,
+  bitrateOutKbps: Kbps,
+  /** Fraction of packets lost upstream, 0..1. */
+  lossRate: Type.Number({ minimum: 0, maximum: 1 }),
+  /** CPU used by the node's processes, as a fraction of the machine's cores (0..1). */
+  cpu: Type.Number({ minimum: 0, maximum: 1 }),
+  /** Bytes relayed to viewers and children since the node started. */
+  bytesOut: Type.Number({ minimum: 0 }),
+});
+export type NodeStats = Static<typeof NodeStats>;
+
+export const NodeAnnouncement = Type.Object({
+  /** Requested id; the controller keeps it unless it is taken by another live node. */
+  id: Type.Optional(NodeId),
+  /** URL viewers and child relays use to reach this node's signalling (http(s) or ws(s)). */
+  url: Url,
+  /** Address announced in pipe transports; what the controller probes for reachability. */
+  mediaIp: Type.String({ minLength: 2, maxLength: 64 }),
+  /** UDP port on mediaIp where the node listens for the reachability probe. */
+  probePort: Type.Integer({ minimum: 1, maximum: 65535 }),
+  capacity: NodeCapacity,
+  software: Type.Optional(Type.String({ maxLength: 64 })),
+});
+export type NodeAnnouncement = Static<typeof NodeAnnouncement>;
+
+export const Placement = Type.Object({
+  nodeId: NodeId,
+  url: Url,
+  ticket: Token,
+});
+export type Placement = Static<typeof Placement>;
+
+// ---------------------------------------------------------------- requests
+
+function req<P extends TSchema, R extends TSchema>(params: P, result: R) {
+  return { params, result };
+}
+const Empty = Type.Object({});
+
+/** Requests a media node (`/ws`) answers. */
+export const NodeRequests = {
+  /** Broadcaster: start (or, with `resume`, take back) a stream. */
+  'stream.publish': req(
+    Type.Object({
+      token: Type.Optional(Token),
+      streamId: Type.Optional(StreamId),
+      title: Type.Optional(Type.String({ maxLength: 200 })),
+      resume: Type.Optional(Type.Boolean()),
+    }),
+    Type.Object({
+      streamId: StreamId,
+      rtpCapabilities: RtpCapabilities,
+      iceServers: Type.Array(IceServer),
+      resumed: Type.Boolean(),
+    }),
+  ),
+  /** Broadcaster: end the stream now. */
+  'stream.unpublish': req(Empty, Empty),
+  /** Viewer: ask for a stream. The node serves it itself or redirects to another node. */
+  'stream.watch': req(
+    Type.Object({
+      streamId: StreamId,
+      /** Placement ticket from a redirect. */
+      ticket: Type.Optional(Token),
+      /** Watch token, where the deployment requires one. */
+      token: Type.Optional(Token),
+      /** Nodes the client has just lost; the controller avoids them. */
+      exclude: Type.Optional(Type.Array(NodeId, { maxItems: 16 })),
+    }),
+    Type.Union([
+      Type.Object({
+        action: Type.Literal('serve'),
+        nodeId: NodeId,
+        rtpCapabilities: RtpCapabilities,
+        iceServers: Type.Array(IceServer),
+        stream: StreamInfo,
+      }),
+      Type.Object({ action: Type.Literal('redirect'), nodeId: NodeId, url: Url, ticket: Token }),
+    ]),
+  ),
+  'transport.create': req(
+    Type.Object({ direction: Type.Union([Type.Literal('send'), Type.Literal('recv')]) }),
+    TransportInfo,
+  ),
+  'transport.connect': req(Type.Object({ transportId: Id, dtlsParameters: DtlsParameters }), Empty),
+  'transport.restartIce': req(Type.Object({ transportId: Id }), Type.Object({ iceParameters: Loose({}) })),
+  'producer.create': req(
+    Type.Object({ transportId: Id, kind: MediaKind, rtpParameters: RtpParameters }),
+    Type.Object({ id: Id }),
+  ),
+  /** Viewer: start receiving. Later producers arrive as `consumer.new` notifications. */
+  'stream.subscribe': req(
+    Type.Object({ transportId: Id, rtpCapabilities: RtpCapabilities }),
+    Type.Object({ consumers: Type.Array(ConsumerInfo) }),
+  ),
+  'consumer.resume': req(Type.Object({ consumerId: Id }), Empty),
+  /** Child relay: open an SRTP pipe for a stream it was assigned (the ticket proves it). */
+  'pipe.open': req(
+    Type.Object({
+      ticket: Token,
+      streamId: StreamId,
+      ip: Type.String({ minLength: 2, maxLength: 64 }),
+      port: Type.Integer({ minimum: 1, maximum: 65535 }),
+      srtpParameters: SrtpParameters,
+    }),
+    Type.Object({
+      ip: Type.String(),
+      port: Type.Integer(),
+      srtpParameters: SrtpParameters,
+      depth: Count(64),
+      state: StreamState,
+      producers: Type.Array(PipeProducerInfo),
+    }),
+  ),
+} as const;
+
+/** Requests a controller (`/control`) answers; the caller is a registered relay node. */
+export const ControlRequests = {
+  'node.register': req(
+    Type.Object({
+      token: Token,
+      node: NodeAnnouncement,
+      /** Streams the node already carries (after a controller or Redis restart). */
+      streams: Type.Array(CarriedStream, { maxItems: 1000 }),
+    }),
+    Type.Object({
+      nodeId: NodeId,
+      /** PEM public key that verifies placement and pipe tickets. */
+      ticketPublicKey: Type.String(),
+      heartbeatIntervalMs: Type.Integer(),
+    }),
+  ),
+  /** Echo of the nonce the controller sent by UDP to mediaIp:probePort (proves reachability). */
+  'node.probeAck': req(Type.Object({ nonce: Type.String({ maxLength: 128 }) }), Empty),
+  'node.heartbeat': req(
+    Type.Object({ stats: NodeStats, streams: Type.Array(CarriedStream, { maxItems: 1000 }) }),
+    Empty,
+  ),
+  'viewer.place': req(
+    Type.Object({
+      streamId: StreamId,
+      exclude: Type.Optional(Type.Array(NodeId, { maxItems: 16 })),
+      /** The viewer's watch token, checked by the controller where watching needs one. */
+      token: Type.Optional(Token),
+    }),
+    Type.Object({ placement: Placement, stream: StreamInfo }),
+  ),
+  'viewer.left': req(Type.Object({ streamId: StreamId, count: Type.Integer({ minimum: 1, maximum: 10_000 }) }), Empty),
+  'stream.parentLost': req(Type.Object({ streamId: StreamId, parentNodeId: NodeId }), Empty),
+  'stream.released': req(Type.Object({ streamId: StreamId }), Empty),
+  'node.drain': req(Empty, Empty),
+} as const;
+
+/** Requests a controller sends to a relay it holds. */
+export const RelayRequests = {
+  /** Carry this stream, pulled from this parent (also sent to move a relay to a new parent). */
+  'stream.assign': req(
+    Type.Object({
+      stream: StreamInfo,
+      parent: Type.Object({ nodeId: NodeId, url: Url }),
+      ticket: Token,
+    }),
+    Empty,
+  ),
+  /** Stop carrying this stream (it ended, or the relay was drained from it). */
+  'stream.unassign': req(Type.Object({ streamId: StreamId }), Empty),
+} as const;
+
+// ---------------------------------------------------------------- notifications
+
+export const Notifications = {
+  /** Stream state seen by a viewer or a broadcaster. */
+  'stream.state': Type.Object({ streamId: StreamId, state: StreamState }),
+  /** Audience of the broadcaster's stream, all nodes together. */
+  'stream.viewers': Type.Object({ streamId: StreamId, viewers: Count(100_000_000) }),
+  /** A new consumer for a subscribed viewer (a new producer, or one that replaced another). */
+  'consumer.new': ConsumerInfo,
+  'consumer.closed': Type.Object({ consumerId: Id }),
+  /** The node will go away: the client should move (make-before-break). */
+  'node.draining': Type.Object({ reason: Type.String({ maxLength: 200 }) }),
+  /** To a child relay: the parent gained or lost a producer of the piped stream. */
+  'pipe.producer.new': PipeProducerInfo,
+  'pipe.producer.closed': Type.Object({ producerId: Id }),
+  'pipe.depth': Type.Object({ depth: Count(64) }),
+  /** To a relay: its registration was checked and it may now receive traffic. */
+  'node.ready': Type.Object({ nodeId: NodeId }),
+} as const;
+
+export type NodeRequestType = keyof typeof NodeRequests;
+export type ControlRequestType = keyof typeof ControlRequests;
+export type RelayRequestType = keyof typeof RelayRequests;
+export type NotificationType = keyof typeof Notifications;
+
+type Defs = Record<string, { params: TSchema; result: TSchema }>;
+export type ParamsOf<D extends Defs, T extends keyof D> = Static<D[T]['params']>;
+export type ResultOf<D extends Defs, T extends keyof D> = Static<D[T]['result']>;
+export type NodeParams<T extends NodeRequestType> = ParamsOf<typeof NodeRequests, T>;
+export type NodeResult<T extends NodeRequestType> = ResultOf<typeof NodeRequests, T>;
+export type ControlParams<T extends ControlRequestType> = ParamsOf<typeof ControlRequests, T>;
+export type ControlResult<T extends ControlRequestType> = ResultOf<typeof ControlRequests, T>;
+export type RelayParams<T extends RelayRequestType> = ParamsOf<typeof RelayRequests, T>;
+export type NotificationData<T extends NotificationType> = Static<(typeof Notifications)[T]>;

@@ -1,0 +1,100 @@
+import type { IncomingMessage } from 'node:http';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { SUPPORTED_PROTOCOL_VERSIONS } from '../version.js';
+import { TypedEmitter } from '../TypedEmitter.js';
+import type { Logger } from '../Logger.js';
+import { rejectUpgrade, type UpgradeRouter } from './httpUpgrade.js';
+
+export interface WsEndpointOptions {
+  path: string;
+  maxConnections: number;
+  /** A client that misses one pong in this period is terminated. */
+  pingIntervalMs: number;
+  /** Hard frame limit enforced by ws (closes with 1009). Keep it above the protocol limit so
+   *  that moderately oversized messages get a coded error instead. */
+  maxPayloadBytes: number;
+}
+
+export type WsEndpointEvents = {
+  connection: [ws: WebSocket, req: IncomingMessage];
+  listenererror: [event: string, error: unknown];
+};
+
+export type EndpointState = 'running' | 'closing' | 'closed';
+
+/**
+ * A WebSocket endpoint on a shared HTTP server: protocol version check before the upgrade,
+ * connection limit, ping/pong liveness, and an orderly close (running → closing → closed)
+ * during which new upgrades get 503.
+ */
+export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
+  readonly #wss: WebSocketServer;
+  readonly #options: WsEndpointOptions;
+  readonly #log: Logger;
+  readonly #alive = new WeakMap<WebSocket, boolean>();
+  readonly #timer: ReturnType<typeof setInterval>;
+  #state: EndpointState = 'running';
+
+  constructor(router: UpgradeRouter, options: WsEndpointOptions, deps: { logger: Logger }) {
+    super();
+    this.#options = options;
+    this.#log = deps.logger.child({ component: 'WsEndpoint', path: options.path });
+    this.#wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, clientTracking: true });
+    router.route(options.path, (req, socket, head, url) => {
+      if (this.#state !== 'running') return rejectUpgrade(socket, 'CASCADE_ERR_NODE_SHUTTING_DOWN');
+      if (this.#wss.clients.size >= options.maxConnections) {
+        return rejectUpgrade(socket, 'CASCADE_ERR_NODE_CAPACITY', 'connection limit reached');
+      }
+      const v = Number(url.searchParams.get('v'));
+      if (!SUPPORTED_PROTOCOL_VERSIONS.includes(v)) {
+        this.#log.warn({ v: url.searchParams.get('v') }, 'refused unsupported protocol version');
+        return rejectUpgrade(socket, 'CASCADE_ERR_PROTOCOL_VERSION', `supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(',')}`);
+      }
+      this.#wss.handleUpgrade(req, socket, head, (ws) => {
+        this.#alive.set(ws, true);
+        ws.on('pong', () => this.#alive.set(ws, true));
+        // ws reports oversized frames and protocol violations here; the close follows.
+        ws.on('error', (err) => this.#log.warn({ err }, 'websocket error'));
+        this.safeEmit('connection', ws, req);
+      });
+    });
+    this.#timer = setInterval(() => this.#heartbeat(), options.pingIntervalMs);
+    this.#timer.unref();
+  }
+
+  get state(): EndpointState {
+    return this.#state;
+  }
+  get connections(): number {
+    return this.#wss.clients.size;
+  }
+
+  /** Refuse new connections, close open ones with `code`, resolve once all are gone. */
+  async close(code = 1001, reason = 'shutting down', timeoutMs = 2000): Promise<void> {
+    if (this.#state !== 'running') return;
+    this.#state = 'closing';
+    clearInterval(this.#timer);
+    for (const ws of this.#wss.clients) ws.close(code, reason);
+    const deadline = Date.now() + timeoutMs;
+    while (this.#wss.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const ws of this.#wss.clients) ws.terminate();
+    await new Promise<void>((r) => this.#wss.close(() => r()));
+    this.#state = 'closed';
+  }
+
+  #heartbeat(): void {
+    for (const ws of this.#wss.clients) {
+      if (this.#alive.get(ws) === false) {
+        this.#log.info({}, 'terminating connection that missed a pong');
+        ws.terminate();
+        continue;
+      }
+      this.#alive.set(ws, false);
+      try {
+        ws.ping();
+      } catch {
+        ws.terminate();
+      }
+    }
+  }
+}

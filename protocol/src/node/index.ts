@@ -1,0 +1,4 @@
+/** Node-only helpers of the protocol (not part of the browser bundle). */
+export * from './httpUpgrade.js';
+export * from './WsEndpoint.js';
+export { openWebSocket } from './openWebSocket.js';

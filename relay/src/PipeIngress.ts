@@ -1,0 +1,205 @@
+import type { types } from 'mediasoup';
+import {
+  NodeRequests,
+  Notifications,
+  Peer,
+  TypedEmitter,
+  type Logger,
+  type PipeProducerInfo,
+} from '@cascade/protocol';
+import { openWebSocket } from '@cascade/protocol/node';
+import type { LocalStream, MediaNode } from '@cascade/sfu';
+
+export interface PipeIngressOptions {
+  stream: LocalStream;
+  parent: { nodeId: string; url: string };
+  ticket: string;
+  /** No media from the parent for this long while the stream is live → parent lost. */
+  stallTimeoutMs: number;
+  timeoutMs: number;
+}
+
+export type PipeIngressEvents = {
+  /** The parent went away (connection closed, or media stalled). Emitted once. */
+  lost: [reason: string];
+  listenererror: [event: string, error: unknown];
+};
+
+type ParentPeer = Peer<Record<string, never>, typeof NodeRequests, typeof Notifications>;
+
+/**
+ * The child side of a relay pipe: pulls one stream from one parent over an SRTP
+ * PipeTransport. Its producers become the stream's sources only on adopt(), so a planned
+ * move can check that the new pipe carries media before the old one is dropped.
+ */
+export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
+  readonly parentId: string;
+  readonly #stream: LocalStream;
+  readonly #pipe: types.PipeTransport;
+  readonly #peer: ParentPeer;
+  readonly #log: Logger;
+  /** Parent's producer id → our pipe producer. */
+  readonly #producers = new Map<string, types.Producer>();
+  #adopted = false;
+  #closed = false;
+  #stallTimer: ReturnType<typeof setInterval> | undefined;
+
+  static async open(node: MediaNode, options: PipeIngressOptions, deps: { logger: Logger }): Promise<PipeIngress> {
+    const { stream, parent } = options;
+    const router = await stream.router.primary();
+    const listen = node.pipeListenIp;
+    const pipe = await router.createPipeTransport({
+      listenIp: { ip: listen.ip, announcedIp: listen.announcedIp },
+      enableSrtp: true,
+      enableRtx: true,
+      appData: { streamId: stream.id, parentId: parent.nodeId },
+    });
+    let peer: ParentPeer | undefined;
+    try {
+      const ws = await openWebSocket(parent.url, '/ws', { timeoutMs: options.timeoutMs });
+      peer = new Peer({ socket: ws, inbound: {}, outbound: NodeRequests, notifications: Notifications, ignoreUnknownNotifications: true, requestTimeoutMs: options.timeoutMs });
+      const p = peer;
+      ws.addEventListener('message', (ev) => p.receive(ev.data));
+      ws.addEventListener('close', (ev) => p.socketClosed(ev.code, ev.reason));
+      const res = await peer.request('pipe.open', {
+        ticket: options.ticket,
+        streamId: stream.id,
+        ip: listen.announcedIp,
+        port: pipe.tuple.localPort,
+        srtpParameters: pipe.srtpParameters as { cryptoSuite: string; keyBase64: string },
+      });
+      await pipe.connect({ ip: res.ip, port: res.port, srtpParameters: res.srtpParameters as types.SrtpParameters });
+      const ingress = new PipeIngress(stream, pipe, peer, parent.nodeId, options, deps.logger);
+      for (const info of res.producers) await ingress.#produce(info);
+      stream.setDepth(res.depth);
+      stream.setState(res.state);
+      return ingress;
+    } catch (err) {
+      pipe.close();
+      peer?.close();
+      throw err;
+    }
+  }
+
+  private constructor(
+    stream: LocalStream,
+    pipe: types.PipeTransport,
+    peer: ParentPeer,
+    parentId: string,
+    options: PipeIngressOptions,
+    logger: Logger,
+  ) {
+    super();
+    this.#stream = stream;
+    this.#pipe = pipe;
+    this.#peer = peer;
+    this.parentId = parentId;
+    this.#log = logger.child({ component: 'PipeIngress', streamId: stream.id, parentId });
+    peer.on('close', (code) => this.#lose(`parent connection closed (${code})`));
+    pipe.observer.once('close', () => this.#lose('pipe transport closed'));
+    peer.on('notification', (type, data) => {
+      switch (type) {
+        case 'pipe.producer.new':
+          void this.#produce(data as PipeProducerInfo).catch((err) => this.#log.warn({ err }, 'cannot pipe new producer'));
+          break;
+        case 'pipe.producer.closed':
+          this.#producers.get((data as { producerId: string }).producerId)?.close();
+          break;
+        case 'stream.state':
+          stream.setState((data as { state: LocalStream['state'] }).state);
+          break;
+        case 'pipe.depth':
+          stream.setDepth((data as { depth: number }).depth);
+          break;
+      }
+    });
+    this.#watchStall(options.stallTimeoutMs);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Make this pipe's producers the stream's sources (replacing those of a previous parent). */
+  adopt(): void {
+    if (this.#closed || this.#adopted) return;
+    this.#adopted = true;
+    this.#stream.parentNodeId = this.parentId;
+    for (const p of this.#producers.values()) if (!p.closed) this.#stream.setSource(p);
+  }
+
+  /** Resolve once any pipe producer received RTP (or after timeoutMs): make-before-break. */
+  async waitForMedia(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.#closed && Date.now() < deadline) {
+      if ((await this.#bytes()) > 0) return true;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return false;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#stallTimer);
+    this.#pipe.close();
+    this.#peer.close(1000, 'relay left this parent');
+    this.#producers.clear();
+    this.removeAllListeners();
+  }
+
+  async #produce(info: PipeProducerInfo): Promise<void> {
+    if (this.#closed || this.#producers.has(info.id)) return;
+    // A fresh local id: after a move, the old parent's producers may still exist in this worker.
+    const producer = await this.#pipe.produce({
+      kind: info.kind,
+      rtpParameters: info.rtpParameters as types.RtpParameters,
+      paused: info.paused,
+    });
+    this.#producers.set(info.id, producer);
+    producer.observer.once('close', () => {
+      if (this.#producers.get(info.id) === producer) this.#producers.delete(info.id);
+    });
+    if (this.#adopted) this.#stream.setSource(producer);
+  }
+
+  async #bytes(): Promise<number> {
+    let n = 0;
+    for (const p of this.#producers.values()) {
+      try {
+        for (const s of (await p.getStats()) as { byteCount?: number }[]) n += s.byteCount ?? 0;
+      } catch {
+        // closed meanwhile
+      }
+    }
+    return n;
+  }
+
+  #watchStall(stallTimeoutMs: number): void {
+    let last = -1;
+    let lastChange = Date.now();
+    const period = Math.max(100, Math.floor(stallTimeoutMs / 4));
+    this.#stallTimer = setInterval(() => {
+      void this.#bytes().then((bytes) => {
+        if (this.#closed) return;
+        if (bytes !== last) {
+          last = bytes;
+          lastChange = Date.now();
+          return;
+        }
+        // Silence is normal while the broadcaster is away; only a live stream must flow.
+        if (this.#stream.state === 'live' && this.#producers.size > 0 && Date.now() - lastChange > stallTimeoutMs) {
+          this.#lose(`no media from parent for ${stallTimeoutMs} ms`);
+        }
+      });
+    }, period);
+    this.#stallTimer.unref();
+  }
+
+  #lose(reason: string): void {
+    if (this.#closed) return;
+    this.#log.warn({ reason }, 'parent lost');
+    this.safeEmit('lost', reason);
+    this.close();
+  }
+}

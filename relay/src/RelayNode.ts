@@ -1,0 +1,349 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import {
+  CascadeError,
+  TypedEmitter,
+  type Logger,
+  type NodeCapacity,
+  type RelayParams,
+} from '@cascade/protocol';
+import { UpgradeRouter } from '@cascade/protocol/node';
+import {
+  MediaNode,
+  PipeEgressService,
+  TicketVerifier,
+  TrafficMeter,
+  TransportService,
+  ViewerService,
+  nodeSnapshot,
+  registerNodeMetrics,
+  type ControlPlane,
+  type LocalStream,
+  type MediaNodeOptions,
+} from '@cascade/sfu';
+import { ControlClient } from './ControlClient.js';
+import { PipeIngress } from './PipeIngress.js';
+import { ProbeResponder } from './ProbeResponder.js';
+
+export interface RelayNodeOptions {
+  media: Omit<MediaNodeOptions, 'kind' | 'publicUrl'>;
+  http: { host: string; port: number };
+  /** URL viewers and children use; `{port}` is replaced by the bound port. */
+  publicUrl: string;
+  controllerUrl: string;
+  token: string;
+  capacity: NodeCapacity;
+  heartbeatIntervalMs: number;
+  lingerMs: number;
+  stallTimeoutMs: number;
+  drainTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+export type RelayNodeEvents = {
+  registered: [nodeId: string];
+  ready: [nodeId: string];
+  controllerlost: [];
+  streamstart: [streamId: string, parentId: string];
+  streamstop: [streamId: string];
+  parentlost: [streamId: string, reason: string];
+  fatal: [error: CascadeError];
+  listenererror: [event: string, error: unknown];
+};
+
+/** How long a stream opened for a ticketed viewer waits for its assignment (ms). */
+const PENDING_ASSIGNMENT_MS = 10_000;
+/** How long a planned move waits for the new pipe's media before switching anyway (ms). */
+const MOVE_MEDIA_WAIT_MS = 2000;
+
+/**
+ * A relay: a media node that pulls streams from the parent the controller assigns and
+ * re-offers them to its viewers and child relays. Volunteers run it on their own machines;
+ * it speaks only to the controller's authenticated API, never to Redis, and can pull only
+ * what a signed pipe ticket allows.
+ */
+export class RelayNode extends TypedEmitter<RelayNodeEvents> {
+  readonly node: MediaNode;
+  readonly meter: TrafficMeter;
+  readonly control: ControlClient;
+  readonly registry: Registry;
+  readonly url: string;
+  readonly #options: RelayNodeOptions;
+  readonly #log: Logger;
+  readonly #server: http.Server;
+  readonly #probe: ProbeResponder;
+  readonly #ingress = new Map<string, PipeIngress>();
+  readonly #linger = new Map<string, ReturnType<typeof setTimeout>>();
+  readonly #left = new Map<string, number>();
+  readonly #watched = new WeakSet<LocalStream>();
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #draining = false;
+  #closed = false;
+
+  static async create(options: RelayNodeOptions, deps: { logger: Logger }): Promise<RelayNode> {
+    const app = express();
+    app.disable('x-powered-by');
+    const server = http.createServer(app);
+    const upgrades = new UpgradeRouter(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.http.port, options.http.host, () => resolve());
+    });
+    const port = (server.address() as AddressInfo).port;
+    const url = options.publicUrl.replace('{port}', String(port)).replace(/\/$/, '');
+    const tickets = new TicketVerifier();
+    let node: MediaNode;
+    try {
+      node = await MediaNode.create({ ...options.media, kind: 'relay', publicUrl: url }, { logger: deps.logger, upgrades, tickets });
+    } catch (err) {
+      server.close();
+      throw err;
+    }
+    let relay: RelayNode | undefined;
+    const probe = await ProbeResponder.bind(options.media.listenIps[0]!.ip, (nonce) => relay?.control.probeReceived(nonce), deps);
+    relay = new RelayNode(options, node, server, app, url, probe, tickets, deps.logger);
+    return relay;
+  }
+
+  private constructor(
+    options: RelayNodeOptions,
+    node: MediaNode,
+    server: http.Server,
+    app: express.Express,
+    url: string,
+    probe: ProbeResponder,
+    tickets: TicketVerifier,
+    logger: Logger,
+  ) {
+    super();
+    this.#options = options;
+    this.node = node;
+    this.#server = server;
+    this.#probe = probe;
+    this.url = url;
+    this.#log = logger.child({ component: 'RelayNode' });
+    this.meter = new TrafficMeter(node, { logger });
+    this.registry = new Registry();
+    collectDefaultMetrics({ register: this.registry, prefix: 'cascade_' });
+    registerNodeMetrics(this.registry, node, this.meter);
+
+    this.control = new ControlClient(
+      {
+        controllerUrl: options.controllerUrl,
+        token: options.token,
+        nodeId: options.media.id || undefined,
+        timeoutMs: options.requestTimeoutMs,
+        announcement: {
+          url,
+          mediaIp: node.pipeListenIp.announcedIp,
+          probePort: probe.port,
+          capacity: options.capacity,
+          software: 'cascade-relay/0.1.0',
+        },
+      },
+      {
+        logger,
+        handlers: {
+          assign: (p) => this.#assign(p),
+          unassign: async ({ streamId }) => this.#release(streamId, 'unassigned by the controller'),
+          carried: () => nodeSnapshot(node, this.meter).streams.filter((s) => s.parentNodeId !== null),
+        },
+      },
+    );
+    this.control.on('registered', (id, key) => {
+      tickets.setPublicKey(key);
+      this.#log.info({ nodeId: id }, 'registered with the controller');
+      this.safeEmit('registered', id);
+    });
+    this.control.on('ready', (id) => this.safeEmit('ready', id));
+    this.control.on('disconnected', () => this.safeEmit('controllerlost'));
+    this.control.on('fatal', (err) => this.safeEmit('fatal', err));
+
+    node.control = this.#controlPlane();
+    node
+      .use(new TransportService(node))
+      .use(new ViewerService(node, { iceServers: options.media.iceServers, streamFor: (id) => this.#streamForViewer(id) }))
+      .use(new PipeEgressService(node));
+    node.on('streamclose', (s) => {
+      clearTimeout(this.#linger.get(s.id));
+      this.#linger.delete(s.id);
+      this.#ingress.get(s.id)?.close();
+      this.#ingress.delete(s.id);
+    });
+
+    app.get('/healthz', (_req, res) => {
+      const ok = !this.#closed && node.pool.workers.length > 0;
+      res.status(ok ? 200 : 503).json({
+        status: ok ? 'ok' : 'unavailable',
+        node: this.control.nodeId ?? null,
+        controller: this.control.connected ? (this.control.ready ? 'ready' : 'probing') : 'disconnected',
+        draining: this.#draining,
+        streams: node.streams.length,
+        viewers: node.streams.reduce((n, s) => n + s.viewerCount, 0),
+      });
+    });
+    app.get('/metrics', async (_req, res) => {
+      res.set('Content-Type', this.registry.contentType).send(await this.registry.metrics());
+    });
+  }
+
+  get nodeId(): string | undefined {
+    return this.control.nodeId;
+  }
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Register and start heartbeating; resolves with the node id (rejects if refused). */
+  async start(): Promise<string> {
+    this.meter.start(this.#options.heartbeatIntervalMs);
+    this.#heartbeat = setInterval(() => void this.#sendHeartbeat(), this.#options.heartbeatIntervalMs);
+    this.#heartbeat.unref();
+    return this.control.start();
+  }
+
+  /**
+   * Leave gracefully: no new placements, children moved by the controller, viewers asked to
+   * move (make-before-break); resolves when they are gone or after drainTimeoutMs.
+   */
+  async drain(): Promise<void> {
+    if (this.#draining || this.#closed) return;
+    this.#draining = true;
+    this.#log.info({}, 'draining');
+    await this.control.request('node.drain', {}).catch((err) => this.#log.warn({ err }, 'controller not told about the drain'));
+    for (const s of this.node.sessions) if (s.role === 'viewer') s.notify('node.draining', { reason: 'relay is leaving' });
+    const deadline = Date.now() + this.#options.drainTimeoutMs;
+    while (Date.now() < deadline && this.node.streams.some((s) => s.viewerCount > 0 || s.childCount > 0)) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    for (const t of this.#linger.values()) clearTimeout(t);
+    this.meter.stop();
+    for (const i of this.#ingress.values()) i.close();
+    this.#ingress.clear();
+    this.control.close();
+    this.#probe.close();
+    await this.node.close();
+    this.#server.closeAllConnections();
+    await new Promise<void>((r) => this.#server.close(() => r()));
+  }
+
+  // ------------------------------------------------------------------ assignments
+
+  async #assign({ stream: info, parent, ticket }: RelayParams<'stream.assign'>): Promise<void> {
+    if (this.#closed) throw new CascadeError('CASCADE_ERR_NODE_SHUTTING_DOWN');
+    const current = this.#ingress.get(info.id);
+    if (current && !current.closed && current.parentId === parent.nodeId) return; // already there
+    const stream = this.node.stream(info.id) ?? this.node.openStream(info.id, { depth: 1, state: info.state, title: info.title, createdAt: info.createdAt });
+    stream.title = info.title;
+    this.#watchIdle(stream);
+    const next = await PipeIngress.open(
+      this.node,
+      { stream, parent, ticket, stallTimeoutMs: this.#options.stallTimeoutMs, timeoutMs: this.#options.requestTimeoutMs },
+      { logger: this.#log },
+    );
+    if (this.#closed || stream.closed) {
+      next.close();
+      return;
+    }
+    // Make-before-break: while the old parent still feeds us, switch only once the new pipe carries media.
+    if (current && !current.closed) await next.waitForMedia(MOVE_MEDIA_WAIT_MS);
+    const replaced = this.#ingress.get(info.id);
+    this.#ingress.set(info.id, next);
+    next.adopt();
+    if (replaced && replaced !== next) replaced.close();
+    next.on('lost', (reason) => void this.#parentLost(info.id, next, reason));
+    this.#log.info({ streamId: info.id, parentId: parent.nodeId, moved: !!replaced }, 'carrying stream');
+    this.safeEmit('streamstart', info.id, parent.nodeId);
+  }
+
+  async #parentLost(streamId: string, ingress: PipeIngress, reason: string): Promise<void> {
+    if (this.#ingress.get(streamId) !== ingress || this.#closed) return;
+    this.#ingress.delete(streamId);
+    this.safeEmit('parentlost', streamId, reason);
+    // Viewers stay connected (their consumers come back with the new parent's producers).
+    try {
+      await this.control.request('stream.parentLost', { streamId, parentNodeId: ingress.parentId });
+    } catch (err) {
+      this.#log.warn({ err, streamId }, 'cannot report the lost parent; the controller will notice');
+    }
+  }
+
+  #release(streamId: string, reason: string): void {
+    const stream = this.node.stream(streamId);
+    if (!stream) return;
+    this.#log.info({ streamId, reason }, 'dropping stream');
+    stream.close();
+    this.safeEmit('streamstop', streamId);
+    this.control.request('stream.released', { streamId }).catch(() => {});
+  }
+
+  /** Drop a stream `lingerMs` after its last viewer and child left (or at once when it ends). */
+  #watchIdle(stream: LocalStream): void {
+    if (this.#watched.has(stream)) return;
+    this.#watched.add(stream);
+    stream.on('idle', () => {
+      clearTimeout(this.#linger.get(stream.id));
+      const t = setTimeout(() => {
+        this.#linger.delete(stream.id);
+        if (stream.viewerCount === 0 && stream.childCount === 0) this.#release(stream.id, 'no viewers or children left');
+      }, this.#options.lingerMs);
+      t.unref();
+      this.#linger.set(stream.id, t);
+    });
+    stream.on('statechange', (s) => {
+      if (s === 'ended') setTimeout(() => this.#release(stream.id, 'stream ended'), 1000).unref();
+    });
+  }
+
+  /** A viewer with a ticket for a stream we were just assigned (the assignment may still be on its way). */
+  #streamForViewer(streamId: string): LocalStream {
+    if (this.#draining) throw new CascadeError('CASCADE_ERR_NODE_DRAINING');
+    const existing = this.node.stream(streamId);
+    if (existing) return existing;
+    const stream = this.node.openStream(streamId, { depth: 1, state: 'waiting' });
+    this.#watchIdle(stream);
+    setTimeout(() => {
+      if (!stream.closed && !this.#ingress.has(streamId)) {
+        this.#log.warn({ streamId }, 'no assignment arrived for a ticketed viewer');
+        stream.close();
+      }
+    }, PENDING_ASSIGNMENT_MS).unref();
+    return stream;
+  }
+
+  // ------------------------------------------------------------------ control plane
+
+  #controlPlane(): ControlPlane {
+    return {
+      placeViewer: async (req) => {
+        if (this.#draining) {
+          // Still answer: the controller will place the viewer elsewhere.
+          return this.control.request('viewer.place', { ...req, exclude: [...(req.exclude ?? []), this.nodeId ?? ''].filter(Boolean) });
+        }
+        return this.control.request('viewer.place', req);
+      },
+      viewerLeft: (streamId) => this.#left.set(streamId, (this.#left.get(streamId) ?? 0) + 1),
+    };
+  }
+
+  async #sendHeartbeat(): Promise<void> {
+    if (!this.control.connected || !this.nodeId) return;
+    // Departures are batched into the heartbeat period.
+    const left = [...this.#left];
+    this.#left.clear();
+    try {
+      for (const [streamId, count] of left) await this.control.request('viewer.left', { streamId, count });
+      await this.control.request('node.heartbeat', nodeSnapshot(this.node, this.meter));
+    } catch (err) {
+      this.#log.debug({ err }, 'heartbeat failed');
+    }
+  }
+}

@@ -1,0 +1,5 @@
+export { RelayNode, type RelayNodeOptions } from './RelayNode.js';
+export { ControlClient } from './ControlClient.js';
+export { PipeIngress } from './PipeIngress.js';
+export { ProbeResponder } from './ProbeResponder.js';
+export { startRelay } from './startRelay.js';

@@ -1,0 +1,197 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createPublicKey } from 'node:crypto';
+import express from 'express';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { Logger } from '@cascade/protocol';
+import { UpgradeRouter } from '@cascade/protocol/node';
+import { announcedAddress, publicHttpUrl, type CascadeConfig } from '@cascade/config';
+import {
+  MemoryTopologyStore,
+  RedisTopologyStore,
+  RelayGateway,
+  TokenService,
+  TopologyController,
+  type TopologyStore,
+} from '@cascade/controller';
+import { registerNodeMetrics } from '@cascade/sfu';
+import { apiRouter, errorHandler } from './http/api.js';
+import { webDemoRouter } from './http/webDemo.js';
+import { OriginNode } from './origin/OriginNode.js';
+
+export interface CascadeServer {
+  /** Base URL this process listens on (http://host:port). */
+  readonly url: string;
+  readonly port: number;
+  readonly controller: TopologyController;
+  readonly origin: OriginNode | undefined;
+  readonly gateway: RelayGateway | undefined;
+  readonly development: boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root of a `server` process: store, controller, origin media node, relay
+ * gateway, HTTP API and web demo, as the config's roles ask. Resolves once it listens.
+ */
+export async function startCascade(config: Readonly<CascadeConfig>, deps: { logger: Logger }): Promise<CascadeServer> {
+  const log = deps.logger;
+  const development = config.mode === 'development';
+  let secret = config.auth.secret;
+  if (!secret) {
+    // Development only (production refuses to start without one, in config validation).
+    secret = randomBytes(32).toString('hex');
+    log.warn({}, 'DEVELOPMENT MODE: generated a throw-away token secret; the demo hands out broadcast tokens to anyone. Set mode=production and auth.secret for real use.');
+  }
+  const tokens = new TokenService(secret);
+
+  const store: TopologyStore = config.redis.url
+    ? await RedisTopologyStore.connect({ url: config.redis.url }, { logger: log })
+    : new MemoryTopologyStore();
+  log.info({ store: store.kind }, 'topology store ready');
+
+  const ticketKey = config.auth.ticketKeyFile ? readTicketKey(config.auth.ticketKeyFile) : undefined;
+  const controller = await TopologyController.create(
+    {
+      maxChildren: config.topology.maxChildren,
+      heartbeatIntervalMs: config.topology.heartbeatIntervalMs,
+      nodeTtlMs: config.topology.nodeTtlMs,
+      demoteCpu: config.topology.demoteCpu,
+      demoteLossRate: config.topology.demoteLossRate,
+      ticketTtlSec: config.auth.ticketTtlSec,
+      watchTokenRequired: config.auth.watchTokenRequired,
+      endedRetentionMs: config.origin.endedRetentionMs,
+    },
+    { store, logger: log, tokens, ...(ticketKey ? { ticketKey } : {}) },
+  );
+  controller.start();
+
+  const registry = new Registry();
+  registry.setDefaultLabels({ node: config.nodeId, role: config.roles.join('+') });
+  collectDefaultMetrics({ register: registry, prefix: 'cascade_' });
+  const placements = new Counter({
+    name: 'cascade_controller_placements_total',
+    help: 'Viewer placements decided by this controller instance',
+    labelNames: ['attached'] as const,
+    registers: [registry],
+  });
+  controller.observer.on('placement', (_s, _n, attached) => placements.inc({ attached: String(attached) }));
+  const reparents = new Counter({ name: 'cascade_controller_reparents_total', help: 'Relays moved to a new parent', registers: [registry] });
+  controller.observer.on('reparent', () => reparents.inc());
+
+  const app = express();
+  app.disable('x-powered-by');
+  const server = http.createServer(app);
+  const upgrades = new UpgradeRouter(server);
+
+  const listenIps = config.mediasoup.listenIps.map((l) => ({ ip: l.ip, announcedIp: announcedAddress(l) }));
+  // The port is known only after listen() when 0 was asked for (tests): listen first.
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.http.port, config.http.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const publicUrl = publicHttpUrl(config, port);
+
+  let gateway: RelayGateway | undefined;
+  if (config.roles.includes('controller')) {
+    gateway = new RelayGateway(
+      upgrades,
+      {
+        pingIntervalMs: Math.max(100, Math.floor(config.topology.heartbeatIntervalMs / 4)),
+        maxConnections: 10_000,
+        maxMessageBytes: config.signalling.maxMessageBytes * 4,
+        rateLimitPerSec: config.signalling.rateLimitPerSec * 4,
+        requestTimeoutMs: config.signalling.requestTimeoutMs,
+        probeTimeoutMs: config.topology.probeTimeoutMs,
+        heartbeatIntervalMs: config.topology.heartbeatIntervalMs,
+      },
+      { controller, tokens, logger: log },
+    );
+    const gw = gateway;
+    new Gauge({ name: 'cascade_controller_relays', help: 'Relays connected to this controller instance', registers: [registry], collect() { this.set(gw.relayCount); } });
+  }
+
+  let origin: OriginNode | undefined;
+  if (config.roles.includes('origin')) {
+    origin = await OriginNode.create(
+      {
+        media: {
+          id: config.nodeId,
+          publicUrl,
+          listenIps,
+          iceServers: config.iceServers.map((s) => ({ ...s })),
+          mediasoup: { ...config.mediasoup },
+          signalling: { ...config.signalling },
+          keyFrameRequestDelayMs: config.origin.keyFrameRequestDelayMs,
+        },
+        publisher: {
+          maxStreams: config.origin.maxStreams,
+          reconnectGraceMs: config.origin.reconnectGraceMs,
+          keyFrameRequestDelayMs: config.origin.keyFrameRequestDelayMs,
+          viewerCountIntervalMs: 2000,
+        },
+        maxViewers: config.origin.maxViewers,
+        maxChildren: config.topology.maxChildren,
+        heartbeatIntervalMs: config.topology.heartbeatIntervalMs,
+      },
+      { logger: log, upgrades, controller, tokens },
+    );
+    registerNodeMetrics(registry, origin.node, origin.meter);
+  }
+
+  let state: 'running' | 'closing' | 'closed' = 'running';
+  app.use(
+    apiRouter({
+      controller,
+      registry,
+      logger: log,
+      ...(development ? { devTokens: { tokens, ttlSec: config.auth.devTokenTtlSec } } : {}),
+      health: () => ({
+        ok: state === 'running' && (!origin || origin.node.pool.workers.length > 0),
+        detail: {
+          node: config.nodeId,
+          roles: config.roles,
+          mode: config.mode,
+          store: store.kind,
+          workers: origin?.node.pool.workers.length ?? 0,
+          streams: origin?.node.streams.length ?? 0,
+          relays: gateway?.relayCount ?? 0,
+        },
+      }),
+    }),
+  );
+  if (config.webDemo.enabled) app.use(webDemoRouter());
+  app.use(errorHandler(log));
+
+  log.info({ url: publicUrl, roles: config.roles, mode: config.mode, store: store.kind, listenIps }, 'cascade listening');
+
+  return {
+    url: `http://${config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host}:${port}`,
+    port,
+    controller,
+    origin,
+    gateway,
+    development,
+    async close() {
+      if (state !== 'running') return;
+      state = 'closing';
+      await gateway?.close();
+      await origin?.close();
+      controller.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await store.close();
+      state = 'closed';
+      log.info({}, 'cascade stopped');
+    },
+  };
+}
+
+function readTicketKey(file: string): { privateKey: string; publicKey: string } {
+  const privateKey = readFileSync(file, 'utf8');
+  const publicKey = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
+  return { privateKey, publicKey };
+}

@@ -1,0 +1,242 @@
+import { randomBytes } from 'node:crypto';
+import type { types } from 'mediasoup';
+import {
+  CascadeError,
+  type Logger,
+  type NodeParams,
+  type NodeResult,
+  type StreamState,
+} from '@cascade/protocol';
+import type { TokenService, TopologyController, StreamRecord } from '@cascade/controller';
+import { ms, type LocalStream, type MediaNode, type NodeService, type Session } from '@cascade/sfu';
+
+export interface PublisherServiceOptions {
+  maxStreams: number;
+  reconnectGraceMs: number;
+  keyFrameRequestDelayMs: number;
+  iceServers: NodeResult<'stream.publish'>['iceServers'];
+  /** How often the broadcaster is told its audience, ms. */
+  viewerCountIntervalMs: number;
+}
+
+const ID_ALPHABET = 'abcdefghijkmnpqrstuvwxyz23456789';
+
+/** Short, unambiguous, URL-safe stream ids (no 0/o, 1/l). */
+export function newStreamId(): string {
+  const bytes = randomBytes(10);
+  return [...bytes].map((b) => ID_ALPHABET[b % ID_ALPHABET.length]).join('');
+}
+
+interface Published {
+  record: StreamRecord;
+  local: LocalStream;
+  session: Session | undefined;
+  graceTimer?: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * Broadcasters on the origin: `stream.publish` (with a broadcast token), `producer.create`,
+ * `stream.unpublish`. Owns the stream lifecycle (waiting → live → reconnecting → ended): a
+ * broadcaster whose connection drops has `reconnectGraceMs` to come back with the same id,
+ * and viewers resume without rejoining because new producers replace the old ones.
+ */
+export class PublisherService implements NodeService {
+  readonly #node: MediaNode;
+  readonly #controller: TopologyController;
+  readonly #tokens: TokenService;
+  readonly #options: PublisherServiceOptions;
+  readonly #log: Logger;
+  readonly #streams = new Map<string, Published>();
+
+  constructor(
+    node: MediaNode,
+    options: PublisherServiceOptions,
+    deps: { controller: TopologyController; tokens: TokenService; logger: Logger },
+  ) {
+    this.#node = node;
+    this.#controller = deps.controller;
+    this.#tokens = deps.tokens;
+    this.#options = options;
+    this.#log = deps.logger.child({ component: 'PublisherService' });
+  }
+
+  /** Streams published here and not yet ended (re-put in the store by each heartbeat). */
+  get records(): StreamRecord[] {
+    return [...this.#streams.values()].map((p) => p.record);
+  }
+
+  attach(session: Session): void {
+    session.peer
+      .handle('stream.publish', (p) => this.#publish(session, p))
+      .handle('stream.unpublish', async () => {
+        const streamId = session.requireRole('publisher');
+        await this.end(streamId, 'unpublished');
+        return {};
+      })
+      .handle('producer.create', (p) => this.#produce(session, p));
+  }
+
+  /** End a stream now (broadcaster stopped, grace expired, or origin shutting down). */
+  async end(streamId: string, reason: string): Promise<void> {
+    const pub = this.#streams.get(streamId);
+    if (!pub) return;
+    this.#streams.delete(streamId);
+    clearTimeout(pub.graceTimer);
+    this.#log.info({ streamId, reason }, 'stream ended');
+    pub.local.setState('ended');
+    pub.record = { ...pub.record, state: 'ended', endedAt: Date.now(), updatedAt: Date.now() };
+    await this.#save(pub.record);
+    // Leave a moment for 'ended' to reach viewers and child relays before the routers go.
+    setTimeout(() => {
+      pub.local.close();
+      if (pub.session && !pub.session.closed) pub.session.close(1000, 'stream ended');
+    }, 500).unref();
+  }
+
+  /** Streams this origin left behind in the store (after its own restart) become reconnecting. */
+  async adoptStale(records: StreamRecord[]): Promise<void> {
+    for (const r of records) {
+      if (r.originNodeId !== this.#node.id || r.state === 'ended' || this.#streams.has(r.id)) continue;
+      const local = this.#node.openStream(r.id, { depth: 0, state: 'reconnecting', title: r.title, createdAt: r.createdAt });
+      const pub: Published = { record: { ...r, state: 'reconnecting', updatedAt: Date.now() }, local, session: undefined };
+      this.#streams.set(r.id, pub);
+      this.#startGrace(pub);
+      await this.#save(pub.record);
+    }
+  }
+
+  async #publish(session: Session, p: NodeParams<'stream.publish'>): Promise<NodeResult<'stream.publish'>> {
+    const claims = this.#tokens.verify(p.token, 'broadcast');
+    if (session.role !== 'none') throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', `session is already a ${session.role}`);
+    const streamId = p.streamId ?? claims.stream ?? newStreamId();
+    if (claims.stream && claims.stream !== streamId) throw new CascadeError('CASCADE_ERR_AUTH_FORBIDDEN', 'token is for another stream');
+
+    let pub = this.#streams.get(streamId);
+    let resumed = false;
+    if (pub) {
+      if (pub.record.owner !== claims.sub) throw new CascadeError('CASCADE_ERR_STREAM_ALREADY_LIVE', streamId);
+      if (pub.session && !pub.session.closed && !p.resume) {
+        throw new CascadeError('CASCADE_ERR_STREAM_ALREADY_LIVE', `${streamId} (pass resume to take over)`);
+      }
+      if (pub.session && !pub.session.closed) {
+        pub.session.log.info({ streamId }, 'broadcaster taken over by a newer connection');
+        const old = pub.session;
+        pub.session = undefined;
+        old.close(4409, 'taken over by a newer connection');
+      }
+      resumed = true;
+    } else {
+      const stored = await this.#controller.store.getStream(streamId);
+      if (stored && stored.state !== 'ended' && (stored.owner !== claims.sub || stored.originNodeId !== this.#node.id)) {
+        throw new CascadeError('CASCADE_ERR_STREAM_ALREADY_LIVE', streamId);
+      }
+      if (stored && stored.state === 'ended' && stored.owner !== claims.sub) {
+        throw new CascadeError('CASCADE_ERR_STREAM_ALREADY_LIVE', `${streamId} belongs to another broadcaster`);
+      }
+      if (this.#streams.size >= this.#options.maxStreams) {
+        throw new CascadeError('CASCADE_ERR_NODE_CAPACITY', `origin carries its maximum of ${this.#options.maxStreams} streams`);
+      }
+      const now = Date.now();
+      const record: StreamRecord = {
+        id: streamId,
+        title: (p.title ?? '').trim().slice(0, 200) || 'Untitled stream',
+        state: 'waiting',
+        originNodeId: this.#node.id,
+        owner: claims.sub,
+        createdAt: now,
+        updatedAt: now,
+      };
+      const old = this.#node.stream(streamId);
+      if (old) old.close(); // an ended stream id being reused
+      const local = this.#node.openStream(streamId, { depth: 0, state: 'waiting', title: record.title, createdAt: now });
+      pub = { record, local, session: undefined };
+      this.#streams.set(streamId, pub);
+      await this.#save(record);
+    }
+    if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
+    session.claimRole('publisher', streamId);
+    pub.session = session;
+    clearTimeout(pub.graceTimer);
+    this.#watchSession(pub, session);
+    session.log.info({ streamId, resumed, owner: claims.sub }, 'broadcaster connected');
+    return {
+      streamId,
+      rtpCapabilities: await pub.local.router.rtpCapabilities(),
+      iceServers: this.#options.iceServers,
+      resumed,
+    };
+  }
+
+  async #produce(session: Session, p: NodeParams<'producer.create'>): Promise<NodeResult<'producer.create'>> {
+    const streamId = session.requireRole('publisher');
+    const pub = this.#streams.get(streamId);
+    if (!pub || pub.session !== session) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'not the current broadcaster');
+    const transport = session.transport(p.transportId);
+    if (transport.appData.direction !== 'send') throw new CascadeError('CASCADE_ERR_PROTOCOL_INVALID_PARAMS', 'producers need a send transport');
+    const kinds = (transport.appData.kinds ??= new Set<string>()) as Set<string>;
+    if (kinds.has(p.kind)) throw new CascadeError('CASCADE_ERR_MEDIA_LIMIT', `already sending ${p.kind}`);
+    kinds.add(p.kind);
+    let producer: types.Producer;
+    try {
+      producer = await ms(
+        transport.produce({
+          kind: p.kind,
+          rtpParameters: p.rtpParameters as types.RtpParameters,
+          // Failovers make many viewers ask for a key frame at once; the broadcaster sees at most one per period.
+          keyFrameRequestDelay: this.#options.keyFrameRequestDelayMs,
+        }),
+        'CASCADE_ERR_MEDIA_INVALID_RTP_PARAMETERS',
+      );
+    } catch (err) {
+      kinds.delete(p.kind);
+      throw err;
+    }
+    pub.local.setSource(producer);
+    if (pub.record.state !== 'live') await this.#setState(pub, 'live');
+    session.log.info({ streamId, kind: p.kind, producerId: producer.id }, 'broadcaster producing');
+    return { id: producer.id };
+  }
+
+  #watchSession(pub: Published, session: Session): void {
+    let last = -1;
+    const timer = setInterval(() => {
+      void this.#controller
+        .viewerCount(pub.record.id)
+        .then((viewers) => {
+          if (viewers !== last && !session.closed) session.notify('stream.viewers', { streamId: pub.record.id, viewers });
+          last = viewers;
+        })
+        .catch(() => {});
+    }, this.#options.viewerCountIntervalMs);
+    timer.unref();
+    session.once('close', () => {
+      clearInterval(timer);
+      if (pub.session !== session || !this.#streams.has(pub.record.id)) return;
+      pub.session = undefined;
+      this.#log.info({ streamId: pub.record.id }, 'broadcaster disconnected; waiting for it to come back');
+      void this.#setState(pub, 'reconnecting');
+      this.#startGrace(pub);
+    });
+  }
+
+  #startGrace(pub: Published): void {
+    clearTimeout(pub.graceTimer);
+    pub.graceTimer = setTimeout(() => void this.end(pub.record.id, 'broadcaster did not come back'), this.#options.reconnectGraceMs);
+    pub.graceTimer.unref();
+  }
+
+  async #setState(pub: Published, state: StreamState): Promise<void> {
+    pub.record = { ...pub.record, state, updatedAt: Date.now() };
+    pub.local.setState(state);
+    await this.#save(pub.record);
+  }
+
+  async #save(record: StreamRecord): Promise<void> {
+    try {
+      await this.#controller.putStream(record);
+    } catch (err) {
+      // The store may be away; the next heartbeat writes the record again.
+      this.#log.warn({ err, streamId: record.id }, 'cannot save stream record');
+    }
+  }
+}

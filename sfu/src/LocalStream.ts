@@ -1,0 +1,137 @@
+import type { types } from 'mediasoup';
+import { TypedEmitter, type Logger, type MediaKind, type StreamInfo, type StreamState } from '@cascade/protocol';
+import { StreamRouter } from './StreamRouter.js';
+import type { WorkerPool } from './WorkerPool.js';
+
+export type LocalStreamEvents = {
+  /** A source producer appeared (first one, or one replacing another of the same kind). */
+  sourceadd: [producer: types.Producer];
+  statechange: [state: StreamState];
+  depthchange: [depth: number];
+  /** Nobody uses the stream any more (no viewer, no child, no publisher). */
+  idle: [];
+  '@close': [];
+  listenererror: [event: string, error: unknown];
+};
+export type LocalStreamObserverEvents = {
+  close: [];
+  listenererror: [event: string, error: unknown];
+};
+
+export interface LocalStreamOptions {
+  id: string;
+  consumersPerRouter: number;
+  /** Distance from the origin: 0 on the origin, parent's + 1 on a relay. */
+  depth: number;
+  state: StreamState;
+  title: string;
+  createdAt: number;
+}
+
+/**
+ * A stream as one node carries it: its routers, its current source producer per kind, its
+ * state, and who uses it here (viewer sessions and child pipes). Sources are replaced
+ * make-before-break: the new producer is announced before the old one is closed, so
+ * consumers are re-created while the old ones still play.
+ */
+export class LocalStream extends TypedEmitter<LocalStreamEvents> {
+  readonly observer = new TypedEmitter<LocalStreamObserverEvents>();
+  readonly id: string;
+  readonly router: StreamRouter;
+  /** Shown to viewers; known from the publisher (origin) or from the assignment (relay). */
+  title: string;
+  /** The node this stream is pulled from (null on the origin or before a relay's first pull). */
+  parentNodeId: string | null = null;
+  readonly createdAt: number;
+  readonly #sources = new Map<MediaKind, types.Producer>();
+  readonly #users = { viewers: new Set<string>(), children: new Set<string>() };
+  #state: StreamState;
+  #depth: number;
+  #closed = false;
+
+  constructor(pool: WorkerPool, options: LocalStreamOptions, deps: { logger: Logger }) {
+    super();
+    this.id = options.id;
+    this.title = options.title;
+    this.createdAt = options.createdAt;
+    this.#state = options.state;
+    this.#depth = options.depth;
+    this.router = new StreamRouter(pool, { streamId: options.id, consumersPerRouter: options.consumersPerRouter }, deps);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+  get state(): StreamState {
+    return this.#state;
+  }
+  get depth(): number {
+    return this.#depth;
+  }
+  get sources(): types.Producer[] {
+    return [...this.#sources.values()];
+  }
+  info(): StreamInfo {
+    return { id: this.id, title: this.title, state: this.#state, createdAt: this.createdAt };
+  }
+
+  get viewerCount(): number {
+    return this.#users.viewers.size;
+  }
+  get childCount(): number {
+    return this.#users.children.size;
+  }
+
+  setState(state: StreamState): void {
+    if (this.#closed || state === this.#state) return;
+    this.#state = state;
+    this.safeEmit('statechange', state);
+  }
+
+  setDepth(depth: number): void {
+    if (this.#closed || depth === this.#depth) return;
+    this.#depth = depth;
+    this.safeEmit('depthchange', depth);
+  }
+
+  /** Make `producer` the source of its kind; a previous source of that kind closes after. */
+  setSource(producer: types.Producer): void {
+    if (this.#closed) {
+      producer.close();
+      return;
+    }
+    const old = this.#sources.get(producer.kind);
+    this.#sources.set(producer.kind, producer);
+    producer.observer.once('close', () => {
+      if (this.#sources.get(producer.kind) === producer) this.#sources.delete(producer.kind);
+    });
+    this.safeEmit('sourceadd', producer);
+    if (old && old !== producer) old.close();
+  }
+
+  /** Close every source (publisher gone, parent lost); consumers learn from producerclose. */
+  clearSources(): void {
+    for (const p of [...this.#sources.values()]) p.close();
+    this.#sources.clear();
+  }
+
+  addUser(kind: 'viewers' | 'children', id: string): void {
+    this.#users[kind].add(id);
+  }
+
+  removeUser(kind: 'viewers' | 'children', id: string): void {
+    if (!this.#users[kind].delete(id)) return;
+    if (this.#users.viewers.size === 0 && this.#users.children.size === 0) this.safeEmit('idle');
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sources.clear();
+    this.router.close();
+    this.#users.viewers.clear();
+    this.#users.children.clear();
+    this.safeEmit('@close');
+    this.observer.safeEmit('close');
+  }
+}

@@ -1,0 +1,116 @@
+import type { types } from 'mediasoup';
+import {
+  CascadeError,
+  type NodeParams,
+  type NodeResult,
+  type PipeProducerInfo,
+} from '@cascade/protocol';
+import type { LocalStream } from './LocalStream.js';
+import type { MediaNode, NodeService } from './MediaNode.js';
+import { ms } from './mediasoupErrors.js';
+import type { Session } from './Session.js';
+
+/**
+ * The parent side of a relay pipe: a child relay holding a pipe ticket for a stream this node
+ * carries gets an SRTP PipeTransport with a pipe consumer per source. Source changes (a new
+ * broadcaster connection, this node's own new parent) are pushed as pipe.producer.new/closed.
+ */
+export class PipeEgressService implements NodeService {
+  readonly #node: MediaNode;
+
+  constructor(node: MediaNode) {
+    this.#node = node;
+  }
+
+  attach(session: Session): void {
+    session.peer.handle('pipe.open', (p) => this.#open(session, p));
+  }
+
+  async #open(session: Session, p: NodeParams<'pipe.open'>): Promise<NodeResult<'pipe.open'>> {
+    const node = this.#node;
+    const claims = node.tickets.verifyPipe(p.ticket, node.id, p.streamId);
+    if (p.ip !== claims.childIp) {
+      // Media goes only to the address the controller probed, never where the relay says.
+      throw new CascadeError('CASCADE_ERR_AUTH_FORBIDDEN', `pipe address must be ${claims.childIp}`);
+    }
+    const stream = node.stream(p.streamId);
+    if (!stream || stream.state === 'ended') throw new CascadeError('CASCADE_ERR_STREAM_NOT_FOUND', p.streamId);
+    session.claimRole('pipe', p.streamId);
+    try {
+      return await this.#setUp(session, stream, claims.child, p);
+    } catch (err) {
+      session.releaseRole();
+      throw err;
+    }
+  }
+
+  async #setUp(
+    session: Session,
+    stream: LocalStream,
+    childId: string,
+    p: NodeParams<'pipe.open'>,
+  ): Promise<NodeResult<'pipe.open'>> {
+    const node = this.#node;
+    const router = await stream.router.routerForConsumer();
+    const listen = node.pipeListenIp;
+    const pipe = await router.createPipeTransport({
+      listenIp: { ip: listen.ip, announcedIp: listen.announcedIp },
+      enableSrtp: true,
+      enableRtx: true,
+      appData: { streamId: stream.id, childId },
+    });
+    session.addTransport(pipe);
+    await ms(pipe.connect({ ip: p.ip, port: p.port, srtpParameters: p.srtpParameters as types.SrtpParameters }));
+
+    const consumed = new Set<string>();
+    const consume = async (producer: types.Producer): Promise<PipeProducerInfo | undefined> => {
+      if (consumed.has(producer.id)) return undefined;
+      consumed.add(producer.id);
+      try {
+        const producerId = await stream.router.ensureProducer(router, producer);
+        const consumer = await pipe.consume({ producerId });
+        stream.router.addConsumer(router, 1);
+        consumer.observer.once('close', () => stream.router.addConsumer(router, -1));
+        consumer.once('producerclose', () => session.notify('pipe.producer.closed', { producerId }));
+        return { id: producerId, kind: consumer.kind, rtpParameters: consumer.rtpParameters as PipeProducerInfo['rtpParameters'], paused: consumer.producerPaused };
+      } catch (err) {
+        if (!producer.closed && !pipe.closed) session.log.warn({ err }, 'cannot pipe producer');
+        return undefined;
+      }
+    };
+
+    const producers: PipeProducerInfo[] = [];
+    for (;;) {
+      const pending = stream.sources.filter((s) => !consumed.has(s.id));
+      if (pending.length === 0) break;
+      for (const s of pending) {
+        const info = await consume(s);
+        if (info) producers.push(info);
+      }
+    }
+    const onSource = (producer: types.Producer) =>
+      void consume(producer).then((info) => info && session.notify('pipe.producer.new', info));
+    const onState = (state: LocalStream['state']) => session.notify('stream.state', { streamId: stream.id, state });
+    const onDepth = (depth: number) => session.notify('pipe.depth', { depth: depth + 1 });
+    stream.on('sourceadd', onSource);
+    stream.on('statechange', onState);
+    stream.on('depthchange', onDepth);
+    stream.addUser('children', session.id);
+    session.once('close', () => {
+      stream.off('sourceadd', onSource);
+      stream.off('statechange', onState);
+      stream.off('depthchange', onDepth);
+      stream.removeUser('children', session.id);
+      session.log.info({ streamId: stream.id, childId }, 'child pipe closed');
+    });
+    session.log.info({ streamId: stream.id, childId, producers: producers.length }, 'child pipe open');
+    return {
+      ip: pipe.tuple.localIp,
+      port: pipe.tuple.localPort,
+      srtpParameters: pipe.srtpParameters!,
+      depth: stream.depth + 1,
+      state: stream.state,
+      producers,
+    };
+  }
+}

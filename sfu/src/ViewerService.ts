@@ -1,0 +1,181 @@
+import type { types } from 'mediasoup';
+import {
+  CascadeError,
+  type ConsumerInfo,
+  type IceServer,
+  type NodeParams,
+  type NodeResult,
+} from '@cascade/protocol';
+import type { LocalStream } from './LocalStream.js';
+import type { MediaNode, NodeService } from './MediaNode.js';
+import { ms } from './mediasoupErrors.js';
+import type { Session } from './Session.js';
+
+export interface ViewerServiceOptions {
+  iceServers: IceServer[];
+  /**
+   * The local stream a viewer with a valid ticket is served from. The origin has it or the
+   * stream does not exist; a relay may get the viewer a moment before its assignment and
+   * opens the stream in advance.
+   */
+  streamFor(streamId: string): LocalStream;
+}
+
+interface ViewerState {
+  stream: LocalStream;
+  transport: types.WebRtcTransport | undefined;
+  rtpCapabilities: types.RtpCapabilities | undefined;
+  consumers: Map<string, types.Consumer>;
+  /** Set once the initial consumers exist; from then on new sources are pushed. */
+  subscribed: boolean;
+}
+
+/**
+ * Viewers: `stream.watch` (served here or redirected where the controller says),
+ * `stream.subscribe` (a consumer per source, and later ones pushed as `consumer.new`),
+ * `consumer.resume`.
+ */
+export class ViewerService implements NodeService {
+  readonly #node: MediaNode;
+  readonly #options: ViewerServiceOptions;
+  readonly #states = new WeakMap<Session, ViewerState>();
+
+  constructor(node: MediaNode, options: ViewerServiceOptions) {
+    this.#node = node;
+    this.#options = options;
+  }
+
+  attach(session: Session): void {
+    session.peer
+      .handle('stream.watch', (p) => this.#watch(session, p))
+      .handle('stream.subscribe', (p) => this.#subscribe(session, p))
+      .handle('consumer.resume', async ({ consumerId }) => {
+        session.requireRole('viewer');
+        const consumer = this.#states.get(session)?.consumers.get(consumerId);
+        if (!consumer) throw new CascadeError('CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND', consumerId);
+        await ms(consumer.resume());
+        return {};
+      });
+  }
+
+  async #watch(session: Session, p: NodeParams<'stream.watch'>): Promise<NodeResult<'stream.watch'>> {
+    if (session.role !== 'none') {
+      throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', `session is already a ${session.role}`);
+    }
+    const node = this.#node;
+    if (p.ticket) {
+      node.tickets.verifyViewer(p.ticket, node.id, p.streamId);
+      return this.#serve(session, this.#options.streamFor(p.streamId));
+    }
+    const { placement } = await node.control.placeViewer({
+      streamId: p.streamId,
+      ...(p.exclude ? { exclude: p.exclude } : {}),
+      ...(p.token ? { token: p.token } : {}),
+    });
+    if (placement.nodeId !== node.id) {
+      return { action: 'redirect', nodeId: placement.nodeId, url: placement.url, ticket: placement.ticket };
+    }
+    if (session.closed) {
+      node.control.viewerLeft(p.streamId);
+      throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
+    }
+    return this.#serve(session, this.#options.streamFor(p.streamId));
+  }
+
+  async #serve(session: Session, stream: LocalStream): Promise<NodeResult<'stream.watch'>> {
+    if (stream.state === 'ended') throw new CascadeError('CASCADE_ERR_STREAM_ENDED', stream.id);
+    const rtpCapabilities = await stream.router.rtpCapabilities();
+    if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
+    session.claimRole('viewer', stream.id);
+    const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), subscribed: false };
+    this.#states.set(session, state);
+    stream.addUser('viewers', session.id);
+    const onState = (s: LocalStream['state']) => session.notify('stream.state', { streamId: stream.id, state: s });
+    const onSource = (producer: types.Producer) => {
+      if (!state.subscribed) return;
+      void this.#consume(session, state, producer).then((info) => info && session.notify('consumer.new', info));
+    };
+    stream.on('statechange', onState);
+    stream.on('sourceadd', onSource);
+    session.once('close', () => {
+      stream.off('statechange', onState);
+      stream.off('sourceadd', onSource);
+      stream.removeUser('viewers', session.id);
+      try {
+        this.#node.control.viewerLeft(stream.id);
+      } catch (err) {
+        session.log.warn({ err }, 'cannot report viewer departure');
+      }
+    });
+    session.log.info({ streamId: stream.id }, 'viewer joined');
+    return {
+      action: 'serve',
+      nodeId: this.#node.id,
+      rtpCapabilities,
+      iceServers: this.#options.iceServers,
+      stream: stream.info(),
+    };
+  }
+
+  async #subscribe(session: Session, p: NodeParams<'stream.subscribe'>): Promise<NodeResult<'stream.subscribe'>> {
+    session.requireRole('viewer');
+    const state = this.#states.get(session)!;
+    if (state.transport) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'already subscribed');
+    const transport = session.transport(p.transportId);
+    if (transport.appData.direction !== 'recv') {
+      throw new CascadeError('CASCADE_ERR_PROTOCOL_INVALID_PARAMS', 'subscribe needs a recv transport');
+    }
+    state.transport = transport;
+    state.rtpCapabilities = p.rtpCapabilities as types.RtpCapabilities;
+    // Sources may appear while we await: loop until none is left unconsumed, then (with no
+    // await in between) hand over to the sourceadd listener, so none is lost or doubled.
+    const done = new Set<string>();
+    const consumers: ConsumerInfo[] = [];
+    let attempted = 0;
+    for (;;) {
+      const pending = state.stream.sources.filter((s) => !done.has(s.id));
+      if (pending.length === 0) break;
+      for (const producer of pending) {
+        done.add(producer.id);
+        attempted++;
+        const info = await this.#consume(session, state, producer);
+        if (info) consumers.push(info);
+      }
+    }
+    state.subscribed = true;
+    if (attempted > 0 && consumers.length === 0) {
+      throw new CascadeError('CASCADE_ERR_MEDIA_CANNOT_CONSUME', 'no codec in common with the stream');
+    }
+    return { consumers };
+  }
+
+  async #consume(session: Session, state: ViewerState, producer: types.Producer): Promise<ConsumerInfo | undefined> {
+    const transport = state.transport!;
+    const router = transport.appData.router as types.Router;
+    const streamRouter = state.stream.router;
+    try {
+      const producerId = await streamRouter.ensureProducer(router, producer);
+      if (!router.canConsume({ producerId, rtpCapabilities: state.rtpCapabilities! })) {
+        session.log.info({ kind: producer.kind }, 'viewer cannot consume this producer');
+        return undefined;
+      }
+      const consumer = await transport.consume({ producerId, rtpCapabilities: state.rtpCapabilities!, paused: true });
+      if (session.closed) {
+        consumer.close();
+        return undefined;
+      }
+      streamRouter.addConsumer(router, 1);
+      state.consumers.set(consumer.id, consumer);
+      consumer.observer.once('close', () => {
+        streamRouter.addConsumer(router, -1);
+        state.consumers.delete(consumer.id);
+      });
+      consumer.once('producerclose', () => session.notify('consumer.closed', { consumerId: consumer.id }));
+      return { id: consumer.id, producerId, kind: consumer.kind, rtpParameters: consumer.rtpParameters as ConsumerInfo['rtpParameters'] };
+    } catch (err) {
+      // The producer or the transport went away meanwhile; the viewer learns from later events.
+      if (!producer.closed && !transport.closed) session.log.warn({ err }, 'cannot create consumer');
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,132 @@
+import type { types } from 'mediasoup';
+import { CascadeError, InvalidStateError, TypedEmitter, type Logger } from '@cascade/protocol';
+import type { MediasoupModule } from './loadMediasoup.js';
+
+export interface WorkerPoolOptions {
+  numWorkers: number;
+  logLevel: types.WorkerLogLevel;
+  rtcMinPort: number;
+  rtcMaxPort: number;
+}
+
+export type WorkerPoolEvents = {
+  /** A worker died and was replaced; routers on it are gone. */
+  workerdied: [dead: types.Worker, replacement: types.Worker | undefined];
+  listenererror: [event: string, error: unknown];
+};
+export type WorkerPoolObserverEvents = {
+  newworker: [worker: types.Worker];
+  close: [];
+  listenererror: [event: string, error: unknown];
+};
+
+/**
+ * The node's mediasoup workers (one per core by default). A worker that dies is replaced
+ * in its slot so the node keeps its capacity; owners listen to `workerdied` to rebuild
+ * what lived on it.
+ */
+export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
+  readonly observer = new TypedEmitter<WorkerPoolObserverEvents>();
+  readonly #ms: MediasoupModule;
+  readonly #options: WorkerPoolOptions;
+  readonly #log: Logger;
+  readonly #workers: (types.Worker | undefined)[] = [];
+  /** Load per worker, maintained by the owners of routers (consumers + producers). */
+  readonly #load = new Map<types.Worker, number>();
+  #closed = false;
+
+  static async create(ms: MediasoupModule, options: WorkerPoolOptions, deps: { logger: Logger }): Promise<WorkerPool> {
+    const pool = new WorkerPool(ms, options, deps.logger);
+    try {
+      await Promise.all(Array.from({ length: options.numWorkers }, (_, i) => pool.#spawn(i)));
+    } catch (err) {
+      pool.close();
+      throw err;
+    }
+    return pool;
+  }
+
+  private constructor(ms: MediasoupModule, options: WorkerPoolOptions, logger: Logger) {
+    super();
+    this.#ms = ms;
+    this.#options = options;
+    this.#log = logger.child({ component: 'WorkerPool' });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get workers(): types.Worker[] {
+    return this.#workers.filter((w): w is types.Worker => !!w && !w.closed);
+  }
+
+  /** The live worker with the least load; `exclude` lets a caller spread over workers. */
+  leastLoaded(exclude: ReadonlySet<types.Worker> = new Set()): types.Worker {
+    if (this.#closed) throw new InvalidStateError('worker pool closed');
+    let best: types.Worker | undefined;
+    let bestLoad = Infinity;
+    for (const w of this.workers) {
+      if (exclude.has(w)) continue;
+      const l = this.#load.get(w) ?? 0;
+      if (l < bestLoad) {
+        best = w;
+        bestLoad = l;
+      }
+    }
+    if (!best) throw new CascadeError('CASCADE_ERR_MEDIA_WORKER_DIED', 'no live mediasoup worker');
+    return best;
+  }
+
+  addLoad(worker: types.Worker, delta: number): void {
+    if (!this.#load.has(worker)) return;
+    this.#load.set(worker, Math.max(0, (this.#load.get(worker) ?? 0) + delta));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const w of this.#workers) w?.close();
+    this.#workers.length = 0;
+    this.#load.clear();
+    this.observer.safeEmit('close');
+  }
+
+  async #spawn(slot: number): Promise<types.Worker> {
+    const o = this.#options;
+    const worker = await this.#ms.createWorker({
+      logLevel: o.logLevel,
+      rtcMinPort: o.rtcMinPort,
+      rtcMaxPort: o.rtcMaxPort,
+      logTags: ['info', 'ice', 'dtls', 'rtp', 'srtp', 'rtcp'],
+    });
+    if (this.#closed) {
+      worker.close();
+      throw new InvalidStateError('worker pool closed');
+    }
+    this.#workers[slot] = worker;
+    this.#load.set(worker, 0);
+    this.#log.info({ pid: worker.pid, slot }, 'mediasoup worker started');
+    worker.on('died', (error) => void this.#onDied(slot, worker, error));
+    this.observer.safeEmit('newworker', worker);
+    return worker;
+  }
+
+  async #onDied(slot: number, worker: types.Worker, error: Error): Promise<void> {
+    this.#log.error({ err: error, pid: worker.pid, slot }, 'mediasoup worker died');
+    this.#load.delete(worker);
+    this.#workers[slot] = undefined;
+    if (this.#closed) return;
+    let replacement: types.Worker | undefined;
+    for (let attempt = 0; attempt < 5 && !this.#closed; attempt++) {
+      try {
+        replacement = await this.#spawn(slot);
+        break;
+      } catch (err) {
+        this.#log.error({ err, slot, attempt }, 'cannot replace mediasoup worker');
+        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+      }
+    }
+    this.safeEmit('workerdied', worker, replacement);
+  }
+}

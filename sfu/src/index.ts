@@ -1,0 +1,16 @@
+export { loadMediasoup, type MediasoupModule } from './loadMediasoup.js';
+export { MEDIA_CODECS } from './mediaCodecs.js';
+export { WorkerPool, type WorkerPoolOptions } from './WorkerPool.js';
+export { StreamRouter } from './StreamRouter.js';
+export { LocalStream } from './LocalStream.js';
+export { Session, type SessionRole } from './Session.js';
+export { MediaNode, type MediaNodeOptions, type NodeService, type ListenIp } from './MediaNode.js';
+export { TransportService } from './TransportService.js';
+export { ViewerService, type ViewerServiceOptions } from './ViewerService.js';
+export { PipeEgressService } from './PipeEgressService.js';
+export { TrafficMeter, type TrafficSample } from './TrafficMeter.js';
+export { TicketVerifier, tokenError } from './auth/TicketVerifier.js';
+export type { ControlPlane } from './ControlPlane.js';
+export { fromMediasoup, ms } from './mediasoupErrors.js';
+export { registerNodeMetrics } from './metrics.js';
+export { nodeSnapshot } from './snapshot.js';

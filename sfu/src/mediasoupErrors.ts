@@ -1,0 +1,20 @@
+import { CascadeError, type ErrorCode } from '@cascade/protocol';
+
+/**
+ * mediasoup rejects bad client input (RTP parameters, DTLS parameters, capabilities) with
+ * TypeError, from its Node layer or from the worker; anything else is our fault.
+ */
+export function fromMediasoup(err: unknown, inputCode: ErrorCode): CascadeError {
+  if (err instanceof CascadeError) return err;
+  if (err instanceof TypeError) return new CascadeError(inputCode, err.message.replace(/ \[method:.*\]$/, ''), { cause: err });
+  return new CascadeError('CASCADE_ERR_INTERNAL', undefined, { cause: err });
+}
+
+/** Await a mediasoup call, mapping its failure. */
+export async function ms<T>(call: Promise<T>, inputCode: ErrorCode = 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS'): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    throw fromMediasoup(err, inputCode);
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * The web demo: `/` lists live streams, `/broadcast` goes live from the webcam, `/watch/<id>`
+ * plays a stream. Bundled for the browser with the client SDK. Page state is mirrored on
+ * `window.cascadeDemo` so that end-to-end tests (and curious users) can read it.
+ */
+import {
+  broadcast,
+  CascadeEvent,
+  watch,
+  type Broadcast,
+  type CascadeError,
+  type StreamState,
+  type Watch,
+} from '@cascade/client-sdk';
+
+interface DemoState {
+  page: string;
+  state: string;
+  streamId?: string;
+  nodeId?: string;
+  viewers?: number;
+  reconnects: number;
+  error?: { code: string; message: string };
+}
+const demo: DemoState = { page: document.body.dataset.page ?? '', state: 'init', reconnects: 0 };
+(window as unknown as { cascadeDemo: DemoState }).cascadeDemo = demo;
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+const origin = window.location.origin;
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+function showError(err: unknown): void {
+  const e = err as CascadeError;
+  const code = e.code ?? 'CASCADE_ERR_INTERNAL';
+  demo.error = { code, message: e.message ?? String(err) };
+  const box = $('error');
+  box.innerHTML = `<strong>${escapeHtml(friendly(code))}</strong><br><span class="muted">${escapeHtml(e.message ?? '')}</span><br><code>${escapeHtml(code)}</code>`;
+  box.hidden = false;
+}
+
+function friendly(code: string): string {
+  if (code.startsWith('CASCADE_ERR_AUTH_')) return 'You are not allowed to broadcast (bad or expired token).';
+  if (code === 'CASCADE_ERR_CLIENT_MEDIA') return 'Cannot use the camera.';
+  if (code === 'CASCADE_ERR_STREAM_ALREADY_LIVE') return 'This stream already has a broadcaster.';
+  if (code === 'CASCADE_ERR_NODE_CAPACITY') return 'The server is full right now.';
+  if (code.startsWith('CASCADE_ERR_CLIENT_')) return 'Cannot reach the server.';
+  return 'Something went wrong.';
+}
+
+// ---------------------------------------------------------------- home
+
+async function home(): Promise<void> {
+  const render = async () => {
+    try {
+      const res = await fetch('/api/streams');
+      const { streams } = (await res.json()) as { streams: { id: string; title: string; state: StreamState; viewers: number; createdAt: number }[] };
+      $('empty').hidden = streams.length > 0;
+      $('streams').innerHTML = streams
+        .map(
+          (s) => `<a class="card" href="/watch/${encodeURIComponent(s.id)}" data-testid="stream-card">
+            <div class="thumb">▶<span class="badge ${s.state}">${s.state === 'live' ? '<span class="dot"></span>Live' : s.state}</span></div>
+            <div class="body"><div class="title">${escapeHtml(s.title)}</div>
+            <div class="meta">${s.viewers} watching · started ${new Date(s.createdAt).toLocaleTimeString()}</div></div></a>`,
+        )
+        .join('');
+      demo.state = 'listed';
+    } catch {
+      demo.state = 'offline';
+    }
+  };
+  await render();
+  setInterval(() => void render(), 5000);
+}
+
+// ---------------------------------------------------------------- broadcast
+
+async function broadcastPage(): Promise<void> {
+  const preview = $<HTMLVideoElement>('preview');
+  const goLive = $<HTMLButtonElement>('goLive');
+  const status = $('status');
+  let camera: MediaStream;
+  try {
+    camera = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true }).catch(() =>
+      navigator.mediaDevices.getUserMedia({ video: true }),
+    );
+  } catch (err) {
+    $('previewOverlay').innerHTML = '<div class="big">No camera</div><div class="small">Allow camera access and reload the page.</div>';
+    showError(Object.assign(new Error((err as Error).message), { code: 'CASCADE_ERR_CLIENT_MEDIA' }));
+    demo.state = 'error';
+    return;
+  }
+  preview.srcObject = camera;
+  $('previewOverlay').hidden = true;
+  goLive.disabled = false;
+  status.textContent = 'Camera ready.';
+  demo.state = 'ready';
+
+  const params = new URLSearchParams(window.location.search);
+  let session: Broadcast | undefined;
+  goLive.addEventListener('click', async () => {
+    goLive.disabled = true;
+    $('error').hidden = true;
+    status.textContent = 'Connecting…';
+    demo.state = 'connecting';
+    try {
+      // A token in the URL (?token=…) is used as given; otherwise the development server hands one out.
+      let token = params.get('token') ?? sessionStorage.getItem('cascade-token');
+      if (!token) {
+        const res = await fetch('/api/dev/token');
+        if (!res.ok) throw Object.assign(new Error('this server needs a broadcast token (?token=…)'), { code: 'CASCADE_ERR_AUTH_MISSING_TOKEN' });
+        token = ((await res.json()) as { token: string }).token;
+        sessionStorage.setItem('cascade-token', token);
+      }
+      const title = ($<HTMLInputElement>('title').value || '').trim();
+      session = await broadcast({ url: origin, token, stream: camera, ...(title ? { title } : {}) });
+    } catch (err) {
+      showError(err);
+      status.textContent = 'Not live.';
+      goLive.disabled = false;
+      demo.state = 'error';
+      return;
+    }
+    const b = session;
+    demo.state = 'live';
+    demo.streamId = b.streamId;
+    const watchUrl = `${origin}/watch/${encodeURIComponent(b.streamId)}`;
+    $('setup').hidden = true;
+    $('liveInfo').hidden = false;
+    $('livePill').hidden = false;
+    $('streamId').textContent = b.streamId;
+    $<HTMLInputElement>('shareUrl').value = watchUrl;
+    $<HTMLAnchorElement>('watchLink').href = watchUrl;
+    $('copy').addEventListener('click', () => void navigator.clipboard?.writeText(watchUrl));
+    b.on(CascadeEvent.Viewers, (n) => {
+      demo.viewers = n;
+      $('viewers').textContent = String(n);
+    });
+    b.on(CascadeEvent.Reconnecting, () => {
+      demo.state = 'reconnecting';
+      $('connState').textContent = 'Connection lost, reconnecting… your viewers are waiting.';
+    });
+    b.on(CascadeEvent.Reconnected, () => {
+      demo.state = 'live';
+      demo.reconnects++;
+      $('connState').textContent = '';
+    });
+    b.on(CascadeEvent.Error, (e) => {
+      showError(e);
+      demo.state = 'error';
+    });
+    $('stop').addEventListener('click', async () => {
+      await b.stop();
+      demo.state = 'stopped';
+      $('livePill').hidden = true;
+      $('connState').textContent = 'Stream ended.';
+      ($('stop') as HTMLButtonElement).disabled = true;
+    });
+  });
+  if (params.get('autostart') === '1') goLive.click();
+}
+
+// ---------------------------------------------------------------- watch
+
+const MESSAGES: Record<string, [string, string]> = {
+  connecting: ['Connecting…', ''],
+  waiting: ['This stream is not live yet', 'It will start playing as soon as the broadcaster goes live.'],
+  reconnecting: ['The broadcaster is reconnecting…', 'Hang on, the stream should come back in a moment.'],
+  nodelost: ['Reconnecting…', 'Moving you to another server.'],
+  ended: ['This stream has ended', 'Thanks for watching.'],
+  notfound: ['Stream not found', 'Check the link, or see who is live now.'],
+  error: ['Cannot play this stream', ''],
+};
+
+async function watchPage(): Promise<void> {
+  const streamId = decodeURIComponent(window.location.pathname.split('/').pop() ?? '');
+  demo.streamId = streamId;
+  const video = $<HTMLVideoElement>('video');
+  const setMessage = (key: keyof typeof MESSAGES | null, extra = '') => {
+    const overlay = $('overlay');
+    if (!key) {
+      overlay.hidden = true;
+      return;
+    }
+    overlay.hidden = false;
+    const [title, text] = MESSAGES[key]!;
+    $('overlayTitle').textContent = title;
+    $('overlayText').innerHTML = extra || escapeHtml(text) + (key === 'notfound' || key === 'ended' ? ' <a href="/">Live now →</a>' : '');
+    $('spinner').hidden = !['connecting', 'reconnecting', 'nodelost', 'waiting'].includes(key);
+  };
+  const setState = (s: string) => {
+    demo.state = s;
+    $('state').textContent = s;
+    const badge = $('badge');
+    badge.hidden = s !== 'live';
+    badge.className = 'badge live live-pill';
+    badge.innerHTML = '<span class="dot"></span>Live';
+  };
+  $('unmute').addEventListener('click', () => {
+    video.muted = !video.muted;
+    $('unmute').textContent = video.muted ? '🔈 Unmute' : '🔊 Mute';
+  });
+  video.addEventListener('resize', () => ($('resolution').textContent = `${video.videoWidth}×${video.videoHeight}`));
+
+  let w: Watch;
+  try {
+    w = await watch({ url: origin, streamId });
+  } catch (err) {
+    const code = (err as CascadeError).code ?? 'CASCADE_ERR_INTERNAL';
+    demo.error = { code, message: (err as Error).message };
+    if (code === 'CASCADE_ERR_STREAM_NOT_FOUND' || code === 'CASCADE_ERR_STREAM_INVALID_ID') {
+      setState('notfound');
+      setMessage('notfound');
+    } else if (code === 'CASCADE_ERR_STREAM_ENDED') {
+      setState('ended');
+      setMessage('ended');
+    } else {
+      setState('error');
+      setMessage('error', `${escapeHtml((err as Error).message)}<br><code>${escapeHtml(code)}</code>`);
+    }
+    return;
+  }
+  (window as unknown as { cascadeWatch: Watch }).cascadeWatch = w;
+  document.title = `${w.stream?.title ?? 'Stream'} · Cascade`;
+  $('title').textContent = w.stream?.title ?? '';
+  $('subtitle').textContent = `Stream ${streamId}`;
+  video.srcObject = w.mediaStream;
+  const showNode = () => {
+    demo.nodeId = w.nodeId;
+    $('node').textContent = w.nodeId ?? '–';
+  };
+  showNode();
+  const applyStreamState = (s: StreamState) => {
+    setState(s);
+    setMessage(s === 'live' ? null : s);
+  };
+  applyStreamState(w.streamState);
+  w.on(CascadeEvent.Live, () => applyStreamState('live'));
+  w.on(CascadeEvent.Waiting, (s) => applyStreamState(s));
+  w.on(CascadeEvent.Ended, () => applyStreamState('ended'));
+  w.on(CascadeEvent.NodeChanged, showNode);
+  w.on(CascadeEvent.Reconnecting, () => {
+    setMessage('nodelost');
+    demo.state = 'nodelost';
+  });
+  w.on(CascadeEvent.Reconnected, () => {
+    demo.reconnects++;
+    $('reconnects').textContent = String(demo.reconnects);
+    applyStreamState(w.streamState);
+  });
+  w.on(CascadeEvent.Error, (e) => {
+    demo.error = { code: e.code, message: e.message };
+    setState('error');
+    setMessage('error', `${escapeHtml(e.message)}<br><code>${escapeHtml(e.code)}</code>`);
+  });
+  w.on(CascadeEvent.Track, () => void video.play().catch(() => {}));
+}
+
+const pages: Record<string, () => Promise<void>> = { home, broadcast: broadcastPage, watch: watchPage };
+void pages[demo.page]?.();
