@@ -6,7 +6,10 @@ import { CascadeError, type ErrorCode } from '@cascade/protocol';
  */
 export function fromMediasoup(err: unknown, inputCode: ErrorCode): CascadeError {
   if (err instanceof CascadeError) return err;
-  if (err instanceof TypeError) return new CascadeError(inputCode, err.message.replace(/ \[method:.*\]$/, ''), { cause: err });
+  // UnsupportedError: a codec or feature the router does not offer (also the client's doing).
+  if (err instanceof TypeError || (err as Error)?.name === 'UnsupportedError') {
+    return new CascadeError(inputCode, (err as Error).message.replace(/ \[method:.*\]$/, ''), { cause: err });
+  }
   return new CascadeError('CASCADE_ERR_INTERNAL', undefined, { cause: err });
 }
 

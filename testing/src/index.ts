@@ -1,1 +1,7 @@
-export {};
+export * from './wait.js';
+export * from './net.js';
+export * from './redis.js';
+export * from './processes.js';
+export * from './browser.js';
+export * from './nodeViewer.js';
+export * from './rawClient.js';

@@ -1,0 +1,117 @@
+/** Turns raw per-viewer, per-node and per-process data into the report's summary. */
+import type { DecoderResult, GeneratorSeries, LoadTestSummary, NodeSeries, NodeSummary, ViewerResult } from './LoadTestTypes.js';
+import { LogHistogram, type LogHistogramJSON } from './LogHistogram.js';
+import { summarize } from './stats.js';
+
+export interface SummaryInput {
+  target: number;
+  viewers: readonly ViewerResult[];
+  decoders: readonly DecoderResult[];
+  nodes: readonly NodeSeries[];
+  generator: readonly GeneratorSeries[];
+  delay: LogHistogramJSON;
+}
+
+const nums = (xs: readonly (number | null | undefined)[]): number[] => xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+const maxOf = (xs: number[]): number | null => (xs.length ? Math.max(...xs) : null);
+
+export function summarizeRun(input: SummaryInput): LoadTestSummary {
+  const { viewers } = input;
+  const started = viewers.filter((v) => v.startedAt > 0);
+  const joined = viewers.filter((v) => v.joinMs !== null);
+  const failuresByCode: Record<string, number> = {};
+  for (const v of started) {
+    if (v.error) failuresByCode[v.error.code] = (failuresByCode[v.error.code] ?? 0) + 1;
+  }
+  const withRtp = joined.filter((v) => v.rtp && v.rtp.packets > 0);
+  let lost = 0;
+  let expected = 0;
+  for (const v of withRtp) {
+    lost += v.rtp!.lost;
+    expected += v.rtp!.expected;
+  }
+  return {
+    viewers: {
+      target: input.target,
+      started: started.length,
+      joined: joined.length,
+      failed: started.filter((v) => v.joinMs === null).length,
+      failuresByCode,
+    },
+    joinMs: summarize(nums(joined.map((v) => v.joinMs))),
+    firstPacketMs: summarize(nums(joined.map((v) => v.firstPacketMs))),
+    firstFrameMs: summarize(nums(joined.map((v) => v.firstFrameMs))),
+    bitrateKbps: summarize(withRtp.map((v) => v.rtp!.bitrateKbps)),
+    lossPct: summarize(withRtp.map((v) => v.rtp!.lossFraction * 100)),
+    lossPctOverall: expected > 0 ? (lost / expected) * 100 : null,
+    jitterMs: summarize(withRtp.map((v) => v.rtp!.jitterMs)),
+    freezesPerViewer: summarize(withRtp.map((v) => v.rtp!.freezes)),
+    freezeMsPerViewer: summarize(withRtp.map((v) => v.rtp!.freezeTotalMs)),
+    delayMs: LogHistogram.fromJSON(input.delay).summary(),
+    nodes: input.nodes.map((n) => summarizeNode(n, viewers)),
+    generator: summarizeGenerator(input.generator),
+    decoders: summarizeDecoders(input.decoders),
+  };
+}
+
+export function summarizeNode(n: NodeSeries, viewers: readonly ViewerResult[]): NodeSummary {
+  const served = viewers.filter((v) => v.nodeId === n.id && v.rtp && v.rtp.packets > 0);
+  let lost = 0;
+  let expected = 0;
+  for (const v of served) {
+    lost += v.rtp!.lost;
+    expected += v.rtp!.expected;
+  }
+  const perViewer: number[] = [];
+  for (const s of n.samples) {
+    if (s.cpuCores !== null && s.viewers !== null && s.viewers > 0) perViewer.push((s.cpuCores * 100) / s.viewers);
+  }
+  return {
+    id: n.id,
+    kind: n.kind,
+    viewersMax: maxOf(nums(n.samples.map((s) => s.viewers))),
+    consumersMax: maxOf(nums(n.samples.map((s) => s.consumers))),
+    cpuCores: summarize(nums(n.samples.map((s) => s.cpuCores))),
+    cpuPerViewerPct: summarize(perViewer),
+    rssMaxBytes: maxOf(nums(n.samples.map((s) => s.rssBytes))),
+    bitrateOutKbps: summarize(nums(n.samples.map((s) => s.bitrateOutKbps))),
+    servedViewers: served.length,
+    rxKbpsPerViewer: summarize(served.map((v) => v.rtp!.bitrateKbps)),
+    lossPct: expected > 0 ? (lost / expected) * 100 : null,
+  };
+}
+
+function summarizeGenerator(gen: readonly GeneratorSeries[]): LoadTestSummary['generator'] {
+  // Skip each process's first second: it includes loading werift, not running viewers.
+  const cpu = gen.flatMap((g) => g.samples.slice(1).map((s) => s.cpuPct));
+  return {
+    processes: gen.length,
+    viewersPerProcess: gen.map((g) => g.viewers),
+    cpuPctPerProcess: summarize(cpu),
+    rssMaxBytes: maxOf(gen.flatMap((g) => g.samples.map((s) => s.rssBytes))),
+  };
+}
+
+function summarizeDecoders(decoders: readonly DecoderResult[]): LoadTestSummary['decoders'] {
+  const fps: number[] = [];
+  let freezeCount = 0;
+  let frameWidth: number | null = null;
+  const delay = new LogHistogram();
+  for (const d of decoders) {
+    const last = d.samples[d.samples.length - 1];
+    for (const s of d.samples) if (s.framesPerSecond !== null) fps.push(s.framesPerSecond);
+    if (last) {
+      freezeCount += last.freezeCount;
+      frameWidth = Math.max(frameWidth ?? 0, last.frameWidth ?? 0) || frameWidth;
+    }
+    if (d.renderDelayHistogram) delay.merge(d.renderDelayHistogram);
+  }
+  return {
+    count: decoders.length,
+    ok: decoders.filter((d) => d.ok).length,
+    fps: summarize(fps),
+    freezeCount,
+    frameWidth,
+    renderDelayMs: delay.summary(),
+  };
+}

@@ -1,0 +1,58 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+
+/** Bump when the encoding below changes, so an old cache file is not reused. */
+const CLIP_VERSION = 1;
+const ENCODE_TIMEOUT_MS = 120_000;
+
+/** ~/.cache/cascade, or $XDG_CACHE_HOME/cascade when the caller passes it. */
+export function defaultCacheDir(xdgCacheHome?: string): string {
+  return path.join(xdgCacheHome || path.join(homedir(), '.cache'), 'cascade');
+}
+
+/**
+ * The VP8 test clip (testsrc 640x360, 30 fps, one key frame per second, ~600 kbit/s), encoded
+ * once and cached: replaying it with `-c:v copy` costs ~1 % CPU, while encoding live wobbles
+ * between 18 and 35 fps on a busy 2-core box (test-clients/README.md).
+ */
+export async function ensureClip(cacheDir = defaultCacheDir()): Promise<string> {
+  const file = path.join(cacheDir, `loadtest-clip-v${CLIP_VERSION}.webm`);
+  if (existsSync(file)) return file;
+  mkdirSync(cacheDir, { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp.webm`;
+  // prettier-ignore
+  const args = [
+    '-hide_banner', '-loglevel', 'error', '-y',
+    '-f', 'lavfi', '-i', 'testsrc=size=640x360:rate=30', '-t', '20',
+    '-c:v', 'libvpx', '-b:v', '600k', '-deadline', 'realtime', '-cpu-used', '8',
+    '-g', '30', '-keyint_min', '30', '-error-resilient', '1', '-auto-alt-ref', '0', '-pix_fmt', 'yuv420p',
+    tmp,
+  ];
+  try {
+    await run('ffmpeg', args, ENCODE_TIMEOUT_MS);
+    renameSync(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  return file;
+}
+
+function run(cmd: string, args: string[], timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot run ${cmd}: ${e.message}`));
+    });
+    p.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else reject(new Error(`${cmd} failed (${signal ?? code}): ${err.trim()}`));
+    });
+  });
+}

@@ -1,0 +1,143 @@
+import { parseArgs } from 'node:util';
+
+export type BroadcasterKind = 'ffmpeg' | 'chromium';
+
+export interface LoadTestOptions {
+  /** Base URL of the Cascade node to test (the origin). The only host viewers are pointed at. */
+  url: string;
+  /** Simulated (werift, non-decoding) viewers. */
+  viewers: number;
+  /** Seconds from the first join to the end of the test; the ramp is included. */
+  durationSec: number;
+  /** Joins per second, all processes together. */
+  rampPerSec: number;
+  /** Stream to watch; with `broadcast` the id the broadcaster asks for. */
+  streamId?: string;
+  /** Start our own broadcaster (whose frames carry send-time stamps). */
+  broadcast: boolean;
+  broadcaster: BroadcasterKind;
+  /** Headless Chromium viewers that decode. */
+  decoders: number;
+  /** Report folder. Default ./load-test-reports/<timestamp>. */
+  outDir?: string;
+  /** Child processes for the simulated viewers. Default: one per ~200 viewers. */
+  processes: number;
+  /** Frame gap counted as a freeze, ms. */
+  freezeGapMs: number;
+  /** Time a viewer's watch() may take before it counts as failed, ms. */
+  joinTimeoutMs: number;
+  /** Print the one-line-per-second progress. */
+  progress: boolean;
+}
+
+/** Limits that keep a typo from starting a test the machine cannot stop. */
+export const LIMITS = {
+  viewers: 10_000,
+  durationSec: 3600,
+  rampPerSec: 1000,
+  decoders: 20,
+  processes: 64,
+  /** werift viewers one Node process holds at 30 fps on one core (test-clients/README.md). */
+  viewersPerProcess: 200,
+} as const;
+
+export const USAGE = `Usage: node load-tests/dist/cli.js --url http://host:8080 (--stream ID | --broadcast) [options]
+
+  --url URL          Cascade node to test (viewers join there; the SDK follows redirects)
+  --viewers N        simulated receive-only viewers (werift, no decoding). Default 10
+  --duration S       seconds from the first join to the end, ramp included. Default 60
+  --ramp R[/s]       joins per second, all processes together. Default 20/s
+  --stream ID        watch this existing stream
+  --broadcast        start a synthetic broadcaster (VP8 clip, frames stamped for delay)
+  --broadcaster K    ffmpeg (default: ffmpeg clip through werift) or chromium (fake camera)
+  --decoders N       headless Chromium viewers that decode. Default 2
+  --out DIR          report folder. Default ./load-test-reports/<timestamp>
+  --processes N      child processes for the simulated viewers. Default ceil(viewers/${LIMITS.viewersPerProcess})
+  --freeze-gap MS    frame gap counted as a freeze. Default 500
+  --join-timeout MS  watch() time before a join counts as failed. Default 15000
+  --no-progress      no per-second progress line
+  -h, --help         this text
+`;
+
+export class UsageError extends TypeError {
+  readonly code = 'CASCADE_ERR_LOADTEST_USAGE';
+}
+
+function int(name: string, raw: string | undefined, dflt: number, min: number, max: number): number {
+  if (raw === undefined) return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer in ${min}..${max} (got ${raw})`);
+  return n;
+}
+
+/** `20/s`, `20`, `1200/min` → joins per second. */
+export function parseRate(raw: string): number {
+  const m = /^(\d+(?:\.\d+)?)(?:\/(s|sec|min|m))?$/.exec(raw.trim());
+  if (!m) throw new UsageError(`--ramp must look like 20/s (got ${raw})`);
+  const n = Number(m[1]) / (m[2] === 'min' || m[2] === 'm' ? 60 : 1);
+  if (!(n > 0) || n > LIMITS.rampPerSec) throw new UsageError(`--ramp must be in (0, ${LIMITS.rampPerSec}]/s (got ${raw})`);
+  return n;
+}
+
+/** Parse the CLI arguments; throws UsageError with a message fit for the terminal. Returns null for --help. */
+export function parseCliArgs(argv: string[]): LoadTestOptions | null {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      options: {
+        url: { type: 'string' },
+        viewers: { type: 'string' },
+        duration: { type: 'string' },
+        ramp: { type: 'string' },
+        stream: { type: 'string' },
+        broadcast: { type: 'boolean' },
+        broadcaster: { type: 'string' },
+        decoders: { type: 'string' },
+        out: { type: 'string' },
+        processes: { type: 'string' },
+        'freeze-gap': { type: 'string' },
+        'join-timeout': { type: 'string' },
+        'no-progress': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return null;
+  if (!values.url) throw new UsageError('--url is required');
+  let url: URL;
+  try {
+    url = new URL(values.url);
+  } catch {
+    throw new UsageError(`--url is not a URL: ${values.url}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--url must be http(s)://');
+  const broadcast = values.broadcast ?? false;
+  if (!broadcast && !values.stream) throw new UsageError('give --stream ID or --broadcast');
+  if (values.stream !== undefined && !/^[A-Za-z0-9_-]{3,64}$/.test(values.stream)) {
+    throw new UsageError('--stream: ids are 3-64 of A-Z a-z 0-9 _ -');
+  }
+  const broadcaster = (values.broadcaster ?? 'ffmpeg') as BroadcasterKind;
+  if (broadcaster !== 'ffmpeg' && broadcaster !== 'chromium') throw new UsageError('--broadcaster is ffmpeg or chromium');
+  const viewers = int('viewers', values.viewers, 10, 0, LIMITS.viewers);
+  const dfltProcesses = Math.max(1, Math.ceil(viewers / LIMITS.viewersPerProcess));
+  const processes = Math.min(int('processes', values.processes, dfltProcesses, 1, LIMITS.processes), Math.max(1, viewers));
+  return {
+    url: url.toString().replace(/\/$/, ''),
+    viewers,
+    durationSec: int('duration', values.duration, 60, 1, LIMITS.durationSec),
+    rampPerSec: values.ramp === undefined ? 20 : parseRate(values.ramp),
+    ...(values.stream !== undefined ? { streamId: values.stream } : {}),
+    broadcast,
+    broadcaster,
+    decoders: int('decoders', values.decoders, 2, 0, LIMITS.decoders),
+    ...(values.out !== undefined ? { outDir: values.out } : {}),
+    processes,
+    freezeGapMs: int('freeze-gap', values['freeze-gap'], 500, 50, 60_000),
+    joinTimeoutMs: int('join-timeout', values['join-timeout'], 15_000, 1000, 120_000),
+    progress: !values['no-progress'],
+  };
+}

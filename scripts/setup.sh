@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Cascade's installer, run by `npm start`, `npm test` and `npm run bench` before anything else.
+# Idempotent: a second run only checks (a few seconds). Usage: scripts/setup.sh [run|test|bench]
+#   run   - what the server needs: the mediasoup worker (built from Debian packages), npm packages, a build
+#   test  - plus chromium (end-to-end tests), redis-server, ffmpeg, iproute2 (network namespaces)
+#   bench - plus janus (the peer SFU the capacity benchmark compares against)
+# Knobs: CASCADE_SKIP_APT=1 (never call apt-get), CASCADE_CACHE_DIR (default ~/.cache/cascade).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE="${1:-run}"
+log() { echo "[setup] $*" >&2; }
+started=$(date +%s%N)
+
+# ---------------------------------------------------------------- 1. Debian packages
+# The worker's build dependencies also pull in its run-time libraries.
+PKGS=(build-essential meson ninja-build pkg-config python3 libabsl-dev libsrtp2-dev libuv1-dev
+  nlohmann-json3-dev libssl-dev libusrsctp-dev)
+case "$MODE" in
+  run) ;;
+  test) PKGS+=(chromium redis-server ffmpeg iproute2) ;;
+  bench) PKGS+=(chromium redis-server ffmpeg iproute2 janus) ;;
+  *) echo "usage: $0 [run|test|bench]" >&2; exit 64 ;;
+esac
+if [[ "${CASCADE_SKIP_APT:-0}" != 1 ]]; then
+  missing=()
+  while read -r name status; do
+    [[ "$status" == "installed" ]] || missing+=("$name")
+  done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PKGS[@]}" 2>/dev/null || true)
+  # dpkg-query prints nothing for packages it has never heard of.
+  for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -q '^installed$' || { [[ " ${missing[*]-} " == *" $p "* ]] || missing+=("$p"); }
+  done
+  if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    SUDO=""; [[ $(id -u) != 0 ]] && SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -o DPkg::Lock::Timeout=600 >/dev/null || log "apt-get update failed; trying the install anyway"
+    $SUDO apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
+  fi
+fi
+
+# ---------------------------------------------------------------- 2. the mediasoup worker
+CACHE="${CASCADE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cascade}"
+export MEDIASOUP_WORKER_BIN="${MEDIASOUP_WORKER_BIN:-$CACHE/mediasoup-worker-3.12.16/mediasoup-worker}"
+if [[ ! -x "$MEDIASOUP_WORKER_BIN" ]]; then
+  log "building the mediasoup worker from Debian's libraries (first run only, about 4-7 minutes)"
+fi
+MS_SKIP_APT=1 MS_CACHE_DIR="$(dirname "$MEDIASOUP_WORKER_BIN")" bash scripts/build-mediasoup-worker.sh >/dev/null
+
+# ---------------------------------------------------------------- 3. npm packages
+# MEDIASOUP_WORKER_BIN (exported above) stops mediasoup's postinstall from downloading a worker.
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+stamp=node_modules/.cascade-install-stamp
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_sum" ]]; then
+  log "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  echo "$lock_sum" > "$stamp"
+fi
+
+# ---------------------------------------------------------------- 4. build
+bash scripts/build.sh
+
+log "ready in $(( ($(date +%s%N) - started) / 1000000 )) ms"

@@ -1,0 +1,134 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  REPO_ROOT,
+  RawClient,
+  demoState,
+  framesGrow,
+  goLive,
+  launchChromium,
+  startServer,
+  videoStats,
+  waitFor,
+  type NodeProcess,
+} from '@cascade/testing';
+
+/**
+ * The demo as a user meets it: Debian's Chromium with a fake camera goes live on /broadcast,
+ * two /watch pages decode the stream, bad tokens and unknown ids give clear messages.
+ */
+const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts');
+let origin: NodeProcess;
+let browser: Browser;
+let ctx: BrowserContext;
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  origin = await startServer();
+  browser = await launchChromium();
+  ctx = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+});
+afterAll(async () => {
+  await browser?.close();
+  await origin?.stop();
+});
+
+describe('go live from a webcam and watch by stream id', () => {
+  let broadcaster: Page;
+  let streamId: string;
+  const viewers: Page[] = [];
+
+  it('the broadcast page goes live and shows the stream id and watch link', async () => {
+    broadcaster = await ctx.newPage();
+    streamId = await goLive(broadcaster, origin.url);
+    expect(streamId).toMatch(/^[a-z0-9]{10}$/);
+    expect(await broadcaster.getByTestId('stream-id').textContent()).toBe(streamId);
+    expect(await broadcaster.getByTestId('watch-link').getAttribute('href')).toBe(`${origin.url}/watch/${streamId}`);
+  });
+
+  it('two viewer pages decode frames at the real size', async () => {
+    const preview = await broadcaster.evaluate(() => {
+      const v = document.getElementById('preview') as HTMLVideoElement;
+      return { width: v.videoWidth, height: v.videoHeight };
+    });
+    for (let i = 0; i < 2; i++) {
+      const v = await ctx.newPage();
+      await v.goto(`${origin.url}/watch/${streamId}`);
+      viewers.push(v);
+    }
+    for (const v of viewers) {
+      const s = await framesGrow(v, 30);
+      expect(s.state).toBe('live');
+      expect(s.width).toBeGreaterThan(0);
+      await waitFor(async () => {
+        const now = await videoStats(v);
+        return now.width === preview.width && now.height === preview.height;
+      }, { what: `viewer video at ${preview.width}x${preview.height}` });
+    }
+    await viewers[0]!.screenshot({ path: path.join(ARTIFACTS, 'watch.png') });
+  });
+
+  it('the broadcaster sees its audience and the home page lists the stream', async () => {
+    await waitFor(async () => (await demoState(broadcaster)).viewers === 2, { what: 'viewer count 2 on the broadcast page' });
+    await broadcaster.screenshot({ path: path.join(ARTIFACTS, 'broadcast.png') });
+    const home = await ctx.newPage();
+    await home.goto(origin.url);
+    await waitFor(async () => (await home.getByTestId('stream-card').count()) === 1, { what: 'the stream card' });
+    await home.screenshot({ path: path.join(ARTIFACTS, 'home.png') });
+    await home.close();
+  });
+
+  it('hostile clients do not disturb the viewers', async () => {
+    const hostile: Promise<unknown>[] = [];
+    for (let i = 0; i < 5; i++) {
+      hostile.push(
+        (async () => {
+          const c = await RawClient.open(origin.url);
+          c.send('garbage');
+          c.send(JSON.stringify({ v: 1, id: 1, type: 'pipe.open', data: { ticket: 'forged', streamId, ip: '1.2.3.4', port: 9, srtpParameters: { cryptoSuite: 'x', keyBase64: 'y' } } }));
+          c.send(JSON.stringify({ v: 1, id: 2, type: 'stream.publish', data: { token: 'nope', streamId } }));
+          c.send(JSON.stringify({ v: 1, id: 3, type: 'stream.watch', data: { streamId, pad: 'x'.repeat(200_000) } }));
+          return c.closed;
+        })(),
+      );
+    }
+    await Promise.all(hostile);
+    for (const v of viewers) expect((await framesGrow(v, 20)).state).toBe('live');
+  });
+
+  it('when the broadcaster ends the stream, viewers read "ended"', async () => {
+    await broadcaster.getByTestId('stop').click();
+    for (const v of viewers) {
+      await waitFor(async () => (await demoState(v)).state === 'ended', { what: 'viewer state ended' });
+      expect(await v.getByTestId('message').textContent()).toContain('ended');
+    }
+    await viewers[0]!.screenshot({ path: path.join(ARTIFACTS, 'watch-ended.png') });
+  });
+});
+
+describe('clear messages for what cannot be watched or broadcast', () => {
+  it('a broadcast with a bad token is refused and the error is shown in the page', async () => {
+    const page = await ctx.newPage();
+    await page.goto(`${origin.url}/broadcast?autostart=1&token=not.a.token`);
+    const s = await waitFor(async () => {
+      const d = await demoState(page);
+      return d.state === 'error' ? d : undefined;
+    }, { what: 'the broadcast page to show an error' });
+    expect(s.error?.code).toBe('CASCADE_ERR_AUTH_INVALID_TOKEN');
+    expect(await page.getByTestId('error').isVisible()).toBe(true);
+    expect(await page.getByTestId('error').textContent()).toContain('CASCADE_ERR_AUTH_INVALID_TOKEN');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'broadcast-bad-token.png') });
+    await page.close();
+  });
+
+  it('an unknown stream id says "not found"', async () => {
+    const page = await ctx.newPage();
+    await page.goto(`${origin.url}/watch/doesnotexist`);
+    await waitFor(async () => (await demoState(page)).state === 'notfound', { what: 'notfound state' });
+    expect(await page.getByTestId('message').textContent()).toBe('Stream not found');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'watch-not-found.png') });
+    await page.close();
+  });
+});

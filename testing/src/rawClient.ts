@@ -1,0 +1,96 @@
+import WebSocket from 'ws';
+import { signallingUrl } from '@cascade/protocol';
+
+export interface RawReply {
+  id: number | string | null;
+  ok: boolean;
+  data?: Record<string, unknown>;
+  error?: { code: string; message: string };
+}
+
+/**
+ * A bare protocol client for hostile-input tests: sends whatever it is given and records
+ * everything the server answers, so a test can check codes and close frames exactly.
+ */
+export class RawClient {
+  readonly ws: WebSocket;
+  readonly messages: Record<string, unknown>[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  #nextId = 1;
+
+  static open(base: string, path = '/ws', query?: string): Promise<RawClient> {
+    const url = query === undefined ? signallingUrl(base, path) : `${base.replace(/^http/, 'ws')}${path}${query}`;
+    const c = new RawClient(new WebSocket(url));
+    return new Promise((resolve, reject) => {
+      c.ws.once('open', () => resolve(c));
+      c.ws.once('error', reject);
+      c.ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d));
+        res.on('end', () => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode, body: JSON.parse(body || '{}') })));
+      });
+    });
+  }
+
+  private constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.on('message', (d) => {
+      try {
+        this.messages.push(JSON.parse(d.toString()) as Record<string, unknown>);
+      } catch {
+        this.messages.push({ raw: d.toString() });
+      }
+    });
+    this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    ws.on('error', () => {});
+  }
+
+  send(raw: string | Buffer): void {
+    this.ws.send(raw);
+  }
+
+  /** Send a request and wait for the reply with its id. */
+  async request(type: string, data: unknown = {}, timeoutMs = 10_000): Promise<RawReply> {
+    const id = this.#nextId++;
+    this.ws.send(JSON.stringify({ v: 1, id, type, data }));
+    return this.reply(id, timeoutMs);
+  }
+
+  async reply(id: number | string | null, timeoutMs = 10_000): Promise<RawReply> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const m = this.messages.find((x) => 'ok' in x && x.id === id);
+      if (m) {
+        this.messages.splice(this.messages.indexOf(m), 1);
+        return m as unknown as RawReply;
+      }
+      if (this.ws.readyState === WebSocket.CLOSED) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`no reply to ${id}`);
+  }
+
+  notifications(type: string): Record<string, unknown>[] {
+    return this.messages.filter((m) => m.type === type);
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+/** RTP parameters a browser would send for VP8 (enough for mediasoup to create a producer). */
+export function vp8RtpParameters(ssrc = 11111111): Record<string, unknown> {
+  return {
+    mid: '0',
+    codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }] }],
+    headerExtensions: [],
+    encodings: [{ ssrc }],
+    rtcp: { cname: 'test', reducedSize: true },
+  };
+}
+
+/** A DTLS fingerprint-shaped object (never verified: the transport is not connected by ICE). */
+export function fakeDtlsParameters(): Record<string, unknown> {
+  return { role: 'client', fingerprints: [{ algorithm: 'sha-256', value: Array.from({ length: 32 }, () => 'AB').join(':') }] };
+}
