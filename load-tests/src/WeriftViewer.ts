@@ -47,6 +47,8 @@ export class WeriftViewer {
   #error: { code: string; message: string } | undefined;
   #reconnects = 0;
   #nodeChanges = 0;
+  /** Kept here: the Watch forgets its node once stopped. */
+  #nodeId: string | null = null;
   #hasVideo = false;
   #hooked = new Map<msc.Consumer, { unSubscribe(): void }>();
 
@@ -76,7 +78,11 @@ export class WeriftViewer {
     this.#watch = w;
     w.on(CascadeEvent.Track, (_track, consumer) => this.#hook(consumer));
     w.on(CascadeEvent.Reconnecting, () => this.#reconnects++);
-    w.on(CascadeEvent.NodeChanged, () => this.#nodeChanges++);
+    w.on(CascadeEvent.NodeChanged, (nodeId) => {
+      // The first one is the initial join, not a change.
+      if (this.#nodeId !== null) this.#nodeChanges++;
+      this.#nodeId = nodeId;
+    });
     w.on(CascadeEvent.Error, (err) => (this.#error ??= { code: err.code, message: err.message }));
     w.on(CascadeEvent.Ended, () => (this.#error ??= { code: 'CASCADE_ERR_STREAM_ENDED', message: 'the stream ended' }));
     w.on(CascadeEvent.Stopped, () => {
@@ -139,7 +145,7 @@ export class WeriftViewer {
     return {
       index: this.index,
       process,
-      nodeId: this.#watch?.nodeId ?? null,
+      nodeId: this.#nodeId,
       ok: this.#joinedAt !== null && !error,
       ...(error ? { error } : {}),
       startedAt: this.#startedAt,

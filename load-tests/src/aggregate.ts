@@ -102,7 +102,7 @@ function summarizeDecoders(decoders: readonly DecoderResult[]): LoadTestSummary[
     for (const s of d.samples) if (s.framesPerSecond !== null) fps.push(s.framesPerSecond);
     if (last) {
       freezeCount += last.freezeCount;
-      frameWidth = Math.max(frameWidth ?? 0, last.frameWidth ?? 0) || frameWidth;
+      if (last.frameWidth !== null) frameWidth = Math.max(frameWidth ?? 0, last.frameWidth);
     }
     if (d.renderDelayHistogram) delay.merge(d.renderDelayHistogram);
   }

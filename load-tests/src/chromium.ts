@@ -19,6 +19,6 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-export function launchChromium(executablePath = CHROMIUM_PATH): Promise<Browser> {
-  return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+export function launchChromium(executablePath = CHROMIUM_PATH, args: readonly string[] = CHROMIUM_ARGS): Promise<Browser> {
+  return chromium.launch({ executablePath, headless: true, args: [...args], timeout: 30_000 });
 }

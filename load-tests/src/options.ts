@@ -16,6 +16,8 @@ export interface LoadTestOptions {
   /** Start our own broadcaster (whose frames carry send-time stamps). */
   broadcast: boolean;
   broadcaster: BroadcasterKind;
+  /** Broadcast token; without it a development server's /api/dev/token is used. */
+  token?: string;
   /** Headless Chromium viewers that decode. */
   decoders: number;
   /** Report folder. Default ./load-test-reports/<timestamp>. */
@@ -50,6 +52,7 @@ export const USAGE = `Usage: node load-tests/dist/cli.js --url http://host:8080 
   --stream ID        watch this existing stream
   --broadcast        start a synthetic broadcaster (VP8 clip, frames stamped for delay)
   --broadcaster K    ffmpeg (default: ffmpeg clip through werift) or chromium (fake camera)
+  --token JWT        broadcast token (production servers); default: the dev server's /api/dev/token
   --decoders N       headless Chromium viewers that decode. Default 2
   --out DIR          report folder. Default ./load-test-reports/<timestamp>
   --processes N      child processes for the simulated viewers. Default ceil(viewers/${LIMITS.viewersPerProcess})
@@ -94,6 +97,7 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
         stream: { type: 'string' },
         broadcast: { type: 'boolean' },
         broadcaster: { type: 'string' },
+        token: { type: 'string' },
         decoders: { type: 'string' },
         out: { type: 'string' },
         processes: { type: 'string' },
@@ -133,6 +137,7 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
     ...(values.stream !== undefined ? { streamId: values.stream } : {}),
     broadcast,
     broadcaster,
+    ...(values.token !== undefined ? { token: values.token } : {}),
     decoders: int('decoders', values.decoders, 2, 0, LIMITS.decoders),
     ...(values.out !== undefined ? { outDir: values.out } : {}),
     processes,

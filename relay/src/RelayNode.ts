@@ -126,6 +126,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     this.#log = logger.child({ component: 'RelayNode' });
     this.meter = new TrafficMeter(node, { logger });
     this.registry = new Registry();
+    this.registry.setDefaultLabels({ node: node.id, role: 'relay' });
     collectDefaultMetrics({ register: this.registry, prefix: 'cascade_' });
     registerNodeMetrics(this.registry, node, this.meter);
 

@@ -5,3 +5,4 @@ export * from './processes.js';
 export * from './browser.js';
 export * from './nodeViewer.js';
 export * from './rawClient.js';
+export * from './broadcaster.js';

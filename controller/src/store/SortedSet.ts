@@ -5,6 +5,8 @@
 export class SortedSet {
   readonly #scores = new Map<string, number>();
   #order: string[] = [];
+  /** Bumped on every change, so that iterators notice. */
+  #version = 0;
 
   get size(): number {
     return this.#scores.size;
@@ -17,6 +19,7 @@ export class SortedSet {
   set(member: string, score: number): void {
     const old = this.#scores.get(member);
     if (old === score) return;
+    this.#version++;
     if (old !== undefined) this.#order.splice(this.#indexOf(member, old), 1);
     this.#scores.set(member, score);
     this.#order.splice(this.#insertionPoint(member, score), 0, member);
@@ -25,16 +28,31 @@ export class SortedSet {
   delete(member: string): boolean {
     const old = this.#scores.get(member);
     if (old === undefined) return false;
+    this.#version++;
     this.#order.splice(this.#indexOf(member, old), 1);
     this.#scores.delete(member);
     return true;
   }
 
+  /**
+   * Members in ascending order, lazily (placement usually stops at the first few, so no copy
+   * of the whole set is made). Callers may change the set while iterating: iteration then
+   * resumes after the last member yielded, by the order it had when yielded, so a member
+   * whose score rose past it may be seen again.
+   */
   *ascending(): Generator<[string, number]> {
-    // Snapshot so callers may update scores while iterating.
-    for (const m of [...this.#order]) {
-      const s = this.#scores.get(m);
-      if (s !== undefined) yield [m, s];
+    let i = 0;
+    let version = this.#version;
+    while (i < this.#order.length) {
+      const m = this.#order[i]!;
+      const s = this.#scores.get(m)!;
+      yield [m, s];
+      if (version !== this.#version) {
+        version = this.#version;
+        i = this.#upperBound(m, s);
+      } else {
+        i++;
+      }
     }
   }
 
@@ -46,6 +64,19 @@ export class SortedSet {
 
   #cmp(aM: string, aS: number, bM: string, bS: number): number {
     return aS !== bS ? aS - bS : aM < bM ? -1 : aM > bM ? 1 : 0;
+  }
+
+  /** Index of the first member ordered after (member, score). */
+  #upperBound(member: string, score: number): number {
+    let lo = 0;
+    let hi = this.#order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const m = this.#order[mid]!;
+      if (this.#cmp(m, this.#scores.get(m)!, member, score) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   #insertionPoint(member: string, score: number): number {

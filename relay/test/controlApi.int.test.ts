@@ -1,0 +1,163 @@
+import dgram from 'node:dgram';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import jwt from 'jsonwebtoken';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TicketSigner, generateTicketKey } from '@cascade/controller';
+import {
+  RawClient,
+  TEST_SECRET,
+  issueToken,
+  startServer,
+  vp8RtpParameters,
+  waitFor,
+  type NodeProcess,
+} from '@cascade/testing';
+
+/**
+ * Untrusted relays against the controller's /control API and the origin's pipe endpoint:
+ * bad tokens, double registration, impossible heartbeats, unassigned pulls, unreachable
+ * media. Each gets its coded error and nothing else is disturbed.
+ */
+let origin: NodeProcess;
+const key = generateTicketKey();
+const signer = new TicketSigner(key, 60);
+const capacity = { maxViewers: 10, maxChildren: 2, upKbps: 10_000, downKbps: 10_000 };
+const relayToken = (sub: string, extra: Record<string, unknown> = {}) => issueToken({ scope: ['relay'], sub, ...extra });
+
+/** A relay speaking raw protocol, with a UDP socket that echoes the reachability probe. */
+async function rawRelay(sub: string, opts: { id?: string; answerProbe?: boolean } = {}) {
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
+  const c = await RawClient.open(origin.url, '/control');
+  let nonce: string | undefined;
+  udp.on('message', (m) => (nonce = m.toString().replace('CASCADE-PROBE ', '')));
+  const reg = await c.request('node.register', {
+    token: relayToken(sub),
+    node: { ...(opts.id ? { id: opts.id } : {}), url: 'http://127.0.0.1:9', mediaIp: '127.0.0.1', probePort: udp.address().port, capacity },
+    streams: [],
+  });
+  if (reg.ok && opts.answerProbe !== false) {
+    await waitFor(() => nonce, { what: 'the UDP probe' });
+    expect(await c.request('node.probeAck', { nonce })).toMatchObject({ ok: true });
+  }
+  return { c, udp, reg, close: () => (c.close(), udp.close()) };
+}
+
+beforeAll(async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'cascade-key-'));
+  const keyFile = path.join(dir, 'ticket.pem');
+  writeFileSync(keyFile, key.privateKey);
+  origin = await startServer({ env: { CASCADE_AUTH_TICKET_KEY_FILE: keyFile, CASCADE_TOPOLOGY_PROBE_TIMEOUT_MS: '600' } });
+});
+afterAll(async () => {
+  await origin?.stop();
+});
+
+describe('relay registration', () => {
+  it('bad, expired and wrongly scoped relay tokens are refused', async () => {
+    const c = await RawClient.open(origin.url, '/control');
+    const node = { url: 'http://127.0.0.1:9', mediaIp: '127.0.0.1', probePort: 9, capacity };
+    expect(await c.request('node.register', { token: 'garbage', node, streams: [] })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_INVALID_TOKEN' } });
+    const expired = jwt.sign({ scope: ['relay'], sub: 'x', exp: Math.floor(Date.now() / 1000) - 5 }, TEST_SECRET);
+    expect(await c.request('node.register', { token: expired, node, streams: [] })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_EXPIRED_TOKEN' } });
+    const broadcastOnly = issueToken({ scope: ['broadcast'], sub: 'x' });
+    expect(await c.request('node.register', { token: broadcastOnly, node, streams: [] })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_FORBIDDEN' } });
+    c.close();
+  });
+
+  it('requests before registration are refused with RELAY_NOT_REGISTERED', async () => {
+    const c = await RawClient.open(origin.url, '/control');
+    expect(await c.request('viewer.place', { streamId: 'abcdef' })).toMatchObject({ error: { code: 'CASCADE_ERR_RELAY_NOT_REGISTERED' } });
+    c.close();
+  });
+
+  it('registering twice on one connection, or under another relay\'s id, is refused', async () => {
+    const a = await rawRelay('alice', { id: 'relay-alice' });
+    expect(a.reg.ok).toBe(true);
+    expect(await a.c.request('node.register', { token: relayToken('alice'), node: { url: 'http://127.0.0.1:9', mediaIp: '127.0.0.1', probePort: 9, capacity }, streams: [] })).toMatchObject({
+      error: { code: 'CASCADE_ERR_RELAY_ALREADY_REGISTERED' },
+    });
+    const m = await rawRelay('mallory', { id: 'relay-alice', answerProbe: false });
+    expect(m.reg).toMatchObject({ error: { code: 'CASCADE_ERR_RELAY_ALREADY_REGISTERED' } });
+    m.close();
+    // The genuine relay is still there and ready.
+    const nodes = (await (await fetch(`${origin.url}/api/nodes`)).json()) as { nodes: { id: string; status: string }[] };
+    expect(nodes.nodes.find((n) => n.id === 'relay-alice')?.status).toBe('ready');
+    a.close();
+  });
+
+  it('a relay whose media address does not answer the probe is closed with 4400 RELAY_UNREACHABLE', async () => {
+    const r = await rawRelay('bob', { answerProbe: false });
+    expect(r.reg.ok).toBe(true);
+    expect(await r.c.closed).toEqual({ code: 4400, reason: 'CASCADE_ERR_RELAY_UNREACHABLE' });
+    r.udp.close();
+  });
+
+  it('heartbeats with impossible figures are refused; the relay stays registered', async () => {
+    const r = await rawRelay('carol');
+    const stats = { viewers: 0, children: 0, bitrateInKbps: 0, bitrateOutKbps: 0, lossRate: 0, cpu: 0.1, bytesOut: 0 };
+    expect(await r.c.request('node.heartbeat', { stats, streams: [] })).toMatchObject({ ok: true });
+    expect(await r.c.request('node.heartbeat', { stats: { ...stats, viewers: 5000 }, streams: [] })).toMatchObject({
+      error: { code: 'CASCADE_ERR_RELAY_INVALID_STATS' },
+    });
+    expect(await r.c.request('node.heartbeat', { stats: { ...stats, lossRate: 3 }, streams: [] })).toMatchObject({
+      error: { code: 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS' },
+    });
+    expect(await r.c.request('node.heartbeat', { stats: { ...stats, bitrateOutKbps: 1e7 }, streams: [] })).toMatchObject({
+      error: { code: 'CASCADE_ERR_RELAY_INVALID_STATS' },
+    });
+    expect(await r.c.request('node.heartbeat', { stats, streams: [] })).toMatchObject({ ok: true });
+    r.close();
+  });
+});
+
+describe('pulling streams', () => {
+  let streamId: string;
+  let publisher: RawClient;
+  let nodeId: string;
+
+  beforeAll(async () => {
+    publisher = await RawClient.open(origin.url);
+    const pub = await publisher.request('stream.publish', { token: issueToken({ scope: ['broadcast'], sub: 'dan' }) });
+    streamId = pub.data!.streamId as string;
+    const t = await publisher.request('transport.create', { direction: 'send' });
+    await publisher.request('producer.create', { transportId: t.data!.id, kind: 'video', rtpParameters: vp8RtpParameters() });
+    nodeId = ((await (await fetch(`${origin.url}/healthz`)).json()) as { node: string }).node;
+  });
+  afterAll(() => publisher?.close());
+
+  const pipeOpen = (c: RawClient, ticket: string, ip = '127.0.0.1', sid = streamId) =>
+    c.request('pipe.open', { ticket, streamId: sid, ip, port: 40999, srtpParameters: { cryptoSuite: 'AEAD_AES_256_GCM', keyBase64: Buffer.alloc(44, 7).toString('base64') } });
+
+  it('a relay without a valid pipe ticket cannot pull a stream', async () => {
+    const c = await RawClient.open(origin.url);
+    expect(await pipeOpen(c, 'forged.ticket.here')).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_INVALID_TOKEN' } });
+    const foreign = new TicketSigner(generateTicketKey(), 60).pipe({ stream: streamId, node: nodeId, child: 'x', childIp: '127.0.0.1' });
+    expect(await pipeOpen(c, foreign)).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_INVALID_TOKEN' } });
+    const viewerTicket = signer.viewer({ stream: streamId, node: nodeId });
+    expect(await pipeOpen(c, viewerTicket)).toMatchObject({ error: { code: 'CASCADE_ERR_RELAY_NOT_ASSIGNED' } });
+    const otherStream = signer.pipe({ stream: 'otherstream', node: nodeId, child: 'x', childIp: '127.0.0.1' });
+    expect(await pipeOpen(c, otherStream)).toMatchObject({ error: { code: 'CASCADE_ERR_RELAY_NOT_ASSIGNED' } });
+    const otherNode = signer.pipe({ stream: streamId, node: 'some-other-node', child: 'x', childIp: '127.0.0.1' });
+    expect(await pipeOpen(c, otherNode)).toMatchObject({ error: { code: 'CASCADE_ERR_NODE_WRONG_NODE' } });
+    c.close();
+  });
+
+  it('a relay cannot aim a pipe at an address other than the one probed', async () => {
+    const c = await RawClient.open(origin.url);
+    const ticket = signer.pipe({ stream: streamId, node: nodeId, child: 'x', childIp: '127.0.0.1' });
+    expect(await pipeOpen(c, ticket, '198.51.100.7')).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_FORBIDDEN' } });
+    c.close();
+  });
+
+  it('with a valid ticket the pipe opens and carries the stream\'s producers', async () => {
+    const c = await RawClient.open(origin.url);
+    const ticket = signer.pipe({ stream: streamId, node: nodeId, child: 'x', childIp: '127.0.0.1' });
+    const res = await pipeOpen(c, ticket);
+    expect(res, JSON.stringify(res.error)).toMatchObject({ ok: true, data: { depth: 1, state: "live" } });
+    expect((res.data!.producers as unknown[]).length).toBe(1);
+    c.close();
+  });
+});
