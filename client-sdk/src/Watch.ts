@@ -9,7 +9,7 @@ import {
   type StreamInfo,
   type StreamState,
 } from '@cascade/protocol';
-import { ConnectionError, isRetryable, StreamEndedError, typedError } from './errors.js';
+import { CapacityError, ConnectionError, isRetryable, StreamEndedError, typedError } from './errors.js';
 import { CascadeEvent, ConnectionState } from './events.js';
 import type { WebSocketCtor } from './SignalClient.js';
 import { DeviceCache, ViewerConnection } from './ViewerConnection.js';
@@ -181,8 +181,11 @@ export class Watch extends TypedEmitter<WatchEvents> {
       this.#onStreamState('ended');
       return;
     }
+    // A node that vanished is avoided; one that closed us with a reason (its worker died,
+    // it restarts a session) is alive and may well be the right place to come back to.
+    const vanished = err.code === 'CASCADE_ERR_CLIENT_CONNECTION' || err.code === 'CASCADE_ERR_CLIENT_TIMEOUT';
     const nodeId = this.#conn?.nodeId;
-    if (nodeId && !this.#exclude.includes(nodeId)) this.#exclude.push(nodeId);
+    if (vanished && nodeId && !this.#exclude.includes(nodeId)) this.#exclude.push(nodeId);
     void this.#reconnect(err);
   }
 
@@ -214,6 +217,8 @@ export class Watch extends TypedEmitter<WatchEvents> {
         } catch (err) {
           const e = typedError(err);
           if (!isRetryable(e)) throw e;
+          // The nodes we avoid may be the only ones with room (they were fine after all).
+          if (e instanceof CapacityError) this.#exclude = [];
           this.#log.debug({ err: e.message, retryCount }, 'reconnect attempt failed');
         }
       }

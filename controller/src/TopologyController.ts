@@ -91,7 +91,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   readonly #unsubscribe: () => void;
   readonly #health = new Map<string, { bad: number; good: number }>();
   /** Orphans no node could adopt yet; retried by the sweeper. */
-  readonly #pendingOrphans = new Map<string, { streamId: string; childId: string; exclude: string[] }>();
+  readonly #pendingOrphans = new Map<string, { streamId: string; childId: string }>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #sweeping = false;
   #closed = false;
@@ -285,7 +285,9 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
       for (const id of await this.store.expiredNodes(now)) await this.nodeGone(id, 'heartbeats stopped');
       for (const [key, o] of [...this.#pendingOrphans]) {
         this.#pendingOrphans.delete(key);
-        await this.#adopt(o.streamId, o.childId, o.exclude);
+        // Retry without the exclusion: a parent that was refused (e.g. its worker had just died)
+        // may be the only one with room, and dead nodes are gone from the tree anyway.
+        await this.#adopt(o.streamId, o.childId, []);
       }
       for (const s of await this.store.listStreams()) {
         if (s.state === 'ended' && (s.endedAt ?? s.updatedAt) < now - this.options.endedRetentionMs) {
@@ -306,7 +308,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
       const r = await this.store.reparent(streamId, childId, { maxChildren: this.options.maxChildren, now: this.#clock.now() }, exclude);
       if (!r) {
         this.#log.warn({ streamId, childId }, 'no parent with room; will retry');
-        this.#pendingOrphans.set(`${streamId}/${childId}`, { streamId, childId, exclude });
+        this.#pendingOrphans.set(`${streamId}/${childId}`, { streamId, childId });
         return;
       }
       this.observer.safeEmit('reparent', streamId, childId, r.parentId);
@@ -314,7 +316,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
       await this.#assign(stream, childId, r.parentId);
     } catch (err) {
       this.#log.warn({ err, streamId, childId }, 'cannot re-parent; will retry');
-      this.#pendingOrphans.set(`${streamId}/${childId}`, { streamId, childId, exclude });
+      this.#pendingOrphans.set(`${streamId}/${childId}`, { streamId, childId });
     }
   }
 

@@ -1,11 +1,12 @@
 import { cpus, platform } from 'node:os';
 import type { Browser } from 'playwright-core';
-import { summarizeRun } from './aggregate.js';
+import { saturationWarnings, summarizeRun } from './aggregate.js';
 import { ChromiumBroadcaster } from './ChromiumBroadcaster.js';
 import { CHROMIUM_ARGS, launchChromium } from './chromium.js';
 import { ensureClip } from './clip.js';
 import { sleep, wallClockMs } from './clock.js';
 import { DecodingViewers } from './DecodingViewers.js';
+import { HostCpu } from './HostCpu.js';
 import type { DecoderResult, LoadTestReport, TimelinePoint } from './LoadTestTypes.js';
 import { NodeScraper } from './NodeScraper.js';
 import type { LoadTestOptions } from './options.js';
@@ -35,6 +36,7 @@ export class LoadTest {
   readonly #o: LoadTestOptions;
   readonly #deps: LoadTestDeps;
   readonly #warnings: string[] = [];
+  readonly #hostCpu = new HostCpu();
   #t0 = 0;
 
   constructor(options: LoadTestOptions, deps: LoadTestDeps) {
@@ -115,6 +117,7 @@ export class LoadTest {
       });
       await fleet.start();
       this.#t0 = Date.now();
+      timeline.push(this.#point(fleet));
       this.#deps.print(`${o.viewers} viewers in ${o.processes} processes, ${o.decoders} decoders, ramp ${o.rampPerSec}/s, ${o.durationSec} s`);
 
       let scraping: Promise<void> | undefined;
@@ -137,28 +140,30 @@ export class LoadTest {
       await Promise.all([scraping, polling, decodersStarted]);
       fleetResult = await fleet.stop();
       if (decoders) decoderResults = await decoders.stop();
-      await scraper.scrape();
       this.#warnings.push(...fleetResult.warnings, ...scraper.errors.map((e) => `scrape: ${e}`));
-      const streamIdFinal = streamId;
       const viewers = fleetResult.viewers;
+      const summary = summarizeRun({
+        target: o.viewers,
+        timeline,
+        viewers,
+        decoders: decoderResults,
+        nodes: scraper.series(),
+        generator: fleetResult.generator,
+        delay: fleetResult.delay.toJSON(),
+      });
+      for (const w of saturationWarnings(summary)) this.#warn(w);
+      if (synthetic && synthetic.packets === 0) this.#warn('the synthetic broadcaster forwarded no packets (ffmpeg did not send)');
       const report: LoadTestReport = {
         tool: 'cascade-load-test',
         version: 1,
         options: { ...o, ...(o.token ? { token: '[redacted]' } : {}) },
         startedAt: startedAt.toISOString(),
         endedAt: new Date().toISOString(),
-        streamId: streamIdFinal,
+        streamId,
         broadcaster,
         host: { cpus: cpus().length, platform: platform(), node: process.version },
         endReason,
-        summary: summarizeRun({
-          target: o.viewers,
-          viewers,
-          decoders: decoderResults,
-          nodes: scraper.series(),
-          generator: fleetResult.generator,
-          delay: fleetResult.delay.toJSON(),
-        }),
+        summary,
         timeline,
         nodes: scraper.series(),
         generator: fleetResult.generator,
@@ -167,7 +172,6 @@ export class LoadTest {
         delayHistogram: fleetResult.delay.toJSON(),
         warnings: this.#warnings,
       };
-      if (synthetic && synthetic.packets === 0) this.#warn('the synthetic broadcaster forwarded no packets (ffmpeg did not send)');
       return report;
     } finally {
       // Idempotent: on the success path these have already been stopped.
@@ -200,6 +204,7 @@ export class LoadTest {
       delayP50Ms: s.delay.count ? s.delay.percentile(50) : null,
       delayP95Ms: s.delay.count ? s.delay.percentile(95) : null,
       fps: s.fps,
+      hostCpuPct: this.#hostCpu.sample(),
     };
   }
 

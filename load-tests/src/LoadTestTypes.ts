@@ -44,6 +44,8 @@ export interface TimelinePoint {
   delayP95Ms: number | null;
   /** Frames per second per receiving viewer. */
   fps: number | null;
+  /** Whole machine (load generator, broadcaster, and the server if local), % of all cores. */
+  hostCpuPct: number | null;
 }
 
 export interface NodeSample {
@@ -135,7 +137,14 @@ export interface LoadTestSummary {
   /** Every stamped frame of every viewer. */
   delayMs: Summary | null;
   nodes: NodeSummary[];
-  generator: { processes: number; viewersPerProcess: number[]; cpuPctPerProcess: Summary | null; rssMaxBytes: number | null };
+  generator: {
+    processes: number;
+    viewersPerProcess: number[];
+    cpuPctPerProcess: Summary | null;
+    rssMaxBytes: number | null;
+    /** Machine-wide CPU during the test, % of all cores. */
+    hostCpuPct: Summary | null;
+  };
   decoders: {
     count: number;
     ok: number;

@@ -1,10 +1,11 @@
 /** Turns raw per-viewer, per-node and per-process data into the report's summary. */
-import type { DecoderResult, GeneratorSeries, LoadTestSummary, NodeSeries, NodeSummary, ViewerResult } from './LoadTestTypes.js';
+import type { DecoderResult, GeneratorSeries, LoadTestSummary, NodeSeries, NodeSummary, TimelinePoint, ViewerResult } from './LoadTestTypes.js';
 import { LogHistogram, type LogHistogramJSON } from './LogHistogram.js';
 import { summarize } from './stats.js';
 
 export interface SummaryInput {
   target: number;
+  timeline: readonly TimelinePoint[];
   viewers: readonly ViewerResult[];
   decoders: readonly DecoderResult[];
   nodes: readonly NodeSeries[];
@@ -49,7 +50,7 @@ export function summarizeRun(input: SummaryInput): LoadTestSummary {
     freezeMsPerViewer: summarize(withRtp.map((v) => v.rtp!.freezeTotalMs)),
     delayMs: LogHistogram.fromJSON(input.delay).summary(),
     nodes: input.nodes.map((n) => summarizeNode(n, viewers)),
-    generator: summarizeGenerator(input.generator),
+    generator: summarizeGenerator(input.generator, input.timeline),
     decoders: summarizeDecoders(input.decoders),
   };
 }
@@ -81,14 +82,14 @@ export function summarizeNode(n: NodeSeries, viewers: readonly ViewerResult[]): 
   };
 }
 
-function summarizeGenerator(gen: readonly GeneratorSeries[]): LoadTestSummary['generator'] {
-  // Skip each process's first second: it includes loading werift, not running viewers.
-  const cpu = gen.flatMap((g) => g.samples.slice(1).map((s) => s.cpuPct));
+function summarizeGenerator(gen: readonly GeneratorSeries[], timeline: readonly TimelinePoint[]): LoadTestSummary['generator'] {
+  const cpu = gen.flatMap((g) => g.samples.map((s) => s.cpuPct));
   return {
     processes: gen.length,
     viewersPerProcess: gen.map((g) => g.viewers),
     cpuPctPerProcess: summarize(cpu),
     rssMaxBytes: maxOf(gen.flatMap((g) => g.samples.map((s) => s.rssBytes))),
+    hostCpuPct: summarize(nums(timeline.map((p) => p.hostCpuPct))),
   };
 }
 
@@ -114,4 +115,19 @@ function summarizeDecoders(decoders: readonly DecoderResult[]): LoadTestSummary[
     frameWidth,
     renderDelayMs: delay.summary(),
   };
+}
+
+/** Generator saturation worth a warning: its figures then describe the generator, not the server. */
+export function saturationWarnings(s: LoadTestSummary): string[] {
+  const out: string[] = [];
+  const g = s.generator;
+  if (g.cpuPctPerProcess && g.cpuPctPerProcess.p95 > 90) {
+    out.push(
+      `viewer processes were at ${g.cpuPctPerProcess.p95.toFixed(0)} % of a core (p95): they delay packets themselves; use more --processes (on more cores or machines) or fewer --viewers`,
+    );
+  }
+  if (g.hostCpuPct && g.hostCpuPct.p50 > 85) {
+    out.push(`this machine was ${g.hostCpuPct.p50.toFixed(0)} % busy (p50 of all cores): delay, jitter and freezes partly measure the load generator`);
+  }
+  return out;
 }

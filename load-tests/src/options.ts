@@ -39,8 +39,12 @@ export const LIMITS = {
   rampPerSec: 1000,
   decoders: 20,
   processes: 64,
-  /** werift viewers one Node process holds at 30 fps on one core (test-clients/README.md). */
-  viewersPerProcess: 200,
+  /**
+   * Default werift viewers per process. Measured here: ~0.7–0.8 % of a core per viewer at
+   * ~475 kbit/s (SRTP decryption and RTP parsing inside werift), so 100 viewers keep a
+   * process near 70 % of a core, with room for bursts; 200 saturate it.
+   */
+  viewersPerProcess: 100,
 } as const;
 
 export const USAGE = `Usage: node load-tests/dist/cli.js --url http://host:8080 (--stream ID | --broadcast) [options]

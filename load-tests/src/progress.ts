@@ -15,6 +15,7 @@ export function formatProgress(p: TimelinePoint, total: number, nodes: ReadonlyM
     ` | fps ${f(p.fps)}` +
     ` | delay p50 ${f(p.delayP50Ms, 1, ' ms')} p95 ${f(p.delayP95Ms, 1, ' ms')}` +
     ` | loss ${f(p.lossPct, 2, '%')}` +
-    (cpu ? ` | cpu ${cpu}` : '')
+    ` | host ${f(p.hostCpuPct, 0, '%')}` +
+    (cpu ? ` | node ${cpu}` : '')
   );
 }

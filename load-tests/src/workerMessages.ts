@@ -43,7 +43,7 @@ export interface WorkerTick {
   /** Viewers that received at least one packet in the interval. */
   receiving: number;
   delay: LogHistogramJSON;
-  /** Cumulative process.cpuUsage(), µs. */
+  /** CPU used since the viewers started (cumulative), µs. */
   cpuUserUs: number;
   cpuSystemUs: number;
   rssBytes: number;

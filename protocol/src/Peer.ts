@@ -203,9 +203,11 @@ export class Peer<
     this.socketClosed(code, reason);
   }
 
-  /** Answer with `error` and close the connection with the error's close code. */
+  /** Tell the remote why and close with the error's close code (not a protocol violation). */
   closeWithError(error: CascadeError): void {
-    this.#fatal(error, null);
+    if (this.#closed) return;
+    this.#send(encodeError(null, error.toWire()));
+    this.close(error.closeCode, error.code);
   }
 
   async #dispatch(id: MessageId, type: string, data: unknown): Promise<void> {

@@ -5,20 +5,41 @@ export interface TestBroadcaster {
   streamId: string;
   page: Page;
   browser: Browser;
+  /** Close the page's signalling sockets, as a network blip would. */
+  cutSignalling(): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** Debian's Chromium with its fake camera, going live through the real demo page. */
+/**
+ * Debian's Chromium with its fake camera, going live through the real demo page. The page's
+ * WebSockets are recorded on `window.__cascadeSockets` so a test can cut one (a network blip).
+ */
 export async function startChromiumBroadcaster(baseUrl: string, browser?: Browser): Promise<TestBroadcaster> {
   const b = browser ?? (await launchChromium());
-  const page = await b.newPage();
+  const page = await (await b.newContext()).newPage();
+  await page.addInitScript(() => {
+    const Native = window.WebSocket;
+    const sockets: WebSocket[] = [];
+    (window as unknown as { __cascadeSockets: WebSocket[] }).__cascadeSockets = sockets;
+    window.WebSocket = class extends Native {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(url, protocols);
+        sockets.push(this);
+      }
+    } as typeof WebSocket;
+  });
   const streamId = await goLive(page, baseUrl);
   return {
     streamId,
     page,
     browser: b,
+    async cutSignalling() {
+      await page.evaluate(() => {
+        for (const s of (window as unknown as { __cascadeSockets: WebSocket[] }).__cascadeSockets) s.close(4000, 'test: network blip');
+      });
+    },
     async stop() {
-      await page.close().catch(() => {});
+      await page.context().close().catch(() => {});
       if (!browser) await b.close().catch(() => {});
     },
   };

@@ -1,6 +1,6 @@
 import { CascadeError } from '@cascade/protocol';
 import type { TopologyStore } from '../store/TopologyStore.js';
-import type { NodeRecord, StreamRecord, TreeEntry } from '../types.js';
+import type { NodeRecord, NodeView, StreamRecord, TreeEntry } from '../types.js';
 
 /** One relay of the simulated population. */
 export interface SimRelaySpec {
@@ -222,14 +222,14 @@ export async function runPlacementSim(store: TopologyStore, options: PlacementSi
     }
     if (checkEvery > 0 && (j + 1) % checkEvery === 0) {
       const t = performance.now();
-      await checkTree(store, stream, specs, load, K, now, violation);
+      await checkTree(store, stream, load, K, now, violation);
       checking += performance.now() - t;
     }
   }
   const elapsedMs = performance.now() - started - checking;
 
   // ---- the resulting tree
-  const tree = await checkTree(store, stream, specs, load, K, now, violation);
+  const tree = await checkTree(store, stream, load, K, now, violation);
   const relays = tree.filter((e) => e.nodeId !== originId);
   const root = tree.find((e) => e.nodeId === originId);
   const fanout = (id: string) => Math.min(K, specs.get(id)!.maxChildren);
@@ -251,54 +251,67 @@ export async function runPlacementSim(store: TopologyStore, options: PlacementSi
   };
 }
 
+/**
+ * What is wrong with a stream's tree, whatever produced it: a root other than the origin, a
+ * parent outside the tree, a depth that does not follow from the parent's, a cycle, a child
+ * count that does not match the tree, more than K children, or a node beyond its capacity
+ * (viewers or children, all streams together). Empty when all is well.
+ */
+export function treeViolations(tree: TreeEntry[], nodes: NodeView[], originNodeId: string, K: number): string[] {
+  const out: string[] = [];
+  const byId = new Map(tree.map((e) => [e.nodeId, e]));
+  const childCount = new Map<string, number>();
+  for (const e of tree) {
+    if (e.nodeId === originNodeId) {
+      if (e.parent !== null || e.depth !== 0) out.push(`origin has parent ${e.parent} at depth ${e.depth}`);
+      continue;
+    }
+    const p = e.parent === null ? undefined : byId.get(e.parent);
+    if (!p) {
+      out.push(`${e.nodeId} has parent ${e.parent}, not in the tree`);
+      continue;
+    }
+    childCount.set(p.nodeId, (childCount.get(p.nodeId) ?? 0) + 1);
+    if (e.depth !== p.depth + 1) out.push(`${e.nodeId} at depth ${e.depth} under ${p.nodeId} at depth ${p.depth}`);
+    // Walking up must reach the origin within the tree's size (no cycle).
+    let cur: TreeEntry | undefined = e;
+    for (let i = 0; cur && cur.parent !== null && i <= tree.length; i++) cur = byId.get(cur.parent);
+    if (!cur || cur.nodeId !== originNodeId) out.push(`${e.nodeId} does not lead up to the origin`);
+  }
+  if (!byId.has(originNodeId)) out.push('the origin is not in the tree');
+  for (const e of tree) {
+    const n = childCount.get(e.nodeId) ?? 0;
+    if (e.children !== n) out.push(`${e.nodeId} counts ${e.children} children, the tree has ${n}`);
+    if (e.children > K) out.push(`${e.nodeId} feeds ${e.children} children, K is ${K}`);
+  }
+  for (const n of nodes) {
+    if (n.load.viewers > n.capacity.maxViewers) out.push(`node ${n.id} holds ${n.load.viewers} viewers, capacity ${n.capacity.maxViewers}`);
+    if (n.load.children > n.capacity.maxChildren) out.push(`node ${n.id} feeds ${n.load.children} children, capacity ${n.capacity.maxChildren}`);
+  }
+  return out;
+}
+
 /** Check the stored tree and node loads against what the simulation placed; returns the tree. */
 async function checkTree(
   store: TopologyStore,
   stream: StreamRecord,
-  specs: Map<string, SimRelaySpec>,
   load: Map<string, number>,
   K: number,
   now: number,
   violation: (what: string) => void,
 ): Promise<TreeEntry[]> {
   const tree = await store.getTree(stream.id);
-  const byId = new Map(tree.map((e) => [e.nodeId, e]));
-  const childCount = new Map<string, number>();
-  for (const e of tree) {
-    if (e.nodeId === stream.originNodeId) {
-      if (e.parent !== null || e.depth !== 0) violation(`origin has parent ${e.parent} at depth ${e.depth}`);
-      continue;
-    }
-    const p = e.parent === null ? undefined : byId.get(e.parent);
-    if (!p) {
-      violation(`${e.nodeId} has parent ${e.parent}, not in the tree`);
-      continue;
-    }
-    childCount.set(p.nodeId, (childCount.get(p.nodeId) ?? 0) + 1);
-    if (e.depth !== p.depth + 1) violation(`${e.nodeId} at depth ${e.depth} under ${p.nodeId} at depth ${p.depth}`);
-    // Walking up must reach the origin within the tree's size (no cycle).
-    let cur: TreeEntry | undefined = e;
-    for (let i = 0; cur && cur.parent !== null && i <= tree.length; i++) cur = byId.get(cur.parent);
-    if (!cur || cur.nodeId !== stream.originNodeId) violation(`${e.nodeId} does not lead up to the origin`);
-  }
+  const nodes = await store.listNodes(now);
+  for (const v of treeViolations(tree, nodes, stream.originNodeId, K)) violation(v);
   let viewers = 0;
   for (const e of tree) {
     viewers += e.viewers;
-    const n = childCount.get(e.nodeId) ?? 0;
-    if (e.children !== n) violation(`${e.nodeId} counts ${e.children} children, the tree has ${n}`);
-    if (e.children > K) violation(`${e.nodeId} feeds ${e.children} children, K is ${K}`);
-    const spec = specs.get(e.nodeId);
-    if (spec && e.children > spec.maxChildren) violation(`${e.nodeId} feeds ${e.children} children, capacity ${spec.maxChildren}`);
     if (e.viewers !== (load.get(e.nodeId) ?? 0)) violation(`${e.nodeId} counts ${e.viewers} viewers, ${load.get(e.nodeId) ?? 0} placed`);
   }
   const placed = [...load.values()].reduce((a, b) => a + b, 0);
   if (viewers !== placed) violation(`tree counts ${viewers} viewers, ${placed} watching`);
-  for (const n of await store.listNodes(now)) {
-    const spec = specs.get(n.id);
-    if (!spec) continue;
+  for (const n of nodes) {
     if (n.load.viewers !== (load.get(n.id) ?? 0)) violation(`node ${n.id} counts ${n.load.viewers} viewers, ${load.get(n.id) ?? 0} placed`);
-    if (n.load.viewers > spec.maxViewers) violation(`node ${n.id} holds ${n.load.viewers} viewers, capacity ${spec.maxViewers}`);
-    if (n.load.children > spec.maxChildren) violation(`node ${n.id} feeds ${n.load.children} children, capacity ${spec.maxChildren}`);
   }
   return tree;
 }

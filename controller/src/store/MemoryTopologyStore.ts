@@ -17,8 +17,6 @@ import type { TopologyStore } from './TopologyStore.js';
 /** Tree entries a node stopped reporting are kept this long after they were created (ms),
  *  so that a heartbeat sent before an assignment arrived does not undo it. */
 export const HEARTBEAT_PRUNE_GRACE_MS = 5000;
-/** Longest parent chain walked when checking for cycles. */
-const MAX_DEPTH = 64;
 
 /**
  * The single-machine store: the same indexes as the Redis store (sorted sets per stream for
@@ -134,12 +132,7 @@ export class MemoryTopologyStore implements TopologyStore {
   async putStream(stream: StreamRecord): Promise<void> {
     this.#open();
     this.#streams.set(stream.id, { ...stream });
-    const tree = this.#tree(stream.id);
-    if (!tree.has(stream.originNodeId)) {
-      tree.set(stream.originNodeId, { nodeId: stream.originNodeId, parent: null, depth: 0, viewers: 0, children: 0, since: stream.updatedAt });
-      this.#streamsOf(stream.originNodeId).add(stream.id);
-      this.#refresh(stream.originNodeId);
-    }
+    this.#ensureRoot(stream, stream.updatedAt);
   }
 
   async getStream(streamId: string): Promise<StreamRecord | undefined> {
@@ -155,11 +148,14 @@ export class MemoryTopologyStore implements TopologyStore {
 
   async deleteStream(streamId: string): Promise<void> {
     this.#open();
-    for (const nodeId of this.#tree(streamId).keys()) this.#nodeStreams.get(nodeId)?.delete(streamId);
+    const members = [...this.#tree(streamId).keys()];
+    for (const nodeId of members) this.#nodeStreams.get(nodeId)?.delete(streamId);
     this.#trees.delete(streamId);
     this.#serve.delete(streamId);
     this.#parents.delete(streamId);
     this.#streams.delete(streamId);
+    // Their child totals dropped: other streams' indexes may still mark them full.
+    for (const nodeId of members) this.#refresh(nodeId);
   }
 
   async getTree(streamId: string): Promise<TreeEntry[]> {
@@ -182,7 +178,8 @@ export class MemoryTopologyStore implements TopologyStore {
     const ex = new Set(exclude);
     const tree = this.#tree(streamId);
     const root = stream.originNodeId;
-    if (!tree.has(root)) await this.putStream(stream);
+    // Synchronously, within this decision (an await here would let another one interleave).
+    this.#ensureRoot(stream, policy.now);
 
     // 1. The origin, up to its own budget.
     const result = (nodeId: string, attached?: PlaceResult['attached']): PlaceResult => ({
@@ -235,6 +232,8 @@ export class MemoryTopologyStore implements TopologyStore {
     const tree = this.#trees.get(streamId);
     const e = tree?.get(childId);
     if (!tree || !e) return null;
+    // The root feeds the tree; it never gets a parent.
+    if (childId === this.#streams.get(streamId)?.originNodeId) return null;
     const parentId = this.#pickParent(streamId, policy, new Set(exclude), childId);
     if (parentId === null) return null;
     const old = e.parent;
@@ -243,9 +242,8 @@ export class MemoryTopologyStore implements TopologyStore {
       this.#addChildCount(streamId, parentId, 1);
     }
     e.parent = parentId;
-    e.depth = tree.get(parentId)!.depth + 1;
     e.since = policy.now;
-    this.#refresh(childId);
+    this.#setDepth(streamId, childId, tree.get(parentId)!.depth + 1);
     return { parentId, depth: e.depth };
   }
 
@@ -344,9 +342,11 @@ export class MemoryTopologyStore implements TopologyStore {
     return n;
   }
 
+  /** Whether `ancestor` is on the parent chain of `nodeId` (walked to the top, however long). */
   #isDescendant(tree: Map<string, TreeEntry>, nodeId: string, ancestor: string): boolean {
     let cur = tree.get(nodeId)?.parent ?? null;
-    for (let i = 0; cur !== null && i < MAX_DEPTH; i++) {
+    // A chain longer than the tree can only be an existing cycle: stop there.
+    for (let i = 0; cur !== null && i < tree.size; i++) {
       if (cur === ancestor) return true;
       cur = tree.get(cur)?.parent ?? null;
     }
@@ -365,6 +365,38 @@ export class MemoryTopologyStore implements TopologyStore {
       return id;
     }
     return null;
+  }
+
+  #ensureRoot(stream: StreamRecord, since: number): void {
+    const tree = this.#tree(stream.id);
+    if (tree.has(stream.originNodeId)) return;
+    tree.set(stream.originNodeId, { nodeId: stream.originNodeId, parent: null, depth: 0, viewers: 0, children: 0, since });
+    this.#streamsOf(stream.originNodeId).add(stream.id);
+    this.#refresh(stream.originNodeId);
+  }
+
+  /** Give a node a new depth and its whole subtree the depths that follow from it. */
+  #setDepth(streamId: string, nodeId: string, depth: number): void {
+    const tree = this.#tree(streamId);
+    const below = new Map<string, TreeEntry[]>();
+    for (const x of tree.values()) {
+      if (x.parent === null) continue;
+      let list = below.get(x.parent);
+      if (!list) below.set(x.parent, (list = []));
+      list.push(x);
+    }
+    const queue: [string, number][] = [[nodeId, depth]];
+    const seen = new Set<string>();
+    for (let i = 0; i < queue.length; i++) {
+      const [id, d] = queue[i]!;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const e = tree.get(id);
+      if (!e) continue;
+      e.depth = d;
+      this.#refresh(id);
+      for (const c of below.get(id) ?? []) queue.push([c.nodeId, d + 1]);
+    }
   }
 
   #attach(streamId: string, nodeId: string, parentId: string, now: number): number {

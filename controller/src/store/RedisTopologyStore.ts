@@ -199,18 +199,9 @@ export class RedisTopologyStore implements TopologyStore {
 
   async getOrCreateTicketKey(generate: () => { privateKey: string; publicKey: string }) {
     const fresh = generate();
-    // HSETNX on the private key decides the winner when several instances start together.
-    await this.#call(async () => {
-      if (await this.#redis.hsetnx(KEYS.ticketKey, 'private', fresh.privateKey)) {
-        await this.#redis.hset(KEYS.ticketKey, 'public', fresh.publicKey);
-      }
-    });
-    for (let i = 0; i < 20; i++) {
-      const [privateKey, publicKey] = await this.#call(() => this.#redis.hmget(KEYS.ticketKey, 'private', 'public'));
-      if (privateKey && publicKey) return { privateKey, publicKey };
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new CascadeError('CASCADE_ERR_STORE_UNAVAILABLE', 'ticket key incomplete in redis');
+    // One script: the first instance's pair wins whole when several start together.
+    const [privateKey, publicKey] = (await this.#script('ticketKey', fresh.privateKey, fresh.publicKey)) as [string, string];
+    return { privateKey, publicKey };
   }
 
   async close(): Promise<void> {

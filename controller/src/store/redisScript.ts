@@ -36,10 +36,9 @@ export const KEYS = {
 
 export const TOPOLOGY_LUA = String.raw`
 local FULL = 1e13
-local MAX_DEPTH = 64
 local PRUNE_GRACE = 5000
 local NODES, EXPIRY, STATUS, VIEWERS, STATS = 'cascade:nodes', 'cascade:nodes:expiry', 'cascade:nodes:status', 'cascade:nodes:viewers', 'cascade:nodes:stats'
-local RELAYS, STREAMS = 'cascade:relays', 'cascade:streams'
+local RELAYS, STREAMS, TICKETKEY = 'cascade:relays', 'cascade:streams', 'cascade:ticketkey'
 local function nodeStreamsKey(id) return 'cascade:node:' .. id .. ':streams' end
 local function treeKey(s) return 'cascade:stream:' .. s .. ':tree' end
 local function serveKey(s) return 'cascade:stream:' .. s .. ':serve' end
@@ -143,11 +142,14 @@ local function removeEntry(s, id)
   redis.call('ZREM', parentsKey(s), id)
 end
 
+-- Whether ancestor is on id's parent chain, walked to the top however long (a chain longer
+-- than the tree can only be an existing cycle: stop there).
 local function isDescendant(s, id, ancestor)
   local e = getEntry(s, id)
   local cur = e and e.parent
   local i = 0
-  while not isNull(cur) and i < MAX_DEPTH do
+  local limit = redis.call('HLEN', treeKey(s))
+  while not isNull(cur) and i < limit do
     if cur == ancestor then return true end
     local ce = getEntry(s, cur)
     cur = ce and ce.parent
@@ -180,6 +182,33 @@ local function pickParent(s, K, now, exclude, child)
     if child and isDescendant(s, id, child) then return nil end
     return id
   end)
+end
+
+-- Give a node a new depth and its whole subtree the depths that follow from it.
+local function setDepth(s, id, depth)
+  local below = {}
+  for _, raw in ipairs(redis.call('HVALS', treeKey(s))) do
+    local x = cjson.decode(raw)
+    if not isNull(x.parent) then
+      if not below[x.parent] then below[x.parent] = {} end
+      table.insert(below[x.parent], x.nodeId)
+    end
+  end
+  local queue, seen, i = { { id, depth } }, {}, 1
+  while i <= #queue do
+    local cid, d = queue[i][1], queue[i][2]
+    i = i + 1
+    if not seen[cid] then
+      seen[cid] = true
+      local e = getEntry(s, cid)
+      if e then
+        e.depth = d
+        putEntry(s, e)
+        refresh(cid)
+        for _, c in ipairs(below[cid] or {}) do table.insert(queue, { c, d + 1 }) end
+      end
+    end
+  end
 end
 
 local function ensureRoot(s, stream, now)
@@ -278,9 +307,12 @@ elseif cmd == 'putStream' then
 
 elseif cmd == 'deleteStream' then
   local s = ARGV[2]
-  for _, id in ipairs(redis.call('HKEYS', treeKey(s))) do redis.call('SREM', nodeStreamsKey(id), s) end
+  local members = redis.call('HKEYS', treeKey(s))
+  for _, id in ipairs(members) do redis.call('SREM', nodeStreamsKey(id), s) end
   redis.call('DEL', treeKey(s), serveKey(s), parentsKey(s))
   redis.call('HDEL', STREAMS, s)
+  -- Their child totals dropped: other streams' indexes may still mark them full.
+  for _, id in ipairs(members) do refresh(id) end
   return 'OK'
 
 elseif cmd == 'place' then
@@ -341,6 +373,9 @@ elseif cmd == 'reparent' then
   local s, child, K, now, exclude = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), excludeSet(ARGV[6])
   local e = getEntry(s, child)
   if not e then return cjson.encode({}) end
+  -- The root feeds the tree; it never gets a parent.
+  local raw = redis.call('HGET', STREAMS, s)
+  if raw and cjson.decode(raw).originNodeId == child then return cjson.encode({}) end
   local parent = pickParent(s, K, now, exclude, child)
   if not parent then return cjson.encode({}) end
   local old = e.parent
@@ -350,11 +385,11 @@ elseif cmd == 'reparent' then
   end
   e = getEntry(s, child)
   e.parent = parent
-  e.depth = getEntry(s, parent).depth + 1
   e.since = now
   putEntry(s, e)
-  refresh(child)
-  return cjson.encode({ parentId = parent, depth = e.depth })
+  local depth = getEntry(s, parent).depth + 1
+  setDepth(s, child, depth)
+  return cjson.encode({ parentId = parent, depth = depth })
 
 elseif cmd == 'detach' then
   local s, id = ARGV[2], ARGV[3]
@@ -363,6 +398,13 @@ elseif cmd == 'detach' then
   if e.children > 0 then return 0 end
   removeEntry(s, id)
   return 1
+
+elseif cmd == 'ticketKey' then
+  -- Atomic, so a key is never left half written (a crash between two commands would leave it so for good).
+  local got = redis.call('HMGET', TICKETKEY, 'private', 'public')
+  if got[1] and got[2] then return got end
+  redis.call('HSET', TICKETKEY, 'private', ARGV[2], 'public', ARGV[3])
+  return { ARGV[2], ARGV[3] }
 end
 return redis.error_reply('unknown command ' .. tostring(cmd))
 `;

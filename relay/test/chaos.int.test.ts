@@ -1,0 +1,245 @@
+import { execFileSync } from 'node:child_process';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  getJson,
+  issueToken,
+  launchChromium,
+  startChromiumBroadcaster,
+  startNodeViewer,
+  startRedis,
+  startRelay,
+  startServer,
+  waitFor,
+  type NodeProcess,
+  type NodeViewer,
+  type RedisServer,
+  type TestBroadcaster,
+} from '@cascade/testing';
+import type { Browser } from 'playwright-core';
+
+/**
+ * Chaos: relays, the controller, Redis and a mediasoup worker die while viewers watch through
+ * relays. Every viewer must get media again. The bounds below are generous ceilings ("it
+ * recovers"), not speed claims; the failover benchmark measures speed.
+ */
+const RECOVERY_MS = 15_000;
+
+interface TopoNode {
+  id: string;
+  kind: string;
+  parent: string | null;
+  depth: number;
+  viewers: number;
+}
+type Relay = NodeProcess & { nodeId: string };
+
+let browser: Browser;
+beforeAll(async () => {
+  browser = await launchChromium();
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+async function topology(url: string, streamId: string): Promise<TopoNode[]> {
+  return (await getJson<{ nodes: TopoNode[] }>(`${url}/api/streams/${streamId}/topology`)).body.nodes ?? [];
+}
+
+/** Wait until every viewer got `frames` more frames (counting across reconnections). */
+async function allReceive(viewers: NodeViewer[], frames = 20, what = 'every viewer to receive media'): Promise<void> {
+  const start = viewers.map((v) => v.counters.frames);
+  await waitFor(() => viewers.every((v, i) => v.counters.frames >= start[i]! + frames), { what, timeoutMs: RECOVERY_MS });
+}
+
+function relayToken(sub: string, volunteer = false): string {
+  return issueToken({ scope: ['relay'], sub, volunteer });
+}
+
+describe('a relay dies (kill -9) while serving viewers and a child relay', () => {
+  let origin: NodeProcess;
+  const relays: Relay[] = [];
+  let b: TestBroadcaster;
+  const viewers: NodeViewer[] = [];
+  afterAll(async () => {
+    viewers.forEach((v) => v.stop());
+    await b?.stop();
+    await Promise.all(relays.map((r) => r.kill()));
+    await origin?.stop();
+  });
+
+  it('every viewer gets media again and the orphaned relay gets a new parent', async () => {
+    origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_TOPOLOGY_MAX_CHILDREN: '2' } });
+    for (let i = 0; i < 4; i++) relays.push(await startRelay({ controllerUrl: origin.url, token: relayToken(`r${i}`), maxViewers: 3, maxChildren: 2 }));
+    b = await startChromiumBroadcaster(origin.url, browser);
+    for (let i = 0; i < 7; i++) viewers.push(await startNodeViewer(origin.url, b.streamId));
+    await allReceive(viewers);
+    const before = await topology(origin.url, b.streamId);
+    // The relay that feeds a child relay and serves viewers.
+    const victimNode = before.find((n) => n.kind === 'relay' && before.some((c) => c.parent === n.id) && n.viewers > 0);
+    expect(victimNode, JSON.stringify(before)).toBeDefined();
+    const child = before.find((c) => c.parent === victimNode!.id)!;
+    const victim = relays.find((r) => r.nodeId === victimNode!.id)!;
+    const hit = viewers.filter((v) => v.watch.nodeId === victim.nodeId);
+    const childViewers = viewers.filter((v) => v.watch.nodeId === child.id);
+    expect(hit.length).toBeGreaterThan(0);
+
+    await victim.kill();
+    await allReceive(viewers, 20, 'every viewer (those of the killed relay and of its child) to receive media again');
+    for (const v of hit) {
+      expect(v.watch.nodeId).not.toBe(victim.nodeId);
+      expect(v.counters.ended).toBe(false);
+    }
+    for (const v of childViewers) expect(v.counters.ended).toBe(false);
+    const after = await waitFor(async () => {
+      const t = await topology(origin.url, b.streamId);
+      return t.every((n) => n.id !== victim.nodeId) && t.find((n) => n.id === child.id)?.parent ? t : undefined;
+    }, { what: 'the killed relay gone from the topology and its child re-parented', timeoutMs: RECOVERY_MS });
+    expect(after.find((n) => n.id === child.id)!.parent).not.toBe(victim.nodeId);
+  });
+});
+
+describe('a relay drains on SIGTERM', () => {
+  let origin: NodeProcess;
+  const relays: Relay[] = [];
+  let b: TestBroadcaster;
+  const viewers: NodeViewer[] = [];
+  afterAll(async () => {
+    viewers.forEach((v) => v.stop());
+    await b?.stop();
+    await Promise.all(relays.map((r) => r.kill()));
+    await origin?.stop();
+  });
+
+  it('moves its viewers and children away, no viewer sees "ended", then exits 0', async () => {
+    origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_TOPOLOGY_MAX_CHILDREN: '2' } });
+    for (let i = 0; i < 3; i++) relays.push(await startRelay({ controllerUrl: origin.url, token: relayToken(`d${i}`), maxViewers: 4, maxChildren: 2 }));
+    b = await startChromiumBroadcaster(origin.url, browser);
+    for (let i = 0; i < 6; i++) viewers.push(await startNodeViewer(origin.url, b.streamId));
+    await allReceive(viewers);
+    const before = await topology(origin.url, b.streamId);
+    const busiest = before.filter((n) => n.kind === 'relay').sort((x, y) => y.viewers - x.viewers)[0]!;
+    const leaving = relays.find((r) => r.nodeId === busiest.id)!;
+    const moved = viewers.filter((v) => v.watch.nodeId === leaving.nodeId);
+    expect(moved.length).toBeGreaterThan(0);
+
+    const code = await leaving.stop('SIGTERM');
+    expect(code).toBe(0);
+    expect(leaving.logs.join('\n')).toContain('moving viewers and child relays away');
+    await allReceive(viewers, 20, 'every viewer to keep receiving media after the drain');
+    for (const v of viewers) expect(v.counters.ended).toBe(false);
+    for (const v of moved) expect(v.watch.nodeId).not.toBe(leaving.nodeId);
+    // A planned move is make-before-break: the SDK switched nodes without a reconnect episode.
+    expect(moved.every((v) => v.counters.reconnects === 0)).toBe(true);
+  });
+});
+
+describe('the control plane restarts', () => {
+  let redis: RedisServer;
+  let origin: NodeProcess;
+  let controller: NodeProcess;
+  const relays: Relay[] = [];
+  let b: TestBroadcaster;
+  const viewers: NodeViewer[] = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    viewers.forEach((v) => v.stop());
+    await b?.stop();
+    await Promise.all(relays.map((r) => r.kill()));
+    await controller?.kill();
+    await origin?.stop();
+    await redis?.stop();
+  });
+  afterEach(async () => {
+    // Nothing here: each test leaves the deployment running for the next one.
+  });
+
+  it('sets up: origin + separate controller instance on one Redis, relays on the controller', async () => {
+    const env = { CASCADE_REDIS_URL: redis.url, CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_TOPOLOGY_MAX_CHILDREN: '2' };
+    origin = await startServer({ env });
+    controller = await startServer({ env: { ...env, CASCADE_ROLES: '["controller"]' } });
+    for (let i = 0; i < 2; i++) relays.push(await startRelay({ controllerUrl: controller.url, token: relayToken(`c${i}`), maxViewers: 3 }));
+    b = await startChromiumBroadcaster(origin.url, browser);
+    for (let i = 0; i < 4; i++) viewers.push(await startNodeViewer(origin.url, b.streamId));
+    await allReceive(viewers);
+    expect(new Set(viewers.map((v) => v.watch.nodeId))).toEqual(new Set(relays.map((r) => r.nodeId)));
+  });
+
+  it('killing the controller does not stop media; relays re-register when it is back; joins resume', async () => {
+    const port = controller.port;
+    await controller.kill();
+    await allReceive(viewers, 20, 'media to keep flowing without the controller');
+    controller = await startServer({ port, env: { CASCADE_REDIS_URL: redis.url, CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_ROLES: '["controller"]' } });
+    await waitFor(async () => {
+      const h = await Promise.all(relays.map((r) => getJson<{ controller: string }>(`${r.url}/healthz`)));
+      return h.every((x) => x.body.controller === 'ready');
+    }, { what: 'relays registered again', timeoutMs: RECOVERY_MS });
+    // A new viewer joins (through the origin, placed on a relay).
+    viewers.push(await waitFor(() => startNodeViewer(origin.url, b.streamId), { what: 'a new join', timeoutMs: RECOVERY_MS }));
+    await allReceive(viewers);
+  });
+
+  it('restarting redis-server (empty) does not stop media; state is rebuilt from the nodes; joins resume', async () => {
+    await redis.restart();
+    await allReceive(viewers, 20, 'media to keep flowing across the Redis restart');
+    const t = await waitFor(async () => {
+      const nodes = await topology(origin.url, b.streamId);
+      return nodes.length === 3 && nodes.reduce((n, x) => n + x.viewers, 0) === viewers.length ? nodes : undefined;
+    }, { what: 'the tree rebuilt in Redis from heartbeats', timeoutMs: RECOVERY_MS });
+    expect(t.filter((n) => n.kind === 'relay').every((n) => n.parent !== null)).toBe(true);
+    viewers.push(await waitFor(() => startNodeViewer(origin.url, b.streamId), { what: 'a new join after the Redis restart', timeoutMs: RECOVERY_MS }));
+    await allReceive(viewers);
+  });
+
+  it('while Redis is down the API answers 503 CASCADE_ERR_STORE_UNAVAILABLE and media flows', async () => {
+    await redis.kill();
+    const r = await getJson<{ code: string }>(`${origin.url}/api/streams`);
+    expect(r).toMatchObject({ status: 503, body: { code: 'CASCADE_ERR_STORE_UNAVAILABLE' } });
+    await allReceive(viewers, 20, 'media to keep flowing while Redis is down');
+    await redis.restart();
+    await waitFor(async () => (await getJson(`${origin.url}/api/streams`)).status === 200, { what: 'the API back', timeoutMs: RECOVERY_MS });
+  });
+});
+
+describe('the origin loses a mediasoup worker; the broadcaster reconnects', () => {
+  let origin: NodeProcess;
+  let b: TestBroadcaster;
+  const viewers: NodeViewer[] = [];
+  afterAll(async () => {
+    viewers.forEach((v) => v.stop());
+    await b?.stop();
+    await origin?.stop();
+  });
+
+  it('a killed worker is replaced and the stream comes back for its viewers', async () => {
+    origin = await startServer();
+    b = await startChromiumBroadcaster(origin.url, browser);
+    for (let i = 0; i < 2; i++) viewers.push(await startNodeViewer(origin.url, b.streamId));
+    await allReceive(viewers);
+    const workers = execFileSync('pgrep', ['-P', String(origin.proc.pid), '-f', 'mediasoup-worker']).toString().trim().split('\n');
+    expect(workers.length).toBe(1);
+    process.kill(Number(workers[0]), 'SIGKILL');
+    await allReceive(viewers, 20, 'viewers to get media again after the worker died');
+    const h = await getJson<{ workers: number }>(`${origin.url}/healthz`);
+    expect(h.body.workers).toBe(1);
+    const after = execFileSync('pgrep', ['-P', String(origin.proc.pid), '-f', 'mediasoup-worker']).toString().trim();
+    expect(after).not.toBe(workers[0]);
+    for (const v of viewers) expect(v.counters.ended).toBe(false);
+  });
+
+  it('a broadcaster whose connection blips comes back with the same stream id; viewers resume without rejoining', async () => {
+    const reconnectsBefore = await b.page.evaluate(() => (window as unknown as { cascadeDemo: { reconnects: number } }).cascadeDemo.reconnects);
+    await b.cutSignalling();
+    await waitFor(async () => (await b.page.evaluate(() => (window as unknown as { cascadeDemo: { reconnects: number } }).cascadeDemo.reconnects)) > reconnectsBefore, {
+      what: 'the broadcaster to reconnect',
+      timeoutMs: RECOVERY_MS,
+    });
+    const nodes = viewers.map((v) => v.counters.nodeIds.length);
+    await allReceive(viewers, 20, 'viewers to receive the resumed broadcast');
+    // Same stream, no rejoin: no viewer changed node or reconnected.
+    viewers.forEach((v, i) => expect(v.counters.nodeIds.length).toBe(nodes[i]));
+    const s = await getJson<{ state: string }>(`${origin.url}/api/streams/${b.streamId}`);
+    expect(s.body.state).toBe('live');
+  });
+});

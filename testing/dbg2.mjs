@@ -1,0 +1,15 @@
+import { execFileSync } from 'node:child_process';
+import { startServer, startChromiumBroadcaster, startNodeViewer, waitFor, sleep } from '/work/main/testing/dist/index.js';
+const origin = await startServer();
+const b = await startChromiumBroadcaster(origin.url);
+b.page.on('console', (m) => console.log('[page]', m.text()));
+const v = await startNodeViewer(origin.url, b.streamId);
+await sleep(2000);
+console.log('frames before', v.counters.frames);
+const w = execFileSync('pgrep', ['-P', String(origin.proc.pid), '-f', 'mediasoup-worker']).toString().trim();
+process.kill(Number(w), 'SIGKILL');
+await sleep(6000);
+console.log('frames after', v.counters.frames, 'reconnects', v.counters.reconnects, v.watch.state);
+console.log(await b.page.evaluate(() => window.cascadeDemo));
+console.log(origin.logs.filter(l => !l.includes('"level":20')).slice(-25).join('\n'));
+await b.stop(); v.stop(); await origin.stop();
