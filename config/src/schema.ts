@@ -5,15 +5,14 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 
-const Port = (d: number) => Type.Integer({ minimum: 0, maximum: 65535, default: d });
-const Ms = (d: number, min = 0) => Type.Integer({ minimum: min, default: d, description: 'ms' });
+const Ms = (d: number, min = 0, what = '') => Type.Integer({ minimum: min, default: d, description: what ? `${what} (ms)` : 'ms' });
 
 export const ListenIp = Type.Object(
   {
     /** Local address mediasoup binds, e.g. 0.0.0.0, ::, 10.0.0.5. */
-    ip: Type.String({ minLength: 1 }),
+    ip: Type.String({ minLength: 1, description: 'Local address mediasoup binds, e.g. 0.0.0.0, ::, 10.0.0.5.' }),
     /** Address sent to clients. Empty: the ip itself, or a detected host address for 0.0.0.0 / ::. */
-    announcedIp: Type.String({ default: '' }),
+    announcedIp: Type.String({ default: '', description: 'Address sent to clients. Empty: the ip itself, or a detected host address for 0.0.0.0 / ::.' }),
   },
   { additionalProperties: false },
 );
@@ -30,125 +29,127 @@ export const IceServerConfig = Type.Object(
 export const ConfigSchema = Type.Object(
   {
     /** development: dev tokens are handed out by the demo. production: a secret is required. */
-    mode: Type.Union([Type.Literal('development'), Type.Literal('production')], { default: 'development' }),
+    mode: Type.Union([Type.Literal('development'), Type.Literal('production')], { default: 'development', description: 'development: dev tokens are handed out by the demo. production: a secret is required.' }),
     /** Roles of a `server` process. A relay process ignores this. */
     roles: Type.Array(Type.Union([Type.Literal('origin'), Type.Literal('controller')]), {
       default: ['origin', 'controller'],
       minItems: 1,
+      description: 'What a server process runs: origin (media node for broadcasters) and/or controller (topology, relay API).',
     }),
     /** Stable id of this node in the topology. Empty: derived from the host name and port. */
-    nodeId: Type.String({ default: '', pattern: '^[A-Za-z0-9_.:-]{0,128}$' }),
+    nodeId: Type.String({ default: '', pattern: '^[A-Za-z0-9_.:-]{0,128}$', description: 'Stable id of this node in the topology. Empty: derived from the host name and port.' }),
     http: Type.Object(
       {
-        host: Type.String({ default: '0.0.0.0' }),
-        port: Port(8080),
+        host: Type.String({ default: '0.0.0.0', description: 'Address the HTTP/WebSocket server binds.' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'HTTP/WebSocket port (0: any free port).' }),
         /** URL clients use to reach this process (behind a proxy, or across hosts). Empty: http://<announced ip>:<port>. */
-        publicUrl: Type.String({ default: '' }),
+        publicUrl: Type.String({ default: '', description: 'URL clients use to reach this process (behind a proxy, or across hosts). Empty: http://<announced ip>:<port>.' }),
       },
       { additionalProperties: false, default: {} },
     ),
     signalling: Type.Object(
       {
-        maxMessageBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 65536 }),
+        maxMessageBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 65536, description: 'Largest signalling message accepted; bigger ones get CASCADE_ERR_PROTOCOL_TOO_LARGE.' }),
         /** Inbound messages per second per connection, on average. */
-        rateLimitPerSec: Type.Integer({ minimum: 1, default: 50 }),
+        rateLimitPerSec: Type.Integer({ minimum: 1, default: 50, description: 'Inbound messages per second per connection, on average.' }),
         /** WebSocket ping period; a missed pong ends the connection. */
-        pingIntervalMs: Ms(2000, 100),
-        requestTimeoutMs: Ms(10000, 100),
-        maxConnections: Type.Integer({ minimum: 1, default: 20000 }),
+        pingIntervalMs: Ms(2000, 100, 'WebSocket ping period; a missed pong ends the connection.'),
+        requestTimeoutMs: Ms(10000, 100, 'How long a request to another node or the controller may take.'),
+        maxConnections: Type.Integer({ minimum: 1, default: 20000, description: 'Open signalling connections per process; beyond, upgrades get 503.' }),
       },
       { additionalProperties: false, default: {} },
     ),
     mediasoup: Type.Object(
       {
         /** Path of the worker binary. Empty: ~/.cache/cascade/mediasoup-worker-3.12.16/mediasoup-worker. */
-        workerBin: Type.String({ default: '' }),
+        workerBin: Type.String({ default: '', description: 'Path of the worker binary. Empty: ~/.cache/cascade/mediasoup-worker-3.12.16/mediasoup-worker.' }),
         /** Workers to run; 0 means one per CPU core. */
-        numWorkers: Type.Integer({ minimum: 0, maximum: 256, default: 0 }),
+        numWorkers: Type.Integer({ minimum: 0, maximum: 256, default: 0, description: 'Workers to run; 0 means one per CPU core.' }),
         logLevel: Type.Union([Type.Literal('debug'), Type.Literal('warn'), Type.Literal('error'), Type.Literal('none')], {
           default: 'warn',
+          description: 'mediasoup worker log level.',
         }),
-        rtcMinPort: Port(40000),
-        rtcMaxPort: Port(49999),
-        listenIps: Type.Array(ListenIp, { default: [{ ip: '0.0.0.0', announcedIp: '' }], minItems: 1 }),
+        rtcMinPort: Type.Integer({ minimum: 1, maximum: 65535, default: 40000, description: 'Lowest UDP/TCP port for media.' }),
+        rtcMaxPort: Type.Integer({ minimum: 1, maximum: 65535, default: 49999, description: 'Highest UDP/TCP port for media.' }),
+        listenIps: Type.Array(ListenIp, { default: [{ ip: '0.0.0.0', announcedIp: '' }], minItems: 1, description: 'Media listen addresses and the address announced for each (IPv4 and IPv6). Empty announcedIp: detected.' }),
         /** bps a broadcaster may send per transport. */
-        maxIncomingBitrate: Type.Integer({ minimum: 100000, default: 5000000 }),
-        initialAvailableOutgoingBitrate: Type.Integer({ minimum: 100000, default: 1000000 }),
+        maxIncomingBitrate: Type.Integer({ minimum: 100000, default: 5000000, description: 'bps a broadcaster may send per transport.' }),
+        initialAvailableOutgoingBitrate: Type.Integer({ minimum: 100000, default: 1000000, description: 'bps a viewer transport starts with before bandwidth estimation.' }),
         /** Consumers per router before viewers spill to the same stream's router on another worker. */
-        consumersPerRouter: Type.Integer({ minimum: 1, default: 400 }),
+        consumersPerRouter: Type.Integer({ minimum: 1, default: 400, description: 'Consumers per router before viewers spill to the same stream\'s router on another worker.' }),
       },
       { additionalProperties: false, default: {} },
     ),
     /** STUN/TURN servers handed to clients when they join. */
-    iceServers: Type.Array(IceServerConfig, { default: [] }),
+    iceServers: Type.Array(IceServerConfig, { default: [], description: 'STUN/TURN servers handed to clients when they join.' }),
     auth: Type.Object(
       {
         /** HS256 secret for broadcast/watch/relay tokens. Required in production. */
-        secret: Type.String({ default: '' }),
+        secret: Type.String({ default: '', description: 'HS256 secret for broadcast/watch/relay tokens. Required in production.' }),
         /** Require a watch token to view streams. */
-        watchTokenRequired: Type.Boolean({ default: false }),
+        watchTokenRequired: Type.Boolean({ default: false, description: 'Require a watch token to view streams.' }),
         /** Lifetime of the development broadcast tokens the demo obtains, seconds. */
-        devTokenTtlSec: Type.Integer({ minimum: 60, default: 12 * 3600 }),
+        devTokenTtlSec: Type.Integer({ minimum: 60, default: 12 * 3600, description: 'Lifetime of the development broadcast tokens the demo obtains, seconds.' }),
         /** Lifetime of placement and pipe tickets, seconds. */
-        ticketTtlSec: Type.Integer({ minimum: 5, default: 60 }),
+        ticketTtlSec: Type.Integer({ minimum: 5, default: 60, description: 'Lifetime of placement and pipe tickets, seconds.' }),
         /** PEM file with the EC P-256 key signing tickets. Empty: generated once and kept in the store. */
-        ticketKeyFile: Type.String({ default: '' }),
+        ticketKeyFile: Type.String({ default: '', description: 'PEM file with the EC P-256 key signing tickets. Empty: generated once and kept in the store.' }),
       },
       { additionalProperties: false, default: {} },
     ),
     origin: Type.Object(
       {
         /** Viewers the origin serves itself before the tree spills to relays. */
-        maxViewers: Type.Integer({ minimum: 0, default: 200 }),
+        maxViewers: Type.Integer({ minimum: 0, default: 200, description: 'Viewers the origin serves itself before the tree spills to relays.' }),
         /** Live streams this origin accepts. */
-        maxStreams: Type.Integer({ minimum: 1, default: 50 }),
+        maxStreams: Type.Integer({ minimum: 1, default: 50, description: 'Live streams this origin accepts.' }),
         /** Minimum gap between key frame requests sent to a broadcaster. */
-        keyFrameRequestDelayMs: Ms(1000),
+        keyFrameRequestDelayMs: Ms(1000, 0, 'Minimum gap between key frame requests sent to a broadcaster.'),
         /** How long a stream waits for its broadcaster to come back before it ends. */
-        reconnectGraceMs: Ms(30000),
+        reconnectGraceMs: Ms(30000, 0, 'How long a stream waits for its broadcaster to come back before it ends.'),
         /** How long an ended stream is remembered (so viewers read "ended", not "not found"). */
-        endedRetentionMs: Ms(3600000),
+        endedRetentionMs: Ms(3600000, 0, 'How long an ended stream is remembered (so viewers read "ended", not "not found").'),
       },
       { additionalProperties: false, default: {} },
     ),
     topology: Type.Object(
       {
         /** K: child relays per node, the origin included. */
-        maxChildren: Type.Integer({ minimum: 1, maximum: 64, default: 3 }),
+        maxChildren: Type.Integer({ minimum: 1, maximum: 64, default: 3, description: 'K: child relays per node, the origin included.' }),
         heartbeatIntervalMs: Ms(1000, 50),
         /** A node whose heartbeats stop for this long is considered dead. */
-        nodeTtlMs: Ms(3000, 100),
+        nodeTtlMs: Ms(3000, 100, 'A node whose heartbeats stop for this long is considered dead.'),
         /** Time a relay has to echo the reachability probe. */
-        probeTimeoutMs: Ms(3000, 100),
+        probeTimeoutMs: Ms(3000, 100, 'Time a relay has to echo the reachability probe.'),
         /** A relay above this CPU fraction (of its cores) or loss rate gets no new viewers. */
-        demoteCpu: Type.Number({ minimum: 0, default: 0.9 }),
-        demoteLossRate: Type.Number({ minimum: 0, maximum: 1, default: 0.1 }),
+        demoteCpu: Type.Number({ minimum: 0, default: 0.9, description: 'A relay above this CPU fraction (of its cores) or loss rate gets no new viewers.' }),
+        demoteLossRate: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'Upstream loss rate above which a relay is demoted.' }),
       },
       { additionalProperties: false, default: {} },
     ),
     redis: Type.Object(
       {
         /** redis://host:port/db. Empty: in-process store (single machine). */
-        url: Type.String({ default: '' }),
+        url: Type.String({ default: '', description: 'redis://host:port/db. Empty: in-process store (single machine).' }),
       },
       { additionalProperties: false, default: {} },
     ),
     relay: Type.Object(
       {
         /** Controller base URL (http(s)://host:port) a relay registers with. */
-        controllerUrl: Type.String({ default: '' }),
+        controllerUrl: Type.String({ default: '', description: 'Controller base URL (http(s)://host:port) a relay registers with.' }),
         /** Relay token from `cascade token relay`. */
-        token: Type.String({ default: '' }),
-        maxViewers: Type.Integer({ minimum: 0, default: 100 }),
-        maxChildren: Type.Integer({ minimum: 0, default: 3 }),
-        upKbps: Type.Number({ minimum: 0, default: 50000 }),
-        downKbps: Type.Number({ minimum: 0, default: 50000 }),
+        token: Type.String({ default: '', description: 'Relay token from `cascade token relay`.' }),
+        maxViewers: Type.Integer({ minimum: 0, default: 100, description: 'Viewers a relay may serve (--max-viewers).' }),
+        maxChildren: Type.Integer({ minimum: 0, default: 3, description: 'Child relays a relay may feed (--max-children).' }),
+        upKbps: Type.Number({ minimum: 0, default: 50000, description: 'Declared upload bandwidth, kbit/s (--up-kbps).' }),
+        downKbps: Type.Number({ minimum: 0, default: 50000, description: 'Declared download bandwidth, kbit/s (--down-kbps).' }),
         /** How long a relay keeps pulling a stream after its last viewer and child left. */
-        lingerMs: Ms(15000),
+        lingerMs: Ms(15000, 0, 'How long a relay keeps pulling a stream after its last viewer and child left.'),
         /** Parent's pipe silent this long → parent considered lost. */
-        stallTimeoutMs: Ms(2000, 200),
+        stallTimeoutMs: Ms(2000, 200, 'Parent\'s pipe silent this long → parent considered lost.'),
         /** Time SIGTERM gives viewers and children to move away before exit. */
-        drainTimeoutMs: Ms(10000),
+        drainTimeoutMs: Ms(10000, 0, 'Time SIGTERM gives viewers and children to move away before exit.'),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -156,7 +157,7 @@ export const ConfigSchema = Type.Object(
       {
         level: Type.Union(
           ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
-          { default: 'info' },
+          { default: 'info', description: 'pino log level.' },
         ),
       },
       { additionalProperties: false, default: {} },
@@ -164,7 +165,7 @@ export const ConfigSchema = Type.Object(
     webDemo: Type.Object(
       {
         /** Serve the web demo pages from this process. */
-        enabled: Type.Boolean({ default: true }),
+        enabled: Type.Boolean({ default: true, description: 'Serve the web demo pages from this process.' }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -4,6 +4,7 @@ import type { TopologyEvent, TreeEntry } from '../src/types.js';
 import {
   addNode,
   carried,
+  collector,
   memoryFactory,
   nodeRecord,
   NOW,
@@ -614,24 +615,3 @@ describe.each(factories)('TopologyStore contract: $name', (factory) => {
     });
   });
 });
-
-/** Collects events; `until(n)` resolves once n have arrived. */
-export function collector() {
-  const events: TopologyEvent[] = [];
-  const waiters: { n: number; resolve: () => void }[] = [];
-  const handler = (e: TopologyEvent) => {
-    events.push(e);
-    for (const w of [...waiters]) {
-      if (events.length >= w.n) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve();
-      }
-    }
-  };
-  const until = (n: number) =>
-    new Promise<void>((resolve) => {
-      if (events.length >= n) resolve();
-      else waiters.push({ n, resolve });
-    });
-  return { events, handler, until };
-}

@@ -4,7 +4,7 @@ import { expect } from 'vitest';
 import { MemoryTopologyStore } from '../src/store/MemoryTopologyStore.js';
 import { RedisTopologyStore } from '../src/store/RedisTopologyStore.js';
 import type { TopologyStore } from '../src/store/TopologyStore.js';
-import type { NodeKind, NodeRecord, NodeSnapshot, NodeStatus, PlacementPolicy, StreamRecord } from '../src/types.js';
+import type { NodeKind, NodeRecord, NodeSnapshot, NodeStatus, PlacementPolicy, StreamRecord, TopologyEvent } from '../src/types.js';
 
 /** A fixed clock reading (ms); tests move it explicitly. */
 export const NOW = 1_700_000_000_000;
@@ -109,4 +109,25 @@ export function redisFactory(url: () => string): StoreFactory {
       admin = undefined;
     },
   };
+}
+
+/** Collects events; `until(n)` resolves once n have arrived. */
+export function collector() {
+  const events: TopologyEvent[] = [];
+  const waiters: { n: number; resolve: () => void }[] = [];
+  const handler = (e: TopologyEvent) => {
+    events.push(e);
+    for (const w of [...waiters]) {
+      if (events.length >= w.n) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+  const until = (n: number) =>
+    new Promise<void>((resolve) => {
+      if (events.length >= n) resolve();
+      else waiters.push({ n, resolve });
+    });
+  return { events, handler, until };
 }

@@ -29,7 +29,7 @@ export function formatSummary(r: LoadTestReport): string {
     );
   }
   const g = s.generator;
-  out.push(`  load generator: ${g.processes} processes (${g.viewersPerProcess.join('/')} viewers), CPU p50 ${f(g.cpuPctPerProcess?.p50, 0)} % p95 ${f(g.cpuPctPerProcess?.p95, 0)} % of a core each`);
+  out.push(`  load generator: ${g.processes} processes (${g.viewersPerProcess.join('/')} viewers), CPU p50 ${f(g.cpuPctPerProcess?.p50, 0)} % p95 ${f(g.cpuPctPerProcess?.p95, 0)} % of a core each; machine p50 ${f(g.hostCpuPct?.p50, 0)} % of all cores`);
   const d = s.decoders;
   out.push(`  decoders: ${d.ok}/${d.count} ok, fps p50 ${f(d.fps?.p50, 0)}, freezes ${d.freezeCount}, width ${d.frameWidth ?? '–'}, render delay p50 ${f(d.renderDelayMs?.p50)} ms`);
   for (const w of r.warnings.slice(0, 10)) out.push(`  warning: ${w}`);

@@ -6,3 +6,4 @@ export * from './browser.js';
 export * from './nodeViewer.js';
 export * from './rawClient.js';
 export * from './broadcaster.js';
+export * from './netns.js';

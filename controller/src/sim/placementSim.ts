@@ -222,14 +222,14 @@ export async function runPlacementSim(store: TopologyStore, options: PlacementSi
     }
     if (checkEvery > 0 && (j + 1) % checkEvery === 0) {
       const t = performance.now();
-      await checkTree(store, stream, load, K, now, violation);
+      await checkTree(store, stream, specs, load, K, now, violation);
       checking += performance.now() - t;
     }
   }
   const elapsedMs = performance.now() - started - checking;
 
   // ---- the resulting tree
-  const tree = await checkTree(store, stream, load, K, now, violation);
+  const tree = await checkTree(store, stream, specs, load, K, now, violation);
   const relays = tree.filter((e) => e.nodeId !== originId);
   const root = tree.find((e) => e.nodeId === originId);
   const fanout = (id: string) => Math.min(K, specs.get(id)!.maxChildren);
@@ -295,13 +295,14 @@ export function treeViolations(tree: TreeEntry[], nodes: NodeView[], originNodeI
 async function checkTree(
   store: TopologyStore,
   stream: StreamRecord,
+  specs: Map<string, SimRelaySpec>,
   load: Map<string, number>,
   K: number,
   now: number,
   violation: (what: string) => void,
 ): Promise<TreeEntry[]> {
   const tree = await store.getTree(stream.id);
-  const nodes = await store.listNodes(now);
+  const nodes = (await store.listNodes(now)).filter((n) => specs.has(n.id));
   for (const v of treeViolations(tree, nodes, stream.originNodeId, K)) violation(v);
   let viewers = 0;
   for (const e of tree) {

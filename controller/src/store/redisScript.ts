@@ -63,10 +63,17 @@ local function relayScore(volunteer, maxChildren, viewers, maxViewers)
   return s
 end
 
+-- Node records never change during a decision (upsertNode writes before it reads), so each
+-- is decoded once per script call.
+local nodeCache = {}
 local function getNode(id)
-  local raw = redis.call('HGET', NODES, id)
-  if not raw then return nil end
-  return cjson.decode(raw)
+  local n = nodeCache[id]
+  if n == nil then
+    local raw = redis.call('HGET', NODES, id)
+    n = raw and cjson.decode(raw) or false
+    nodeCache[id] = n
+  end
+  return n or nil
 end
 local function getEntry(s, id)
   local raw = redis.call('HGET', treeKey(s), id)
@@ -291,6 +298,7 @@ elseif cmd == 'removeNode' then
     removeEntry(s, id)
   end
   redis.call('HDEL', NODES, id)
+  nodeCache[id] = nil
   redis.call('ZREM', EXPIRY, id)
   redis.call('HDEL', STATUS, id)
   redis.call('HDEL', VIEWERS, id)

@@ -41,8 +41,8 @@ export function linearBins(h: LogHistogram, count = 40): [number, number, number
   const width = hi / count;
   const out: [number, number, number][] = Array.from({ length: count }, (_, i) => [i * width, (i + 1) * width, 0]);
   for (const [a, b, c] of h.bins()) {
-    const mid = (a + b) / 2;
-    if (mid <= hi) out[Math.min(count - 1, Math.floor(mid / width))]![2] += c;
+    // A bucket that starts below the cut belongs to the plot (the one holding p99.5 included).
+    if (a < hi) out[Math.min(count - 1, Math.floor((a + b) / 2 / width))]![2] += c;
   }
   return out;
 }
@@ -206,8 +206,9 @@ export function renderReportHtml(r: LoadTestReport): string {
   add(`<h2>Load generator</h2>`);
   const g = s.generator;
   add(
-    `<div>${g.processes} viewer processes (${g.viewersPerProcess.join(', ')} viewers) · CPU per process p50 ${fmt(g.cpuPctPerProcess?.p50, 0)} % / p95 ${fmt(g.cpuPctPerProcess?.p95, 0)} % of a core · RSS max ${mb(g.rssMaxBytes)}. A process near 100 % of a core delays packets itself: read delay and jitter with that in mind.</div>`,
+    `<div>${g.processes} viewer processes (${g.viewersPerProcess.join(', ')} viewers) · CPU per process p50 ${fmt(g.cpuPctPerProcess?.p50, 0)} % / p95 ${fmt(g.cpuPctPerProcess?.p95, 0)} % of a core · RSS max ${mb(g.rssMaxBytes)} · whole machine p50 ${fmt(g.hostCpuPct?.p50, 0)} % / max ${fmt(g.hostCpuPct?.max, 0)} % of all cores. A process near 100 % of a core delays packets itself: read delay and jitter with that in mind.</div>`,
   );
+  add(`<div class="grid2">`);
   add(
     lineChart({
       title: 'CPU per viewer process',
@@ -216,6 +217,8 @@ export function renderReportHtml(r: LoadTestReport): string {
       series: r.generator.map((p) => ({ name: `process ${p.process} (${p.viewers} viewers)`, points: p.samples.map((x) => [x.t, x.cpuPct] as const) })),
     }),
   );
+  add(lineChart({ title: 'This machine (all cores)', xLabel: 'time (s)', yLabel: '% busy', yMax: 100, series: [series('host CPU', tl, (p) => p.hostCpuPct)] }));
+  add(`</div>`);
 
   add(`<h2>Decoding viewers (headless Chromium)</h2>`);
   if (r.decoders.length === 0) add(`<div class="muted">none</div>`);

@@ -1,0 +1,20 @@
+import { spawn } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { RedisTopologyStore } from '/work/main/controller/dist/index.js';
+import { runPlacementSim } from '/work/main/controller/dist/sim/placementSim.js';
+import { silentLogger } from '/work/main/protocol/dist/index.js';
+const port = 6399;
+const p = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+await new Promise(r => setTimeout(r, 500));
+const url = `redis://127.0.0.1:${port}`;
+const admin = new Redis(url);
+// baseline: EVAL round trips
+let t = performance.now();
+for (let i = 0; i < 5000; i++) await admin.eval('return 1', 0);
+console.log('noop eval/s', Math.round(5000 / (performance.now() - t) * 1000));
+const args = JSON.parse(process.argv[2] ?? '{}');
+await admin.flushdb();
+const s = await RedisTopologyStore.connect({ url }, { logger: silentLogger });
+const r = await runPlacementSim(s, { relays: 200, joins: 20000, seed: 42, ...args });
+console.log(JSON.stringify(r));
+await s.close(); admin.disconnect(); p.kill();

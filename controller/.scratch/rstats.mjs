@@ -1,0 +1,17 @@
+import { spawn } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { RedisTopologyStore } from '/work/main/controller/dist/index.js';
+import { runPlacementSim } from '/work/main/controller/dist/sim/placementSim.js';
+import { silentLogger } from '/work/main/protocol/dist/index.js';
+const port = 6398;
+const p = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+await new Promise(r => setTimeout(r, 500));
+const url = `redis://127.0.0.1:${port}`;
+const admin = new Redis(url);
+const args = JSON.parse(process.argv[2] ?? '{}');
+const s = await RedisTopologyStore.connect({ url }, { logger: silentLogger });
+await admin.config('RESETSTAT');
+const r = await runPlacementSim(s, { relays: 200, joins: 20000, seed: 42, ...args });
+console.log(JSON.stringify({ ...r, violations: r.violations.length }));
+console.log((await admin.info('commandstats')).split('\n').filter(l => /evalsha|eval:|hget|zscore|smembers|zadd|zrangebyscore|hset/.test(l)).join('\n'));
+await s.close(); admin.disconnect(); p.kill();

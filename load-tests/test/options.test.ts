@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { LIMITS, parseCliArgs, parseRate, UsageError } from '../src/options.js';
+
+describe('parseCliArgs()', () => {
+  it('reads the documented example', () => {
+    const o = parseCliArgs(['--url', 'http://host:8080', '--viewers', '500', '--duration', '60', '--ramp', '20/s', '--broadcast'])!;
+    expect(o).toMatchObject({
+      url: 'http://host:8080',
+      viewers: 500,
+      durationSec: 60,
+      rampPerSec: 20,
+      broadcast: true,
+      broadcaster: 'ffmpeg',
+      decoders: 2,
+      processes: Math.ceil(500 / LIMITS.viewersPerProcess),
+      freezeGapMs: 500,
+      progress: true,
+    });
+    expect(o.streamId).toBeUndefined();
+    expect(o.outDir).toBeUndefined();
+  });
+
+  it('takes --stream, --decoders, --out, --processes, --no-progress', () => {
+    const o = parseCliArgs(['--url', 'https://x.example/', '--stream', 'abc_123', '--decoders', '0', '--out', '/tmp/r', '--processes', '3', '--no-progress'])!;
+    expect(o).toMatchObject({ url: 'https://x.example', streamId: 'abc_123', broadcast: false, decoders: 0, outDir: '/tmp/r', processes: 3, progress: false });
+  });
+
+  it('never uses more processes than viewers', () => {
+    expect(parseCliArgs(['--url', 'http://h', '--broadcast', '--viewers', '2', '--processes', '8'])!.processes).toBe(2);
+  });
+
+  it('returns null for --help', () => {
+    expect(parseCliArgs(['--help'])).toBeNull();
+  });
+
+  it.each([
+    [['--viewers', '5'], /--url/],
+    [['--url', 'http://h'], /--stream ID or --broadcast/],
+    [['--url', 'ftp://h', '--broadcast'], /http/],
+    [['--url', 'http://h', '--broadcast', '--viewers', '-1'], /--viewers/],
+    [['--url', 'http://h', '--broadcast', '--viewers', String(LIMITS.viewers + 1)], /--viewers/],
+    [['--url', 'http://h', '--broadcast', '--duration', '0'], /--duration/],
+    [['--url', 'http://h', '--stream', 'a b'], /--stream/],
+    [['--url', 'http://h', '--broadcast', '--broadcaster', 'obs'], /--broadcaster/],
+    [['--url', 'http://h', '--broadcast', '--bogus'], /bogus/],
+  ])('rejects %j with a UsageError', (argv, message) => {
+    expect(() => parseCliArgs(argv)).toThrow(UsageError);
+    expect(() => parseCliArgs(argv)).toThrow(message);
+  });
+});
+
+describe('parseRate()', () => {
+  it('reads 20/s, 20 and 600/min', () => {
+    expect(parseRate('20/s')).toBe(20);
+    expect(parseRate('20')).toBe(20);
+    expect(parseRate('600/min')).toBe(10);
+    expect(parseRate('0.5/s')).toBe(0.5);
+  });
+
+  it('rejects zero, junk and rates above the limit', () => {
+    expect(() => parseRate('0/s')).toThrow(UsageError);
+    expect(() => parseRate('fast')).toThrow(UsageError);
+    expect(() => parseRate(`${LIMITS.rampPerSec + 1}/s`)).toThrow(UsageError);
+  });
+});

@@ -1,0 +1,653 @@
+/**
+ * Network namespaces for multi-host tests: each namespace plays a separate machine with its
+ * own address on a private test subnet, reached through a link with an added delay (and
+ * optionally loss and a rate limit). Needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN) and iproute2;
+ * call canCreateNamespaces() first and skip when it says no.
+ *
+ * Topology ("hub and spokes", both shaping modes):
+ *
+ *   root ns ──link 0── ┐
+ *   ns 1    ──link 1── ┤ hub ns (a bridge, or the userspace delay switch)
+ *   ns N    ──link N── ┘
+ *
+ * - One /24 test subnet 10.A.B.0/24 (A, B random, checked against the host's addresses and
+ *   routes): the root namespace is 10.A.B.1, namespace i (1-based) is 10.A.B.(10+i), and
+ *   10.A.B.254 is never assigned (an address nobody answers, for negative tests).
+ * - Every member sits on the same L2 segment, so members reach each other and the root with
+ *   connected routes only: ip_forward is never needed and never touched, and there is no
+ *   default route in a namespace (traffic to anything outside the test subnet fails at once
+ *   instead of leaking onto the host's network).
+ * - `delayMs` of a link is the one-way delay between that member and the hub, applied in
+ *   both directions: member a → member b takes delay(a) + delay(b) one way, and the root's
+ *   link has `rootDelayMs` (default 0). Loss applies on each link crossed; rate limits each
+ *   link per direction.
+ *
+ * Shaping, picked by `shaping: 'auto'` (default) in this order:
+ * - 'netem': the hub holds a Linux bridge; every veth end gets `tc qdisc netem`.
+ * - 'userspace': for kernels built without sch_netem. Each member's veth carries only a
+ *   private /30 underlay (10.A.(B^128).4k+1/30 on the hub side, .4k+2 on the member side),
+ *   and the test address lives on a VXLAN device whose only remote is a small Node process
+ *   in the hub that switches the frames (MAC learning), holds each one for the links'
+ *   delays, and drops/rate-limits as asked. It also recomputes inner TCP/UDP checksums,
+ *   which the sender left to offload.
+ * - 'none': the bridge without any delay (when neither is available; `shapingNote` says why).
+ *
+ * Names carry a random tag and the creating pid (`cascade-test-<tag>-<k>`, links
+ * `csv<tag>`/`csx<tag>`), so parallel runs never collide, and a later run removes what a
+ * dead run left behind (namespaces of a pid that no longer exists).
+ */
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import type dgramModule from 'node:dgram';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+/** Prefix of every namespace this helper creates. */
+const NS_PREFIX = 'cascade-test-';
+const STALE_NS = /^cascade-test-([0-9a-f]{4})([0-9a-z]+)-(hub|\d+|probe)$/;
+const STALE_LINK = /^cs[vx]([0-9a-f]{4})([0-9a-z]+)$/;
+/** VXLAN network id and UDP port of the userspace mode (each namespace has its own port space). */
+const VNI = 42;
+const VXLAN_PORT = 4789;
+/** Ceiling for one `ip`/`tc` invocation (ms). */
+const CMD_TIMEOUT_MS = 10_000;
+
+export type Shaping = 'netem' | 'userspace' | 'none';
+
+export interface TestNetworkOptions {
+  /** Namespaces to create (1..40). */
+  count: number;
+  /** One-way delay between each namespace and the hub, ms: one value for all, or one per namespace. Default 0. */
+  delayMs?: number | number[];
+  /** One-way delay of the root namespace's link, ms. Default 0. */
+  rootDelayMs?: number;
+  /** Packet loss on each namespace link, percent (0..100). Default 0. */
+  lossPercent?: number;
+  /** Rate limit of each namespace link per direction, kbit/s. Default: none. */
+  rateKbit?: number;
+  /** Default 'auto': netem if the kernel has it, else the userspace switch (VXLAN), else no shaping. */
+  shaping?: Shaping | 'auto';
+}
+
+export interface TestNamespace {
+  /** Namespace name (`ip netns exec <name> …`, SpawnOptions.netns). */
+  name: string;
+  /** Its address on the test subnet. */
+  ip: string;
+  /** One-way delay of its link, ms. */
+  delayMs: number;
+}
+
+export interface TestNetwork {
+  /** Random tag shared by every name of this network. */
+  readonly tag: string;
+  /** The root namespace's address on the test subnet (announce this, not 127.0.0.1). */
+  readonly rootIp: string;
+  /** The test subnet, e.g. 10.213.7.0/24. */
+  readonly subnet: string;
+  /** An address of the test subnet that nobody holds: packets to it are silently lost. */
+  readonly unusedIp: string;
+  readonly namespaces: readonly TestNamespace[];
+  /** How delays are applied, and why (printed by tests). */
+  readonly shaping: Shaping;
+  readonly shapingNote: string;
+  /** Bytes through namespace `i`'s (0-based) test-subnet interface so far, as that namespace sees them. */
+  linkBytes(i: number): Promise<{ rx: number; tx: number }>;
+  /** Check by TCP that every namespace reaches the root and every other namespace; rejects naming the pairs that fail. */
+  verify(timeoutMs?: number): Promise<void>;
+  /** Remove everything (kill what still runs inside, delete namespaces and links). Idempotent; also runs at process exit. */
+  cleanup(): Promise<void>;
+}
+
+export interface NamespaceSupport {
+  ok: boolean;
+  /** Why not (for the skip message), or what was checked. */
+  reason: string;
+}
+
+async function ip(args: string[]): Promise<string> {
+  const { stdout } = await execFileP('ip', args, { timeout: CMD_TIMEOUT_MS });
+  return stdout;
+}
+
+async function tc(args: string[]): Promise<void> {
+  await execFileP('tc', args, { timeout: CMD_TIMEOUT_MS });
+}
+
+function errText(err: unknown): string {
+  const e = err as { stderr?: string; code?: string | number; message?: string };
+  if (e?.code === 'ENOENT') return 'command not found';
+  return (e?.stderr || e?.message || String(err)).trim().split('\n')[0]!;
+}
+
+function newTag(): string {
+  return randomBytes(2).toString('hex') + process.pid.toString(36);
+}
+
+function pidAlive(pid: number): boolean {
+  return Number.isSafeInteger(pid) && pid > 0 && existsSync(`/proc/${pid}`);
+}
+
+let support: Promise<NamespaceSupport> | undefined;
+
+/**
+ * Whether this process can build a test network: iproute2 present, network namespaces and
+ * veth pairs creatable, `ip netns exec` usable. Never throws; the answer is cached.
+ */
+export function canCreateNamespaces(): Promise<NamespaceSupport> {
+  support ??= (async (): Promise<NamespaceSupport> => {
+    if (process.platform !== 'linux') return { ok: false, reason: `network namespaces need Linux (this is ${process.platform})` };
+    try {
+      await ip(['-V']);
+    } catch (err) {
+      return { ok: false, reason: `iproute2 \`ip\` is not usable: ${errText(err)}` };
+    }
+    const ns = `${NS_PREFIX}${newTag()}-probe`;
+    try {
+      await ip(['netns', 'add', ns]);
+    } catch (err) {
+      return { ok: false, reason: `cannot create a network namespace (needs root or CAP_NET_ADMIN + CAP_SYS_ADMIN): ${errText(err)}` };
+    }
+    try {
+      await ip(['-n', ns, 'link', 'add', 'pa', 'type', 'veth', 'peer', 'name', 'pb']);
+      await execFileP('ip', ['netns', 'exec', ns, process.execPath, '-e', ''], { timeout: CMD_TIMEOUT_MS });
+      return { ok: true, reason: 'namespaces, veth pairs and ip netns exec work' };
+    } catch (err) {
+      return { ok: false, reason: `namespace created but not usable (veth or ip netns exec): ${errText(err)}` };
+    } finally {
+      await ip(['netns', 'delete', ns]).catch(() => undefined);
+    }
+  })();
+  return support;
+}
+
+/**
+ * Remove namespaces and root links left by runs whose process is gone (a killed test run
+ * cannot clean up). Kills what still runs inside those namespaces first (processes an
+ * earlier run of this helper started there). Returns what it removed.
+ */
+export async function cleanupStaleNetworks(): Promise<string[]> {
+  const removed: string[] = [];
+  const dead = (pid36: string) => !pidAlive(parseInt(pid36, 36));
+  const names = (await ip(['netns', 'list']).catch(() => ''))
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter(Boolean);
+  for (const name of names) {
+    const m = STALE_NS.exec(name);
+    if (!m || !dead(m[2]!)) continue;
+    await killInside(name);
+    await ip(['netns', 'delete', name]).catch(() => undefined);
+    removed.push(name);
+  }
+  const links = (await ip(['-o', 'link', 'show']).catch(() => ''))
+    .split('\n')
+    .map((l) => /^\d+:\s+([^:@\s]+)/.exec(l)?.[1])
+    .filter((n): n is string => !!n);
+  for (const link of links) {
+    const m = STALE_LINK.exec(link);
+    if (!m || !dead(m[2]!)) continue;
+    await ip(['link', 'delete', link]).catch(() => undefined);
+    removed.push(link);
+  }
+  return removed;
+}
+
+/** SIGKILL every process living in namespace `name` (only ever our own, by pid). */
+async function killInside(name: string): Promise<void> {
+  const pids = (await ip(['netns', 'pids', name]).catch(() => ''))
+    .split('\n')
+    .map((s) => Number(s.trim()))
+    .filter((p) => p > 1 && p !== process.pid);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function ipToInt(a: string): number {
+  return a.split('.').reduce((n, x) => n * 256 + Number(x), 0);
+}
+
+/** Prefixes (addresses and routes) the host already uses, to keep the test subnet clear of them. */
+async function usedPrefixes(): Promise<{ base: number; len: number }[]> {
+  const text = (await ip(['-4', '-o', 'addr', 'show']).catch(() => '')) + (await ip(['-4', 'route', 'show', 'table', 'all']).catch(() => ''));
+  const out: { base: number; len: number }[] = [];
+  for (const m of text.matchAll(/(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(?:\/(\d{1,2}))?/g)) {
+    const len = m[2] ? Number(m[2]) : 32;
+    out.push({ base: ipToInt(m[1]!), len });
+  }
+  return out;
+}
+
+function overlaps(a: { base: number; len: number }, b: { base: number; len: number }): boolean {
+  const len = Math.min(a.len, b.len);
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  return ((a.base & mask) >>> 0) === ((b.base & mask) >>> 0);
+}
+
+/** Two free /24s: 10.A.B.0/24 (test subnet) and 10.A.(B^128).0/24 (underlay of the userspace mode). */
+async function pickSubnets(): Promise<{ a: number; b: number }> {
+  const used = await usedPrefixes();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const a = randomInt(64, 224);
+    const b = randomInt(0, 256);
+    const mine = [
+      { base: ipToInt(`10.${a}.${b}.0`), len: 24 },
+      { base: ipToInt(`10.${a}.${b ^ 128}.0`), len: 24 },
+    ];
+    if (!mine.some((p) => used.some((u) => u.base !== 0 && overlaps(p, u)))) return { a, b };
+  }
+  throw new Error('no free 10.x.y.0/24 test subnet found');
+}
+
+interface Member {
+  /** Namespace name, or undefined for the root namespace. */
+  ns: string | undefined;
+  /** Link index: 0 is the root, i is namespace i. */
+  k: number;
+  ip: string;
+  delayMs: number;
+  lossPercent: number;
+  rateKbit: number;
+  /** Its veth end (in its namespace) and the interface holding the test address. */
+  veth: string;
+  dev: string;
+}
+
+interface SwitchPeer {
+  ip: string;
+  delayMs: number;
+  lossPercent: number;
+  rateKbit: number;
+}
+
+/**
+ * The userspace delay switch (runs alone in the hub namespace as `node -e`, so it must not
+ * reference anything outside itself). VXLAN frames from member k arrive from its underlay
+ * address; each is forwarded to the member owning the destination MAC (or flooded), after
+ * delay(src) + delay(dst), through one FIFO per (src, dst) pair so a pair never reorders.
+ */
+function delaySwitch(dgram: typeof dgramModule, cfg: { port: number; peers: SwitchPeer[] }): void {
+  const sock = dgram.createSocket('udp4');
+  const peers = cfg.peers;
+  const byIp = new Map(peers.map((p, i) => [p.ip, i]));
+  const macs = new Map<string, number>();
+  const upFree = peers.map(() => 0);
+  const downFree = peers.map(() => 0);
+  const queues = new Map<string, { at: number; dst: number; msg: Buffer }[]>();
+  const timers = new Map<string, ReturnType<typeof setTimeout>>();
+  const MAX_QUEUE = 5000;
+  const MAX_BACKLOG_MS = 2000;
+
+  const sum16 = (b: Buffer, start: number, end: number, acc: number) => {
+    let i = start;
+    for (; i + 1 < end; i += 2) acc += b.readUInt16BE(i);
+    if (i < end) acc += b[i]! << 8;
+    return acc;
+  };
+  /** The sender computed no inner L4 checksum (offload to a NIC that does not exist): do it. */
+  const fixChecksum = (m: Buffer) => {
+    let o = 8 + 12;
+    if (m.length < o + 2) return;
+    let type = m.readUInt16BE(o);
+    o += 2;
+    if (type === 0x8100 && m.length >= o + 4) {
+      type = m.readUInt16BE(o + 2);
+      o += 4;
+    }
+    if (type !== 0x0800 || m.length < o + 20) return;
+    const ihl = (m[o]! & 0x0f) * 4;
+    const total = m.readUInt16BE(o + 2);
+    const proto = m[o + 9]!;
+    if ((m.readUInt16BE(o + 6) & 0x3fff) !== 0) return; // a fragment: no L4 header to fix
+    const l4 = o + ihl;
+    const end = o + total;
+    const off = proto === 6 ? 16 : proto === 17 ? 6 : -1;
+    if (off < 0 || end > m.length || l4 + off + 2 > end) return;
+    m.writeUInt16BE(0, l4 + off);
+    let acc = sum16(m, l4, end, sum16(m, o + 12, o + 20, 0) + proto + (end - l4));
+    while (acc > 0xffff) acc = (acc & 0xffff) + (acc >>> 16);
+    let c = ~acc & 0xffff;
+    if (proto === 17 && c === 0) c = 0xffff;
+    m.writeUInt16BE(c, l4 + off);
+  };
+  const ser = (len: number, k: number) => (peers[k]!.rateKbit > 0 ? (len * 8) / peers[k]!.rateKbit : 0); // ms (kbit/s = bit/ms)
+  const lost = (k: number) => peers[k]!.lossPercent > 0 && Math.random() * 100 < peers[k]!.lossPercent;
+
+  const drain = (key: string) => {
+    timers.delete(key);
+    const q = queues.get(key)!;
+    const now = performance.now();
+    while (q.length > 0 && q[0]!.at <= now + 0.5) {
+      const { dst, msg } = q.shift()!;
+      sock.send(msg, cfg.port, peers[dst]!.ip);
+    }
+    if (q.length > 0) timers.set(key, setTimeout(() => drain(key), Math.max(0, q[0]!.at - now)));
+  };
+
+  sock.on('message', (msg, rinfo) => {
+    const src = byIp.get(rinfo.address);
+    if (src === undefined || msg.length < 8 + 14) return;
+    fixChecksum(msg);
+    const dstMac = msg.toString('hex', 8, 14);
+    macs.set(msg.toString('hex', 14, 20), src);
+    const known = (msg[8]! & 1) === 0 ? macs.get(dstMac) : undefined;
+    const targets = known !== undefined ? [known] : peers.map((_, i) => i);
+    const now = performance.now();
+    if (lost(src)) return;
+    let t = Math.max(now, upFree[src]!) + ser(msg.length, src);
+    if (t - now > MAX_BACKLOG_MS) return; // the uplink's buffer is full
+    upFree[src] = t;
+    t += peers[src]!.delayMs;
+    for (const dst of targets) {
+      if (dst === src || lost(dst)) continue;
+      const t2 = Math.max(t, downFree[dst]!) + ser(msg.length, dst);
+      if (t2 - now > MAX_BACKLOG_MS) continue;
+      downFree[dst] = t2;
+      const key = `${src}>${dst}`;
+      let q = queues.get(key);
+      if (!q) queues.set(key, (q = []));
+      if (q.length >= MAX_QUEUE) continue;
+      q.push({ at: t2 + peers[dst]!.delayMs, dst, msg });
+      if (!timers.has(key)) timers.set(key, setTimeout(() => drain(key), Math.max(0, q[0]!.at - now)));
+    }
+  });
+  sock.on('error', (err) => {
+    process.stderr.write(`delay switch: ${err.message}\n`);
+    process.exit(1);
+  });
+  sock.bind(cfg.port, () => process.stdout.write('ready\n'));
+  // Our parent holds our stdin: when it goes away (even by SIGKILL), so do we.
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.on('error', () => process.exit(0));
+  process.stdin.resume();
+}
+
+/**
+ * TCP reachability check run in one namespace (as `node -e`): listen on `own`:port, report
+ * "listening", and on "go" connect to every target; print the failures as JSON. Exits only
+ * when killed (or when its stdin closes).
+ */
+function reachProbe(net: typeof import('node:net'), cfg: { own: string; port: number; targets: string[]; timeoutMs: number }): void {
+  const srv = net.createServer((s) => s.end());
+  srv.listen(cfg.port, cfg.own, () => process.stdout.write('listening\n'));
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.once('data', async () => {
+    const failed: string[] = [];
+    await Promise.all(
+      cfg.targets.map(
+        (t) =>
+          new Promise<void>((resolve) => {
+            const s = net.connect({ host: t, port: cfg.port, timeout: cfg.timeoutMs });
+            const fail = () => {
+              failed.push(t);
+              s.destroy();
+              resolve();
+            };
+            s.once('connect', () => {
+              s.destroy();
+              resolve();
+            });
+            s.once('timeout', fail);
+            s.once('error', fail);
+          }),
+      ),
+    );
+    // Keep listening: the others may still be connecting to us. The caller kills us.
+    process.stdout.write(`${JSON.stringify(failed)}\n`);
+  });
+}
+
+/** Run `fn` as `node -e` (optionally inside namespace `ns`), handing it `module` and `cfg`. */
+function spawnFunction(ns: string | undefined, fn: (...args: never[]) => void, module: string, cfg: unknown): ChildProcess {
+  const code = `(${fn.toString()})(require(${JSON.stringify(module)}), JSON.parse(process.argv[1]))`;
+  const argv = [process.execPath, '-e', code, JSON.stringify(cfg)];
+  return ns
+    ? spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['pipe', 'pipe', 'pipe'] })
+    : spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** Resolve with the first stdout line of `proc` (reject on exit or after timeoutMs). */
+function firstLine(proc: ChildProcess, timeoutMs: number, what: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => finish(new Error(`${what}: no answer in ${timeoutMs} ms ${err}`)), timeoutMs);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) finish(undefined, out.slice(0, nl));
+    };
+    const onErr = (d: Buffer) => (err += d.toString());
+    const onExit = (code: number | null) => finish(new Error(`${what}: exited (${code}) ${err.trim()}`));
+    const finish = (e?: Error, line?: string) => {
+      clearTimeout(timer);
+      proc.stdout!.off('data', onData);
+      proc.stderr!.off('data', onErr);
+      proc.off('exit', onExit);
+      if (e) reject(e);
+      else resolve(line!);
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', onErr);
+    proc.once('exit', onExit);
+  });
+}
+
+async function detectShaping(hub: string, wanted: Shaping | 'auto', delayed: boolean): Promise<{ shaping: Shaping; note: string }> {
+  if (wanted === 'none') return { shaping: 'none', note: 'no shaping asked for' };
+  let netem = 'not tried';
+  if (wanted === 'auto' || wanted === 'netem') {
+    try {
+      await ip(['-n', hub, 'link', 'add', 'tqa', 'type', 'veth', 'peer', 'name', 'tqb']);
+      await tc(['-n', hub, 'qdisc', 'add', 'dev', 'tqa', 'root', 'netem', 'delay', '1ms']);
+      netem = 'ok';
+    } catch (err) {
+      netem = errText(err);
+    } finally {
+      await ip(['-n', hub, 'link', 'delete', 'tqa']).catch(() => undefined);
+    }
+    if (netem === 'ok') return { shaping: 'netem', note: 'tc netem on every link' };
+    if (wanted === 'netem') throw new Error(`tc netem is not usable here: ${netem}`);
+  }
+  let vxlan: string;
+  try {
+    await ip(['-n', hub, 'link', 'add', 'tvx', 'type', 'vxlan', 'id', String(VNI), 'dstport', String(VXLAN_PORT), 'local', '127.0.0.1']);
+    vxlan = 'ok';
+  } catch (err) {
+    vxlan = errText(err);
+  } finally {
+    await ip(['-n', hub, 'link', 'delete', 'tvx']).catch(() => undefined);
+  }
+  if (vxlan === 'ok') return { shaping: 'userspace', note: `tc netem unavailable (${netem}); delays applied by the userspace switch over VXLAN` };
+  if (wanted === 'userspace') throw new Error(`VXLAN is not usable here: ${vxlan}`);
+  return { shaping: 'none', note: `${delayed ? 'NO DELAY APPLIED: ' : ''}neither tc netem (${netem}) nor VXLAN (${vxlan}) is available` };
+}
+
+/**
+ * Build N namespaces on a private test subnet (see the file comment for the layout). On any
+ * failure everything built so far is removed before the error propagates.
+ */
+export async function createTestNetwork(options: TestNetworkOptions): Promise<TestNetwork> {
+  const count = options.count;
+  if (!Number.isInteger(count) || count < 1 || count > 40) throw new TypeError('count must be an integer in 1..40');
+  const delays = Array.from({ length: count }, (_, i) => (Array.isArray(options.delayMs) ? options.delayMs[i] ?? 0 : options.delayMs ?? 0));
+  for (const d of [...delays, options.rootDelayMs ?? 0]) if (!(d >= 0 && d <= 10_000)) throw new TypeError('delays are 0..10000 ms');
+  await cleanupStaleNetworks();
+
+  const tag = newTag();
+  const hub = `${NS_PREFIX}${tag}-hub`;
+  const rootVeth = `csv${tag}`;
+  const rootVxlan = `csx${tag}`;
+  const created: string[] = [];
+  const state = { switchProc: undefined as ChildProcess | undefined, cleaned: false };
+
+  const cleanupSync = () => {
+    if (state.cleaned) return;
+    state.cleaned = true;
+    state.switchProc?.kill('SIGKILL');
+    const run = (args: string[]) => {
+      try {
+        return execFileSync('ip', args, { timeout: CMD_TIMEOUT_MS, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+      } catch {
+        return '';
+      }
+    };
+    for (const ns of [...created].reverse()) {
+      for (const p of run(['netns', 'pids', ns]).split('\n').map(Number)) {
+        if (p > 1 && p !== process.pid) {
+          try {
+            process.kill(p, 'SIGKILL');
+          } catch {
+            // gone
+          }
+        }
+      }
+      run(['netns', 'delete', ns]);
+    }
+    run(['link', 'delete', rootVxlan]);
+    run(['link', 'delete', rootVeth]);
+  };
+  process.once('exit', cleanupSync);
+
+  const cleanup = async () => {
+    if (state.cleaned) return;
+    state.cleaned = true;
+    process.off('exit', cleanupSync);
+    const sw = state.switchProc;
+    if (sw && sw.exitCode === null && sw.signalCode === null) {
+      const gone = new Promise((r) => sw.once('exit', r));
+      sw.kill('SIGKILL');
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
+    }
+    for (const ns of [...created].reverse()) {
+      await killInside(ns);
+      await ip(['netns', 'delete', ns]).catch(() => undefined);
+    }
+    // Deleting the hub removed the root veth's peer (and so the veth); the VXLAN device stays.
+    await ip(['link', 'delete', rootVxlan]).catch(() => undefined);
+    await ip(['link', 'delete', rootVeth]).catch(() => undefined);
+  };
+
+  try {
+    const { a, b } = await pickSubnets();
+    const testIp = (host: number) => `10.${a}.${b}.${host}`;
+    const underIp = (host: number) => `10.${a}.${b ^ 128}.${host}`;
+
+    await ip(['netns', 'add', hub]);
+    created.push(hub);
+    await ip(['-n', hub, 'link', 'set', 'lo', 'up']);
+    const delayed = delays.some((d) => d > 0) || (options.rootDelayMs ?? 0) > 0 || (options.lossPercent ?? 0) > 0 || (options.rateKbit ?? 0) > 0;
+    const { shaping, note } = await detectShaping(hub, options.shaping ?? 'auto', delayed);
+
+    const members: Member[] = [
+      { ns: undefined, k: 0, ip: testIp(1), delayMs: options.rootDelayMs ?? 0, lossPercent: 0, rateKbit: 0, veth: rootVeth, dev: shaping === 'userspace' ? rootVxlan : rootVeth },
+    ];
+    for (let i = 1; i <= count; i++) {
+      members.push({
+        ns: `${NS_PREFIX}${tag}-${i}`,
+        k: i,
+        ip: testIp(10 + i),
+        delayMs: delays[i - 1]!,
+        lossPercent: options.lossPercent ?? 0,
+        rateKbit: options.rateKbit ?? 0,
+        veth: 'eth0',
+        dev: shaping === 'userspace' ? 'vx0' : 'eth0',
+      });
+    }
+
+    if (shaping !== 'userspace') {
+      await ip(['-n', hub, 'link', 'add', 'br0', 'type', 'bridge']);
+      await ip(['-n', hub, 'link', 'set', 'br0', 'up']);
+    }
+    for (const m of members) {
+      const n = m.ns ? ['-n', m.ns] : [];
+      if (m.ns) {
+        await ip(['netns', 'add', m.ns]);
+        created.push(m.ns);
+        await ip([...n, 'link', 'set', 'lo', 'up']);
+        await ip(['-n', hub, 'link', 'add', `m${m.k}`, 'type', 'veth', 'peer', 'name', m.veth, 'netns', m.ns]);
+      } else {
+        await ip(['link', 'add', m.veth, 'type', 'veth', 'peer', 'name', `m${m.k}`, 'netns', hub]);
+      }
+      if (shaping === 'userspace') {
+        await ip(['-n', hub, 'addr', 'add', `${underIp(4 * m.k + 1)}/30`, 'dev', `m${m.k}`]);
+        await ip([...n, 'addr', 'add', `${underIp(4 * m.k + 2)}/30`, 'dev', m.veth]);
+      } else {
+        await ip(['-n', hub, 'link', 'set', `m${m.k}`, 'master', 'br0']);
+        await ip([...n, 'addr', 'add', `${m.ip}/24`, 'dev', m.veth]);
+      }
+      await ip(['-n', hub, 'link', 'set', `m${m.k}`, 'up']);
+      await ip([...n, 'link', 'set', m.veth, 'up']);
+      if (shaping === 'userspace') {
+        await ip([...n, 'link', 'add', m.dev, 'type', 'vxlan', 'id', String(VNI), 'remote', underIp(4 * m.k + 1), 'local', underIp(4 * m.k + 2), 'dstport', String(VXLAN_PORT), 'dev', m.veth, 'nolearning']);
+        await ip([...n, 'addr', 'add', `${m.ip}/24`, 'dev', m.dev]);
+        await ip([...n, 'link', 'set', m.dev, 'up']);
+      }
+      if (shaping === 'netem' && (m.delayMs > 0 || m.lossPercent > 0 || m.rateKbit > 0)) {
+        const spec = ['delay', `${m.delayMs}ms`, ...(m.lossPercent > 0 ? ['loss', `${m.lossPercent}%`] : []), ...(m.rateKbit > 0 ? ['rate', `${m.rateKbit}kbit`] : [])];
+        await tc([...n, 'qdisc', 'add', 'dev', m.veth, 'root', 'netem', ...spec]);
+        await tc(['-n', hub, 'qdisc', 'add', 'dev', `m${m.k}`, 'root', 'netem', ...spec]);
+      }
+    }
+
+    if (shaping === 'userspace') {
+      const peers: SwitchPeer[] = members.map((m) => ({ ip: underIp(4 * m.k + 2), delayMs: m.delayMs, lossPercent: m.lossPercent, rateKbit: m.rateKbit }));
+      const sw = spawnFunction(hub, delaySwitch, 'node:dgram', { port: VXLAN_PORT, peers });
+      state.switchProc = sw;
+      sw.stdout!.resume();
+      await firstLine(sw, 10_000, 'delay switch');
+      sw.stderr!.on('data', (d: Buffer) => process.stderr.write(`[netns delay switch] ${d.toString()}`));
+    }
+
+    const nsList: TestNamespace[] = members.slice(1).map((m) => ({ name: m.ns!, ip: m.ip, delayMs: m.delayMs }));
+    return {
+      tag,
+      rootIp: testIp(1),
+      subnet: `${testIp(0)}/24`,
+      unusedIp: testIp(254),
+      namespaces: nsList,
+      shaping,
+      shapingNote: note,
+      async linkBytes(i) {
+        const m = members[i + 1];
+        if (!m) throw new RangeError(`no namespace ${i}`);
+        const [link] = JSON.parse(await ip(['-n', m.ns!, '-j', '-s', 'link', 'show', 'dev', m.dev])) as { stats64: { rx: { bytes: number }; tx: { bytes: number } } }[];
+        return { rx: link!.stats64.rx.bytes, tx: link!.stats64.tx.bytes };
+      },
+      async verify(timeoutMs = 10_000) {
+        // Below the ephemeral range and mediasoup's default 40000-49999: free in a fresh namespace, likely free in the root.
+        const port = randomInt(30_000, 32_768);
+        const all = members.map((m) => m.ip);
+        const probes = members.slice(1).map((m) => ({
+          m,
+          proc: spawnFunction(m.ns, reachProbe, 'node:net', { own: m.ip, port, targets: all.filter((x) => x !== m.ip), timeoutMs }),
+        }));
+        // The root listens too, so that namespaces' connections to it can succeed.
+        const root = spawnFunction(undefined, reachProbe, 'node:net', { own: members[0]!.ip, port, targets: [], timeoutMs });
+        try {
+          await Promise.all([...probes.map((p) => firstLine(p.proc, timeoutMs, `reachability probe in ${p.m.ns}`)), firstLine(root, timeoutMs, 'reachability probe in the root')]);
+          const results = probes.map(async (p) => {
+            const line = firstLine(p.proc, timeoutMs * 2, `reachability probe in ${p.m.ns}`);
+            p.proc.stdin!.write('go\n');
+            return { from: p.m.ip, failed: JSON.parse(await line) as string[] };
+          });
+          const bad = (await Promise.all(results)).filter((r) => r.failed.length > 0);
+          if (bad.length > 0) throw new Error(`test network ${tag}: unreachable ${bad.map((r) => `${r.from} → ${r.failed.join(',')}`).join('; ')}`);
+        } finally {
+          for (const p of [...probes.map((x) => x.proc), root]) p.kill('SIGKILL');
+        }
+      },
+      cleanup,
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
