@@ -1,3 +1,4 @@
 export { ConfigSchema, type CascadeConfig } from './schema.js';
 export { loadConfig, describeConfig, envNameFor, defaultWorkerBin, MEDIASOUP_VERSION, type LoadConfigOptions } from './loadConfig.js';
 export { announcedAddress, publicHttpUrl } from './addresses.js';
+export { createLogger, REDACT_PATHS } from './logger.js';

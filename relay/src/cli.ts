@@ -5,10 +5,9 @@
  * and sees what it is doing; Ctrl-C moves its viewers away before it exits.
  */
 import { parseArgs } from 'node:util';
-import { loadConfig } from '@cascade/config';
+import { createLogger, loadConfig } from '@cascade/config';
 import { isCascadeError } from '@cascade/protocol';
-import { createLogger } from './logger.js';
-import { startRelay } from './startRelay.js';
+import { defaultRelayId, startRelay } from './startRelay.js';
 
 const USAGE = `cascade-relay: help carry live streams to viewers
 
@@ -91,7 +90,8 @@ try {
   process.exit(78);
 }
 
-const logger = createLogger(config.log.level);
+const nodeId = values.id || defaultRelayId(config.relay.token);
+const logger = createLogger({ level: config.log.level, base: { node: nodeId, role: 'relay' } });
 const say = (line: string) => {
   if (!values.quiet) process.stderr.write(`[cascade-relay] ${line}\n`);
 };
@@ -99,7 +99,7 @@ process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejec
 
 try {
   say(`starting: controller ${config.relay.controllerUrl}, up to ${config.relay.maxViewers} viewers and ${config.relay.maxChildren} child relays`);
-  const relay = await startRelay(config, { logger, ...(values.id ? { nodeId: values.id } : {}) });
+  const relay = await startRelay(config, { logger, nodeId });
   relay.on('registered', (id) => say(`registered as ${id}; checking that ${relay.node.pipeListenIp.announcedIp} is reachable for media…`));
   relay.on('ready', () => say(`reachability checked: ready to relay (viewers connect to ${relay.url})`));
   relay.on('controllerlost', () => say('lost the controller; still serving current viewers, reconnecting…'));

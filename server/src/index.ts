@@ -1,4 +1,3 @@
 export { startCascade, type CascadeServer } from './Cascade.js';
 export { OriginNode } from './origin/OriginNode.js';
 export { PublisherService, newStreamId } from './origin/PublisherService.js';
-export { createLogger } from './logger.js';

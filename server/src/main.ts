@@ -4,10 +4,9 @@
  * roles the config asks for. The only place that reads process.env.
  */
 import { parseArgs } from 'node:util';
-import { loadConfig, type CascadeConfig } from '@cascade/config';
+import { createLogger, loadConfig, type CascadeConfig } from '@cascade/config';
 import { isCascadeError } from '@cascade/protocol';
 import { startCascade } from './Cascade.js';
-import { createLogger } from './logger.js';
 
 const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
 
@@ -19,7 +18,7 @@ try {
   process.exit(78); // EX_CONFIG
 }
 
-const logger = createLogger({ level: config.log.level, node: config.nodeId, role: config.roles.join('+') });
+const logger = createLogger({ level: config.log.level, base: { node: config.nodeId, role: config.roles.join('+') } });
 process.on('uncaughtException', (err) => {
   logger.fatal({ err }, 'uncaught exception');
   process.exit(70);

@@ -200,16 +200,22 @@ export class MemoryTopologyStore implements TopologyStore {
         return result(id);
       }
     }
-    // 3. A new relay under the shallowest node with a free child slot.
-    const parentId = this.#pickParent(streamId, policy, ex, null);
-    if (parentId !== null) {
-      for (const [id, score] of this.#relays.ascending()) {
-        if (score >= FULL) break;
-        if (tree.has(id) || !this.#usable(id, policy.now, ex) || !this.#hasViewerRoom(id)) continue;
-        const depth = this.#attach(streamId, id, parentId, policy.now);
-        this.#addViewer(streamId, id);
-        return result(id, { nodeId: id, parentId, depth, parentUrl: this.#nodes.get(parentId)!.url, childIp: this.#nodes.get(id)!.mediaIp });
-      }
+    // 3. A new relay under the shallowest node with a free child slot. The relay is looked for
+    // first: when the tree is saturated every relay is in it and full, which ends that scan at
+    // once, whereas the parent scan would walk every node at K children.
+    let relayId: string | null = null;
+    for (const [id, score] of this.#relays.ascending()) {
+      if (score >= FULL) break;
+      if (tree.has(id) || !this.#usable(id, policy.now, ex) || !this.#hasViewerRoom(id)) continue;
+      relayId = id;
+      break;
+    }
+    const parentId = relayId === null ? null : this.#pickParent(streamId, policy, ex, null);
+    if (relayId !== null && parentId !== null) {
+      const depth = this.#attach(streamId, relayId, parentId, policy.now);
+      this.#addViewer(streamId, relayId);
+      const attached = { nodeId: relayId, parentId, depth, parentUrl: this.#nodes.get(parentId)!.url, childIp: this.#nodes.get(relayId)!.mediaIp };
+      return result(relayId, attached);
     }
     throw new CascadeError('CASCADE_ERR_NODE_CAPACITY', streamId);
   }

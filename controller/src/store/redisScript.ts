@@ -346,21 +346,20 @@ elseif cmd == 'place' then
     addViewer(s, served)
     return result(served)
   end
-  local parent = pickParent(s, K, now, exclude, nil)
-  if parent then
-    local relay = scan(RELAYS, function(id)
-      if redis.call('HEXISTS', treeKey(s), id) == 1 then return nil end
-      if usable(id, now, exclude) and hasViewerRoom(id) then return id end
-      return nil
-    end)
-    if relay then
-      local depth = getEntry(s, parent).depth + 1
-      putEntry(s, { nodeId = relay, parent = parent, depth = depth, viewers = 0, children = 0, since = now })
-      redis.call('SADD', nodeStreamsKey(relay), s)
-      addChildCount(s, parent, 1)
-      addViewer(s, relay)
-      return result(relay, { nodeId = relay, parentId = parent, depth = depth, parentUrl = getNode(parent).url, childIp = getNode(relay).mediaIp })
-    end
+  -- The relay first: when the tree is saturated that scan ends at once (see MemoryTopologyStore).
+  local relay = scan(RELAYS, function(id)
+    if redis.call('HEXISTS', treeKey(s), id) == 1 then return nil end
+    if usable(id, now, exclude) and hasViewerRoom(id) then return id end
+    return nil
+  end)
+  local parent = relay and pickParent(s, K, now, exclude, nil)
+  if relay and parent then
+    local depth = getEntry(s, parent).depth + 1
+    putEntry(s, { nodeId = relay, parent = parent, depth = depth, viewers = 0, children = 0, since = now })
+    redis.call('SADD', nodeStreamsKey(relay), s)
+    addChildCount(s, parent, 1)
+    addViewer(s, relay)
+    return result(relay, { nodeId = relay, parentId = parent, depth = depth, parentUrl = getNode(parent).url, childIp = getNode(relay).mediaIp })
   end
   return cjson.encode({ err = 'CASCADE_ERR_NODE_CAPACITY' })
 
