@@ -7,3 +7,4 @@ export { TokenService } from './auth/TokenService.js';
 export { TicketSigner, generateTicketKey } from './auth/TicketSigner.js';
 export { RelayGateway, type RelayGatewayOptions } from './RelayGateway.js';
 export * from './types.js';
+export { runPlacementSim, mixedPopulation, seededRandom, depthBound, minimalDepth, treeViolations, type PlacementSimOptions, type PlacementSimResult, type SimRelaySpec } from './sim/placementSim.js';

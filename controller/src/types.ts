@@ -43,6 +43,8 @@ export interface TreeEntry {
   since: number;
   /** As last reported by the node. */
   bitrateOutKbps?: number;
+  /** Since when the node has reported fewer viewers than counted here (ms; see reconcileCount). */
+  overSince?: number;
 }
 
 export interface NodeLoad {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../src/sim/placementSim.js';
 import { SortedSet } from '../src/store/SortedSet.js';
 
 const members = (s: SortedSet) => [...s.ascending()].map(([m]) => m);
@@ -41,5 +42,26 @@ describe('SortedSet', () => {
       if (m === 'c') s.set('a', 10); // moves past d: seen again at the end
     }
     expect(seen).toEqual(['a', 'c', 'd', 'a']);
+  });
+
+  it('stays ordered as a ZSET would through any sequence of set() and delete()', () => {
+    const random = seededRandom(11);
+    const s = new SortedSet();
+    const reference = new Map<string, number>();
+    for (let i = 0; i < 5000; i++) {
+      const m = `m${Math.floor(random() * 40)}`;
+      if (random() < 0.2) {
+        expect(s.delete(m)).toBe(reference.delete(m));
+      } else {
+        // Few distinct scores, so that ties and moves by one place are common.
+        const v = Math.floor(random() * 8);
+        s.set(m, v);
+        reference.set(m, v);
+      }
+      if (i % 50 === 0) {
+        const expected = [...reference].sort(([am, as], [bm, bs]) => as - bs || (am < bm ? -1 : am > bm ? 1 : 0));
+        expect([...s.ascending()]).toEqual(expected);
+      }
+    }
   });
 });

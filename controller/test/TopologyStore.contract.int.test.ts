@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { RECONCILE_GRACE_MS } from '../src/store/scores.js';
 import type { TopologyStore } from '../src/store/TopologyStore.js';
 import type { TopologyEvent, TreeEntry } from '../src/types.js';
 import {
@@ -496,6 +497,36 @@ describe.each(factories)('TopologyStore contract: $name', (factory) => {
       expect(view).toMatchObject({ expiresAt: NOW + 3000 + TTL, load: { viewers: 9 }, stats: { viewers: 9, cpu: 0.1 } });
       expect((await tree('s')).get('r1')).toMatchObject({ viewers: 7, bitrateOutKbps: 1500, parent: 'o', depth: 1 });
       expect(await store.expiredNodes(NOW + TTL + 1)).not.toContain('r1');
+    });
+
+    it('keeps placed viewers that have not arrived yet until the reconcile grace has passed', async () => {
+      await originWithStream(0, 2);
+      await addNode(store, 'r1', { maxViewers: 3 });
+      for (let i = 0; i < 3; i++) expect((await place('s', 2)).nodeId).toBe('r1');
+      // The node has seen only one of the three so far: the other two are still connecting.
+      await store.heartbeat('r1', snapshot(1, [carried('s', 'o', 1, 1)]), TTL, NOW + 100);
+      expect((await store.getNode('r1', NOW + 100))?.load.viewers).toBe(3);
+      expect((await tree('s')).get('r1')?.viewers).toBe(3);
+      expect(await rejectionCode(place('s', 2, [], NOW + 200))).toBe('CASCADE_ERR_NODE_CAPACITY');
+      // Still one after the grace: the other two never came; the count follows the node.
+      await store.heartbeat('r1', snapshot(1, [carried('s', 'o', 1, 1)]), TTL, NOW + 100 + RECONCILE_GRACE_MS);
+      expect((await store.getNode('r1', NOW + 100 + RECONCILE_GRACE_MS))?.load.viewers).toBe(1);
+      expect((await tree('s')).get('r1')?.viewers).toBe(1);
+      // A report above the count is taken at once.
+      await store.heartbeat('r1', snapshot(2, [carried('s', 'o', 1, 2)]), TTL, NOW + 100 + RECONCILE_GRACE_MS + 1);
+      expect((await store.getNode('r1', NOW + 100 + RECONCILE_GRACE_MS + 1))?.load.viewers).toBe(2);
+    });
+
+    it('a report that catches up with the count clears the grace timer', async () => {
+      await originWithStream(0, 2);
+      await addNode(store, 'r1', { maxViewers: 5 });
+      for (let i = 0; i < 2; i++) await place('s', 2);
+      await store.heartbeat('r1', snapshot(1, [carried('s', 'o', 1, 1)]), TTL, NOW);
+      await store.heartbeat('r1', snapshot(2, [carried('s', 'o', 1, 2)]), TTL, NOW + 1000);
+      await place('s', 2, [], NOW + 1500);
+      // Below again, late: a fresh grace period starts rather than the old one expiring.
+      await store.heartbeat('r1', snapshot(2, [carried('s', 'o', 1, 2)]), TTL, NOW + RECONCILE_GRACE_MS + 1);
+      expect((await store.getNode('r1', NOW + RECONCILE_GRACE_MS + 1))?.load.viewers).toBe(3);
     });
 
     it('does not change the structure the store knows', async () => {

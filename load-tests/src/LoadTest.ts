@@ -1,6 +1,6 @@
 import { cpus, platform } from 'node:os';
 import type { Browser } from 'playwright-core';
-import { saturationWarnings, summarizeRun } from './aggregate.js';
+import { saturationWarnings, stampWarning, summarizeRun } from './aggregate.js';
 import { ChromiumBroadcaster } from './ChromiumBroadcaster.js';
 import { CHROMIUM_ARGS, launchChromium } from './chromium.js';
 import { ensureClip } from './clip.js';
@@ -92,6 +92,7 @@ export class LoadTest {
       }
       if (!streamId) throw new TypeError('no stream id');
       await this.#waitLive(streamId);
+      if (this.#deps.signal?.aborted) throw new Error('interrupted before the viewers started');
 
       this.#t0 = Date.now();
       scraper = new NodeScraper({ url: o.url, streamId }, { elapsedSec: () => this.#elapsedSec() });
@@ -117,8 +118,10 @@ export class LoadTest {
       });
       await fleet.start();
       this.#t0 = Date.now();
+      // The machine's CPU during setup (clip encoding, browser start) is not the test's.
+      this.#hostCpu.sample();
       timeline.push(this.#point(fleet));
-      this.#deps.print(`${o.viewers} viewers in ${o.processes} processes, ${o.decoders} decoders, ramp ${o.rampPerSec}/s, ${o.durationSec} s`);
+      this.#deps.print(`${o.viewers} viewers in ${o.viewers > 0 ? o.processes : 0} processes, ${o.decoders} decoders, ramp ${o.rampPerSec}/s, ${o.durationSec} s`);
 
       let scraping: Promise<void> | undefined;
       let polling: Promise<void> | undefined;
@@ -152,6 +155,8 @@ export class LoadTest {
         delay: fleetResult.delay.toJSON(),
       });
       for (const w of saturationWarnings(summary)) this.#warn(w);
+      const stamps = broadcaster.stamped ? stampWarning(viewers) : undefined;
+      if (stamps) this.#warn(stamps);
       if (synthetic && synthetic.packets === 0) this.#warn('the synthetic broadcaster forwarded no packets (ffmpeg did not send)');
       const report: LoadTestReport = {
         tool: 'cascade-load-test',

@@ -131,3 +131,18 @@ export function saturationWarnings(s: LoadTestSummary): string[] {
   }
   return out;
 }
+
+/**
+ * mediasoup forwards a simple consumer's RTP timestamps unchanged, which the delay measure
+ * relies on. If something on the path rewrites them, stamps land far from now: say so.
+ */
+export function stampWarning(viewers: readonly ViewerResult[]): string | undefined {
+  let bad = 0;
+  let frames = 0;
+  for (const v of viewers) {
+    bad += v.rtp?.implausibleDelays ?? 0;
+    frames += v.rtp?.frames ?? 0;
+  }
+  if (bad === 0) return undefined;
+  return `${bad} of ${frames} frames carried send stamps more than a minute off: something on the path rewrote RTP timestamps; delay figures cover the other frames only`;
+}

@@ -32,6 +32,13 @@ process.on('SIGINT', () => {
 });
 process.on('SIGTERM', () => abort.abort());
 
+// Every step below has its own bound; this one catches whatever slips through them.
+const hardStop = setTimeout(() => {
+  process.stderr.write('load test: hard deadline reached, exiting without a report\n');
+  process.exit(2);
+}, (options.durationSec + 180) * 1000);
+hardStop.unref();
+
 const startedAt = new Date();
 const outDir = options.outDir ?? defaultReportDir(process.cwd(), startedAt);
 try {

@@ -13,8 +13,3 @@ export function split(total: number, parts: number): number[] {
   const base = Math.floor(total / n);
   return Array.from({ length: n }, (_, i) => base + (i < total % n ? 1 : 0));
 }
-
-/** Seconds a ramp of `total` joins at `ratePerSec` takes. */
-export function rampSeconds(total: number, ratePerSec: number): number {
-  return total <= 1 ? 0 : (total - 1) / ratePerSec;
-}

@@ -75,18 +75,3 @@ export function cdf(values: readonly number[], maxPoints = 200): [number, number
   if (out[out.length - 1]![1] !== 1) out.push([v[v.length - 1]!, 1]);
   return out;
 }
-
-/** Sum of an array, ignoring non-finite entries. */
-export function sum(values: readonly number[]): number {
-  let s = 0;
-  for (const x of values) if (Number.isFinite(x)) s += x;
-  return s;
-}
-
-/** Median, or NaN for an empty array. */
-export function median(values: readonly number[]): number {
-  return percentile(
-    values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b),
-    50,
-  );
-}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { saturationWarnings, summarizeNode, summarizeRun } from '../src/aggregate.js';
+import { saturationWarnings, stampWarning, summarizeNode, summarizeRun } from '../src/aggregate.js';
 import { LogHistogram } from '../src/LogHistogram.js';
 import { node, point, rtp, viewer } from './fixtures.js';
 
@@ -83,5 +83,15 @@ describe('saturationWarnings()', () => {
 
   it('is silent for a relaxed run', () => {
     expect(saturationWarnings(base())).toEqual([]);
+  });
+});
+
+describe('stampWarning()', () => {
+  it('reports frames whose stamps were rewritten on the way', () => {
+    expect(stampWarning([viewer(0, { rtp: rtp({ implausibleDelays: 3, frames: 600 }) }), viewer(1)])).toMatch(/^3 of 1200 frames/);
+  });
+
+  it('is silent when every stamp was plausible', () => {
+    expect(stampWarning([viewer(0), viewer(1, { rtp: null })])).toBeUndefined();
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dueJoins, rampSeconds, split } from '../src/ramp.js';
+import { dueJoins, split } from '../src/ramp.js';
 
 describe('dueJoins()', () => {
   it('starts the first join at once, then one per 1/rate s, capped at the total', () => {
@@ -21,12 +21,5 @@ describe('split()', () => {
     expect(split(500, 3)).toEqual([167, 167, 166]);
     expect(split(2, 4)).toEqual([1, 1, 0, 0]);
     expect(split(10, 1)).toEqual([10]);
-  });
-});
-
-describe('rampSeconds()', () => {
-  it('is the time from the first to the last join', () => {
-    expect(rampSeconds(101, 20)).toBe(5);
-    expect(rampSeconds(1, 20)).toBe(0);
   });
 });

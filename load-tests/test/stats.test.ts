@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cdf, histogram, median, percentile, summarize } from '../src/stats.js';
+import { cdf, histogram, percentile, summarize } from '../src/stats.js';
 
 describe('percentile()', () => {
   it('uses the nearest rank, so every figure is an observed value', () => {
@@ -61,11 +61,5 @@ describe('cdf()', () => {
     );
     expect(pts.length).toBeLessThanOrEqual(101);
     expect(pts[pts.length - 1]).toEqual([9999, 1]);
-  });
-});
-
-describe('median()', () => {
-  it('is the middle value', () => {
-    expect(median([5, 1, 3])).toBe(3);
   });
 });

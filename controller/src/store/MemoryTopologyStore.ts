@@ -10,7 +10,7 @@ import type {
   TopologyEvent,
   TreeEntry,
 } from '../types.js';
-import { FULL, parentScore, relayScore, serveScore } from './scores.js';
+import { FULL, parentScore, reconcileCount, relayScore, serveScore } from './scores.js';
 import { SortedSet } from './SortedSet.js';
 import type { TopologyStore } from './TopologyStore.js';
 
@@ -29,6 +29,8 @@ export class MemoryTopologyStore implements TopologyStore {
   readonly #expiry = new Map<string, number>();
   readonly #status = new Map<string, NodeStatus>();
   readonly #viewers = new Map<string, number>();
+  /** Since when a node's reports have been below its stored viewer count (see reconcileCount). */
+  readonly #viewersOverSince = new Map<string, number>();
   readonly #stats = new Map<string, NodeStats>();
   readonly #nodeStreams = new Map<string, Set<string>>();
   readonly #streams = new Map<string, StreamRecord>();
@@ -57,7 +59,9 @@ export class MemoryTopologyStore implements TopologyStore {
     this.#expiry.set(nodeId, now + ttlMs);
     // Viewers are the node's to count; the tree's structure (parents, children) is the
     // controller's, so a report only fills in entries the store lost.
-    this.#viewers.set(nodeId, snapshot.stats.viewers);
+    const r = reconcileCount(this.#viewers.get(nodeId) ?? 0, snapshot.stats.viewers, this.#viewersOverSince.get(nodeId) ?? 0, now);
+    this.#viewers.set(nodeId, r.value);
+    this.#viewersOverSince.set(nodeId, r.overSince);
     this.#stats.set(nodeId, snapshot.stats);
     const reported = new Set<string>();
     for (const cs of snapshot.streams) {
@@ -66,7 +70,9 @@ export class MemoryTopologyStore implements TopologyStore {
       const tree = this.#tree(cs.streamId);
       const e = tree.get(nodeId);
       if (e) {
-        e.viewers = cs.viewers;
+        const er = reconcileCount(e.viewers, cs.viewers, e.overSince ?? 0, now);
+        e.viewers = er.value;
+        e.overSince = er.overSince;
         e.bitrateOutKbps = cs.bitrateOutKbps;
         if (cs.parentNodeId === e.parent) e.depth = cs.depth;
         continue;
@@ -120,7 +126,7 @@ export class MemoryTopologyStore implements TopologyStore {
       }
       this.#removeEntry(streamId, nodeId);
     }
-    for (const m of [this.#nodes, this.#expiry, this.#status, this.#viewers, this.#stats, this.#nodeStreams]) {
+    for (const m of [this.#nodes, this.#expiry, this.#status, this.#viewers, this.#viewersOverSince, this.#stats, this.#nodeStreams]) {
       m.delete(nodeId);
     }
     this.#relays.delete(nodeId);
@@ -223,7 +229,9 @@ export class MemoryTopologyStore implements TopologyStore {
   async releaseViewer(streamId: string, nodeId: string): Promise<void> {
     this.#open();
     const e = this.#trees.get(streamId)?.get(nodeId);
-    if (e) e.viewers = Math.max(0, e.viewers - 1);
+    // A departure the stream's count no longer holds (counted twice, or after a correction) is not taken from the node's other streams.
+    if (e && e.viewers === 0) return;
+    if (e) e.viewers -= 1;
     if (this.#viewers.has(nodeId)) this.#viewers.set(nodeId, Math.max(0, this.#viewers.get(nodeId)! - 1));
     this.#refresh(nodeId);
   }

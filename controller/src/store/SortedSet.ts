@@ -20,7 +20,20 @@ export class SortedSet {
     const old = this.#scores.get(member);
     if (old === score) return;
     this.#version++;
-    if (old !== undefined) this.#order.splice(this.#indexOf(member, old), 1);
+    if (old !== undefined) {
+      const i = this.#indexOf(member, old);
+      // Most updates (one more viewer) leave the member where it is: no need to move the array.
+      const prev = this.#order[i - 1];
+      const next = this.#order[i + 1];
+      if (
+        (prev === undefined || this.#cmp(prev, this.#scores.get(prev)!, member, score) < 0) &&
+        (next === undefined || this.#cmp(member, score, next, this.#scores.get(next)!) < 0)
+      ) {
+        this.#scores.set(member, score);
+        return;
+      }
+      this.#order.splice(i, 1);
+    }
     this.#scores.set(member, score);
     this.#order.splice(this.#insertionPoint(member, score), 0, member);
   }

@@ -8,6 +8,7 @@
  *   cascade:nodes:expiry          zset   nodeId => liveness deadline (ms)
  *   cascade:nodes:status          hash   nodeId => probing|ready|draining|demoted
  *   cascade:nodes:viewers         hash   nodeId => viewers on the node, all streams
+ *   cascade:nodes:oversince       hash   nodeId => ms since reports stayed below the count (0: not)
  *   cascade:nodes:stats           hash   nodeId => NodeStats JSON (last heartbeat)
  *   cascade:node:<id>:streams     set    streamIds the node carries
  *   cascade:relays                zset   relayId => relayScore (candidates to add to a tree)
@@ -83,6 +84,14 @@ end
 local function putEntry(s, e) redis.call('HSET', treeKey(s), e.nodeId, cjson.encode(e)) end
 local function isNull(v) return v == nil or v == cjson.null end
 local function viewersOf(id) return tonumber(redis.call('HGET', VIEWERS, id) or '0') end
+local OVERSINCE, RECONCILE_GRACE = 'cascade:nodes:oversince', 10000
+-- Mirror of reconcileCount() in scores.ts.
+local function reconcile(stored, reported, overSince, now)
+  if reported >= stored then return reported, 0 end
+  if overSince == 0 then return stored, now end
+  if now - overSince >= RECONCILE_GRACE then return reported, 0 end
+  return stored, overSince
+end
 
 local function childTotal(id)
   local n = 0
@@ -254,7 +263,9 @@ elseif cmd == 'heartbeat' then
   local id, snap, ttl, now = ARGV[2], cjson.decode(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
   if redis.call('HEXISTS', NODES, id) == 0 then return 'UNKNOWN' end
   redis.call('ZADD', EXPIRY, now + ttl, id)
-  redis.call('HSET', VIEWERS, id, snap.stats.viewers)
+  local v, over = reconcile(viewersOf(id), snap.stats.viewers, tonumber(redis.call('HGET', OVERSINCE, id) or '0'), now)
+  redis.call('HSET', VIEWERS, id, v)
+  redis.call('HSET', OVERSINCE, id, over)
   redis.call('HSET', STATS, id, cjson.encode(snap.stats))
   local reported = {}
   for _, cs in ipairs(snap.streams) do
@@ -262,7 +273,9 @@ elseif cmd == 'heartbeat' then
       reported[cs.streamId] = true
       local e = getEntry(cs.streamId, id)
       if e then
-        e.viewers = cs.viewers
+        local ev, eover = reconcile(e.viewers, cs.viewers, e.overSince or 0, now)
+        e.viewers = ev
+        e.overSince = eover
         e.bitrateOutKbps = cs.bitrateOutKbps
         if (isNull(cs.parentNodeId) and isNull(e.parent)) or cs.parentNodeId == e.parent then e.depth = cs.depth end
         putEntry(cs.streamId, e)
@@ -302,6 +315,7 @@ elseif cmd == 'removeNode' then
   redis.call('ZREM', EXPIRY, id)
   redis.call('HDEL', STATUS, id)
   redis.call('HDEL', VIEWERS, id)
+  redis.call('HDEL', OVERSINCE, id)
   redis.call('HDEL', STATS, id)
   redis.call('DEL', nodeStreamsKey(id))
   redis.call('ZREM', RELAYS, id)
@@ -366,8 +380,9 @@ elseif cmd == 'place' then
 elseif cmd == 'release' then
   local s, id = ARGV[2], ARGV[3]
   local e = getEntry(s, id)
+  if e and e.viewers == 0 then return 'OK' end
   if e then
-    e.viewers = math.max(0, e.viewers - 1)
+    e.viewers = e.viewers - 1
     putEntry(s, e)
   end
   if redis.call('HEXISTS', VIEWERS, id) == 1 then

@@ -23,3 +23,18 @@ export function relayScore(volunteer: boolean, maxChildren: number, viewers: num
   const full = viewers >= maxViewers ? FULL : 0;
   return full + (volunteer ? 1e9 : 0) + (1000 - Math.min(maxChildren, 999)) * 1e5 + Math.floor((viewers / Math.max(1, maxViewers)) * 1e4);
 }
+
+/**
+ * Placements count a viewer before it arrives, heartbeats count the viewers that did. A
+ * report below the stored count is believed only once it has stayed below for this long
+ * (ms): until then the difference is viewers still connecting. A report above it is
+ * believed at once (the store lost state, or viewers came with older tickets).
+ */
+export const RECONCILE_GRACE_MS = 10_000;
+
+export function reconcileCount(stored: number, reported: number, overSince: number, now: number): { value: number; overSince: number } {
+  if (reported >= stored) return { value: reported, overSince: 0 };
+  if (overSince === 0) return { value: stored, overSince: now };
+  if (now - overSince >= RECONCILE_GRACE_MS) return { value: reported, overSince: 0 };
+  return { value: stored, overSince };
+}

@@ -106,7 +106,7 @@ function legend(names: string[], w: number): string {
   // Right-aligned, last series rightmost; rough text width is enough for a legend.
   for (let i = names.length - 1; i >= 0; i--) {
     const label = names[i]!.length > 24 ? `${names[i]!.slice(0, 23)}…` : names[i]!;
-    x -= label.length * 6.2 + 22;
+    x -= label.length * 6.8 + 28;
     s += `<rect x="${x.toFixed(1)}" y="9" width="10" height="10" fill="${PALETTE[i % PALETTE.length]}"/>`;
     s += `<text x="${(x + 14).toFixed(1)}" y="18" class="legend">${escapeXml(label)}</text>`;
   }
