@@ -76,7 +76,8 @@ export class LoadTest {
         }
         if (kind === 'ffmpeg') {
           synthetic = await SyntheticBroadcaster.start(
-            { url: o.url, token, clipPath: clipPath!, ...(streamId ? { streamId } : {}) },
+            // The margin covers setup and teardown; ffmpeg must never outlive a run by much.
+            { url: o.url, token, clipPath: clipPath!, maxDurationSec: o.durationSec + 120, ...(streamId ? { streamId } : {}) },
             { now: wallClockMs, warn: (m) => this.#warn(m) },
           );
           streamId = synthetic.streamId;

@@ -15,6 +15,8 @@ export interface SyntheticBroadcasterOptions {
   clipPath: string;
   streamId?: string;
   title?: string;
+  /** ffmpeg stops sending after this many seconds, whatever happens to this process. */
+  maxDurationSec: number;
 }
 
 export interface SyntheticBroadcasterDeps {
@@ -44,6 +46,8 @@ export class SyntheticBroadcaster {
   #restarts = 0;
   #packets = 0;
   #closed = false;
+  /** Kills ffmpeg if this process exits without stop() (a crash, process.exit elsewhere). */
+  readonly #onExit = () => this.#ffmpeg?.kill('SIGKILL');
 
   static async start(options: SyntheticBroadcasterOptions, deps: SyntheticBroadcasterDeps): Promise<SyntheticBroadcaster> {
     const b = new SyntheticBroadcaster(options, deps);
@@ -78,6 +82,7 @@ export class SyntheticBroadcaster {
   async stop(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    process.off('exit', this.#onExit);
     this.#ffmpeg?.kill('SIGKILL');
     this.#socket?.close();
     await this.#session?.stop().catch(() => {});
@@ -114,6 +119,7 @@ export class SyntheticBroadcaster {
       title: o.title ?? 'Cascade load test',
       ...(o.streamId ? { streamId: o.streamId } : {}),
     });
+    process.on('exit', this.#onExit);
     this.#spawnFfmpeg(socket.address().port);
   }
 
@@ -122,7 +128,7 @@ export class SyntheticBroadcaster {
     const args = [
       '-hide_banner', '-loglevel', 'error', '-nostdin',
       '-re', '-stream_loop', '-1', '-i', this.#options.clipPath,
-      '-an', '-c:v', 'copy', '-payload_type', '96', '-ssrc', '1111',
+      '-an', '-c:v', 'copy', '-t', String(this.#options.maxDurationSec), '-payload_type', '96', '-ssrc', '1111',
       '-f', 'rtp', `rtp://127.0.0.1:${port}?pkt_size=1200`,
     ];
     const ff = spawn('ffmpeg', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -131,7 +137,8 @@ export class SyntheticBroadcaster {
     ff.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-500)));
     ff.on('error', (err) => this.#deps.warn(`ffmpeg: ${err.message}`));
     ff.on('exit', (code, signal) => {
-      if (this.#closed) return;
+      // Exit 0 is the end of -t: the run is long over, nothing to restart.
+      if (this.#closed || code === 0) return;
       if (this.#restarts >= MAX_FFMPEG_RESTARTS) {
         this.#deps.warn(`ffmpeg exited (${signal ?? code}) ${MAX_FFMPEG_RESTARTS + 1} times; the broadcaster stopped sending: ${stderr.trim()}`);
         return;

@@ -165,6 +165,8 @@ export class ViewerFleet {
         }
         c.lastRate = { bytesPerMs: bytes / ms, framesPerViewerSec: viewerSecs > 0 ? frames / viewerSecs : null };
       }
+      // A process that died reports nothing more; its last figures would go stale.
+      if (c.exited) continue;
       out.rxKbps += c.lastRate.bytesPerMs * 8;
       if (c.lastRate.framesPerViewerSec !== null && c.last) {
         fpsWeighted += c.lastRate.framesPerViewerSec * c.last.connected;
@@ -193,13 +195,16 @@ export class ViewerFleet {
         this.#children.map(async (c) => {
           if (c.final || c.exited) return;
           this.#send(c, { type: 'stop' });
-          try {
-            await waitFor(c.proc, (m) => m.type === 'final', FINAL_TIMEOUT_MS, 'no results');
-          } catch (err) {
-            warnings.push(`viewer process ${c.index}: ${(err as Error).message}; stderr: ${c.stderr.slice(-3).join(' | ')}`);
-          }
+          await waitFor(c.proc, (m) => m.type === 'final', FINAL_TIMEOUT_MS, 'no results').catch(() => {});
         }),
       );
+      for (const c of this.#children) {
+        if (!c.final) {
+          warnings.push(
+            `viewer process ${c.index} (${c.config.count} viewers) gave no results${c.exited ? ` (exited with ${c.proc.exitCode ?? c.proc.signalCode})` : ''}; stderr: ${c.stderr.slice(-3).join(' | ') || '(none)'}`,
+          );
+        }
+      }
       await Promise.all(this.#children.map((c) => reap(c)));
     }
     const viewers: ViewerResult[] = [];

@@ -20,5 +20,15 @@ export const CHROMIUM_ARGS = [
 ];
 
 export function launchChromium(executablePath = CHROMIUM_PATH, args: readonly string[] = CHROMIUM_ARGS): Promise<Browser> {
-  return chromium.launch({ executablePath, headless: true, args: [...args], timeout: 30_000 });
+  // Playwright's own signal handlers exit the process (130 on Ctrl-C) before our cleanup and
+  // report run; the load test closes its browsers itself.
+  return chromium.launch({
+    executablePath,
+    headless: true,
+    args: [...args],
+    timeout: 30_000,
+    handleSIGINT: false,
+    handleSIGTERM: false,
+    handleSIGHUP: false,
+  });
 }

@@ -16,6 +16,7 @@ import {
   waitFor,
   type NodeProcess,
   type NodeViewer,
+  type Shaping,
   type TestBroadcaster,
   type TestNetwork,
 } from '@cascade/testing';
@@ -26,7 +27,7 @@ interface Topology {
   nodes: { id: string; kind: string; parent: string | null; depth: number; viewers: number; children: number }[];
 }
 interface NodesResponse {
-  nodes: { id: string; kind: string; status: string; alive: boolean; url: string; stats: { viewers: number } | null }[];
+  nodes: { id: string; kind: string; status: string; alive: boolean; url: string }[];
 }
 
 /**
@@ -43,6 +44,8 @@ const DELAYS_MS = [20, 30, 40, 25, 20];
 const RELAYS = 4;
 /** Every relay listens on the same port: each namespace has its own port space. */
 const RELAY_PORT = 8090;
+/** How delays are applied (testing/src/netns.ts); `none` checks the plain bridge layout. Default auto. */
+const SHAPING = (process.env.CASCADE_TEST_NETNS_SHAPING ?? 'auto') as Shaping | 'auto';
 const execFileP = promisify(execFile);
 
 let net: TestNetwork;
@@ -51,6 +54,10 @@ let originPort: number;
 const relays: (NodeProcess & { nodeId: string; ip: string; ns: string; index: number })[] = [];
 let broadcaster: TestBroadcaster;
 const viewers: NodeViewer[] = [];
+
+function killOrigin(): void {
+  origin?.proc.kill('SIGKILL');
+}
 
 async function metric(url: string, name: string): Promise<number> {
   const text = (await getJson<string>(`${url}/metrics`)).body;
@@ -61,7 +68,7 @@ async function metric(url: string, name: string): Promise<number> {
 
 describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ? '' : ` (SKIPPED: ${support.reason})`}`, () => {
   beforeAll(async () => {
-    net = await createTestNetwork({ count: DELAYS_MS.length, delayMs: DELAYS_MS });
+    net = await createTestNetwork({ count: DELAYS_MS.length, delayMs: DELAYS_MS, shaping: SHAPING });
     console.info(
       `[multihost] network ${net.subnet}, root ${net.rootIp}; ${net.namespaces.map((n) => `${n.ip} (+${n.delayMs} ms)`).join(', ')}; shaping: ${net.shaping} (${net.shapingNote})`,
     );
@@ -73,10 +80,18 @@ describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ?
       env: {
         CASCADE_ORIGIN_MAX_VIEWERS: '1',
         CASCADE_TOPOLOGY_MAX_CHILDREN: '2',
+        // Workaround: the controller pings /control every heartbeatIntervalMs / 4 (250 ms by
+        // default) and drops a relay after one missed pong, which 40-80 ms round trips plus a
+        // busy 2-core machine regularly miss. 4000 ms gives 1 s pings; relays still heartbeat
+        // every second (their own default). Remove once the ping interval is decoupled.
+        CASCADE_TOPOLOGY_HEARTBEAT_INTERVAL_MS: '4000',
+        CASCADE_TOPOLOGY_NODE_TTL_MS: '12000',
         CASCADE_HTTP_PUBLIC_URL: `http://${net.rootIp}:${originPort}`,
         CASCADE_MEDIASOUP_LISTEN_IPS: JSON.stringify([{ ip: net.rootIp, announcedIp: net.rootIp }]),
       },
     });
+    // Relays die with their namespaces; the origin lives in the root one: don't leave it behind if the run is interrupted.
+    process.once('exit', killOrigin);
     for (let i = 0; i < RELAYS; i++) {
       const ns = net.namespaces[i]!;
       const relay = await startRelay({
@@ -103,12 +118,16 @@ describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ?
       await Promise.all(relays.map((r) => r.stop()));
       await origin?.stop();
     } finally {
+      process.off('exit', killOrigin);
       await net?.cleanup();
     }
   });
 
   it('relays are registered under their namespace addresses, not loopback', async () => {
-    const { body } = await getJson<NodesResponse>(`${origin.url}/api/nodes`);
+    const body = await waitFor(async () => {
+      const b = (await getJson<NodesResponse>(`${origin.url}/api/nodes`)).body;
+      return b.nodes.filter((n) => n.kind === 'relay' && n.status === 'ready').length === RELAYS ? b : undefined;
+    }, { what: 'every relay registered and ready' });
     const byId = new Map(body.nodes.map((n) => [n.id, n]));
     expect(byId.size).toBe(RELAYS + 1);
     for (const r of relays) {
@@ -119,21 +138,7 @@ describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ?
   });
 
   it('viewers beyond the origin budget are served by relays at their namespace addresses, in a tree of depth >= 2', async () => {
-    // One viewer at a time, each counted by its node's own heartbeat before the next one is
-    // placed: a heartbeat that left before a placed viewer arrived resets the controller's
-    // count for that node (a known controller race, longer here because links are slow), and
-    // the next viewer would then be placed on a node that is already full.
-    const perNode = new Map<string, number>();
-    for (let i = 0; i < RELAYS + 1; i++) {
-      const v = await startNodeViewer(origin.url, broadcaster.streamId);
-      viewers.push(v);
-      const id = v.watch.nodeId!;
-      perNode.set(id, (perNode.get(id) ?? 0) + 1);
-      await waitFor(async () => {
-        const n = (await getJson<NodesResponse>(`${origin.url}/api/nodes`)).body.nodes.find((x) => x.id === id);
-        return n?.stats?.viewers === perNode.get(id);
-      }, { what: `${id} to report ${perNode.get(id)} viewer(s)`, timeoutMs: 20_000 });
-    }
+    for (let i = 0; i < RELAYS + 1; i++) viewers.push(await startNodeViewer(origin.url, broadcaster.streamId));
     const served = viewers.map((v) => v.watch.nodeId!);
     expect(new Set(served).size).toBe(RELAYS + 1);
     const topo = await waitFor(async () => {
@@ -206,11 +211,16 @@ describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ?
     proc.stdout.on('data', (d: Buffer) => (output += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    // The probe times out after topology.probeTimeoutMs (3 s by default); 60 s is a ceiling.
+    let ceiling: ReturnType<typeof setTimeout> | undefined;
     let code: number | null;
     try {
-      // The probe times out after topology.probeTimeoutMs (3 s by default); 60 s is a ceiling.
-      code = await Promise.race([exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`relay still running after 60 s:\n${output}`)), 60_000))]);
+      code = await Promise.race([
+        exited,
+        new Promise<never>((_, reject) => (ceiling = setTimeout(() => reject(new Error(`relay still running after 60 s:\n${output}`)), 60_000))),
+      ]);
     } finally {
+      clearTimeout(ceiling);
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     }
     expect(code, output).toBe(2);

@@ -76,7 +76,7 @@ export interface TestNamespace {
   name: string;
   /** Its address on the test subnet. */
   ip: string;
-  /** One-way delay of its link, ms. */
+  /** One-way delay of its link as applied, ms (0 when shaping is 'none'). */
   delayMs: number;
 }
 
@@ -606,7 +606,8 @@ export async function createTestNetwork(options: TestNetworkOptions): Promise<Te
       sw.stderr!.on('data', (d: Buffer) => process.stderr.write(`[netns delay switch] ${d.toString()}`));
     }
 
-    const nsList: TestNamespace[] = members.slice(1).map((m) => ({ name: m.ns!, ip: m.ip, delayMs: m.delayMs }));
+    // Report what the link really does: without shaping there is no delay.
+    const nsList: TestNamespace[] = members.slice(1).map((m) => ({ name: m.ns!, ip: m.ip, delayMs: shaping === 'none' ? 0 : m.delayMs }));
     return {
       tag,
       rootIp: testIp(1),
