@@ -105,6 +105,11 @@ export class Watch extends TypedEmitter<WatchEvents> {
   /** Join; resolves once connected to a node, rejects with a typed error if the stream cannot be watched. */
   async start(): Promise<this> {
     const conn = await this.#open();
+    if (this.#stopped) {
+      // stop() was called while we were joining.
+      conn.close();
+      throw new ConnectionError('CASCADE_ERR_CLIENT_CLOSED', 'stopped while starting');
+    }
     this.#adopt(conn);
     this.#setState(ConnectionState.Connected);
     return this;

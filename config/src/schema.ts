@@ -53,7 +53,7 @@ export const ConfigSchema = Type.Object(
         /** Inbound messages per second per connection, on average. */
         rateLimitPerSec: Type.Integer({ minimum: 1, default: 50, description: 'Inbound messages per second per connection, on average.' }),
         /** WebSocket ping period; a missed pong ends the connection. */
-        pingIntervalMs: Ms(2000, 100, 'WebSocket ping period; a missed pong ends the connection.'),
+        pingIntervalMs: Ms(5000, 100, 'WebSocket ping period for clients; two missed pongs in a row end the connection.'),
         requestTimeoutMs: Ms(10000, 100, 'How long a request to another node or the controller may take.'),
         maxConnections: Type.Integer({ minimum: 1, default: 20000, description: 'Open signalling connections per process; beyond, upgrades get 503.' }),
       },

@@ -15,7 +15,7 @@ import type { AssignEvent, TopologyController } from './TopologyController.js';
 import type { NodeRecord, NodeStatus } from './types.js';
 
 export interface RelayGatewayOptions {
-  /** A relay whose pong is missing this long is considered cut off. */
+  /** Ping period of relay connections; two missed pongs in a row end the connection (a cut-off relay). */
   pingIntervalMs: number;
   maxConnections: number;
   maxMessageBytes: number;
@@ -65,7 +65,7 @@ export class RelayGateway {
     this.#log = deps.logger.child({ component: 'RelayGateway' });
     this.#endpoint = new WsEndpoint(
       upgrades,
-      { path: '/control', maxConnections: options.maxConnections, pingIntervalMs: options.pingIntervalMs, maxPayloadBytes: 4 * 1024 * 1024 },
+      { path: '/control', maxConnections: options.maxConnections, pingIntervalMs: options.pingIntervalMs, maxMissedPongs: 2, maxPayloadBytes: 4 * 1024 * 1024 },
       { logger: this.#log },
     );
     this.#endpoint.on('connection', (ws) => this.#onConnection(ws));

@@ -129,6 +129,8 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
         path: '/ws',
         maxConnections: options.signalling.maxConnections,
         pingIntervalMs: options.signalling.pingIntervalMs,
+        // Viewers on busy machines answer late; a dead one is only a resource to reclaim.
+        maxMissedPongs: 2,
         // ws itself only stops frames far beyond our limit; between the two, clients get a coded error.
         maxPayloadBytes: Math.max(options.signalling.maxMessageBytes * 16, 1024 * 1024),
       },

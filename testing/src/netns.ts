@@ -19,8 +19,8 @@
  *   instead of leaking onto the host's network).
  * - `delayMs` of a link is the one-way delay between that member and the hub, applied in
  *   both directions: member a → member b takes delay(a) + delay(b) one way, and the root's
- *   link has `rootDelayMs` (default 0). Loss applies on each link crossed; rate limits each
- *   link per direction.
+ *   link has `rootDelayMs` (default 0). `lossPercent` and `rateKbit` apply to each namespace
+ *   link (not the root's), per direction.
  *
  * Shaping, picked by `shaping: 'auto'` (default) in this order:
  * - 'netem': the hub holds a Linux bridge; every veth end gets `tc qdisc netem`.

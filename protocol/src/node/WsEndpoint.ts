@@ -8,8 +8,10 @@ import { rejectUpgrade, type UpgradeRouter } from './httpUpgrade.js';
 export interface WsEndpointOptions {
   path: string;
   maxConnections: number;
-  /** A client that misses one pong in this period is terminated. */
+  /** Ping period; a client that misses `maxMissedPongs` pongs in a row is terminated. */
   pingIntervalMs: number;
+  /** Default 1. A busy client may answer late; more than one tolerates that. */
+  maxMissedPongs?: number;
   /** Hard frame limit enforced by ws (closes with 1009). Keep it above the protocol limit so
    *  that moderately oversized messages get a coded error instead. */
   maxPayloadBytes: number;
@@ -31,7 +33,8 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
   readonly #wss: WebSocketServer;
   readonly #options: WsEndpointOptions;
   readonly #log: Logger;
-  readonly #alive = new WeakMap<WebSocket, boolean>();
+  /** Pings sent to each client since its last pong. */
+  readonly #missed = new WeakMap<WebSocket, number>();
   readonly #timer: ReturnType<typeof setInterval>;
   #state: EndpointState = 'running';
 
@@ -51,8 +54,8 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
         return rejectUpgrade(socket, 'CASCADE_ERR_PROTOCOL_VERSION', `supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(',')}`);
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
-        this.#alive.set(ws, true);
-        ws.on('pong', () => this.#alive.set(ws, true));
+        this.#missed.set(ws, 0);
+        ws.on('pong', () => this.#missed.set(ws, 0));
         // ws reports oversized frames and protocol violations here; the close follows.
         ws.on('error', (err) => this.#log.warn({ err }, 'websocket error'));
         this.safeEmit('connection', ws, req);
@@ -83,13 +86,15 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
   }
 
   #heartbeat(): void {
+    const max = this.#options.maxMissedPongs ?? 1;
     for (const ws of this.#wss.clients) {
-      if (this.#alive.get(ws) === false) {
-        this.#log.info({}, 'terminating connection that missed a pong');
+      const missed = this.#missed.get(ws) ?? 0;
+      if (missed >= max) {
+        this.#log.info({ missed }, 'terminating connection that stopped answering pings');
         ws.terminate();
         continue;
       }
-      this.#alive.set(ws, false);
+      this.#missed.set(ws, missed + 1);
       try {
         ws.ping();
       } catch {
