@@ -15,8 +15,10 @@ import type { AssignEvent, TopologyController } from './TopologyController.js';
 import type { NodeRecord, NodeStatus } from './types.js';
 
 export interface RelayGatewayOptions {
-  /** Ping period of relay connections; two missed pongs in a row end the connection (a cut-off relay). */
+  /** Ping period of relay connections. */
   pingIntervalMs: number;
+  /** A relay silent (no pong) this long is cut off and its children re-parented, ms. */
+  deadAfterMs: number;
   maxConnections: number;
   maxMessageBytes: number;
   rateLimitPerSec: number;
@@ -33,7 +35,7 @@ interface RelayConnection {
   record?: NodeRecord;
   status: NodeStatus;
   nonce?: string;
-  probeTimer?: ReturnType<typeof setTimeout>;
+  probeTimers: ReturnType<typeof setTimeout>[];
 }
 
 export const PROBE_PREFIX = 'CASCADE-PROBE ';
@@ -65,7 +67,7 @@ export class RelayGateway {
     this.#log = deps.logger.child({ component: 'RelayGateway' });
     this.#endpoint = new WsEndpoint(
       upgrades,
-      { path: '/control', maxConnections: options.maxConnections, pingIntervalMs: options.pingIntervalMs, maxMissedPongs: 2, maxPayloadBytes: 4 * 1024 * 1024 },
+      { path: '/control', maxConnections: options.maxConnections, pingIntervalMs: options.pingIntervalMs, deadAfterMs: options.deadAfterMs, maxPayloadBytes: 4 * 1024 * 1024 },
       { logger: this.#log },
     );
     this.#endpoint.on('connection', (ws) => this.#onConnection(ws));
@@ -109,7 +111,7 @@ export class RelayGateway {
     });
     ws.addEventListener('message', (ev) => peer.receive(ev.data));
     ws.addEventListener('close', (ev) => peer.socketClosed(ev.code, ev.reason));
-    const conn: RelayConnection = { peer, log: this.#log.child({ connId: randomBytes(4).toString('hex') }), status: 'probing' };
+    const conn: RelayConnection = { peer, log: this.#log.child({ connId: randomBytes(4).toString('hex') }), status: 'probing', probeTimers: [] };
     peer.on('protocolerror', (err, type) => conn.log.warn({ code: err.code, type, nodeId: conn.record?.id }, 'bad control message'));
     peer.on('handled', (type, _ms, err) => {
       if (err) conn.log[err.code === 'CASCADE_ERR_INTERNAL' ? 'error' : 'info']({ type, code: err.code, err: err.cause }, 'control request refused');
@@ -124,9 +126,9 @@ export class RelayGateway {
       .handle('node.register', (p) => this.#register(conn, p))
       .handle('node.probeAck', async ({ nonce }) => {
         const record = registered();
-        if (!conn.nonce || nonce !== conn.nonce) throw new CascadeError('CASCADE_ERR_RELAY_UNREACHABLE', 'wrong probe nonce');
-        conn.nonce = undefined;
-        clearTimeout(conn.probeTimer);
+        // A stale nonce (from an earlier connection of this relay) is refused but not fatal.
+        if (!conn.nonce || nonce !== conn.nonce) throw new CascadeError('CASCADE_ERR_PROTOCOL_INVALID_PARAMS', 'not the current probe nonce');
+        this.#stopProbe(conn);
         conn.status = 'ready';
         await this.#controller.setNodeStatus(record.id, 'ready');
         peer.notify('node.ready', { nodeId: record.id });
@@ -217,13 +219,21 @@ export class RelayGateway {
     // A few copies: UDP may drop one on a lossy path.
     sendOnce();
     const step = Math.max(50, Math.floor(this.#options.probeTimeoutMs / 4));
-    for (let i = 1; i < 4; i++) setTimeout(sendOnce, step * i).unref();
-    conn.probeTimer = setTimeout(() => {
-      if (conn.nonce !== nonce) return;
-      conn.log.warn({ mediaIp: record.mediaIp, port }, 'relay failed the reachability probe');
-      conn.peer.closeWithError(new CascadeError('CASCADE_ERR_RELAY_UNREACHABLE', `no answer from ${record.mediaIp}:${port}`));
-    }, this.#options.probeTimeoutMs);
-    conn.probeTimer.unref();
+    for (let i = 1; i < 4; i++) conn.probeTimers.push(setTimeout(sendOnce, step * i));
+    conn.probeTimers.push(
+      setTimeout(() => {
+        if (conn.nonce !== nonce) return;
+        conn.log.warn({ mediaIp: record.mediaIp, port }, 'relay failed the reachability probe');
+        conn.peer.closeWithError(new CascadeError('CASCADE_ERR_RELAY_UNREACHABLE', `no answer from ${record.mediaIp}:${port}`));
+      }, this.#options.probeTimeoutMs),
+    );
+    for (const t of conn.probeTimers) t.unref();
+  }
+
+  #stopProbe(conn: RelayConnection): void {
+    conn.nonce = undefined;
+    for (const t of conn.probeTimers) clearTimeout(t);
+    conn.probeTimers.length = 0;
   }
 
   #deliverAssign(e: AssignEvent): void {
@@ -235,7 +245,7 @@ export class RelayGateway {
   }
 
   async #onClose(conn: RelayConnection): Promise<void> {
-    clearTimeout(conn.probeTimer);
+    this.#stopProbe(conn);
     const record = conn.record;
     if (!record || this.#relays.get(record.id) !== conn) return;
     this.#relays.delete(record.id);

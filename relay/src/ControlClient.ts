@@ -76,6 +76,8 @@ export class ControlClient extends TypedEmitter<ControlClientEvents> {
   #ready = false;
   #closed = false;
   #pendingNonce: string | undefined;
+  /** Registered on the current connection. */
+  #registered = false;
 
   constructor(options: ControlClientOptions, deps: { logger: Logger; handlers: ControlHandlers }) {
     super();
@@ -111,10 +113,13 @@ export class ControlClient extends TypedEmitter<ControlClientEvents> {
     return (await peer.request(type, params)) as ControlResult<T>;
   }
 
-  /** The UDP probe arrived: echo its nonce (before or right after registration completes). */
+  /**
+   * The UDP probe arrived: echo its nonce. Every nonce is echoed (a stale one from an earlier
+   * connection is merely refused); one that arrives before registration completes waits.
+   */
   probeReceived(nonce: string): void {
     this.#pendingNonce = nonce;
-    if (this.#nodeId && this.connected) void this.#ackProbe();
+    if (this.#registered && this.connected) void this.#ackProbe();
   }
 
   close(): void {
@@ -203,6 +208,8 @@ export class ControlClient extends TypedEmitter<ControlClientEvents> {
       throw err;
     }
     this.#nodeId = res.nodeId;
+    this.#registered = true;
+    void lost.then(() => (this.#registered = false));
     this.safeEmit('registered', res.nodeId, res.ticketPublicKey, res.heartbeatIntervalMs);
     if (this.#pendingNonce) void this.#ackProbe();
     // A fatal close after registration (probe failed) must stop the loop too.
@@ -214,11 +221,11 @@ export class ControlClient extends TypedEmitter<ControlClientEvents> {
   async #ackProbe(): Promise<void> {
     const nonce = this.#pendingNonce;
     if (!nonce) return;
+    this.#pendingNonce = undefined;
     try {
       await this.request('node.probeAck', { nonce });
-      this.#pendingNonce = undefined;
     } catch (err) {
-      this.#log.warn({ err }, 'probe acknowledgement failed');
+      this.#log.debug({ err }, 'probe acknowledgement refused (a stale nonce?)');
     }
   }
 }

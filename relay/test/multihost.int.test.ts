@@ -80,12 +80,6 @@ describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ?
       env: {
         CASCADE_ORIGIN_MAX_VIEWERS: '1',
         CASCADE_TOPOLOGY_MAX_CHILDREN: '2',
-        // Workaround: the controller pings /control every heartbeatIntervalMs / 4 (250 ms by
-        // default) and drops a relay after one missed pong, which 40-80 ms round trips plus a
-        // busy 2-core machine regularly miss. 4000 ms gives 1 s pings; relays still heartbeat
-        // every second (their own default). Remove once the ping interval is decoupled.
-        CASCADE_TOPOLOGY_HEARTBEAT_INTERVAL_MS: '4000',
-        CASCADE_TOPOLOGY_NODE_TTL_MS: '12000',
         CASCADE_HTTP_PUBLIC_URL: `http://${net.rootIp}:${originPort}`,
         CASCADE_MEDIASOUP_LISTEN_IPS: JSON.stringify([{ ip: net.rootIp, announcedIp: net.rootIp }]),
       },

@@ -100,7 +100,9 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
     gateway = new RelayGateway(
       upgrades,
       {
+        // Frequent pings catch a cut-off relay quickly; a time limit (not a count) keeps slow links alive.
         pingIntervalMs: Math.max(100, Math.floor(config.topology.heartbeatIntervalMs / 4)),
+        deadAfterMs: Math.max(1500, config.topology.heartbeatIntervalMs * 1.5),
         maxConnections: 10_000,
         maxMessageBytes: config.signalling.maxMessageBytes * 4,
         rateLimitPerSec: config.signalling.rateLimitPerSec * 4,

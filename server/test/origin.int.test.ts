@@ -30,7 +30,8 @@ async function publish(token = broadcastToken(), streamId?: string) {
 }
 
 beforeAll(async () => {
-  origin = await startServer();
+  // A short grace so that streams whose broadcaster vanished end (and free their router) during the test.
+  origin = await startServer({ env: { CASCADE_ORIGIN_RECONNECT_GRACE_MS: '1500' } });
 });
 afterAll(async () => {
   await origin?.stop();
@@ -230,5 +231,11 @@ describe('a client that disconnects at any moment leaves nothing behind', () => 
       const m = await mediaObjects(origin.url);
       return m.transports === baseline.transports && m.producers === baseline.producers && m.consumers === baseline.consumers ? m : undefined;
     }, { what: 'media objects back to the baseline once the broadcaster left' });
+    // Once the reconnect grace has passed, the streams end and their routers go too.
+    await waitFor(async () => ((await mediaObjects(origin.url)).routers === 0 ? true : undefined), {
+      what: 'every router closed after the streams ended',
+    });
+    const { body } = await getJson<{ streams: unknown[] }>(`${origin.url}/api/streams`);
+    expect(body.streams).toEqual([]);
   });
 });

@@ -130,7 +130,7 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
         maxConnections: options.signalling.maxConnections,
         pingIntervalMs: options.signalling.pingIntervalMs,
         // Viewers on busy machines answer late; a dead one is only a resource to reclaim.
-        maxMissedPongs: 2,
+        deadAfterMs: options.signalling.pingIntervalMs * 2.5,
         // ws itself only stops frames far beyond our limit; between the two, clients get a coded error.
         maxPayloadBytes: Math.max(options.signalling.maxMessageBytes * 16, 1024 * 1024),
       },

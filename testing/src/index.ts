@@ -7,3 +7,4 @@ export * from './nodeViewer.js';
 export * from './rawClient.js';
 export * from './broadcaster.js';
 export * from './netns.js';
+export * from './vp8.js';

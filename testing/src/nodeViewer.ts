@@ -1,6 +1,7 @@
 import * as werift from 'werift';
 import WebSocket from 'ws';
 import { CascadeEvent, Watch, watch } from '@cascade/client-sdk';
+import { isVp8KeyframeStart } from './vp8.js';
 
 let installed = false;
 /** mediasoup-client runs on werift once its WebRTC classes are global. */
@@ -16,7 +17,23 @@ export function installWerift(): void {
 export interface NodeViewer {
   watch: Watch;
   /** RTP packets and video frames (marker bits) received so far, across reconnections. */
-  counters: { packets: number; bytes: number; frames: number; reconnects: number; ended: boolean; nodeIds: string[] };
+  counters: {
+    packets: number;
+    bytes: number;
+    frames: number;
+    /** Complete key frames (the ones a decoder could restart from). */
+    keyframes: number;
+    reconnects: number;
+    ended: boolean;
+    nodeIds: string[];
+  };
+  /**
+   * Called with a timestamp (Date.now()) when each video frame completes; `key` for key frames;
+   * `track` counts video tracks (it grows each time a new consumer, e.g. on another node, starts).
+   */
+  onFrame?: (at: number, key: boolean, track: number) => void;
+  /** Video tracks received so far (see onFrame). */
+  videoTracks: number;
   stop(): void;
 }
 
@@ -26,7 +43,8 @@ export interface NodeViewer {
  */
 export async function startNodeViewer(url: string, streamId: string): Promise<NodeViewer> {
   installWerift();
-  const counters = { packets: 0, bytes: 0, frames: 0, reconnects: 0, ended: false, nodeIds: [] as string[] };
+  const counters = { packets: 0, bytes: 0, frames: 0, keyframes: 0, reconnects: 0, ended: false, nodeIds: [] as string[] };
+  const viewer: NodeViewer = { watch: undefined as unknown as Watch, counters, videoTracks: 0, stop: () => w.stop() };
   const w = new Watch({
     url,
     streamId,
@@ -36,17 +54,27 @@ export async function startNodeViewer(url: string, streamId: string): Promise<No
   });
   w.on(CascadeEvent.Track, (track) => {
     const t = track as unknown as werift.MediaStreamTrack;
+    // Per track: a key frame is complete at the marker of the frame whose first packet says so.
+    let inKeyframe = false;
+    const seq = t.kind === 'video' ? ++viewer.videoTracks : 0;
     t.onReceiveRtp.subscribe((rtp) => {
       counters.packets++;
       counters.bytes += rtp.payload.length;
-      if (t.kind === 'video' && rtp.header.marker) counters.frames++;
+      if (t.kind !== 'video') return;
+      if (isVp8KeyframeStart(rtp.payload)) inKeyframe = true;
+      if (!rtp.header.marker) return;
+      counters.frames++;
+      if (inKeyframe) counters.keyframes++;
+      viewer.onFrame?.(Date.now(), inKeyframe, seq);
+      inKeyframe = false;
     });
   });
   w.on(CascadeEvent.NodeChanged, (id) => counters.nodeIds.push(id));
   w.on(CascadeEvent.Reconnected, () => counters.reconnects++);
   w.on(CascadeEvent.Ended, () => (counters.ended = true));
+  viewer.watch = w;
   await w.start();
-  return { watch: w, counters, stop: () => w.stop() };
+  return viewer;
 }
 
 export { watch };

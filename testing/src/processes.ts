@@ -9,6 +9,12 @@ import { waitFor } from './wait.js';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const TEST_SECRET = 'cascade-test-secret-0123456789';
 
+/** Every process the harness started and has not seen exit: killed if the test run itself exits. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of running) p.kill('SIGKILL');
+});
+
 export interface NodeProcess {
   /** Base URL of its HTTP/WebSocket server. */
   url: string;
@@ -46,6 +52,8 @@ function spawnNode(script: string, o: SpawnOptions, env: Record<string, string>)
 
 async function managed(script: string, o: SpawnOptions, env: Record<string, string>, port: number): Promise<NodeProcess> {
   const proc = spawnNode(script, o, env);
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
   const logs: string[] = [];
   const collect = (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n')) {

@@ -8,10 +8,14 @@ import { rejectUpgrade, type UpgradeRouter } from './httpUpgrade.js';
 export interface WsEndpointOptions {
   path: string;
   maxConnections: number;
-  /** Ping period; a client that misses `maxMissedPongs` pongs in a row is terminated. */
+  /** Ping period. */
   pingIntervalMs: number;
-  /** Default 1. A busy client may answer late; more than one tolerates that. */
-  maxMissedPongs?: number;
+  /**
+   * A client whose last pong is older than this is terminated (ms). Time-based rather than
+   * "N pongs missed" so that a slow link (pings in flight) is not mistaken for a dead one.
+   * Default 2 × pingIntervalMs.
+   */
+  deadAfterMs?: number;
   /** Hard frame limit enforced by ws (closes with 1009). Keep it above the protocol limit so
    *  that moderately oversized messages get a coded error instead. */
   maxPayloadBytes: number;
@@ -33,8 +37,8 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
   readonly #wss: WebSocketServer;
   readonly #options: WsEndpointOptions;
   readonly #log: Logger;
-  /** Pings sent to each client since its last pong. */
-  readonly #missed = new WeakMap<WebSocket, number>();
+  /** When each client last answered a ping (or connected). */
+  readonly #lastPong = new WeakMap<WebSocket, number>();
   readonly #timer: ReturnType<typeof setInterval>;
   #state: EndpointState = 'running';
 
@@ -54,8 +58,8 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
         return rejectUpgrade(socket, 'CASCADE_ERR_PROTOCOL_VERSION', `supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(',')}`);
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
-        this.#missed.set(ws, 0);
-        ws.on('pong', () => this.#missed.set(ws, 0));
+        this.#lastPong.set(ws, Date.now());
+        ws.on('pong', () => this.#lastPong.set(ws, Date.now()));
         // ws reports oversized frames and protocol violations here; the close follows.
         ws.on('error', (err) => this.#log.warn({ err }, 'websocket error'));
         this.safeEmit('connection', ws, req);
@@ -86,15 +90,15 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
   }
 
   #heartbeat(): void {
-    const max = this.#options.maxMissedPongs ?? 1;
+    const deadAfter = this.#options.deadAfterMs ?? 2 * this.#options.pingIntervalMs;
+    const now = Date.now();
     for (const ws of this.#wss.clients) {
-      const missed = this.#missed.get(ws) ?? 0;
-      if (missed >= max) {
-        this.#log.info({ missed }, 'terminating connection that stopped answering pings');
+      const silentMs = now - (this.#lastPong.get(ws) ?? now);
+      if (silentMs > deadAfter) {
+        this.#log.info({ silentMs }, 'terminating connection that stopped answering pings');
         ws.terminate();
         continue;
       }
-      this.#missed.set(ws, missed + 1);
       try {
         ws.ping();
       } catch {

@@ -1,0 +1,159 @@
+import jwt from 'jsonwebtoken';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { silentLogger, type PipeTicketClaims, type ViewerTicketClaims } from '@cascade/protocol';
+import { MemoryTopologyStore } from '../src/store/MemoryTopologyStore.js';
+import { TokenService } from '../src/auth/TokenService.js';
+import { TopologyController, type AssignEvent } from '../src/TopologyController.js';
+import type { NodeRecord, NodeSnapshot } from '../src/types.js';
+
+const SECRET = 'unit-test-secret-0123456789';
+const clock = { t: 1_000_000, now() { return this.t; } };
+
+function record(id: string, kind: 'origin' | 'relay' = 'relay', o: Partial<NodeRecord['capacity']> & { volunteer?: boolean } = {}): NodeRecord {
+  return {
+    id,
+    kind,
+    volunteer: o.volunteer ?? false,
+    owner: id,
+    url: `http://${id}.test:8080`,
+    mediaIp: `10.0.0.${id.length}`,
+    capacity: { maxViewers: o.maxViewers ?? 2, maxChildren: o.maxChildren ?? 2, upKbps: o.upKbps ?? 10_000, downKbps: 10_000 },
+    registeredAt: clock.t,
+  };
+}
+
+function snap(viewers: number, o: Partial<NodeSnapshot['stats']> = {}): NodeSnapshot {
+  return { stats: { viewers, children: 0, bitrateInKbps: 0, bitrateOutKbps: 0, lossRate: 0, cpu: 0.1, bytesOut: 0, ...o }, streams: [] };
+}
+
+async function setup(options: { watchTokenRequired?: boolean; originBudget?: number } = {}) {
+  clock.t = 1_000_000;
+  const store = new MemoryTopologyStore();
+  const tokens = new TokenService(SECRET);
+  const controller = await TopologyController.create(
+    {
+      maxChildren: 2,
+      heartbeatIntervalMs: 1000,
+      nodeTtlMs: 3000,
+      demoteCpu: 0.9,
+      demoteLossRate: 0.1,
+      ticketTtlSec: 60,
+      watchTokenRequired: options.watchTokenRequired ?? false,
+      endedRetentionMs: 60_000,
+    },
+    { store, logger: silentLogger, tokens, clock },
+  );
+  const assigns: AssignEvent[] = [];
+  controller.on('assign', (e) => assigns.push(e));
+  await controller.registerNode(record('origin', 'origin', { maxViewers: options.originBudget ?? 1, maxChildren: 2 }), 'ready');
+  await controller.putStream({ id: 'stream1', title: 'T', state: 'live', createdAt: clock.t, updatedAt: clock.t, originNodeId: 'origin', owner: 'alice' });
+  const flush = () => new Promise((r) => setTimeout(r, 0));
+  return { store, tokens, controller, assigns, flush };
+}
+
+describe('TopologyController', () => {
+  beforeEach(() => vi.useRealTimers());
+
+  it('placeViewer() answers with the node and a ticket that node can verify', async () => {
+    const { controller } = await setup();
+    const { placement, stream } = await controller.placeViewer({ streamId: 'stream1' });
+    expect(placement).toMatchObject({ nodeId: 'origin', url: 'http://origin.test:8080' });
+    expect(stream).toEqual({ id: 'stream1', title: 'T', state: 'live', createdAt: clock.t });
+    // Signed with the controller's private key, verifiable with the public key alone.
+    const claims = jwt.verify(placement.ticket, controller.tickets.publicKey, { algorithms: ['ES256'] }) as ViewerTicketClaims;
+    expect(claims).toMatchObject<Partial<ViewerTicketClaims>>({ kind: 'viewer', node: 'origin', stream: 'stream1' });
+    expect(() => jwt.verify(placement.ticket, SECRET, { algorithms: ['HS256'] })).toThrow();
+  });
+
+  it('attaching a relay publishes an assignment with a pipe ticket naming the probed address', async () => {
+    const { controller, assigns, flush } = await setup();
+    await controller.registerNode(record('relayA'), 'ready');
+    await controller.placeViewer({ streamId: 'stream1' }); // origin budget
+    const { placement } = await controller.placeViewer({ streamId: 'stream1' });
+    expect(placement.nodeId).toBe('relayA');
+    await flush();
+    expect(assigns).toHaveLength(1);
+    expect(assigns[0]).toMatchObject({ nodeId: 'relayA', parent: { nodeId: 'origin', url: 'http://origin.test:8080' }, stream: { id: 'stream1' } });
+    const claims = jwt.decode(assigns[0]!.ticket) as PipeTicketClaims;
+    expect(claims).toMatchObject({ kind: 'pipe', node: 'origin', child: 'relayA', stream: 'stream1', childIp: '10.0.0.6' });
+  });
+
+  it('requires a watch token when configured, scoped to the stream', async () => {
+    const { controller, tokens } = await setup({ watchTokenRequired: true });
+    await expect(controller.placeViewer({ streamId: 'stream1' })).rejects.toMatchObject({ code: 'CASCADE_ERR_AUTH_MISSING_TOKEN' });
+    const other = tokens.issue({ scope: ['watch'], sub: 'v', stream: 'stream2' }, 60);
+    await expect(controller.placeViewer({ streamId: 'stream1', token: other })).rejects.toMatchObject({ code: 'CASCADE_ERR_AUTH_FORBIDDEN' });
+    const ok = tokens.issue({ scope: ['watch'], sub: 'v', stream: 'stream1' }, 60);
+    await expect(controller.placeViewer({ streamId: 'stream1', token: ok })).resolves.toBeDefined();
+  });
+
+  it('refuses impossible heartbeat figures with RELAY_INVALID_STATS', async () => {
+    const { controller } = await setup();
+    const r = record('relayA', 'relay', { maxViewers: 10 });
+    await controller.registerNode(r, 'ready');
+    await expect(controller.nodeHeartbeat(r, 'ready', snap(100))).rejects.toMatchObject({ code: 'CASCADE_ERR_RELAY_INVALID_STATS' });
+    await expect(controller.nodeHeartbeat(r, 'ready', snap(1, { bitrateOutKbps: 1e6 }))).rejects.toMatchObject({ code: 'CASCADE_ERR_RELAY_INVALID_STATS' });
+    await expect(controller.nodeHeartbeat(r, 'ready', snap(3))).resolves.toBeUndefined();
+  });
+
+  it('a node that is gone has its child relays re-parented (an assignment each)', async () => {
+    const { controller, assigns, flush, store } = await setup({ originBudget: 0 });
+    for (const id of ['rA', 'rB', 'rC']) await controller.registerNode(record(id, 'relay', { maxViewers: 1 }), 'ready');
+    for (let i = 0; i < 3; i++) await controller.placeViewer({ streamId: 'stream1' });
+    await flush();
+    const tree = await store.getTree('stream1');
+    const deep = tree.find((e) => e.depth === 2)!;
+    assigns.length = 0;
+    await controller.nodeGone(deep.parent!, 'test');
+    await flush();
+    expect(assigns.map((a) => a.nodeId)).toEqual([deep.nodeId]);
+    expect(assigns[0]!.parent.nodeId).not.toBe(deep.parent);
+  });
+
+  it('heartbeats that stop expire the node at the next sweep', async () => {
+    const { controller, store } = await setup();
+    await controller.registerNode(record('rA'), 'ready');
+    const gone = vi.fn();
+    controller.observer.on('nodegone', gone);
+    await controller.placeViewer({ streamId: 'stream1' });
+    await controller.placeViewer({ streamId: 'stream1' }); // attaches rA
+    clock.t += 2000;
+    await controller.nodeHeartbeat(record('origin', 'origin', { maxViewers: 1 }), 'ready', snap(1));
+    clock.t += 1500; // rA silent for 3.5 s > nodeTtlMs
+    await controller.sweep();
+    expect(gone).toHaveBeenCalledWith('rA');
+    expect(await store.getNode('rA', clock.t)).toBeUndefined();
+  });
+
+  it('a relay unhealthy for three heartbeats is demoted and its children moved; five healthy ones restore it', async () => {
+    const { controller, store } = await setup();
+    const r = record('rA', 'relay', { maxViewers: 5 });
+    await controller.registerNode(r, 'ready');
+    for (let i = 0; i < 2; i++) await controller.nodeHeartbeat(r, 'ready', snap(0, { lossRate: 0.5 }));
+    expect((await store.getNode('rA', clock.t))?.status).toBe('ready');
+    await controller.nodeHeartbeat(r, 'ready', snap(0, { lossRate: 0.5 }));
+    expect((await store.getNode('rA', clock.t))?.status).toBe('demoted');
+    for (let i = 0; i < 5; i++) await controller.nodeHeartbeat(r, 'demoted', snap(0));
+    expect((await store.getNode('rA', clock.t))?.status).toBe('ready');
+  });
+
+  it('drainNode() stops new placements on the node', async () => {
+    const { controller } = await setup({ originBudget: 0 });
+    await controller.registerNode(record('rA', 'relay', { maxViewers: 5 }), 'ready');
+    await controller.registerNode(record('rB', 'relay', { maxViewers: 5 }), 'ready');
+    const first = (await controller.placeViewer({ streamId: 'stream1' })).placement.nodeId;
+    await controller.drainNode(first);
+    const second = (await controller.placeViewer({ streamId: 'stream1' })).placement.nodeId;
+    expect(second).not.toBe(first);
+  });
+
+  it('close() is idempotent and emits close once', async () => {
+    const { controller } = await setup();
+    const closed = vi.fn();
+    controller.observer.on('close', closed);
+    controller.close();
+    controller.close();
+    expect(closed).toHaveBeenCalledTimes(1);
+    expect(controller.closed).toBe(true);
+  });
+});

@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: every benchmark, one after the other, each figure next to a baseline
+ * measured in the same run; results go to bench-results/<date>.json and BENCHMARKS.md.
+ *   node load-tests/dist/bench/index.js [--quick] [--only capacity,hops,join,placement,failover] [--no-write]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { renderBenchmarksMd, machineInfo } from './markdown.js';
+import type { BenchContext, BenchResult } from './types.js';
+
+const BENCHES: Record<string, () => Promise<(ctx: BenchContext) => Promise<BenchResult>>> = {
+  placement: async () => (await import('./placement.js')).runPlacementBench,
+  hops: async () => (await import('./hops.js')).runHopsBench,
+  join: async () => (await import('./join.js')).runJoinBench,
+  failover: async () => (await import('./failover.js')).runFailoverBench,
+  capacity: async () => (await import('./capacity.js')).runCapacityBench,
+};
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'no-write': { type: 'boolean', default: false },
+  },
+});
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const ids = values.only ? values.only.split(',') : Object.keys(BENCHES);
+const unknown = ids.filter((id) => !BENCHES[id]);
+if (unknown.length) {
+  console.error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}`);
+  process.exit(64);
+}
+const ctx: BenchContext = { root, scale: values.quick ? 'quick' : 'full', log: (l) => console.log(`  ${l}`) };
+const results: BenchResult[] = [];
+const failed: { id: string; error: string }[] = [];
+for (const id of ids) {
+  console.log(`\n== ${id} (${ctx.scale})`);
+  try {
+    const run = await BENCHES[id]!();
+    const r = await run(ctx);
+    results.push(r);
+    for (const f of r.figures) {
+      console.log(`  ${f.name}: ${fmt(f.value)} ${f.unit}  vs  ${f.baseline.name}: ${fmt(f.baseline.value)} ${f.baseline.unit}  →  ratio ${f.ratio.toFixed(2)}`);
+    }
+    for (const w of r.warnings) console.log(`  ! ${w}`);
+  } catch (err) {
+    console.error(`  FAILED: ${(err as Error).stack ?? err}`);
+    failed.push({ id, error: (err as Error).message });
+  }
+}
+const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+if (!values['no-write']) {
+  const dir = path.join(root, 'bench-results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const file = path.join(dir, `${stamp}.json`);
+  writeFileSync(file, JSON.stringify({ machine: machineInfo(), date: new Date().toISOString(), command, results, failed }, null, 2));
+  if (ctx.scale === 'full' || process.env.CASCADE_BENCH_WRITE_MD === '1') {
+    writeFileSync(path.join(root, 'BENCHMARKS.md'), renderBenchmarksMd({ results, failed, command, date: new Date() }));
+    console.log(`\nwrote ${file} and BENCHMARKS.md`);
+  } else {
+    console.log(`\nwrote ${file} (quick runs do not update BENCHMARKS.md)`);
+  }
+}
+process.exit(failed.length ? 1 : 0);
+
+function fmt(v: number): string {
+  return Math.abs(v) >= 100 ? Math.round(v).toString() : v.toFixed(2);
+}

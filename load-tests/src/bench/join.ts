@@ -1,0 +1,74 @@
+import { issueToken, launchChromium, startChromiumBroadcaster, startNodeViewer, startRelay, startServer, type NodeProcess, type NodeViewer } from '@cascade/testing';
+import type { Browser } from 'playwright-core';
+import { summarize } from '../stats.js';
+import type { BenchContext, BenchResult } from './types.js';
+
+/** Time from watch() to the first complete key frame (the first decodable frame) for one new viewer. */
+async function timedJoin(url: string, streamId: string): Promise<{ ms: number | null; viewer: NodeViewer }> {
+  const t0 = Date.now();
+  let resolveKey!: (at: number) => void;
+  const key = new Promise<number>((r) => (resolveKey = r));
+  const viewer = await startNodeViewer(url, streamId);
+  viewer.onFrame = (at, isKey) => isKey && resolveKey(at);
+  if (viewer.counters.keyframes > 0) resolveKey(Date.now());
+  const at = await Promise.race([key, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+  return { ms: at === null ? null : at - t0, viewer };
+}
+
+/**
+ * Join to first frame: new viewers one after the other, first served by the origin, then
+ * (origin budget used up) through a relay that already carries the stream. Figure: via a relay;
+ * baseline: direct at the origin, same run.
+ */
+export async function runJoinBench(ctx: BenchContext): Promise<BenchResult> {
+  const started = Date.now();
+  const n = ctx.scale === 'full' ? 30 : 6;
+  let origin: NodeProcess | undefined;
+  let relay: NodeProcess | undefined;
+  let browser: Browser | undefined;
+  const viewers: NodeViewer[] = [];
+  const direct: number[] = [];
+  const viaRelay: number[] = [];
+  let lost = 0;
+  try {
+    origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: String(n), CASCADE_LOG_LEVEL: 'warn' } });
+    relay = await startRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: 'join' }), maxViewers: n + 5 });
+    browser = await launchChromium();
+    const b = await startChromiumBroadcaster(origin.url, browser);
+    for (const bucket of [direct, viaRelay]) {
+      for (let i = 0; i < n; i++) {
+        const r = await timedJoin(origin.url, b.streamId);
+        viewers.push(r.viewer);
+        if (r.ms === null) lost++;
+        else bucket.push(r.ms);
+        // Spaced a little more than the key frame throttle, so that each join asks for its own.
+        await new Promise((res) => setTimeout(res, 1100));
+      }
+    }
+  } finally {
+    viewers.forEach((v) => v.stop());
+    await browser?.close();
+    await relay?.stop();
+    await origin?.stop();
+  }
+  const d = summarize(direct);
+  const r = summarize(viaRelay);
+  if (!d || !r) throw new Error('join bench: no samples');
+  return {
+    id: 'join',
+    title: 'Join to first frame',
+    figures: [
+      {
+        name: 'join through a relay: watch() to first decodable frame, p50',
+        value: r.p50,
+        unit: 'ms',
+        baseline: { name: 'join at the origin, p50', value: d.p50, unit: 'ms' },
+        ratio: r.p50 / d.p50,
+        note: `p95 via relay ${r.p95} ms vs origin ${d.p95} ms (${n} joins each; Chromium fake-camera broadcaster, werift viewers; key frame on request). Lower is better.`,
+      },
+    ],
+    details: { direct: d, viaRelay: r },
+    warnings: lost > 0 ? [`${lost} joins saw no key frame within 10 s`] : [],
+    durationMs: Date.now() - started,
+  };
+}
