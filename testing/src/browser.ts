@@ -1,7 +1,7 @@
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { waitFor } from './wait.js';
 
-/** Flags that work headless on Debian's Chromium (fake camera, no GPU, no background traffic). */
+/** Flags measured to work headless on Debian's Chromium (fake camera, no GPU, no background traffic). */
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
   '--disable-gpu',
@@ -17,8 +17,21 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+/** Debian's Chromium; never a downloaded one. */
+export const CHROMIUM_PATH = '/usr/bin/chromium';
+
+export function launchChromium(executablePath = CHROMIUM_PATH, args: readonly string[] = CHROMIUM_ARGS): Promise<Browser> {
+  // Playwright's own signal handlers exit the process (130 on Ctrl-C) before the caller's
+  // cleanup runs; whoever launches the browser closes it.
+  return chromium.launch({
+    executablePath,
+    headless: true,
+    args: [...args],
+    timeout: 30_000,
+    handleSIGINT: false,
+    handleSIGTERM: false,
+    handleSIGHUP: false,
+  });
 }
 
 export interface DemoState {

@@ -8,3 +8,4 @@ export * from './rawClient.js';
 export * from './broadcaster.js';
 export * from './netns.js';
 export * from './vp8.js';
+export * from './weriftGlobals.js';

@@ -2,17 +2,7 @@ import * as werift from 'werift';
 import WebSocket from 'ws';
 import { CascadeEvent, Watch, watch } from '@cascade/client-sdk';
 import { isVp8KeyframeStart } from './vp8.js';
-
-let installed = false;
-/** mediasoup-client runs on werift once its WebRTC classes are global. */
-export function installWerift(): void {
-  if (installed) return;
-  installed = true;
-  const g = globalThis as Record<string, unknown>;
-  for (const k of ['RTCPeerConnection', 'RTCSessionDescription', 'RTCIceCandidate', 'MediaStream', 'MediaStreamTrack', 'RTCRtpSender', 'RTCRtpReceiver', 'RTCRtpTransceiver']) {
-    g[k] = (werift as unknown as Record<string, unknown>)[k];
-  }
-}
+import { installWeriftGlobals } from './weriftGlobals.js';
 
 export interface NodeViewer {
   watch: Watch;
@@ -42,7 +32,7 @@ export interface NodeViewer {
  * flow: controller placement, redirect, reconnection.
  */
 export async function startNodeViewer(url: string, streamId: string): Promise<NodeViewer> {
-  installWerift();
+  installWeriftGlobals();
   const counters = { packets: 0, bytes: 0, frames: 0, keyframes: 0, reconnects: 0, ended: false, nodeIds: [] as string[] };
   const viewer: NodeViewer = { watch: undefined as unknown as Watch, counters, videoTracks: 0, stop: () => w.stop() };
   const w = new Watch({

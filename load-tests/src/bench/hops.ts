@@ -5,7 +5,7 @@ import { ensureClip } from '../clip.js';
 import { wallClockMs } from '../clock.js';
 import { LogHistogram } from '../LogHistogram.js';
 import { SyntheticBroadcaster } from '../SyntheticBroadcaster.js';
-import { installWeriftGlobals } from '../weriftGlobals.js';
+import { installWeriftGlobals } from '@cascade/testing';
 import { WeriftViewer } from '../WeriftViewer.js';
 import type { BenchContext, BenchResult } from './types.js';
 

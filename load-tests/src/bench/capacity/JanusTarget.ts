@@ -3,7 +3,7 @@ import { accessSync, constants, existsSync, mkdirSync, readdirSync, symlinkSync,
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { allowedCpus, childPids, processName } from './procStat.js';
-import { SRTP_KEY_BASE64, type SfuTarget } from './SfuTarget.js';
+import { srtpKeyForPort, type SfuTarget } from './SfuTarget.js';
 
 export interface JanusTargetOptions {
   /** Core Janus (all its threads) is pinned to. */
@@ -244,7 +244,7 @@ admin: { admin_http = false }
             host_family: 'ipv4',
             video_port: port,
             srtp_suite: 80,
-            srtp_crypto: SRTP_KEY_BASE64,
+            srtp_crypto: srtpKeyForPort(port),
           },
           'rtp_forward',
         );

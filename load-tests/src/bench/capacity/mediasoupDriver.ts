@@ -8,7 +8,7 @@
  * consumer on it. It exits when the parent goes away and at its deadline.
  */
 import type * as Mediasoup from 'mediasoup';
-import { INGRESS_PT, INGRESS_SSRC, SRTP_KEY_BASE64 } from './SfuTarget.js';
+import { INGRESS_PT, INGRESS_SSRC, srtpKeyForPort } from './SfuTarget.js';
 
 export type DriverRequest =
   | { type: 'start'; workerBin: string; deadlineSec: number }
@@ -82,7 +82,7 @@ async function addOne(port: number): Promise<void> {
     enableSrtp: true,
     srtpCryptoSuite: SUITE,
   });
-  await t.connect({ ip: '127.0.0.1', port, srtpParameters: { cryptoSuite: SUITE, keyBase64: SRTP_KEY_BASE64 } });
+  await t.connect({ ip: '127.0.0.1', port, srtpParameters: { cryptoSuite: SUITE, keyBase64: srtpKeyForPort(port) } });
   await t.consume({ producerId: producer!.id, rtpCapabilities: consumerCaps! });
 }
 

@@ -13,7 +13,7 @@ const NAMES = [
 
 /**
  * mediasoup-client's Chrome111 handler looks the WebRTC classes up on globalThis; in Node we
- * put werift's there. Only the load-test processes call this: they run nothing else.
+ * put werift's there. Only test and load-test processes call this: they run nothing else.
  */
 export function installWeriftGlobals(): void {
   const g = globalThis as Record<string, unknown>;
