@@ -11,6 +11,13 @@ MODE="${1:-run}"
 log() { echo "[setup] $*" >&2; }
 started=$(date +%s%N)
 
+# Several commands may start at once (an origin and two relays from one shell): the first
+# installs, the others wait for it instead of running npm ci over each other.
+CACHE="${CASCADE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cascade}"
+mkdir -p "$CACHE"
+exec 9>"$CACHE/setup-$(pwd | sha256sum | cut -c1-12).lock"
+flock 9
+
 # ---------------------------------------------------------------- 1. Debian packages
 # The worker's build dependencies also pull in its run-time libraries.
 PKGS=(build-essential meson ninja-build pkg-config python3 libabsl-dev libsrtp2-dev libuv1-dev
@@ -40,7 +47,6 @@ if [[ "${CASCADE_SKIP_APT:-0}" != 1 ]]; then
 fi
 
 # ---------------------------------------------------------------- 2. the mediasoup worker
-CACHE="${CASCADE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cascade}"
 export MEDIASOUP_WORKER_BIN="${MEDIASOUP_WORKER_BIN:-$CACHE/mediasoup-worker-3.12.16/mediasoup-worker}"
 if [[ ! -x "$MEDIASOUP_WORKER_BIN" ]]; then
   log "building the mediasoup worker from Debian's libraries (first run only, about 4-7 minutes)"
@@ -51,8 +57,10 @@ MS_SKIP_APT=1 MS_CACHE_DIR="$(dirname "$MEDIASOUP_WORKER_BIN")" bash scripts/bui
 # MEDIASOUP_WORKER_BIN (exported above) stops mediasoup's postinstall from downloading a worker.
 lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
 stamp=node_modules/.cascade-install-stamp
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_sum" ]]; then
+# The stamp is written only after a complete install; the spot checks catch a tree damaged since.
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_sum" || ! -x node_modules/.bin/tsc || ! -f node_modules/mediasoup/package.json ]]; then
   log "installing npm packages"
+  rm -f "$stamp"
   npm ci --no-audit --no-fund --loglevel=error >&2
   echo "$lock_sum" > "$stamp"
 fi

@@ -27,7 +27,8 @@ const USAGE = `cascade-relay: help carry live streams to viewers
   --down-kbps <n>         your download bandwidth in kbit/s (default 50000)
   --workers <n>           mediasoup workers (default: one per core)
   --config <file>         YAML/JSON config file (every flag has a CASCADE_RELAY_* variable too)
-  --quiet                 JSON logs only, no progress lines`;
+  --quiet                 JSON logs only, no progress lines
+  --verbose               JSON logs at info level (default: warnings only, progress lines say the rest)`;
 
 const { values } = parseArgs({
   options: {
@@ -46,6 +47,7 @@ const { values } = parseArgs({
     workers: { type: 'string' },
     config: { type: 'string', short: 'c' },
     quiet: { type: 'boolean', default: false },
+    verbose: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -81,6 +83,8 @@ const overrides: Record<string, unknown> = {
 const env = { ...process.env };
 // A relay listens on 8090 unless told otherwise, so it can share a machine with an origin.
 if (env.CASCADE_HTTP_PORT === undefined && values.port === undefined) (overrides.http as Record<string, unknown>).port = 8090;
+// A volunteer reads the progress lines; the JSON log says only what needs attention.
+if (env.CASCADE_LOG_LEVEL === undefined) overrides.log = { level: values.verbose ? 'info' : 'warn' };
 
 let config;
 try {

@@ -200,7 +200,7 @@ async function watchPage(): Promise<void> {
   };
   $('unmute').addEventListener('click', () => {
     video.muted = !video.muted;
-    $('unmute').textContent = video.muted ? '🔈 Unmute' : '🔊 Mute';
+    $('unmute').textContent = video.muted ? 'Unmute' : 'Mute';
   });
   video.addEventListener('resize', () => ($('resolution').textContent = `${video.videoWidth}×${video.videoHeight}`));
 

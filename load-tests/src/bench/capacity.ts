@@ -30,13 +30,18 @@ import { spread, type RampLimits, type Spread, type StepPlan } from './capacity/
 import { runRamp, type RampRun } from './capacity/runRamp.js';
 import { buildSink } from './capacity/udpSink.js';
 
+type Kind = 'mediasoup' | 'janus';
+type TaggedRun = RampRun & { srtp: boolean };
+
 const SFU_CORE = 0;
 const LOAD_CORE = 1;
 const LIMITS: RampLimits = { maxLoss: 0.01, maxCpu: 0.85 };
 
 interface ScaleSettings {
-  /** Ramps per SFU, alternating which goes first. */
+  /** SRTP ramps per SFU, alternating which goes first. */
   repetitions: number;
+  /** Plain-RTP ramps per SFU (forwarding without encryption), after the SRTP ones. */
+  plainRepetitions: number;
   plan: StepPlan;
   settleMs: number;
   windowMs: number;
@@ -49,6 +54,7 @@ interface ScaleSettings {
 const SCALES: Record<BenchContext['scale'], ScaleSettings> = {
   quick: {
     repetitions: 1,
+    plainRepetitions: 0,
     plan: { firstStep: 200, minStep: 50, maxStep: 600, cpuPerStep: 0.2, maxViewers: 3000 },
     settleMs: 1000,
     windowMs: 1500,
@@ -57,6 +63,7 @@ const SCALES: Record<BenchContext['scale'], ScaleSettings> = {
   },
   full: {
     repetitions: 3,
+    plainRepetitions: 1,
     plan: { firstStep: 100, minStep: 25, maxStep: 500, cpuPerStep: 0.08, maxViewers: 6000 },
     settleMs: 1200,
     windowMs: 3000,
@@ -79,7 +86,7 @@ export async function runCapacityBench(ctx: BenchContext): Promise<BenchResult> 
   if (!existsSync(workerBin)) throw new Error(`mediasoup worker not found at ${workerBin}; run scripts/setup.sh first`);
   const loadStart = loadavg()[0]!;
   const dir = mkdtempSync(path.join(tmpdir(), 'cascade-capacity-'));
-  const runs: RampRun[] = [];
+  const runs: TaggedRun[] = [];
   const failures: string[] = [];
   let janusUnavailable: string | undefined;
   try {
@@ -99,50 +106,62 @@ export async function runCapacityBench(ctx: BenchContext): Promise<BenchResult> 
       deadlineSec,
       log: ctx.log,
     };
-    const startMediasoup = () => MediasoupTarget.start({ workerBin, sfuCore: SFU_CORE, driverCore: LOAD_CORE, deadlineSec });
     let janusRuns = 0;
-    const startJanus = () => JanusTarget.start({ core: SFU_CORE, dir: mkdtempSync(path.join(dir, `janus-${++janusRuns}-`)), deadlineSec });
+    const start = (kind: Kind, srtp: boolean) => () =>
+      kind === 'mediasoup'
+        ? MediasoupTarget.start({ workerBin, sfuCore: SFU_CORE, driverCore: LOAD_CORE, deadlineSec, srtp })
+        : JanusTarget.start({ core: SFU_CORE, dir: mkdtempSync(path.join(dir, `janus-${++janusRuns}-`)), deadlineSec, srtp });
 
-    for (let rep = 1; rep <= s.repetitions; rep++) {
-      // Alternate the order so a slow drift in the machine's load does not favour one SFU.
-      const order = rep % 2 === 1 ? (['mediasoup', 'janus'] as const) : (['janus', 'mediasoup'] as const);
-      for (const kind of order) {
-        if (kind === 'janus' && janusUnavailable) continue;
-        if (Date.now() - started > s.totalBudgetMs) {
-          warnings.push(`time budget used up: ${kind} ramp ${rep} of ${s.repetitions} skipped`);
-          continue;
-        }
-        const label = `${kind} #${rep}`;
-        ctx.log(`[capacity] ${label}: ramp starts`);
-        try {
-          runs.push(await runRamp({ ...common, label, startTarget: kind === 'mediasoup' ? startMediasoup : startJanus }));
-        } catch (err) {
-          const msg = `${label} failed: ${(err as Error).message}`;
-          ctx.log(`[capacity] ${msg}`);
-          if (kind === 'janus' && (err instanceof JanusUnavailableError || !runs.some((r) => r.kind === 'janus'))) {
-            janusUnavailable = msg;
-          } else {
-            failures.push(msg);
+    const series: { srtp: boolean; reps: number }[] = [
+      { srtp: true, reps: s.repetitions },
+      { srtp: false, reps: s.plainRepetitions },
+    ];
+    for (const { srtp, reps } of series) {
+      for (let rep = 1; rep <= reps; rep++) {
+        // Alternate the order so a slow drift in the machine's load does not favour one SFU.
+        const order: Kind[] = rep % 2 === 1 ? ['mediasoup', 'janus'] : ['janus', 'mediasoup'];
+        for (const kind of order) {
+          if (kind === 'janus' && janusUnavailable) continue;
+          const label = `${kind}${srtp ? '' : ' plain RTP'} #${rep}`;
+          if (Date.now() - started > s.totalBudgetMs) {
+            warnings.push(`time budget used up: ramp "${label}" skipped`);
+            continue;
+          }
+          ctx.log(`[capacity] ${label}: ramp starts`);
+          try {
+            const run = await runRamp({ ...common, label, startTarget: start(kind, srtp) });
+            runs.push({ ...run, srtp });
+          } catch (err) {
+            const msg = `${label} failed: ${(err as Error).message}`;
+            ctx.log(`[capacity] ${msg}`);
+            if (kind === 'janus' && (err instanceof JanusUnavailableError || !runs.some((r) => r.kind === 'janus'))) {
+              janusUnavailable = msg;
+            } else {
+              failures.push(msg);
+            }
           }
         }
       }
     }
 
     // No Janus: the baseline becomes mediasoup with its sinks on the SFU's own core, measured now.
-    let fallbackRuns: RampRun[] = [];
+    let fallbackRuns: TaggedRun[] = [];
     if (janusUnavailable) {
       warnings.push(
         `NO PEER BASELINE: Janus could not be measured (${janusUnavailable}). The baseline is mediasoup with the sinks and ffmpeg on the SFU's core, which is NOT a peer SFU.`,
       );
       try {
-        fallbackRuns = [await runRamp({ ...common, loadCore: SFU_CORE, label: 'mediasoup, sinks on the SFU core', startTarget: startMediasoup })];
+        const run = await runRamp({ ...common, loadCore: SFU_CORE, label: 'mediasoup, sinks on the SFU core', startTarget: start('mediasoup', true) });
+        fallbackRuns = [{ ...run, srtp: true }];
       } catch (err) {
         failures.push(`fallback baseline failed: ${(err as Error).message}`);
       }
     }
 
-    const ms = runs.filter((r) => r.kind === 'mediasoup');
-    const janus = runs.filter((r) => r.kind === 'janus');
+    const ms = runs.filter((r) => r.kind === 'mediasoup' && r.srtp);
+    const janus = runs.filter((r) => r.kind === 'janus' && r.srtp);
+    const msPlain = runs.filter((r) => r.kind === 'mediasoup' && !r.srtp);
+    const janusPlain = runs.filter((r) => r.kind === 'janus' && !r.srtp);
     const base = janusUnavailable ? fallbackRuns : janus;
     const baseName = janusUnavailable
       ? 'mediasoup with sinks on the same core (fallback, not a peer SFU)'
@@ -153,6 +172,9 @@ export async function runCapacityBench(ctx: BenchContext): Promise<BenchResult> 
     const msCpv = spread(ms.flatMap((r) => (r.summary.cpuPerViewer === null ? [] : [r.summary.cpuPerViewer * 100])));
     const baseCpv = spread(base.flatMap((r) => (r.summary.cpuPerViewer === null ? [] : [r.summary.cpuPerViewer * 100])));
     const pps = medianOf(runs.flatMap((r) => r.steps.map((st) => st.ppsPerViewer)));
+    const msPlainVpc = spread(msPlain.map((r) => r.summary.viewersPerCore));
+    const janusPlainVpc = spread(janusPlain.map((r) => r.summary.viewersPerCore));
+    const msPlainCpv = spread(msPlain.flatMap((r) => (r.summary.cpuPerViewer === null ? [] : [r.summary.cpuPerViewer * 100])));
 
     for (const f of failures) warnings.push(f);
     if (!msVpc) throw new Error(`no mediasoup ramp completed: ${failures.join('; ')}`);
@@ -204,6 +226,24 @@ export async function runCapacityBench(ctx: BenchContext): Promise<BenchResult> 
           (pps && baseCpv ? ` and ~${((baseCpv.median / 100 / pps) * 1e6).toFixed(1)} µs for the baseline.` : '.'),
       },
     ];
+    if (msPlainVpc) {
+      figures.push({
+        name: 'viewers per origin core without SRTP (mediasoup, plain-RTP PlainTransport consumers)',
+        value: msPlainVpc.median,
+        unit: 'viewers',
+        baseline: { name: 'Janus VideoRoom, plain rtp_forward of a remote publisher', value: janusPlainVpc?.median ?? NaN, unit: 'viewers' },
+        ratio: janusPlainVpc && janusPlainVpc.median > 0 ? msPlainVpc.median / janusPlainVpc.median : NaN,
+        note:
+          `Higher is better; ratio = mediasoup / Janus. Same ramp without encryption: the forwarding engines alone (${msPlainVpc.n} ramp each). ` +
+          (msPlainCpv && msCpv ? `mediasoup spends ${msPlainCpv.median.toFixed(3)} % of a core per viewer without SRTP vs ${msCpv.median.toFixed(3)} % with it, so SRTP (Debian's NSS-backed libsrtp2) is ~${((1 - msPlainCpv.median / msCpv.median) * 100).toFixed(0)} % of the per-viewer cost. ` : '') +
+          'At these packet rates the kernel work of loopback delivery (softirq on the SFU core, outside the SFU process) takes a visible share of the core, so loss can end the ramp before the CPU limit.',
+      });
+    }
+    if (msCpv && msPlainCpv && msPlainCpv.median > 0 && msCpv.median / msPlainCpv.median > 2) {
+      warnings.push(
+        `SRTP dominates the per-viewer cost (${(msCpv.median / msPlainCpv.median).toFixed(1)}× the plain-RTP cost, measured in this run): the worker uses Debian's libsrtp2, which is built against NSS; the absolute viewers per core are well below what a libsrtp with OpenSSL/AES-NI would give. Janus uses the same library, so the ratio stays fair`,
+      );
+    }
     return {
       id: 'capacity',
       title: 'Viewers per origin core: mediasoup vs Janus, same stream, same machine, same run',
@@ -217,6 +257,7 @@ export async function runCapacityBench(ctx: BenchContext): Promise<BenchResult> 
         spreads: { mediasoupViewersPerCore: msVpc, baselineViewersPerCore: baseVpc, mediasoupCpuPerViewerPct: msCpv, baselineCpuPerViewerPct: baseCpv },
         packetsPerSecondPerViewer: pps,
         janusUnavailable: janusUnavailable ?? null,
+        plainRtp: { mediasoupViewersPerCore: msPlainVpc, janusViewersPerCore: janusPlainVpc, mediasoupCpuPerViewerPct: msPlainCpv },
         ramps: [...runs, ...fallbackRuns].map(compactRun),
       },
       warnings,
@@ -247,11 +288,12 @@ function round(v: number, digits: number): number {
 }
 
 /** Per-ramp data for `details`, rounded so the JSON stays readable. */
-function compactRun(r: RampRun): Record<string, unknown> {
+function compactRun(r: TaggedRun): Record<string, unknown> {
   const pct = (v: number) => round(v * 100, 2);
   return {
     label: r.label,
     kind: r.kind,
+    srtp: r.srtp,
     target: r.target,
     stopReason: r.stopReason,
     durationMs: r.durationMs,

@@ -12,6 +12,8 @@ export interface JanusTargetOptions {
   dir: string;
   /** Janus is killed by coreutils `timeout` after this long, whatever happens to us. */
   deadlineSec: number;
+  /** SRTP on the forwarders (default true); false for the plain-RTP comparison. */
+  srtp?: boolean;
 }
 
 /** Janus is not installed, or not in a shape we can drive. The caller falls back and warns. */
@@ -73,9 +75,11 @@ function freePort(): Promise<number> {
  * errors only, no session timeout.
  *
  * The broadcaster feeds a *remote publisher* (`add_remote_publisher`: plain RTP on a UDP
- * port, the VideoRoom's cascading input), and each viewer is an `rtp_forward` of that
- * publisher with SRTP (srtp_suite 80, AES_CM_128_HMAC_SHA1_80) to a sink port: the same job
- * as a mediasoup consumer on an SRTP PlainTransport. The legacy `video_port` form of
+ * port, the VideoRoom's cascading input; Janus maps SSRC 1000 to its first m-line), and each
+ * viewer is an `rtp_forward` of that publisher with SRTP (srtp_suite 80,
+ * AES_CM_128_HMAC_SHA1_80) to a sink port: the same job as a mediasoup consumer on an SRTP
+ * PlainTransport. Each forwarder gets its own key: Janus shares one SRTP context (and one
+ * encryption per packet) among forwarders with the same key, which real viewers never do. The legacy `video_port` form of
  * rtp_forward is used (Janus logs it as deprecated); the `streams` form did not find the
  * remote publisher's stream by mid in 1.1.2.
  */
@@ -94,6 +98,7 @@ export class JanusTarget implements SfuTarget {
   #closed = false;
   #exited = false;
   #cpus: string | null = null;
+  #srtp = true;
 
   static async start(o: JanusTargetOptions): Promise<JanusTarget> {
     const { bin, libDir } = findJanus();
@@ -116,6 +121,7 @@ export class JanusTarget implements SfuTarget {
   }
 
   async #start(o: JanusTargetOptions, bin: string, libDir: string): Promise<void> {
+    this.#srtp = o.srtp ?? true;
     const conf = path.join(o.dir, 'conf');
     for (const d of ['conf', 'plugins', 'transports', 'events', 'loggers']) mkdirSync(path.join(o.dir, d), { recursive: true });
     symlinkSync(path.join(libDir, 'plugins', 'libjanus_videoroom.so'), path.join(o.dir, 'plugins', 'libjanus_videoroom.so'));
@@ -243,8 +249,7 @@ admin: { admin_http = false }
             host: '127.0.0.1',
             host_family: 'ipv4',
             video_port: port,
-            srtp_suite: 80,
-            srtp_crypto: srtpKeyForPort(port),
+            ...(this.#srtp ? { srtp_suite: 80, srtp_crypto: srtpKeyForPort(port) } : {}),
           },
           'rtp_forward',
         );
@@ -264,7 +269,7 @@ admin: { admin_http = false }
       version: this.#version,
       pid: this.#pid,
       cpusAllowed: this.#cpus,
-      viewer: 'VideoRoom rtp_forward (video_port, srtp_suite 80 = AES_CM_128_HMAC_SHA1_80) of a remote publisher',
+      viewer: `VideoRoom rtp_forward (video_port, ${this.#srtp ? 'srtp_suite 80 = AES_CM_128_HMAC_SHA1_80, own key per forwarder' : 'plain RTP'}) of a remote publisher`,
     };
   }
 

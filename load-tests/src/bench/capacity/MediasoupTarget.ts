@@ -12,6 +12,8 @@ export interface MediasoupTargetOptions {
   driverCore: number;
   /** The driver and its worker exit by themselves after this long. */
   deadlineSec: number;
+  /** SRTP on the viewers' transports (default true); false for the plain-RTP comparison. */
+  srtp?: boolean;
 }
 
 const START_TIMEOUT_MS = 20_000;
@@ -30,6 +32,7 @@ export class MediasoupTarget implements SfuTarget {
   #died: string | undefined;
   #closed = false;
   #pinning: Record<string, string | null> = {};
+  #srtp = true;
 
   static async start(o: MediasoupTargetOptions): Promise<MediasoupTarget> {
     const t = new MediasoupTarget();
@@ -69,6 +72,7 @@ export class MediasoupTarget implements SfuTarget {
   }
 
   async #start(o: MediasoupTargetOptions): Promise<void> {
+    this.#srtp = o.srtp ?? true;
     // Pinned before it spawns the worker; the worker is then moved to the SFU core.
     pinProcess(this.#child.pid!, o.driverCore);
     const ready = await new Promise<Extract<DriverReply, { type: 'ready' }>>((resolve, reject) => {
@@ -88,7 +92,7 @@ export class MediasoupTarget implements SfuTarget {
         clearTimeout(timer);
         reject(new Error(this.#died ?? 'mediasoup driver exited'));
       });
-      this.#send({ type: 'start', workerBin: o.workerBin, deadlineSec: o.deadlineSec });
+      this.#send({ type: 'start', workerBin: o.workerBin, deadlineSec: o.deadlineSec, srtp: this.#srtp });
     });
     this.#pid = ready.workerPid;
     this.#ingress = { port: ready.port, rtcpPort: ready.rtcpPort };
@@ -130,7 +134,7 @@ export class MediasoupTarget implements SfuTarget {
       version: this.#version,
       workerPid: this.#pid,
       cpusAllowed: this.#pinning,
-      viewer: 'PlainTransport (rtcpMux, SRTP AES_CM_128_HMAC_SHA1_80) + simple consumer, VP8, no header extensions, no NACK',
+      viewer: `PlainTransport (rtcpMux, ${this.#srtp ? 'SRTP AES_CM_128_HMAC_SHA1_80' : 'plain RTP'}) + simple consumer, VP8, no header extensions, no NACK`,
     };
   }
 

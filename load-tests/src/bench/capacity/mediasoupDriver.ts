@@ -4,14 +4,14 @@
  * to the SFU core, so the worker's CPU is the forwarding cost and nothing else.
  *
  * One router, one PlainTransport producer fed by ffmpeg (rtcpMux false, comedia), and per
- * viewer one SRTP PlainTransport (AES_CM_128_HMAC_SHA1_80) connected to a sink port with one
- * consumer on it. It exits when the parent goes away and at its deadline.
+ * viewer one PlainTransport (SRTP AES_CM_128_HMAC_SHA1_80 unless told otherwise) connected
+ * to a sink port with one consumer on it. It exits when the parent goes away and at its deadline.
  */
 import type * as Mediasoup from 'mediasoup';
 import { INGRESS_PT, INGRESS_SSRC, srtpKeyForPort } from './SfuTarget.js';
 
 export type DriverRequest =
-  | { type: 'start'; workerBin: string; deadlineSec: number }
+  | { type: 'start'; workerBin: string; deadlineSec: number; srtp: boolean }
   | { type: 'add'; id: number; ports: number[] }
   | { type: 'close' };
 
@@ -28,6 +28,7 @@ let worker: Mediasoup.types.Worker | undefined;
 let router: Mediasoup.types.Router | undefined;
 let producer: Mediasoup.types.Producer | undefined;
 let consumerCaps: Mediasoup.types.RtpCapabilities | undefined;
+let srtp = true;
 
 function reply(msg: DriverReply): void {
   if (process.connected) process.send!(msg);
@@ -42,7 +43,8 @@ function shutdown(code: number): never {
   process.exit(code);
 }
 
-async function start(workerBin: string, deadlineSec: number): Promise<void> {
+async function start(workerBin: string, deadlineSec: number, withSrtp: boolean): Promise<void> {
+  srtp = withSrtp;
   setTimeout(() => shutdown(3), deadlineSec * 1000).unref();
   // mediasoup reads MEDIASOUP_WORKER_BIN once, when its Worker module loads.
   process.env.MEDIASOUP_WORKER_BIN = workerBin;
@@ -79,10 +81,11 @@ async function addOne(port: number): Promise<void> {
     listenIp: { ip: '127.0.0.1' },
     rtcpMux: true,
     comedia: false,
-    enableSrtp: true,
-    srtpCryptoSuite: SUITE,
+    enableSrtp: srtp,
+    ...(srtp ? { srtpCryptoSuite: SUITE } : {}),
   });
-  await t.connect({ ip: '127.0.0.1', port, srtpParameters: { cryptoSuite: SUITE, keyBase64: srtpKeyForPort(port) } });
+  // The key given here decrypts what the sink would send; the transport encrypts with its own random key.
+  await t.connect({ ip: '127.0.0.1', port, ...(srtp ? { srtpParameters: { cryptoSuite: SUITE, keyBase64: srtpKeyForPort(port) } } : {}) });
   await t.consume({ producerId: producer!.id, rtpCapabilities: consumerCaps! });
 }
 
@@ -97,7 +100,7 @@ async function add(ports: number[]): Promise<void> {
 process.on('disconnect', () => shutdown(0));
 process.on('message', (m: DriverRequest) => {
   if (m.type === 'start') {
-    start(m.workerBin, m.deadlineSec).catch((err: Error) => reply({ type: 'error', message: err.message }));
+    start(m.workerBin, m.deadlineSec, m.srtp).catch((err: Error) => reply({ type: 'error', message: err.message }));
   } else if (m.type === 'add') {
     add(m.ports).then(
       () => reply({ type: 'added', id: m.id }),

@@ -181,7 +181,16 @@ export async function runRamp(o: RampOptions): Promise<RampRun> {
       }
       const t0 = Date.now();
       const ports = await sinks.open(step);
-      await sfu.addViewers(ports);
+      try {
+        await sfu.addViewers(ports);
+      } catch (err) {
+        // A saturated SFU answers its control requests late: after a passing step, that ends the ramp.
+        if (!steps.some((st) => st.passed)) throw err;
+        stopReason = `could not add viewers beyond ${viewers} (${(err as Error).message})`;
+        notes.push(`${o.label}: ${stopReason}; counted as saturation`);
+        saturated = true;
+        break;
+      }
       viewers += step;
       const addMs = Date.now() - t0;
       await sleep(o.settleMs);
