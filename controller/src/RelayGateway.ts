@@ -76,10 +76,6 @@ export class RelayGateway {
     this.#udp.bind(0);
     this.#udp.unref();
     this.#controller.on('assign', (e) => this.#deliverAssign(e));
-    this.#controller.on('unassign', (e) => {
-      const c = this.#relays.get(e.nodeId);
-      c?.peer.request('stream.unassign', { streamId: e.streamId }).catch((err) => c.log.warn({ err }, 'unassign failed'));
-    });
   }
 
   get relayCount(): number {

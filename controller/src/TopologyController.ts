@@ -56,8 +56,6 @@ export type AssignEvent = Extract<TopologyEvent, { type: 'assign' }>;
 export type TopologyControllerEvents = {
   /** A relay must carry a stream from a (new) parent. Delivered on every instance. */
   assign: [event: AssignEvent];
-  unassign: [event: Extract<TopologyEvent, { type: 'unassign' }>];
-  streamstate: [streamId: string, state: StreamState];
   nodegone: [nodeId: string];
   listenererror: [event: string, error: unknown];
 };
@@ -367,12 +365,6 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     switch (e.type) {
       case 'assign':
         this.safeEmit('assign', e);
-        break;
-      case 'unassign':
-        this.safeEmit('unassign', e);
-        break;
-      case 'streamstate':
-        this.safeEmit('streamstate', e.streamId, e.state);
         break;
       case 'nodegone':
         this.safeEmit('nodegone', e.nodeId);

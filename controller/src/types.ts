@@ -85,6 +85,4 @@ export interface NodeView extends NodeRecord {
 /** Published on the store's channel so that every controller instance sees decisions. */
 export type TopologyEvent =
   | { type: 'assign'; nodeId: string; stream: StreamInfo; parent: { nodeId: string; url: string }; ticket: string }
-  | { type: 'unassign'; nodeId: string; streamId: string }
-  | { type: 'streamstate'; streamId: string; state: StreamState }
   | { type: 'nodegone'; nodeId: string };

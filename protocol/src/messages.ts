@@ -302,8 +302,6 @@ export const RelayRequests = {
     }),
     Empty,
   ),
-  /** Stop carrying this stream (it ended, or the relay was drained from it). */
-  'stream.unassign': req(Type.Object({ streamId: StreamId }), Empty),
 } as const;
 
 // ---------------------------------------------------------------- notifications

@@ -30,7 +30,6 @@ export interface ControlClientOptions {
 
 export interface ControlHandlers {
   assign(p: RelayParams<'stream.assign'>): Promise<void>;
-  unassign(p: RelayParams<'stream.unassign'>): Promise<void>;
   /** Streams carried right now, sent when (re-)registering so a restarted controller can rebuild. */
   carried(): CarriedStream[];
 }
@@ -181,10 +180,6 @@ export class ControlClient extends TypedEmitter<ControlClientEvents> {
     peer
       .handle('stream.assign', async (p) => {
         await this.#handlers.assign(p);
-        return {};
-      })
-      .handle('stream.unassign', async (p) => {
-        await this.#handlers.unassign(p);
         return {};
       });
     peer.on('notification', (type) => {

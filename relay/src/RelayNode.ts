@@ -148,7 +148,6 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
         logger,
         handlers: {
           assign: (p) => this.#assign(p),
-          unassign: async ({ streamId }) => this.#release(streamId, 'unassigned by the controller'),
           carried: () => nodeSnapshot(node, this.meter).streams.filter((s) => s.parentNodeId !== null),
         },
       },

@@ -109,12 +109,6 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
     if (old && old !== producer) old.close();
   }
 
-  /** Close every source (publisher gone, parent lost); consumers learn from producerclose. */
-  clearSources(): void {
-    for (const p of [...this.#sources.values()]) p.close();
-    this.#sources.clear();
-  }
-
   addUser(kind: 'viewers' | 'children', id: string): void {
     this.#users[kind].add(id);
   }

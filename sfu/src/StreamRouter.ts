@@ -10,8 +10,6 @@ export interface StreamRouterOptions {
 }
 
 export type StreamRouterEvents = {
-  /** The primary router died with its worker: every source producer is gone. */
-  primaryclose: [];
   listenererror: [event: string, error: unknown];
 };
 export type StreamRouterObserverEvents = {
@@ -140,10 +138,9 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
         router.observer.once('close', () => {
           if (this.#primary !== slot) return;
           this.#primary = undefined;
-          if (!this.#closed) {
-            this.#log.warn({}, 'primary router closed (worker died?)');
-            this.safeEmit('primaryclose');
-          }
+          // Its worker died: sources and sessions on it are gone (they learn from their own
+          // close events); the next use creates a primary router on a live worker.
+          if (!this.#closed) this.#log.warn({}, 'primary router closed (worker died?)');
         });
         return slot;
       })().finally(() => {

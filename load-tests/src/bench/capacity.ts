@@ -28,6 +28,7 @@ import { JanusTarget, JanusUnavailableError } from './capacity/JanusTarget.js';
 import { MediasoupTarget } from './capacity/MediasoupTarget.js';
 import { spread, type RampLimits, type Spread, type StepPlan } from './capacity/ramp.js';
 import { runRamp, type RampRun } from './capacity/runRamp.js';
+import type { SfuTarget } from './capacity/SfuTarget.js';
 import { buildSink } from './capacity/udpSink.js';
 
 type Kind = 'mediasoup' | 'janus';
@@ -107,10 +108,13 @@ export async function runCapacityBench(ctx: BenchContext): Promise<BenchResult> 
       log: ctx.log,
     };
     let janusRuns = 0;
-    const start = (kind: Kind, srtp: boolean) => () =>
+    const start = (kind: Kind, srtp: boolean) => (): Promise<SfuTarget> =>
       kind === 'mediasoup'
         ? MediasoupTarget.start({ workerBin, sfuCore: SFU_CORE, driverCore: LOAD_CORE, deadlineSec, srtp })
-        : JanusTarget.start({ core: SFU_CORE, dir: mkdtempSync(path.join(dir, `janus-${++janusRuns}-`)), deadlineSec, srtp });
+        : JanusTarget.start({ core: SFU_CORE, dir: mkdtempSync(path.join(dir, `janus-${++janusRuns}-`)), deadlineSec, srtp }).catch((err: Error) => {
+            // Janus that does not start here will not start on the next try either.
+            throw err instanceof JanusUnavailableError ? err : new JanusUnavailableError(`janus did not start: ${err.message}`, { cause: err });
+          });
 
     const series: { srtp: boolean; reps: number }[] = [
       { srtp: true, reps: s.repetitions },
@@ -134,14 +138,14 @@ export async function runCapacityBench(ctx: BenchContext): Promise<BenchResult> 
           } catch (err) {
             const msg = `${label} failed: ${(err as Error).message}`;
             ctx.log(`[capacity] ${msg}`);
-            if (kind === 'janus' && (err instanceof JanusUnavailableError || !runs.some((r) => r.kind === 'janus'))) {
-              janusUnavailable = msg;
-            } else {
-              failures.push(msg);
-            }
+            if (err instanceof JanusUnavailableError) janusUnavailable = msg;
+            else failures.push(msg);
           }
         }
       }
+    }
+    if (!janusUnavailable && !runs.some((r) => r.kind === 'janus' && r.srtp)) {
+      janusUnavailable = `no Janus ramp completed (${failures.filter((f) => f.startsWith('janus')).join('; ')})`;
     }
 
     // No Janus: the baseline becomes mediasoup with its sinks on the SFU's own core, measured now.
@@ -196,13 +200,15 @@ export async function runCapacityBench(ctx: BenchContext): Promise<BenchResult> 
     }
     if (loadStart > 1.5) warnings.push(`the machine was busy when the benchmark started (load average ${loadStart.toFixed(1)} on ${cpus().length} cores)`);
     warnings.push(
-      'loopback: the kernel delivers each datagram in the sender\'s context, so receive-side kernel work is charged to the SFU core (softirq) for both SFUs alike; absolute figures are lower than with a NIC',
+      "loopback: the kernel delivers each datagram to the sink's socket in the sender's context, so that receive-side work (softirq) runs on the SFU core and mostly counts as the SFU process's CPU, for both SFUs alike; absolute figures are lower than with a NIC",
     );
 
     const sinkNote =
-      'Viewers are SRTP (AES_CM_128_HMAC_SHA1_80) RTP streams to one UDP socket each: mediasoup consumers on SRTP PlainTransports vs Janus VideoRoom rtp_forward (srtp_suite 80) of a remote publisher, both forwarding the same ffmpeg VP8 stream' +
+      (janusUnavailable
+        ? 'Viewers are mediasoup consumers on SRTP (AES_CM_128_HMAC_SHA1_80) PlainTransports, one UDP socket each; the baseline is the same with sinks and ffmpeg moved onto the SFU core (Janus was not available)'
+        : 'Viewers are SRTP (AES_CM_128_HMAC_SHA1_80) RTP streams to one UDP socket each, every viewer with its own key: mediasoup consumers on SRTP PlainTransports vs Janus VideoRoom rtp_forward (srtp_suite 80) of a remote publisher, both forwarding the same ffmpeg VP8 stream') +
       (pps ? ` (~${pps.toFixed(0)} packets/s per viewer)` : '') +
-      '. Sinks: a C epoll/recvmmsg program pinned with ffmpeg to core 1; the SFU pinned to core 0. No ICE/DTLS/NACK/RTCP feedback on either side, so this is forwarding + SRTP cost, not full WebRTC-viewer cost.';
+      '. Sinks: a C epoll/recvmmsg program that reads the clear RTP header of each SRTP packet, pinned with ffmpeg to core 1; the SFU pinned to core 0. No ICE/DTLS/NACK/RTCP feedback on either side, so this is forwarding + SRTP cost, not full WebRTC-viewer cost.';
     const figures: BenchFigure[] = [
       {
         name: 'viewers per origin core (mediasoup 3.12.16, SRTP PlainTransport consumers into UDP sinks)',

@@ -99,6 +99,14 @@ export class JanusTarget implements SfuTarget {
   #exited = false;
   #cpus: string | null = null;
   #srtp = true;
+  /** Kills Janus if this process exits without close(); `timeout` bounds it otherwise. */
+  readonly #onExit = () => {
+    try {
+      if (this.#pid && processName(this.#pid) === 'janus') process.kill(this.#pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
 
   static async start(o: JanusTargetOptions): Promise<JanusTarget> {
     const { bin, libDir } = findJanus();
@@ -171,10 +179,14 @@ admin: { admin_http = false }
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.#proc = proc;
+    process.once('exit', this.#onExit);
     const collect = (d: Buffer) => (this.#output = (this.#output + d.toString()).slice(-4000));
     proc.stdout!.on('data', collect);
     proc.stderr!.on('data', collect);
-    proc.on('exit', () => (this.#exited = true));
+    proc.on('exit', () => {
+      this.#exited = true;
+      process.off('exit', this.#onExit);
+    });
     proc.on('error', () => (this.#exited = true));
     this.#url = `http://127.0.0.1:${httpPort}/janus`;
 

@@ -21,6 +21,8 @@ export class FfmpegFeed {
   readonly #proc: ChildProcess;
   #output = '';
   #exited = false;
+  /** Kills ffmpeg if this process exits without stop(); `-t` bounds it otherwise. */
+  readonly #onExit = () => this.#proc.kill('SIGKILL');
 
   constructor(o: FeedOptions) {
     // prettier-ignore
@@ -32,7 +34,11 @@ export class FfmpegFeed {
     ];
     this.#proc = spawn('taskset', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#proc.stderr!.on('data', (d: Buffer) => (this.#output = (this.#output + d.toString()).slice(-2000)));
-    this.#proc.on('exit', () => (this.#exited = true));
+    process.once('exit', this.#onExit);
+    this.#proc.on('exit', () => {
+      this.#exited = true;
+      process.off('exit', this.#onExit);
+    });
     this.#proc.on('error', (e) => {
       this.#exited = true;
       this.#output += e.message;
