@@ -4,7 +4,6 @@ import {
   type Logger,
   type Placement,
   type StreamInfo,
-  type StreamState,
 } from '@cascade/protocol';
 import { generateTicketKey, TicketSigner } from './auth/TicketSigner.js';
 import type { TokenService } from './auth/TokenService.js';

@@ -1,4 +1,4 @@
-import type { CarriedStream, NodeCapacity, NodeStats, StreamInfo, StreamState } from '@cascade/protocol';
+import type { CarriedStream, NodeCapacity, NodeStats, StreamInfo } from '@cascade/protocol';
 
 export type NodeKind = 'origin' | 'relay';
 
