@@ -29,7 +29,6 @@ export type SignalClientEvents = {
  */
 export class SignalClient extends TypedEmitter<SignalClientEvents> {
   readonly url: string;
-  readonly #ws: WebSocket;
   readonly #peer: Peer<Record<string, never>, typeof NodeRequests, typeof Notifications>;
   #closed = false;
 
@@ -66,7 +65,6 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
   private constructor(url: string, ws: WebSocket) {
     super();
     this.url = url;
-    this.#ws = ws;
     this.#peer = new Peer({
       socket: ws,
       inbound: {},
