@@ -75,6 +75,8 @@ const SCALES: Record<BenchContext['scale'], ScaleSettings> = {
 
 /** A spread wider than this (max − min over the median) gets a warning. */
 const SPREAD_WARN = 0.15;
+/** A ramp whose CPU-vs-viewers line fits worse than this gets a warning. */
+const LINEAR_WARN = 0.95;
 /** Another process using more than this share of the SFU core during a window gets a warning. */
 const NEIGHBOUR_WARN = 0.1;
 
@@ -195,6 +197,11 @@ export async function runCapacityBench(ctx: BenchContext): Promise<BenchResult> 
           `${r.label}: up to ${(neighbour * 100).toFixed(0)} % of the SFU core went to something other than the SFU process (other engineers' jobs, or softirq work of loopback delivery)`,
         );
       }
+      if (r.summary.r2 !== null && r.summary.r2 < LINEAR_WARN) {
+        warnings.push(
+          `${r.label}: CPU was not linear in viewers (r² ${r.summary.r2.toFixed(2)}); its last passing step and its CPU per viewer disagree (fit reaches ${LIMITS.maxCpu * 100} % at ${r.summary.viewersAtCpuLimit} viewers)`,
+        );
+      }
       const sinkDrops = r.steps.reduce((a, st) => a + st.sinkDrops, 0);
       if (sinkDrops > 0) warnings.push(`${r.label}: ${sinkDrops} datagrams dropped at full sink sockets (taken out of the SFU's loss)`);
     }
@@ -242,12 +249,12 @@ export async function runCapacityBench(ctx: BenchContext): Promise<BenchResult> 
         note:
           `Higher is better; ratio = mediasoup / Janus. Same ramp without encryption: the forwarding engines alone (${msPlainVpc.n} ramp each). ` +
           (msPlainCpv && msCpv ? `mediasoup spends ${msPlainCpv.median.toFixed(3)} % of a core per viewer without SRTP vs ${msCpv.median.toFixed(3)} % with it, so SRTP (Debian's NSS-backed libsrtp2) is ~${((1 - msPlainCpv.median / msCpv.median) * 100).toFixed(0)} % of the per-viewer cost. ` : '') +
-          'At these packet rates the kernel work of loopback delivery (softirq on the SFU core, outside the SFU process) takes a visible share of the core, so loss can end the ramp before the CPU limit.',
+          'At these packet rates the kernel work of loopback delivery (softirq on the SFU core) is a large share of the cost, and loss can end a ramp before the CPU limit.',
       });
     }
     if (msCpv && msPlainCpv && msPlainCpv.median > 0 && msCpv.median / msPlainCpv.median > 2) {
       warnings.push(
-        `SRTP dominates the per-viewer cost (${(msCpv.median / msPlainCpv.median).toFixed(1)}× the plain-RTP cost, measured in this run): the worker uses Debian's libsrtp2, which is built against NSS; the absolute viewers per core are well below what a libsrtp with OpenSSL/AES-NI would give. Janus uses the same library, so the ratio stays fair`,
+        `SRTP dominates the per-viewer cost (${(msCpv.median / msPlainCpv.median).toFixed(1)}× the plain-RTP cost, measured in this run): the worker uses Debian's libsrtp2, which is built against NSS (a profile shows NSS's softoken/freebl as ~40–45 % of the worker's time). A libsrtp built with OpenSSL would likely give far more viewers per core (not measured here). Janus links the same libsrtp2, so both SFUs pay it`,
       );
     }
     return {
@@ -260,7 +267,15 @@ export async function runCapacityBench(ctx: BenchContext): Promise<BenchResult> 
         settings: s,
         pinning: { sfuCore: SFU_CORE, loadCore: LOAD_CORE, note: 'sinks, ffmpeg and the mediasoup Node driver on the load core; the benchmark process unpinned' },
         machine: { cpus: cpus().length, model: cpus()[0]?.model, kernel: release(), loadAverageStart: loadStart, loadAverageEnd: loadavg()[0] },
-        spreads: { mediasoupViewersPerCore: msVpc, baselineViewersPerCore: baseVpc, mediasoupCpuPerViewerPct: msCpv, baselineCpuPerViewerPct: baseCpv },
+        spreads: {
+          mediasoupViewersPerCore: msVpc,
+          baselineViewersPerCore: baseVpc,
+          mediasoupCpuPerViewerPct: msCpv,
+          baselineCpuPerViewerPct: baseCpv,
+          // Where each ramp's fitted line reaches the CPU limit: less sensitive to one noisy window.
+          mediasoupViewersAtCpuLimit: spread(ms.flatMap((r) => (r.summary.viewersAtCpuLimit === null ? [] : [r.summary.viewersAtCpuLimit]))),
+          baselineViewersAtCpuLimit: spread(base.flatMap((r) => (r.summary.viewersAtCpuLimit === null ? [] : [r.summary.viewersAtCpuLimit]))),
+        },
         packetsPerSecondPerViewer: pps,
         janusUnavailable: janusUnavailable ?? null,
         plainRtp: { mediasoupViewersPerCore: msPlainVpc, janusViewersPerCore: janusPlainVpc, mediasoupCpuPerViewerPct: msPlainCpv },

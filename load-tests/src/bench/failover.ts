@@ -66,6 +66,8 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
     let current = await startRelayProc(0);
     keepers.push(await startNodeViewer(origin.url, streamId));
     for (let i = 0; i < perRelay; i++) {
+      // Spaced beyond the key frame throttle so that each join is measured on its own.
+      await new Promise((r) => setTimeout(r, 1100));
       const t0 = Date.now();
       const v = await startNodeViewer(origin.url, streamId);
       const at = await nextKeyframe(v, t0, 0, 15_000);
@@ -82,6 +84,9 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
           warnings.push(`round ${mode}#${r}: the spare relay was not warmed up by placement`),
         );
         keepers.at(-2)?.stop();
+        // Let the key frame request of the keeper's join age past the throttle window
+        // (origin.keyFrameRequestDelayMs), so that the failover is measured in steady state.
+        await new Promise((r) => setTimeout(r, 1500));
         const tracks = viewers.map((v) => v.videoTracks);
         const t0 = Date.now();
         const waits = viewers.map((v, i) => nextKeyframe(v, t0, tracks[i]!, 15_000));

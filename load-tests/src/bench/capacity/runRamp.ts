@@ -102,6 +102,8 @@ export async function runRamp(o: RampOptions): Promise<RampRun> {
   const steps: StepSample[] = [];
   const notes: string[] = [];
   let idle: RampRun['idle'] = null;
+  /** Steps (viewers) at which the load core was nearly full. */
+  const busyLoadCore: number[] = [];
   let stopReason = 'error';
   let saturated = false;
   try {
@@ -210,9 +212,7 @@ export async function runRamp(o: RampOptions): Promise<RampRun> {
           ` (sinks ${(sample.sinkCpu * 100).toFixed(0)} %, load core ${(sample.loadCoreBusy * 100).toFixed(0)} %,` +
           ` other on SFU core ${(sample.sfuCoreOther * 100).toFixed(0)} %, ${sample.ppsPerViewer.toFixed(0)} pkt/s/viewer)`,
       );
-      if (sample.loadCoreBusy > LOAD_CORE_WARN) {
-        notes.push(`${o.label}: the load core was ${(sample.loadCoreBusy * 100).toFixed(0)} % busy at ${viewers} viewers; the sinks may have lagged`);
-      }
+      if (sample.loadCoreBusy > LOAD_CORE_WARN) busyLoadCore.push(viewers);
       if (!sample.passed) {
         stopReason = sample.breaches.join(', ');
         saturated = true;
@@ -223,6 +223,12 @@ export async function runRamp(o: RampOptions): Promise<RampRun> {
     await feed?.stop().catch(() => undefined);
     await target?.close().catch(() => undefined);
     sinks.close();
+  }
+  if (busyLoadCore.length > 0) {
+    const max = Math.max(...steps.map((st) => st.loadCoreBusy));
+    notes.push(
+      `${o.label}: the load core was over ${LOAD_CORE_WARN * 100} % busy (max ${(max * 100).toFixed(0)} %) at ${busyLoadCore.length} of ${steps.length} steps (${busyLoadCore.join(', ')} viewers), mostly not our sinks (see sinkCpuPct): the sinks may have lagged`,
+    );
   }
   const passedSteps = steps.filter((s) => s.passed);
   const fitSteps: RampStep[] = idle ? [{ viewers: 0, cpu: idle.cpu, loss: 0, passed: true }, ...passedSteps] : passedSteps;
