@@ -275,15 +275,23 @@ export class Watch extends TypedEmitter<WatchEvents> {
   }
 }
 
-/** Resolve when any consumer of `conn` has received RTP, or after `timeoutMs`. */
+/**
+ * Resolve once the new connection can take over without a freeze: a video frame decoded
+ * (browsers report framesDecoded), or, where nothing decodes (Node clients), media bytes
+ * received; or after `timeoutMs`.
+ */
 async function waitForMedia(conn: ViewerConnection, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !conn.closed) {
-    for (const c of conn.consumers) {
+    // Audio arrives before the first video key frame: judge by video where there is some.
+    const video = conn.consumers.filter((c) => c.kind === 'video');
+    for (const c of video.length > 0 ? video : conn.consumers) {
       try {
         const stats = await c.getStats();
-        for (const s of stats.values() as Iterable<{ type: string; bytesReceived?: number }>) {
-          if (s.type === 'inbound-rtp' && (s.bytesReceived ?? 0) > 0) return;
+        for (const s of stats.values() as Iterable<{ type: string; bytesReceived?: number; framesDecoded?: number }>) {
+          if (s.type !== 'inbound-rtp') continue;
+          // Padding probes count as bytes before any frame: trust frames where they are counted.
+          if (s.framesDecoded !== undefined ? s.framesDecoded > 0 : (s.bytesReceived ?? 0) > 0) return;
         }
       } catch {
         // stats unavailable in this environment: fall through to the timeout

@@ -1,6 +1,10 @@
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
 import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  REPO_ROOT,
   RawClient,
   fakeDtlsParameters,
   getJson,
@@ -31,10 +35,40 @@ async function publish(token = broadcastToken(), streamId?: string) {
 
 beforeAll(async () => {
   // A short grace so that streams whose broadcaster vanished end (and free their router) during the test.
-  origin = await startServer({ env: { CASCADE_ORIGIN_RECONNECT_GRACE_MS: '1500' } });
+  origin = await startServer({
+    env: { CASCADE_ORIGIN_RECONNECT_GRACE_MS: '1500', CASCADE_ICE_SERVERS: '[{"urls":"stun:stun.example.org:3478"}]' },
+  });
 });
 afterAll(async () => {
   await origin?.stop();
+});
+
+describe('start-up', () => {
+  it('production mode without a secret refuses to start with CASCADE_ERR_CONFIG_INVALID', () => {
+    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'server/dist/main.js')], {
+      env: { ...process.env, CASCADE_MODE: 'production', CASCADE_AUTH_SECRET: '', CASCADE_HTTP_PORT: '0' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(r.status).toBe(78);
+    expect(r.stderr).toContain('CASCADE_ERR_CONFIG_INVALID');
+    expect(r.stderr).toContain('auth.secret');
+  });
+
+  it('the development run says so in its log', () => {
+    expect(origin.logs.join('\n')).toContain('DEVELOPMENT MODE');
+  });
+
+  it('announces a real address to clients, never a hard-coded localhost', async () => {
+    const c = await RawClient.open(origin.url);
+    await c.request('stream.publish', { token: broadcastToken('ivy') });
+    const t = await c.request('transport.create', { direction: 'send' });
+    const candidates = t.data!.iceCandidates as { ip: string }[];
+    expect(candidates.length).toBeGreaterThan(0);
+    const hostHasExternal = Object.values(os.networkInterfaces()).some((l) => l?.some((a) => !a.internal && a.family === 'IPv4'));
+    if (hostHasExternal) for (const cand of candidates) expect(cand.ip).not.toBe('127.0.0.1');
+    c.close();
+  });
 });
 
 describe('HTTP API', () => {
@@ -161,6 +195,8 @@ describe('signalling refuses bad input with a coded error', () => {
     const v = await RawClient.open(origin.url);
     const w = await v.request('stream.watch', { streamId: pub.data!.streamId });
     expect(w).toMatchObject({ ok: true, data: { action: 'serve', stream: { state: 'waiting', title: 'soon' } } });
+    // ICE servers from the config reach clients when they join.
+    expect(w.data!.iceServers).toEqual([{ urls: 'stun:stun.example.org:3478' }]);
     c.close();
     v.close();
   });

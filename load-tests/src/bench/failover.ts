@@ -1,4 +1,4 @@
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import {
   issueToken,
   launchChromium,
@@ -11,10 +11,36 @@ import {
   type NodeViewer,
   type TestBroadcaster,
 } from '@cascade/testing';
+import { CascadeEvent } from '@cascade/client-sdk';
 import { summarize } from '../stats.js';
 import type { BenchContext, BenchResult } from './types.js';
 
 type Relay = NodeProcess & { nodeId: string };
+
+/**
+ * A decoding browser viewer on /watch/<id> that timestamps every frame the <video> element
+ * presents (requestVideoFrameCallback): what a person would see, freezes included.
+ */
+async function browserViewer(browser: Browser, url: string, streamId: string): Promise<Page> {
+  const page = await browser.newPage();
+  await page.goto(`${url}/watch/${streamId}`);
+  await page.waitForFunction(() => (window as unknown as { cascadeDemo: { state: string } }).cascadeDemo?.state === 'live', null, { timeout: 20_000 });
+  await page.evaluate(() => {
+    const w = window as unknown as { __frames: number[] };
+    w.__frames = [];
+    const video = document.getElementById('video') as HTMLVideoElement & { requestVideoFrameCallback(cb: () => void): void };
+    const tick = () => {
+      w.__frames.push(Date.now());
+      if (w.__frames.length > 5000) w.__frames.splice(0, 2500);
+      video.requestVideoFrameCallback(tick);
+    };
+    video.requestVideoFrameCallback(tick);
+  });
+  return page;
+}
+
+const presentedFrames = (page: Page) => page.evaluate(() => [...(window as unknown as { __frames: number[] }).__frames]);
+const pageNode = (page: Page) => page.evaluate(() => (window as unknown as { cascadeDemo: { nodeId?: string } }).cascadeDemo.nodeId ?? '');
 
 /** A viewer whose first complete key frame on a track started after `since` we wait for. */
 function nextKeyframe(v: NodeViewer, since: number, afterTrack: number, timeoutMs: number): Promise<number | null> {
@@ -33,11 +59,53 @@ function nextKeyframe(v: NodeViewer, since: number, afterTrack: number, timeoutM
   });
 }
 
+/** When the viewer's SDK switches to another node (a planned move completes), or null on timeout. */
+function nextNodeChange(v: NodeViewer, timeoutMs: number): Promise<number | null> {
+  return new Promise((resolve) => {
+    const onChange = () => {
+      clearTimeout(timer);
+      resolve(Date.now());
+    };
+    const timer = setTimeout(() => {
+      v.watch.off(CascadeEvent.NodeChanged, onChange);
+      resolve(null);
+    }, timeoutMs);
+    v.watch.once(CascadeEvent.NodeChanged, onChange);
+  });
+}
+
+/** Record the completion time of every frame `v` receives until the returned function is called. */
+function recordFrames(v: NodeViewer): () => number[] {
+  const times: number[] = [];
+  const previous = v.onFrame;
+  v.onFrame = (at, key, track) => {
+    previous?.(at, key, track);
+    times.push(at);
+  };
+  return () => {
+    v.onFrame = previous;
+    return times;
+  };
+}
+
+/** Longest gap between consecutive frames in [from, to], counting the edges (ms). */
+export function longestGap(times: number[], from: number, to: number): number {
+  const inside = times.filter((t) => t >= from && t <= to).sort((a, b) => a - b);
+  let prev = from;
+  let gap = 0;
+  for (const t of inside) {
+    gap = Math.max(gap, t - prev);
+    prev = t;
+  }
+  return Math.max(gap, to - prev);
+}
+
 /**
  * Failover: viewers watching through a relay that dies (SIGKILL) or leaves (SIGTERM, a planned
- * move), repeatedly. Per viewer: time from the kill/signal to the first complete key frame
- * received from the new node, i.e. the first frame it can decode again. Baseline (same run):
- * a fresh join through a relay, from watch() to the first complete key frame.
+ * move), repeatedly. Per viewer: after a kill, the time to the first complete key frame received
+ * from the new node (the first frame it can decode again); after a SIGTERM, the time until the
+ * SDK switched to the new node; for both, the longest time without any frame. Baseline (same
+ * run): a fresh join through a relay, from watch() to the first complete key frame.
  *
  * The broadcaster is Chromium's fake camera (key frames on request, as a real webcam), the
  * viewers receive-only werift clients in this process.
@@ -54,10 +122,16 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
   const viewers: NodeViewer[] = [];
   const keepers: NodeViewer[] = [];
   const samples: Record<'kill' | 'drain', number[]> = { kill: [], drain: [] };
+  /** Longest time without any frame around each failover or move, per viewer. */
+  const freezes: Record<'kill' | 'drain', number[]> = { kill: [], drain: [] };
+  /** The same, as presented by a decoding browser's <video>. */
+  const browserFreezes: Record<'kill' | 'drain', number[]> = { kill: [], drain: [] };
+  const pages: Page[] = [];
+  const browsers = ctx.scale === 'full' ? 2 : 1;
   const joins: number[] = [];
   let failures = 0;
   const startRelayProc = async (i: number) =>
-    relays[relays.push(await startRelay({ controllerUrl: origin!.url, token: issueToken({ scope: ['relay'], sub: `bench${i}` }), maxViewers: perRelay + 1, maxChildren: 2 })) - 1]!;
+    relays[relays.push(await startRelay({ controllerUrl: origin!.url, token: issueToken({ scope: ['relay'], sub: `bench${i}` }), maxViewers: perRelay + browsers + 1, maxChildren: 2 })) - 1]!;
   try {
     origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_TOPOLOGY_MAX_CHILDREN: '2', CASCADE_LOG_LEVEL: 'warn' } });
     browser = await launchChromium();
@@ -74,7 +148,9 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
       if (at !== null) joins.push(at - t0);
       viewers.push(v);
     }
+    for (let i = 0; i < browsers; i++) pages.push(await browserViewer(browser, origin.url, streamId));
     if (!viewers.every((v) => v.watch.nodeId === current.nodeId)) warnings.push('setup: not every measured viewer was on the first relay');
+    for (const p of pages) if ((await pageNode(p)) !== current.nodeId) warnings.push('setup: a browser viewer was not on the first relay');
     for (const mode of ['kill', 'drain'] as const) {
       for (let r = 0; r < rounds; r++) {
         const next = await startRelayProc(relays.length);
@@ -88,8 +164,11 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
         // (origin.keyFrameRequestDelayMs), so that the failover is measured in steady state.
         await new Promise((r) => setTimeout(r, 1500));
         const tracks = viewers.map((v) => v.videoTracks);
+        const recorders = viewers.map((v) => recordFrames(v));
         const t0 = Date.now();
-        const waits = viewers.map((v, i) => nextKeyframe(v, t0, tracks[i]!, 15_000));
+        // A crash: the first decodable frame from the new node. A move: the moment the SDK switches,
+        // which it does once the new node's media flows (make-before-break).
+        const waits = viewers.map((v, i) => (mode === 'kill' ? nextKeyframe(v, t0, tracks[i]!, 15_000) : nextNodeChange(v, 15_000)));
         if (mode === 'kill') await current.kill();
         else void current.stop('SIGTERM');
         const results = await Promise.all(waits);
@@ -97,6 +176,14 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
           if (at === null) failures++;
           else samples[mode].push(at - t0);
         }
+        // Frames keep coming for a moment after the switch; the window covers the move and its aftermath.
+        const windowEnd = Math.max(...results.map((a) => a ?? t0)) + 1000;
+        await new Promise((r) => setTimeout(r, Math.max(0, windowEnd - Date.now())));
+        recorders.forEach((stop, i) => {
+          const times = stop();
+          if (results[i] !== null) freezes[mode].push(longestGap(times, t0 - 200, windowEnd));
+        });
+        for (const p of pages) browserFreezes[mode].push(longestGap(await presentedFrames(p), t0 - 200, windowEnd));
         if (mode === 'drain') await current.exited;
         ctx.log(`failover ${mode} round ${r + 1}/${rounds}: ${results.map((a) => (a === null ? 'lost' : `${a - t0}ms`)).join(' ')}`);
         current = next;
@@ -104,6 +191,7 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
     }
   } finally {
     for (const v of [...viewers, ...keepers]) v.stop();
+    for (const p of pages) await p.close().catch(() => {});
     await broadcaster?.stop();
     await browser?.close();
     await Promise.all(relays.map((r) => r.kill()));
@@ -113,7 +201,11 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
   const kill = summarize(samples.kill);
   const drain = summarize(samples.drain);
   const join = summarize(joins);
-  if (!kill || !drain || !join) throw new Error('failover bench: no samples');
+  const killFreeze = summarize(freezes.kill);
+  const drainFreeze = summarize(freezes.drain);
+  const killSeen = summarize(browserFreezes.kill);
+  const drainSeen = summarize(browserFreezes.drain);
+  if (!kill || !drain || !join || !killFreeze || !drainFreeze || !killSeen || !drainSeen) throw new Error('failover bench: no samples');
   return {
     id: 'failover',
     title: 'Failover: relay killed or drained while viewers watch through it',
@@ -127,15 +219,23 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
         note: `p50 ${kill.p50} ms, max ${kill.max} ms over ${kill.count} viewer-failovers (${rounds} kills × ${perRelay} viewers). Lower is better; ratio < 1 means recovering is quicker than joining.`,
       },
       {
-        name: 'planned move (SIGTERM drain): signal to first decodable frame on the new node, p95',
+        name: 'planned move (SIGTERM drain): signal to switch-over to the new node (its media flowing), p95',
         value: drain.p95,
         unit: 'ms',
         baseline: { name: 'fresh join through a relay, p95', value: join.p95, unit: 'ms' },
         ratio: drain.p95 / join.p95,
-        note: `p50 ${drain.p50} ms, max ${drain.max} ms over ${drain.count} moves. Make-before-break: the old node keeps playing until the new one has media, so this is time-to-switch, not a freeze.`,
+        note: `p50 ${drain.p50} ms, max ${drain.max} ms over ${drain.count} moves. Make-before-break: the old node keeps playing until the new one has media, so this is time to switch, not a freeze; the next figure is what viewers see.`,
+      },
+      {
+        name: 'planned move: longest freeze a browser viewer sees (frames presented by <video>), p95',
+        value: drainSeen.p95,
+        unit: 'ms',
+        baseline: { name: 'relay killed: longest freeze a browser viewer sees, p95', value: killSeen.p95, unit: 'ms' },
+        ratio: drainSeen.p95 / killSeen.p95,
+        note: `p50 ${drainSeen.p50} ms, max ${drainSeen.max} ms over ${drainSeen.count} browser moves (a 30 fps stream presents a frame every 33 ms; Chromium, requestVideoFrameCallback). Lower is better; the ratio shows what make-before-break saves against a crash. Receive-only werift viewers, which cannot tell a decodable frame from padding before switching, see p95 ${drainFreeze.p95} ms on a move and ${killFreeze.p95} ms on a crash.`,
       },
     ],
-    details: { kill, drain, join, rounds, viewersPerRelay: perRelay },
+    details: { kill, drain, join, killFreeze, drainFreeze, browserKillFreeze: killSeen, browserDrainFreeze: drainSeen, rounds, viewersPerRelay: perRelay, browserViewers: browsers },
     warnings,
     durationMs: Date.now() - started,
   };

@@ -4,11 +4,11 @@
  * measured in the same run; results go to bench-results/<date>.json and BENCHMARKS.md.
  *   node load-tests/dist/bench/index.js [--quick] [--only capacity,hops,join,placement,failover] [--no-write]
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { renderBenchmarksMd, machineInfo } from './markdown.js';
+import { renderBenchmarksMd, machineInfo, type DatedResult } from './markdown.js';
 import type { BenchContext, BenchResult } from './types.js';
 
 const BENCHES: Record<string, () => Promise<(ctx: BenchContext) => Promise<BenchResult>>> = {
@@ -57,15 +57,30 @@ if (!values['no-write']) {
   mkdirSync(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const file = path.join(dir, `${stamp}.json`);
-  writeFileSync(file, JSON.stringify({ machine: machineInfo(), date: new Date().toISOString(), command, results, failed }, null, 2));
+  writeFileSync(file, JSON.stringify({ machine: machineInfo(), date: new Date().toISOString(), command, scale: ctx.scale, results, failed }, null, 2));
   if (ctx.scale === 'full' || process.env.CASCADE_BENCH_WRITE_MD === '1') {
-    writeFileSync(path.join(root, 'BENCHMARKS.md'), renderBenchmarksMd({ results, failed, command, date: new Date() }));
+    writeFileSync(path.join(root, 'BENCHMARKS.md'), renderBenchmarksMd({ results: latestResults(dir, ctx.scale), failed, command, date: new Date() }));
     console.log(`\nwrote ${file} and BENCHMARKS.md`);
   } else {
     console.log(`\nwrote ${file} (quick runs do not update BENCHMARKS.md)`);
   }
 }
 process.exit(failed.length ? 1 : 0);
+
+/** The newest result of each benchmark among the runs of this scale kept in `dir`, in runner order. */
+function latestResults(dir: string, scale: string): DatedResult[] {
+  const latest = new Map<string, DatedResult>();
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.json')).sort()) {
+    try {
+      const run = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { date: string; command: string; scale?: string; results: DatedResult['result'][] };
+      if ((run.scale ?? 'full') !== scale) continue;
+      for (const r of run.results) latest.set(r.id, { result: r, date: run.date, command: run.command });
+    } catch {
+      // a file from an older format or a broken run: skip it
+    }
+  }
+  return Object.keys(BENCHES).flatMap((id) => (latest.has(id) ? [latest.get(id)!] : []));
+}
 
 function fmt(v: number): string {
   return Math.abs(v) >= 100 ? Math.round(v).toString() : v.toFixed(2);
