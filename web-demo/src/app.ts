@@ -82,10 +82,12 @@ async function broadcastPage(): Promise<void> {
   const goLive = $<HTMLButtonElement>('goLive');
   const status = $('status');
   let camera: MediaStream;
+  // ?height=360 asks the camera for less (weak machines, tests); 720p by default.
+  const height = Number(new URLSearchParams(window.location.search).get('height')) || 720;
   try {
-    camera = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true }).catch(() =>
-      navigator.mediaDevices.getUserMedia({ video: true }),
-    );
+    camera = await navigator.mediaDevices
+      .getUserMedia({ video: { width: Math.round((height * 16) / 9), height }, audio: true })
+      .catch(() => navigator.mediaDevices.getUserMedia({ video: true }));
   } catch (err) {
     $('previewOverlay').innerHTML = '<div class="big">No camera</div><div class="small">Allow camera access and reload the page.</div>';
     showError(Object.assign(new Error((err as Error).message), { code: 'CASCADE_ERR_CLIENT_MEDIA' }));

@@ -113,7 +113,7 @@ export function longestGap(times: number[], from: number, to: number): number {
 export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> {
   const started = Date.now();
   const rounds = ctx.scale === 'full' ? 20 : 3;
-  const perRelay = ctx.scale === 'full' ? 8 : 3;
+  const perRelay = ctx.scale === 'full' ? 6 : 3;
   const warnings: string[] = [];
   let origin: NodeProcess | undefined;
   let browser: Browser | undefined;
@@ -211,28 +211,20 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
     title: 'Failover: relay killed or drained while viewers watch through it',
     figures: [
       {
-        name: 'relay killed (SIGKILL): kill to first decodable frame, p95',
-        value: kill.p95,
+        name: 'relay killed (SIGKILL): media back at a browser viewer (longest time without a presented frame), p95',
+        value: killSeen.p95,
         unit: 'ms',
         baseline: { name: 'fresh join through a relay: watch() to first decodable frame, p95', value: join.p95, unit: 'ms' },
-        ratio: kill.p95 / join.p95,
-        note: `p50 ${kill.p50} ms, max ${kill.max} ms over ${kill.count} viewer-failovers (${rounds} kills × ${perRelay} viewers). Lower is better; ratio < 1 means recovering is quicker than joining.`,
+        ratio: killSeen.p95 / join.p95,
+        note: `p50 ${killSeen.p50} ms, max ${killSeen.max} ms over ${killSeen.count} browser failovers (${rounds} kills; Chromium decoding, requestVideoFrameCallback; the freeze includes detection, reconnection through the controller, the new consumer and the key frame). Lower is better; ratio < 1: recovering is quicker than a first join. Receive-only werift viewers in the benchmark process (${kill.count} failovers): first decodable frame p50 ${kill.p50} ms, p95 ${kill.p95} ms, max ${kill.max} ms; they reconnect one after the other on one busy thread, and those whose consumer starts after the first key frame has passed wait for the next one the throttle allows (origin.keyFrameRequestDelayMs = 1000).`,
       },
       {
-        name: 'planned move (SIGTERM drain): signal to switch-over to the new node (its media flowing), p95',
-        value: drain.p95,
-        unit: 'ms',
-        baseline: { name: 'fresh join through a relay, p95', value: join.p95, unit: 'ms' },
-        ratio: drain.p95 / join.p95,
-        note: `p50 ${drain.p50} ms, max ${drain.max} ms over ${drain.count} moves. Make-before-break: the old node keeps playing until the new one has media, so this is time to switch, not a freeze; the next figure is what viewers see.`,
-      },
-      {
-        name: 'planned move: longest freeze a browser viewer sees (frames presented by <video>), p95',
+        name: 'planned move (SIGTERM drain): longest time without a presented frame at a browser viewer, p95',
         value: drainSeen.p95,
         unit: 'ms',
-        baseline: { name: 'relay killed: longest freeze a browser viewer sees, p95', value: killSeen.p95, unit: 'ms' },
+        baseline: { name: 'relay killed: the same at a browser viewer, p95', value: killSeen.p95, unit: 'ms' },
         ratio: drainSeen.p95 / killSeen.p95,
-        note: `p50 ${drainSeen.p50} ms, max ${drainSeen.max} ms over ${drainSeen.count} browser moves (a 30 fps stream presents a frame every 33 ms; Chromium, requestVideoFrameCallback). Lower is better; the ratio shows what make-before-break saves against a crash. Receive-only werift viewers, which cannot tell a decodable frame from padding before switching, see p95 ${drainFreeze.p95} ms on a move and ${killFreeze.p95} ms on a crash.`,
+        note: `p50 ${drainSeen.p50} ms, max ${drainSeen.max} ms over ${drainSeen.count} browser moves (30 fps presents a frame every 33 ms). Lower is better; the ratio is what make-before-break saves against a crash. Switch-over (signal to the SDK adopting the new node) at werift viewers: p50 ${drain.p50} ms, p95 ${drain.p95} ms; werift viewers cannot see decoded frames, so they switch on the first bytes and show a gap of p95 ${drainFreeze.p95} ms.`,
       },
     ],
     details: { kill, drain, join, killFreeze, drainFreeze, browserKillFreeze: killSeen, browserDrainFreeze: drainSeen, rounds, viewersPerRelay: perRelay, browserViewers: browsers },
