@@ -51,7 +51,8 @@ export MEDIASOUP_WORKER_BIN="${MEDIASOUP_WORKER_BIN:-$CACHE/mediasoup-worker-3.1
 if [[ ! -x "$MEDIASOUP_WORKER_BIN" ]]; then
   log "building the mediasoup worker from Debian's libraries (first run only, about 4-7 minutes)"
 fi
-MS_SKIP_APT=1 MS_CACHE_DIR="$(dirname "$MEDIASOUP_WORKER_BIN")" bash scripts/build-mediasoup-worker.sh >/dev/null
+MS_SKIP_APT=1 MS_CACHE_DIR="$(dirname "$MEDIASOUP_WORKER_BIN")" MS_WORK_DIR="$CACHE/mediasoup-worker-build" \
+  bash scripts/build-mediasoup-worker.sh >/dev/null
 
 # ---------------------------------------------------------------- 3. npm packages
 # MEDIASOUP_WORKER_BIN (exported above) stops mediasoup's postinstall from downloading a worker.

@@ -155,9 +155,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<CascadeCon
   return deepFreeze(config);
 }
 
-/** Where scripts/build-mediasoup-worker.sh caches the worker binary. */
+/** Where scripts/setup.sh has the worker built and cached (same knobs, same order). */
 export function defaultWorkerBin(env: Record<string, string | undefined>): string {
   if (env.MEDIASOUP_WORKER_BIN) return env.MEDIASOUP_WORKER_BIN;
-  const cache = env.XDG_CACHE_HOME || path.join(env.HOME || os.homedir(), '.cache');
-  return path.join(cache, 'cascade', `mediasoup-worker-${MEDIASOUP_VERSION}`, 'mediasoup-worker');
+  const cache = env.CASCADE_CACHE_DIR || path.join(env.XDG_CACHE_HOME || path.join(env.HOME || os.homedir(), '.cache'), 'cascade');
+  return path.join(cache, `mediasoup-worker-${MEDIASOUP_VERSION}`, 'mediasoup-worker');
 }
