@@ -40,11 +40,14 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
   const log = deps.logger;
   const development = config.mode === 'development';
   let secret = config.auth.secret;
-  if (!secret) {
-    // Development only (production refuses to start without one, in config validation).
-    secret = randomBytes(32).toString('hex');
-    log.warn({}, 'DEVELOPMENT MODE: generated a throw-away token secret; the demo hands out broadcast tokens to anyone. Set mode=production and auth.secret for real use.');
+  if (development) {
+    log.warn(
+      { tokenSecret: secret ? 'configured' : 'generated for this run' },
+      'DEVELOPMENT MODE: the demo hands out broadcast tokens to anyone (/api/dev/token). Set mode=production and auth.secret for real use.',
+    );
   }
+  // Only possible in development: production refuses to start without a secret (config validation).
+  if (!secret) secret = randomBytes(32).toString('hex');
   const tokens = new TokenService(secret);
 
   const store: TopologyStore = config.redis.url
