@@ -55,24 +55,39 @@ function relayToken(sub: string, volunteer = false): string {
   return issueToken({ scope: ['relay'], sub, volunteer });
 }
 
+/** Origin (no viewer budget, K = 2), relays, a broadcaster and viewers placed through the tree. */
+function treeDeployment() {
+  const d = {
+    origin: undefined as unknown as NodeProcess,
+    relays: [] as Relay[],
+    b: undefined as unknown as TestBroadcaster,
+    viewers: [] as NodeViewer[],
+    async start(o: { relays: number; maxViewers: number; viewers: number; prefix: string }) {
+      d.origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_TOPOLOGY_MAX_CHILDREN: '2' } });
+      for (let i = 0; i < o.relays; i++) {
+        d.relays.push(await startRelay({ controllerUrl: d.origin.url, token: relayToken(`${o.prefix}${i}`), maxViewers: o.maxViewers, maxChildren: 2 }));
+      }
+      d.b = await startChromiumBroadcaster(d.origin.url, browser);
+      for (let i = 0; i < o.viewers; i++) d.viewers.push(await startNodeViewer(d.origin.url, d.b.streamId));
+      await allReceive(d.viewers);
+    },
+    async stop() {
+      d.viewers.forEach((v) => v.stop());
+      await d.b?.stop();
+      await Promise.all(d.relays.map((r) => r.kill()));
+      await d.origin?.stop();
+    },
+  };
+  return d;
+}
+
 describe('a relay dies (kill -9) while serving viewers and a child relay', () => {
-  let origin: NodeProcess;
-  const relays: Relay[] = [];
-  let b: TestBroadcaster;
-  const viewers: NodeViewer[] = [];
-  afterAll(async () => {
-    viewers.forEach((v) => v.stop());
-    await b?.stop();
-    await Promise.all(relays.map((r) => r.kill()));
-    await origin?.stop();
-  });
+  const d = treeDeployment();
+  afterAll(() => d.stop());
 
   it('every viewer gets media again and the orphaned relay gets a new parent', async () => {
-    origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_TOPOLOGY_MAX_CHILDREN: '2' } });
-    for (let i = 0; i < 4; i++) relays.push(await startRelay({ controllerUrl: origin.url, token: relayToken(`r${i}`), maxViewers: 3, maxChildren: 2 }));
-    b = await startChromiumBroadcaster(origin.url, browser);
-    for (let i = 0; i < 7; i++) viewers.push(await startNodeViewer(origin.url, b.streamId));
-    await allReceive(viewers);
+    await d.start({ relays: 4, maxViewers: 3, viewers: 7, prefix: 'r' });
+    const { origin, relays, b, viewers } = d;
     const before = await topology(origin.url, b.streamId);
     // The relay that feeds a child relay and serves viewers.
     const victimNode = before.find((n) => n.kind === 'relay' && before.some((c) => c.parent === n.id) && n.viewers > 0);
@@ -99,23 +114,12 @@ describe('a relay dies (kill -9) while serving viewers and a child relay', () =>
 });
 
 describe('a relay drains on SIGTERM', () => {
-  let origin: NodeProcess;
-  const relays: Relay[] = [];
-  let b: TestBroadcaster;
-  const viewers: NodeViewer[] = [];
-  afterAll(async () => {
-    viewers.forEach((v) => v.stop());
-    await b?.stop();
-    await Promise.all(relays.map((r) => r.kill()));
-    await origin?.stop();
-  });
+  const d = treeDeployment();
+  afterAll(() => d.stop());
 
   it('moves its viewers and children away, no viewer sees "ended", then exits 0', async () => {
-    origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_TOPOLOGY_MAX_CHILDREN: '2' } });
-    for (let i = 0; i < 3; i++) relays.push(await startRelay({ controllerUrl: origin.url, token: relayToken(`d${i}`), maxViewers: 4, maxChildren: 2 }));
-    b = await startChromiumBroadcaster(origin.url, browser);
-    for (let i = 0; i < 6; i++) viewers.push(await startNodeViewer(origin.url, b.streamId));
-    await allReceive(viewers);
+    await d.start({ relays: 3, maxViewers: 4, viewers: 6, prefix: 'd' });
+    const { origin, relays, b, viewers } = d;
     const before = await topology(origin.url, b.streamId);
     const busiest = before.filter((n) => n.kind === 'relay').sort((x, y) => y.viewers - x.viewers)[0]!;
     const leaving = relays.find((r) => r.nodeId === busiest.id)!;
