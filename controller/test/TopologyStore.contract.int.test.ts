@@ -597,7 +597,7 @@ describe.each(factories)('TopologyStore contract: $name', (factory) => {
       const b = collector();
       const unsubscribeA = store.subscribe(a.handler);
       store.subscribe(b.handler);
-      const first: TopologyEvent = { type: 'streamstate', streamId: 's', state: 'live' };
+      const first: TopologyEvent = { type: 'nodegone', nodeId: 'r0' };
       const second: TopologyEvent = { type: 'nodegone', nodeId: 'r1' };
       await store.publish(first);
       // Subscribers of one store see an event together, so a has it once b has.

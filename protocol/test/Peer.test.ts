@@ -10,7 +10,7 @@ function pair(options: { rateLimitPerSec?: number; maxMessageBytes?: number } = 
   };
   const notes = { 'note.tell': Type.Object({ n: Type.Integer() }) };
   const sent: { server: string[]; client: string[] } = { server: [], client: [] };
-  let server!: Peer<typeof defs, Record<string, never>, typeof notes>;
+  let server!: Peer<typeof defs, Record<string, never>, Record<string, never>>;
   let client!: Peer<Record<string, never>, typeof defs, typeof notes>;
   const sock = (side: 'server' | 'client'): MessageSocket & { closedWith?: [number, string] } => {
     const s: MessageSocket & { closedWith?: [number, string] } = {
