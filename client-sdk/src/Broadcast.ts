@@ -10,7 +10,7 @@ import {
 } from '@cascade/protocol';
 import { ConnectionError, isRetryable, typedError } from './errors.js';
 import { CascadeEvent, ConnectionState } from './events.js';
-import { closeError, SignalClient, type WebSocketCtor } from './SignalClient.js';
+import { closeError, SignalClient, type KeepAliveOptions, type WebSocketCtor } from './SignalClient.js';
 import { DeviceCache } from './ViewerConnection.js';
 
 export interface BroadcastOptions {
@@ -27,6 +27,8 @@ export interface BroadcastOptions {
   maxVideoBitrate?: number;
   reconnectPolicy?: ReconnectPolicy;
   timeoutMs?: number;
+  /** How a frozen or unreachable origin is noticed (default: ping every 500 ms, gone after 1.5 s unanswered). */
+  keepAlive?: KeepAliveOptions | false;
   WebSocket?: WebSocketCtor;
   handlerName?: msc.BuiltinHandlerName;
   logger?: Logger;
@@ -114,7 +116,11 @@ export class Broadcast extends TypedEmitter<BroadcastEvents> {
 
   async #connect(resume: boolean): Promise<Link> {
     const o = this.#options;
-    const signal = await SignalClient.connect(o.url, { ...(o.WebSocket ? { WebSocket: o.WebSocket } : {}), timeoutMs: o.timeoutMs ?? 5000 });
+    const signal = await SignalClient.connect(o.url, {
+      ...(o.WebSocket ? { WebSocket: o.WebSocket } : {}),
+      ...(o.keepAlive !== undefined ? { keepAlive: o.keepAlive } : {}),
+      timeoutMs: o.timeoutMs ?? 5000,
+    });
     try {
       const res = await signal.request('stream.publish', {
         token: o.token,

@@ -17,6 +17,29 @@ import { ConnectionError, typedError } from './errors.js';
 /** The WebSocket constructor to use (the browser's, or `ws` in Node). */
 export type WebSocketCtor = new (url: string) => WebSocket;
 
+/**
+ * Liveness of the node, judged by the client. A node that crashes closes its sockets and is
+ * noticed at once; one that freezes or drops off the network (a volunteer's laptop lid
+ * closing) says nothing, and neither the WebSocket nor ICE notices for many seconds. So the
+ * client pings: a node that has not answered a ping within `deadAfterMs` is gone.
+ */
+export interface KeepAliveOptions {
+  /** How often to ping while nothing else is heard (ms). Default 500. */
+  intervalMs: number;
+  /** An unanswered ping older than this closes the connection with CLIENT_TIMEOUT (ms). Default 1500. */
+  deadAfterMs: number;
+}
+
+export const DEFAULT_KEEP_ALIVE: KeepAliveOptions = { intervalMs: 500, deadAfterMs: 1500 };
+
+export interface SignalClientOptions {
+  WebSocket?: WebSocketCtor;
+  /** ms to wait for the connection to open. Default 5000. */
+  timeoutMs?: number;
+  /** Ping the node to notice one that froze or dropped off the network; `false` turns it off. */
+  keepAlive?: KeepAliveOptions | false;
+}
+
 export type SignalClientEvents = {
   notification: [type: NotificationType, data: unknown];
   close: [code: number, reason: string];
@@ -31,8 +54,12 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
   readonly url: string;
   readonly #peer: Peer<Record<string, never>, typeof NodeRequests, typeof Notifications>;
   #closed = false;
+  /** When the node last sent anything, and when our oldest unanswered ping left. */
+  #lastHeard = Date.now();
+  #pingSentAt: number | undefined;
+  #keepAliveTimer: ReturnType<typeof setInterval> | undefined;
 
-  static connect(baseUrl: string, options: { WebSocket?: WebSocketCtor; timeoutMs?: number } = {}): Promise<SignalClient> {
+  static connect(baseUrl: string, options: SignalClientOptions = {}): Promise<SignalClient> {
     const Ctor = options.WebSocket ?? (globalThis.WebSocket as WebSocketCtor | undefined);
     if (!Ctor) return Promise.reject(new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'no WebSocket implementation'));
     let url: string;
@@ -50,7 +77,7 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
       const onOpen = () => {
         clearTimeout(timer);
         ws.removeEventListener('error', onError);
-        resolve(new SignalClient(url, ws));
+        resolve(new SignalClient(url, ws, options.keepAlive ?? DEFAULT_KEEP_ALIVE));
       };
       const onError = () => {
         clearTimeout(timer);
@@ -62,7 +89,7 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
     });
   }
 
-  private constructor(url: string, ws: WebSocket) {
+  private constructor(url: string, ws: WebSocket, keepAlive: KeepAliveOptions | false) {
     super();
     this.url = url;
     this.#peer = new Peer({
@@ -73,18 +100,51 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
       maxMessageBytes: 4 * 1024 * 1024,
       ignoreUnknownNotifications: true,
     });
-    ws.addEventListener('message', (ev) => this.#peer.receive(ev.data));
+    ws.addEventListener('message', (ev) => {
+      this.#lastHeard = Date.now();
+      this.#peer.receive(ev.data);
+    });
     ws.addEventListener('close', (ev) => this.#peer.socketClosed(ev.code, ev.reason));
     ws.addEventListener('error', () => {});
     this.#peer.on('notification', (type, data) => this.safeEmit('notification', type as NotificationType, data));
+    if (keepAlive) this.#startKeepAlive(keepAlive);
     this.#peer.on('close', (code, reason) => {
       this.#closed = true;
+      clearInterval(this.#keepAliveTimer);
       this.safeEmit('close', code, reason);
     });
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  #startKeepAlive({ intervalMs, deadAfterMs }: KeepAliveOptions): void {
+    let lastTick = Date.now();
+    this.#keepAliveTimer = setInterval(() => {
+      const now = Date.now();
+      // A tick that comes late means our own thread was stalled (or the tab throttled): the
+      // answer may be waiting unread behind this timer, so judge nothing this round.
+      const stalled = now - lastTick > 2 * intervalMs;
+      lastTick = now;
+      if (this.#pingSentAt !== undefined && this.#lastHeard >= this.#pingSentAt) this.#pingSentAt = undefined;
+      if (stalled) {
+        this.#pingSentAt = undefined;
+        return;
+      }
+      if (this.#pingSentAt !== undefined) {
+        if (now - this.#pingSentAt > deadAfterMs) {
+          this.#peer.close(4504, 'CASCADE_ERR_CLIENT_TIMEOUT');
+        }
+        return;
+      }
+      if (now - this.#lastHeard < intervalMs) return;
+      this.#pingSentAt = now;
+      // The answer (or any error reply: an older node without pings is alive too) counts as heard.
+      this.#peer.request('session.ping', {}, { timeoutMs: deadAfterMs * 2 }).catch(() => {});
+    }, intervalMs);
+    // Node: a keep-alive alone must not hold the process open.
+    (this.#keepAliveTimer as { unref?: () => void }).unref?.();
   }
 
   async request<T extends NodeRequestType>(type: T, params: NodeParams<T>, timeoutMs?: number): Promise<NodeResult<T>> {

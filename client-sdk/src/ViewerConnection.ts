@@ -2,7 +2,7 @@ import { Device } from 'mediasoup-client';
 import type { types as msc } from 'mediasoup-client';
 import { TypedEmitter, type ConsumerInfo, type IceServer, type StreamInfo, type StreamState } from '@cascade/protocol';
 import { ConnectionError, ProtocolError, typedError } from './errors.js';
-import { closeError, SignalClient, type WebSocketCtor } from './SignalClient.js';
+import { closeError, SignalClient, type KeepAliveOptions, type WebSocketCtor } from './SignalClient.js';
 
 export interface ViewerConnectionOptions {
   /** Where to ask for the stream (any node); redirects are followed from there. */
@@ -14,6 +14,7 @@ export interface ViewerConnectionOptions {
   /** Shared so that the device is loaded once across reconnections. */
   devices: DeviceCache;
   timeoutMs: number;
+  keepAlive?: KeepAliveOptions | false;
 }
 
 export type ViewerConnectionEvents = {
@@ -66,7 +67,11 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     let url = options.entryUrl;
     let ticket: string | undefined;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-      const signal = await SignalClient.connect(url, { ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}), timeoutMs: options.timeoutMs });
+      const signal = await SignalClient.connect(url, {
+        ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
+        ...(options.keepAlive !== undefined ? { keepAlive: options.keepAlive } : {}),
+        timeoutMs: options.timeoutMs,
+      });
       try {
         const res = await signal.request('stream.watch', {
           streamId: options.streamId,

@@ -11,7 +11,7 @@ import {
 } from '@cascade/protocol';
 import { CapacityError, ConnectionError, isRetryable, StreamEndedError, typedError } from './errors.js';
 import { CascadeEvent, ConnectionState } from './events.js';
-import type { WebSocketCtor } from './SignalClient.js';
+import type { KeepAliveOptions, WebSocketCtor } from './SignalClient.js';
 import { DeviceCache, ViewerConnection } from './ViewerConnection.js';
 
 export interface WatchOptions {
@@ -24,6 +24,8 @@ export interface WatchOptions {
   reconnectPolicy?: ReconnectPolicy;
   /** ms to wait for a node to answer. Default 5000. */
   timeoutMs?: number;
+  /** How a node that froze or dropped off the network is noticed (default: ping every 500 ms, gone after 1.5 s unanswered). */
+  keepAlive?: KeepAliveOptions | false;
   /** Node.js only: a WebSocket implementation (e.g. `ws`). */
   WebSocket?: WebSocketCtor;
   /** Node.js only: force a mediasoup-client handler (e.g. 'Chrome111' with werift or wrtc). */
@@ -135,6 +137,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
       exclude: this.#exclude,
       devices: this.#devices,
       timeoutMs: o.timeoutMs ?? 5000,
+      ...(o.keepAlive !== undefined ? { keepAlive: o.keepAlive } : {}),
       ...(o.token ? { token: o.token } : {}),
       ...(o.WebSocket ? { WebSocket: o.WebSocket } : {}),
     });

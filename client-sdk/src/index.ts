@@ -17,5 +17,5 @@ export {
   typedError,
   isRetryable,
 } from './errors.js';
-export { SignalClient } from './SignalClient.js';
+export { SignalClient, DEFAULT_KEEP_ALIVE, type KeepAliveOptions } from './SignalClient.js';
 export { CascadeError, DefaultReconnectPolicy, PROTOCOL_VERSION, type ReconnectPolicy, type StreamState } from '@cascade/protocol';

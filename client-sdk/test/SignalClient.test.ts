@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConnectionError, ProtocolError, StreamNotFoundError } from '../src/errors.js';
 import { SignalClient } from '../src/SignalClient.js';
 
@@ -77,5 +77,99 @@ describe('SignalClient', () => {
     sockets[0]!.close(1006, '');
     await expect(p).rejects.toBeInstanceOf(ConnectionError);
     expect(c.closed).toBe(true);
+  });
+});
+
+describe('SignalClient keep-alive', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A node that answers pings while `alive.value`; `replyWith` shapes the answer. */
+  function node(alive: { value: boolean }, replyWith: (id: number) => unknown = (id) => ({ v: 1, id, ok: true, data: {} })) {
+    const pings: number[] = [];
+    const fake = fakeSocket((m, reply) => {
+      if (m.type !== 'session.ping') return;
+      pings.push(Date.now());
+      if (alive.value) reply(replyWith(m.id));
+    });
+    return { ...fake, pings };
+  }
+
+  async function connect(WebSocket: new (url: string) => WebSocket, keepAlive?: { intervalMs: number; deadAfterMs: number } | false) {
+    const c = await SignalClient.connect('http://h:1', { WebSocket, ...(keepAlive !== undefined ? { keepAlive } : {}) });
+    const closed: Array<[number, string]> = [];
+    c.on('close', (code, reason) => closed.push([code, reason]));
+    return { c, closed };
+  }
+
+  it('a node that answers stays connected; pings go out only while nothing else is heard', async () => {
+    vi.useFakeTimers();
+    const alive = { value: true };
+    const { WebSocket, pings } = node(alive);
+    const { c, closed } = await connect(WebSocket);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(closed).toEqual([]);
+    expect(c.closed).toBe(false);
+    // Every 500 ms at most, so 10 s hold about 20 pings (not one per timer tick of a busy node).
+    expect(pings.length).toBeGreaterThanOrEqual(9);
+    expect(pings.length).toBeLessThanOrEqual(21);
+  });
+
+  it('a node that stops answering is closed with CASCADE_ERR_CLIENT_TIMEOUT after deadAfterMs', async () => {
+    vi.useFakeTimers();
+    const alive = { value: true };
+    const { WebSocket } = node(alive);
+    const { c, closed } = await connect(WebSocket);
+    await vi.advanceTimersByTimeAsync(3000);
+    alive.value = false;
+    const frozenAt = Date.now();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(closed).toEqual([]);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(closed).toEqual([[4504, 'CASCADE_ERR_CLIENT_TIMEOUT']]);
+    expect(c.closed).toBe(true);
+    // ping interval + deadAfter at most, with the default settings.
+    expect(Date.now() - frozenAt).toBeLessThanOrEqual(3000);
+  });
+
+  it('an error reply proves the node alive (an older node without session.ping)', async () => {
+    vi.useFakeTimers();
+    const { WebSocket } = node({ value: true }, (id) => ({ v: 1, id, ok: false, error: { code: 'CASCADE_ERR_PROTOCOL_UNKNOWN_TYPE', message: 'session.ping' } }));
+    const { closed } = await connect(WebSocket);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(closed).toEqual([]);
+  });
+
+  it('a client whose own thread stalled does not judge the node on that late tick', async () => {
+    vi.useFakeTimers();
+    const held: Array<() => void> = [];
+    const { WebSocket } = fakeSocket((m, reply) => {
+      if (m.type === 'session.ping') held.push(() => reply({ v: 1, id: m.id, ok: true, data: {} }));
+    });
+    const { closed } = await connect(WebSocket);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(held.length).toBe(1);
+    // The thread blocks for 5 s right after the ping left: the node's answer arrives meanwhile
+    // but sits unread behind the (late) keep-alive tick.
+    vi.setSystemTime(Date.now() + 5000);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(closed).toEqual([]);
+    held.shift()!();
+    await vi.advanceTimersByTimeAsync(0);
+    // Back to normal: the node answers every ping.
+    const answering = setInterval(() => held.splice(0).forEach((f) => f()), 100);
+    await vi.advanceTimersByTimeAsync(5000);
+    clearInterval(answering);
+    expect(closed).toEqual([]);
+  });
+
+  it('keepAlive: false sends no pings', async () => {
+    vi.useFakeTimers();
+    const { WebSocket, pings } = node({ value: false });
+    const { closed } = await connect(WebSocket, false);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(pings).toEqual([]);
+    expect(closed).toEqual([]);
   });
 });

@@ -131,6 +131,8 @@ export const CarriedStream = Type.Object({
   depth: Count(64),
   viewers: Count(1_000_000),
   children: Count(10_000),
+  /** The relays this node's pipes feed for the stream (how a parent vouches for its children). */
+  childNodeIds: Type.Optional(Type.Array(NodeId, { maxItems: 1024 })),
   bitrateOutKbps: Kbps,
 });
 export type CarriedStream = Static<typeof CarriedStream>;
@@ -179,6 +181,8 @@ const Empty = Type.Object({});
 
 /** Requests a media node (`/ws`) answers. */
 export const NodeRequests = {
+  /** Any client: are you there? Clients ping to notice a node that froze or dropped off the network. */
+  'session.ping': req(Empty, Empty),
   /** Broadcaster: start (or, with `resume`, take back) a stream. */
   'stream.publish': req(
     Type.Object({

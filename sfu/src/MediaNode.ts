@@ -257,7 +257,7 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
     session.peer.on('handled', (type, ms, err) => {
       if (err && err.code === 'CASCADE_ERR_INTERNAL') session.log.error({ err: err.cause ?? err, type }, 'request failed');
       else if (err) session.log.info({ type, code: err.code }, 'request refused');
-      else session.log.debug({ type, ms }, 'request handled');
+      else if (type !== 'session.ping') session.log.debug({ type, ms }, 'request handled');
     });
     for (const s of this.#services) s.attach(session);
     session.log.debug({ remoteAddress }, 'session opened');

@@ -63,6 +63,7 @@ export class Session extends TypedEmitter<SessionEvents> {
       requestTimeoutMs: options.requestTimeoutMs,
     });
     this.peer.on('close', () => this.close());
+    this.peer.handle('session.ping', async () => ({}));
   }
 
   get closed(): boolean {

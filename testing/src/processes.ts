@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TokenService } from '@cascade/controller';
@@ -12,8 +12,13 @@ export const TEST_SECRET = 'cascade-test-secret-0123456789';
 /** Every process the harness started and has not seen exit: killed if the test run itself exits. */
 const running = new Set<ChildProcess>();
 process.once('exit', () => {
-  for (const p of running) p.kill('SIGKILL');
+  for (const p of running) {
+    if (frozen.has(p)) signalTree(p.pid, 'SIGCONT');
+    p.kill('SIGKILL');
+  }
 });
+/** Processes freeze() stopped and thaw() has not resumed. */
+const frozen = new Set<ChildProcess>();
 
 export interface NodeProcess {
   /** Base URL of its HTTP/WebSocket server. */
@@ -27,6 +32,35 @@ export interface NodeProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   /** SIGKILL: a crash, as far as everyone else can tell. */
   kill(): Promise<void>;
+  /**
+   * SIGSTOP the process and its mediasoup workers: a machine that froze or dropped off the
+   * network (a laptop lid closing). Nothing is closed; peers hear nothing at all.
+   */
+  freeze(): void;
+  /** SIGCONT what freeze() stopped: the machine wakes up. */
+  thaw(): void;
+}
+
+/** A process and all its descendants (pids), parents first. */
+function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = execFileSync('pgrep', ['-P', String(pid)]).toString().trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    // pgrep exits 1 when there are no children
+  }
+  return [pid, ...children.flatMap(processTree)];
+}
+
+function signalTree(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  for (const p of processTree(pid)) {
+    try {
+      process.kill(p, signal);
+    } catch {
+      // exited meanwhile
+    }
+  }
 }
 
 export interface SpawnOptions {
@@ -93,8 +127,19 @@ async function managed(script: string, o: SpawnOptions, env: Record<string, stri
       return exited;
     },
     async kill() {
+      // A frozen process dies of SIGKILL too, but its children must not stay stopped.
+      if (frozen.delete(proc) && !dead) signalTree(proc.pid, 'SIGCONT');
       if (!dead) proc.kill('SIGKILL');
       await exited;
+    },
+    freeze() {
+      if (dead) return;
+      frozen.add(proc);
+      signalTree(proc.pid, 'SIGSTOP');
+    },
+    thaw() {
+      frozen.delete(proc);
+      if (!dead) signalTree(proc.pid, 'SIGCONT');
     },
   };
 }

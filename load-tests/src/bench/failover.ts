@@ -16,6 +16,9 @@ import { summarize } from '../stats.js';
 import type { BenchContext, BenchResult } from './types.js';
 
 type Relay = NodeProcess & { nodeId: string };
+/** How the relay goes away: a crash, a silent freeze (nothing closes), a planned drain. */
+const MODES = ['kill', 'freeze', 'drain'] as const;
+type Mode = (typeof MODES)[number];
 
 /**
  * A decoding browser viewer on /watch/<id> that timestamps every frame the <video> element
@@ -101,8 +104,8 @@ export function longestGap(times: number[], from: number, to: number): number {
 }
 
 /**
- * Failover: viewers watching through a relay that dies (SIGKILL) or leaves (SIGTERM, a planned
- * move), repeatedly. Per viewer: after a kill, the time to the first complete key frame received
+ * Failover: viewers watching through a relay that dies (SIGKILL), freezes (SIGSTOP: nothing
+ * closes) or leaves (SIGTERM, a planned move), repeatedly. Per viewer: after a kill, the time to the first complete key frame received
  * from the new node (the first frame it can decode again); after a SIGTERM, the time until the
  * SDK switched to the new node; for both, the longest time without any frame. Baseline (same
  * run): a fresh join through a relay, from watch() to the first complete key frame.
@@ -121,11 +124,11 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
   const relays: Relay[] = [];
   const viewers: NodeViewer[] = [];
   const keepers: NodeViewer[] = [];
-  const samples: Record<'kill' | 'drain', number[]> = { kill: [], drain: [] };
+  const samples: Record<Mode, number[]> = { kill: [], freeze: [], drain: [] };
   /** Longest time without any frame around each failover or move, per viewer. */
-  const freezes: Record<'kill' | 'drain', number[]> = { kill: [], drain: [] };
+  const freezes: Record<Mode, number[]> = { kill: [], freeze: [], drain: [] };
   /** The same, as presented by a decoding browser's <video>. */
-  const browserFreezes: Record<'kill' | 'drain', number[]> = { kill: [], drain: [] };
+  const browserFreezes: Record<Mode, number[]> = { kill: [], freeze: [], drain: [] };
   const pages: Page[] = [];
   const browsers = ctx.scale === 'full' ? 2 : 1;
   const joins: number[] = [];
@@ -151,7 +154,7 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
     for (let i = 0; i < browsers; i++) pages.push(await browserViewer(browser, origin.url, streamId));
     if (!viewers.every((v) => v.watch.nodeId === current.nodeId)) warnings.push('setup: not every measured viewer was on the first relay');
     for (const p of pages) if ((await pageNode(p)) !== current.nodeId) warnings.push('setup: a browser viewer was not on the first relay');
-    for (const mode of ['kill', 'drain'] as const) {
+    for (const mode of MODES) {
       for (let r = 0; r < rounds; r++) {
         const next = await startRelayProc(relays.length);
         // The current relay is full, so this viewer warms the next one up: the failover target carries the stream already.
@@ -168,8 +171,9 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
         const t0 = Date.now();
         // A crash: the first decodable frame from the new node. A move: the moment the SDK switches,
         // which it does once the new node's media flows (make-before-break).
-        const waits = viewers.map((v, i) => (mode === 'kill' ? nextKeyframe(v, t0, tracks[i]!, 15_000) : nextNodeChange(v, 15_000)));
+        const waits = viewers.map((v, i) => (mode === 'drain' ? nextNodeChange(v, 15_000) : nextKeyframe(v, t0, tracks[i]!, 15_000)));
         if (mode === 'kill') await current.kill();
+        else if (mode === 'freeze') current.freeze();
         else void current.stop('SIGTERM');
         const results = await Promise.all(waits);
         for (const at of results) {
@@ -185,6 +189,8 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
         });
         for (const p of pages) browserFreezes[mode].push(longestGap(await presentedFrames(p), t0 - 200, windowEnd));
         if (mode === 'drain') await current.exited;
+        // The frozen machine never comes back in this benchmark.
+        if (mode === 'freeze') await current.kill();
         ctx.log(`failover ${mode} round ${r + 1}/${rounds}: ${results.map((a) => (a === null ? 'lost' : `${a - t0}ms`)).join(' ')}`);
         current = next;
       }
@@ -199,16 +205,19 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
   }
   if (failures > 0) warnings.push(`${failures} viewer-rounds got no key frame within 15 s (counted as lost, not in the percentiles)`);
   const kill = summarize(samples.kill);
+  const frozen = summarize(samples.freeze);
   const drain = summarize(samples.drain);
   const join = summarize(joins);
   const killFreeze = summarize(freezes.kill);
   const drainFreeze = summarize(freezes.drain);
+  const frozenFreeze = summarize(freezes.freeze);
   const killSeen = summarize(browserFreezes.kill);
+  const frozenSeen = summarize(browserFreezes.freeze);
   const drainSeen = summarize(browserFreezes.drain);
-  if (!kill || !drain || !join || !killFreeze || !drainFreeze || !killSeen || !drainSeen) throw new Error('failover bench: no samples');
+  if (!kill || !frozen || !drain || !join || !killFreeze || !frozenFreeze || !drainFreeze || !killSeen || !frozenSeen || !drainSeen) throw new Error('failover bench: no samples');
   return {
     id: 'failover',
-    title: 'Failover: relay killed or drained while viewers watch through it',
+    title: 'Failover: relay killed, frozen or drained while viewers watch through it',
     figures: [
       {
         name: 'relay killed (SIGKILL): media back at a browser viewer (longest time without a presented frame), p95',
@@ -219,6 +228,14 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
         note: `p50 ${killSeen.p50} ms, max ${killSeen.max} ms over ${killSeen.count} browser failovers (${rounds} kills; Chromium decoding, requestVideoFrameCallback; the freeze includes detection, reconnection through the controller, the new consumer and the key frame). Lower is better; ratio < 1: recovering is quicker than a first join. Receive-only werift viewers in the benchmark process (${kill.count} failovers): first decodable frame p50 ${kill.p50} ms, p95 ${kill.p95} ms, max ${kill.max} ms; they reconnect one after the other on one busy thread, and those whose consumer starts after the first key frame has passed wait for the next one the throttle allows (origin.keyFrameRequestDelayMs = 1000).`,
       },
       {
+        name: 'relay frozen (SIGSTOP: silent, as a laptop lid closing): media back at a browser viewer (longest time without a presented frame), p95',
+        value: frozenSeen.p95,
+        unit: 'ms',
+        baseline: { name: 'relay killed: the same at a browser viewer, p95', value: killSeen.p95, unit: 'ms' },
+        ratio: frozenSeen.p95 / killSeen.p95,
+        note: `p50 ${frozenSeen.p50} ms, max ${frozenSeen.max} ms over ${frozenSeen.count} browser failovers (${rounds} freezes). Nothing closes, so the SDK notices by its keep-alive (a ping every 500 ms, the node gone after 1.5 s unanswered) instead of a closed socket; the ratio is what silence costs against a crash. werift viewers: first decodable frame p50 ${frozen.p50} ms, p95 ${frozen.p95} ms, max ${frozen.max} ms (${frozen.count} failovers).`,
+      },
+      {
         name: 'planned move (SIGTERM drain): longest time without a presented frame at a browser viewer, p95',
         value: drainSeen.p95,
         unit: 'ms',
@@ -227,7 +244,7 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
         note: `p50 ${drainSeen.p50} ms, max ${drainSeen.max} ms over ${drainSeen.count} browser moves (30 fps presents a frame every 33 ms). Lower is better; the ratio is what make-before-break saves against a crash. Switch-over (signal to the SDK adopting the new node) at werift viewers: p50 ${drain.p50} ms, p95 ${drain.p95} ms; werift viewers cannot see decoded frames, so they switch on the first bytes and show a gap of p95 ${drainFreeze.p95} ms.`,
       },
     ],
-    details: { kill, drain, join, killFreeze, drainFreeze, browserKillFreeze: killSeen, browserDrainFreeze: drainSeen, rounds, viewersPerRelay: perRelay, browserViewers: browsers },
+    details: { kill, frozen, drain, join, killFreeze, frozenFreeze, drainFreeze, browserKillFreeze: killSeen, browserFrozenFreeze: frozenSeen, browserDrainFreeze: drainSeen, rounds, viewersPerRelay: perRelay, browserViewers: browsers },
     warnings,
     durationMs: Date.now() - started,
   };
