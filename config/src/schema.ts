@@ -103,6 +103,12 @@ export const ConfigSchema = Type.Object(
         maxViewers: Type.Integer({ minimum: 0, default: 200, description: 'Viewers the origin serves itself before the tree spills to relays.' }),
         /** Live streams this origin accepts. */
         maxStreams: Type.Integer({ minimum: 1, default: 50, description: 'Live streams this origin accepts.' }),
+        /** Relay pipes the origin feeds, all streams together (each stream's tree still takes at most K). */
+        maxChildRelays: Type.Integer({
+          minimum: 0,
+          default: 64,
+          description: "Relay pipes the origin feeds, all streams together; each stream's tree takes at most topology.maxChildren of them.",
+        }),
         /** Minimum gap between key frame requests sent to a broadcaster. */
         keyFrameRequestDelayMs: Ms(1000, 0, 'Minimum gap between key frame requests sent to a broadcaster.'),
         /** How long a stream waits for its broadcaster to come back before it ends. */
@@ -114,8 +120,8 @@ export const ConfigSchema = Type.Object(
     ),
     topology: Type.Object(
       {
-        /** K: child relays per node, the origin included. */
-        maxChildren: Type.Integer({ minimum: 1, maximum: 64, default: 3, description: 'K: child relays per node, the origin included.' }),
+        /** K: child relays per node per stream, the origin included. */
+        maxChildren: Type.Integer({ minimum: 1, maximum: 64, default: 3, description: 'K: child relays per node per stream, the origin included.' }),
         heartbeatIntervalMs: Ms(1000, 50),
         /** A node whose heartbeats stop for this long is considered dead. */
         nodeTtlMs: Ms(3000, 100, 'A node whose heartbeats stop for this long is considered dead.'),

@@ -543,9 +543,9 @@ describe.each(factories)('TopologyStore contract: $name', (factory) => {
     });
 
     it.each([
-      ['children first', ['c', 'a']],
-      ['parents first', ['a', 'c']],
-    ])('rebuilds tree entries the store lost (%s)', async (_order, order) => {
+      ['children first', ['c', 'a', 'o'], 3],
+      ['parents first', ['o', 'a', 'c'], 1],
+    ])('rebuilds the tree entries the store lost from the parents\' reports (%s)', async (_order, order, rounds) => {
       await originWithStream(0, 2);
       for (const id of ['a', 'c']) await addNode(store, id, { maxViewers: 5 });
       await place('s', 1); // a under o
@@ -554,18 +554,55 @@ describe.each(factories)('TopologyStore contract: $name', (factory) => {
       await originWithStream(0, 2);
       for (const id of ['a', 'c']) await addNode(store, id, { maxViewers: 5 });
       const reports = {
-        a: snapshot(3, [carried('s', 'o', 1, 3, 1)]),
+        o: snapshot(0, [carried('s', null, 0, 0, ['a'])]),
+        a: snapshot(3, [carried('s', 'o', 1, 3, ['c'])]),
         c: snapshot(2, [carried('s', 'a', 2, 2)]),
       } as const;
-      for (const id of order as ('a' | 'c')[]) expect(await store.heartbeat(id, reports[id], TTL, NOW + 100)).toBe(true);
+      // Each round of heartbeats rebuilds one more level: a parent vouches for its children.
+      for (let r = 0; r < rounds; r++) {
+        for (const id of order as ('o' | 'a' | 'c')[]) expect(await store.heartbeat(id, reports[id], TTL, NOW + 100)).toBe(true);
+      }
       const t = await tree('s');
-      expect(t.get('a')).toMatchObject({ parent: 'o', depth: 1, viewers: 3, children: 1, since: NOW + 100 });
-      expect(t.get('c')).toMatchObject({ parent: 'a', depth: 2, viewers: 2, children: 0 });
+      expect(t.get('a')).toMatchObject({ parent: 'o', depth: 1, children: 1, since: NOW + 100 });
+      expect(t.get('c')).toMatchObject({ parent: 'a', depth: 2, children: 0 });
       expect(t.get('o')?.children).toBe(1);
       expect(await store.nodeStreams('c')).toEqual(['s']);
+      // A node's own heartbeat counts its viewers once it is in the tree.
+      for (const id of ['a', 'c'] as const) await store.heartbeat(id, reports[id], TTL, NOW + 200);
+      expect((await tree('s')).get('a')?.viewers).toBe(3);
+      expect((await tree('s')).get('c')?.viewers).toBe(2);
       expect((await store.getNode('a', NOW))?.load).toEqual({ viewers: 3, children: 1 });
       // The rebuilt tree is used: a (viewers 3 of 5) serves the next viewer.
-      expect(await place('s', 2, [], NOW + 100)).toMatchObject({ nodeId: 'a' });
+      expect(await place('s', 2, [], NOW + 200)).toMatchObject({ nodeId: 'a' });
+    });
+
+    it('never lets a node put itself into a tree: a relay claiming a stream it was not given draws no viewers', async () => {
+      await originWithStream(1, 2);
+      await addNode(store, 'honest', { maxViewers: 5 });
+      await addNode(store, 'hostile', { maxViewers: 100 });
+      await place('s', 2); // the origin
+      await place('s', 2); // honest, under o
+      // hostile claims to carry s under the origin (and to feed a child), at depth 0.
+      await store.heartbeat('hostile', snapshot(50, [carried('s', 'o', 0, 50, ['honest'])]), TTL, NOW + 100);
+      await store.heartbeat('hostile', snapshot(50, [carried('s', 'o', 0, 50, ['honest'])]), TTL, NOW + 7000);
+      const t = await tree('s');
+      expect(t.has('hostile')).toBe(false);
+      expect(t.get('o')?.children).toBe(1);
+      expect(t.get('honest')).toMatchObject({ parent: 'o', depth: 1 });
+      expect(await store.nodeStreams('hostile')).toEqual([]);
+      for (let i = 0; i < 4; i++) expect((await place('s', 2, [], NOW + 7000)).nodeId).toBe('honest');
+    });
+
+    it('a parent cannot vouch for a relay already in the tree elsewhere, nor for itself or an unknown node', async () => {
+      await originWithStream(0, 2);
+      for (const id of ['a', 'b']) await addNode(store, id, { maxViewers: 1 });
+      await place('s', 2);
+      await place('s', 2); // a and b both under o
+      await store.heartbeat('a', snapshot(1, [carried('s', 'o', 1, 1, ['b', 'a', 'nobody'])]), TTL, NOW + 100);
+      const t = await tree('s');
+      expect(t.get('b')).toMatchObject({ parent: 'o', depth: 1 });
+      expect(t.get('a')).toMatchObject({ parent: 'o', children: 0 });
+      expect(t.has('nobody')).toBe(false);
     });
 
     it('ignores reported streams the store does not know', async () => {

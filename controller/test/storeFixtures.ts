@@ -53,8 +53,9 @@ export function snapshot(viewers: number, streams: CarriedStream[]): NodeSnapsho
   return { stats: stats(viewers, streams.reduce((n, s) => n + s.children, 0)), streams };
 }
 
-export function carried(streamId: string, parentNodeId: string | null, depth: number, viewers: number, children = 0): CarriedStream {
-  return { streamId, parentNodeId, depth, viewers, children, bitrateOutKbps: 1500 };
+/** One stream as a node reports it; `childNodeIds` are the relays its pipes feed (their count is `children`). */
+export function carried(streamId: string, parentNodeId: string | null, depth: number, viewers: number, childNodeIds: string[] = []): CarriedStream {
+  return { streamId, parentNodeId, depth, viewers, children: childNodeIds.length, childNodeIds, bitrateOutKbps: 1500 };
 }
 
 /** Resolves the CascadeError code a promise rejects with (fails if it resolves or throws anything else). */

@@ -16,7 +16,7 @@ interface Topology {
   depth: number;
   viewers: number;
   relayShare: number;
-  nodes: { id: string; kind: string; volunteer: boolean; parent: string | null; depth: number; viewers: number; children: number }[];
+  nodes: { id: string; kind: string; volunteer: boolean; parent: string | null; depth: number; viewers: number; children: number; bitrateOutKbps: number }[];
 }
 
 /**
@@ -87,7 +87,55 @@ describe('relay tree', () => {
       return t.viewers === 5 ? t : undefined;
     }, { what: 'five viewers counted' });
     expect(topo.relayShare).toBeCloseTo(4 / 5);
-    for (const n of topo.nodes) expect(n.viewers).toBe(1);
+    for (const n of topo.nodes) {
+      expect(n.viewers).toBe(1);
+      expect(n.children, n.id).toBe(topo.nodes.filter((c) => c.parent === n.id).length);
+    }
+    // Every node serves a viewer, so every node reports the media it sends out.
+    const rates = await waitFor(async () => {
+      const t = (await getJson<Topology>(`${origin.url}/api/streams/${broadcaster.streamId}/topology`)).body;
+      return t.nodes.every((n) => n.bitrateOutKbps > 0) ? t.nodes : undefined;
+    }, { what: 'every node reporting its bitrate out' });
+    expect(rates.length).toBe(5);
+  });
+
+  it('a viewer may enter at any node: a relay asks the controller and redirects it', async () => {
+    // Every node is full for this stream, so the controller says so through the relay.
+    const refused = await startNodeViewer(relays[0]!.url, broadcaster.streamId).then(
+      (v) => {
+        v.stop();
+        return 'served';
+      },
+      (err: Error & { code?: string }) => err.code ?? err.message,
+    );
+    expect(refused).toBe('CASCADE_ERR_NODE_CAPACITY');
+    // With room on a new relay, a viewer entering at a relay is placed there through the controller.
+    relays.push(await startRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: 'dedicated4' }), maxViewers: 1, maxChildren: 2 }));
+    const v = await startNodeViewer(relays[0]!.url, broadcaster.streamId);
+    viewers.push(v);
+    expect(v.watch.nodeId).toBe(relays[4]!.nodeId);
+    const start = v.counters.frames;
+    await waitFor(() => v.counters.frames >= start + 20, { what: 'the viewer that entered at a relay to receive frames', timeoutMs: 30_000 });
+  });
+
+  it('a second stream spills to relays too: K counts per stream, the origin feeds several trees', async () => {
+    const second = await startChromiumBroadcaster(origin.url);
+    try {
+      for (let i = 5; i < 7; i++) {
+        relays.push(await startRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: `dedicated${i}` }), maxViewers: 1, maxChildren: 2 }));
+      }
+      const mine: NodeViewer[] = [];
+      for (let i = 0; i < 2; i++) mine.push(await startNodeViewer(origin.url, second.streamId));
+      viewers.push(...mine);
+      const topo = (await getJson<Topology>(`${origin.url}/api/streams/${second.streamId}/topology`)).body;
+      const root = topo.nodes.find((n) => n.kind === 'origin')!;
+      expect(topo.nodes.filter((n) => n.parent === root.id).length).toBe(2);
+      expect(new Set(mine.map((v) => v.watch.nodeId))).toEqual(new Set([relays[5]!.nodeId, relays[6]!.nodeId]));
+      const before = mine.map((v) => v.counters.frames);
+      await waitFor(() => mine.every((v, i) => v.counters.frames >= before[i]! + 20), { what: "the second stream's viewers to receive frames", timeoutMs: 30_000 });
+    } finally {
+      await second.stop();
+    }
   });
 
   it('each relay reports its own viewers on /healthz and /metrics', async () => {

@@ -139,7 +139,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
           viewerCountIntervalMs: 2000,
         },
         maxViewers: config.origin.maxViewers,
-        maxChildren: config.topology.maxChildren,
+        maxChildRelays: config.origin.maxChildRelays,
         heartbeatIntervalMs: config.topology.heartbeatIntervalMs,
       },
       { logger: log, upgrades, controller, tokens },

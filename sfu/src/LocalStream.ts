@@ -44,7 +44,8 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
   parentNodeId: string | null = null;
   readonly createdAt: number;
   readonly #sources = new Map<MediaKind, types.Producer>();
-  readonly #users = { viewers: new Set<string>(), children: new Set<string>() };
+  /** Viewer sessions; child pipe sessions with the relay each feeds. */
+  readonly #users = { viewers: new Set<string>(), children: new Map<string, string>() };
   #state: StreamState;
   #depth: number;
   #closed = false;
@@ -81,6 +82,10 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
   get childCount(): number {
     return this.#users.children.size;
   }
+  /** The relays fed by pipe (one id per relay, even while a move runs two pipes to it). */
+  get childNodeIds(): string[] {
+    return [...new Set(this.#users.children.values())];
+  }
 
   setState(state: StreamState): void {
     if (this.#closed || state === this.#state) return;
@@ -109,8 +114,12 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
     if (old && old !== producer) old.close();
   }
 
-  addUser(kind: 'viewers' | 'children', id: string): void {
-    this.#users[kind].add(id);
+  addViewer(sessionId: string): void {
+    this.#users.viewers.add(sessionId);
+  }
+
+  addChild(sessionId: string, nodeId: string): void {
+    this.#users.children.set(sessionId, nodeId);
   }
 
   removeUser(kind: 'viewers' | 'children', id: string): void {

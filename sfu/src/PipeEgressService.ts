@@ -95,7 +95,7 @@ export class PipeEgressService implements NodeService {
     stream.on('sourceadd', onSource);
     stream.on('statechange', onState);
     stream.on('depthchange', onDepth);
-    stream.addUser('children', session.id);
+    stream.addChild(session.id, childId);
     session.once('close', () => {
       stream.off('sourceadd', onSource);
       stream.off('statechange', onState);

@@ -89,7 +89,7 @@ export class ViewerService implements NodeService {
     session.claimRole('viewer', stream.id);
     const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), subscribed: false };
     this.#states.set(session, state);
-    stream.addUser('viewers', session.id);
+    stream.addViewer(session.id);
     const onState = (s: LocalStream['state']) => session.notify('stream.state', { streamId: stream.id, state: s });
     const onSource = (producer: types.Producer) => {
       if (!state.subscribed) return;

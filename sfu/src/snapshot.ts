@@ -16,6 +16,7 @@ export function nodeSnapshot(node: MediaNode, meter: TrafficMeter): { stats: Nod
       depth: s.depth,
       viewers: s.viewerCount,
       children: s.childCount,
+      childNodeIds: s.childNodeIds,
       bitrateOutKbps: Math.round(t.perStream.get(s.id)?.bitrateOutKbps ?? 0),
     }));
   return {

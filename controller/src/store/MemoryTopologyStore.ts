@@ -57,8 +57,10 @@ export class MemoryTopologyStore implements TopologyStore {
     this.#open();
     if (!this.#nodes.has(nodeId)) return false;
     this.#expiry.set(nodeId, now + ttlMs);
-    // Viewers are the node's to count; the tree's structure (parents, children) is the
-    // controller's, so a report only fills in entries the store lost.
+    // Viewers are the node's to count; the tree's structure is the controller's. A node never
+    // puts itself into a tree: an untrusted relay could claim any stream and draw its viewers.
+    // Entries the store lost (a Redis restart) come back top-down instead, from each parent's
+    // report of the relays its pipes actually feed; the root is the origin, which is trusted.
     const r = reconcileCount(this.#viewers.get(nodeId) ?? 0, snapshot.stats.viewers, this.#viewersOverSince.get(nodeId) ?? 0, now);
     this.#viewers.set(nodeId, r.value);
     this.#viewersOverSince.set(nodeId, r.overSince);
@@ -69,19 +71,14 @@ export class MemoryTopologyStore implements TopologyStore {
       reported.add(cs.streamId);
       const tree = this.#tree(cs.streamId);
       const e = tree.get(nodeId);
-      if (e) {
-        const er = reconcileCount(e.viewers, cs.viewers, e.overSince ?? 0, now);
-        e.viewers = er.value;
-        e.overSince = er.overSince;
-        e.bitrateOutKbps = cs.bitrateOutKbps;
-        if (cs.parentNodeId === e.parent) e.depth = cs.depth;
-        continue;
+      if (!e) continue;
+      const er = reconcileCount(e.viewers, cs.viewers, e.overSince ?? 0, now);
+      e.viewers = er.value;
+      e.overSince = er.overSince;
+      e.bitrateOutKbps = cs.bitrateOutKbps;
+      for (const childId of cs.childNodeIds ?? []) {
+        if (childId !== nodeId && this.#nodes.has(childId) && !tree.has(childId)) this.#attach(cs.streamId, childId, nodeId, now);
       }
-      let children = 0;
-      for (const x of tree.values()) if (x.parent === nodeId) children++;
-      tree.set(nodeId, { nodeId, parent: cs.parentNodeId, depth: cs.depth, viewers: cs.viewers, children, since: now });
-      this.#streamsOf(nodeId).add(cs.streamId);
-      if (cs.parentNodeId !== null) this.#addChildCount(cs.streamId, cs.parentNodeId, 1);
     }
     for (const streamId of [...this.#streamsOf(nodeId)]) {
       if (reported.has(streamId)) continue;

@@ -236,6 +236,15 @@ local function ensureRoot(s, stream, now)
   end
 end
 
+-- Put a node into a stream's tree under parent; returns its depth.
+local function attach(s, id, parent, now)
+  local depth = getEntry(s, parent).depth + 1
+  putEntry(s, { nodeId = id, parent = parent, depth = depth, viewers = 0, children = 0, since = now })
+  redis.call('SADD', nodeStreamsKey(id), s)
+  addChildCount(s, parent, 1)
+  return depth
+end
+
 local function excludeSet(json)
   local set = {}
   for _, id in ipairs(cjson.decode(json)) do set[id] = true end
@@ -271,23 +280,20 @@ elseif cmd == 'heartbeat' then
   for _, cs in ipairs(snap.streams) do
     if redis.call('HEXISTS', STREAMS, cs.streamId) == 1 then
       reported[cs.streamId] = true
+      -- A node never puts itself into a tree (see MemoryTopologyStore.heartbeat).
       local e = getEntry(cs.streamId, id)
       if e then
         local ev, eover = reconcile(e.viewers, cs.viewers, e.overSince or 0, now)
         e.viewers = ev
         e.overSince = eover
         e.bitrateOutKbps = cs.bitrateOutKbps
-        if (isNull(cs.parentNodeId) and isNull(e.parent)) or cs.parentNodeId == e.parent then e.depth = cs.depth end
         putEntry(cs.streamId, e)
-      else
-        local children = 0
-        local all = redis.call('HVALS', treeKey(cs.streamId))
-        for _, raw in ipairs(all) do
-          if cjson.decode(raw).parent == id then children = children + 1 end
+        for _, c in ipairs(cs.childNodeIds or {}) do
+          if c ~= id and redis.call('HEXISTS', NODES, c) == 1 and redis.call('HEXISTS', treeKey(cs.streamId), c) == 0 then
+            attach(cs.streamId, c, id, now)
+            refresh(c)
+          end
         end
-        putEntry(cs.streamId, { nodeId = id, parent = cs.parentNodeId, depth = cs.depth, viewers = cs.viewers, children = children, since = now })
-        redis.call('SADD', nodeStreamsKey(id), cs.streamId)
-        if not isNull(cs.parentNodeId) then addChildCount(cs.streamId, cs.parentNodeId, 1) end
       end
     end
   end
@@ -368,10 +374,7 @@ elseif cmd == 'place' then
   end)
   local parent = relay and pickParent(s, K, now, exclude, nil)
   if relay and parent then
-    local depth = getEntry(s, parent).depth + 1
-    putEntry(s, { nodeId = relay, parent = parent, depth = depth, viewers = 0, children = 0, since = now })
-    redis.call('SADD', nodeStreamsKey(relay), s)
-    addChildCount(s, parent, 1)
+    local depth = attach(s, relay, parent, now)
     addViewer(s, relay)
     return result(relay, { nodeId = relay, parentId = parent, depth = depth, parentUrl = getNode(parent).url, childIp = getNode(relay).mediaIp })
   end

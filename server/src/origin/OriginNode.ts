@@ -18,9 +18,10 @@ import { PublisherService, type PublisherServiceOptions } from './PublisherServi
 export interface OriginNodeOptions {
   media: Omit<MediaNodeOptions, 'kind'>;
   publisher: Omit<PublisherServiceOptions, 'iceServers'>;
-  /** Viewers the origin serves itself; K child relays. */
+  /** Viewers the origin serves itself. */
   maxViewers: number;
-  maxChildren: number;
+  /** Relay pipes it feeds, all streams together (K per stream is the placement policy's). */
+  maxChildRelays: number;
   heartbeatIntervalMs: number;
 }
 
@@ -67,7 +68,7 @@ export class OriginNode {
       owner: 'origin',
       url: options.media.publicUrl,
       mediaIp: node.pipeListenIp.announcedIp,
-      capacity: { maxViewers: options.maxViewers, maxChildren: options.maxChildren, upKbps: 0, downKbps: 0 },
+      capacity: { maxViewers: options.maxViewers, maxChildren: options.maxChildRelays, upKbps: 0, downKbps: 0 },
       registeredAt: Date.now(),
     };
     node.control = this.#controlPlane();
