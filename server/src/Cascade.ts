@@ -168,7 +168,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
       }),
     }),
   );
-  if (config.webDemo.enabled) app.use(webDemoRouter());
+  if (config.webDemo.enabled) app.use(webDemoRouter({ publicUrl: config.http.publicUrl }));
   app.use(errorHandler(log));
 
   log.info({ url: publicUrl, roles: config.roles, mode: config.mode, store: store.kind, listenIps }, 'cascade listening');

@@ -27,6 +27,11 @@ const demo: DemoState = { page: document.body.dataset.page ?? '', state: 'init',
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const origin = window.location.origin;
+/**
+ * Where other people reach this deployment (`http.publicUrl`, put in the page by the server):
+ * share links use it. Without one, the page's own address, which may be localhost.
+ */
+const publicUrl = document.querySelector<HTMLMetaElement>('meta[name="cascade-public-url"]')?.content.replace(/\/+$/, '') || origin;
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -40,6 +45,8 @@ function showError(err: unknown): void {
   box.innerHTML = `<strong>${escapeHtml(friendly(code))}</strong><br><span class="muted">${escapeHtml(e.message ?? '')}</span><br><code>${escapeHtml(code)}</code>`;
   box.hidden = false;
 }
+
+const isAuthError = (err: unknown) => String((err as CascadeError | undefined)?.code ?? '').startsWith('CASCADE_ERR_AUTH_');
 
 function friendly(code: string): string {
   if (code.startsWith('CASCADE_ERR_AUTH_')) return 'You are not allowed to broadcast (bad or expired token).';
@@ -77,6 +84,17 @@ async function home(): Promise<void> {
 
 // ---------------------------------------------------------------- broadcast
 
+const DEV_TOKEN_KEY = 'cascade-token';
+
+/** A broadcast token from a development server (`/api/dev/token`), kept for this tab. */
+async function devToken(): Promise<string> {
+  const res = await fetch('/api/dev/token');
+  if (!res.ok) throw Object.assign(new Error('this server needs a broadcast token (?token=…)'), { code: 'CASCADE_ERR_AUTH_MISSING_TOKEN' });
+  const { token } = (await res.json()) as { token: string };
+  sessionStorage.setItem(DEV_TOKEN_KEY, token);
+  return token;
+}
+
 async function broadcastPage(): Promise<void> {
   const preview = $<HTMLVideoElement>('preview');
   const goLive = $<HTMLButtonElement>('goLive');
@@ -108,16 +126,24 @@ async function broadcastPage(): Promise<void> {
     status.textContent = 'Connecting…';
     demo.state = 'connecting';
     try {
-      // A token in the URL (?token=…) is used as given; otherwise the development server hands one out.
-      let token = params.get('token') ?? sessionStorage.getItem('cascade-token');
-      if (!token) {
-        const res = await fetch('/api/dev/token');
-        if (!res.ok) throw Object.assign(new Error('this server needs a broadcast token (?token=…)'), { code: 'CASCADE_ERR_AUTH_MISSING_TOKEN' });
-        token = ((await res.json()) as { token: string }).token;
-        sessionStorage.setItem('cascade-token', token);
-      }
       const title = ($<HTMLInputElement>('title').value || '').trim();
-      session = await broadcast({ url: origin, token, stream: camera, ...(title ? { title } : {}) });
+      const start = (token: string) => broadcast({ url: origin, token, stream: camera, ...(title ? { title } : {}) });
+      // A token in the URL (?token=…) is used as given; otherwise the development server hands one out.
+      const given = params.get('token');
+      if (given) {
+        session = await start(given);
+      } else {
+        const cached = sessionStorage.getItem(DEV_TOKEN_KEY);
+        try {
+          session = await start(cached ?? (await devToken()));
+        } catch (err) {
+          // A cached token dies with the server that signed it (a development server without a
+          // secret signs with a new random one each run): drop it and try once with a fresh one.
+          if (!cached || !isAuthError(err)) throw err;
+          sessionStorage.removeItem(DEV_TOKEN_KEY);
+          session = await start(await devToken());
+        }
+      }
     } catch (err) {
       showError(err);
       status.textContent = 'Not live.';
@@ -128,7 +154,7 @@ async function broadcastPage(): Promise<void> {
     const b = session;
     demo.state = 'live';
     demo.streamId = b.streamId;
-    const watchUrl = `${origin}/watch/${encodeURIComponent(b.streamId)}`;
+    const watchUrl = `${publicUrl}/watch/${encodeURIComponent(b.streamId)}`;
     $('setup').hidden = true;
     $('liveInfo').hidden = false;
     $('livePill').hidden = false;
@@ -173,12 +199,15 @@ const MESSAGES: Record<string, [string, string]> = {
   nodelost: ['Reconnecting…', 'Moving you to another server.'],
   ended: ['This stream has ended', 'Thanks for watching.'],
   notfound: ['Stream not found', 'Check the link, or see who is live now.'],
+  denied: ['This stream needs an invitation', 'Watching it takes a link with a valid watch token (…/watch/<id>?token=…). Ask the broadcaster for one.'],
   error: ['Cannot play this stream', ''],
 };
 
 async function watchPage(): Promise<void> {
   const streamId = decodeURIComponent(window.location.pathname.split('/').pop() ?? '');
   demo.streamId = streamId;
+  // Deployments with auth.watchTokenRequired hand out watch links with ?token=<watch token>.
+  const token = new URLSearchParams(window.location.search).get('token');
   const video = $<HTMLVideoElement>('video');
   const setMessage = (key: keyof typeof MESSAGES | null, extra = '') => {
     const overlay = $('overlay');
@@ -208,7 +237,7 @@ async function watchPage(): Promise<void> {
 
   let w: Watch;
   try {
-    w = await watch({ url: origin, streamId });
+    w = await watch({ url: origin, streamId, ...(token ? { token } : {}) });
   } catch (err) {
     const code = (err as CascadeError).code ?? 'CASCADE_ERR_INTERNAL';
     demo.error = { code, message: (err as Error).message };
@@ -218,6 +247,9 @@ async function watchPage(): Promise<void> {
     } else if (code === 'CASCADE_ERR_STREAM_ENDED') {
       setState('ended');
       setMessage('ended');
+    } else if (isAuthError(err)) {
+      setState('denied');
+      setMessage('denied', `${escapeHtml(MESSAGES.denied![1])}<br><code>${escapeHtml(code)}</code>`);
     } else {
       setState('error');
       setMessage('error', `${escapeHtml((err as Error).message)}<br><code>${escapeHtml(code)}</code>`);
