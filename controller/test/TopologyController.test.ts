@@ -125,16 +125,52 @@ describe('TopologyController', () => {
     expect(await store.getNode('rA', clock.t)).toBeUndefined();
   });
 
-  it('a relay unhealthy for three heartbeats is demoted and its children moved; five healthy ones restore it', async () => {
-    const { controller, store } = await setup();
-    const r = record('rA', 'relay', { maxViewers: 5 });
-    await controller.registerNode(r, 'ready');
-    for (let i = 0; i < 2; i++) await controller.nodeHeartbeat(r, 'ready', snap(0, { lossRate: 0.5 }));
-    expect((await store.getNode('rA', clock.t))?.status).toBe('ready');
-    await controller.nodeHeartbeat(r, 'ready', snap(0, { lossRate: 0.5 }));
-    expect((await store.getNode('rA', clock.t))?.status).toBe('demoted');
-    for (let i = 0; i < 5; i++) await controller.nodeHeartbeat(r, 'demoted', snap(0));
-    expect((await store.getNode('rA', clock.t))?.status).toBe('ready');
+  it.each([
+    { path: 'packet loss over demoteLossRate', unhealthy: { lossRate: 0.5 } },
+    { path: 'CPU over demoteCpu', unhealthy: { cpu: 0.95 } },
+  ])('a relay with $path for three heartbeats is demoted and its child relay moved to another parent; five healthy ones restore it', async ({ unhealthy }) => {
+    const { controller, store, assigns, flush } = await setup({ originBudget: 0 });
+    for (const id of ['rA', 'rB', 'rC']) await controller.registerNode(record(id, 'relay', { maxViewers: 1 }), 'ready');
+    // Origin K = 2 is full after rA and rB; the third viewer's relay hangs below one of them.
+    for (let i = 0; i < 3; i++) await controller.placeViewer({ streamId: 'stream1' });
+    await flush();
+    const child = (await store.getTree('stream1')).find((e) => e.depth === 2)!;
+    expect(child, 'a relay fed by another relay').toBeDefined();
+    const demoted = record(child.parent!, 'relay', { maxViewers: 1 });
+    const other = ['rA', 'rB'].find((id) => id !== demoted.id)!;
+    // What the lossy or overloaded parent honestly reports: one viewer, feeding the child.
+    const report = (o: Partial<NodeSnapshot['stats']>): NodeSnapshot => ({
+      ...snap(1, { children: 1, ...o }),
+      streams: [{ streamId: 'stream1', parentNodeId: 'origin', depth: 1, viewers: 1, children: 1, childNodeIds: [child.nodeId], bitrateOutKbps: 500 }],
+    });
+    const reparented = vi.fn();
+    controller.observer.on('reparent', reparented);
+    assigns.length = 0;
+
+    for (let i = 0; i < 2; i++) await controller.nodeHeartbeat(demoted, 'ready', report(unhealthy));
+    await flush();
+    expect((await store.getNode(demoted.id, clock.t))?.status).toBe('ready');
+    expect((await store.getTree('stream1')).find((e) => e.nodeId === child.nodeId)?.parent).toBe(demoted.id);
+    expect(assigns).toHaveLength(0);
+
+    await controller.nodeHeartbeat(demoted, 'ready', report(unhealthy));
+    await flush();
+    expect((await store.getNode(demoted.id, clock.t))?.status).toBe('demoted');
+    const moved = (await store.getTree('stream1')).find((e) => e.nodeId === child.nodeId)!;
+    expect(moved.parent).toBe(other);
+    expect(moved.depth).toBe(2);
+    expect(reparented).toHaveBeenCalledTimes(1);
+    expect(reparented).toHaveBeenCalledWith('stream1', child.nodeId, other);
+    // The child is told to pull from its new parent, with a ticket for that parent.
+    expect(assigns).toHaveLength(1);
+    expect(assigns[0]).toMatchObject({ nodeId: child.nodeId, parent: { nodeId: other, url: `http://${other}.test:8080` } });
+    expect(jwt.decode(assigns[0]!.ticket)).toMatchObject({ kind: 'pipe', node: other, child: child.nodeId });
+
+    const healthy = (): NodeSnapshot => ({ ...report({}), streams: [{ ...report({}).streams[0]!, children: 0, childNodeIds: [] }] });
+    for (let i = 0; i < 4; i++) await controller.nodeHeartbeat(demoted, 'demoted', healthy());
+    expect((await store.getNode(demoted.id, clock.t))?.status).toBe('demoted');
+    await controller.nodeHeartbeat(demoted, 'demoted', healthy());
+    expect((await store.getNode(demoted.id, clock.t))?.status).toBe('ready');
   });
 
   it('drainNode() stops new placements on the node', async () => {

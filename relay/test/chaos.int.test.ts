@@ -41,6 +41,28 @@ afterAll(async () => {
   await browser?.close();
 });
 
+/** Viewer placements a server process's controller decided (cascade_controller_placements_total). */
+async function placements(url: string): Promise<number> {
+  const res = await fetch(`${url}/metrics`);
+  expect(res.status).toBe(200);
+  const text = await res.text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('cascade_controller_placements_total{'))
+    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
+/** A process's JSON log lines (pino) seen so far. */
+function logEntries(p: NodeProcess): Record<string, unknown>[] {
+  return p.logs.flatMap((line) => {
+    try {
+      return [JSON.parse(line) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
+}
+
 async function topology(url: string, streamId: string): Promise<TopoNode[]> {
   return (await getJson<{ nodes: TopoNode[] }>(`${url}/api/streams/${streamId}/topology`)).body.nodes ?? [];
 }
@@ -97,13 +119,39 @@ describe('a relay dies (kill -9) while serving viewers and a child relay', () =>
     const hit = viewers.filter((v) => v.watch.nodeId === victim.nodeId);
     const childViewers = viewers.filter((v) => v.watch.nodeId === child.id);
     expect(hit.length).toBeGreaterThan(0);
+    // What the killed relay's viewers had: the MediaStream a <video> would hold, and its video track.
+    const had = hit.map((v) => ({
+      reconnects: v.counters.reconnects,
+      keyframes: v.counters.keyframes,
+      tracks: v.videoTracks,
+      mediaStream: v.watch.mediaStream,
+      videoTrack: v.watch.mediaStream.getVideoTracks()[0],
+    }));
+    for (const h of had) expect(h.videoTrack).toBeDefined();
+    const keyframeTracks = hit.map(() => [] as number[]);
+    hit.forEach((v, i) => (v.onFrame = (_at, key, track) => key && keyframeTracks[i]!.push(track)));
 
     await victim.kill();
     await allReceive(viewers, 20, 'every viewer (those of the killed relay and of its child) to receive media again');
-    for (const v of hit) {
+    // A fresh key frame on the new node's track (requested on recovery), not one from before the kill.
+    await waitFor(() => hit.every((_v, i) => keyframeTracks[i]!.some((t) => t > had[i]!.tracks)), {
+      what: "a key frame on each failed-over viewer's new track",
+      timeoutMs: RECOVERY_MS,
+    });
+    hit.forEach((v, i) => {
+      const h = had[i]!;
       expect(v.watch.nodeId).not.toBe(victim.nodeId);
       expect(v.counters.ended).toBe(false);
-    }
+      // The SDK surfaced the failover as a reconnect episode.
+      expect(v.counters.reconnects).toBeGreaterThanOrEqual(h.reconnects + 1);
+      expect(v.counters.keyframes).toBeGreaterThan(h.keyframes);
+      // Same MediaStream object, now holding the new node's track (the one delivering frames) instead of the dead one.
+      expect(v.watch.mediaStream).toBe(h.mediaStream);
+      const now = h.mediaStream.getVideoTracks();
+      expect(now).toHaveLength(1);
+      expect(now[0]).not.toBe(h.videoTrack);
+      expect(now[0]).toBe(v.liveVideoTrack);
+    });
     for (const v of childViewers) expect(v.counters.ended).toBe(false);
     const after = await waitFor(async () => {
       const t = await topology(origin.url, b.streamId);
@@ -117,23 +165,44 @@ describe('a relay drains on SIGTERM', () => {
   const d = treeDeployment();
   afterAll(() => d.stop());
 
-  it('moves its viewers and children away, no viewer sees "ended", then exits 0', async () => {
-    await d.start({ relays: 3, maxViewers: 4, viewers: 6, prefix: 'd' });
+  it('moves its viewers and its child relay away (make-before-break), no viewer sees "ended" or reconnects, then exits 0', async () => {
+    await d.start({ relays: 4, maxViewers: 3, viewers: 7, prefix: 'd' });
     const { origin, relays, b, viewers } = d;
     const before = await topology(origin.url, b.streamId);
-    const busiest = before.filter((n) => n.kind === 'relay').sort((x, y) => y.viewers - x.viewers)[0]!;
-    const leaving = relays.find((r) => r.nodeId === busiest.id)!;
+    // The relay that feeds a child relay and serves viewers.
+    const leavingNode = before.find((n) => n.kind === 'relay' && before.some((c) => c.parent === n.id) && n.viewers > 0);
+    expect(leavingNode, JSON.stringify(before)).toBeDefined();
+    const child = before.find((c) => c.parent === leavingNode!.id)!;
+    const leaving = relays.find((r) => r.nodeId === leavingNode!.id)!;
     const moved = viewers.filter((v) => v.watch.nodeId === leaving.nodeId);
+    const childViewers = viewers.filter((v) => v.watch.nodeId === child.id);
     expect(moved.length).toBeGreaterThan(0);
+    expect(childViewers.length, 'the child relay serves viewers too').toBeGreaterThan(0);
 
     const code = await leaving.stop('SIGTERM');
     expect(code).toBe(0);
     expect(leaving.logs.join('\n')).toContain('moving viewers and child relays away');
+    const after = await waitFor(async () => {
+      const t = await topology(origin.url, b.streamId);
+      return t.every((n) => n.id !== leaving.nodeId) && t.find((n) => n.id === child.id)?.parent ? t : undefined;
+    }, { what: 'the drained relay gone from the topology and its child re-parented', timeoutMs: RECOVERY_MS });
+    const newParent = after.find((n) => n.id === child.id)!.parent;
+    expect(newParent).not.toBe(leaving.nodeId);
+    // The child relay switched pipes make-before-break: it pulled from its new parent while the
+    // draining one still fed it, and never lost a parent (which it would log and report).
+    const childLog = logEntries(relays.find((r) => r.nodeId === child.id)!);
+    expect(childLog.filter((l) => l.msg === 'parent lost'), 'the child relay lost its parent').toEqual([]);
+    expect(childLog.some((l) => l.msg === 'carrying stream' && l.parentId === newParent && l.moved === true)).toBe(true);
     await allReceive(viewers, 20, 'every viewer to keep receiving media after the drain');
     for (const v of viewers) expect(v.counters.ended).toBe(false);
     for (const v of moved) expect(v.watch.nodeId).not.toBe(leaving.nodeId);
-    // A planned move is make-before-break: the SDK switched nodes without a reconnect episode.
-    expect(moved.every((v) => v.counters.reconnects === 0)).toBe(true);
+    // A planned move is make-before-break: the SDK switched nodes without a reconnect episode,
+    // and the child relay's viewers stayed where they were while their relay changed parent.
+    for (const v of moved) expect(v.counters.reconnects).toBe(0);
+    for (const v of childViewers) {
+      expect(v.counters.reconnects).toBe(0);
+      expect(v.watch.nodeId).toBe(child.id);
+    }
   });
 });
 
@@ -159,10 +228,13 @@ describe('the control plane restarts', () => {
     // Nothing here: each test leaves the deployment running for the next one.
   });
 
+  /** Settings every server process of this deployment shares (the restarted controller too). */
+  const env = () => ({ CASCADE_REDIS_URL: redis.url, CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_TOPOLOGY_MAX_CHILDREN: '2' });
+  const controllerEnv = () => ({ ...env(), CASCADE_ROLES: '["controller"]' });
+
   it('sets up: origin + separate controller instance on one Redis, relays on the controller', async () => {
-    const env = { CASCADE_REDIS_URL: redis.url, CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_TOPOLOGY_MAX_CHILDREN: '2' };
-    origin = await startServer({ env });
-    controller = await startServer({ env: { ...env, CASCADE_ROLES: '["controller"]' } });
+    origin = await startServer({ env: env() });
+    controller = await startServer({ env: controllerEnv() });
     for (let i = 0; i < 2; i++) relays.push(await startRelay({ controllerUrl: controller.url, token: relayToken(`c${i}`), maxViewers: 3 }));
     b = await startChromiumBroadcaster(origin.url, browser);
     for (let i = 0; i < 4; i++) viewers.push(await startNodeViewer(origin.url, b.streamId));
@@ -174,13 +246,19 @@ describe('the control plane restarts', () => {
     const port = controller.port;
     await controller.kill();
     await allReceive(viewers, 20, 'media to keep flowing without the controller');
-    controller = await startServer({ port, env: { CASCADE_REDIS_URL: redis.url, CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_ROLES: '["controller"]' } });
+    controller = await startServer({ port, env: controllerEnv() });
     await waitFor(async () => {
       const h = await Promise.all(relays.map((r) => getJson<{ controller: string }>(`${r.url}/healthz`)));
       return h.every((x) => x.body.controller === 'ready');
     }, { what: 'relays registered again', timeoutMs: RECOVERY_MS });
-    // A new viewer joins (through the origin, placed on a relay).
-    viewers.push(await waitFor(() => startNodeViewer(origin.url, b.streamId), { what: 'a new join', timeoutMs: RECOVERY_MS }));
+    // A new viewer joins at a relay. The origin would place it with its own embedded controller
+    // (a server process always embeds one, whatever its roles), which never died; a relay asks
+    // the controller it is registered with, i.e. the restarted one.
+    expect(await placements(controller.url)).toBe(0);
+    const joined = await waitFor(() => startNodeViewer(relays[0]!.url, b.streamId), { what: 'a new join', timeoutMs: RECOVERY_MS });
+    viewers.push(joined);
+    expect(await placements(controller.url)).toBeGreaterThanOrEqual(1);
+    expect(relays.map((r) => r.nodeId)).toContain(joined.watch.nodeId);
     await allReceive(viewers);
   });
 

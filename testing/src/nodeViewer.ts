@@ -24,6 +24,11 @@ export interface NodeViewer {
   onFrame?: (at: number, key: boolean, track: number) => void;
   /** Video tracks received so far (see onFrame). */
   videoTracks: number;
+  /**
+   * The video track that delivered the latest complete frame. After a failover it is the new
+   * node's track; a page's `<video>` plays it only if it sits in `watch.mediaStream`.
+   */
+  liveVideoTrack: MediaStreamTrack | undefined;
   stop(): void;
 }
 
@@ -34,7 +39,7 @@ export interface NodeViewer {
 export async function startNodeViewer(url: string, streamId: string): Promise<NodeViewer> {
   installWeriftGlobals();
   const counters = { packets: 0, bytes: 0, frames: 0, keyframes: 0, reconnects: 0, ended: false, nodeIds: [] as string[] };
-  const viewer: NodeViewer = { watch: undefined as unknown as Watch, counters, videoTracks: 0, stop: () => w.stop() };
+  const viewer: NodeViewer = { watch: undefined as unknown as Watch, counters, videoTracks: 0, liveVideoTrack: undefined, stop: () => w.stop() };
   const w = new Watch({
     url,
     streamId,
@@ -55,6 +60,7 @@ export async function startNodeViewer(url: string, streamId: string): Promise<No
       if (!rtp.header.marker) return;
       counters.frames++;
       if (inKeyframe) counters.keyframes++;
+      viewer.liveVideoTrack = track;
       viewer.onFrame?.(Date.now(), inKeyframe, seq);
       inKeyframe = false;
     });
