@@ -7,7 +7,9 @@ import {
   RawClient,
   demoState,
   framesGrow,
+  freePort,
   goLive,
+  issueToken,
   launchChromium,
   startServer,
   videoStats,
@@ -18,15 +20,20 @@ import {
 /**
  * The demo as a user meets it: Debian's Chromium with a fake camera goes live on /broadcast,
  * two /watch pages decode the stream, bad tokens and unknown ids give clear messages.
+ * The server's public URL (http.publicUrl) is http://localhost:<port> while the browser opens
+ * http://127.0.0.1:<port>: the share link must be built from the former.
  */
 const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts');
 let origin: NodeProcess;
+let publicUrl: string;
 let browser: Browser;
 let ctx: BrowserContext;
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  origin = await startServer();
+  const port = await freePort();
+  publicUrl = `http://localhost:${port}`;
+  origin = await startServer({ port, env: { CASCADE_HTTP_PUBLIC_URL: `${publicUrl}/` } });
   browser = await launchChromium();
   ctx = await browser.newContext({ viewport: { width: 1280, height: 720 } });
 });
@@ -40,12 +47,16 @@ describe('go live from a webcam and watch by stream id', () => {
   let streamId: string;
   const viewers: Page[] = [];
 
-  it('the broadcast page goes live and shows the stream id and watch link', async () => {
+  let shareLink: string;
+
+  it('the broadcast page goes live and shows the stream id and a share link on the public URL', async () => {
     broadcaster = await ctx.newPage();
     streamId = await goLive(broadcaster, origin.url);
     expect(streamId).toMatch(/^[a-z0-9]{10}$/);
     expect(await broadcaster.getByTestId('stream-id').textContent()).toBe(streamId);
-    expect(await broadcaster.getByTestId('watch-link').getAttribute('href')).toBe(`${origin.url}/watch/${streamId}`);
+    shareLink = `${publicUrl}/watch/${streamId}`;
+    expect(await broadcaster.getByTestId('watch-link').getAttribute('href')).toBe(shareLink);
+    expect(await broadcaster.locator('#shareUrl').inputValue()).toBe(shareLink);
   });
 
   it('two viewer pages decode frames at the real size', async () => {
@@ -53,9 +64,10 @@ describe('go live from a webcam and watch by stream id', () => {
       const v = document.getElementById('preview') as HTMLVideoElement;
       return { width: v.videoWidth, height: v.videoHeight };
     });
+    // Viewers follow the share link itself.
     for (let i = 0; i < 2; i++) {
       const v = await ctx.newPage();
-      await v.goto(`${origin.url}/watch/${streamId}`);
+      await v.goto(shareLink);
       viewers.push(v);
     }
     for (const v of viewers) {
@@ -109,6 +121,23 @@ describe('go live from a webcam and watch by stream id', () => {
 });
 
 describe('clear messages for what cannot be watched or broadcast', () => {
+  it('a development token left in the tab by an earlier server run is replaced, and the page goes live', async () => {
+    // What a restarted development server without a secret (a new random one) makes of the old token.
+    const stale = issueToken({ scope: ['broadcast'], sub: 'dev-previous-run' }, 'secret-of-the-previous-run-0123456789');
+    const page = await ctx.newPage();
+    await page.addInitScript((token) => {
+      if (sessionStorage.getItem('test-seeded')) return;
+      sessionStorage.setItem('test-seeded', '1');
+      sessionStorage.setItem('cascade-token', token);
+    }, stale);
+    await goLive(page, origin.url, 'autostart=1&height=360');
+    const kept = await page.evaluate(() => sessionStorage.getItem('cascade-token'));
+    expect(kept).toBeTruthy();
+    expect(kept).not.toBe(stale);
+    await page.getByTestId('stop').click();
+    await page.close();
+  });
+
   it('a broadcast with a bad token is refused and the error is shown in the page', async () => {
     const page = await ctx.newPage();
     await page.goto(`${origin.url}/broadcast?autostart=1&token=not.a.token`);
