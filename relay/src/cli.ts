@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * `cascade-relay`: run a relay that helps carry streams. A volunteer runs
- *   npx cascade-relay --controller https://cascade.example.org --token <relay token>
+ * `cascade-relay`: run a relay that helps carry streams. A volunteer runs, in a clone of the repository,
+ *   npm run relay -- --controller https://cascade.example.org --token <relay token>
  * and sees what it is doing; Ctrl-C moves its viewers away before it exits.
  */
 import { parseArgs } from 'node:util';
@@ -30,27 +30,40 @@ const USAGE = `cascade-relay: help carry live streams to viewers
   --quiet                 JSON logs only, no progress lines
   --verbose               JSON logs at info level (default: warnings only, progress lines say the rest)`;
 
-const { values } = parseArgs({
-  options: {
-    controller: { type: 'string' },
-    token: { type: 'string' },
-    id: { type: 'string' },
-    port: { type: 'string' },
-    'public-url': { type: 'string' },
-    'listen-ip': { type: 'string' },
-    'media-ip': { type: 'string' },
-    'rtc-ports': { type: 'string' },
-    'max-viewers': { type: 'string' },
-    'max-children': { type: 'string' },
-    'up-kbps': { type: 'string' },
-    'down-kbps': { type: 'string' },
-    workers: { type: 'string' },
-    config: { type: 'string', short: 'c' },
-    quiet: { type: 'boolean', default: false },
-    verbose: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
+const OPTIONS = {
+  controller: { type: 'string' },
+  token: { type: 'string' },
+  id: { type: 'string' },
+  port: { type: 'string' },
+  'public-url': { type: 'string' },
+  'listen-ip': { type: 'string' },
+  'media-ip': { type: 'string' },
+  'rtc-ports': { type: 'string' },
+  'max-viewers': { type: 'string' },
+  'max-children': { type: 'string' },
+  'up-kbps': { type: 'string' },
+  'down-kbps': { type: 'string' },
+  workers: { type: 'string' },
+  config: { type: 'string', short: 'c' },
+  quiet: { type: 'boolean', default: false },
+  verbose: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** A bad command line (unknown flag, missing value) is one line and the usage, not a stack trace. */
+function parseCommandLine() {
+  try {
+    return parseArgs({ options: OPTIONS });
+  } catch (err) {
+    if (!String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_')) throw err;
+    // "Unknown option '--bogus'. To specify a positional argument…": the first sentence says it.
+    const what = (err as Error).message.split('. ')[0]!;
+    console.error(`cascade-relay: ${what.charAt(0).toLowerCase()}${what.slice(1)}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const { values } = parseCommandLine();
 if (values.help) {
   console.log(USAGE);
   process.exit(0);

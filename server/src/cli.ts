@@ -21,27 +21,50 @@ function seconds(d: string): number {
   return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
 }
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    sub: { type: 'string' },
-    stream: { type: 'string' },
-    volunteer: { type: 'boolean', default: false },
-    ttl: { type: 'string' },
-    config: { type: 'string', short: 'c' },
-    help: { type: 'boolean', short: 'h' },
-  },
-});
-const [command, scope] = positionals;
-if (values.help || command !== 'token' || !['relay', 'broadcast', 'watch'].includes(scope ?? '') || !values.sub) {
-  console.error(USAGE);
-  process.exit(values.help ? 0 : 64);
+/** A bad command line: one line saying what is wrong, the usage, exit status 2. */
+function usageError(what: string): never {
+  console.error(`cascade: ${what}\n\n${USAGE}`);
+  process.exit(2);
 }
+
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        sub: { type: 'string' },
+        stream: { type: 'string' },
+        volunteer: { type: 'boolean', default: false },
+        ttl: { type: 'string' },
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    if (!String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_')) throw err;
+    // "Unknown option '--bogus'. To specify a positional argument…": the first sentence says it.
+    const what = (err as Error).message.split('. ')[0]!;
+    return usageError(what.charAt(0).toLowerCase() + what.slice(1));
+  }
+}
+
+const { values, positionals } = parseCommandLine();
+const [command, scope] = positionals;
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (command !== 'token') usageError(command === undefined ? 'no command given' : `unknown command '${command}'`);
+if (!['relay', 'broadcast', 'watch'].includes(scope ?? '')) usageError(scope === undefined ? 'token for what? (relay, broadcast or watch)' : `unknown token kind '${scope}'`);
+if (positionals.length > 2) usageError(`unexpected argument '${positionals[2]}'`);
+if (!values.sub) usageError('--sub <name> is required');
+const ttlText = values.ttl ?? (scope === 'relay' ? '30d' : '12h');
+if (!/^\d+[smhd]?$/.test(ttlText)) usageError(`bad duration '${ttlText}'`);
 try {
   const config = loadConfig({ env: process.env, ...(values.config ? { file: values.config } : {}) });
   if (!config.auth.secret) throw new Error('no secret: set CASCADE_AUTH_SECRET (the same one the controller uses)');
   const tokens = new TokenService(config.auth.secret);
-  const ttl = seconds(values.ttl ?? (scope === 'relay' ? '30d' : '12h'));
+  const ttl = seconds(ttlText);
   const token = tokens.issue(
     {
       scope: [scope as TokenScope],

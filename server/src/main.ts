@@ -8,7 +8,30 @@ import { createLogger, loadConfig, type CascadeConfig } from '@cascade/config';
 import { isCascadeError } from '@cascade/protocol';
 import { startCascade } from './Cascade.js';
 
-const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
+const USAGE = `usage: node server/dist/main.js [--config <file>]   (npm start runs it)
+
+  --config, -c <file>   YAML/JSON config file
+  --help, -h            this text
+
+Every setting also has a CASCADE_* environment variable (docs/configuration.md).`;
+
+function parseCommandLine() {
+  try {
+    return parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: false });
+  } catch (err) {
+    if (!String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_')) throw err;
+    // "Unknown option '--bogus'. To specify a positional argument…": the first sentence says it.
+    const what = (err as Error).message.split('. ')[0]!;
+    console.error(`cascade: ${what.charAt(0).toLowerCase()}${what.slice(1)}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const { values } = parseCommandLine();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 let config: Readonly<CascadeConfig>;
 try {

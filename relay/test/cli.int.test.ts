@@ -1,0 +1,68 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, TEST_SECRET, getJson, startRelay, startServer, type NodeProcess } from '@cascade/testing';
+
+/**
+ * The command lines operators and volunteers type: a mistyped flag gets one line and the usage
+ * (exit status 2), and a token printed by `cascade token relay` registers a real relay.
+ */
+const run = (script: string, args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [path.join(REPO_ROOT, script), ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    // Only what the command is given here: nothing from the test runner's environment.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+  });
+
+describe('a bad command line gets a one-line error and the usage, exit status 2', () => {
+  it('cascade-relay --bogus', () => {
+    const r = run('relay/dist/cli.js', ['--bogus']);
+    expect(r.status).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe("cascade-relay: unknown option '--bogus'");
+    expect(r.stderr).toContain('--controller <url>');
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('cascade token relay --bogus', () => {
+    const r = run('server/dist/cli.js', ['token', 'relay', '--bogus'], { CASCADE_AUTH_SECRET: TEST_SECRET });
+    expect(r.status).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe("cascade: unknown option '--bogus'");
+    expect(r.stderr).toContain('cascade token relay     --sub <name>');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.stdout).toBe('');
+  });
+
+  it('the server with an unknown flag', () => {
+    const r = run('server/dist/main.js', ['--bogus']);
+    expect(r.status).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe("cascade: unknown option '--bogus'");
+    expect(r.stderr).toContain('--config');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('a relay registers with a token from `cascade token relay`', () => {
+  let origin: NodeProcess;
+  let relay: (NodeProcess & { nodeId: string }) | undefined;
+  beforeAll(async () => {
+    origin = await startServer();
+  });
+  afterAll(async () => {
+    await relay?.stop();
+    await origin?.stop();
+  });
+
+  it('registers, passes its reachability probe and is listed in /api/nodes', async () => {
+    const token = execFileSync(process.execPath, [path.join(REPO_ROOT, 'server/dist/cli.js'), 'token', 'relay', '--sub', 'x'], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', CASCADE_AUTH_SECRET: TEST_SECRET },
+    }).trim();
+    expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    // startRelay resolves once the controller has accepted the relay and its media address.
+    relay = await startRelay({ controllerUrl: origin.url, token });
+    expect(relay.nodeId).toMatch(/^x-[0-9a-f]{6}$/);
+    const { body } = await getJson<{ nodes: { id: string; kind: string; volunteer: boolean; status: string }[] }>(`${origin.url}/api/nodes`);
+    expect(body.nodes.find((n) => n.id === relay!.nodeId)).toMatchObject({ kind: 'relay', volunteer: false, status: 'ready' });
+  });
+});
