@@ -164,7 +164,13 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     node.control = this.#controlPlane();
     node
       .use(new TransportService(node))
-      .use(new ViewerService(node, { iceServers: options.media.iceServers, streamFor: (id) => this.#streamForViewer(id) }))
+      .use(
+        new ViewerService(node, {
+          iceServers: options.media.iceServers,
+          rejoinBatchMs: options.media.mediasoup.rejoinKeyFrameBatchMs,
+          streamFor: (id) => this.#streamForViewer(id),
+        }),
+      )
       .use(new PipeEgressService(node));
     node.on('streamclose', (s) => {
       clearTimeout(this.#linger.get(s.id));

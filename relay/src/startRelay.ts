@@ -17,7 +17,6 @@ export async function startRelay(config: Readonly<CascadeConfig>, deps: { logger
         iceServers: config.iceServers.map((s) => ({ ...s })),
         mediasoup: { ...config.mediasoup },
         signalling: { ...config.signalling },
-        keyFrameRequestDelayMs: config.origin.keyFrameRequestDelayMs,
       },
       http: { host: config.http.host, port: config.http.port },
       publicUrl: config.http.publicUrl || publicHttpUrl(config, 0).replace(/:0$/, ':{port}'),

@@ -130,7 +130,6 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
           iceServers: config.iceServers.map((s) => ({ ...s })),
           mediasoup: { ...config.mediasoup },
           signalling: { ...config.signalling },
-          keyFrameRequestDelayMs: config.origin.keyFrameRequestDelayMs,
         },
         publisher: {
           maxStreams: config.origin.maxStreams,

@@ -38,6 +38,7 @@ export interface MediaNodeOptions {
     maxIncomingBitrate: number;
     initialAvailableOutgoingBitrate: number;
     consumersPerRouter: number;
+    rejoinKeyFrameBatchMs: number;
   };
   signalling: {
     maxMessageBytes: number;
@@ -46,8 +47,6 @@ export interface MediaNodeOptions {
     requestTimeoutMs: number;
     maxConnections: number;
   };
-  /** Minimum gap between key frame requests sent upstream, per producer. */
-  keyFrameRequestDelayMs: number;
 }
 
 export interface NodeService {
