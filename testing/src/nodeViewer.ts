@@ -16,6 +16,8 @@ export interface NodeViewer {
     reconnects: number;
     ended: boolean;
     nodeIds: string[];
+    /** Why each reconnect episode started (code and message), for failure messages. */
+    reconnectCauses: string[];
   };
   /**
    * Called with a timestamp (Date.now()) when each video frame completes; `key` for key frames;
@@ -38,7 +40,7 @@ export interface NodeViewer {
  */
 export async function startNodeViewer(url: string, streamId: string): Promise<NodeViewer> {
   installWeriftGlobals();
-  const counters = { packets: 0, bytes: 0, frames: 0, keyframes: 0, reconnects: 0, ended: false, nodeIds: [] as string[] };
+  const counters = { packets: 0, bytes: 0, frames: 0, keyframes: 0, reconnects: 0, ended: false, nodeIds: [] as string[], reconnectCauses: [] as string[] };
   const viewer: NodeViewer = { watch: undefined as unknown as Watch, counters, videoTracks: 0, liveVideoTrack: undefined, stop: () => w.stop() };
   const w = new Watch({
     url,
@@ -67,6 +69,7 @@ export async function startNodeViewer(url: string, streamId: string): Promise<No
   });
   w.on(CascadeEvent.NodeChanged, (id) => counters.nodeIds.push(id));
   w.on(CascadeEvent.Reconnected, () => counters.reconnects++);
+  w.on(CascadeEvent.Reconnecting, (cause) => counters.reconnectCauses.push(`${(cause as { code?: string }).code ?? ''} ${cause.message}`));
   w.on(CascadeEvent.Ended, () => (counters.ended = true));
   viewer.watch = w;
   await w.start();
