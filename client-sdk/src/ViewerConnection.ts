@@ -10,8 +10,6 @@ export interface ViewerConnectionOptions {
   streamId: string;
   token?: string;
   exclude: string[];
-  /** Watching elsewhere a moment ago (failover or move): the node gathers such viewers for one key frame. */
-  rejoin?: boolean;
   WebSocket?: WebSocketCtor;
   /** Shared so that the device is loaded once across reconnections. */
   devices: DeviceCache;
@@ -80,7 +78,6 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
           ...(ticket ? { ticket } : {}),
           ...(options.token ? { token: options.token } : {}),
           ...(options.exclude.length ? { exclude: options.exclude.slice(-16) } : {}),
-          ...(options.rejoin ? { rejoin: true } : {}),
         });
         if (res.action === 'redirect') {
           signal.close();

@@ -135,7 +135,6 @@ export class Watch extends TypedEmitter<WatchEvents> {
       entryUrl: o.url,
       streamId: o.streamId,
       exclude: this.#exclude,
-      rejoin: this.#conn !== undefined,
       devices: this.#devices,
       timeoutMs: o.timeoutMs ?? 5000,
       ...(o.keepAlive !== undefined ? { keepAlive: o.keepAlive } : {}),

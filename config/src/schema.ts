@@ -75,12 +75,6 @@ export const ConfigSchema = Type.Object(
         /** bps a broadcaster may send per transport. */
         maxIncomingBitrate: Type.Integer({ minimum: 100000, default: 5000000, description: 'bps a broadcaster may send per transport.' }),
         initialAvailableOutgoingBitrate: Type.Integer({ minimum: 100000, default: 1000000, description: 'bps a viewer transport starts with before bandwidth estimation.' }),
-        /** Viewers coming back after a failover are resumed together after this gather time, so one key frame serves them all. */
-        rejoinKeyFrameBatchMs: Ms(
-          250,
-          0,
-          'Viewers that rejoin (after their node failed or drained) have their video resumed together after this gather time, so one key frame (throttled upstream) serves them all; 0 resumes at once.',
-        ),
         /** Consumers per router before viewers spill to the same stream's router on another worker. */
         consumersPerRouter: Type.Integer({ minimum: 1, default: 400, description: 'Consumers per router before viewers spill to the same stream\'s router on another worker.' }),
       },

@@ -210,8 +210,6 @@ export const NodeRequests = {
       token: Type.Optional(Token),
       /** Nodes the client has just lost; the controller avoids them. */
       exclude: Type.Optional(Type.Array(NodeId, { maxItems: 16 })),
-      /** The client was watching elsewhere a moment ago (failover or planned move), not a first join. */
-      rejoin: Type.Optional(Type.Boolean()),
     }),
     Type.Union([
       Type.Object({

@@ -2,6 +2,7 @@ import dgram from 'node:dgram';
 import type { Logger } from '@cascade/protocol';
 
 const PREFIX = 'CASCADE-PROBE ';
+const MAX_BIND_ATTEMPTS = 50;
 
 /**
  * Listens on the relay's media address for the controller's reachability probe (a UDP
@@ -12,17 +13,34 @@ export class ProbeResponder {
   readonly #socket: dgram.Socket;
   #port = 0;
 
-  static async bind(ip: string, onNonce: (nonce: string) => void, deps: { logger: Logger }): Promise<ProbeResponder> {
-    const r = new ProbeResponder(ip.includes(':') ? 'udp6' : 'udp4', onNonce, deps.logger);
-    await new Promise<void>((resolve, reject) => {
-      r.#socket.once('error', reject);
-      r.#socket.bind(0, ip, () => {
-        r.#socket.off('error', reject);
-        resolve();
-      });
-    });
-    r.#port = r.#socket.address().port;
-    return r;
+  /**
+   * Bind inside the media port range, so that the probe tests what media needs: a volunteer
+   * who opened exactly those ports passes, one whose firewall blocks them does not.
+   */
+  static async bind(ip: string, ports: { min: number; max: number }, onNonce: (nonce: string) => void, deps: { logger: Logger }): Promise<ProbeResponder> {
+    const span = ports.max - ports.min + 1;
+    // From a random point of the range: relays sharing a machine (and mediasoup) take ports from it too.
+    const start = Math.floor(Math.random() * span);
+    let lastError: unknown;
+    for (let i = 0; i < Math.min(span, MAX_BIND_ATTEMPTS); i++) {
+      const port = ports.min + ((start + i) % span);
+      const r = new ProbeResponder(ip.includes(':') ? 'udp6' : 'udp4', onNonce, deps.logger);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          r.#socket.once('error', reject);
+          r.#socket.bind(port, ip, () => {
+            r.#socket.off('error', reject);
+            resolve();
+          });
+        });
+        r.#port = port;
+        return r;
+      } catch (err) {
+        lastError = err;
+        r.close();
+      }
+    }
+    throw new Error(`cannot listen for the reachability probe on ${ip}, UDP ports ${ports.min}-${ports.max}: ${(lastError as Error)?.message}`);
   }
 
   private constructor(type: 'udp4' | 'udp6', onNonce: (nonce: string) => void, log: Logger) {

@@ -102,7 +102,15 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
       throw err;
     }
     let relay: RelayNode | undefined;
-    const probe = await ProbeResponder.bind(options.media.listenIps[0]!.ip, (nonce) => relay?.control.probeReceived(nonce), deps);
+    const { rtcMinPort, rtcMaxPort } = options.media.mediasoup;
+    let probe: ProbeResponder;
+    try {
+      probe = await ProbeResponder.bind(options.media.listenIps[0]!.ip, { min: rtcMinPort, max: rtcMaxPort }, (nonce) => relay?.control.probeReceived(nonce), deps);
+    } catch (err) {
+      await node.close();
+      server.close();
+      throw err;
+    }
     relay = new RelayNode(options, node, server, app, url, probe, tickets, deps.logger);
     return relay;
   }
@@ -164,13 +172,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     node.control = this.#controlPlane();
     node
       .use(new TransportService(node))
-      .use(
-        new ViewerService(node, {
-          iceServers: options.media.iceServers,
-          rejoinBatchMs: options.media.mediasoup.rejoinKeyFrameBatchMs,
-          streamFor: (id) => this.#streamForViewer(id),
-        }),
-      )
+      .use(new ViewerService(node, { iceServers: options.media.iceServers, streamFor: (id) => this.#streamForViewer(id) }))
       .use(new PipeEgressService(node));
     node.on('streamclose', (s) => {
       clearTimeout(this.#linger.get(s.id));

@@ -38,7 +38,6 @@ export interface MediaNodeOptions {
     maxIncomingBitrate: number;
     initialAvailableOutgoingBitrate: number;
     consumersPerRouter: number;
-    rejoinKeyFrameBatchMs: number;
   };
   signalling: {
     maxMessageBytes: number;

@@ -8,7 +8,6 @@ import {
 } from '@cascade/protocol';
 import type { LocalStream } from './LocalStream.js';
 import type { MediaNode, NodeService } from './MediaNode.js';
-import { KeyFrameBatcher } from './KeyFrameBatcher.js';
 import { ms } from './mediasoupErrors.js';
 import type { Session } from './Session.js';
 
@@ -20,8 +19,6 @@ export interface ViewerServiceOptions {
    * opens the stream in advance.
    */
   streamFor(streamId: string): LocalStream;
-  /** See config mediasoup.rejoinKeyFrameBatchMs (0: off). */
-  rejoinBatchMs: number;
 }
 
 interface ViewerState {
@@ -31,8 +28,6 @@ interface ViewerState {
   consumers: Map<string, types.Consumer>;
   /** Set once the initial consumers exist; from then on new sources are pushed. */
   subscribed: boolean;
-  /** Came back from another node (failover, move): its video waits for the stream's rejoin batch. */
-  rejoin: boolean;
 }
 
 /**
@@ -44,12 +39,10 @@ export class ViewerService implements NodeService {
   readonly #node: MediaNode;
   readonly #options: ViewerServiceOptions;
   readonly #states = new WeakMap<Session, ViewerState>();
-  readonly #rejoins: KeyFrameBatcher;
 
   constructor(node: MediaNode, options: ViewerServiceOptions) {
     this.#node = node;
     this.#options = options;
-    this.#rejoins = new KeyFrameBatcher(options.rejoinBatchMs);
   }
 
   attach(session: Session): void {
@@ -58,13 +51,8 @@ export class ViewerService implements NodeService {
       .handle('stream.subscribe', (p) => this.#subscribe(session, p))
       .handle('consumer.resume', async ({ consumerId }) => {
         session.requireRole('viewer');
-        const state = this.#states.get(session);
-        const consumer = state?.consumers.get(consumerId);
-        if (!state || !consumer) throw new CascadeError('CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND', consumerId);
-        if (state.rejoin && consumer.kind === 'video') {
-          await this.#rejoins.join(state.stream.id);
-          if (consumer.closed) return {};
-        }
+        const consumer = this.#states.get(session)?.consumers.get(consumerId);
+        if (!consumer) throw new CascadeError('CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND', consumerId);
         await ms(consumer.resume());
         return {};
       });
@@ -77,7 +65,7 @@ export class ViewerService implements NodeService {
     const node = this.#node;
     if (p.ticket) {
       node.tickets.verifyViewer(p.ticket, node.id, p.streamId);
-      return this.#serve(session, this.#options.streamFor(p.streamId), p.rejoin === true);
+      return this.#serve(session, this.#options.streamFor(p.streamId));
     }
     const { placement } = await node.control.placeViewer({
       streamId: p.streamId,
@@ -91,15 +79,15 @@ export class ViewerService implements NodeService {
       node.control.viewerLeft(p.streamId);
       throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
     }
-    return this.#serve(session, this.#options.streamFor(p.streamId), p.rejoin === true);
+    return this.#serve(session, this.#options.streamFor(p.streamId));
   }
 
-  async #serve(session: Session, stream: LocalStream, rejoin: boolean): Promise<NodeResult<'stream.watch'>> {
+  async #serve(session: Session, stream: LocalStream): Promise<NodeResult<'stream.watch'>> {
     if (stream.state === 'ended') throw new CascadeError('CASCADE_ERR_STREAM_ENDED', stream.id);
     const rtpCapabilities = await stream.router.rtpCapabilities();
     if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
     session.claimRole('viewer', stream.id);
-    const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), subscribed: false, rejoin };
+    const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), subscribed: false };
     this.#states.set(session, state);
     stream.addViewer(session.id);
     const onState = (s: LocalStream['state']) => session.notify('stream.state', { streamId: stream.id, state: s });

@@ -83,7 +83,6 @@ export class OriginNode {
       .use(
         new ViewerService(node, {
           iceServers: options.media.iceServers,
-          rejoinBatchMs: options.media.mediasoup.rejoinKeyFrameBatchMs,
           streamFor: (id) => {
             const s = node.stream(id);
             if (!s) throw new CascadeError('CASCADE_ERR_STREAM_NOT_FOUND', id);
