@@ -1,3 +1,6 @@
+import { fork } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import {
   issueToken,
@@ -11,8 +14,8 @@ import {
   type NodeViewer,
   type TestBroadcaster,
 } from '@cascade/testing';
-import { CascadeEvent } from '@cascade/client-sdk';
 import { summarize } from '../stats.js';
+import type { FailoverViewerMessage } from './failoverViewer.js';
 import type { BenchContext, BenchResult } from './types.js';
 
 type Relay = NodeProcess & { nodeId: string };
@@ -45,8 +48,63 @@ async function browserViewer(browser: Browser, url: string, streamId: string): P
 const presentedFrames = (page: Page) => page.evaluate(() => [...(window as unknown as { __frames: number[] }).__frames]);
 const pageNode = (page: Page) => page.evaluate(() => (window as unknown as { cascadeDemo: { nodeId?: string } }).cascadeDemo.nodeId ?? '');
 
+/** A measured viewer: werift in a process of its own (see failoverViewer.ts). */
+interface BenchViewer {
+  nodeId: string;
+  /** When its watch() started, and when its first complete key frame arrived. */
+  startedAt: number;
+  firstKeyframeAt: number | undefined;
+  videoTracks: number;
+  onFrame?: (at: number, key: boolean, track: number) => void;
+  onNode?: (nodeId: string, at: number) => void;
+  stop(): void;
+}
+
+const VIEWER_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'failoverViewer.js');
+
+function spawnViewer(url: string, streamId: string): Promise<BenchViewer> {
+  const proc = fork(VIEWER_SCRIPT, [url, streamId], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+  const v: BenchViewer = {
+    nodeId: '',
+    startedAt: Date.now(),
+    firstKeyframeAt: undefined,
+    videoTracks: 0,
+    stop: () => {
+      if (proc.connected) proc.send('stop');
+      setTimeout(() => proc.kill('SIGKILL'), 2000).unref();
+    },
+  };
+  let stderr = '';
+  proc.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail('no answer within 30 s'), 30_000);
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      proc.kill('SIGKILL');
+      reject(new Error(`failover viewer: ${why}\n${stderr}`));
+    };
+    proc.once('exit', (code) => fail(`exited (${code})`));
+    proc.on('message', (m: FailoverViewerMessage) => {
+      if (m.t === 'start') v.startedAt = m.at;
+      else if (m.t === 'ready') {
+        v.nodeId = m.nodeId;
+        clearTimeout(timer);
+        proc.removeAllListeners('exit');
+        resolve(v);
+      } else if (m.t === 'frame') {
+        v.videoTracks = Math.max(v.videoTracks, m.track);
+        if (m.key && v.firstKeyframeAt === undefined) v.firstKeyframeAt = m.at;
+        v.onFrame?.(m.at, m.key, m.track);
+      } else if (m.t === 'node') {
+        v.nodeId = m.id;
+        v.onNode?.(m.id, m.at);
+      } else fail(m.message);
+    });
+  });
+}
+
 /** A viewer whose first complete key frame on a track started after `since` we wait for. */
-function nextKeyframe(v: NodeViewer, since: number, afterTrack: number, timeoutMs: number): Promise<number | null> {
+function nextKeyframe(v: BenchViewer, since: number, afterTrack: number, timeoutMs: number): Promise<number | null> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => done(null), timeoutMs);
     const previous = v.onFrame;
@@ -63,22 +121,20 @@ function nextKeyframe(v: NodeViewer, since: number, afterTrack: number, timeoutM
 }
 
 /** When the viewer's SDK switches to another node (a planned move completes), or null on timeout. */
-function nextNodeChange(v: NodeViewer, timeoutMs: number): Promise<number | null> {
+function nextNodeChange(v: BenchViewer, timeoutMs: number): Promise<number | null> {
   return new Promise((resolve) => {
-    const onChange = () => {
+    const done = (at: number | null) => {
       clearTimeout(timer);
-      resolve(Date.now());
+      v.onNode = undefined;
+      resolve(at);
     };
-    const timer = setTimeout(() => {
-      v.watch.off(CascadeEvent.NodeChanged, onChange);
-      resolve(null);
-    }, timeoutMs);
-    v.watch.once(CascadeEvent.NodeChanged, onChange);
+    const timer = setTimeout(() => done(null), timeoutMs);
+    v.onNode = (_id, at) => done(at);
   });
 }
 
 /** Record the completion time of every frame `v` receives until the returned function is called. */
-function recordFrames(v: NodeViewer): () => number[] {
+function recordFrames(v: BenchViewer): () => number[] {
   const times: number[] = [];
   const previous = v.onFrame;
   v.onFrame = (at, key, track) => {
@@ -111,7 +167,8 @@ export function longestGap(times: number[], from: number, to: number): number {
  * run): a fresh join through a relay, from watch() to the first complete key frame.
  *
  * The broadcaster is Chromium's fake camera (key frames on request, as a real webcam), the
- * viewers receive-only werift clients in this process.
+ * measured viewers receive-only werift clients, each in a process of its own (as real viewers
+ * on their own machines reconnect in parallel), plus Chromium pages that decode.
  */
 export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> {
   const started = Date.now();
@@ -122,7 +179,7 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
   let browser: Browser | undefined;
   let broadcaster: TestBroadcaster | undefined;
   const relays: Relay[] = [];
-  const viewers: NodeViewer[] = [];
+  const viewers: BenchViewer[] = [];
   const keepers: NodeViewer[] = [];
   const samples: Record<Mode, number[]> = { kill: [], freeze: [], drain: [] };
   /** Longest time without any frame around each failover or move, per viewer. */
@@ -146,19 +203,18 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
     for (let i = 0; i < joinSamples; i++) {
       // Spaced beyond the key frame throttle so that each join is measured on its own.
       await new Promise((r) => setTimeout(r, 1100));
-      const t0 = Date.now();
-      const v = await startNodeViewer(origin.url, streamId);
-      const at = await nextKeyframe(v, t0, 0, 15_000);
-      if (at !== null) joins.push(at - t0);
-      if (v.watch.nodeId !== joinRelay.nodeId) warnings.push('baseline: a join was not served by the relay');
+      const v = await spawnViewer(origin.url, streamId);
+      await waitFor(() => v.firstKeyframeAt !== undefined || undefined, { what: 'a first key frame', timeoutMs: 15_000 }).catch(() => {});
+      if (v.firstKeyframeAt !== undefined) joins.push(v.firstKeyframeAt - v.startedAt);
+      if (v.nodeId !== joinRelay.nodeId) warnings.push('baseline: a join was not served by the relay');
       v.stop();
     }
     await joinRelay.stop('SIGTERM');
     let current = await startRelayProc(relays.length);
     keepers.push(await startNodeViewer(origin.url, streamId));
-    for (let i = 0; i < perRelay; i++) viewers.push(await startNodeViewer(origin.url, streamId));
+    for (let i = 0; i < perRelay; i++) viewers.push(await spawnViewer(origin.url, streamId));
     for (let i = 0; i < browsers; i++) pages.push(await browserViewer(browser, origin.url, streamId));
-    if (!viewers.every((v) => v.watch.nodeId === current.nodeId)) warnings.push('setup: not every measured viewer was on the first relay');
+    if (!viewers.every((v) => v.nodeId === current.nodeId)) warnings.push('setup: not every measured viewer was on the first relay');
     for (const p of pages) if ((await pageNode(p)) !== current.nodeId) warnings.push('setup: a browser viewer was not on the first relay');
     for (const mode of MODES) {
       for (let r = 0; r < rounds; r++) {
