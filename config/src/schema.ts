@@ -129,6 +129,12 @@ export const ConfigSchema = Type.Object(
         probeTimeoutMs: Ms(3000, 100, 'Time a relay has to echo the reachability probe.'),
         /** A relay above this CPU fraction (of its cores) or loss rate gets no new viewers. */
         demoteCpu: Type.Number({ minimum: 0, default: 0.9, description: 'A relay above this CPU fraction (of its cores) or loss rate gets no new viewers.' }),
+        /** What one viewer or child relay costs a relay's uplink. */
+        viewerKbps: Type.Number({
+          minimum: 0,
+          default: 1700,
+          description: "What one viewer or child relay costs a node's uplink, kbit/s: a relay takes no more of them than its declared upload (--up-kbps) carries, and is demoted when it sends over 90 % of it. 0: ignore declared uploads.",
+        }),
         demoteLossRate: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'Upstream loss rate above which a relay is demoted.' }),
       },
       { additionalProperties: false, default: {} },

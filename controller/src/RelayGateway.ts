@@ -183,7 +183,7 @@ export class RelayGateway {
       owner: claims.sub,
       url: p.node.url.replace(/\/$/, ''),
       mediaIp: p.node.mediaIp,
-      capacity: p.node.capacity,
+      capacity: this.#controller.relayCapacity(p.node.capacity),
       registeredAt: Date.now(),
     };
     conn.record = record;
@@ -198,7 +198,7 @@ export class RelayGateway {
       });
     }
     this.#probe(conn, record, p.node.probePort);
-    conn.log.info({ volunteer: record.volunteer, url: record.url, mediaIp: record.mediaIp, carried: p.streams.length }, 'relay registered');
+    conn.log.info({ volunteer: record.volunteer, url: record.url, mediaIp: record.mediaIp, capacity: record.capacity, carried: p.streams.length }, 'relay registered');
     return { nodeId, ticketPublicKey: this.#controller.tickets.publicKey, heartbeatIntervalMs: this.#options.heartbeatIntervalMs };
   }
 

@@ -2,6 +2,7 @@ import {
   CascadeError,
   TypedEmitter,
   type Logger,
+  type NodeCapacity,
   type Placement,
   type StreamInfo,
 } from '@cascade/protocol';
@@ -23,6 +24,8 @@ export interface TopologyControllerOptions {
   /** CPU fraction (0..1) above which a relay is demoted. */
   demoteCpu: number;
   demoteLossRate: number;
+  /** What one viewer or child relay costs a node's uplink (kbit/s): a relay takes no more copies than its declared upload carries. */
+  viewerKbps: number;
   ticketTtlSec: number;
   watchTokenRequired: boolean;
   /** How long an ended stream stays visible as ended. */
@@ -65,6 +68,9 @@ export type TopologyControllerObserverEvents = {
   close: [];
   listenererror: [event: string, error: unknown];
 };
+
+/** A relay sending more than this share of its declared upload is saturated (demoted like a lossy one). */
+const UPLINK_DEMOTE_SHARE = 0.9;
 
 /** Consecutive unhealthy heartbeats before a relay is demoted, healthy ones before it is restored. */
 const DEMOTE_AFTER = 3;
@@ -131,6 +137,18 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   }
 
   // ------------------------------------------------------------------ nodes
+
+  /**
+   * What a relay may take: its declared limits, but no more copies of a stream (viewers plus
+   * child relays) than its declared upload carries at `viewerKbps` each.
+   */
+  relayCapacity(declared: NodeCapacity): NodeCapacity {
+    const { viewerKbps } = this.options;
+    if (declared.upKbps <= 0 || viewerKbps <= 0) return declared;
+    const copies = Math.floor(declared.upKbps / viewerKbps);
+    const maxChildren = Math.min(declared.maxChildren, copies);
+    return { ...declared, maxChildren, maxViewers: Math.min(declared.maxViewers, copies - maxChildren) };
+  }
 
   async registerNode(record: NodeRecord, status: NodeStatus): Promise<void> {
     await this.store.upsertNode(record, status, this.options.nodeTtlMs, this.#clock.now());
@@ -337,7 +355,9 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   }
 
   async #checkHealth(record: NodeRecord, snapshot: NodeSnapshot): Promise<void> {
-    const unhealthy = snapshot.stats.cpu > this.options.demoteCpu || snapshot.stats.lossRate > this.options.demoteLossRate;
+    const { cpu, lossRate, bitrateOutKbps } = snapshot.stats;
+    const up = record.capacity.upKbps;
+    const unhealthy = cpu > this.options.demoteCpu || lossRate > this.options.demoteLossRate || (up > 0 && bitrateOutKbps > up * UPLINK_DEMOTE_SHARE);
     const h = this.#health.get(record.id) ?? { bad: 0, good: 0 };
     if (unhealthy) {
       h.bad++;
@@ -351,7 +371,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     const view = await this.store.getNode(record.id, this.#clock.now());
     if (!view) return;
     if (h.bad === DEMOTE_AFTER && view.status === 'ready') {
-      this.#log.warn({ nodeId: record.id, cpu: snapshot.stats.cpu, lossRate: snapshot.stats.lossRate }, 'relay demoted');
+      this.#log.warn({ nodeId: record.id, cpu, lossRate, bitrateOutKbps, upKbps: up }, 'relay demoted');
       await this.store.setNodeStatus(record.id, 'demoted');
       await this.#moveChildren(record.id);
     } else if (h.good === RESTORE_AFTER && view.status === 'demoted') {

@@ -96,6 +96,7 @@ describe('two RedisTopologyStore instances on one Redis', () => {
       nodeTtlMs: 10_000,
       demoteCpu: 0.9,
       demoteLossRate: 0.1,
+      viewerKbps: 1700,
       ticketTtlSec: 60,
       watchTokenRequired: false,
       endedRetentionMs: 60_000,

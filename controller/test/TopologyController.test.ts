@@ -37,6 +37,7 @@ async function setup(options: { watchTokenRequired?: boolean; originBudget?: num
       nodeTtlMs: 3000,
       demoteCpu: 0.9,
       demoteLossRate: 0.1,
+      viewerKbps: 1700,
       ticketTtlSec: 60,
       watchTokenRequired: options.watchTokenRequired ?? false,
       endedRetentionMs: 60_000,
@@ -128,6 +129,7 @@ describe('TopologyController', () => {
   it.each([
     { path: 'packet loss over demoteLossRate', unhealthy: { lossRate: 0.5 } },
     { path: 'CPU over demoteCpu', unhealthy: { cpu: 0.95 } },
+    { path: 'an upload over 90 % of its declared uplink', unhealthy: { bitrateOutKbps: 9500 } },
   ])('a relay with $path for three heartbeats is demoted and its child relay moved to another parent; five healthy ones restore it', async ({ unhealthy }) => {
     const { controller, store, assigns, flush } = await setup({ originBudget: 0 });
     for (const id of ['rA', 'rB', 'rC']) await controller.registerNode(record(id, 'relay', { maxViewers: 1 }), 'ready');
@@ -171,6 +173,16 @@ describe('TopologyController', () => {
     expect((await store.getNode(demoted.id, clock.t))?.status).toBe('demoted');
     await controller.nodeHeartbeat(demoted, 'demoted', healthy());
     expect((await store.getNode(demoted.id, clock.t))?.status).toBe('ready');
+  });
+
+  it('relayCapacity() takes no more copies than the declared upload carries', async () => {
+    const { controller } = await setup();
+    // 1700 kbit/s a copy: 8500 carries 5, children first.
+    expect(controller.relayCapacity({ maxViewers: 20, maxChildren: 2, upKbps: 8500, downKbps: 0 })).toMatchObject({ maxViewers: 3, maxChildren: 2 });
+    expect(controller.relayCapacity({ maxViewers: 2, maxChildren: 2, upKbps: 100_000, downKbps: 0 })).toMatchObject({ maxViewers: 2, maxChildren: 2 });
+    expect(controller.relayCapacity({ maxViewers: 20, maxChildren: 3, upKbps: 2000, downKbps: 0 })).toMatchObject({ maxViewers: 0, maxChildren: 1 });
+    // Nothing declared: the declared limits stand.
+    expect(controller.relayCapacity({ maxViewers: 20, maxChildren: 3, upKbps: 0, downKbps: 0 })).toMatchObject({ maxViewers: 20, maxChildren: 3 });
   });
 
   it('drainNode() stops new placements on the node', async () => {

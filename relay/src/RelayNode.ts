@@ -263,6 +263,15 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     }
     // Make-before-break: while the old parent still feeds us, switch only once the new pipe carries media.
     if (current && !current.closed) await next.waitForMedia(MOVE_MEDIA_WAIT_MS);
+    if (next.closed) {
+      // The new parent failed before taking over (its 'lost' came before anyone listened):
+      // keep what still feeds us, and have the controller pick another parent.
+      this.#log.warn({ streamId: info.id, parentId: parent.nodeId }, 'new parent lost before taking over');
+      this.control
+        .request('stream.parentLost', { streamId: info.id, parentNodeId: parent.nodeId })
+        .catch((err) => this.#log.warn({ err, streamId: info.id }, 'cannot report the lost parent; the controller will notice'));
+      return;
+    }
     const replaced = this.#ingress.get(info.id);
     this.#ingress.set(info.id, next);
     next.adopt();

@@ -23,7 +23,8 @@ const USAGE = `cascade-relay: help carry live streams to viewers
   --rtc-ports <min-max>   UDP/TCP ports for media (default 40000-49999)
   --max-viewers <n>       viewers this relay may serve (default 100)
   --max-children <n>      relays this relay may feed (default 3)
-  --up-kbps <n>           your upload bandwidth in kbit/s (default 50000)
+  --up-kbps <n>           your upload bandwidth in kbit/s (default 50000); the controller
+                          gives you at most one viewer or child relay per 1700 kbit/s of it
   --down-kbps <n>         your download bandwidth in kbit/s (default 50000)
   --workers <n>           mediasoup workers (default: one per core)
   --config <file>         YAML/JSON config file (every flag has a CASCADE_RELAY_* variable too)

@@ -60,9 +60,12 @@ describe('a relay registers with a token from `cascade token relay`', () => {
     }).trim();
     expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
     // startRelay resolves once the controller has accepted the relay and its media address.
-    relay = await startRelay({ controllerUrl: origin.url, token });
+    // A volunteer on an 8.5 Mbit/s uplink: at 1.7 Mbit/s a copy, 5 copies, so 2 child relays and 3 viewers.
+    relay = await startRelay({ controllerUrl: origin.url, token, maxViewers: 20, maxChildren: 2, args: ['--up-kbps', '8500'] });
     expect(relay.nodeId).toMatch(/^x-[0-9a-f]{6}$/);
-    const { body } = await getJson<{ nodes: { id: string; kind: string; volunteer: boolean; status: string }[] }>(`${origin.url}/api/nodes`);
-    expect(body.nodes.find((n) => n.id === relay!.nodeId)).toMatchObject({ kind: 'relay', volunteer: false, status: 'ready' });
+    const { body } = await getJson<{ nodes: { id: string; kind: string; volunteer: boolean; status: string; capacity: { maxViewers: number; maxChildren: number } }[] }>(
+      `${origin.url}/api/nodes`,
+    );
+    expect(body.nodes.find((n) => n.id === relay!.nodeId)).toMatchObject({ kind: 'relay', volunteer: false, status: 'ready', capacity: { maxViewers: 3, maxChildren: 2 } });
   });
 });

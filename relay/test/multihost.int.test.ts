@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { createConnection } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -114,6 +115,24 @@ describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ?
     } finally {
       process.off('exit', killOrigin);
       await net?.cleanup();
+    }
+  });
+
+  it('the links carry their delay (a TCP handshake to each relay takes at least its round trip)', async () => {
+    // A lower bound only: a busy machine makes handshakes slower, never faster than the link.
+    if (net.shaping === 'none') console.warn(`[multihost] no delay applied: ${net.shapingNote}`);
+    expect(net.shaping, net.shapingNote).not.toBe('none');
+    for (const r of relays) {
+      const started = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        const socket = createConnection({ host: r.ip, port: RELAY_PORT }, () => {
+          socket.destroy();
+          resolve();
+        });
+        socket.once('error', reject);
+      });
+      const delay = net.namespaces.find((n) => n.ip === r.ip)!.delayMs;
+      expect(performance.now() - started, r.ip).toBeGreaterThanOrEqual(2 * delay * 0.9);
     }
   });
 

@@ -63,6 +63,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
       nodeTtlMs: config.topology.nodeTtlMs,
       demoteCpu: config.topology.demoteCpu,
       demoteLossRate: config.topology.demoteLossRate,
+      viewerKbps: config.topology.viewerKbps,
       ticketTtlSec: config.auth.ticketTtlSec,
       watchTokenRequired: config.auth.watchTokenRequired,
       endedRetentionMs: config.origin.endedRetentionMs,
