@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { TICKET_ALGORITHM, type PipeTicketClaims, type ViewerTicketClaims } from '@cascade/protocol';
 
@@ -17,11 +17,12 @@ export function generateTicketKey(): { privateKey: string; publicKey: string } {
  */
 export class TicketSigner {
   readonly publicKey: string;
-  readonly #privateKey: string;
+  /** Parsed once: parsing the PEM on every signature would double a placement's cost. */
+  readonly #privateKey: KeyObject;
   readonly #ttlSec: number;
 
   constructor(key: { privateKey: string; publicKey: string }, ttlSec: number) {
-    this.#privateKey = key.privateKey;
+    this.#privateKey = createPrivateKey(key.privateKey);
     this.publicKey = key.publicKey;
     this.#ttlSec = ttlSec;
   }

@@ -218,7 +218,7 @@ export async function runCapacityBench(ctx: BenchContext): Promise<BenchResult> 
       '. Sinks: a C epoll/recvmmsg program that reads the clear RTP header of each SRTP packet, pinned with ffmpeg to core 1; the SFU pinned to core 0. No ICE/DTLS/NACK/RTCP feedback on either side, so this is forwarding + SRTP cost, not full WebRTC-viewer cost.';
     const figures: BenchFigure[] = [
       {
-        name: 'viewers per origin core (mediasoup 3.12.16, SRTP PlainTransport consumers into UDP sinks)',
+        name: "viewers per core of the origin's forwarding engine (a mediasoup 3.12.16 worker driven directly, SRTP PlainTransport consumers into UDP sinks)",
         value: msVpc.median,
         unit: 'viewers',
         baseline: { name: baseName, value: baseVpc?.median ?? NaN, unit: 'viewers' },
