@@ -152,6 +152,24 @@ describe('clear messages for what cannot be watched or broadcast', () => {
     await page.close();
   });
 
+  it('a stream whose broadcaster has not started sending says "not live yet"', async () => {
+    // A broadcaster that created its stream but sends nothing yet (camera permission pending, say).
+    const b = await RawClient.open(origin.url);
+    try {
+      const published = await b.request('stream.publish', { token: issueToken({ scope: ['broadcast'], sub: 'shy' }) });
+      expect(published.ok).toBe(true);
+      const id = (published.data as { streamId: string }).streamId;
+      const page = await ctx.newPage();
+      await page.goto(`${origin.url}/watch/${id}`);
+      await waitFor(async () => (await demoState(page)).state === 'waiting', { what: 'waiting state' });
+      expect(await page.getByTestId('message').textContent()).toBe('This stream is not live yet');
+      await page.screenshot({ path: path.join(ARTIFACTS, 'watch-not-live-yet.png') });
+      await page.close();
+    } finally {
+      b.close();
+    }
+  });
+
   it('an unknown stream id says "not found"', async () => {
     const page = await ctx.newPage();
     await page.goto(`${origin.url}/watch/doesnotexist`);

@@ -32,7 +32,8 @@ export async function runJoinBench(ctx: BenchContext): Promise<BenchResult> {
   let lost = 0;
   try {
     origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: String(n), CASCADE_LOG_LEVEL: 'warn' } });
-    relay = await startRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: 'join' }), maxViewers: n + 5 });
+    // A dedicated relay on a fast link: its declared upload leaves room for every join.
+    relay = await startRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: 'join' }), maxViewers: n + 5, args: ['--up-kbps', '1000000'] });
     browser = await launchChromium();
     const b = await startChromiumBroadcaster(origin.url, browser);
     for (const bucket of [direct, viaRelay]) {
