@@ -93,6 +93,20 @@ function treeDeployment() {
       for (let i = 0; i < o.viewers; i++) d.viewers.push(await startNodeViewer(d.origin.url, d.b.streamId));
       await allReceive(d.viewers);
     },
+    /** The relay that feeds a child relay and serves viewers, its child, and the viewers of each. */
+    async feeder() {
+      const before = await topology(d.origin.url, d.b.streamId);
+      const node = before.find((n) => n.kind === 'relay' && before.some((c) => c.parent === n.id) && n.viewers > 0);
+      expect(node, JSON.stringify(before)).toBeDefined();
+      const child = before.find((c) => c.parent === node!.id)!;
+      const relay = d.relays.find((r) => r.nodeId === node!.id)!;
+      return {
+        relay,
+        child,
+        viewers: d.viewers.filter((v) => v.watch.nodeId === relay.nodeId),
+        childViewers: d.viewers.filter((v) => v.watch.nodeId === child.id),
+      };
+    },
     async stop() {
       d.viewers.forEach((v) => v.stop());
       await d.b?.stop();
@@ -109,15 +123,8 @@ describe('a relay dies (kill -9) while serving viewers and a child relay', () =>
 
   it('every viewer gets media again and the orphaned relay gets a new parent', async () => {
     await d.start({ relays: 4, maxViewers: 3, viewers: 7, prefix: 'r' });
-    const { origin, relays, b, viewers } = d;
-    const before = await topology(origin.url, b.streamId);
-    // The relay that feeds a child relay and serves viewers.
-    const victimNode = before.find((n) => n.kind === 'relay' && before.some((c) => c.parent === n.id) && n.viewers > 0);
-    expect(victimNode, JSON.stringify(before)).toBeDefined();
-    const child = before.find((c) => c.parent === victimNode!.id)!;
-    const victim = relays.find((r) => r.nodeId === victimNode!.id)!;
-    const hit = viewers.filter((v) => v.watch.nodeId === victim.nodeId);
-    const childViewers = viewers.filter((v) => v.watch.nodeId === child.id);
+    const { origin, b, viewers } = d;
+    const { relay: victim, child, viewers: hit, childViewers } = await d.feeder();
     expect(hit.length).toBeGreaterThan(0);
     // What the killed relay's viewers had: the MediaStream a <video> would hold, and its video track.
     const had = hit.map((v) => ({
@@ -168,13 +175,10 @@ describe('a relay freezes (SIGSTOP, as when a laptop lid closes) while serving v
 
   it('nothing is closed and nobody hears from it, yet every viewer gets media again and its child gets a new parent', async () => {
     await d.start({ relays: 4, maxViewers: 3, viewers: 7, prefix: 'f' });
-    const { origin, relays, b, viewers } = d;
-    const before = await topology(origin.url, b.streamId);
-    const victimNode = before.find((n) => n.kind === 'relay' && before.some((c) => c.parent === n.id) && n.viewers > 0);
-    expect(victimNode, JSON.stringify(before)).toBeDefined();
-    const child = before.find((c) => c.parent === victimNode!.id)!;
-    victim = relays.find((r) => r.nodeId === victimNode!.id)!;
-    const hit = viewers.filter((v) => v.watch.nodeId === victim.nodeId);
+    const { origin, b, viewers } = d;
+    const feeder = await d.feeder();
+    victim = feeder.relay;
+    const { child, viewers: hit } = feeder;
     expect(hit.length).toBeGreaterThan(0);
 
     victim.freeze();
@@ -211,14 +215,7 @@ describe('a relay drains on SIGTERM', () => {
   it('moves its viewers and its child relay away (make-before-break), no viewer sees "ended" or reconnects, then exits 0', async () => {
     await d.start({ relays: 4, maxViewers: 3, viewers: 7, prefix: 'd' });
     const { origin, relays, b, viewers } = d;
-    const before = await topology(origin.url, b.streamId);
-    // The relay that feeds a child relay and serves viewers.
-    const leavingNode = before.find((n) => n.kind === 'relay' && before.some((c) => c.parent === n.id) && n.viewers > 0);
-    expect(leavingNode, JSON.stringify(before)).toBeDefined();
-    const child = before.find((c) => c.parent === leavingNode!.id)!;
-    const leaving = relays.find((r) => r.nodeId === leavingNode!.id)!;
-    const moved = viewers.filter((v) => v.watch.nodeId === leaving.nodeId);
-    const childViewers = viewers.filter((v) => v.watch.nodeId === child.id);
+    const { relay: leaving, child, viewers: moved, childViewers } = await d.feeder();
     expect(moved.length).toBeGreaterThan(0);
     expect(childViewers.length, 'the child relay serves viewers too').toBeGreaterThan(0);
 
