@@ -177,7 +177,16 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
       rtpParameters: info.rtpParameters as unknown as msc.RtpParameters,
     });
     this.#consumers.set(consumer.id, consumer);
-    await this.#signal.request('consumer.resume', { consumerId: consumer.id });
+    try {
+      await this.#signal.request('consumer.resume', { consumerId: consumer.id });
+    } catch (err) {
+      // Its source was replaced meanwhile (the node switched parents, the broadcaster came
+      // back): the node closed this consumer and announces the new one as consumer.new.
+      if (typedError(err).code !== 'CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND') throw err;
+      consumer.close();
+      this.#consumers.delete(consumer.id);
+      return;
+    }
     this.safeEmit('consumer', consumer);
   }
 

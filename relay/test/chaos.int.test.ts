@@ -70,7 +70,16 @@ async function topology(url: string, streamId: string): Promise<TopoNode[]> {
 /** Wait until every viewer got `frames` more frames (counting across reconnections). */
 async function allReceive(viewers: NodeViewer[], frames = 20, what = 'every viewer to receive media'): Promise<void> {
   const start = viewers.map((v) => v.counters.frames);
-  await waitFor(() => viewers.every((v, i) => v.counters.frames >= start[i]! + frames), { what, timeoutMs: RECOVERY_MS });
+  try {
+    await waitFor(() => viewers.every((v, i) => v.counters.frames >= start[i]! + frames), { what, timeoutMs: RECOVERY_MS });
+  } catch (err) {
+    // Which viewers are stuck, where, and what their SDK went through.
+    const stuck = viewers
+      .map((v, i) => ({ v, got: v.counters.frames - start[i]! }))
+      .filter(({ got }) => got < frames)
+      .map(({ v, got }) => `${got} frames, node ${v.watch.nodeId} (${v.watch.state}, stream ${v.watch.streamState}), nodes ${v.counters.nodeIds.join('>')}, reconnects ${v.counters.reconnects}: ${v.counters.reconnectCauses.join('; ')}; SDK warnings: ${v.counters.warnings.join('; ')}`);
+    throw new Error(`${(err as Error).message}\n${stuck.join('\n')}`);
+  }
 }
 
 function relayToken(sub: string, volunteer = false): string {
@@ -238,7 +247,7 @@ describe('a relay drains on SIGTERM', () => {
     for (const v of moved) expect(v.watch.nodeId).not.toBe(leaving.nodeId);
     // A planned move is make-before-break: the SDK switched nodes without a reconnect episode,
     // and the child relay's viewers stayed where they were while their relay changed parent.
-    for (const v of moved) expect(v.counters.reconnects, v.counters.reconnectCauses.join('; ')).toBe(0);
+    for (const v of moved) expect(v.counters.reconnects, `${v.counters.reconnectCauses.join('; ')}; SDK warnings: ${v.counters.warnings.join('; ')}`).toBe(0);
     for (const v of childViewers) {
       expect(v.counters.reconnects, v.counters.reconnectCauses.join('; ')).toBe(0);
       expect(v.watch.nodeId).toBe(child.id);

@@ -1,6 +1,7 @@
 import * as werift from 'werift';
 import WebSocket from 'ws';
 import { CascadeEvent, Watch, watch } from '@cascade/client-sdk';
+import type { Logger } from '@cascade/protocol';
 import { isVp8KeyframeStart } from './vp8.js';
 import { installWeriftGlobals } from './weriftGlobals.js';
 
@@ -18,6 +19,8 @@ export interface NodeViewer {
     nodeIds: string[];
     /** Why each reconnect episode started (code and message), for failure messages. */
     reconnectCauses: string[];
+    /** What the SDK logged at warn level or above (e.g. a planned move that failed), for failure messages. */
+    warnings: string[];
   };
   /**
    * Called with a timestamp (Date.now()) when each video frame completes; `key` for key frames;
@@ -40,7 +43,7 @@ export interface NodeViewer {
  */
 export async function startNodeViewer(url: string, streamId: string): Promise<NodeViewer> {
   installWeriftGlobals();
-  const counters = { packets: 0, bytes: 0, frames: 0, keyframes: 0, reconnects: 0, ended: false, nodeIds: [] as string[], reconnectCauses: [] as string[] };
+  const counters = { packets: 0, bytes: 0, frames: 0, keyframes: 0, reconnects: 0, ended: false, nodeIds: [] as string[], reconnectCauses: [] as string[], warnings: [] as string[] };
   const viewer: NodeViewer = { watch: undefined as unknown as Watch, counters, videoTracks: 0, liveVideoTrack: undefined, stop: () => w.stop() };
   const w = new Watch({
     url,
@@ -48,6 +51,7 @@ export async function startNodeViewer(url: string, streamId: string): Promise<No
     WebSocket: WebSocket as never,
     handlerName: 'Chrome111',
     MediaStream: werift.MediaStream as never,
+    logger: warningsInto(counters.warnings),
   });
   w.on(CascadeEvent.Track, (track) => {
     const t = track as unknown as werift.MediaStreamTrack;
@@ -74,6 +78,16 @@ export async function startNodeViewer(url: string, streamId: string): Promise<No
   viewer.watch = w;
   await w.start();
   return viewer;
+}
+
+/** A Logger that keeps warn and error lines (message and fields) in `sink`, the last 20. */
+function warningsInto(sink: string[]): Logger {
+  const keep = (obj: object, msg: string) => {
+    sink.push(`${msg} ${JSON.stringify(obj)}`);
+    if (sink.length > 20) sink.shift();
+  };
+  const logger: Logger = { debug() {}, info() {}, warn: keep, error: keep, child: () => logger };
+  return logger;
 }
 
 export { watch };
