@@ -267,9 +267,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
       // The new parent failed before taking over (its 'lost' came before anyone listened):
       // keep what still feeds us, and have the controller pick another parent.
       this.#log.warn({ streamId: info.id, parentId: parent.nodeId }, 'new parent lost before taking over');
-      this.control
-        .request('stream.parentLost', { streamId: info.id, parentNodeId: parent.nodeId })
-        .catch((err) => this.#log.warn({ err, streamId: info.id }, 'cannot report the lost parent; the controller will notice'));
+      void this.#reportParentLost(info.id, parent.nodeId);
       return;
     }
     const replaced = this.#ingress.get(info.id);
@@ -286,8 +284,13 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     this.#ingress.delete(streamId);
     this.safeEmit('parentlost', streamId, reason);
     // Viewers stay connected (their consumers come back with the new parent's producers).
+    await this.#reportParentLost(streamId, ingress.parentId);
+  }
+
+  /** Ask the controller for another parent; if it cannot be told, its own liveness checks notice. */
+  async #reportParentLost(streamId: string, parentNodeId: string): Promise<void> {
     try {
-      await this.control.request('stream.parentLost', { streamId, parentNodeId: ingress.parentId });
+      await this.control.request('stream.parentLost', { streamId, parentNodeId });
     } catch (err) {
       this.#log.warn({ err, streamId }, 'cannot report the lost parent; the controller will notice');
     }

@@ -79,8 +79,9 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
   get viewerCount(): number {
     return this.#users.viewers.size;
   }
+  /** Relays fed by pipe: a relay moving between pipes (make-before-break) counts once. */
   get childCount(): number {
-    return this.#users.children.size;
+    return this.childNodeIds.length;
   }
   /** The relays fed by pipe (one id per relay, even while a move runs two pipes to it). */
   get childNodeIds(): string[] {
