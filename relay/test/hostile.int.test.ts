@@ -1,0 +1,149 @@
+import dgram from 'node:dgram';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TicketSigner, generateTicketKey } from '@cascade/controller';
+import {
+  RawClient,
+  getJson,
+  issueToken,
+  startChromiumBroadcaster,
+  startNodeViewer,
+  startRelay,
+  startServer,
+  waitFor,
+  type NodeProcess,
+  type NodeViewer,
+  type TestBroadcaster,
+} from '@cascade/testing';
+
+/**
+ * A live stream flows origin → relay → viewer while hostile clients and a hostile relay throw
+ * everything they can at the relay's signalling endpoint and at the controller. Each bad input
+ * gets its coded error and a log line; the stream, its tree and its viewer are untouched.
+ */
+let origin: NodeProcess;
+let relay: NodeProcess & { nodeId: string };
+let broadcaster: TestBroadcaster;
+let viewer: NodeViewer;
+const key = generateTicketKey();
+const signer = new TicketSigner(key, 60);
+
+interface TopoNode { id: string; parent: string | null; depth: number; viewers: number; children: number }
+const topology = async () => (await getJson<{ nodes: TopoNode[] }>(`${origin.url}/api/streams/${broadcaster.streamId}/topology`)).body.nodes;
+const shape = (nodes: TopoNode[]) => nodes.map((n) => `${n.id}<${n.parent ?? '-'}@${n.depth} v${n.viewers} c${n.children}`).sort();
+
+beforeAll(async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'cascade-key-'));
+  const keyFile = path.join(dir, 'ticket.pem');
+  writeFileSync(keyFile, key.privateKey);
+  // The origin serves no viewer itself: the one viewer is the relay's.
+  origin = await startServer({ env: { CASCADE_AUTH_TICKET_KEY_FILE: keyFile, CASCADE_ORIGIN_MAX_VIEWERS: '0' } });
+  relay = await startRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: 'honest' }), maxViewers: 5 });
+  broadcaster = await startChromiumBroadcaster(origin.url);
+  viewer = await startNodeViewer(origin.url, broadcaster.streamId);
+}, 120_000);
+
+afterAll(async () => {
+  viewer?.stop();
+  await broadcaster?.stop();
+  await relay?.stop();
+  await origin?.stop();
+});
+
+describe('hostile input while a stream flows through a relay', () => {
+  let before: string[];
+
+  it('sets up: the viewer is served by the relay and receives frames', async () => {
+    expect(viewer.watch.nodeId).toBe(relay.nodeId);
+    const start = viewer.counters.frames;
+    await waitFor(() => viewer.counters.frames >= start + 20, { what: 'the viewer to receive 20 frames', timeoutMs: 30_000 });
+    before = shape(await waitFor(async () => {
+      const t = await topology();
+      return t.length === 2 && t.every((n) => n.parent !== null || n.depth === 0) && t.find((n) => n.id === relay.nodeId)?.viewers === 1 ? t : undefined;
+    }, { what: 'origin and relay in the topology, the relay with its viewer' }));
+  });
+
+  it("the relay's viewer endpoint refuses bad messages, tickets and pulls with coded errors", async () => {
+    const c = await RawClient.open(relay.url);
+    c.send('{"v":1,"id":');
+    expect(await c.reply(null)).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_MALFORMED' } });
+    expect(await c.request('node.register', {})).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_UNKNOWN_TYPE' } });
+    expect(await c.request('consumer.resume', { consumerId: 'x' })).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_OUT_OF_ORDER' } });
+    const sid = broadcaster.streamId;
+    expect(await c.request('stream.watch', { streamId: sid, ticket: 'not.a.ticket' })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_INVALID_TOKEN' } });
+    const foreignKey = new TicketSigner(generateTicketKey(), 60).viewer({ stream: sid, node: relay.nodeId });
+    expect(await c.request('stream.watch', { streamId: sid, ticket: foreignKey })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_INVALID_TOKEN' } });
+    const otherNode = signer.viewer({ stream: sid, node: 'another-node' });
+    expect(await c.request('stream.watch', { streamId: sid, ticket: otherNode })).toMatchObject({ error: { code: 'CASCADE_ERR_NODE_WRONG_NODE' } });
+    const pipe = (ticket: string) =>
+      c.request('pipe.open', { ticket, streamId: sid, ip: '127.0.0.1', port: 40999, srtpParameters: { cryptoSuite: 'AEAD_AES_256_GCM', keyBase64: Buffer.alloc(44, 7).toString('base64') } });
+    // A viewer's ticket does not let anyone pull the stream from the relay as a child.
+    expect(await pipe(signer.viewer({ stream: sid, node: relay.nodeId }))).toMatchObject({ error: { code: 'CASCADE_ERR_RELAY_NOT_ASSIGNED' } });
+    expect(c.ws.readyState).toBe(1);
+    c.send(JSON.stringify({ v: 1, id: 99, type: 'stream.watch', data: { streamId: sid, pad: 'x'.repeat(100_000) } }));
+    expect(await c.closed).toEqual({ code: 4413, reason: 'CASCADE_ERR_PROTOCOL_TOO_LARGE' });
+  });
+
+  it('a registered hostile relay cannot touch the tree it is not part of', async () => {
+    const udp = dgram.createSocket('udp4');
+    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
+    let nonce: string | undefined;
+    udp.on('message', (m) => (nonce = m.toString().replace('CASCADE-PROBE ', '')));
+    const c = await RawClient.open(origin.url, '/control');
+    const capacity = { maxViewers: 10, maxChildren: 2, upKbps: 10_000, downKbps: 10_000 };
+    const node = { url: 'http://127.0.0.1:9', mediaIp: '127.0.0.1', probePort: udp.address().port, capacity };
+    const sid = broadcaster.streamId;
+    // Taking over the honest relay's id, and claiming its place in the tree at registration.
+    const stolen = await RawClient.open(origin.url, '/control');
+    expect(await stolen.request('node.register', { token: issueToken({ scope: ['relay'], sub: 'mallory' }), node: { ...node, id: relay.nodeId }, streams: [] })).toMatchObject({
+      error: { code: 'CASCADE_ERR_RELAY_ALREADY_REGISTERED' },
+    });
+    stolen.close();
+    // It claims to be fed by the origin and to feed the honest relay: a parent vouching for a child it does not have.
+    const originId = ((await getJson<{ node: string }>(`${origin.url}/healthz`)).body).node;
+    const claim = [{ streamId: sid, parentNodeId: originId, depth: 1, viewers: 3, children: 1, childNodeIds: [relay.nodeId], bitrateOutKbps: 4500 }];
+    const reg = await c.request('node.register', { token: issueToken({ scope: ['relay'], sub: 'mallory' }), node, streams: claim });
+    expect(reg.ok, JSON.stringify(reg.error)).toBe(true);
+    await waitFor(() => nonce, { what: 'the UDP probe' });
+    expect(await c.request('node.probeAck', { nonce })).toMatchObject({ ok: true });
+    // Everything below names the live stream; none of it is the hostile relay's to say.
+    const stats = { viewers: 3, children: 0, bitrateInKbps: 1500, bitrateOutKbps: 4500, lossRate: 0, cpu: 0.1, bytesOut: 1 };
+    expect(await c.request('node.heartbeat', { stats, streams: claim })).toMatchObject({ ok: true });
+    expect(await c.request('node.heartbeat', { stats: { ...stats, viewers: 1e6 }, streams: claim })).toMatchObject({ error: { code: 'CASCADE_ERR_RELAY_INVALID_STATS' } });
+    expect(await c.request('viewer.left', { streamId: sid, count: 10_000 })).toMatchObject({ ok: true });
+    expect(await c.request('stream.parentLost', { streamId: sid, parentNodeId: relay.nodeId })).toMatchObject({ ok: true });
+    expect(await c.request('stream.released', { streamId: sid })).toMatchObject({ ok: true });
+    expect(await c.request('stream.parentLost', { streamId: 'nosuchstream', parentNodeId: relay.nodeId })).toMatchObject({ ok: true });
+    expect(await c.request('viewer.place', { streamId: 'nosuchstream' })).toMatchObject({ error: { code: 'CASCADE_ERR_STREAM_NOT_FOUND' } });
+    c.send('[]');
+    expect(await c.reply(null)).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_MALFORMED' } });
+    // A few heartbeats later the tree is exactly what it was: the relay keeps its viewer and its parent.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(shape(await topology())).toEqual(before);
+    c.close();
+    udp.close();
+  });
+
+  it('the stream kept flowing to its viewer, who never had to reconnect', async () => {
+    const start = viewer.counters.frames;
+    await waitFor(() => viewer.counters.frames >= start + 20, { what: 'the viewer to receive 20 more frames', timeoutMs: 30_000 });
+    expect(viewer.counters.reconnects).toBe(0);
+    expect(viewer.counters.ended).toBe(false);
+    expect(viewer.counters.nodeIds.at(-1) ?? viewer.watch.nodeId).toBe(relay.nodeId);
+    expect(viewer.counters.warnings).toEqual([]);
+  });
+
+  it('each refusal is logged with its code, where it happened', () => {
+    const relayLog = relay.logs.join('\n');
+    for (const code of ['CASCADE_ERR_PROTOCOL_MALFORMED', 'CASCADE_ERR_AUTH_INVALID_TOKEN', 'CASCADE_ERR_NODE_WRONG_NODE', 'CASCADE_ERR_RELAY_NOT_ASSIGNED', 'CASCADE_ERR_PROTOCOL_TOO_LARGE']) {
+      expect(relayLog, code).toContain(code);
+    }
+    const originLog = origin.logs.join('\n');
+    for (const code of ['CASCADE_ERR_RELAY_ALREADY_REGISTERED', 'CASCADE_ERR_RELAY_INVALID_STATS', 'CASCADE_ERR_PROTOCOL_MALFORMED']) {
+      expect(originLog, code).toContain(code);
+    }
+    expect(`${relayLog}\n${originLog}`).not.toMatch(/eyJhbGciOi/);
+  });
+});
