@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   getJson,
   issueToken,
+  metric,
   launchChromium,
   startChromiumBroadcaster,
   startNodeViewer,
@@ -41,16 +42,8 @@ afterAll(async () => {
   await browser?.close();
 });
 
-/** Viewer placements a server process's controller decided (cascade_controller_placements_total). */
-async function placements(url: string): Promise<number> {
-  const res = await fetch(`${url}/metrics`);
-  expect(res.status).toBe(200);
-  const text = await res.text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('cascade_controller_placements_total{'))
-    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-}
+/** Viewer placements a server process's controller decided. */
+const placements = async (url: string) => (await metric(url, 'cascade_controller_placements_total')) || 0;
 
 /** A process's JSON log lines (pino) seen so far. */
 function logEntries(p: NodeProcess): Record<string, unknown>[] {

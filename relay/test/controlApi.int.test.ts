@@ -9,6 +9,7 @@ import {
   RawClient,
   TEST_SECRET,
   issueToken,
+  metric,
   startServer,
   vp8RtpParameters,
   waitFor,
@@ -159,5 +160,22 @@ describe('pulling streams', () => {
     expect(res, JSON.stringify(res.error)).toMatchObject({ ok: true, data: { depth: 1, state: "live" } });
     expect((res.data!.producers as unknown[]).length).toBe(1);
     c.close();
+  });
+
+  it('a child that vanishes in the middle of pipe.open leaves no pipe and no child counted', async () => {
+    const children = async () => metric(origin.url, 'cascade_node_children');
+    const transports = async () => metric(origin.url, 'cascade_media_transports');
+    await waitFor(async () => ((await children()) === 0 ? true : undefined), { what: 'earlier pipes to close' });
+    const baseline = await transports();
+    // The moment the socket is cut varies with scheduling; several tries land it at different steps.
+    for (let i = 0; i < 8; i++) {
+      const c = await RawClient.open(origin.url);
+      const ticket = signer.pipe({ stream: streamId, node: nodeId, child: `gone${i}`, childIp: '127.0.0.1' });
+      c.send(JSON.stringify({ v: 1, id: 1, type: 'pipe.open', data: { ticket, streamId, ip: '127.0.0.1', port: 40999, srtpParameters: { cryptoSuite: 'AEAD_AES_256_GCM', keyBase64: Buffer.alloc(44, 7).toString('base64') } } }));
+      if (i % 2) await new Promise((r) => setTimeout(r, i));
+      c.ws.terminate();
+    }
+    await waitFor(async () => ((await transports()) === baseline ? true : undefined), { what: 'every pipe transport closed' });
+    await waitFor(async () => ((await children()) === 0 ? true : undefined), { what: 'no child left counted on the origin' });
   });
 });

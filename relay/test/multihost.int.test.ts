@@ -10,6 +10,7 @@ import {
   freePort,
   getJson,
   issueToken,
+  metric,
   startChromiumBroadcaster,
   startNodeViewer,
   startRelay,
@@ -60,12 +61,6 @@ function killOrigin(): void {
   origin?.proc.kill('SIGKILL');
 }
 
-async function metric(url: string, name: string): Promise<number> {
-  const text = (await getJson<string>(`${url}/metrics`)).body;
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
-  if (!m) throw new Error(`${name} missing from ${url}/metrics`);
-  return Number(m[1]);
-}
 
 describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ? '' : ` (SKIPPED: ${support.reason})`}`, () => {
   beforeAll(async () => {

@@ -1,13 +1,6 @@
-import { getJson } from '@cascade/testing';
+import { metric } from '@cascade/testing';
 
-/** One gauge from /metrics (first sample). */
-export async function metric(baseUrl: string, name: string): Promise<number> {
-  const { body } = await getJson<string>(`${baseUrl}/metrics`);
-  const line = String(body)
-    .split('\n')
-    .find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-  return line ? Number(line.split(' ').pop()) : NaN;
-}
+export { metric };
 
 export async function mediaObjects(baseUrl: string) {
   const [transports, producers, consumers, routers] = await Promise.all(

@@ -250,7 +250,32 @@ describe('a client that disconnects at any moment leaves nothing behind', () => 
         await c.request('stream.subscribe', { transportId: t.data!.id, rtpCapabilities: { codecs: [{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000, preferredPayloadType: 96, rtcpFeedback: [] }], headerExtensions: [] } });
       },
     ];
-    for (const step of steps) {
+    // And in the middle of a request: the last one is sent and the socket cut before its answer,
+    // so the server finishes its work for a client that is gone. Repeated, as the moment varies.
+    const fire = (c: RawClient, type: string, data: unknown) => c.send(JSON.stringify({ v: 1, id: 999, type, data }));
+    const midRequest = [
+      async (c: RawClient) => fire(c, 'stream.publish', { token: broadcastToken('heidi') }),
+      async (c: RawClient) => fire(c, 'stream.watch', { streamId: live.streamId }),
+      async (c: RawClient) => {
+        await c.request('stream.publish', { token: broadcastToken('ivan') });
+        fire(c, 'transport.create', { direction: 'send' });
+      },
+      async (c: RawClient) => {
+        await c.request('stream.publish', { token: broadcastToken('judy') });
+        const t = await c.request('transport.create', { direction: 'send' });
+        fire(c, 'producer.create', { transportId: t.data!.id, kind: 'video', rtpParameters: vp8RtpParameters() });
+      },
+      async (c: RawClient) => {
+        await c.request('stream.watch', { streamId: live.streamId });
+        fire(c, 'transport.create', { direction: 'recv' });
+      },
+      async (c: RawClient) => {
+        await c.request('stream.watch', { streamId: live.streamId });
+        const t = await c.request('transport.create', { direction: 'recv' });
+        fire(c, 'stream.subscribe', { transportId: t.data!.id, rtpCapabilities: { codecs: [{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000, preferredPayloadType: 96, rtcpFeedback: [] }], headerExtensions: [] } });
+      },
+    ];
+    for (const step of [...steps, ...midRequest, ...midRequest, ...midRequest]) {
       const c = await RawClient.open(origin.url);
       await step(c);
       // Vanish without a goodbye: a hard socket close.
@@ -262,6 +287,9 @@ describe('a client that disconnects at any moment leaves nothing behind', () => 
         ? m
         : undefined;
     }, { what: 'transports, producers and consumers back to the broadcaster-only baseline' });
+    await waitFor(async () => ((await metric(origin.url, 'cascade_node_viewers')) === 0 ? true : undefined), { what: 'no viewer session left counted' });
+    // The broadcaster's stream is still the live one; no half-made producer replaced its source.
+    expect((await getJson<{ state: string }>(`${origin.url}/api/streams/${live.streamId}`)).body.state).toBe('live');
     live.c.close();
     await waitFor(async () => {
       const m = await mediaObjects(origin.url);

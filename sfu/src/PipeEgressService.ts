@@ -88,6 +88,8 @@ export class PipeEgressService implements NodeService {
         if (info) producers.push(info);
       }
     }
+    // The child may have gone while we awaited: registering it now would count a child nobody feeds, forever.
+    if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
     const onSource = (producer: types.Producer) =>
       void consume(producer).then((info) => info && session.notify('pipe.producer.new', info));
     const onState = (state: LocalStream['state']) => session.notify('stream.state', { streamId: stream.id, state });

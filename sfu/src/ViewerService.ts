@@ -75,11 +75,14 @@ export class ViewerService implements NodeService {
     if (placement.nodeId !== node.id) {
       return { action: 'redirect', nodeId: placement.nodeId, url: placement.url, ticket: placement.ticket };
     }
-    if (session.closed) {
-      node.control.viewerLeft(p.streamId);
-      throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
+    try {
+      if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
+      return await this.#serve(session, this.#options.streamFor(p.streamId));
+    } catch (err) {
+      // #serve throws only before the viewer is counted here: give back the place the controller reserved.
+      this.#viewerLeft(session, p.streamId);
+      throw err;
     }
-    return this.#serve(session, this.#options.streamFor(p.streamId));
   }
 
   async #serve(session: Session, stream: LocalStream): Promise<NodeResult<'stream.watch'>> {
@@ -101,11 +104,7 @@ export class ViewerService implements NodeService {
       stream.off('statechange', onState);
       stream.off('sourceadd', onSource);
       stream.removeUser('viewers', session.id);
-      try {
-        this.#node.control.viewerLeft(stream.id);
-      } catch (err) {
-        session.log.warn({ err }, 'cannot report viewer departure');
-      }
+      this.#viewerLeft(session, stream.id);
     });
     session.log.info({ streamId: stream.id }, 'viewer joined');
     return {
@@ -115,6 +114,14 @@ export class ViewerService implements NodeService {
       iceServers: this.#options.iceServers,
       stream: stream.info(),
     };
+  }
+
+  #viewerLeft(session: Session, streamId: string): void {
+    try {
+      this.#node.control.viewerLeft(streamId);
+    } catch (err) {
+      session.log.warn({ err }, 'cannot report viewer departure');
+    }
   }
 
   async #subscribe(session: Session, p: NodeParams<'stream.subscribe'>): Promise<NodeResult<'stream.subscribe'>> {

@@ -24,3 +24,13 @@ export async function getJson<T = unknown>(url: string): Promise<{ status: numbe
   }
   return { status: res.status, body: body as T };
 }
+
+/** One metric from a node's /metrics: the sum over its label sets, NaN where it has no sample. */
+export async function metric(baseUrl: string, name: string): Promise<number> {
+  const { body } = await getJson<string>(`${baseUrl}/metrics`);
+  const samples = String(body)
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .map((l) => Number(l.slice(l.lastIndexOf(' ') + 1)));
+  return samples.length ? samples.reduce((a, b) => a + b, 0) : NaN;
+}

@@ -191,6 +191,11 @@ export class PublisherService implements NodeService {
       kinds.delete(p.kind);
       throw err;
     }
+    if (session.closed || transport.closed) {
+      // The broadcaster vanished while the worker created it: a producer nobody feeds must not become the source.
+      producer.close();
+      throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
+    }
     pub.local.setSource(producer);
     if (pub.record.state !== 'live') await this.#setState(pub, 'live');
     session.log.info({ streamId, kind: p.kind, producerId: producer.id }, 'broadcaster producing');
