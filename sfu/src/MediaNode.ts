@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import type { types } from 'mediasoup';
 import type { WebSocket } from 'ws';
 import {
@@ -166,6 +167,12 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
   /** The pipe listen address: the first listen IP, announced as configured. */
   get pipeListenIp(): ListenIp {
     return this.options.listenIps[0]!;
+  }
+
+  /** The listen address for a pipe to `peerIp`: the first of its IP family (a relay on IPv6 only needs an IPv6 parent end). */
+  pipeListenIpFor(peerIp: string): ListenIp {
+    const v6 = isIPv6(peerIp);
+    return this.options.listenIps.find((l) => isIPv6(l.announcedIp || l.ip) === v6) ?? this.pipeListenIp;
   }
 
   use(service: NodeService): this {

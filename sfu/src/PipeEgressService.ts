@@ -52,7 +52,7 @@ export class PipeEgressService implements NodeService {
   ): Promise<NodeResult<'pipe.open'>> {
     const node = this.#node;
     const router = await stream.router.routerForConsumer();
-    const listen = node.pipeListenIp;
+    const listen = node.pipeListenIpFor(p.ip);
     const pipe = await router.createPipeTransport({
       listenIp: { ip: listen.ip, announcedIp: listen.announcedIp },
       enableSrtp: true,
