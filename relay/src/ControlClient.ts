@@ -77,6 +77,8 @@ export class ControlClient extends TypedEmitter<ControlClientEvents> {
   #pendingNonce: string | undefined;
   /** Registered on the current connection. */
   #registered = false;
+  /** When the controller last answered a request (or registered us). */
+  #lastAnswerAt = 0;
 
   constructor(options: ControlClientOptions, deps: { logger: Logger; handlers: ControlHandlers }) {
     super();
@@ -109,7 +111,31 @@ export class ControlClient extends TypedEmitter<ControlClientEvents> {
   async request<T extends ControlRequestType>(type: T, params: ControlParams<T>): Promise<ControlResult<T>> {
     const peer = this.#peer;
     if (!peer || peer.closed) throw new CascadeError('CASCADE_ERR_CONTROLLER_UNAVAILABLE', 'not connected to the controller');
-    return (await peer.request(type, params)) as ControlResult<T>;
+    try {
+      const res = (await peer.request(type, params)) as ControlResult<T>;
+      this.#lastAnswerAt = Date.now();
+      return res;
+    } catch (err) {
+      // A refusal is an answer too; only silence (a timeout, a closed socket) counts against the connection.
+      if (!(err instanceof CascadeError && err.code.startsWith('CASCADE_ERR_CLIENT_'))) this.#lastAnswerAt = Date.now();
+      throw err;
+    }
+  }
+
+  /**
+   * A controller that is frozen, or behind a network that black-holes packets, keeps the TCP
+   * connection open but answers nothing. After `maxSilenceMs` without an answer the connection
+   * is dropped and the loop connects (and registers) again; media keeps flowing meanwhile.
+   */
+  dropIfSilent(maxSilenceMs: number): boolean {
+    const peer = this.#peer;
+    if (!peer || peer.closed || !this.#registered) return false;
+    const silentMs = Date.now() - this.#lastAnswerAt;
+    if (silentMs <= maxSilenceMs) return false;
+    this.#log.warn({ silentMs }, 'the controller stopped answering; connecting again (media keeps flowing)');
+    const err = new CascadeError('CASCADE_ERR_CONTROLLER_UNAVAILABLE', 'no answer');
+    peer.close(err.closeCode, err.code);
+    return true;
   }
 
   /**
@@ -204,6 +230,7 @@ export class ControlClient extends TypedEmitter<ControlClientEvents> {
     }
     this.#nodeId = res.nodeId;
     this.#registered = true;
+    this.#lastAnswerAt = Date.now();
     void lost.then(() => (this.#registered = false));
     this.safeEmit('registered', res.nodeId, res.ticketPublicKey, res.heartbeatIntervalMs);
     if (this.#pendingNonce) void this.#ackProbe();

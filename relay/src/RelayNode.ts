@@ -57,6 +57,8 @@ export type RelayNodeEvents = {
 const PENDING_ASSIGNMENT_MS = 10_000;
 /** How long a planned move waits for the new pipe's media before switching anyway (ms). */
 const MOVE_MEDIA_WAIT_MS = 2000;
+/** Heartbeat periods without any answer from the controller before the relay reconnects to it. */
+const CONTROLLER_SILENCE_HEARTBEATS = 4;
 
 /**
  * A relay: a media node that pulls streams from the parent the controller assigns and
@@ -356,6 +358,8 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
 
   async #sendHeartbeat(): Promise<void> {
     if (!this.control.connected || !this.nodeId) return;
+    // By then the controller has expired us anyway (its node TTL is a few heartbeats).
+    if (this.control.dropIfSilent(CONTROLLER_SILENCE_HEARTBEATS * this.#options.heartbeatIntervalMs)) return;
     // Departures are batched into the heartbeat period.
     const left = [...this.#left];
     this.#left.clear();

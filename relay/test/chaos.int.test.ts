@@ -304,6 +304,29 @@ describe('the control plane restarts', () => {
     await allReceive(viewers);
   });
 
+  it('a frozen controller (SIGSTOP: connections open, nothing answered) does not stop media; relays notice and register again', async () => {
+    const warned = (r: Relay) => r.logs.some((l) => l.includes('the controller stopped answering'));
+    const before = relays.filter(warned).length;
+    controller.freeze();
+    try {
+      await waitFor(() => relays.every(warned), { what: 'each relay to notice that the controller went silent', timeoutMs: RECOVERY_MS });
+      await allReceive(viewers, 20, 'media to keep flowing while the controller is frozen');
+    } finally {
+      controller.thaw();
+    }
+    expect(before).toBe(0);
+    await waitFor(async () => {
+      const h = await Promise.all(relays.map((r) => getJson<{ controller: string }>(`${r.url}/healthz`)));
+      return h.every((x) => x.body.controller === 'ready');
+    }, { what: 'relays registered again once the controller answers', timeoutMs: RECOVERY_MS });
+    const joined = await waitFor(() => startNodeViewer(relays[1]!.url, b.streamId), { what: 'a new join through a relay', timeoutMs: RECOVERY_MS });
+    try {
+      await allReceive([...viewers, joined]);
+    } finally {
+      joined.stop(); // the relays' places are counted for the tests that follow
+    }
+  });
+
   it('restarting redis-server (empty) does not stop media; state is rebuilt from the nodes; joins resume', async () => {
     await redis.restart();
     await allReceive(viewers, 20, 'media to keep flowing across the Redis restart');
