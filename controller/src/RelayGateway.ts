@@ -39,6 +39,8 @@ interface RelayConnection {
 }
 
 export const PROBE_PREFIX = 'CASCADE-PROBE ';
+/** Probe datagrams sent per registration (the echo comes back over the control connection). */
+const PROBE_COPIES = 8;
 
 /**
  * The controller's `/control` endpoint for relay nodes, volunteers included (untrusted):
@@ -212,10 +214,10 @@ export class RelayGateway {
       if (conn.nonce !== nonce) return;
       this.#udp.send(msg, port, ip, (err) => err && conn.log.warn({ err }, 'probe send failed'));
     };
-    // A few copies: UDP may drop one on a lossy path.
+    // Copies spread over the timeout: a lossy path (a volunteer's Wi-Fi) drops some, rarely all.
     sendOnce();
-    const step = Math.max(50, Math.floor(this.#options.probeTimeoutMs / 4));
-    for (let i = 1; i < 4; i++) conn.probeTimers.push(setTimeout(sendOnce, step * i));
+    const step = Math.max(50, Math.floor(this.#options.probeTimeoutMs / PROBE_COPIES));
+    for (let i = 1; i < PROBE_COPIES; i++) conn.probeTimers.push(setTimeout(sendOnce, step * i));
     conn.probeTimers.push(
       setTimeout(() => {
         if (conn.nonce !== nonce) return;

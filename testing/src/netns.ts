@@ -63,8 +63,8 @@ export interface TestNetworkOptions {
   delayMs?: number | number[];
   /** One-way delay of the root namespace's link, ms. Default 0. */
   rootDelayMs?: number;
-  /** Packet loss on each namespace link, percent (0..100). Default 0. */
-  lossPercent?: number;
+  /** Packet loss on each namespace link, percent (0..100): one value for all, or one per namespace. Default 0. */
+  lossPercent?: number | number[];
   /** Rate limit of each namespace link per direction, kbit/s. Default: none. */
   rateKbit?: number;
   /** Default 'auto': netem if the kernel has it, else the userspace switch (VXLAN), else no shaping. */
@@ -477,7 +477,9 @@ async function detectShaping(hub: string, wanted: Shaping | 'auto', delayed: boo
 export async function createTestNetwork(options: TestNetworkOptions): Promise<TestNetwork> {
   const count = options.count;
   if (!Number.isInteger(count) || count < 1 || count > 40) throw new TypeError('count must be an integer in 1..40');
-  const delays = Array.from({ length: count }, (_, i) => (Array.isArray(options.delayMs) ? options.delayMs[i] ?? 0 : options.delayMs ?? 0));
+  const perNamespace = (v: number | number[] | undefined) => Array.from({ length: count }, (_, i) => (Array.isArray(v) ? v[i] ?? 0 : v ?? 0));
+  const delays = perNamespace(options.delayMs);
+  const losses = perNamespace(options.lossPercent);
   for (const d of [...delays, options.rootDelayMs ?? 0]) if (!(d >= 0 && d <= 10_000)) throw new TypeError('delays are 0..10000 ms');
   await cleanupStaleNetworks();
 
@@ -543,7 +545,7 @@ export async function createTestNetwork(options: TestNetworkOptions): Promise<Te
     await ip(['netns', 'add', hub]);
     created.push(hub);
     await ip(['-n', hub, 'link', 'set', 'lo', 'up']);
-    const delayed = delays.some((d) => d > 0) || (options.rootDelayMs ?? 0) > 0 || (options.lossPercent ?? 0) > 0 || (options.rateKbit ?? 0) > 0;
+    const delayed = delays.some((d) => d > 0) || (options.rootDelayMs ?? 0) > 0 || losses.some((l) => l > 0) || (options.rateKbit ?? 0) > 0;
     const { shaping, note } = await detectShaping(hub, options.shaping ?? 'auto', delayed);
 
     const members: Member[] = [
@@ -555,7 +557,7 @@ export async function createTestNetwork(options: TestNetworkOptions): Promise<Te
         k: i,
         ip: testIp(10 + i),
         delayMs: delays[i - 1]!,
-        lossPercent: options.lossPercent ?? 0,
+        lossPercent: losses[i - 1]!,
         rateKbit: options.rateKbit ?? 0,
         veth: 'eth0',
         dev: shaping === 'userspace' ? 'vx0' : 'eth0',

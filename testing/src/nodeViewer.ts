@@ -1,6 +1,6 @@
 import * as werift from 'werift';
 import WebSocket from 'ws';
-import { CascadeEvent, Watch, watch } from '@cascade/client-sdk';
+import { CascadeEvent, Watch, watch, type WatchOptions } from '@cascade/client-sdk';
 import type { Logger } from '@cascade/protocol';
 import { isVp8KeyframeStart } from './vp8.js';
 import { installWeriftGlobals } from './weriftGlobals.js';
@@ -41,7 +41,7 @@ export interface NodeViewer {
  * A cheap receive-only viewer (werift, no decoding) going through the real SDK and viewer
  * flow: controller placement, redirect, reconnection.
  */
-export async function startNodeViewer(url: string, streamId: string): Promise<NodeViewer> {
+export async function startNodeViewer(url: string, streamId: string, options: Pick<WatchOptions, 'keepAlive' | 'timeoutMs'> = {}): Promise<NodeViewer> {
   installWeriftGlobals();
   const counters = { packets: 0, bytes: 0, frames: 0, keyframes: 0, reconnects: 0, ended: false, nodeIds: [] as string[], reconnectCauses: [] as string[], warnings: [] as string[] };
   const viewer: NodeViewer = { watch: undefined as unknown as Watch, counters, videoTracks: 0, liveVideoTrack: undefined, stop: () => w.stop() };
@@ -52,6 +52,7 @@ export async function startNodeViewer(url: string, streamId: string): Promise<No
     handlerName: 'Chrome111',
     MediaStream: werift.MediaStream as never,
     logger: warningsInto(counters.warnings),
+    ...options,
   });
   w.on(CascadeEvent.Track, (track) => {
     const t = track as unknown as werift.MediaStreamTrack;
