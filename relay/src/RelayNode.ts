@@ -364,9 +364,17 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     const left = [...this.#left];
     this.#left.clear();
     try {
-      for (const [streamId, count] of left) await this.control.request('viewer.left', { streamId, count });
+      while (left.length > 0) {
+        const [streamId, count] = left[0]!;
+        await this.control.request('viewer.left', { streamId, count });
+        left.shift();
+      }
       await this.control.request('node.heartbeat', nodeSnapshot(this.node, this.meter));
     } catch (err) {
+      // Departures that never reached the controller go with the next heartbeat (refused ones are dropped).
+      if (err instanceof CascadeError && err.code.startsWith('CASCADE_ERR_CLIENT_')) {
+        for (const [streamId, count] of left) this.#left.set(streamId, Math.min(10_000, (this.#left.get(streamId) ?? 0) + count));
+      }
       this.#log.debug({ err }, 'heartbeat failed');
     }
   }
