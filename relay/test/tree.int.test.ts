@@ -1,5 +1,8 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  REPO_ROOT,
   getJson,
   issueToken,
   startChromiumBroadcaster,
@@ -97,6 +100,31 @@ describe('relay tree', () => {
       return t.nodes.every((n) => n.bitrateOutKbps > 0) ? t.nodes : undefined;
     }, { what: 'every node reporting its bitrate out' });
     expect(rates.length).toBe(5);
+  });
+
+  it('the status page draws the tree, each relay under its parent, and the share served by relays', async () => {
+    const topo = (await getJson<Topology>(`${origin.url}/api/streams/${broadcaster.streamId}/topology`)).body;
+    const page = await broadcaster.browser.newPage();
+    try {
+      await page.goto(`${origin.url}/status/${broadcaster.streamId}`);
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid=node]').length === 5);
+      expect(await page.textContent('[data-testid=relay-share]')).toBe('80 %');
+      expect(await page.textContent('[data-testid=viewers]')).toBe('5');
+      expect(await page.textContent('[data-testid=depth]')).toBe('2');
+      // Where each node is drawn: under the node of the list item that holds its list.
+      const drawn = await page.$$eval('[data-testid=node]', (els) =>
+        els.map((e) => ({
+          id: e.getAttribute('data-node-id'),
+          under: e.parentElement?.parentElement?.closest('li')?.querySelector(':scope > .node')?.getAttribute('data-node-id') ?? null,
+        })),
+      );
+      expect(new Map(drawn.map((d) => [d.id, d.under]))).toEqual(new Map(topo.nodes.map((n) => [n.id, n.parent])));
+      const artifacts = path.join(REPO_ROOT, 'test-artifacts');
+      mkdirSync(artifacts, { recursive: true });
+      await page.screenshot({ path: path.join(artifacts, 'status.png'), fullPage: true });
+    } finally {
+      await page.close();
+    }
   });
 
   it('a viewer may enter at any node: a relay asks the controller and redirects it', async () => {

@@ -1,6 +1,6 @@
 /**
  * The web demo: `/` lists live streams, `/broadcast` goes live from the webcam, `/watch/<id>`
- * plays a stream. Bundled for the browser with the client SDK. Page state is mirrored on
+ * plays a stream, `/status/<id>` shows the tree that carries it. Bundled for the browser with the client SDK. Page state is mirrored on
  * `window.cascadeDemo` so that end-to-end tests (and curious users) can read it.
  */
 import {
@@ -161,6 +161,7 @@ async function broadcastPage(): Promise<void> {
     $('streamId').textContent = b.streamId;
     $<HTMLInputElement>('shareUrl').value = watchUrl;
     $<HTMLAnchorElement>('watchLink').href = watchUrl;
+    $<HTMLAnchorElement>('statusLink').href = `/status/${encodeURIComponent(b.streamId)}`;
     $('copy').addEventListener('click', () => void navigator.clipboard?.writeText(watchUrl));
     b.on(CascadeEvent.Viewers, (n) => {
       demo.viewers = n;
@@ -209,6 +210,7 @@ async function watchPage(): Promise<void> {
   // Deployments with auth.watchTokenRequired hand out watch links with ?token=<watch token>.
   const token = new URLSearchParams(window.location.search).get('token');
   const video = $<HTMLVideoElement>('video');
+  $<HTMLAnchorElement>('statusLink').href = `/status/${encodeURIComponent(streamId)}`;
   const setMessage = (key: keyof typeof MESSAGES | null, extra = '') => {
     const overlay = $('overlay');
     if (!key) {
@@ -292,5 +294,78 @@ async function watchPage(): Promise<void> {
   w.on(CascadeEvent.Track, () => void video.play().catch(() => {}));
 }
 
-const pages: Record<string, () => Promise<void>> = { home, broadcast: broadcastPage, watch: watchPage };
+// ---------------------------------------------------------------- status
+
+interface TopologyNode {
+  id: string;
+  kind: 'origin' | 'relay';
+  volunteer: boolean;
+  status: string;
+  parent: string | null;
+  depth: number;
+  viewers: number;
+  children: number;
+  bitrateOutKbps: number;
+}
+interface Topology { streamId: string; viewers: number; depth: number; relayShare: number; nodes: TopologyNode[] }
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/** One node and, under it, the nodes it feeds. */
+function renderNode(n: TopologyNode, byParent: Map<string | null, TopologyNode[]>): string {
+  const badges = [
+    `<span class="badge ${n.kind}">${n.kind}</span>`,
+    n.volunteer ? '<span class="badge volunteer">volunteer</span>' : '',
+    n.status !== 'ready' ? `<span class="badge ${escapeHtml(n.status)}">${escapeHtml(n.status)}</span>` : '',
+  ].join('');
+  const mbps = (n.bitrateOutKbps / 1000).toFixed(n.bitrateOutKbps >= 10_000 ? 0 : 1);
+  const kids = byParent.get(n.id) ?? [];
+  return `<li><div class="node" data-testid="node" data-node-id="${escapeHtml(n.id)}" data-depth="${n.depth}">
+      <span class="id">${escapeHtml(n.id)}</span>${badges}
+      <span class="figs">${plural(n.viewers, 'viewer')} · ${plural(n.children, 'relay', 'relays')} fed · ${mbps} Mbit/s out</span></div>
+    ${kids.length ? `<ul>${kids.map((k) => renderNode(k, byParent)).join('')}</ul>` : ''}</li>`;
+}
+
+async function statusPage(): Promise<void> {
+  const streamId = decodeURIComponent(window.location.pathname.split('/').pop() ?? '');
+  demo.streamId = streamId;
+  $<HTMLAnchorElement>('watchLink').href = `/watch/${encodeURIComponent(streamId)}`;
+  const render = async () => {
+    try {
+      const [s, t] = await Promise.all([fetch(`/api/streams/${encodeURIComponent(streamId)}`), fetch(`/api/streams/${encodeURIComponent(streamId)}/topology`)]);
+      if (!s.ok || !t.ok) {
+        const body = (await (s.ok ? t : s).json().catch(() => ({}))) as { code?: string; message?: string };
+        throw Object.assign(new Error(body.message ?? `HTTP ${(s.ok ? t : s).status}`), { code: body.code ?? 'CASCADE_ERR_INTERNAL' });
+      }
+      const stream = (await s.json()) as { title: string; state: StreamState };
+      const topo = (await t.json()) as Topology;
+      $('error').hidden = true;
+      $('title').textContent = `${stream.title} · distribution`;
+      $('subtitle').textContent = `Stream ${streamId} is ${stream.state}; refreshed every two seconds.`;
+      $('viewers').textContent = String(topo.viewers);
+      $('relayShare').textContent = topo.viewers > 0 ? `${Math.round(topo.relayShare * 100)} %` : '–';
+      $('nodeCount').textContent = String(topo.nodes.length);
+      $('depth').textContent = String(topo.depth);
+      const byParent = new Map<string | null, TopologyNode[]>();
+      for (const n of topo.nodes) byParent.set(n.parent, [...(byParent.get(n.parent) ?? []), n]);
+      // Roots: the origin, and any node whose parent is not (or no longer) in the tree.
+      const ids = new Set(topo.nodes.map((n) => n.id));
+      const roots = topo.nodes.filter((n) => n.parent === null || !ids.has(n.parent));
+      $('tree').innerHTML = roots.map((n) => renderNode(n, byParent)).join('');
+      demo.state = stream.state;
+      demo.viewers = topo.viewers;
+    } catch (err) {
+      const e = err as CascadeError;
+      demo.state = e.code === 'CASCADE_ERR_STREAM_NOT_FOUND' ? 'notfound' : 'error';
+      demo.error = { code: e.code, message: e.message };
+      const box = $('error');
+      box.innerHTML = `<strong>${e.code === 'CASCADE_ERR_STREAM_NOT_FOUND' ? 'Stream not found' : 'Cannot read the tree'}</strong><br><code>${escapeHtml(e.code ?? '')}</code>`;
+      box.hidden = false;
+    }
+  };
+  await render();
+  setInterval(() => void render(), 2000);
+}
+
+const pages: Record<string, () => Promise<void>> = { home, broadcast: broadcastPage, watch: watchPage, status: statusPage };
 void pages[demo.page]?.();
