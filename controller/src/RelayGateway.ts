@@ -201,7 +201,12 @@ export class RelayGateway {
     }
     this.#probe(conn, record, p.node.probePort);
     conn.log.info({ volunteer: record.volunteer, url: record.url, mediaIp: record.mediaIp, capacity: record.capacity, carried: p.streams.length }, 'relay registered');
-    return { nodeId, ticketPublicKey: this.#controller.tickets.publicKey, heartbeatIntervalMs: this.#options.heartbeatIntervalMs };
+    return {
+      nodeId,
+      ticketPublicKey: this.#controller.tickets.publicKey,
+      heartbeatIntervalMs: this.#options.heartbeatIntervalMs,
+      nodeTtlMs: this.#controller.options.nodeTtlMs,
+    };
   }
 
   /** Send the nonce by UDP to the relay's announced media address; it must echo it back. */

@@ -272,6 +272,8 @@ export const ControlRequests = {
       /** PEM public key that verifies placement and pipe tickets. */
       ticketPublicKey: Type.String(),
       heartbeatIntervalMs: Type.Integer(),
+      /** How long the controller waits for heartbeats before it declares the node dead. */
+      nodeTtlMs: Type.Optional(Type.Integer()),
     }),
   ),
   /** Echo of the nonce the controller sent by UDP to mediaIp:probePort (proves reachability). */

@@ -46,6 +46,9 @@ export type ControlClientEvents = {
   listenererror: [event: string, error: unknown];
 };
 
+/** Heartbeat periods of silence before the controller is given up (at least its node TTL and one period). */
+const SILENT_HEARTBEATS = 4;
+
 const CONTROL_NOTIFICATIONS = { 'node.ready': Notifications['node.ready'] };
 type ControlPeer = Peer<typeof RelayRequests, typeof ControlRequests, typeof CONTROL_NOTIFICATIONS>;
 
@@ -79,6 +82,8 @@ export class ControlClient extends TypedEmitter<ControlClientEvents> {
   #registered = false;
   /** When the controller last answered a request (or registered us). */
   #lastAnswerAt = 0;
+  /** Silence after which the connection is given up (set from the registration reply). */
+  #maxSilenceMs = Infinity;
 
   constructor(options: ControlClientOptions, deps: { logger: Logger; handlers: ControlHandlers }) {
     super();
@@ -124,14 +129,15 @@ export class ControlClient extends TypedEmitter<ControlClientEvents> {
 
   /**
    * A controller that is frozen, or behind a network that black-holes packets, keeps the TCP
-   * connection open but answers nothing. After `maxSilenceMs` without an answer the connection
-   * is dropped and the loop connects (and registers) again; media keeps flowing meanwhile.
+   * connection open but answers nothing. Once it has been silent for longer than it waits for
+   * our heartbeats (by then it has declared us dead anyway) the connection is dropped and the
+   * loop connects and registers again; media keeps flowing meanwhile.
    */
-  dropIfSilent(maxSilenceMs: number): boolean {
+  dropIfSilent(): boolean {
     const peer = this.#peer;
     if (!peer || peer.closed || !this.#registered) return false;
     const silentMs = Date.now() - this.#lastAnswerAt;
-    if (silentMs <= maxSilenceMs) return false;
+    if (silentMs <= this.#maxSilenceMs) return false;
     this.#log.warn({ silentMs }, 'the controller stopped answering; connecting again (media keeps flowing)');
     const err = new CascadeError('CASCADE_ERR_CONTROLLER_UNAVAILABLE', 'no answer');
     peer.close(err.closeCode, err.code);
@@ -231,6 +237,8 @@ export class ControlClient extends TypedEmitter<ControlClientEvents> {
     this.#nodeId = res.nodeId;
     this.#registered = true;
     this.#lastAnswerAt = Date.now();
+    const ttl = res.nodeTtlMs ?? SILENT_HEARTBEATS * res.heartbeatIntervalMs;
+    this.#maxSilenceMs = Math.max(SILENT_HEARTBEATS * res.heartbeatIntervalMs, ttl + res.heartbeatIntervalMs);
     void lost.then(() => (this.#registered = false));
     this.safeEmit('registered', res.nodeId, res.ticketPublicKey, res.heartbeatIntervalMs);
     if (this.#pendingNonce) void this.#ackProbe();

@@ -57,8 +57,6 @@ export type RelayNodeEvents = {
 const PENDING_ASSIGNMENT_MS = 10_000;
 /** How long a planned move waits for the new pipe's media before switching anyway (ms). */
 const MOVE_MEDIA_WAIT_MS = 2000;
-/** Heartbeat periods without any answer from the controller before the relay reconnects to it. */
-const CONTROLLER_SILENCE_HEARTBEATS = 4;
 
 /**
  * A relay: a media node that pulls streams from the parent the controller assigns and
@@ -81,6 +79,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
   readonly #left = new Map<string, number>();
   readonly #watched = new WeakSet<LocalStream>();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #lastTickAt = 0;
   #draining = false;
   #closed = false;
 
@@ -358,8 +357,12 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
 
   async #sendHeartbeat(): Promise<void> {
     if (!this.control.connected || !this.nodeId) return;
-    // By then the controller has expired us anyway (its node TTL is a few heartbeats).
-    if (this.control.dropIfSilent(CONTROLLER_SILENCE_HEARTBEATS * this.#options.heartbeatIntervalMs)) return;
+    // A tick that comes late means this process stalled (GC, load): answers may still sit unread
+    // in the socket, so the controller's silence is not judged this round.
+    const now = Date.now();
+    const late = this.#lastTickAt > 0 && now - this.#lastTickAt > 2 * this.#options.heartbeatIntervalMs;
+    this.#lastTickAt = now;
+    if (!late && this.control.dropIfSilent()) return;
     // Departures are batched into the heartbeat period.
     const left = [...this.#left];
     this.#left.clear();
@@ -371,8 +374,9 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
       }
       await this.control.request('node.heartbeat', nodeSnapshot(this.node, this.meter));
     } catch (err) {
-      // Departures that never reached the controller go with the next heartbeat (refused ones are dropped).
-      if (err instanceof CascadeError && err.code.startsWith('CASCADE_ERR_CLIENT_')) {
+      // Departures not applied go with the next heartbeat, unless the controller refused them for good.
+      const refused = err instanceof CascadeError && (err.code === 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS' || err.code.startsWith('CASCADE_ERR_RELAY_'));
+      if (!refused) {
         for (const [streamId, count] of left) this.#left.set(streamId, Math.min(10_000, (this.#left.get(streamId) ?? 0) + count));
       }
       this.#log.debug({ err }, 'heartbeat failed');

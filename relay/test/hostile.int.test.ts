@@ -119,8 +119,18 @@ describe('hostile input while a stream flows through a relay', () => {
     expect(await c.request('viewer.place', { streamId: 'nosuchstream' })).toMatchObject({ error: { code: 'CASCADE_ERR_STREAM_NOT_FOUND' } });
     c.send('[]');
     expect(await c.reply(null)).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_MALFORMED' } });
-    // A few heartbeats later the tree is exactly what it was: the relay keeps its viewer and its parent.
-    await new Promise((r) => setTimeout(r, 2500));
+    // Two heartbeats of the honest relay later (what it reports changes each time: it is sending
+    // media), the tree is exactly what it was: the relay keeps its viewer and its parent.
+    const sent = async () => (await getJson<{ nodes: { id: string; stats: { bytesOut: number } | null }[] }>(`${origin.url}/api/nodes`)).body.nodes.find((n) => n.id === relay.nodeId)?.stats?.bytesOut ?? 0;
+    let last = await sent();
+    for (let beats = 0; beats < 2; ) {
+      const now = await waitFor(async () => {
+        const b = await sent();
+        return b > last ? b : undefined;
+      }, { what: "the honest relay's next heartbeat" });
+      last = now;
+      beats++;
+    }
     expect(shape(await topology())).toEqual(before);
     c.close();
     udp.close();

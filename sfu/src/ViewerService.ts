@@ -65,7 +65,8 @@ export class ViewerService implements NodeService {
     const node = this.#node;
     if (p.ticket) {
       node.tickets.verifyViewer(p.ticket, node.id, p.streamId);
-      return this.#serve(session, this.#options.streamFor(p.streamId));
+      // The node that redirected the viewer reserved its place here.
+      return this.#serveReserved(session, p.streamId);
     }
     const { placement } = await node.control.placeViewer({
       streamId: p.streamId,
@@ -75,12 +76,17 @@ export class ViewerService implements NodeService {
     if (placement.nodeId !== node.id) {
       return { action: 'redirect', nodeId: placement.nodeId, url: placement.url, ticket: placement.ticket };
     }
+    return this.#serveReserved(session, p.streamId);
+  }
+
+  /** Serve a viewer whose place the controller reserved on this node; give the place back if that fails. */
+  async #serveReserved(session: Session, streamId: string): Promise<NodeResult<'stream.watch'>> {
     try {
       if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
-      return await this.#serve(session, this.#options.streamFor(p.streamId));
+      return await this.#serve(session, this.#options.streamFor(streamId));
     } catch (err) {
-      // #serve throws only before the viewer is counted here: give back the place the controller reserved.
-      this.#viewerLeft(session, p.streamId);
+      // #serve throws only before the viewer is counted here.
+      this.#viewerLeft(session, streamId);
       throw err;
     }
   }

@@ -27,7 +27,8 @@ export async function getJson<T = unknown>(url: string): Promise<{ status: numbe
 
 /** One metric from a node's /metrics: the sum over its label sets, NaN where it has no sample. */
 export async function metric(baseUrl: string, name: string): Promise<number> {
-  const { body } = await getJson<string>(`${baseUrl}/metrics`);
+  const { status, body } = await getJson<string>(`${baseUrl}/metrics`);
+  if (status !== 200) throw new Error(`${baseUrl}/metrics answered ${status}`);
   const samples = String(body)
     .split('\n')
     .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))

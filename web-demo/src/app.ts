@@ -314,13 +314,13 @@ const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? o
 /** One node and, under it, the nodes it feeds. */
 function renderNode(n: TopologyNode, byParent: Map<string | null, TopologyNode[]>): string {
   const badges = [
-    `<span class="badge ${n.kind}">${n.kind}</span>`,
+    `<span class="badge ${escapeHtml(n.kind)}">${escapeHtml(n.kind)}</span>`,
     n.volunteer ? '<span class="badge volunteer">volunteer</span>' : '',
     n.status !== 'ready' ? `<span class="badge ${escapeHtml(n.status)}">${escapeHtml(n.status)}</span>` : '',
   ].join('');
   const mbps = (n.bitrateOutKbps / 1000).toFixed(n.bitrateOutKbps >= 10_000 ? 0 : 1);
   const kids = byParent.get(n.id) ?? [];
-  return `<li><div class="node" data-testid="node" data-node-id="${escapeHtml(n.id)}" data-depth="${n.depth}">
+  return `<li><div class="node" data-testid="node" data-node-id="${escapeHtml(n.id)}" data-depth="${Number(n.depth)}">
       <span class="id">${escapeHtml(n.id)}</span>${badges}
       <span class="figs">${plural(n.viewers, 'viewer')} · ${plural(n.children, 'relay', 'relays')} fed · ${mbps} Mbit/s out</span></div>
     ${kids.length ? `<ul>${kids.map((k) => renderNode(k, byParent)).join('')}</ul>` : ''}</li>`;
@@ -361,10 +361,15 @@ async function statusPage(): Promise<void> {
       const box = $('error');
       box.innerHTML = `<strong>${e.code === 'CASCADE_ERR_STREAM_NOT_FOUND' ? 'Stream not found' : 'Cannot read the tree'}</strong><br><code>${escapeHtml(e.code ?? '')}</code>`;
       box.hidden = false;
+      $('tree').innerHTML = '';
     }
   };
-  await render();
-  setInterval(() => void render(), 2000);
+  // One request at a time: a slow answer never overwrites a newer one.
+  const loop = async () => {
+    await render();
+    setTimeout(() => void loop(), 2000);
+  };
+  await loop();
 }
 
 const pages: Record<string, () => Promise<void>> = { home, broadcast: broadcastPage, watch: watchPage, status: statusPage };
