@@ -49,9 +49,17 @@ describe('go live from a webcam and watch by stream id', () => {
 
   let shareLink: string;
 
-  it('the broadcast page goes live and shows the stream id and a share link on the public URL', async () => {
+  it('a title and a click on Go live: the page shows the stream id and a share link on the public URL', async () => {
     broadcaster = await ctx.newPage();
-    streamId = await goLive(broadcaster, origin.url);
+    // As a user does it: the button is enabled once the camera is ready (playwright waits for that).
+    await broadcaster.goto(`${origin.url}/broadcast`);
+    await broadcaster.locator('#title').fill('Morning run');
+    await broadcaster.getByTestId('go-live').click();
+    streamId = await waitFor(async () => {
+      const d = await demoState(broadcaster);
+      if (d?.state === 'error') throw new Error(`broadcast failed: ${JSON.stringify(d.error)}`);
+      return d?.state === 'live' ? d.streamId : undefined;
+    }, { what: 'the broadcast page to go live' });
     expect(streamId).toMatch(/^[a-z0-9]{10}$/);
     expect(await broadcaster.getByTestId('stream-id').textContent()).toBe(streamId);
     shareLink = `${publicUrl}/watch/${streamId}`;
@@ -73,6 +81,7 @@ describe('go live from a webcam and watch by stream id', () => {
     for (const v of viewers) {
       const s = await framesGrow(v, 30);
       expect(s.state).toBe('live');
+      expect(await v.getByTestId('title').textContent()).toBe('Morning run');
       expect(s.width).toBeGreaterThan(0);
       await waitFor(async () => {
         const now = await videoStats(v);
