@@ -170,6 +170,26 @@ describe('a relay dies (kill -9) while serving viewers and a child relay', () =>
   });
 });
 
+describe("a relay's mediasoup worker dies while it serves viewers and a child relay", () => {
+  const d = treeDeployment();
+  afterAll(() => d.stop());
+
+  it('the relay replaces its worker and stays up; every viewer, its child relay\'s included, gets media again', async () => {
+    await d.start({ relays: 4, maxViewers: 3, viewers: 7, prefix: 'w' });
+    const { relay, viewers: hit, childViewers } = await d.feeder();
+    const worker = () => execFileSync('pgrep', ['-P', String(relay.proc.pid), '-f', 'mediasoup-worker']).toString().trim();
+    const before = worker();
+    expect(before.split('\n')).toHaveLength(1);
+    process.kill(Number(before), 'SIGKILL');
+    await allReceive(d.viewers, 20, 'every viewer to receive media again after the relay lost its worker');
+    await waitFor(() => (worker() && worker() !== before ? true : undefined), { what: 'a new worker on the relay', timeoutMs: RECOVERY_MS });
+    const h = await getJson<{ status: string; controller: string }>(`${relay.url}/healthz`);
+    expect(h.body).toMatchObject({ status: 'ok', controller: 'ready' });
+    expect(relay.proc.exitCode).toBeNull();
+    for (const v of [...hit, ...childViewers]) expect(v.counters.ended).toBe(false);
+  });
+});
+
 describe('a relay freezes (SIGSTOP, as when a laptop lid closes) while serving viewers and a child relay', () => {
   const d = treeDeployment();
   afterAll(() => d.stop());
