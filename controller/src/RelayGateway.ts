@@ -17,7 +17,12 @@ import type { NodeRecord, NodeStatus } from './types.js';
 export interface RelayGatewayOptions {
   /** Ping period of relay connections. */
   pingIntervalMs: number;
-  /** A relay silent (no pong) this long is cut off and its children re-parented, ms. */
+  /**
+   * A relay silent (no pong) this long gets no new traffic and its children are moved; it is
+   * restored once it answers again (a stalled link, not a dead relay), ms.
+   */
+  suspectAfterMs: number;
+  /** A relay silent this long is cut off (its heartbeats have expired by then), ms. */
   deadAfterMs: number;
   maxConnections: number;
   maxMessageBytes: number;
@@ -55,6 +60,7 @@ export class RelayGateway {
   readonly #log: Logger;
   readonly #endpoint: WsEndpoint;
   readonly #relays = new Map<string, RelayConnection>();
+  readonly #byWs = new WeakMap<WebSocket, RelayConnection>();
   readonly #udp: dgram.Socket;
   #closed = false;
 
@@ -69,10 +75,18 @@ export class RelayGateway {
     this.#log = deps.logger.child({ component: 'RelayGateway' });
     this.#endpoint = new WsEndpoint(
       upgrades,
-      { path: '/control', maxConnections: options.maxConnections, pingIntervalMs: options.pingIntervalMs, deadAfterMs: options.deadAfterMs, maxPayloadBytes: 4 * 1024 * 1024 },
+      {
+        path: '/control',
+        maxConnections: options.maxConnections,
+        pingIntervalMs: options.pingIntervalMs,
+        suspectAfterMs: options.suspectAfterMs,
+        deadAfterMs: options.deadAfterMs,
+        maxPayloadBytes: 4 * 1024 * 1024,
+      },
       { logger: this.#log },
     );
     this.#endpoint.on('connection', (ws) => this.#onConnection(ws));
+    this.#endpoint.on('silent', (ws, silentMs) => void this.#onSilent(ws, silentMs));
     this.#udp = dgram.createSocket({ type: 'udp6', ipv6Only: false });
     this.#udp.on('error', (err) => this.#log.warn({ err }, 'probe socket error'));
     this.#udp.bind(0);
@@ -110,6 +124,7 @@ export class RelayGateway {
     ws.addEventListener('message', (ev) => peer.receive(ev.data));
     ws.addEventListener('close', (ev) => peer.socketClosed(ev.code, ev.reason));
     const conn: RelayConnection = { peer, log: this.#log.child({ connId: randomBytes(4).toString('hex') }), status: 'probing', probeTimers: [] };
+    this.#byWs.set(ws, conn);
     peer.on('protocolerror', (err, type) => conn.log.warn({ code: err.code, type, nodeId: conn.record?.id }, 'bad control message'));
     peer.on('handled', (type, _ms, err) => {
       if (err) conn.log[err.code === 'CASCADE_ERR_INTERNAL' ? 'error' : 'info']({ type, code: err.code, err: err.cause }, 'control request refused');
@@ -245,6 +260,17 @@ export class RelayGateway {
     c.peer
       .request('stream.assign', { stream: e.stream, parent: e.parent, ticket: e.ticket })
       .catch((err) => c.log.warn({ err, streamId: e.stream.id }, 'relay did not take the assignment'));
+  }
+
+  async #onSilent(ws: WebSocket, silentMs: number): Promise<void> {
+    const conn = this.#byWs.get(ws);
+    if (!conn?.record || conn.status !== 'ready' || this.#relays.get(conn.record.id) !== conn) return;
+    conn.log.warn({ silentMs }, 'relay not answering pings: no new traffic, children moved, until it answers');
+    try {
+      await this.#controller.suspectNode(conn.record.id);
+    } catch (err) {
+      conn.log.warn({ err }, 'cannot mark the silent relay now');
+    }
   }
 
   async #onClose(conn: RelayConnection): Promise<void> {

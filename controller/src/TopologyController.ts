@@ -186,6 +186,20 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     await Promise.all(orphans.map((o) => this.#adopt(o.streamId, o.childId, [nodeId])));
   }
 
+  /**
+   * A relay that stopped answering without closing (frozen, cut off, or a link stalling): it
+   * gets no new traffic and its children move (make-before-break: a live pipe stays until they
+   * switch). If it is dead its heartbeats expire and nodeGone() follows; if it answers again,
+   * healthy heartbeats restore it like a demoted relay.
+   */
+  async suspectNode(nodeId: string): Promise<void> {
+    const view = await this.store.getNode(nodeId, this.#clock.now());
+    if (!view || view.status !== 'ready') return;
+    this.#health.set(nodeId, { bad: 0, good: 0 });
+    await this.store.setNodeStatus(nodeId, 'demoted');
+    await this.#moveChildren(nodeId);
+  }
+
   /** Planned departure: no new traffic, children moved (make-before-break: the old pipe stays until the child switches). */
   async drainNode(nodeId: string): Promise<void> {
     await this.store.setNodeStatus(nodeId, 'draining');

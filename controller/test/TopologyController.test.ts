@@ -175,6 +175,31 @@ describe('TopologyController', () => {
     expect((await store.getNode(demoted.id, clock.t))?.status).toBe('ready');
   });
 
+  it('a relay gone silent is suspected: no new viewers, its child moved; once it answers, healthy heartbeats restore it', async () => {
+    const { controller, store, flush } = await setup({ originBudget: 0 });
+    for (const id of ['rA', 'rB', 'rC']) await controller.registerNode(record(id, 'relay', { maxViewers: 1 }), 'ready');
+    for (let i = 0; i < 3; i++) await controller.placeViewer({ streamId: 'stream1' });
+    await flush();
+    const child = (await store.getTree('stream1')).find((e) => e.depth === 2)!;
+    const silent = record(child.parent!, 'relay', { maxViewers: 1 });
+    // A relay whose heartbeats are healthy all along, so only the suspicion can restore it.
+    const healthy = (): NodeSnapshot => ({ ...snap(1), streams: [{ streamId: 'stream1', parentNodeId: 'origin', depth: 1, viewers: 1, children: 0, childNodeIds: [], bitrateOutKbps: 500 }] });
+    for (let i = 0; i < 7; i++) await controller.nodeHeartbeat(silent, 'ready', healthy());
+
+    await controller.suspectNode(silent.id);
+    await flush();
+    expect((await store.getNode(silent.id, clock.t))?.status).toBe('demoted');
+    expect((await store.getTree('stream1')).find((e) => e.nodeId === child.nodeId)?.parent).not.toBe(silent.id);
+    // Suspecting twice, or a relay that is not ready, changes nothing.
+    await controller.suspectNode(silent.id);
+    expect((await store.getNode(silent.id, clock.t))?.status).toBe('demoted');
+
+    for (let i = 0; i < 4; i++) await controller.nodeHeartbeat(silent, 'ready', healthy());
+    expect((await store.getNode(silent.id, clock.t))?.status).toBe('demoted');
+    await controller.nodeHeartbeat(silent, 'ready', healthy());
+    expect((await store.getNode(silent.id, clock.t))?.status).toBe('ready');
+  });
+
   it('relayCapacity() takes no more copies than the declared upload carries', async () => {
     const { controller } = await setup();
     // 1700 kbit/s a copy: 8500 carries 5, children first.

@@ -214,6 +214,8 @@ describe('a relay freezes (SIGSTOP, as when a laptop lid closes) while serving v
       return t.every((n) => n.id !== victim.nodeId) && t.find((n) => n.id === child.id)?.parent ? t : undefined;
     }, { what: 'the frozen relay gone from the topology and its child re-parented', timeoutMs: RECOVERY_MS });
     expect(after.find((n) => n.id === child.id)!.parent).not.toBe(victim.nodeId);
+    // The controller held new traffic back as soon as the relay stopped answering its pings.
+    expect(origin.logs.some((l) => l.includes('relay not answering pings') && l.includes(victim.nodeId))).toBe(true);
   });
 
   it('when it wakes up it registers again, holds no stale viewers, and everyone keeps playing', async () => {

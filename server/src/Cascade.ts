@@ -104,9 +104,11 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
     gateway = new RelayGateway(
       upgrades,
       {
-        // Frequent pings catch a cut-off relay quickly; a time limit (not a count) keeps slow links alive.
+        // Frequent pings catch a silent relay quickly (no new traffic from then); it is only cut off
+        // later, so that a link stalling for a moment (TCP retransmitting) does not churn the tree.
         pingIntervalMs: Math.max(100, Math.floor(config.topology.heartbeatIntervalMs / 4)),
-        deadAfterMs: Math.max(1500, config.topology.heartbeatIntervalMs * 1.5),
+        suspectAfterMs: Math.max(1500, config.topology.heartbeatIntervalMs * 1.5),
+        deadAfterMs: Math.max(5000, config.topology.heartbeatIntervalMs * 5, config.topology.nodeTtlMs + config.topology.heartbeatIntervalMs),
         maxConnections: 10_000,
         maxMessageBytes: config.signalling.maxMessageBytes * 4,
         rateLimitPerSec: config.signalling.rateLimitPerSec * 4,

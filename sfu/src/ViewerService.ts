@@ -8,7 +8,7 @@ import {
 } from '@cascade/protocol';
 import type { LocalStream } from './LocalStream.js';
 import type { MediaNode, NodeService } from './MediaNode.js';
-import { ms } from './mediasoupErrors.js';
+import { fromMediasoup } from './mediasoupErrors.js';
 import type { Session } from './Session.js';
 
 export interface ViewerServiceOptions {
@@ -53,7 +53,16 @@ export class ViewerService implements NodeService {
         session.requireRole('viewer');
         const consumer = this.#states.get(session)?.consumers.get(consumerId);
         if (!consumer) throw new CascadeError('CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND', consumerId);
-        await ms(consumer.resume());
+        try {
+          await consumer.resume();
+        } catch (err) {
+          // Its producer closed (the source was replaced) while the request was on its way to the
+          // worker: the worker no longer knows the consumer, and a consumer.closed follows.
+          if (consumer.closed || /not found/.test((err as Error)?.message ?? '')) {
+            throw new CascadeError('CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND', consumerId, { cause: err });
+          }
+          throw fromMediasoup(err, 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS');
+        }
         return {};
       });
   }

@@ -16,6 +16,11 @@ export interface WsEndpointOptions {
    * Default 2 × pingIntervalMs.
    */
   deadAfterMs?: number;
+  /**
+   * Silence after which a client is reported (`silent` event) but kept: a slow or lossy link
+   * (TCP retransmitting) looks like this for a moment, a dead peer for good. Default: never.
+   */
+  suspectAfterMs?: number;
   /** Hard frame limit enforced by ws (closes with 1009). Keep it above the protocol limit so
    *  that moderately oversized messages get a coded error instead. */
   maxPayloadBytes: number;
@@ -23,6 +28,8 @@ export interface WsEndpointOptions {
 
 export type WsEndpointEvents = {
   connection: [ws: WebSocket, req: IncomingMessage];
+  /** A client has not answered pings for suspectAfterMs (once per silence). */
+  silent: [ws: WebSocket, silentMs: number];
   listenererror: [event: string, error: unknown];
 };
 
@@ -39,6 +46,8 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
   readonly #log: Logger;
   /** When each client last answered a ping (or connected). */
   readonly #lastPong = new WeakMap<WebSocket, number>();
+  /** Clients reported silent and not heard from since. */
+  readonly #suspect = new WeakSet<WebSocket>();
   readonly #timer: ReturnType<typeof setInterval>;
   #state: EndpointState = 'running';
 
@@ -59,7 +68,10 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         this.#lastPong.set(ws, Date.now());
-        ws.on('pong', () => this.#lastPong.set(ws, Date.now()));
+        ws.on('pong', () => {
+          this.#lastPong.set(ws, Date.now());
+          this.#suspect.delete(ws);
+        });
         // ws reports oversized frames and protocol violations here; the close follows.
         ws.on('error', (err) => this.#log.warn({ err }, 'websocket error'));
         this.safeEmit('connection', ws, req);
@@ -98,6 +110,10 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
         this.#log.info({ silentMs }, 'terminating connection that stopped answering pings');
         ws.terminate();
         continue;
+      }
+      if (this.#options.suspectAfterMs !== undefined && silentMs > this.#options.suspectAfterMs && !this.#suspect.has(ws)) {
+        this.#suspect.add(ws);
+        this.safeEmit('silent', ws, silentMs);
       }
       try {
         ws.ping();
