@@ -300,7 +300,7 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
         unit: 'ms',
         baseline: { name: 'the same at a browser viewer (first decoded frame), p95', value: killSeen.p95, unit: 'ms' },
         ratio: kill.p95 / killSeen.p95,
-        note: `p50 ${kill.p50} ms, max ${kill.max} ms over ${kill.count} failovers (${perRelay} werift viewers per kill, each in a process of its own). werift (JavaScript SDP, ICE and DTLS) reconnects about half a second slower than Chromium, so most of them resume after the first key frame the browsers' consumers asked for, and get the next one the throttle allows (origin.keyFrameRequestDelayMs = 1000): ~1.5 s. Over every viewer, werift and Chromium together: p50 ${killAll.p50} ms, p95 ${killAll.p95} ms.`,
+        note: `p50 ${kill.p50} ms, max ${kill.max} ms over ${kill.count} failovers (${perRelay} werift viewers per kill, each in a process of its own). The figures fall in two groups: a viewer whose new consumer is ready when the first key frame asked for after the failover passes gets it (~0.5 s); one ready a moment later waits for the next key frame the throttle allows (origin.keyFrameRequestDelayMs = 1000): ~1.5 s. werift (JavaScript SDP, ICE and DTLS) is usually ready after Chromium, so it lands in the second group more often. Over every viewer, werift and Chromium together: p50 ${killAll.p50} ms, p95 ${killAll.p95} ms.`,
       },
       {
         name: 'relay frozen (SIGSTOP: silent, as a laptop lid closing): freeze to the first new decoded frame at a browser viewer, p95',
