@@ -371,7 +371,11 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   async #checkHealth(record: NodeRecord, snapshot: NodeSnapshot): Promise<void> {
     const { cpu, lossRate, bitrateOutKbps } = snapshot.stats;
     const up = record.capacity.upKbps;
-    const unhealthy = cpu > this.options.demoteCpu || lossRate > this.options.demoteLossRate || (up > 0 && bitrateOutKbps > up * UPLINK_DEMOTE_SHARE);
+    // Loss already present at the parent (a broadcaster on bad Wi-Fi, a lossy grandparent) reaches
+    // every node below it: only what this relay adds is held against it, or one bad uplink would
+    // demote the whole tree and leave new viewers nowhere to go.
+    const lossy = lossRate > this.options.demoteLossRate && lossRate - (await this.#inheritedLoss(record.id, snapshot)) > this.options.demoteLossRate;
+    const unhealthy = cpu > this.options.demoteCpu || lossy || (up > 0 && bitrateOutKbps > up * UPLINK_DEMOTE_SHARE);
     const h = this.#health.get(record.id) ?? { bad: 0, good: 0 };
     if (unhealthy) {
       h.bad++;
@@ -392,6 +396,17 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
       this.#log.info({ nodeId: record.id }, 'relay healthy again');
       await this.store.setNodeStatus(record.id, 'ready');
     }
+  }
+
+  /** The worst upstream loss reported by this node's parents (as the tree records them, not as it claims). */
+  async #inheritedLoss(nodeId: string, snapshot: NodeSnapshot): Promise<number> {
+    let worst = 0;
+    const now = this.#clock.now();
+    for (const s of snapshot.streams) {
+      const parent = (await this.store.getTree(s.streamId)).find((e) => e.nodeId === nodeId)?.parent;
+      if (parent) worst = Math.max(worst, (await this.store.getNode(parent, now))?.stats?.lossRate ?? 0);
+    }
+    return worst;
   }
 
   #onEvent(e: TopologyEvent): void {

@@ -175,6 +175,36 @@ describe('TopologyController', () => {
     expect((await store.getNode(demoted.id, clock.t))?.status).toBe('ready');
   });
 
+  it('loss that arrives from upstream is not held against a relay, only the loss it adds', async () => {
+    const { controller, store, flush } = await setup({ originBudget: 0 });
+    for (const id of ['rA', 'rB', 'rC']) await controller.registerNode(record(id, 'relay', { maxViewers: 1 }), 'ready');
+    for (let i = 0; i < 3; i++) await controller.placeViewer({ streamId: 'stream1' });
+    await flush();
+    const child = (await store.getTree('stream1')).find((e) => e.depth === 2)!;
+    const parent = record(child.parent!, 'relay', { maxViewers: 1 });
+    const kid = record(child.nodeId, 'relay', { maxViewers: 1 });
+    const carrying = (from: string, depth: number, lossRate: number): NodeSnapshot => ({
+      ...snap(1, { lossRate }),
+      streams: [{ streamId: 'stream1', parentNodeId: from, depth, viewers: 1, children: 0, bitrateOutKbps: 500 }],
+    });
+    const status = async (id: string) => (await store.getNode(id, clock.t))?.status;
+    // The broadcaster's uplink loses 30 %: the origin measures it, and so does everything below it.
+    await controller.nodeHeartbeat(record('origin', 'origin', { maxViewers: 0, maxChildren: 2 }), 'ready', snap(0, { lossRate: 0.3 }));
+    for (let i = 0; i < 4; i++) {
+      await controller.nodeHeartbeat(parent, 'ready', carrying('origin', 1, 0.32));
+      await controller.nodeHeartbeat(kid, 'ready', carrying(parent.id, 2, 0.34));
+    }
+    expect(await status(parent.id)).toBe('ready');
+    expect(await status(kid.id)).toBe('ready');
+    // The child's own link adds 20 % on top: that one is the child's.
+    for (let i = 0; i < 3; i++) {
+      await controller.nodeHeartbeat(parent, 'ready', carrying('origin', 1, 0.32));
+      await controller.nodeHeartbeat(kid, 'ready', carrying(parent.id, 2, 0.55));
+    }
+    expect(await status(parent.id)).toBe('ready');
+    expect(await status(kid.id)).toBe('demoted');
+  });
+
   it('a relay gone silent is suspected: no new viewers, its child moved; once it answers, healthy heartbeats restore it', async () => {
     const { controller, store, flush } = await setup({ originBudget: 0 });
     for (const id of ['rA', 'rB', 'rC']) await controller.registerNode(record(id, 'relay', { maxViewers: 1 }), 'ready');
