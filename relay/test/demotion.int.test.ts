@@ -53,7 +53,10 @@ const nodes = async () => (await getJson<{ nodes: NodeView[] }>(`${origin.url}/a
 
 describe.skipIf(!support.ok)(`a lossy relay is demoted${support.ok ? '' : ` (SKIPPED: ${support.reason})`}`, () => {
   beforeAll(async () => {
-    net = await createTestNetwork({ count: 2, delayMs: 5, lossPercent: [LOSS_PERCENT, 0] });
+    // Media loss only: TCP stalling under loss is a different story (the controller holds back a relay
+    // whose pings go unanswered), which would decide where viewers go before the loss is measured.
+    // Where the kernel has netem, shaping loses TCP too; the retries below absorb that.
+    net = await createTestNetwork({ count: 2, delayMs: 5, lossPercent: [LOSS_PERCENT, 0], lossUdpOnly: true });
     const port = await freePort();
     origin = await startServer({
       port,
@@ -62,7 +65,7 @@ describe.skipIf(!support.ok)(`a lossy relay is demoted${support.ok ? '' : ` (SKI
         CASCADE_ORIGIN_MAX_VIEWERS: '0',
         CASCADE_HTTP_PUBLIC_URL: `http://${net.rootIp}:${port}`,
         CASCADE_MEDIASOUP_LISTEN_IPS: JSON.stringify([{ ip: net.rootIp, announcedIp: net.rootIp }]),
-        // Heartbeats cross the lossy link over TCP; retransmissions must not pass for death.
+        // With netem, heartbeats cross the lossy link too; retransmissions must not pass for death.
         CASCADE_TOPOLOGY_NODE_TTL_MS: '10000',
         CASCADE_TOPOLOGY_DEMOTE_LOSS_RATE: String(DEMOTE_LOSS_RATE),
       },
@@ -98,8 +101,8 @@ describe.skipIf(!support.ok)(`a lossy relay is demoted${support.ok ? '' : ` (SKI
   });
 
   it('the lossy relay serves a viewer, measures the loss on its pipe and reports it', async () => {
-    // TCP on this link stalls now and then; the controller holds back traffic from a relay whose
-    // pings go unanswered until it answers again, so the first join may have to wait for that.
+    // Under netem, TCP on this link stalls now and then and the controller holds the relay back
+    // until it answers again: the first join may have to wait for that.
     const first = await waitFor(
       () => startNodeViewer(`http://${net.rootIp}:${origin.port}`, broadcaster.streamId, patient).catch((err: { code?: string }) => {
         if (err.code === 'CASCADE_ERR_NODE_CAPACITY') return undefined;

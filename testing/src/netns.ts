@@ -65,6 +65,11 @@ export interface TestNetworkOptions {
   rootDelayMs?: number;
   /** Packet loss on each namespace link, percent (0..100): one value for all, or one per namespace. Default 0. */
   lossPercent?: number | number[];
+  /**
+   * Lose only UDP (media, probes) and spare TCP (signalling), to test what loss does to media
+   * without TCP retransmission stalls in the way. Userspace shaping only; netem loses everything.
+   */
+  lossUdpOnly?: boolean;
   /** Rate limit of each namespace link per direction, kbit/s. Default: none. */
   rateKbit?: number;
   /** Default 'auto': netem if the kernel has it, else the userspace switch (VXLAN), else no shaping. */
@@ -264,6 +269,7 @@ interface SwitchPeer {
   ip: string;
   delayMs: number;
   lossPercent: number;
+  lossUdpOnly: boolean;
   rateKbit: number;
 }
 
@@ -291,17 +297,22 @@ function delaySwitch(dgram: typeof dgramModule, cfg: { port: number; peers: Swit
     if (i < end) acc += b[i]! << 8;
     return acc;
   };
-  /** The sender computed no inner L4 checksum (offload to a NIC that does not exist): do it. */
-  const fixChecksum = (m: Buffer) => {
+  /** Where the inner IPv4 header of a VXLAN frame starts (after Ethernet and a VLAN tag), or -1. */
+  const ipv4At = (m: Buffer) => {
     let o = 8 + 12;
-    if (m.length < o + 2) return;
+    if (m.length < o + 2) return -1;
     let type = m.readUInt16BE(o);
     o += 2;
     if (type === 0x8100 && m.length >= o + 4) {
       type = m.readUInt16BE(o + 2);
       o += 4;
     }
-    if (type !== 0x0800 || m.length < o + 20) return;
+    return type === 0x0800 && m.length >= o + 20 ? o : -1;
+  };
+  /** The sender computed no inner L4 checksum (offload to a NIC that does not exist): do it. */
+  const fixChecksum = (m: Buffer) => {
+    const o = ipv4At(m);
+    if (o < 0) return;
     const ihl = (m[o]! & 0x0f) * 4;
     const total = m.readUInt16BE(o + 2);
     const proto = m[o + 9]!;
@@ -318,7 +329,12 @@ function delaySwitch(dgram: typeof dgramModule, cfg: { port: number; peers: Swit
     m.writeUInt16BE(c, l4 + off);
   };
   const ser = (len: number, k: number) => (peers[k]!.rateKbit > 0 ? (len * 8) / peers[k]!.rateKbit : 0); // ms (kbit/s = bit/ms)
-  const lost = (k: number) => peers[k]!.lossPercent > 0 && Math.random() * 100 < peers[k]!.lossPercent;
+  const isUdp = (m: Buffer) => {
+    const o = ipv4At(m);
+    return o >= 0 && m[o + 9] === 17;
+  };
+  const lost = (k: number, m: Buffer) =>
+    peers[k]!.lossPercent > 0 && (!peers[k]!.lossUdpOnly || isUdp(m)) && Math.random() * 100 < peers[k]!.lossPercent;
 
   const drain = (key: string) => {
     timers.delete(key);
@@ -340,13 +356,13 @@ function delaySwitch(dgram: typeof dgramModule, cfg: { port: number; peers: Swit
     const known = (msg[8]! & 1) === 0 ? macs.get(dstMac) : undefined;
     const targets = known !== undefined ? [known] : peers.map((_, i) => i);
     const now = performance.now();
-    if (lost(src)) return;
+    if (lost(src, msg)) return;
     let t = Math.max(now, upFree[src]!) + ser(msg.length, src);
     if (t - now > MAX_BACKLOG_MS) return; // the uplink's buffer is full
     upFree[src] = t;
     t += peers[src]!.delayMs;
     for (const dst of targets) {
-      if (dst === src || lost(dst)) continue;
+      if (dst === src || lost(dst, msg)) continue;
       const t2 = Math.max(t, downFree[dst]!) + ser(msg.length, dst);
       if (t2 - now > MAX_BACKLOG_MS) continue;
       downFree[dst] = t2;
@@ -600,7 +616,7 @@ export async function createTestNetwork(options: TestNetworkOptions): Promise<Te
     }
 
     if (shaping === 'userspace') {
-      const peers: SwitchPeer[] = members.map((m) => ({ ip: underIp(4 * m.k + 2), delayMs: m.delayMs, lossPercent: m.lossPercent, rateKbit: m.rateKbit }));
+      const peers: SwitchPeer[] = members.map((m) => ({ ip: underIp(4 * m.k + 2), delayMs: m.delayMs, lossPercent: m.lossPercent, lossUdpOnly: options.lossUdpOnly ?? false, rateKbit: m.rateKbit }));
       const sw = spawnFunction(hub, delaySwitch, 'node:dgram', { port: VXLAN_PORT, peers });
       state.switchProc = sw;
       sw.stdout!.resume();
