@@ -374,7 +374,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     // Loss already present at the parent (a broadcaster on bad Wi-Fi, a lossy grandparent) reaches
     // every node below it: only what this relay adds is held against it, or one bad uplink would
     // demote the whole tree and leave new viewers nowhere to go.
-    const lossy = lossRate > this.options.demoteLossRate && lossRate - (await this.#inheritedLoss(record.id, snapshot)) > this.options.demoteLossRate;
+    const lossy = lossRate > this.options.demoteLossRate && lossRate - (await this.#inheritedLoss(record.id)) > this.options.demoteLossRate;
     const unhealthy = cpu > this.options.demoteCpu || lossy || (up > 0 && bitrateOutKbps > up * UPLINK_DEMOTE_SHARE);
     const h = this.#health.get(record.id) ?? { bad: 0, good: 0 };
     if (unhealthy) {
@@ -385,27 +385,37 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
       h.bad = 0;
     }
     this.#health.set(record.id, h);
-    if (h.bad !== DEMOTE_AFTER && h.good !== RESTORE_AFTER) return;
+    // Every DEMOTE_AFTER bad (RESTORE_AFTER good) heartbeats in a row, not only the first time:
+    // a store write that failed once is tried again instead of leaving the relay as it was.
+    const demote = h.bad > 0 && h.bad % DEMOTE_AFTER === 0;
+    const restore = h.good > 0 && h.good % RESTORE_AFTER === 0;
+    if (!demote && !restore) return;
     const view = await this.store.getNode(record.id, this.#clock.now());
     if (!view) return;
-    if (h.bad === DEMOTE_AFTER && view.status === 'ready') {
+    if (demote && view.status === 'ready') {
       this.#log.warn({ nodeId: record.id, cpu, lossRate, bitrateOutKbps, upKbps: up }, 'relay demoted');
       await this.store.setNodeStatus(record.id, 'demoted');
       await this.#moveChildren(record.id);
-    } else if (h.good === RESTORE_AFTER && view.status === 'demoted') {
+    } else if (restore && view.status === 'demoted') {
       this.#log.info({ nodeId: record.id }, 'relay healthy again');
       await this.store.setNodeStatus(record.id, 'ready');
     }
   }
 
-  /** The worst upstream loss reported by this node's parents (as the tree records them, not as it claims). */
-  async #inheritedLoss(nodeId: string, snapshot: NodeSnapshot): Promise<number> {
-    let worst = 0;
-    const now = this.#clock.now();
-    for (const s of snapshot.streams) {
-      const parent = (await this.store.getTree(s.streamId)).find((e) => e.nodeId === nodeId)?.parent;
-      if (parent) worst = Math.max(worst, (await this.store.getNode(parent, now))?.stats?.lossRate ?? 0);
+  /**
+   * The worst upstream loss reported by this node's parents, over the streams the store has it
+   * carrying (not the ones it claims). Node-wide figures: a parent with one lossy stream excuses
+   * its children on all of them.
+   */
+  async #inheritedLoss(nodeId: string): Promise<number> {
+    const parents = new Set<string>();
+    for (const streamId of await this.store.nodeStreams(nodeId)) {
+      const parent = (await this.store.getTree(streamId)).find((e) => e.nodeId === nodeId)?.parent;
+      if (parent) parents.add(parent);
     }
+    const now = this.#clock.now();
+    let worst = 0;
+    for (const id of parents) worst = Math.max(worst, (await this.store.getNode(id, now))?.stats?.lossRate ?? 0);
     return worst;
   }
 

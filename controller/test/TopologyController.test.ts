@@ -226,6 +226,12 @@ describe('TopologyController', () => {
 
     for (let i = 0; i < 4; i++) await controller.nodeHeartbeat(silent, 'ready', healthy());
     expect((await store.getNode(silent.id, clock.t))?.status).toBe('demoted');
+    // The store fails the restoring write once (a Redis blip): the next five healthy heartbeats try again.
+    vi.spyOn(store, 'setNodeStatus').mockRejectedValueOnce(new Error('store blip'));
+    await expect(controller.nodeHeartbeat(silent, 'ready', healthy())).rejects.toThrow('store blip');
+    expect((await store.getNode(silent.id, clock.t))?.status).toBe('demoted');
+    for (let i = 0; i < 4; i++) await controller.nodeHeartbeat(silent, 'ready', healthy());
+    expect((await store.getNode(silent.id, clock.t))?.status).toBe('demoted');
     await controller.nodeHeartbeat(silent, 'ready', healthy());
     expect((await store.getNode(silent.id, clock.t))?.status).toBe('ready');
   });

@@ -57,6 +57,7 @@ describe.skipIf(!support.ok)(`a lossy relay is demoted${support.ok ? '' : ` (SKI
     // whose pings go unanswered), which would decide where viewers go before the loss is measured.
     // Where the kernel has netem, shaping loses TCP too; the retries below absorb that.
     net = await createTestNetwork({ count: 2, delayMs: 5, lossPercent: [LOSS_PERCENT, 0], lossUdpOnly: true });
+    console.info(`[demotion] shaping: ${net.shaping} (${net.shapingNote})`);
     const port = await freePort();
     origin = await startServer({
       port,

@@ -633,7 +633,7 @@ export async function createTestNetwork(options: TestNetworkOptions): Promise<Te
       unusedIp: testIp(254),
       namespaces: nsList,
       shaping,
-      shapingNote: note,
+      shapingNote: options.lossUdpOnly && shaping === 'netem' ? `${note}; lossUdpOnly ignored: netem loses TCP too` : note,
       async linkBytes(i) {
         const m = members[i + 1];
         if (!m) throw new RangeError(`no namespace ${i}`);

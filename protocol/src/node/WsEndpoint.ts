@@ -111,7 +111,7 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
         ws.terminate();
         continue;
       }
-      if (this.#options.suspectAfterMs !== undefined && silentMs > this.#options.suspectAfterMs && !this.#suspect.has(ws)) {
+      if (this.#options.suspectAfterMs !== undefined && silentMs > this.#options.suspectAfterMs && !this.#suspect.has(ws) && ws.readyState === ws.OPEN) {
         this.#suspect.add(ws);
         this.safeEmit('silent', ws, silentMs);
       }
