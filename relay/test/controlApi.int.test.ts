@@ -1,4 +1,3 @@
-import dgram from 'node:dgram';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TicketSigner, generateTicketKey } from '@cascade/controller';
 import {
   RawClient,
+  fakeSrtpParameters,
+  openRawRelay,
   TEST_SECRET,
   issueToken,
   metric,
@@ -27,24 +28,7 @@ const signer = new TicketSigner(key, 60);
 const capacity = { maxViewers: 10, maxChildren: 2, upKbps: 10_000, downKbps: 10_000 };
 const relayToken = (sub: string, extra: Record<string, unknown> = {}) => issueToken({ scope: ['relay'], sub, ...extra });
 
-/** A relay speaking raw protocol, with a UDP socket that echoes the reachability probe. */
-async function rawRelay(sub: string, opts: { id?: string; answerProbe?: boolean } = {}) {
-  const udp = dgram.createSocket('udp4');
-  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
-  const c = await RawClient.open(origin.url, '/control');
-  let nonce: string | undefined;
-  udp.on('message', (m) => (nonce = m.toString().replace('CASCADE-PROBE ', '')));
-  const reg = await c.request('node.register', {
-    token: relayToken(sub),
-    node: { ...(opts.id ? { id: opts.id } : {}), url: 'http://127.0.0.1:9', mediaIp: '127.0.0.1', probePort: udp.address().port, capacity },
-    streams: [],
-  });
-  if (reg.ok && opts.answerProbe !== false) {
-    await waitFor(() => nonce, { what: 'the UDP probe' });
-    expect(await c.request('node.probeAck', { nonce })).toMatchObject({ ok: true });
-  }
-  return { c, udp, reg, close: () => (c.close(), udp.close()) };
-}
+const rawRelay = (sub: string, opts: { id?: string; answerProbe?: boolean } = {}) => openRawRelay(origin.url, { token: relayToken(sub), capacity, ...opts });
 
 beforeAll(async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'cascade-key-'));
@@ -130,7 +114,7 @@ describe('pulling streams', () => {
   afterAll(() => publisher?.close());
 
   const pipeOpen = (c: RawClient, ticket: string, ip = '127.0.0.1', sid = streamId) =>
-    c.request('pipe.open', { ticket, streamId: sid, ip, port: 40999, srtpParameters: { cryptoSuite: 'AEAD_AES_256_GCM', keyBase64: Buffer.alloc(44, 7).toString('base64') } });
+    c.request('pipe.open', { ticket, streamId: sid, ip, port: 40999, srtpParameters: fakeSrtpParameters() });
 
   it('a relay without a valid pipe ticket cannot pull a stream', async () => {
     const c = await RawClient.open(origin.url);
@@ -171,7 +155,7 @@ describe('pulling streams', () => {
     for (let i = 0; i < 8; i++) {
       const c = await RawClient.open(origin.url);
       const ticket = signer.pipe({ stream: streamId, node: nodeId, child: `gone${i}`, childIp: '127.0.0.1' });
-      c.send(JSON.stringify({ v: 1, id: 1, type: 'pipe.open', data: { ticket, streamId, ip: '127.0.0.1', port: 40999, srtpParameters: { cryptoSuite: 'AEAD_AES_256_GCM', keyBase64: Buffer.alloc(44, 7).toString('base64') } } }));
+      c.send(JSON.stringify({ v: 1, id: 1, type: 'pipe.open', data: { ticket, streamId, ip: '127.0.0.1', port: 40999, srtpParameters: fakeSrtpParameters() } }));
       if (i % 2) await new Promise((r) => setTimeout(r, i));
       c.ws.terminate();
     }

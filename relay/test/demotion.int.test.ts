@@ -5,6 +5,7 @@ import {
   freePort,
   getJson,
   issueToken,
+  relayInNamespace,
   startChromiumBroadcaster,
   startNodeViewer,
   startRelay,
@@ -44,6 +45,9 @@ let broadcaster: TestBroadcaster;
 const viewers: NodeViewer[] = [];
 
 const killOrigin = () => origin?.proc.kill('SIGKILL');
+/** A relay on "host" `i` of the test network, registered with the origin. */
+const relayIn = (i: number, sub: string) =>
+  startRelay({ ...relayInNamespace(net.namespaces[i]!, RELAY_PORT), controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub }), maxViewers: 3, timeoutMs: 60_000 });
 /**
  * Viewers reach the lossy relay across its lossy link too: TCP retransmissions there can hold
  * a keep-alive ping past the SDK's 1.5 s limit, so these viewers do without it.
@@ -72,19 +76,6 @@ describe.skipIf(!support.ok)(`a lossy relay is demoted${support.ok ? '' : ` (SKI
       },
     });
     process.once('exit', killOrigin);
-    const relayIn = (i: number, sub: string) => {
-      const ns = net.namespaces[i]!;
-      return startRelay({
-        netns: ns.name,
-        host: ns.ip,
-        port: RELAY_PORT,
-        controllerUrl: origin.url,
-        token: issueToken({ scope: ['relay'], sub }),
-        maxViewers: 3,
-        args: ['--listen-ip', ns.ip, '--media-ip', ns.ip, '--public-url', `http://${ns.ip}:${RELAY_PORT}`],
-        timeoutMs: 60_000,
-      });
-    };
     lossy = await relayIn(0, 'lossy');
     broadcaster = await startChromiumBroadcaster(`http://127.0.0.1:${port}`);
   }, 180_000);
@@ -132,16 +123,7 @@ describe.skipIf(!support.ok)(`a lossy relay is demoted${support.ok ? '' : ` (SKI
   });
 
   it('the next viewer goes to a clean relay although the lossy one has room; the first is not lost', async () => {
-    const ns = net.namespaces[1]!;
-    clean = await startRelay({
-      netns: ns.name,
-      host: ns.ip,
-      port: RELAY_PORT,
-      controllerUrl: origin.url,
-      token: issueToken({ scope: ['relay'], sub: 'clean' }),
-      maxViewers: 3,
-      args: ['--listen-ip', ns.ip, '--media-ip', ns.ip, '--public-url', `http://${ns.ip}:${RELAY_PORT}`],
-    });
+    clean = await relayIn(1, 'clean');
     const next = await startNodeViewer(`http://${net.rootIp}:${origin.port}`, broadcaster.streamId, patient);
     viewers.push(next);
     expect(next.watch.nodeId).toBe(clean.nodeId);

@@ -1,4 +1,3 @@
-import dgram from 'node:dgram';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TicketSigner, generateTicketKey } from '@cascade/controller';
 import {
   RawClient,
+  fakeSrtpParameters,
+  openRawRelay,
   getJson,
   issueToken,
   startChromiumBroadcaster,
@@ -78,7 +79,7 @@ describe('hostile input while a stream flows through a relay', () => {
     const otherNode = signer.viewer({ stream: sid, node: 'another-node' });
     expect(await c.request('stream.watch', { streamId: sid, ticket: otherNode })).toMatchObject({ error: { code: 'CASCADE_ERR_NODE_WRONG_NODE' } });
     const pipe = (ticket: string) =>
-      c.request('pipe.open', { ticket, streamId: sid, ip: '127.0.0.1', port: 40999, srtpParameters: { cryptoSuite: 'AEAD_AES_256_GCM', keyBase64: Buffer.alloc(44, 7).toString('base64') } });
+      c.request('pipe.open', { ticket, streamId: sid, ip: '127.0.0.1', port: 40999, srtpParameters: fakeSrtpParameters() });
     // A viewer's ticket does not let anyone pull the stream from the relay as a child.
     expect(await pipe(signer.viewer({ stream: sid, node: relay.nodeId }))).toMatchObject({ error: { code: 'CASCADE_ERR_RELAY_NOT_ASSIGNED' } });
     expect(c.ws.readyState).toBe(1);
@@ -87,27 +88,19 @@ describe('hostile input while a stream flows through a relay', () => {
   });
 
   it('a registered hostile relay cannot touch the tree it is not part of', async () => {
-    const udp = dgram.createSocket('udp4');
-    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
-    let nonce: string | undefined;
-    udp.on('message', (m) => (nonce = m.toString().replace('CASCADE-PROBE ', '')));
-    const c = await RawClient.open(origin.url, '/control');
-    const capacity = { maxViewers: 10, maxChildren: 2, upKbps: 10_000, downKbps: 10_000 };
-    const node = { url: 'http://127.0.0.1:9', mediaIp: '127.0.0.1', probePort: udp.address().port, capacity };
+    const token = issueToken({ scope: ['relay'], sub: 'mallory' });
     const sid = broadcaster.streamId;
-    // Taking over the honest relay's id, and claiming its place in the tree at registration.
-    const stolen = await RawClient.open(origin.url, '/control');
-    expect(await stolen.request('node.register', { token: issueToken({ scope: ['relay'], sub: 'mallory' }), node: { ...node, id: relay.nodeId }, streams: [] })).toMatchObject({
-      error: { code: 'CASCADE_ERR_RELAY_ALREADY_REGISTERED' },
-    });
+    // Taking over the honest relay's id.
+    const stolen = await openRawRelay(origin.url, { token, id: relay.nodeId, answerProbe: false });
+    expect(stolen.reg).toMatchObject({ error: { code: 'CASCADE_ERR_RELAY_ALREADY_REGISTERED' } });
     stolen.close();
-    // It claims to be fed by the origin and to feed the honest relay: a parent vouching for a child it does not have.
+    // Registering under its own id, it claims to be fed by the origin and to feed the honest
+    // relay: a parent vouching for a child it does not have.
     const originId = ((await getJson<{ node: string }>(`${origin.url}/healthz`)).body).node;
     const claim = [{ streamId: sid, parentNodeId: originId, depth: 1, viewers: 3, children: 1, childNodeIds: [relay.nodeId], bitrateOutKbps: 4500 }];
-    const reg = await c.request('node.register', { token: issueToken({ scope: ['relay'], sub: 'mallory' }), node, streams: claim });
-    expect(reg.ok, JSON.stringify(reg.error)).toBe(true);
-    await waitFor(() => nonce, { what: 'the UDP probe' });
-    expect(await c.request('node.probeAck', { nonce })).toMatchObject({ ok: true });
+    const hostile = await openRawRelay(origin.url, { token, streams: claim });
+    expect(hostile.reg.ok, JSON.stringify(hostile.reg.error)).toBe(true);
+    const c = hostile.c;
     // Everything below names the live stream; none of it is the hostile relay's to say.
     const stats = { viewers: 3, children: 0, bitrateInKbps: 1500, bitrateOutKbps: 4500, lossRate: 0, cpu: 0.1, bytesOut: 1 };
     expect(await c.request('node.heartbeat', { stats, streams: claim })).toMatchObject({ ok: true });
@@ -123,17 +116,15 @@ describe('hostile input while a stream flows through a relay', () => {
     // media), the tree is exactly what it was: the relay keeps its viewer and its parent.
     const sent = async () => (await getJson<{ nodes: { id: string; stats: { bytesOut: number } | null }[] }>(`${origin.url}/api/nodes`)).body.nodes.find((n) => n.id === relay.nodeId)?.stats?.bytesOut ?? 0;
     let last = await sent();
-    for (let beats = 0; beats < 2; ) {
-      const now = await waitFor(async () => {
+    for (let beat = 0; beat < 2; beat++) {
+      const seen = last;
+      last = await waitFor(async () => {
         const b = await sent();
-        return b > last ? b : undefined;
+        return b > seen ? b : undefined;
       }, { what: "the honest relay's next heartbeat" });
-      last = now;
-      beats++;
     }
     expect(shape(await topology())).toEqual(before);
-    c.close();
-    udp.close();
+    hostile.close();
   });
 
   it('the stream kept flowing to its viewer, who never had to reconnect', async () => {

@@ -10,6 +10,7 @@ import {
   freePort,
   getJson,
   issueToken,
+  relayInNamespace,
   metric,
   startChromiumBroadcaster,
   startNodeViewer,
@@ -85,14 +86,11 @@ describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ?
     for (let i = 0; i < RELAYS; i++) {
       const ns = net.namespaces[i]!;
       const relay = await startRelay({
-        netns: ns.name,
-        host: ns.ip,
-        port: RELAY_PORT,
+        ...relayInNamespace(ns, RELAY_PORT),
         controllerUrl: origin.url,
         token: issueToken({ scope: ['relay'], sub: `host${i + 1}` }),
         maxViewers: 1,
         maxChildren: 2,
-        args: ['--listen-ip', ns.ip, '--media-ip', ns.ip, '--public-url', `http://${ns.ip}:${RELAY_PORT}`],
       });
       relays.push({ ...relay, ip: ns.ip, ns: ns.name, index: i });
     }

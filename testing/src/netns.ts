@@ -670,3 +670,8 @@ export async function createTestNetwork(options: TestNetworkOptions): Promise<Te
     throw err;
   }
 }
+
+/** How a relay process runs in namespace `ns`: there, on `port`, listening on and announcing its own address (never loopback). */
+export function relayInNamespace(ns: TestNamespace, port: number): { netns: string; host: string; port: number; args: string[] } {
+  return { netns: ns.name, host: ns.ip, port, args: ['--listen-ip', ns.ip, '--media-ip', ns.ip, '--public-url', `http://${ns.ip}:${port}`] };
+}

@@ -1,5 +1,7 @@
+import dgram from 'node:dgram';
 import WebSocket from 'ws';
 import { signallingUrl } from '@cascade/protocol';
+import { waitFor } from './wait.js';
 
 export interface RawReply {
   id: number | string | null;
@@ -93,4 +95,54 @@ export function vp8RtpParameters(ssrc = 11111111): Record<string, unknown> {
 /** A DTLS fingerprint-shaped object (never verified: the transport is not connected by ICE). */
 export function fakeDtlsParameters(): Record<string, unknown> {
   return { role: 'client', fingerprints: [{ algorithm: 'sha-256', value: Array.from({ length: 32 }, () => 'AB').join(':') }] };
+}
+
+/** SRTP parameters a child relay offers in pipe.open (the key need not be real for the pipe to open). */
+export function fakeSrtpParameters(): Record<string, unknown> {
+  return { cryptoSuite: 'AEAD_AES_256_GCM', keyBase64: Buffer.alloc(44, 7).toString('base64') };
+}
+
+export interface RawRelay {
+  /** The /control connection. */
+  c: RawClient;
+  /** The socket the controller's UDP probe reaches (it is echoed back over `c`). */
+  udp: dgram.Socket;
+  /** What was announced (without an id unless one was asked for). */
+  node: Record<string, unknown>;
+  /** The node.register reply. */
+  reg: RawReply;
+  close(): void;
+}
+
+/**
+ * A relay speaking raw protocol to a controller's /control: it registers with `token` and, unless
+ * told not to, echoes the reachability probe so the controller marks it ready.
+ */
+export async function openRawRelay(
+  baseUrl: string,
+  o: { token: string; id?: string; streams?: unknown[]; answerProbe?: boolean; capacity?: Record<string, number> },
+): Promise<RawRelay> {
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
+  let nonce: string | undefined;
+  udp.on('message', (m) => (nonce = m.toString().replace('CASCADE-PROBE ', '')));
+  const c = await RawClient.open(baseUrl, '/control');
+  const capacity = o.capacity ?? { maxViewers: 10, maxChildren: 2, upKbps: 10_000, downKbps: 10_000 };
+  const node = { ...(o.id ? { id: o.id } : {}), url: 'http://127.0.0.1:9', mediaIp: '127.0.0.1', probePort: udp.address().port, capacity };
+  const reg = await c.request('node.register', { token: o.token, node, streams: o.streams ?? [] });
+  if (reg.ok && o.answerProbe !== false) {
+    await waitFor(() => nonce, { what: 'the UDP probe' });
+    const ack = await c.request('node.probeAck', { nonce });
+    if (!ack.ok) throw new Error(`probe acknowledgement refused: ${JSON.stringify(ack.error)}`);
+  }
+  return {
+    c,
+    udp,
+    node,
+    reg,
+    close: () => {
+      c.close();
+      udp.close();
+    },
+  };
 }
