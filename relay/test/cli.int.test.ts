@@ -16,8 +16,8 @@ const run = (script: string, args: string[], env: Record<string, string> = {}) =
   });
 
 describe('a bad command line gets a one-line error and the usage, exit status 2', () => {
-  it('cascade-relay --bogus', () => {
-    const r = run('relay/dist/cli.js', ['--bogus']);
+  it('cascade-relay --bogus (through the npx link the README documents)', () => {
+    const r = run('node_modules/.bin/cascade-relay', ['--bogus']);
     expect(r.status).toBe(2);
     expect(r.stderr.split('\n')[0]).toBe("cascade-relay: unknown option '--bogus'");
     expect(r.stderr).toContain('--controller <url>');
@@ -54,7 +54,8 @@ describe('a relay registers with a token from `cascade token relay`', () => {
   });
 
   it('registers, passes its reachability probe and is listed in /api/nodes', async () => {
-    const token = execFileSync(process.execPath, [path.join(REPO_ROOT, 'server/dist/cli.js'), 'token', 'relay', '--sub', 'x'], {
+    // `npx cascade token relay`, as the README has operators type it: npm's link, not dist/ directly.
+    const token = execFileSync(path.join(REPO_ROOT, 'node_modules/.bin/cascade'), ['token', 'relay', '--sub', 'x'], {
       encoding: 'utf8',
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', CASCADE_AUTH_SECRET: TEST_SECRET },
     }).trim();
