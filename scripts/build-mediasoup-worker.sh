@@ -13,7 +13,7 @@
 #   MS_FORCE=1      rebuild even if the cached binary exists
 #   MS_BUILD_TEST=1 also build + run mediasoup-worker-test (catch2; slower, optional)
 # Usage afterwards: export MEDIASOUP_WORKER_BIN=<printed path>  (before npm install AND at runtime)
-set -euo pipefail
+set -Eeuo pipefail
 
 MS_VERSION="${MS_VERSION:-3.12.16}"
 MS_CACHE_DIR="${MS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cascade/mediasoup-worker-$MS_VERSION}"
@@ -22,6 +22,21 @@ MS_JOBS="${MS_JOBS:-$(nproc)}"
 BIN="$MS_CACHE_DIR/mediasoup-worker"
 
 log() { echo "[build-worker] $*" >&2; }
+
+# What failed, where its output is, and what to check: not just the exit status of some step.
+LOG="$MS_WORK_DIR/build.log"
+step="checking the cache"
+on_error() {
+  local rc=$?
+  [[ $BASHPID == $$ ]] || exit "$rc"   # a subshell's failure is reported once, by the script
+  log "FAILED while $step (exit status $rc)"
+  if [[ -s "$LOG" ]]; then log "last lines of $LOG:"; tail -n 25 "$LOG" >&2; fi
+  log "The worker is built from Debian packages (build-essential meson ninja-build pkg-config libabsl-dev"
+  log "libsrtp2-dev libuv1-dev nlohmann-json3-dev libssl-dev libusrsctp-dev) and the mediasoup@$MS_VERSION"
+  log "sources from the npm registry: check that both are reachable and installed, then run again."
+  exit "$rc"
+}
+trap on_error ERR
 
 if [[ -x "$BIN" && "${MS_FORCE:-0}" != 1 ]]; then
   if ldd "$BIN" 2>/dev/null | grep -q "not found"; then
@@ -38,6 +53,7 @@ fi
 APT_PKGS=(build-essential meson ninja-build pkg-config python3
   libabsl-dev libsrtp2-dev libuv1-dev nlohmann-json3-dev libssl-dev libusrsctp-dev)
 [[ "${MS_BUILD_TEST:-0}" == 1 ]] && APT_PKGS+=(catch2)
+step="installing Debian packages"
 if [[ "${MS_SKIP_APT:-0}" != 1 ]]; then
   missing=()
   for p in "${APT_PKGS[@]}"; do
@@ -54,12 +70,14 @@ fi
 
 # ---------------------------------------------------------------- 2. sources from npm
 mkdir -p "$MS_WORK_DIR"
+: > "$LOG"
+step="fetching mediasoup@$MS_VERSION from the npm registry"
 SRC="$MS_WORK_DIR/mediasoup-$MS_VERSION"
 if [[ ! -f "$SRC/worker/meson.build" ]]; then
   log "fetching mediasoup@$MS_VERSION sources via npm pack"
   rm -rf "$SRC" "$SRC.tmp" "$MS_WORK_DIR/pack"
   mkdir -p "$MS_WORK_DIR/pack"
-  (cd "$MS_WORK_DIR/pack" && npm pack --silent "mediasoup@$MS_VERSION" >/dev/null)
+  (cd "$MS_WORK_DIR/pack" && npm pack --loglevel=error "mediasoup@$MS_VERSION" >>"$LOG" 2>&1)
   mkdir -p "$SRC.tmp"
   tar -xzf "$MS_WORK_DIR"/pack/mediasoup-"$MS_VERSION".tgz -C "$SRC.tmp" --strip-components=1
   mv "$SRC.tmp" "$SRC"   # atomic-ish: a half-extracted tree is never taken as complete
@@ -68,6 +86,7 @@ fi
 W="$SRC/worker"
 
 # ---------------------------------------------------------------- 3. offline prep
+step="preparing the sources for an offline build"
 # 3a. Debian bookworm ships meson 1.0.1; mediasoup asks for >= 1.1.0 (nothing 1.1-specific is used).
 sed -i "s/meson_version: '>= 1.1.0'/meson_version: '>= 1.0.0'/" "$W/meson.build"
 
@@ -148,14 +167,17 @@ EOF
 # ---------------------------------------------------------------- 4. configure + build
 B="$W/out/build"
 if [[ ! -f "$B/build.ninja" ]]; then
+  step="configuring the build (meson setup)"
   log "meson setup"; rm -rf "$B"
   meson setup "$B" "$W" \
     --wrap-mode=nodownload \
-    --buildtype release -Db_ndebug=true -Db_pie=true -Db_staticpic=true
+    --buildtype release -Db_ndebug=true -Db_pie=true -Db_staticpic=true >>"$LOG" 2>&1 \
+    || { rm -rf "$B"; false; }   # a half-configured tree would be taken as ready next time
 fi
-log "ninja -j$MS_JOBS mediasoup-worker"
+step="compiling (ninja)"
+log "ninja -j$MS_JOBS mediasoup-worker (output in $LOG)"
 start=$(date +%s)
-ninja -C "$B" -j"$MS_JOBS" mediasoup-worker
+ninja -C "$B" -j"$MS_JOBS" mediasoup-worker >>"$LOG" 2>&1
 log "build took $(( $(date +%s) - start ))s"
 
 if [[ "${MS_BUILD_TEST:-0}" == 1 ]]; then
@@ -166,6 +188,7 @@ if [[ "${MS_BUILD_TEST:-0}" == 1 ]]; then
      "~Scenario: parse RTP packets" "~Scenario: parse RTP packets with H264 SVC") | tail -3
 fi
 
+step="installing the binary in $MS_CACHE_DIR"
 mkdir -p "$MS_CACHE_DIR"
 install -m 0755 "$B/mediasoup-worker" "$BIN.tmp"
 strip "$BIN.tmp" || true

@@ -25,5 +25,12 @@ describe('reference docs and deployment files', () => {
       }
     }
     expect(compose.services.relay1!.command).toContain('relay/dist/cli.js');
+    expect(compose.services.relay1!.environment?.CASCADE_RELAY_TOKEN).toBe('${CASCADE_RELAY1_TOKEN:-}');
+  });
+
+  it('docker-compose.yml marks no variable required: Compose would demand it for every service and command', () => {
+    // `${VAR:?msg}` / `${VAR?msg}` fail `docker compose up redis origin` when only a relay needs VAR.
+    const text = readFileSync(new URL('docker-compose.yml', root), 'utf8').replace(/^\s*#.*$/gm, '');
+    expect(text).not.toMatch(/\$\{[A-Za-z_][A-Za-z0-9_]*:?\?/);
   });
 });

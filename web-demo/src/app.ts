@@ -152,6 +152,8 @@ async function broadcastPage(): Promise<void> {
       return;
     }
     const b = session;
+    // For tests and the curious: the producers' getStats() (key frame requests seen, bitrate).
+    (window as unknown as { cascadeBroadcast: typeof b }).cascadeBroadcast = b;
     demo.state = 'live';
     demo.streamId = b.streamId;
     const watchUrl = `${publicUrl}/watch/${encodeURIComponent(b.streamId)}`;
@@ -204,6 +206,19 @@ const MESSAGES: Record<string, [string, string]> = {
   error: ['Cannot play this stream', ''],
 };
 
+/** What the panel says for each page state (the state names themselves are for tests). */
+const STATE_LABELS: Record<string, string> = {
+  connecting: 'Connecting',
+  waiting: 'Not live yet',
+  live: 'Live',
+  reconnecting: 'Broadcaster reconnecting',
+  nodelost: 'Reconnecting',
+  ended: 'Ended',
+  notfound: 'Not found',
+  denied: 'Needs an invitation',
+  error: 'Cannot play',
+};
+
 async function watchPage(): Promise<void> {
   const streamId = decodeURIComponent(window.location.pathname.split('/').pop() ?? '');
   demo.streamId = streamId;
@@ -225,7 +240,9 @@ async function watchPage(): Promise<void> {
   };
   const setState = (s: string) => {
     demo.state = s;
-    $('state').textContent = s;
+    $('state').textContent = STATE_LABELS[s] ?? s;
+    // Nothing to hear on a page that plays nothing.
+    $('unmute').hidden = ['notfound', 'ended', 'denied', 'error'].includes(s);
     const badge = $('badge');
     badge.hidden = s !== 'live';
     badge.className = 'badge live live-pill';
@@ -279,7 +296,7 @@ async function watchPage(): Promise<void> {
   w.on(CascadeEvent.NodeChanged, showNode);
   w.on(CascadeEvent.Reconnecting, () => {
     setMessage('nodelost');
-    demo.state = 'nodelost';
+    setState('nodelost');
   });
   w.on(CascadeEvent.Reconnected, () => {
     demo.reconnects++;
