@@ -1,4 +1,4 @@
-import { pino, type Logger as PinoLogger } from 'pino';
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 
 /** Keys never written to logs, wherever they appear (tokens, tickets, secrets). */
 export const REDACT_PATHS = [
@@ -8,6 +8,10 @@ export const REDACT_PATHS = [
   '*.token',
   '*.ticket',
   '*.secret',
+  // pino has no deep wildcard: two levels down covers a request's data ({ request: { data: { token } } }).
+  '*.*.token',
+  '*.*.ticket',
+  '*.*.secret',
   'auth.secret',
   'relay.token',
   'req.headers.authorization',
@@ -15,6 +19,7 @@ export const REDACT_PATHS = [
 ];
 
 /** A process's root logger: JSON lines, tokens redacted; components add `component` in child(). */
-export function createLogger(options: { level: string; base: Record<string, unknown> }): PinoLogger {
-  return pino({ level: options.level, base: options.base, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+export function createLogger(options: { level: string; base: Record<string, unknown> }, destination?: DestinationStream): PinoLogger {
+  const o = { level: options.level, base: options.base, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
+  return destination ? pino(o, destination) : pino(o);
 }
