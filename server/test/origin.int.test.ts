@@ -100,7 +100,22 @@ describe('HTTP API', () => {
   });
 });
 
+const VP8_ONLY_CAPS = { codecs: [{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000, preferredPayloadType: 96, rtcpFeedback: [] }], headerExtensions: [] };
+
 describe('signalling refuses bad input with a coded error', () => {
+  // A broadcaster and a viewer with a consumer that live through every bad input below.
+  let bystander: { pub: Awaited<ReturnType<typeof publish>>; viewer: RawClient; consumerId: string };
+  beforeAll(async () => {
+    const pub = await publish(broadcastToken('bystander'));
+    const viewer = await RawClient.open(origin.url);
+    await viewer.request('stream.watch', { streamId: pub.streamId });
+    const t = await viewer.request('transport.create', { direction: 'recv' });
+    const sub = await viewer.request('stream.subscribe', { transportId: t.data!.id, rtpCapabilities: VP8_ONLY_CAPS });
+    const consumers = (sub.data as { consumers: { id: string }[] }).consumers;
+    expect(consumers).toHaveLength(1);
+    bystander = { pub, viewer, consumerId: consumers[0]!.id };
+  });
+
   it('an unsupported protocol version is refused before the upgrade (426)', async () => {
     const err = await RawClient.open(origin.url, '/ws', '?v=99').catch((e) => e as { status: number; body: { code: string } });
     expect(err).toMatchObject({ status: 426, body: { code: 'CASCADE_ERR_PROTOCOL_VERSION' } });
@@ -209,10 +224,39 @@ describe('signalling refuses bad input with a coded error', () => {
 
   it('bad input is logged with its code', () => {
     const text = origin.logs.join('\n');
-    expect(text).toContain('CASCADE_ERR_PROTOCOL_MALFORMED');
-    expect(text).toContain('CASCADE_ERR_AUTH_EXPIRED_TOKEN');
+    for (const code of [
+      'CASCADE_ERR_PROTOCOL_MALFORMED',
+      'CASCADE_ERR_PROTOCOL_UNKNOWN_TYPE',
+      'CASCADE_ERR_PROTOCOL_INVALID_PARAMS',
+      'CASCADE_ERR_PROTOCOL_TOO_LARGE',
+      'CASCADE_ERR_PROTOCOL_RATE_LIMITED',
+      'CASCADE_ERR_PROTOCOL_OUT_OF_ORDER',
+      'CASCADE_ERR_STREAM_NOT_FOUND',
+      'CASCADE_ERR_STREAM_ALREADY_LIVE',
+      'CASCADE_ERR_AUTH_MISSING_TOKEN',
+      'CASCADE_ERR_AUTH_EXPIRED_TOKEN',
+      'CASCADE_ERR_AUTH_INVALID_TOKEN',
+      'CASCADE_ERR_AUTH_FORBIDDEN',
+      'CASCADE_ERR_MEDIA_INVALID_RTP_PARAMETERS',
+      'CASCADE_ERR_MEDIA_LIMIT',
+      'CASCADE_ERR_MEDIA_TRANSPORT_NOT_FOUND',
+    ]) {
+      expect(text, code).toContain(code);
+    }
+    expect(text).toContain('refused unsupported protocol version');
     // and tokens never appear in logs
     expect(text).not.toMatch(/eyJhbGciOi/);
+  });
+
+  it('the broadcaster and the viewer that were there all along are still served', async () => {
+    const { pub, viewer, consumerId } = bystander;
+    expect(pub.c.ws.readyState).toBe(1);
+    expect(viewer.ws.readyState).toBe(1);
+    expect((await getJson<{ state: string }>(`${origin.url}/api/streams/${pub.streamId}`)).body.state).toBe('live');
+    // Its consumer still exists on the worker: resuming it is answered, not refused.
+    expect(await viewer.request('consumer.resume', { consumerId })).toMatchObject({ ok: true });
+    viewer.close();
+    pub.c.close();
   });
 });
 
@@ -247,7 +291,9 @@ describe('a client that disconnects at any moment leaves nothing behind', () => 
         const t = await c.request('transport.create', { direction: 'recv' });
         const caps = (await c.request('stream.watch', { streamId: live.streamId })).data; // refused: already a viewer
         void caps;
-        await c.request('stream.subscribe', { transportId: t.data!.id, rtpCapabilities: { codecs: [{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000, preferredPayloadType: 96, rtcpFeedback: [] }], headerExtensions: [] } });
+        const sub = await c.request('stream.subscribe', { transportId: t.data!.id, rtpCapabilities: VP8_ONLY_CAPS });
+        // A consumer really exists when this client vanishes: the step tests its cleanup.
+        expect((sub.data as { consumers: unknown[] }).consumers).toHaveLength(1);
       },
     ];
     // And in the middle of a request: the last one is sent and the socket cut before its answer,
@@ -272,7 +318,7 @@ describe('a client that disconnects at any moment leaves nothing behind', () => 
       async (c: RawClient) => {
         await c.request('stream.watch', { streamId: live.streamId });
         const t = await c.request('transport.create', { direction: 'recv' });
-        fire(c, 'stream.subscribe', { transportId: t.data!.id, rtpCapabilities: { codecs: [{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000, preferredPayloadType: 96, rtcpFeedback: [] }], headerExtensions: [] } });
+        fire(c, 'stream.subscribe', { transportId: t.data!.id, rtpCapabilities: VP8_ONLY_CAPS });
       },
     ];
     for (const step of [...steps, ...midRequest, ...midRequest, ...midRequest]) {
