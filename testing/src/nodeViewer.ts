@@ -14,6 +14,8 @@ export interface NodeViewer {
     frames: number;
     /** Complete key frames (the ones a decoder could restart from). */
     keyframes: number;
+    /** Date.now() when the first complete key frame arrived (also when it came before start() resolved). */
+    firstKeyframeAt: number | undefined;
     reconnects: number;
     ended: boolean;
     nodeIds: string[];
@@ -43,7 +45,7 @@ export interface NodeViewer {
  */
 export async function startNodeViewer(url: string, streamId: string, options: Pick<WatchOptions, 'keepAlive' | 'timeoutMs'> = {}): Promise<NodeViewer> {
   installWeriftGlobals();
-  const counters = { packets: 0, bytes: 0, frames: 0, keyframes: 0, reconnects: 0, ended: false, nodeIds: [] as string[], reconnectCauses: [] as string[], warnings: [] as string[] };
+  const counters = { packets: 0, bytes: 0, frames: 0, keyframes: 0, firstKeyframeAt: undefined as number | undefined, reconnects: 0, ended: false, nodeIds: [] as string[], reconnectCauses: [] as string[], warnings: [] as string[] };
   const viewer: NodeViewer = { watch: undefined as unknown as Watch, counters, videoTracks: 0, liveVideoTrack: undefined, stop: () => w.stop() };
   const w = new Watch({
     url,
@@ -66,9 +68,10 @@ export async function startNodeViewer(url: string, streamId: string, options: Pi
       if (isVp8KeyframeStart(rtp.payload)) inKeyframe = true;
       if (!rtp.header.marker) return;
       counters.frames++;
-      if (inKeyframe) counters.keyframes++;
+      const at = Date.now();
+      if (inKeyframe && counters.keyframes++ === 0) counters.firstKeyframeAt = at;
       viewer.liveVideoTrack = track;
-      viewer.onFrame?.(Date.now(), inKeyframe, seq);
+      viewer.onFrame?.(at, inKeyframe, seq);
       inKeyframe = false;
     });
   });

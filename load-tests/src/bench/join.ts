@@ -6,13 +6,12 @@ import type { BenchContext, BenchResult } from './types.js';
 /** Time from watch() to the first complete key frame (the first decodable frame) for one new viewer. */
 async function timedJoin(url: string, streamId: string): Promise<{ ms: number | null; viewer: NodeViewer }> {
   const t0 = Date.now();
-  let resolveKey!: (at: number) => void;
-  const key = new Promise<number>((r) => (resolveKey = r));
   const viewer = await startNodeViewer(url, streamId);
-  viewer.onFrame = (at, isKey) => isKey && resolveKey(at);
-  if (viewer.counters.keyframes > 0) resolveKey(Date.now());
-  const at = await Promise.race([key, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
-  return { ms: at === null ? null : at - t0, viewer };
+  // The viewer stamps its first key frame itself, even one that arrived before start() resolved.
+  const deadline = t0 + 10_000;
+  while (viewer.counters.firstKeyframeAt === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  const at = viewer.counters.firstKeyframeAt;
+  return { ms: at === undefined ? null : at - t0, viewer };
 }
 
 /**
