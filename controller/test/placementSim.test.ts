@@ -3,10 +3,11 @@ import { MemoryTopologyStore } from '../src/store/MemoryTopologyStore.js';
 import { depthBound, minimalDepth, runPlacementSim, seededRandom, type SimRelaySpec } from '../src/sim/placementSim.js';
 
 describe('placement simulation (MemoryTopologyStore)', () => {
-  it('1000 mixed relays and 100000 joins stay within K at the origin, the depth bound and every capacity', async () => {
+  it('1000 mixed relays and 100000 joins: the origin sends at most K copies, the depth bound and every capacity hold', async () => {
     const store = new MemoryTopologyStore();
     const K = 3;
-    const r = await runPlacementSim(store, { relays: 1000, joins: 100_000, maxChildren: K, seed: 42 });
+    // The origin serves no viewer itself here: everything it sends goes to its child relays.
+    const r = await runPlacementSim(store, { relays: 1000, joins: 100_000, maxChildren: K, seed: 42, originMaxViewers: 0 });
     // A figure to read, never to assert on (it depends on the machine).
     console.log(
       `memory store: ${r.placementsPerSec} placements/s (${r.operationsPerSec} ops/s), ${r.placements} placed, ${r.rejected} rejected, ` +
@@ -14,12 +15,20 @@ describe('placement simulation (MemoryTopologyStore)', () => {
     );
     expect(r.violations).toEqual([]);
     expect(r.placements + r.rejected).toBe(100_000);
-    expect(r.originChildren).toBeLessThanOrEqual(K);
+    expect(r.originEgress).toBeLessThanOrEqual(K);
+    expect(r.originChildren).toBeGreaterThan(0);
     expect(r.maxChildrenPerNode).toBeLessThanOrEqual(K);
     expect(r.maxDepth).toBeLessThanOrEqual(r.depthBound);
     // The run needed (nearly) every relay, so the bound is actually exercised.
     expect(r.relaysInTree).toBeGreaterThan(900);
     await store.close();
+  });
+
+  it('an origin with a viewer budget of its own sends its budget plus at most K relay copies', async () => {
+    const r = await runPlacementSim(new MemoryTopologyStore(), { relays: 200, joins: 20_000, maxChildren: 3, seed: 7, originMaxViewers: 50, leaveProbability: 0 });
+    expect(r.violations).toEqual([]);
+    expect(r.originChildren).toBeLessThanOrEqual(3);
+    expect(r.originEgress).toBe(50 + r.originChildren);
   });
 
   it.each([2, 4, 8])('builds the shallowest tree the attached relays allow, with K = %i', async (K) => {

@@ -54,8 +54,10 @@ export interface PlacementSimResult {
   minimalDepth: number;
   /** Relays in the tree at the end. */
   relaysInTree: number;
-  /** Child relays the origin feeds in the stream (its egress). */
+  /** Child relays the origin feeds in the stream. */
   originChildren: number;
+  /** Copies of the stream the origin sends at the end: its child relays plus the viewers it serves itself. */
+  originEgress: number;
   /** Largest per-stream child count of any node. */
   maxChildrenPerNode: number;
   /** Broken invariants found (empty when the store behaved). */
@@ -246,6 +248,7 @@ export async function runPlacementSim(store: TopologyStore, options: PlacementSi
     minimalDepth: minimalDepth(fanout(originId), relays.map((e) => fanout(e.nodeId))),
     relaysInTree: relays.length,
     originChildren: root?.children ?? 0,
+    originEgress: (root?.children ?? 0) + (root?.viewers ?? 0),
     maxChildrenPerNode: tree.reduce((m, e) => Math.max(m, e.children), 0),
     violations,
   };
