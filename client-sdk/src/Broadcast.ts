@@ -27,7 +27,7 @@ export interface BroadcastOptions {
   maxVideoBitrate?: number;
   reconnectPolicy?: ReconnectPolicy;
   timeoutMs?: number;
-  /** How a frozen or unreachable origin is noticed (default: ping every 500 ms, gone after 1.5 s unanswered). */
+  /** How a frozen or unreachable origin is noticed (default: ping when silent for 250 ms, gone after 1.5 s unanswered). */
   keepAlive?: KeepAliveOptions | false;
   WebSocket?: WebSocketCtor;
   handlerName?: msc.BuiltinHandlerName;

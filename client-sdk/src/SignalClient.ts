@@ -21,16 +21,19 @@ export type WebSocketCtor = new (url: string) => WebSocket;
  * Liveness of the node, judged by the client. A node that crashes closes its sockets and is
  * noticed at once; one that freezes or drops off the network (a volunteer's laptop lid
  * closing) says nothing, and neither the WebSocket nor ICE notices for many seconds. So the
- * client pings: a node that has not answered a ping within `deadAfterMs` is gone.
+ * client pings: a node that has not answered a ping within `suspectAfterMs` is suspect (a
+ * viewer starts moving elsewhere, make-before-break), and within `deadAfterMs` it is gone.
  */
 export interface KeepAliveOptions {
-  /** How often to ping while nothing else is heard (ms). Default 500. */
+  /** How often to ping while nothing else is heard (ms). Default 250. */
   intervalMs: number;
+  /** An unanswered ping older than this emits `suspect`, once per ping (ms). Default: a third of deadAfterMs. */
+  suspectAfterMs?: number;
   /** An unanswered ping older than this closes the connection with CLIENT_TIMEOUT (ms). Default 1500. */
   deadAfterMs: number;
 }
 
-export const DEFAULT_KEEP_ALIVE: KeepAliveOptions = { intervalMs: 500, deadAfterMs: 1500 };
+export const DEFAULT_KEEP_ALIVE: KeepAliveOptions = { intervalMs: 250, suspectAfterMs: 500, deadAfterMs: 1500 };
 
 export interface SignalClientOptions {
   WebSocket?: WebSocketCtor;
@@ -42,6 +45,8 @@ export interface SignalClientOptions {
 
 export type SignalClientEvents = {
   notification: [type: NotificationType, data: unknown];
+  /** A ping has gone unanswered for `suspectAfterMs`: the node may have frozen or dropped off the network. */
+  suspect: [];
   close: [code: number, reason: string];
   listenererror: [event: string, error: unknown];
 };
@@ -119,22 +124,28 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
     return this.#closed;
   }
 
-  #startKeepAlive({ intervalMs, deadAfterMs }: KeepAliveOptions): void {
+  #startKeepAlive({ intervalMs, deadAfterMs, suspectAfterMs = deadAfterMs / 3 }: KeepAliveOptions): void {
     let lastTick = Date.now();
+    let suspected: number | undefined;
+    const answered = () => this.#pingSentAt === undefined || this.#lastHeard >= this.#pingSentAt;
     this.#keepAliveTimer = setInterval(() => {
       const now = Date.now();
       // A tick that comes late means our own thread was stalled (or the tab throttled): the
       // answer may be waiting unread behind this timer, so judge nothing this round.
       const stalled = now - lastTick > 2 * intervalMs;
       lastTick = now;
-      if (this.#pingSentAt !== undefined && this.#lastHeard >= this.#pingSentAt) this.#pingSentAt = undefined;
+      if (this.#pingSentAt !== undefined && answered()) this.#pingSentAt = undefined;
       if (stalled) {
         this.#pingSentAt = undefined;
         return;
       }
-      if (this.#pingSentAt !== undefined) {
-        if (now - this.#pingSentAt > deadAfterMs) {
-          this.#peer.close(4504, 'CASCADE_ERR_CLIENT_TIMEOUT');
+      const sentAt = this.#pingSentAt;
+      if (sentAt !== undefined) {
+        const age = now - sentAt;
+        if (age > deadAfterMs) this.#afterPendingInput(() => !answered() && this.#peer.close(4504, 'CASCADE_ERR_CLIENT_TIMEOUT'));
+        else if (age >= suspectAfterMs && suspected !== sentAt) {
+          suspected = sentAt;
+          this.#afterPendingInput(() => !answered() && this.#pingSentAt === sentAt && this.safeEmit('suspect'));
         }
         return;
       }
@@ -145,6 +156,16 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
     }, intervalMs);
     // Node: a keep-alive alone must not hold the process open.
     (this.#keepAliveTimer as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * Run a verdict after the input already waiting has been read: timers fire before pending
+   * socket reads, so an answer that arrived while this thread was busy is seen first.
+   */
+  #afterPendingInput(verdict: () => unknown): void {
+    setTimeout(() => {
+      if (!this.#closed) verdict();
+    }, 0);
   }
 
   async request<T extends NodeRequestType>(type: T, params: NodeParams<T>, timeoutMs?: number): Promise<NodeResult<T>> {

@@ -22,6 +22,8 @@ export type ViewerConnectionEvents = {
   streamstate: [state: StreamState];
   /** The node asked its viewers to move (it is draining). */
   draining: [];
+  /** The node has not answered a ping for a while: it may have frozen or dropped off the network. */
+  suspect: [];
   /** The connection is gone (by error, or close()). */
   closed: [error: Error | undefined];
   listenererror: [event: string, error: unknown];
@@ -134,6 +136,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     });
     signal.onNotification('stream.state', ({ state }) => this.safeEmit('streamstate', state));
     signal.onNotification('node.draining', () => this.safeEmit('draining'));
+    signal.on('suspect', () => this.safeEmit('suspect'));
   }
 
   get closed(): boolean {

@@ -24,7 +24,7 @@ export interface WatchOptions {
   reconnectPolicy?: ReconnectPolicy;
   /** ms to wait for a node to answer. Default 5000. */
   timeoutMs?: number;
-  /** How a node that froze or dropped off the network is noticed (default: ping every 500 ms, gone after 1.5 s unanswered). */
+  /** How a node that froze or dropped off the network is noticed (default: ping when silent for 250 ms; unanswered for 500 ms, move elsewhere; for 1.5 s, gone). */
   keepAlive?: KeepAliveOptions | false;
   /** Node.js only: a WebSocket implementation (e.g. `ws`). */
   WebSocket?: WebSocketCtor;
@@ -71,6 +71,8 @@ export class Watch extends TypedEmitter<WatchEvents> {
   #stopped = false;
   #reconnecting = false;
   #moving = false;
+  /** The node was lost while a move was under way: the move's connection takes over, or a reconnect follows. */
+  #lostDuringMove: CascadeError | undefined;
   /** Nodes that failed us recently; the controller avoids them. */
   #exclude: string[] = [];
 
@@ -149,7 +151,10 @@ export class Watch extends TypedEmitter<WatchEvents> {
     this.#stream = conn.stream;
     conn.on('consumer', (c) => this.#onConsumer(c));
     conn.on('streamstate', (s) => this.#onStreamState(s));
-    conn.on('draining', () => void this.#move());
+    conn.on('draining', () => void this.#move('draining'));
+    // A node silent for a moment may be frozen or cut off: get going elsewhere while it still
+    // might answer (make-before-break), instead of waiting for it to be declared dead.
+    conn.on('suspect', () => void this.#move('unresponsive'));
     conn.on('closed', (err) => {
       if (this.#conn !== conn || this.#stopped) return;
       this.#onLost(err ?? new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'connection closed'));
@@ -194,6 +199,11 @@ export class Watch extends TypedEmitter<WatchEvents> {
     const vanished = err.code === 'CASCADE_ERR_CLIENT_CONNECTION' || err.code === 'CASCADE_ERR_CLIENT_TIMEOUT';
     const nodeId = this.#conn?.nodeId;
     if (vanished && nodeId && !this.#exclude.includes(nodeId)) this.#exclude.push(nodeId);
+    if (this.#moving) {
+      // Already joining elsewhere: that connection is the quickest way back.
+      this.#lostDuringMove = err;
+      return;
+    }
     void this.#reconnect(err);
   }
 
@@ -237,30 +247,37 @@ export class Watch extends TypedEmitter<WatchEvents> {
     }
   }
 
-  /** The node is draining: join elsewhere, switch once the new node's media flows, then leave. */
-  async #move(): Promise<void> {
+  /** The node is draining or unresponsive: join elsewhere, switch once the new node's media flows, then leave. */
+  async #move(reason: 'draining' | 'unresponsive'): Promise<void> {
     if (this.#moving || this.#reconnecting || this.#stopped) return;
     this.#moving = true;
+    this.#lostDuringMove = undefined;
     const old = this.#conn;
+    let moved = false;
     try {
-      if (old) this.#exclude.push(old.nodeId);
+      if (old && !this.#exclude.includes(old.nodeId)) this.#exclude.push(old.nodeId);
       const next = await this.#open();
       if (this.#stopped || this.#conn !== old) {
         next.close();
         return;
       }
-      await waitForMedia(next, MOVE_MEDIA_WAIT_MS);
-      if (this.#stopped || this.#conn !== old) {
+      // Wait for the new node's media, unless the old node is gone already: then switch at once.
+      await waitForMedia(next, MOVE_MEDIA_WAIT_MS, () => !!old?.closed);
+      if (this.#stopped || this.#conn !== old || next.closed) {
         next.close();
         return;
       }
       this.#adopt(next);
-      this.#log.info({ from: old?.nodeId, to: next.nodeId }, 'moved (make-before-break)');
+      moved = true;
+      this.#log.info({ from: old?.nodeId, to: next.nodeId, reason }, 'moved (make-before-break)');
     } catch (err) {
       // Keep the old node while it lasts; losing it later triggers a normal reconnect.
-      this.#log.warn({ err: (err as Error).message }, 'planned move failed');
+      this.#log.warn({ err: (err as Error).message, reason }, 'planned move failed');
     } finally {
       this.#moving = false;
+      const lost = this.#lostDuringMove;
+      this.#lostDuringMove = undefined;
+      if (lost && !moved && !this.#stopped) void this.#reconnect(lost);
     }
   }
 
@@ -281,11 +298,11 @@ export class Watch extends TypedEmitter<WatchEvents> {
 /**
  * Resolve once the new connection can take over without a freeze: a video frame decoded
  * (browsers report framesDecoded), or, where nothing decodes (Node clients), media bytes
- * received; or after `timeoutMs`.
+ * received; or after `timeoutMs`, or as soon as `giveUp()` says waiting is pointless.
  */
-async function waitForMedia(conn: ViewerConnection, timeoutMs: number): Promise<void> {
+async function waitForMedia(conn: ViewerConnection, timeoutMs: number, giveUp: () => boolean = () => false): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && !conn.closed) {
+  while (Date.now() < deadline && !conn.closed && !giveUp()) {
     // Audio arrives before the first video key frame: judge by video where there is some.
     const video = conn.consumers.filter((c) => c.kind === 'video');
     for (const c of video.length > 0 ? video : conn.consumers) {

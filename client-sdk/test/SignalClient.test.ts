@@ -96,7 +96,7 @@ describe('SignalClient keep-alive', () => {
     return { ...fake, pings };
   }
 
-  async function connect(WebSocket: new (url: string) => WebSocket, keepAlive?: { intervalMs: number; deadAfterMs: number } | false) {
+  async function connect(WebSocket: new (url: string) => WebSocket, keepAlive?: { intervalMs: number; suspectAfterMs?: number; deadAfterMs: number } | false) {
     const c = await SignalClient.connect('http://h:1', { WebSocket, ...(keepAlive !== undefined ? { keepAlive } : {}) });
     const closed: Array<[number, string]> = [];
     c.on('close', (code, reason) => closed.push([code, reason]));
@@ -108,12 +108,52 @@ describe('SignalClient keep-alive', () => {
     const alive = { value: true };
     const { WebSocket, pings } = node(alive);
     const { c, closed } = await connect(WebSocket);
+    let suspicions = 0;
+    c.on('suspect', () => suspicions++);
     await vi.advanceTimersByTimeAsync(10_000);
     expect(closed).toEqual([]);
     expect(c.closed).toBe(false);
-    // Every 500 ms at most, so 10 s hold about 20 pings (not one per timer tick of a busy node).
-    expect(pings.length).toBeGreaterThanOrEqual(9);
-    expect(pings.length).toBeLessThanOrEqual(21);
+    expect(suspicions).toBe(0);
+    // Every 250 ms at most, so 10 s hold about 40 pings (not one per timer tick of a busy node).
+    expect(pings.length).toBeGreaterThanOrEqual(19);
+    expect(pings.length).toBeLessThanOrEqual(41);
+  });
+
+  it('a node that stops answering is suspect after suspectAfterMs, once, well before it is closed', async () => {
+    vi.useFakeTimers();
+    const alive = { value: true };
+    const { WebSocket } = node(alive);
+    const { c, closed } = await connect(WebSocket);
+    const suspectedAt: number[] = [];
+    c.on('suspect', () => suspectedAt.push(Date.now()));
+    await vi.advanceTimersByTimeAsync(3000);
+    alive.value = false;
+    const frozenAt = Date.now();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(suspectedAt).toHaveLength(1);
+    // A ping goes out within 2 intervals of silence, suspicion 500 ms later, at a tick.
+    expect(suspectedAt[0]! - frozenAt).toBeLessThanOrEqual(1000);
+    expect(closed).toEqual([]);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(suspectedAt).toHaveLength(1);
+    expect(closed).toEqual([[4504, 'CASCADE_ERR_CLIENT_TIMEOUT']]);
+  });
+
+  it('a node that answers late, within deadAfterMs, is suspected but kept', async () => {
+    vi.useFakeTimers();
+    const held: Array<() => void> = [];
+    const { WebSocket } = fakeSocket((m, reply) => {
+      if (m.type === 'session.ping') held.push(() => reply({ v: 1, id: m.id, ok: true, data: {} }));
+    });
+    const { c, closed } = await connect(WebSocket);
+    let suspicions = 0;
+    c.on('suspect', () => suspicions++);
+    // Each ping answered after 800 ms: past suspicion, short of death.
+    const answering = setInterval(() => held.splice(0).forEach((f) => f()), 800);
+    await vi.advanceTimersByTimeAsync(8000);
+    clearInterval(answering);
+    expect(suspicions).toBeGreaterThan(0);
+    expect(closed).toEqual([]);
   });
 
   it('a node that stops answering is closed with CASCADE_ERR_CLIENT_TIMEOUT after deadAfterMs', async () => {
@@ -148,7 +188,7 @@ describe('SignalClient keep-alive', () => {
       if (m.type === 'session.ping') held.push(() => reply({ v: 1, id: m.id, ok: true, data: {} }));
     });
     const { closed } = await connect(WebSocket);
-    await vi.advanceTimersByTimeAsync(500);
+    await vi.advanceTimersByTimeAsync(250);
     expect(held.length).toBe(1);
     // The thread blocks for 5 s right after the ping left: the node's answer arrives meanwhile
     // but sits unread behind the (late) keep-alive tick.
