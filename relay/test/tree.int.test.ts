@@ -127,6 +127,25 @@ describe('relay tree', () => {
     }
   });
 
+  it('each relay tells its volunteer what it does: registered, reachable, the stream it carries, viewers served, bytes relayed', async () => {
+    const streamId = broadcaster.streamId;
+    for (const r of relays) {
+      // The progress line comes every 5 s: wait for one that counts this relay's viewer.
+      const lines = await waitFor(() => {
+        const l = r.logs.filter((x) => x.startsWith('[cascade-relay] '));
+        const served = l.some((x) => {
+          const m = / (\d+) viewer.* ([\d.]+) MB relayed/.exec(x);
+          return !!m && Number(m[1]) >= 1 && Number(m[2]) > 0;
+        });
+        return served ? l : undefined;
+      }, { what: `a progress line of ${r.nodeId} with its viewer and the bytes it relayed`, timeoutMs: 15_000 });
+      const text = lines.join('\n');
+      expect(text).toContain(`registered as ${r.nodeId}`);
+      expect(text).toContain('reachability checked: ready to relay');
+      expect(text).toMatch(new RegExp(`carrying stream ${streamId} from \\S+`));
+    }
+  });
+
   it('a viewer may enter at any node: a relay asks the controller and redirects it', async () => {
     // Every node is full for this stream, so the controller says so through the relay.
     const refused = await startNodeViewer(relays[0]!.url, broadcaster.streamId).then(
