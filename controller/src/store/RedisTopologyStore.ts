@@ -12,11 +12,11 @@ import type {
   TreeEntry,
 } from '../types.js';
 import { KEYS, TOPOLOGY_LUA } from './redisScript.js';
-import type { TopologyStore } from './TopologyStore.js';
+import type { TopologyStore, TopologyStoreOptions } from './TopologyStore.js';
 
 type ScriptRedis = Redis & { cascadeTopology(...args: (string | number)[]): Promise<unknown> };
 
-export interface RedisTopologyStoreOptions {
+export interface RedisTopologyStoreOptions extends TopologyStoreOptions {
   url: string;
   /** ms before a command counts as failed. Default 2000. */
   commandTimeoutMs?: number;
@@ -34,6 +34,8 @@ export class RedisTopologyStore implements TopologyStore {
   readonly #sub: Redis;
   readonly #log: Logger;
   readonly #handlers = new Set<(e: TopologyEvent) => void>();
+  /** K for restored edges, -1 for none (see TopologyStoreOptions). */
+  readonly #maxChildren: number;
   #closed = false;
 
   static async connect(options: RedisTopologyStoreOptions, deps: { logger: Logger }): Promise<RedisTopologyStore> {
@@ -50,6 +52,7 @@ export class RedisTopologyStore implements TopologyStore {
 
   private constructor(options: RedisTopologyStoreOptions, logger: Logger) {
     this.#log = logger.child({ component: 'RedisTopologyStore' });
+    this.#maxChildren = options.maxChildren ?? -1;
     const common = {
       lazyConnect: true,
       enableOfflineQueue: false,
@@ -95,7 +98,7 @@ export class RedisTopologyStore implements TopologyStore {
   }
 
   async heartbeat(nodeId: string, snapshot: NodeSnapshot, ttlMs: number, now: number): Promise<boolean> {
-    return (await this.#script('heartbeat', nodeId, JSON.stringify(snapshot), ttlMs, now)) === 'OK';
+    return (await this.#script('heartbeat', nodeId, JSON.stringify(snapshot), ttlMs, now, this.#maxChildren)) === 'OK';
   }
 
   async setNodeStatus(nodeId: string, status: NodeStatus): Promise<void> {
