@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { CascadeError, silentLogger } from '@cascade/protocol';
+import { startRedis, waitFor, type RedisServer } from '@cascade/testing';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { generateTicketKey } from '../src/auth/TicketSigner.js';
 import { MemoryTopologyStore } from '../src/store/MemoryTopologyStore.js';
@@ -7,7 +8,7 @@ import { RedisTopologyStore } from '../src/store/RedisTopologyStore.js';
 import { KEYS } from '../src/store/redisScript.js';
 import { TopologyController, type AssignEvent, type TopologyControllerOptions } from '../src/TopologyController.js';
 import { runPlacementSim, treeViolations } from '../src/sim/placementSim.js';
-import { addNode, collector, NOW, policy, streamRecord } from './storeFixtures.js';
+import { addNode, collector, NOW, policy, snapshot, streamRecord, TTL } from './storeFixtures.js';
 
 const connect = () => RedisTopologyStore.connect({ url: inject('redisUrl') }, { logger: silentLogger });
 
@@ -154,6 +155,58 @@ describe('two RedisTopologyStore instances on one Redis', () => {
     await a.publish({ type: 'nodegone', nodeId: 'r7' });
     await heard.until(1);
     expect(heard.events).toEqual([{ type: 'nodegone', nodeId: 'r7' }]);
+  });
+});
+
+describe('the ticket key when Redis loses it', () => {
+  let redis: RedisServer;
+  let own: Redis;
+  const stores: RedisTopologyStore[] = [];
+  const open = async (url: string) => {
+    const s = await RedisTopologyStore.connect({ url }, { logger: silentLogger });
+    stores.push(s);
+    return s;
+  };
+  beforeAll(async () => {
+    redis = await startRedis();
+    own = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    own.on('error', () => {});
+  });
+  afterAll(async () => {
+    own?.disconnect();
+    await redis?.stop();
+  });
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+  });
+
+  it('a running instance puts its key back after Redis restarts empty, and an instance started later adopts it', async () => {
+    const a = await open(redis.url);
+    const key = await a.getOrCreateTicketKey(() => ({ privateKey: 'p1', publicKey: 'P1' }));
+    await redis.restart();
+    await waitFor(async () => (await own.hget(KEYS.ticketKey, 'public')) === 'P1', { what: 'the key back in Redis' });
+    const later = await open(redis.url);
+    expect(await later.getOrCreateTicketKey(() => ({ privateKey: 'p2', publicKey: 'P2' }))).toEqual(key);
+    expect(await own.hgetall(KEYS.ticketKey)).toEqual({ private: 'p1', public: 'P1' });
+  });
+
+  it('an instance that finds the store emptied (a heartbeat of an unknown node) puts its key back', async () => {
+    const a = await open(redis.url);
+    await addNode(a, 'o', { kind: 'origin' });
+    const key = await a.getOrCreateTicketKey(() => ({ privateKey: 'p1', publicKey: 'P1' }));
+    await own.flushdb();
+    expect(await a.heartbeat('o', snapshot(0, []), TTL, NOW)).toBe(false);
+    const later = await open(redis.url);
+    expect(await later.getOrCreateTicketKey(() => ({ privateKey: 'p2', publicKey: 'P2' }))).toEqual(key);
+  });
+
+  it('an instance using a key file (it never asked the store for one) writes none', async () => {
+    const a = await open(redis.url);
+    await own.flushdb();
+    await addNode(a, 'o', { kind: 'origin' });
+    await own.flushdb();
+    expect(await a.heartbeat('o', snapshot(0, []), TTL, NOW)).toBe(false);
+    expect(await own.exists(KEYS.ticketKey)).toBe(0);
   });
 });
 

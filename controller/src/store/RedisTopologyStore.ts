@@ -15,6 +15,7 @@ import { KEYS, TOPOLOGY_LUA } from './redisScript.js';
 import type { TopologyStore, TopologyStoreOptions } from './TopologyStore.js';
 
 type ScriptRedis = Redis & { cascadeTopology(...args: (string | number)[]): Promise<unknown> };
+type TicketKey = { privateKey: string; publicKey: string };
 
 export interface RedisTopologyStoreOptions extends TopologyStoreOptions {
   url: string;
@@ -36,6 +37,13 @@ export class RedisTopologyStore implements TopologyStore {
   readonly #handlers = new Set<(e: TopologyEvent) => void>();
   /** K for restored edges, -1 for none (see TopologyStoreOptions). */
   readonly #maxChildren: number;
+  /**
+   * The ticket key this instance signs with, once it took it from Redis. Redis may lose it
+   * (a restart without persistence, a flush) while this instance keeps signing: it writes it
+   * back when it notices, so that an instance started later adopts it instead of making a
+   * new one whose tickets relays verifying with this one's would refuse.
+   */
+  #ticketKey: TicketKey | undefined;
   #closed = false;
 
   static async connect(options: RedisTopologyStoreOptions, deps: { logger: Logger }): Promise<RedisTopologyStore> {
@@ -65,6 +73,7 @@ export class RedisTopologyStore implements TopologyStore {
     this.#redis.defineCommand('cascadeTopology', { numberOfKeys: 0, lua: TOPOLOGY_LUA });
     this.#sub = new Redis(options.url, { ...common, enableOfflineQueue: true, commandTimeout: undefined });
     let down = false;
+    let connected = false;
     this.#redis.on('error', (err) => {
       if (!down) this.#log.warn({ err }, 'redis unreachable');
       down = true;
@@ -72,6 +81,9 @@ export class RedisTopologyStore implements TopologyStore {
     this.#redis.on('ready', () => {
       if (down) this.#log.info({}, 'redis reachable again');
       down = false;
+      // Any reconnection may be to a Redis that restarted empty (a quick one raises no error).
+      if (connected) void this.#restoreTicketKey();
+      connected = true;
     });
     this.#sub.on('error', () => {});
     this.#sub.on('message', (_channel: string, message: string) => {
@@ -98,7 +110,10 @@ export class RedisTopologyStore implements TopologyStore {
   }
 
   async heartbeat(nodeId: string, snapshot: NodeSnapshot, ttlMs: number, now: number): Promise<boolean> {
-    return (await this.#script('heartbeat', nodeId, JSON.stringify(snapshot), ttlMs, now, this.#maxChildren)) === 'OK';
+    const known = (await this.#script('heartbeat', nodeId, JSON.stringify(snapshot), ttlMs, now, this.#maxChildren)) === 'OK';
+    // The store lost this node, so maybe everything (a flush): the ticket key too.
+    if (!known) await this.#restoreTicketKey();
+    return known;
   }
 
   async setNodeStatus(nodeId: string, status: NodeStatus): Promise<void> {
@@ -200,10 +215,11 @@ export class RedisTopologyStore implements TopologyStore {
     return () => this.#handlers.delete(handler);
   }
 
-  async getOrCreateTicketKey(generate: () => { privateKey: string; publicKey: string }) {
+  async getOrCreateTicketKey(generate: () => TicketKey): Promise<TicketKey> {
     const fresh = generate();
     // One script: the first instance's pair wins whole when several start together.
     const [privateKey, publicKey] = (await this.#script('ticketKey', fresh.privateKey, fresh.publicKey)) as [string, string];
+    this.#ticketKey = { privateKey, publicKey };
     return { privateKey, publicKey };
   }
 
@@ -250,6 +266,20 @@ export class RedisTopologyStore implements TopologyStore {
       });
     }
     return out;
+  }
+
+  /** Write back the ticket key this instance holds where Redis has none (never over another). */
+  async #restoreTicketKey(): Promise<void> {
+    const mine = this.#ticketKey;
+    if (!mine || this.#closed) return;
+    try {
+      const [privateKey] = (await this.#script('ticketKey', mine.privateKey, mine.publicKey)) as [string, string];
+      if (privateKey !== mine.privateKey) {
+        this.#log.error({}, 'the ticket key in redis is not the one this instance signs with: relays verifying with it refuse its tickets');
+      }
+    } catch (err) {
+      this.#log.warn({ err }, 'cannot write the ticket key back to redis');
+    }
   }
 
   #script(...args: (string | number)[]): Promise<unknown> {
