@@ -233,6 +233,7 @@ export class RedisTopologyStore implements TopologyStore {
 
   // ------------------------------------------------------------------ internals
 
+  /** Two round trips however many nodes and streams: the records, then the tree entries that give each node's children. */
   async #views(ids: string[], now: number): Promise<NodeView[]> {
     if (ids.length === 0) return [];
     const pipe = this.#redis.pipeline();
@@ -241,27 +242,44 @@ export class RedisTopologyStore implements TopologyStore {
     pipe.hmget(KEYS.viewers, ...ids);
     pipe.hmget(KEYS.stats, ...ids);
     for (const id of ids) pipe.zscore(KEYS.expiry, id);
+    for (const id of ids) pipe.smembers(KEYS.nodeStreams(id));
     const res = await this.#call(() => pipe.exec());
-    const col = (i: number) => (res?.[i]?.[1] ?? []) as (string | null)[];
+    const reply = (i: number): unknown => {
+      const [err, value] = res?.[i] ?? [null, null];
+      if (err) throw storeError(err);
+      return value;
+    };
+    const col = (i: number) => (reply(i) ?? []) as (string | null)[];
     const [nodes, statuses, viewers, stats] = [col(0), col(1), col(2), col(3)];
+    const streamsOf = (i: number) => (reply(4 + ids.length + i) ?? []) as string[];
+
+    // A node's children, all streams together: the sum over the tree entries it has.
+    const entries: { i: number; streamId: string }[] = [];
+    for (let i = 0; i < ids.length; i++) if (nodes[i]) for (const s of streamsOf(i)) entries.push({ i, streamId: s });
+    const children = new Array<number>(ids.length).fill(0);
+    if (entries.length > 0) {
+      const treePipe = this.#redis.pipeline();
+      for (const { i, streamId } of entries) treePipe.hget(KEYS.tree(streamId), ids[i]!);
+      const trees = await this.#call(() => treePipe.exec());
+      entries.forEach(({ i }, k) => {
+        const [err, raw] = trees?.[k] ?? [null, null];
+        if (err) throw storeError(err);
+        if (raw) children[i]! += (JSON.parse(raw as string) as TreeEntry).children;
+      });
+    }
+
     const out: NodeView[] = [];
     for (let i = 0; i < ids.length; i++) {
       const raw = nodes[i];
       if (!raw) continue;
-      const expiresAt = Number(res?.[4 + i]?.[1] ?? 0);
+      const expiresAt = Number(reply(4 + i) ?? 0);
       const node = JSON.parse(raw) as NodeRecord;
-      const streams = await this.nodeStreams(node.id);
-      let children = 0;
-      for (const s of streams) {
-        const e = await this.#call(() => this.#redis.hget(KEYS.tree(s), node.id));
-        if (e) children += (JSON.parse(e) as TreeEntry).children;
-      }
       out.push({
         ...node,
         status: (statuses[i] as NodeStatus | null) ?? 'probing',
         alive: expiresAt > now,
         expiresAt,
-        load: { viewers: Number(viewers[i] ?? 0), children },
+        load: { viewers: Number(viewers[i] ?? 0), children: children[i]! },
         ...(stats[i] ? { stats: JSON.parse(stats[i]!) as NodeStats } : {}),
       });
     }
@@ -291,12 +309,16 @@ export class RedisTopologyStore implements TopologyStore {
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof CascadeError) throw err;
-      // A ReplyError is Redis answering (a script bug), not Redis being away.
-      if ((err as Error).name === 'ReplyError') throw new CascadeError('CASCADE_ERR_INTERNAL', (err as Error).message, { cause: err });
-      throw new CascadeError('CASCADE_ERR_STORE_UNAVAILABLE', (err as Error).message, { cause: err });
+      throw storeError(err);
     }
   }
+}
+
+function storeError(err: unknown): CascadeError {
+  if (err instanceof CascadeError) return err;
+  // A ReplyError is Redis answering (a script bug), not Redis being away.
+  if ((err as Error).name === 'ReplyError') return new CascadeError('CASCADE_ERR_INTERNAL', (err as Error).message, { cause: err });
+  return new CascadeError('CASCADE_ERR_STORE_UNAVAILABLE', (err as Error).message, { cause: err });
 }
 
 function redactUrl(url: string): string {
