@@ -1,5 +1,5 @@
 export { TopologyController, systemClock, type Clock, type TopologyControllerOptions, type TopologyNode, type AssignEvent } from './TopologyController.js';
-export type { TopologyStore } from './store/TopologyStore.js';
+export type { TopologyStore, TopologyStoreOptions } from './store/TopologyStore.js';
 export { MemoryTopologyStore } from './store/MemoryTopologyStore.js';
 export { RedisTopologyStore } from './store/RedisTopologyStore.js';
 export { KEYS as REDIS_KEYS } from './store/redisScript.js';

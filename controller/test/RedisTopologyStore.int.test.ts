@@ -1,13 +1,15 @@
 import { Redis } from 'ioredis';
 import { CascadeError, silentLogger } from '@cascade/protocol';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { startRedis, waitFor, type RedisServer } from '@cascade/testing';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { generateTicketKey } from '../src/auth/TicketSigner.js';
 import { MemoryTopologyStore } from '../src/store/MemoryTopologyStore.js';
 import { RedisTopologyStore } from '../src/store/RedisTopologyStore.js';
 import { KEYS } from '../src/store/redisScript.js';
 import { TopologyController, type AssignEvent, type TopologyControllerOptions } from '../src/TopologyController.js';
+import type { NodeView } from '../src/types.js';
 import { runPlacementSim, treeViolations } from '../src/sim/placementSim.js';
-import { addNode, collector, NOW, policy, streamRecord } from './storeFixtures.js';
+import { addNode, carried, collector, NOW, policy, snapshot, streamRecord, TTL } from './storeFixtures.js';
 
 const connect = () => RedisTopologyStore.connect({ url: inject('redisUrl') }, { logger: silentLogger });
 
@@ -154,6 +156,121 @@ describe('two RedisTopologyStore instances on one Redis', () => {
     await a.publish({ type: 'nodegone', nodeId: 'r7' });
     await heard.until(1);
     expect(heard.events).toEqual([{ type: 'nodegone', nodeId: 'r7' }]);
+  });
+});
+
+describe('the ticket key when Redis loses it', () => {
+  let redis: RedisServer;
+  let own: Redis;
+  const stores: RedisTopologyStore[] = [];
+  const open = async (url: string) => {
+    const s = await RedisTopologyStore.connect({ url }, { logger: silentLogger });
+    stores.push(s);
+    return s;
+  };
+  beforeAll(async () => {
+    redis = await startRedis();
+    own = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    own.on('error', () => {});
+  });
+  afterAll(async () => {
+    own?.disconnect();
+    await redis?.stop();
+  });
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+  });
+
+  it('a running instance puts its key back after Redis restarts empty, and an instance started later adopts it', async () => {
+    const a = await open(redis.url);
+    const key = await a.getOrCreateTicketKey(() => ({ privateKey: 'p1', publicKey: 'P1' }));
+    await redis.restart();
+    await waitFor(async () => (await own.hget(KEYS.ticketKey, 'public')) === 'P1', { what: 'the key back in Redis' });
+    const later = await open(redis.url);
+    expect(await later.getOrCreateTicketKey(() => ({ privateKey: 'p2', publicKey: 'P2' }))).toEqual(key);
+    expect(await own.hgetall(KEYS.ticketKey)).toEqual({ private: 'p1', public: 'P1' });
+  });
+
+  it('an instance that finds the store emptied (a heartbeat of an unknown node) puts its key back', async () => {
+    const a = await open(redis.url);
+    await addNode(a, 'o', { kind: 'origin' });
+    const key = await a.getOrCreateTicketKey(() => ({ privateKey: 'p1', publicKey: 'P1' }));
+    await own.flushdb();
+    expect(await a.heartbeat('o', snapshot(0, []), TTL, NOW)).toBe(false);
+    const later = await open(redis.url);
+    expect(await later.getOrCreateTicketKey(() => ({ privateKey: 'p2', publicKey: 'P2' }))).toEqual(key);
+  });
+
+  it('an instance using a key file (it never asked the store for one) writes none', async () => {
+    const a = await open(redis.url);
+    await own.flushdb();
+    await addNode(a, 'o', { kind: 'origin' });
+    await own.flushdb();
+    expect(await a.heartbeat('o', snapshot(0, []), TTL, NOW)).toBe(false);
+    expect(await own.exists(KEYS.ticketKey)).toBe(0);
+  });
+});
+
+describe('RedisTopologyStore round trips', () => {
+  let store: RedisTopologyStore;
+  beforeEach(async () => {
+    await admin.flushdb();
+    store = await connect();
+  });
+  afterEach(async () => {
+    await store.close();
+    vi.restoreAllMocks();
+  });
+
+  /** Counts requests to Redis: each command on its own, a pipeline (or multi) as one. */
+  const roundTrips = async (fn: () => Promise<unknown>): Promise<number> => {
+    const spy = vi.spyOn(Redis.prototype, 'sendCommand');
+    try {
+      await fn();
+      const pipelines = new Set<unknown>();
+      let single = 0;
+      for (const [, stream] of spy.mock.calls) {
+        if ((stream as { isPipeline?: boolean } | undefined)?.isPipeline) pipelines.add(stream);
+        else single++;
+      }
+      return single + pipelines.size;
+    } finally {
+      spy.mockRestore();
+    }
+  };
+
+  it('listNodes() and getNode() take a bounded number of round trips, however many nodes and streams', async () => {
+    // Three streams, each carried by all 30 relays: r00-r09 under the origin, r10-r29 two under each of those.
+    const streams = ['s1', 's2', 's3'];
+    const relay = (i: number) => `r${String(i).padStart(2, '0')}`;
+    const parentOf = (i: number, s: string) => (i < 10 ? `o-${s}` : relay(i % 10));
+    for (const s of streams) {
+      await addNode(store, `o-${s}`, { kind: 'origin', maxViewers: 0, maxChildren: 50 });
+      await store.putStream(streamRecord(s, `o-${s}`));
+    }
+    for (let i = 0; i < 30; i++) await addNode(store, relay(i), { maxViewers: 10, maxChildren: 10 });
+    // Built as after a Redis restart: from what both ends of each edge report.
+    for (const s of streams) {
+      const kids = Array.from({ length: 10 }, (_, i) => relay(i));
+      await store.heartbeat(`o-${s}`, snapshot(0, [carried(s, null, 0, 0, kids)]), TTL, NOW);
+    }
+    for (let i = 0; i < 30; i++) {
+      const kids = i < 10 ? [relay(i + 10), relay(i + 20)] : [];
+      await store.heartbeat(relay(i), snapshot(i % 4, streams.map((s) => carried(s, parentOf(i, s), i < 10 ? 1 : 2, 0, kids))), TTL, NOW);
+    }
+    const trees = (await Promise.all(streams.map((s) => store.getTree(s)))).flat();
+    expect(trees.length).toBe(3 * 31);
+    const childrenOf = (id: string) => trees.filter((e) => e.parent === id).length;
+
+    let views: NodeView[] = [];
+    expect(await roundTrips(async () => (views = await store.listNodes(NOW)))).toBeLessThanOrEqual(3);
+    expect(views.length).toBe(33);
+    for (const v of views) expect([v.id, v.load.children]).toEqual([v.id, childrenOf(v.id)]);
+    expect(views.reduce((n, v) => n + v.load.children, 0)).toBe(3 * 30);
+    expect(views.find((v) => v.id === 'r03')).toMatchObject({ load: { viewers: 3, children: 6 }, stats: { viewers: 3 }, alive: true });
+    let one: NodeView | undefined;
+    expect(await roundTrips(async () => (one = await store.getNode('r05', NOW)))).toBeLessThanOrEqual(2);
+    expect(one).toEqual(views.find((v) => v.id === 'r05'));
   });
 });
 

@@ -543,9 +543,9 @@ describe.each(factories)('TopologyStore contract: $name', (factory) => {
     });
 
     it.each([
-      ['children first', ['c', 'a', 'o'], 3],
+      ['children first', ['c', 'a', 'o'], 2],
       ['parents first', ['o', 'a', 'c'], 1],
-    ])('rebuilds the tree entries the store lost from the parents\' reports (%s)', async (_order, order, rounds) => {
+    ])('rebuilds the tree entries the store lost from what both ends of each edge report (%s)', async (_order, order, rounds) => {
       await originWithStream(0, 2);
       for (const id of ['a', 'c']) await addNode(store, id, { maxViewers: 5 });
       await place('s', 1); // a under o
@@ -558,7 +558,8 @@ describe.each(factories)('TopologyStore contract: $name', (factory) => {
         a: snapshot(3, [carried('s', 'o', 1, 3, ['c'])]),
         c: snapshot(2, [carried('s', 'a', 2, 2)]),
       } as const;
-      // Each round of heartbeats rebuilds one more level: a parent vouches for its children.
+      // An edge comes back once its child reports pulling from a parent in the tree and that
+      // parent reports feeding it: with children first, one level per round of heartbeats.
       for (let r = 0; r < rounds; r++) {
         for (const id of order as ('o' | 'a' | 'c')[]) expect(await store.heartbeat(id, reports[id], TTL, NOW + 100)).toBe(true);
       }
@@ -603,6 +604,75 @@ describe.each(factories)('TopologyStore contract: $name', (factory) => {
       expect(t.get('b')).toMatchObject({ parent: 'o', depth: 1 });
       expect(t.get('a')).toMatchObject({ parent: 'o', children: 0 });
       expect(t.has('nobody')).toBe(false);
+    });
+
+    it('a node in a tree cannot pull idle relays into its subtree by listing them as its children', async () => {
+      await originWithStream(0, 8);
+      await addNode(store, 'hostile', { volunteer: true, maxViewers: 1, maxChildren: 8 });
+      await place('s', 2); // hostile under o: the controller's decision
+      for (const id of ['idle1', 'idle2']) await addNode(store, id, { maxViewers: 10 });
+      // The idle relays carry nothing and say so, before and after hostile's claims.
+      for (const at of [NOW + 100, NOW + 200]) {
+        for (const id of ['idle1', 'idle2']) await store.heartbeat(id, snapshot(0, []), TTL, at);
+        await store.heartbeat('hostile', snapshot(1, [carried('s', 'o', 1, 1, ['idle1', 'idle2'])]), TTL, at);
+      }
+      const t = await tree('s');
+      expect([...t.keys()].sort()).toEqual(['hostile', 'o']);
+      expect(t.get('hostile')?.children).toBe(0);
+      expect((await store.getNode('hostile', NOW + 200))?.load.children).toBe(0);
+      expect(await store.nodeStreams('idle1')).toEqual([]);
+      // The next viewer goes to a relay the store attaches itself (an assignment the controller sends).
+      expect(await place('s', 2, [], NOW + 200)).toMatchObject({ nodeId: 'idle1', attached: { nodeId: 'idle1', parentId: 'o', depth: 1 } });
+    });
+
+    it('restores an edge only when both ends report it, within K and the parent’s own capacity', async () => {
+      await store.close();
+      store = await factory.create({ maxChildren: 2 });
+      await originWithStream(0, 8);
+      await addNode(store, 'p', { maxViewers: 1, maxChildren: 3 });
+      await addNode(store, 'q', { maxViewers: 1, maxChildren: 1 });
+      await place('s', 2);
+      await place('s', 2); // p and q under o
+      // Relays the store does not have in the tree (lost), each reporting s from its parent.
+      const kids = { p: ['p1', 'p2', 'p3'], q: ['q1', 'q2'] } as const;
+      for (const [parent, ids] of Object.entries(kids)) {
+        for (const id of ids) {
+          await addNode(store, id, { maxViewers: 5 });
+          await store.heartbeat(id, snapshot(1, [carried('s', parent, 2, 1)]), TTL, NOW + 100);
+        }
+        await store.heartbeat(parent, snapshot(1, [carried('s', 'o', 1, 1, [...ids])]), TTL, NOW + 100);
+      }
+      const t = await tree('s');
+      // p: K = 2 of its three; q: its own capacity of one.
+      expect([...t.values()].filter((e) => e.parent === 'p').map((e) => e.nodeId).sort()).toEqual(['p1', 'p2']);
+      expect([...t.values()].filter((e) => e.parent === 'q').map((e) => e.nodeId)).toEqual(['q1']);
+      expect([t.get('p')?.children, t.get('q')?.children]).toEqual([2, 1]);
+      expect((await store.getNode('p', NOW + 100))?.load.children).toBe(2);
+      expect(t.get('p1')).toMatchObject({ depth: 2, children: 0, since: NOW + 100 });
+      expect(await store.nodeStreams('p3')).toEqual([]);
+    });
+
+    it('a restored relay takes back the children still hanging under it, and never closes a loop', async () => {
+      await originWithStream(0, 1);
+      await addNode(store, 'a', { maxViewers: 1 });
+      await addNode(store, 'b', { maxViewers: 1 });
+      await place('s', 1); // a under o
+      await place('s', 1); // b under a
+      // a is removed (its liveness ran out) while its pipes still flow; b is an orphan below it.
+      await store.removeNode('a');
+      await addNode(store, 'a', { maxViewers: 1 });
+      // a claims to be fed by b, and b to feed a: that would make a loop.
+      await store.heartbeat('a', snapshot(0, [carried('s', 'b', 2, 0)]), TTL, NOW + 100);
+      await store.heartbeat('b', snapshot(1, [carried('s', 'a', 2, 1, ['a'])]), TTL, NOW + 100);
+      expect((await tree('s')).has('a')).toBe(false);
+      // What both really report: a fed by o, b by a.
+      await store.heartbeat('a', snapshot(0, [carried('s', 'o', 1, 0, ['b'])]), TTL, NOW + 200);
+      await store.heartbeat('o', snapshot(0, [carried('s', null, 0, 0, ['a'])]), TTL, NOW + 200);
+      const t = await tree('s');
+      expect(t.get('a')).toMatchObject({ parent: 'o', depth: 1, children: 1 });
+      expect(t.get('b')).toMatchObject({ parent: 'a', depth: 2 });
+      expect(t.get('o')?.children).toBe(1);
+      expect((await store.getNode('a', NOW + 200))?.load.children).toBe(1);
     });
 
     it('ignores reported streams the store does not know', async () => {

@@ -71,7 +71,8 @@ export async function rejectionCode(p: Promise<unknown>): Promise<ErrorCode> {
 /** How a contract test gets a store. `fresh()` loses all state, like a Redis restart. */
 export interface StoreFactory {
   name: 'memory' | 'redis';
-  create(): Promise<TopologyStore>;
+  /** `maxChildren`: K for the tree edges heartbeats restore (see TopologyStoreOptions). */
+  create(options?: { maxChildren?: number }): Promise<TopologyStore>;
   /** Wipe all shared state (before each test, and to simulate a restart). */
   wipe(): Promise<void>;
   /** A store holding no state at all: for memory a new one, for Redis the same one after a wipe. */
@@ -82,7 +83,7 @@ export interface StoreFactory {
 export function memoryFactory(): StoreFactory {
   return {
     name: 'memory',
-    create: async () => new MemoryTopologyStore(),
+    create: async (options = {}) => new MemoryTopologyStore(options),
     wipe: async () => {},
     lost: async (store) => {
       await store.close();
@@ -97,7 +98,7 @@ export function redisFactory(url: () => string): StoreFactory {
   const connection = () => (admin ??= new Redis(url(), { maxRetriesPerRequest: 1 }));
   return {
     name: 'redis',
-    create: () => RedisTopologyStore.connect({ url: url() }, { logger: silentLogger }),
+    create: (options = {}) => RedisTopologyStore.connect({ url: url(), ...options }, { logger: silentLogger }),
     wipe: async () => {
       await connection().flushdb();
     },

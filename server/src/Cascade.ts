@@ -50,9 +50,11 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
   if (!secret) secret = randomBytes(32).toString('hex');
   const tokens = new TokenService(secret);
 
+  // K also bounds the tree edges heartbeats restore after the store lost them.
+  const storeOptions = { maxChildren: config.topology.maxChildren };
   const store: TopologyStore = config.redis.url
-    ? await RedisTopologyStore.connect({ url: config.redis.url }, { logger: log })
-    : new MemoryTopologyStore();
+    ? await RedisTopologyStore.connect({ url: config.redis.url, ...storeOptions }, { logger: log })
+    : new MemoryTopologyStore(storeOptions);
   log.info({ store: store.kind }, 'topology store ready');
 
   const ticketKey = config.auth.ticketKeyFile ? readTicketKey(config.auth.ticketKeyFile) : undefined;

@@ -12,11 +12,19 @@ import type {
 } from '../types.js';
 import { FULL, parentScore, reconcileCount, relayScore, serveScore } from './scores.js';
 import { SortedSet } from './SortedSet.js';
-import type { TopologyStore } from './TopologyStore.js';
+import type { TopologyStore, TopologyStoreOptions } from './TopologyStore.js';
 
 /** Tree entries a node stopped reporting are kept this long after they were created (ms),
  *  so that a heartbeat sent before an assignment arrived does not undo it. */
 export const HEARTBEAT_PRUNE_GRACE_MS = 5000;
+
+/** What a node's last heartbeat said about one stream that the tree does not show (yet). */
+interface EdgeClaim {
+  /** The parent it pulls the stream from, while it is not in the tree. */
+  parent: string | null;
+  /** Registered relays it feeds that are not in the tree. */
+  children: string[];
+}
 
 /**
  * The single-machine store: the same indexes as the Redis store (sorted sets per stream for
@@ -38,9 +46,16 @@ export class MemoryTopologyStore implements TopologyStore {
   readonly #serve = new Map<string, SortedSet>();
   readonly #parents = new Map<string, SortedSet>();
   readonly #relays = new SortedSet();
+  /** Per node and stream, the edges its last heartbeat reported that the tree lacks. */
+  readonly #claims = new Map<string, Map<string, EdgeClaim>>();
   readonly #events = new TypedEmitter<{ event: [TopologyEvent]; listenererror: [string, unknown] }>();
+  readonly #maxChildren: number;
   #ticketKey: { privateKey: string; publicKey: string } | undefined;
   #closed = false;
+
+  constructor(options: TopologyStoreOptions = {}) {
+    this.#maxChildren = options.maxChildren ?? Number.POSITIVE_INFINITY;
+  }
 
   // ------------------------------------------------------------------ nodes
 
@@ -57,29 +72,44 @@ export class MemoryTopologyStore implements TopologyStore {
     this.#open();
     if (!this.#nodes.has(nodeId)) return false;
     this.#expiry.set(nodeId, now + ttlMs);
-    // Viewers are the node's to count; the tree's structure is the controller's. A node never
-    // puts itself into a tree: an untrusted relay could claim any stream and draw its viewers.
-    // Entries the store lost (a Redis restart) come back top-down instead, from each parent's
-    // report of the relays its pipes actually feed; the root is the origin, which is trusted.
+    // Viewers are the node's to count; the tree's structure is the controller's. No relay's
+    // word alone puts a node into a tree: a relay claiming a stream would draw viewers it
+    // cannot serve, and a parent listing idle relays as its children would have viewers sent
+    // to relays that never get the stream. Entries the store lost (a Redis restart) come back
+    // when both ends of the edge report it, top-down from the origin, within K and capacity.
     const r = reconcileCount(this.#viewers.get(nodeId) ?? 0, snapshot.stats.viewers, this.#viewersOverSince.get(nodeId) ?? 0, now);
     this.#viewers.set(nodeId, r.value);
     this.#viewersOverSince.set(nodeId, r.overSince);
     this.#stats.set(nodeId, snapshot.stats);
     const reported = new Set<string>();
+    const claims = new Map<string, EdgeClaim>();
     for (const cs of snapshot.streams) {
       if (!this.#streams.has(cs.streamId)) continue;
       reported.add(cs.streamId);
       const tree = this.#tree(cs.streamId);
-      const e = tree.get(nodeId);
-      if (!e) continue;
-      const er = reconcileCount(e.viewers, cs.viewers, e.overSince ?? 0, now);
-      e.viewers = er.value;
-      e.overSince = er.overSince;
-      e.bitrateOutKbps = cs.bitrateOutKbps;
-      for (const childId of cs.childNodeIds ?? []) {
-        if (childId !== nodeId && this.#nodes.has(childId) && !tree.has(childId)) this.#attach(cs.streamId, childId, nodeId, now);
+      const claim: EdgeClaim = { parent: null, children: [] };
+      // Whichever end of a lost edge reports second restores it.
+      const parentId = cs.parentNodeId;
+      if (!tree.has(nodeId) && parentId !== null) {
+        const vouched = this.#claims.get(parentId)?.get(cs.streamId)?.children.includes(nodeId) ?? false;
+        if (!vouched || !this.#restore(cs.streamId, nodeId, parentId, now)) claim.parent = parentId;
       }
+      const e = tree.get(nodeId);
+      if (e) {
+        const er = reconcileCount(e.viewers, cs.viewers, e.overSince ?? 0, now);
+        e.viewers = er.value;
+        e.overSince = er.overSince;
+        e.bitrateOutKbps = cs.bitrateOutKbps;
+      }
+      for (const childId of cs.childNodeIds ?? []) {
+        if (childId === nodeId || tree.has(childId) || !this.#nodes.has(childId) || claim.children.includes(childId)) continue;
+        const pulls = this.#claims.get(childId)?.get(cs.streamId)?.parent === nodeId;
+        if (!pulls || !this.#restore(cs.streamId, childId, nodeId, now)) claim.children.push(childId);
+      }
+      if (claim.parent !== null || claim.children.length > 0) claims.set(cs.streamId, claim);
     }
+    if (claims.size > 0) this.#claims.set(nodeId, claims);
+    else this.#claims.delete(nodeId);
     for (const streamId of [...this.#streamsOf(nodeId)]) {
       if (reported.has(streamId)) continue;
       const e = this.#trees.get(streamId)?.get(nodeId);
@@ -123,7 +153,7 @@ export class MemoryTopologyStore implements TopologyStore {
       }
       this.#removeEntry(streamId, nodeId);
     }
-    for (const m of [this.#nodes, this.#expiry, this.#status, this.#viewers, this.#viewersOverSince, this.#stats, this.#nodeStreams]) {
+    for (const m of [this.#nodes, this.#expiry, this.#status, this.#viewers, this.#viewersOverSince, this.#stats, this.#nodeStreams, this.#claims]) {
       m.delete(nodeId);
     }
     this.#relays.delete(nodeId);
@@ -418,6 +448,30 @@ export class MemoryTopologyStore implements TopologyStore {
     this.#addChildCount(streamId, parentId, 1);
     this.#refresh(nodeId);
     return depth;
+  }
+
+  /**
+   * Put back an edge both of its ends reported (the store lost it), if a decision could have
+   * made it: a registered relay not in the tree, under a node in the tree with a free slot
+   * (K and its own capacity) that does not hang below the relay. Relays still hanging under
+   * the relay (orphans not moved yet) are its children again. Resolves whether it did.
+   */
+  #restore(streamId: string, childId: string, parentId: string, now: number): boolean {
+    const tree = this.#trees.get(streamId);
+    const child = this.#nodes.get(childId);
+    const parent = this.#nodes.get(parentId);
+    const p = tree?.get(parentId);
+    if (!tree || !p || !parent || child?.kind !== 'relay' || childId === parentId || tree.has(childId)) return false;
+    if (p.children >= this.#maxChildren || this.#childTotal(parentId) >= parent.capacity.maxChildren) return false;
+    if (this.#isDescendant(tree, parentId, childId)) return false;
+    const depth = this.#attach(streamId, childId, parentId, now);
+    let below = 0;
+    for (const x of tree.values()) if (x.parent === childId) below++;
+    if (below > 0) {
+      tree.get(childId)!.children = below;
+      this.#setDepth(streamId, childId, depth);
+    }
+    return true;
   }
 
   #removeEntry(streamId: string, nodeId: string): void {

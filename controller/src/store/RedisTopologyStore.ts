@@ -12,11 +12,12 @@ import type {
   TreeEntry,
 } from '../types.js';
 import { KEYS, TOPOLOGY_LUA } from './redisScript.js';
-import type { TopologyStore } from './TopologyStore.js';
+import type { TopologyStore, TopologyStoreOptions } from './TopologyStore.js';
 
 type ScriptRedis = Redis & { cascadeTopology(...args: (string | number)[]): Promise<unknown> };
+type TicketKey = { privateKey: string; publicKey: string };
 
-export interface RedisTopologyStoreOptions {
+export interface RedisTopologyStoreOptions extends TopologyStoreOptions {
   url: string;
   /** ms before a command counts as failed. Default 2000. */
   commandTimeoutMs?: number;
@@ -34,6 +35,15 @@ export class RedisTopologyStore implements TopologyStore {
   readonly #sub: Redis;
   readonly #log: Logger;
   readonly #handlers = new Set<(e: TopologyEvent) => void>();
+  /** K for restored edges, -1 for none (see TopologyStoreOptions). */
+  readonly #maxChildren: number;
+  /**
+   * The ticket key this instance signs with, once it took it from Redis. Redis may lose it
+   * (a restart without persistence, a flush) while this instance keeps signing: it writes it
+   * back when it notices, so that an instance started later adopts it instead of making a
+   * new one whose tickets relays verifying with this one's would refuse.
+   */
+  #ticketKey: TicketKey | undefined;
   #closed = false;
 
   static async connect(options: RedisTopologyStoreOptions, deps: { logger: Logger }): Promise<RedisTopologyStore> {
@@ -50,6 +60,7 @@ export class RedisTopologyStore implements TopologyStore {
 
   private constructor(options: RedisTopologyStoreOptions, logger: Logger) {
     this.#log = logger.child({ component: 'RedisTopologyStore' });
+    this.#maxChildren = options.maxChildren ?? -1;
     const common = {
       lazyConnect: true,
       enableOfflineQueue: false,
@@ -62,6 +73,7 @@ export class RedisTopologyStore implements TopologyStore {
     this.#redis.defineCommand('cascadeTopology', { numberOfKeys: 0, lua: TOPOLOGY_LUA });
     this.#sub = new Redis(options.url, { ...common, enableOfflineQueue: true, commandTimeout: undefined });
     let down = false;
+    let connected = false;
     this.#redis.on('error', (err) => {
       if (!down) this.#log.warn({ err }, 'redis unreachable');
       down = true;
@@ -69,6 +81,9 @@ export class RedisTopologyStore implements TopologyStore {
     this.#redis.on('ready', () => {
       if (down) this.#log.info({}, 'redis reachable again');
       down = false;
+      // Any reconnection may be to a Redis that restarted empty (a quick one raises no error).
+      if (connected) void this.#restoreTicketKey();
+      connected = true;
     });
     this.#sub.on('error', () => {});
     this.#sub.on('message', (_channel: string, message: string) => {
@@ -95,7 +110,10 @@ export class RedisTopologyStore implements TopologyStore {
   }
 
   async heartbeat(nodeId: string, snapshot: NodeSnapshot, ttlMs: number, now: number): Promise<boolean> {
-    return (await this.#script('heartbeat', nodeId, JSON.stringify(snapshot), ttlMs, now)) === 'OK';
+    const known = (await this.#script('heartbeat', nodeId, JSON.stringify(snapshot), ttlMs, now, this.#maxChildren)) === 'OK';
+    // The store lost this node, so maybe everything (a flush): the ticket key too.
+    if (!known) await this.#restoreTicketKey();
+    return known;
   }
 
   async setNodeStatus(nodeId: string, status: NodeStatus): Promise<void> {
@@ -197,10 +215,11 @@ export class RedisTopologyStore implements TopologyStore {
     return () => this.#handlers.delete(handler);
   }
 
-  async getOrCreateTicketKey(generate: () => { privateKey: string; publicKey: string }) {
+  async getOrCreateTicketKey(generate: () => TicketKey): Promise<TicketKey> {
     const fresh = generate();
     // One script: the first instance's pair wins whole when several start together.
     const [privateKey, publicKey] = (await this.#script('ticketKey', fresh.privateKey, fresh.publicKey)) as [string, string];
+    this.#ticketKey = { privateKey, publicKey };
     return { privateKey, publicKey };
   }
 
@@ -214,6 +233,7 @@ export class RedisTopologyStore implements TopologyStore {
 
   // ------------------------------------------------------------------ internals
 
+  /** Two round trips however many nodes and streams: the records, then the tree entries that give each node's children. */
   async #views(ids: string[], now: number): Promise<NodeView[]> {
     if (ids.length === 0) return [];
     const pipe = this.#redis.pipeline();
@@ -222,31 +242,62 @@ export class RedisTopologyStore implements TopologyStore {
     pipe.hmget(KEYS.viewers, ...ids);
     pipe.hmget(KEYS.stats, ...ids);
     for (const id of ids) pipe.zscore(KEYS.expiry, id);
+    for (const id of ids) pipe.smembers(KEYS.nodeStreams(id));
     const res = await this.#call(() => pipe.exec());
-    const col = (i: number) => (res?.[i]?.[1] ?? []) as (string | null)[];
+    const reply = (i: number): unknown => {
+      const [err, value] = res?.[i] ?? [null, null];
+      if (err) throw storeError(err);
+      return value;
+    };
+    const col = (i: number) => (reply(i) ?? []) as (string | null)[];
     const [nodes, statuses, viewers, stats] = [col(0), col(1), col(2), col(3)];
+    const streamsOf = (i: number) => (reply(4 + ids.length + i) ?? []) as string[];
+
+    // A node's children, all streams together: the sum over the tree entries it has.
+    const entries: { i: number; streamId: string }[] = [];
+    for (let i = 0; i < ids.length; i++) if (nodes[i]) for (const s of streamsOf(i)) entries.push({ i, streamId: s });
+    const children = new Array<number>(ids.length).fill(0);
+    if (entries.length > 0) {
+      const treePipe = this.#redis.pipeline();
+      for (const { i, streamId } of entries) treePipe.hget(KEYS.tree(streamId), ids[i]!);
+      const trees = await this.#call(() => treePipe.exec());
+      entries.forEach(({ i }, k) => {
+        const [err, raw] = trees?.[k] ?? [null, null];
+        if (err) throw storeError(err);
+        if (raw) children[i]! += (JSON.parse(raw as string) as TreeEntry).children;
+      });
+    }
+
     const out: NodeView[] = [];
     for (let i = 0; i < ids.length; i++) {
       const raw = nodes[i];
       if (!raw) continue;
-      const expiresAt = Number(res?.[4 + i]?.[1] ?? 0);
+      const expiresAt = Number(reply(4 + i) ?? 0);
       const node = JSON.parse(raw) as NodeRecord;
-      const streams = await this.nodeStreams(node.id);
-      let children = 0;
-      for (const s of streams) {
-        const e = await this.#call(() => this.#redis.hget(KEYS.tree(s), node.id));
-        if (e) children += (JSON.parse(e) as TreeEntry).children;
-      }
       out.push({
         ...node,
         status: (statuses[i] as NodeStatus | null) ?? 'probing',
         alive: expiresAt > now,
         expiresAt,
-        load: { viewers: Number(viewers[i] ?? 0), children },
+        load: { viewers: Number(viewers[i] ?? 0), children: children[i]! },
         ...(stats[i] ? { stats: JSON.parse(stats[i]!) as NodeStats } : {}),
       });
     }
     return out;
+  }
+
+  /** Write back the ticket key this instance holds where Redis has none (never over another). */
+  async #restoreTicketKey(): Promise<void> {
+    const mine = this.#ticketKey;
+    if (!mine || this.#closed) return;
+    try {
+      const [privateKey] = (await this.#script('ticketKey', mine.privateKey, mine.publicKey)) as [string, string];
+      if (privateKey !== mine.privateKey) {
+        this.#log.error({}, 'the ticket key in redis is not the one this instance signs with: relays verifying with it refuse its tickets');
+      }
+    } catch (err) {
+      this.#log.warn({ err }, 'cannot write the ticket key back to redis');
+    }
   }
 
   #script(...args: (string | number)[]): Promise<unknown> {
@@ -258,12 +309,16 @@ export class RedisTopologyStore implements TopologyStore {
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof CascadeError) throw err;
-      // A ReplyError is Redis answering (a script bug), not Redis being away.
-      if ((err as Error).name === 'ReplyError') throw new CascadeError('CASCADE_ERR_INTERNAL', (err as Error).message, { cause: err });
-      throw new CascadeError('CASCADE_ERR_STORE_UNAVAILABLE', (err as Error).message, { cause: err });
+      throw storeError(err);
     }
   }
+}
+
+function storeError(err: unknown): CascadeError {
+  if (err instanceof CascadeError) return err;
+  // A ReplyError is Redis answering (a script bug), not Redis being away.
+  if ((err as Error).name === 'ReplyError') return new CascadeError('CASCADE_ERR_INTERNAL', (err as Error).message, { cause: err });
+  return new CascadeError('CASCADE_ERR_STORE_UNAVAILABLE', (err as Error).message, { cause: err });
 }
 
 function redactUrl(url: string): string {

@@ -11,6 +11,16 @@ import type {
   TreeEntry,
 } from '../types.js';
 
+/** Options both stores take. */
+export interface TopologyStoreOptions {
+  /**
+   * K (topology.maxChildren) for the tree edges a heartbeat restores (see heartbeat());
+   * decisions take K from their PlacementPolicy. Default: no bound but the parent's own
+   * capacity.
+   */
+  maxChildren?: number;
+}
+
 /**
  * Where the controller's state lives: in process (single machine) or in Redis (several
  * controller instances side by side). Decisions that read and write several keys
@@ -26,8 +36,12 @@ export interface TopologyStore {
   /** Create or refresh a node record; it is alive until now + ttlMs. */
   upsertNode(node: NodeRecord, status: NodeStatus, ttlMs: number, now: number): Promise<void>;
   /**
-   * Liveness plus the node's own view of what it carries (authoritative for viewer and
-   * child counts). Rebuilds tree entries the store lost (after a Redis restart). Resolves
+   * Liveness plus the node's own load: viewer counts, for the tree entries the store has.
+   * It never changes the tree's structure the store knows, and never puts a node into a
+   * tree on anyone's word alone. The one exception restores an edge the store lost (a Redis
+   * restart, or a node expired while its pipes kept flowing): both ends must report it, the
+   * child that it pulls the stream from the parent and the parent that it feeds the child,
+   * and the parent must have a free slot (K, its own capacity), as for a decision. Resolves
    * false when the store does not know the node (it lost its state): upsert it again.
    */
   heartbeat(nodeId: string, snapshot: NodeSnapshot, ttlMs: number, now: number): Promise<boolean>;

@@ -10,6 +10,8 @@
  *   cascade:nodes:viewers         hash   nodeId => viewers on the node, all streams
  *   cascade:nodes:oversince       hash   nodeId => ms since reports stayed below the count (0: not)
  *   cascade:nodes:stats           hash   nodeId => NodeStats JSON (last heartbeat)
+ *   cascade:nodes:claims          hash   nodeId => JSON { streamId: { p?: parentId, c: [childId] } }: edges
+ *                                        its last heartbeat reported that the tree lacks (see MemoryTopologyStore)
  *   cascade:node:<id>:streams     set    streamIds the node carries
  *   cascade:relays                zset   relayId => relayScore (candidates to add to a tree)
  *   cascade:streams               hash   streamId => StreamRecord JSON
@@ -25,6 +27,7 @@ export const KEYS = {
   status: 'cascade:nodes:status',
   viewers: 'cascade:nodes:viewers',
   stats: 'cascade:nodes:stats',
+  claims: 'cascade:nodes:claims',
   relays: 'cascade:relays',
   streams: 'cascade:streams',
   ticketKey: 'cascade:ticketkey',
@@ -85,6 +88,7 @@ local function putEntry(s, e) redis.call('HSET', treeKey(s), e.nodeId, cjson.enc
 local function isNull(v) return v == nil or v == cjson.null end
 local function viewersOf(id) return tonumber(redis.call('HGET', VIEWERS, id) or '0') end
 local OVERSINCE, RECONCILE_GRACE = 'cascade:nodes:oversince', 10000
+local CLAIMS = 'cascade:nodes:claims'
 -- Mirror of reconcileCount() in scores.ts.
 local function reconcile(stored, reported, overSince, now)
   if reported >= stored then return reported, 0 end
@@ -245,6 +249,47 @@ local function attach(s, id, parent, now)
   return depth
 end
 
+-- Mirror of MemoryTopologyStore #restore: put back an edge both of its ends reported.
+local function restore(s, child, parent, now, K)
+  if child == parent then return false end
+  local c, pn = getNode(child), getNode(parent)
+  if not c or c.kind ~= 'relay' or not pn then return false end
+  if redis.call('HEXISTS', treeKey(s), child) == 1 then return false end
+  local pe = getEntry(s, parent)
+  if not pe then return false end
+  if pe.children >= K or childTotal(parent) >= pn.capacity.maxChildren then return false end
+  if isDescendant(s, parent, child) then return false end
+  local depth = attach(s, child, parent, now)
+  local below = 0
+  for _, raw in ipairs(redis.call('HVALS', treeKey(s))) do
+    if cjson.decode(raw).parent == child then below = below + 1 end
+  end
+  if below > 0 then
+    local e = getEntry(s, child)
+    e.children = below
+    putEntry(s, e)
+    setDepth(s, child, depth)
+  end
+  refresh(child)
+  return true
+end
+
+-- Decoded once per script call: a heartbeat may list many children.
+local claimsCache = {}
+local function claimsOf(id)
+  local c = claimsCache[id]
+  if c == nil then
+    local raw = redis.call('HGET', CLAIMS, id)
+    c = raw and cjson.decode(raw) or {}
+    claimsCache[id] = c
+  end
+  return c
+end
+local function contains(list, x)
+  for _, v in ipairs(list or {}) do if v == x then return true end end
+  return false
+end
+
 local function excludeSet(json)
   local set = {}
   for _, id in ipairs(cjson.decode(json)) do set[id] = true end
@@ -269,7 +314,8 @@ elseif cmd == 'setStatus' then
   return 'OK'
 
 elseif cmd == 'heartbeat' then
-  local id, snap, ttl, now = ARGV[2], cjson.decode(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+  local id, snap, ttl, now, K = ARGV[2], cjson.decode(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  if K < 0 then K = math.huge end
   if redis.call('HEXISTS', NODES, id) == 0 then return 'UNKNOWN' end
   redis.call('ZADD', EXPIRY, now + ttl, id)
   local v, over = reconcile(viewersOf(id), snap.stats.viewers, tonumber(redis.call('HGET', OVERSINCE, id) or '0'), now)
@@ -277,26 +323,48 @@ elseif cmd == 'heartbeat' then
   redis.call('HSET', OVERSINCE, id, over)
   redis.call('HSET', STATS, id, cjson.encode(snap.stats))
   local reported = {}
+  local mine, anyClaim = {}, false
   for _, cs in ipairs(snap.streams) do
-    if redis.call('HEXISTS', STREAMS, cs.streamId) == 1 then
-      reported[cs.streamId] = true
-      -- A node never puts itself into a tree (see MemoryTopologyStore.heartbeat).
-      local e = getEntry(cs.streamId, id)
+    local s = cs.streamId
+    if redis.call('HEXISTS', STREAMS, s) == 1 then
+      reported[s] = true
+      -- No relay's word alone puts a node into a tree (see MemoryTopologyStore.heartbeat);
+      -- whichever end of a lost edge reports second restores it.
+      local claim, claimed = { c = {} }, false
+      local pid = cs.parentNodeId
+      if redis.call('HEXISTS', treeKey(s), id) == 0 and not isNull(pid) then
+        local pc = claimsOf(pid)[s]
+        if not (pc and contains(pc.c, id) and restore(s, id, pid, now, K)) then
+          claim.p = pid
+          claimed = true
+        end
+      end
+      local e = getEntry(s, id)
       if e then
         local ev, eover = reconcile(e.viewers, cs.viewers, e.overSince or 0, now)
         e.viewers = ev
         e.overSince = eover
         e.bitrateOutKbps = cs.bitrateOutKbps
-        putEntry(cs.streamId, e)
-        for _, c in ipairs(cs.childNodeIds or {}) do
-          if c ~= id and redis.call('HEXISTS', NODES, c) == 1 and redis.call('HEXISTS', treeKey(cs.streamId), c) == 0 then
-            attach(cs.streamId, c, id, now)
-            refresh(c)
+        putEntry(s, e)
+      end
+      local seen = {}
+      for _, c in ipairs(cs.childNodeIds or {}) do
+        if c ~= id and not seen[c] and redis.call('HEXISTS', treeKey(s), c) == 0 and redis.call('HEXISTS', NODES, c) == 1 then
+          seen[c] = true
+          local cc = claimsOf(c)[s]
+          if not (cc and cc.p == id and restore(s, c, id, now, K)) then
+            table.insert(claim.c, c)
+            claimed = true
           end
         end
       end
+      if claimed then
+        mine[s] = claim
+        anyClaim = true
+      end
     end
   end
+  if anyClaim then redis.call('HSET', CLAIMS, id, cjson.encode(mine)) else redis.call('HDEL', CLAIMS, id) end
   for _, s in ipairs(redis.call('SMEMBERS', nodeStreamsKey(id))) do
     if not reported[s] then
       local e = getEntry(s, id)
@@ -323,6 +391,7 @@ elseif cmd == 'removeNode' then
   redis.call('HDEL', VIEWERS, id)
   redis.call('HDEL', OVERSINCE, id)
   redis.call('HDEL', STATS, id)
+  redis.call('HDEL', CLAIMS, id)
   redis.call('DEL', nodeStreamsKey(id))
   redis.call('ZREM', RELAYS, id)
   return cjson.encode({ orphans = orphans, streams = streams })
