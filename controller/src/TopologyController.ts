@@ -295,6 +295,16 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     await this.store.releaseViewer(streamId, nodeId);
   }
 
+  /**
+   * A relay's batch of departures for one stream. The store takes one write per departure, and
+   * placements never put more viewers on a node than its capacity: departures beyond that would
+   * be no-ops, so they cost nothing here (a count a heartbeat raised, heartbeats lower again).
+   */
+  async viewersLeft(record: NodeRecord, streamId: string, count: number): Promise<void> {
+    const n = Math.min(count, record.capacity.maxViewers);
+    for (let i = 0; i < n; i++) await this.store.releaseViewer(streamId, record.id);
+  }
+
   /** A relay lost its parent for a stream (pipe closed or stalled): find it another. */
   async parentLost(childId: string, streamId: string, parentId: string): Promise<void> {
     const tree = await this.store.getTree(streamId);

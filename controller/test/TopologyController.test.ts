@@ -125,6 +125,24 @@ describe('TopologyController', () => {
     await expect(controller.nodeHeartbeat(r, 'ready', snap(3))).resolves.toBeUndefined();
   });
 
+  it('viewersLeft() takes a relay\'s batch of departures in one request, with no more store writes than the relay may serve', async () => {
+    const { controller, store } = await setup({ originBudget: 0 });
+    const r = record('rA', 'relay', { maxViewers: 4 });
+    await controller.registerNode(r, 'ready');
+    for (let i = 0; i < 4; i++) await controller.placeViewer({ streamId: 'stream1' });
+    const viewers = async () => (await store.getTree('stream1')).find((e) => e.nodeId === 'rA')?.viewers;
+    expect(await viewers()).toBe(4);
+    const release = vi.spyOn(store, 'releaseViewer');
+    await controller.viewersLeft(r, 'stream1', 3);
+    expect(release).toHaveBeenCalledTimes(3);
+    expect(await viewers()).toBe(1);
+    // A larger batch (e.g. collected while the controller was away) cannot cost more than the relay can hold.
+    release.mockClear();
+    await controller.viewersLeft(r, 'stream1', 100);
+    expect(release).toHaveBeenCalledTimes(4);
+    expect(await viewers()).toBe(0);
+  });
+
   it('a node that is gone has its child relays re-parented (an assignment each)', async () => {
     const { controller, assigns, flush, store } = await setup({ originBudget: 0 });
     for (const id of ['rA', 'rB', 'rC']) await controller.registerNode(record(id, 'relay', { maxViewers: 1 }), 'ready');

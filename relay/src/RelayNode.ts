@@ -4,6 +4,7 @@ import express from 'express';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import {
   CascadeError,
+  MAX_VIEWER_DEPARTURES,
   TypedEmitter,
   type Logger,
   type NodeCapacity,
@@ -351,8 +352,18 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
         }
         return this.control.request('viewer.place', req);
       },
-      viewerLeft: (streamId) => this.#left.set(streamId, (this.#left.get(streamId) ?? 0) + 1),
+      viewerLeft: (streamId) => this.#addDepartures(streamId, 1),
     };
+  }
+
+  /**
+   * Departures waiting for the next heartbeat. The controller never counts more viewers here
+   * than we declared we may serve, so more departures than that would be no-ops (or stale ones
+   * from before a controller restart); it refuses them.
+   */
+  #addDepartures(streamId: string, count: number): void {
+    const n = Math.min(this.#options.capacity.maxViewers, (this.#left.get(streamId) ?? 0) + count);
+    if (n > 0) this.#left.set(streamId, n);
   }
 
   async #sendHeartbeat(): Promise<void> {
@@ -369,15 +380,17 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     try {
       while (left.length > 0) {
         const [streamId, count] = left[0]!;
-        await this.control.request('viewer.left', { streamId, count });
-        left.shift();
+        const batch = Math.min(count, MAX_VIEWER_DEPARTURES);
+        await this.control.request('viewer.left', { streamId, count: batch });
+        if (batch < count) left[0] = [streamId, count - batch];
+        else left.shift();
       }
       await this.control.request('node.heartbeat', nodeSnapshot(this.node, this.meter));
     } catch (err) {
       // Departures not applied go with the next heartbeat, unless the controller refused them for good.
       const refused = err instanceof CascadeError && (err.code === 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS' || err.code.startsWith('CASCADE_ERR_RELAY_'));
       if (!refused) {
-        for (const [streamId, count] of left) this.#left.set(streamId, Math.min(10_000, (this.#left.get(streamId) ?? 0) + count));
+        for (const [streamId, count] of left) this.#addDepartures(streamId, count);
       }
       this.#log.debug({ err }, 'heartbeat failed');
     }
