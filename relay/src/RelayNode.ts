@@ -36,6 +36,7 @@ export interface RelayNodeOptions {
   controllerUrl: string;
   token: string;
   capacity: NodeCapacity;
+  /** Heartbeat period until the controller gives its own at registration (ms). */
   heartbeatIntervalMs: number;
   lingerMs: number;
   stallTimeoutMs: number;
@@ -80,6 +81,8 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
   readonly #left = new Map<string, number>();
   readonly #watched = new WeakSet<LocalStream>();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** Current heartbeat period (ms): ours until the controller gives its own. */
+  #heartbeatMs: number;
   #lastTickAt = 0;
   #draining = false;
   #closed = false;
@@ -129,6 +132,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
   ) {
     super();
     this.#options = options;
+    this.#heartbeatMs = options.heartbeatIntervalMs;
     this.node = node;
     this.#server = server;
     this.#probe = probe;
@@ -162,9 +166,10 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
         },
       },
     );
-    this.control.on('registered', (id, key) => {
+    this.control.on('registered', (id, key, heartbeatMs) => {
       tickets.setPublicKey(key);
-      this.#log.info({ nodeId: id }, 'registered with the controller');
+      this.#log.info({ nodeId: id, heartbeatMs }, 'registered with the controller');
+      this.#followHeartbeat(heartbeatMs);
       this.safeEmit('registered', id);
     });
     this.control.on('ready', (id) => this.safeEmit('ready', id));
@@ -190,6 +195,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
         node: this.control.nodeId ?? null,
         controller: this.control.connected ? (this.control.ready ? 'ready' : 'probing') : 'disconnected',
         draining: this.#draining,
+        heartbeatIntervalMs: this.#heartbeatMs,
         streams: node.streams.length,
         viewers: node.streams.reduce((n, s) => n + s.viewerCount, 0),
       });
@@ -208,9 +214,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
 
   /** Register and start heartbeating; resolves with the node id (rejects if refused). */
   async start(): Promise<string> {
-    this.meter.start(this.#options.heartbeatIntervalMs);
-    this.#heartbeat = setInterval(() => void this.#sendHeartbeat(), this.#options.heartbeatIntervalMs);
-    this.#heartbeat.unref();
+    this.#startHeartbeat();
     return this.control.start();
   }
 
@@ -366,12 +370,32 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     if (n > 0) this.#left.set(streamId, n);
   }
 
+  #startHeartbeat(): void {
+    clearInterval(this.#heartbeat);
+    this.meter.stop();
+    this.meter.start(this.#heartbeatMs);
+    this.#heartbeat = setInterval(() => void this.#sendHeartbeat(), this.#heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  /**
+   * Heartbeat at the period the controller expects (it may differ per controller instance, so
+   * on every registration): its node TTL is set against that period, not against ours.
+   */
+  #followHeartbeat(periodMs: number): void {
+    if (this.#closed || periodMs === this.#heartbeatMs) return;
+    this.#log.info({ from: this.#heartbeatMs, to: periodMs }, "following the controller's heartbeat period");
+    this.#heartbeatMs = periodMs;
+    this.#lastTickAt = 0;
+    this.#startHeartbeat();
+  }
+
   async #sendHeartbeat(): Promise<void> {
     if (!this.control.connected || !this.nodeId) return;
     // A tick that comes late means this process stalled (GC, load): answers may still sit unread
     // in the socket, so the controller's silence is not judged this round.
     const now = Date.now();
-    const late = this.#lastTickAt > 0 && now - this.#lastTickAt > 2 * this.#options.heartbeatIntervalMs;
+    const late = this.#lastTickAt > 0 && now - this.#lastTickAt > 2 * this.#heartbeatMs;
     this.#lastTickAt = now;
     if (!late && this.control.dropIfSilent()) return;
     // Departures are batched into the heartbeat period.
