@@ -25,6 +25,7 @@ import {
   type MediaNodeOptions,
 } from '@cascade/sfu';
 import { ControlClient } from './ControlClient.js';
+import { ParentLossReporter } from './ParentLossReporter.js';
 import { PipeIngress } from './PipeIngress.js';
 import { ProbeResponder } from './ProbeResponder.js';
 
@@ -77,6 +78,9 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
   readonly #server: http.Server;
   readonly #probe: ProbeResponder;
   readonly #ingress = new Map<string, PipeIngress>();
+  /** Per stream, the latest assignment: a pull that fails after a newer one started is not reported. */
+  readonly #assignments = new Map<string, number>();
+  readonly #lostParents: ParentLossReporter;
   readonly #linger = new Map<string, ReturnType<typeof setTimeout>>();
   readonly #left = new Map<string, number>();
   readonly #watched = new WeakSet<LocalStream>();
@@ -138,6 +142,12 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     this.#probe = probe;
     this.url = url;
     this.#log = logger.child({ component: 'RelayNode' });
+    this.#lostParents = new ParentLossReporter({}, {
+      logger,
+      report: async (streamId, parentNodeId) => {
+        await this.control.request('stream.parentLost', { streamId, parentNodeId });
+      },
+    });
     this.meter = new TrafficMeter(node, { logger });
     this.registry = new Registry();
     this.registry.setDefaultLabels({ node: node.id, role: 'relay' });
@@ -184,6 +194,8 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     node.on('streamclose', (s) => {
       clearTimeout(this.#linger.get(s.id));
       this.#linger.delete(s.id);
+      this.#lostParents.recovered(s.id);
+      this.#assignments.delete(s.id);
       this.#ingress.get(s.id)?.close();
       this.#ingress.delete(s.id);
     });
@@ -240,6 +252,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     clearInterval(this.#heartbeat);
     for (const t of this.#linger.values()) clearTimeout(t);
     this.meter.stop();
+    this.#lostParents.close();
     for (const i of this.#ingress.values()) i.close();
     this.#ingress.clear();
     this.control.close();
@@ -258,11 +271,27 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     const stream = this.node.stream(info.id) ?? this.node.openStream(info.id, { depth: 1, state: info.state, title: info.title, createdAt: info.createdAt });
     stream.title = info.title;
     this.#watchIdle(stream);
-    const next = await PipeIngress.open(
-      this.node,
-      { stream, parent, ticket, stallTimeoutMs: this.#options.stallTimeoutMs, timeoutMs: this.#options.requestTimeoutMs },
-      { logger: this.#log },
-    );
+    const seq = (this.#assignments.get(info.id) ?? 0) + 1;
+    this.#assignments.set(info.id, seq);
+    // The controller has moved on: a loss report still waiting would name a parent it already replaced.
+    this.#lostParents.cancel(info.id);
+    let next: PipeIngress;
+    try {
+      next = await PipeIngress.open(
+        this.node,
+        { stream, parent, ticket, stallTimeoutMs: this.#options.stallTimeoutMs, timeoutMs: this.#options.requestTimeoutMs },
+        { logger: this.#log },
+      );
+    } catch (err) {
+      const code = err instanceof CascadeError ? err.code : 'unknown';
+      // The parent refused, timed out or no longer has the stream. The tree says it feeds us, so
+      // unless a newer assignment superseded this one the controller must hear it (and pick another).
+      if (!this.#closed && !stream.closed && this.#assignments.get(info.id) === seq) {
+        this.#log.warn({ err, code, streamId: info.id, parentId: parent.nodeId }, 'cannot pull the stream from the assigned parent; reporting it lost');
+        this.#lostParents.lost(info.id, parent.nodeId);
+      }
+      throw new CascadeError('CASCADE_ERR_RELAY_PARENT_LOST', `cannot pull from ${parent.nodeId} (${code})`, { cause: err });
+    }
     if (this.#closed || stream.closed) {
       next.close();
       return;
@@ -273,33 +302,25 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
       // The new parent failed before taking over (its 'lost' came before anyone listened):
       // keep what still feeds us, and have the controller pick another parent.
       this.#log.warn({ streamId: info.id, parentId: parent.nodeId }, 'new parent lost before taking over');
-      void this.#reportParentLost(info.id, parent.nodeId);
+      this.#lostParents.lost(info.id, parent.nodeId);
       return;
     }
     const replaced = this.#ingress.get(info.id);
     this.#ingress.set(info.id, next);
     next.adopt();
+    this.#lostParents.recovered(info.id);
     if (replaced && replaced !== next) replaced.close();
-    next.on('lost', (reason) => void this.#parentLost(info.id, next, reason));
+    next.on('lost', (reason) => this.#parentLost(info.id, next, reason));
     this.#log.info({ streamId: info.id, parentId: parent.nodeId, moved: !!replaced }, 'carrying stream');
     this.safeEmit('streamstart', info.id, parent.nodeId);
   }
 
-  async #parentLost(streamId: string, ingress: PipeIngress, reason: string): Promise<void> {
+  #parentLost(streamId: string, ingress: PipeIngress, reason: string): void {
     if (this.#ingress.get(streamId) !== ingress || this.#closed) return;
     this.#ingress.delete(streamId);
     this.safeEmit('parentlost', streamId, reason);
     // Viewers stay connected (their consumers come back with the new parent's producers).
-    await this.#reportParentLost(streamId, ingress.parentId);
-  }
-
-  /** Ask the controller for another parent; if it cannot be told, its own liveness checks notice. */
-  async #reportParentLost(streamId: string, parentNodeId: string): Promise<void> {
-    try {
-      await this.control.request('stream.parentLost', { streamId, parentNodeId });
-    } catch (err) {
-      this.#log.warn({ err, streamId }, 'cannot report the lost parent; the controller will notice');
-    }
+    this.#lostParents.lost(streamId, ingress.parentId);
   }
 
   #release(streamId: string, reason: string): void {
