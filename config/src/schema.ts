@@ -122,7 +122,8 @@ export const ConfigSchema = Type.Object(
       {
         /** K: child relays per node per stream, the origin included. */
         maxChildren: Type.Integer({ minimum: 1, maximum: 64, default: 3, description: 'K: child relays per node per stream, the origin included.' }),
-        heartbeatIntervalMs: Ms(1000, 50),
+        /** How often nodes report to the controller. Relays follow the controller's value, given at registration. */
+        heartbeatIntervalMs: Ms(1000, 50, "How often nodes report to the controller. Relays follow the controller's value (and its nodeTtlMs), given at registration; their own is used only until then."),
         /** A node whose heartbeats stop for this long is considered dead. */
         nodeTtlMs: Ms(3000, 100, 'A node whose heartbeats stop for this long is considered dead.'),
         /** Time a relay has to echo the reachability probe. */

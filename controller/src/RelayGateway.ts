@@ -8,6 +8,7 @@ import {
   RelayRequests,
   type ControlParams,
   type Logger,
+  type NodeCapacity,
 } from '@cascade/protocol';
 import { WsEndpoint, type UpgradeRouter } from '@cascade/protocol/node';
 import type { TokenService } from './auth/TokenService.js';
@@ -38,6 +39,8 @@ interface RelayConnection {
   peer: ControlPeer;
   log: Logger;
   record?: NodeRecord;
+  /** What the relay declared at registration (record.capacity may be lower: see relayCapacity). */
+  declared?: NodeCapacity;
   status: NodeStatus;
   nonce?: string;
   probeTimers: ReturnType<typeof setTimeout>[];
@@ -159,7 +162,14 @@ export class RelayGateway {
       })
       .handle('viewer.left', async ({ streamId, count }) => {
         const record = registered();
-        for (let i = 0; i < count; i++) await this.#controller.viewerLeft(record.id, streamId);
+        // A relay caps what it reports at its declared viewers (more departures than viewers it
+        // may hold cannot all be real), so a larger count is not a miscount but nonsense.
+        const max = conn.declared?.maxViewers ?? record.capacity.maxViewers;
+        if (count > max) {
+          conn.log.warn({ streamId, count, maxViewers: max }, 'viewer departures refused: more than the relay may serve');
+          throw new CascadeError('CASCADE_ERR_PROTOCOL_INVALID_PARAMS', `count ${count} exceeds the declared ${max} viewers`);
+        }
+        await this.#controller.viewersLeft(record, streamId, count);
         return {};
       })
       .handle('stream.parentLost', async ({ streamId, parentNodeId }) => {
@@ -204,6 +214,7 @@ export class RelayGateway {
       registeredAt: Date.now(),
     };
     conn.record = record;
+    conn.declared = p.node.capacity;
     conn.log = conn.log.child({ nodeId });
     this.#relays.set(nodeId, conn);
     await this.#controller.registerNode(record, 'probing');

@@ -93,6 +93,12 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   readonly #clock: Clock;
   readonly #unsubscribe: () => void;
   readonly #health = new Map<string, { bad: number; good: number }>();
+  /**
+   * The last status this instance gave each node it registered. The store is the truth, but
+   * when it lost everything (Redis restarted empty) this is what the node is re-created with:
+   * its holder's cached view can be stale (a relay demoted since it answered its probe).
+   */
+  readonly #statuses = new Map<string, NodeStatus>();
   /** Orphans no node could adopt yet; retried by the sweeper. */
   readonly #pendingOrphans = new Map<string, { streamId: string; childId: string }>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
@@ -152,24 +158,28 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
 
   async registerNode(record: NodeRecord, status: NodeStatus): Promise<void> {
     await this.store.upsertNode(record, status, this.options.nodeTtlMs, this.#clock.now());
+    this.#statuses.set(record.id, status);
     this.#log.info({ nodeId: record.id, kind: record.kind, volunteer: record.volunteer, status }, 'node registered');
   }
 
   async setNodeStatus(nodeId: string, status: NodeStatus): Promise<void> {
     await this.store.setNodeStatus(nodeId, status);
+    this.#statuses.set(nodeId, status);
   }
 
   /**
    * A heartbeat from a node. Impossible figures are refused (CASCADE_ERR_RELAY_INVALID_STATS)
-   * and the last good ones kept. `status` is what the node's holder believes it is, used to
-   * re-create the record if the store lost it.
+   * and the last good ones kept. If the store lost the node it is re-created with the status
+   * this instance last gave it; `status` (what the node's holder believes) only for a node this
+   * instance never saw.
    */
   async nodeHeartbeat(record: NodeRecord, status: NodeStatus, snapshot: NodeSnapshot): Promise<void> {
     checkFigures(record, snapshot);
     const now = this.#clock.now();
     if (!(await this.store.heartbeat(record.id, snapshot, this.options.nodeTtlMs, now))) {
-      this.#log.warn({ nodeId: record.id }, 'store lost this node; registering it again');
-      await this.store.upsertNode(record, status, this.options.nodeTtlMs, now);
+      const known = this.#statuses.get(record.id) ?? status;
+      this.#log.warn({ nodeId: record.id, status: known }, 'store lost this node; registering it again');
+      await this.store.upsertNode(record, known, this.options.nodeTtlMs, now);
       await this.store.heartbeat(record.id, snapshot, this.options.nodeTtlMs, now);
     }
     if (record.kind === 'relay') await this.#checkHealth(record, snapshot);
@@ -179,6 +189,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   async nodeGone(nodeId: string, reason: string): Promise<void> {
     const { orphans, streams } = await this.store.removeNode(nodeId);
     this.#health.delete(nodeId);
+    this.#statuses.delete(nodeId);
     if (streams.length === 0 && orphans.length === 0) return;
     this.#log.warn({ nodeId, reason, streams: streams.length, orphans: orphans.length }, 'node gone');
     this.observer.safeEmit('nodegone', nodeId);
@@ -196,13 +207,13 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     const view = await this.store.getNode(nodeId, this.#clock.now());
     if (!view || view.status !== 'ready') return;
     this.#health.set(nodeId, { bad: 0, good: 0 });
-    await this.store.setNodeStatus(nodeId, 'demoted');
+    await this.setNodeStatus(nodeId, 'demoted');
     await this.#moveChildren(nodeId);
   }
 
   /** Planned departure: no new traffic, children moved (make-before-break: the old pipe stays until the child switches). */
   async drainNode(nodeId: string): Promise<void> {
-    await this.store.setNodeStatus(nodeId, 'draining');
+    await this.setNodeStatus(nodeId, 'draining');
     await this.#moveChildren(nodeId);
     this.#log.info({ nodeId }, 'node draining');
   }
@@ -282,6 +293,16 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
 
   async viewerLeft(nodeId: string, streamId: string): Promise<void> {
     await this.store.releaseViewer(streamId, nodeId);
+  }
+
+  /**
+   * A relay's batch of departures for one stream. The store takes one write per departure, and
+   * placements never put more viewers on a node than its capacity: departures beyond that would
+   * be no-ops, so they cost nothing here (a count a heartbeat raised, heartbeats lower again).
+   */
+  async viewersLeft(record: NodeRecord, streamId: string, count: number): Promise<void> {
+    const n = Math.min(count, record.capacity.maxViewers);
+    for (let i = 0; i < n; i++) await this.store.releaseViewer(streamId, record.id);
   }
 
   /** A relay lost its parent for a stream (pipe closed or stalled): find it another. */
@@ -394,11 +415,11 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     if (!view) return;
     if (demote && view.status === 'ready') {
       this.#log.warn({ nodeId: record.id, cpu, lossRate, bitrateOutKbps, upKbps: up }, 'relay demoted');
-      await this.store.setNodeStatus(record.id, 'demoted');
+      await this.setNodeStatus(record.id, 'demoted');
       await this.#moveChildren(record.id);
     } else if (restore && view.status === 'demoted') {
       this.#log.info({ nodeId: record.id }, 'relay healthy again');
-      await this.store.setNodeStatus(record.id, 'ready');
+      await this.setNodeStatus(record.id, 'ready');
     }
   }
 

@@ -4,7 +4,8 @@ import { silentLogger, type PipeTicketClaims, type ViewerTicketClaims } from '@c
 import { MemoryTopologyStore } from '../src/store/MemoryTopologyStore.js';
 import { TokenService } from '../src/auth/TokenService.js';
 import { TopologyController, type AssignEvent } from '../src/TopologyController.js';
-import type { NodeRecord, NodeSnapshot } from '../src/types.js';
+import type { TopologyStore } from '../src/store/TopologyStore.js';
+import type { NodeRecord, NodeSnapshot, NodeStatus, TopologyEvent } from '../src/types.js';
 
 const SECRET = 'unit-test-secret-0123456789';
 const clock = { t: 1_000_000, now() { return this.t; } };
@@ -26,9 +27,36 @@ function snap(viewers: number, o: Partial<NodeSnapshot['stats']> = {}): NodeSnap
   return { stats: { viewers, children: 0, bitrateInKbps: 0, bitrateOutKbps: 0, lossRate: 0, cpu: 0.1, bytesOut: 0, ...o }, streams: [] };
 }
 
-async function setup(options: { watchTokenRequired?: boolean; originBudget?: number } = {}) {
+/**
+ * A MemoryTopologyStore that can lose everything at once, as Redis does when it restarts
+ * without persistence. Subscriptions survive the wipe (the Redis store resubscribes).
+ */
+function wipeableStore(): { store: TopologyStore; wipe(): void } {
+  const handlers = new Set<(e: TopologyEvent) => void>();
+  const fresh = () => {
+    const s = new MemoryTopologyStore();
+    s.subscribe((e) => handlers.forEach((h) => h(e)));
+    return s;
+  };
+  let current = fresh();
+  const store = new Proxy({} as TopologyStore, {
+    get(_target, prop) {
+      if (prop === 'subscribe') {
+        return (h: (e: TopologyEvent) => void) => {
+          handlers.add(h);
+          return () => handlers.delete(h);
+        };
+      }
+      const v = Reflect.get(current, prop) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(current) : v;
+    },
+  });
+  return { store, wipe: () => (current = fresh()) };
+}
+
+async function setup(options: { watchTokenRequired?: boolean; originBudget?: number; store?: TopologyStore } = {}) {
   clock.t = 1_000_000;
-  const store = new MemoryTopologyStore();
+  const store = options.store ?? new MemoryTopologyStore();
   const tokens = new TokenService(SECRET);
   const controller = await TopologyController.create(
     {
@@ -95,6 +123,24 @@ describe('TopologyController', () => {
     await expect(controller.nodeHeartbeat(r, 'ready', snap(100))).rejects.toMatchObject({ code: 'CASCADE_ERR_RELAY_INVALID_STATS' });
     await expect(controller.nodeHeartbeat(r, 'ready', snap(1, { bitrateOutKbps: 1e6 }))).rejects.toMatchObject({ code: 'CASCADE_ERR_RELAY_INVALID_STATS' });
     await expect(controller.nodeHeartbeat(r, 'ready', snap(3))).resolves.toBeUndefined();
+  });
+
+  it('viewersLeft() takes a relay\'s batch of departures in one request, with no more store writes than the relay may serve', async () => {
+    const { controller, store } = await setup({ originBudget: 0 });
+    const r = record('rA', 'relay', { maxViewers: 4 });
+    await controller.registerNode(r, 'ready');
+    for (let i = 0; i < 4; i++) await controller.placeViewer({ streamId: 'stream1' });
+    const viewers = async () => (await store.getTree('stream1')).find((e) => e.nodeId === 'rA')?.viewers;
+    expect(await viewers()).toBe(4);
+    const release = vi.spyOn(store, 'releaseViewer');
+    await controller.viewersLeft(r, 'stream1', 3);
+    expect(release).toHaveBeenCalledTimes(3);
+    expect(await viewers()).toBe(1);
+    // A larger batch (e.g. collected while the controller was away) cannot cost more than the relay can hold.
+    release.mockClear();
+    await controller.viewersLeft(r, 'stream1', 100);
+    expect(release).toHaveBeenCalledTimes(4);
+    expect(await viewers()).toBe(0);
   });
 
   it('a node that is gone has its child relays re-parented (an assignment each)', async () => {
@@ -254,6 +300,51 @@ describe('TopologyController', () => {
     await controller.drainNode(first);
     const second = (await controller.placeViewer({ streamId: 'stream1' })).placement.nodeId;
     expect(second).not.toBe(first);
+  });
+
+  describe('after the store lost everything (Redis restarted empty)', () => {
+    const unhealthy = (): NodeSnapshot => snap(0, { cpu: 0.95 });
+    it.each<{ status: NodeStatus; how: string; make: (c: TopologyController, r: NodeRecord) => Promise<void> }>([
+      { status: 'demoted', how: 'suspected (silent)', make: (c, r) => c.suspectNode(r.id) },
+      { status: 'demoted', how: 'unhealthy for three heartbeats', make: async (c, r) => { for (let i = 0; i < 3; i++) await c.nodeHeartbeat(r, 'ready', unhealthy()); } },
+      { status: 'draining', how: 'draining', make: (c, r) => c.drainNode(r.id) },
+    ])('a relay $how is re-created $status, not with the stale status its connection holds', async ({ status, make }) => {
+      const { store, wipe } = wipeableStore();
+      const { controller } = await setup({ originBudget: 0, store });
+      const r = record('rA', 'relay', { maxViewers: 5 });
+      await controller.registerNode(r, 'ready');
+      await controller.nodeHeartbeat(r, 'ready', snap(0));
+      await make(controller, r);
+      expect((await store.getNode(r.id, clock.t))?.status).toBe(status);
+
+      wipe();
+      expect(await store.getNode(r.id, clock.t)).toBeUndefined();
+      // The gateway last saw the relay answer its probe: 'ready' is what its connection believes.
+      await controller.nodeHeartbeat(r, 'ready', snap(0));
+      expect((await store.getNode(r.id, clock.t))?.status).toBe(status);
+      // So it gets no new traffic: with the origin at budget 0 nobody can take the viewer.
+      await controller.registerNode(record('origin', 'origin', { maxViewers: 0, maxChildren: 2 }), 'ready');
+      await controller.putStream({ id: 'stream1', title: 'T', state: 'live', createdAt: clock.t, updatedAt: clock.t, originNodeId: 'origin', owner: 'alice' });
+      await expect(controller.placeViewer({ streamId: 'stream1' })).rejects.toMatchObject({ code: 'CASCADE_ERR_NODE_CAPACITY' });
+    });
+
+    it('a demoted relay that was restored is re-created ready, and one never seen here keeps what its holder says', async () => {
+      const { store, wipe } = wipeableStore();
+      const { controller } = await setup({ originBudget: 0, store });
+      const r = record('rA', 'relay', { maxViewers: 5 });
+      await controller.registerNode(r, 'ready');
+      await controller.suspectNode(r.id);
+      for (let i = 0; i < 5; i++) await controller.nodeHeartbeat(r, 'demoted', snap(0));
+      expect((await store.getNode(r.id, clock.t))?.status).toBe('ready');
+      wipe();
+      await controller.nodeHeartbeat(r, 'demoted', snap(0));
+      expect((await store.getNode(r.id, clock.t))?.status).toBe('ready');
+      // A node gone is forgotten: if it comes back unannounced, the caller's status stands.
+      await controller.nodeGone(r.id, 'test');
+      wipe();
+      await controller.nodeHeartbeat(r, 'probing', snap(0));
+      expect((await store.getNode(r.id, clock.t))?.status).toBe('probing');
+    });
   });
 
   it('close() is idempotent and emits close once', async () => {

@@ -258,6 +258,12 @@ export const NodeRequests = {
   ),
 } as const;
 
+/**
+ * Most departures one `viewer.left` may carry. Each one is a store write at the controller, so
+ * this bounds a message's work; a relay with more to report sends several messages.
+ */
+export const MAX_VIEWER_DEPARTURES = 100;
+
 /** Requests a controller (`/control`) answers; the caller is a registered relay node. */
 export const ControlRequests = {
   'node.register': req(
@@ -291,7 +297,8 @@ export const ControlRequests = {
     }),
     Type.Object({ placement: Placement, stream: StreamInfo }),
   ),
-  'viewer.left': req(Type.Object({ streamId: StreamId, count: Type.Integer({ minimum: 1, maximum: 10_000 }) }), Empty),
+  /** Viewers that left this stream since the last report (at most the relay's declared maxViewers). */
+  'viewer.left': req(Type.Object({ streamId: StreamId, count: Type.Integer({ minimum: 1, maximum: MAX_VIEWER_DEPARTURES }) }), Empty),
   'stream.parentLost': req(Type.Object({ streamId: StreamId, parentNodeId: NodeId }), Empty),
   'stream.released': req(Type.Object({ streamId: StreamId }), Empty),
   'node.drain': req(Empty, Empty),

@@ -35,7 +35,7 @@ export interface ControlHandlers {
 }
 
 export type ControlClientEvents = {
-  /** Registered (again); the ticket key is known. */
+  /** Registered (again); the ticket key is known, and the heartbeat period this controller expects (ms). */
   registered: [nodeId: string, ticketPublicKey: string, heartbeatIntervalMs: number];
   /** The controller checked our media address: traffic may come. */
   ready: [nodeId: string];
@@ -48,6 +48,13 @@ export type ControlClientEvents = {
 
 /** Heartbeat periods of silence before the controller is given up (at least its node TTL and one period). */
 const SILENT_HEARTBEATS = 4;
+/**
+ * Bounds on the heartbeat period a controller may ask for (ms): the lower one is the config
+ * minimum (a bad reply must not make the relay spin), the upper one keeps departures and
+ * liveness flowing.
+ */
+const MIN_HEARTBEAT_MS = 50;
+const MAX_HEARTBEAT_MS = 60_000;
 
 const CONTROL_NOTIFICATIONS = { 'node.ready': Notifications['node.ready'] };
 type ControlPeer = Peer<typeof RelayRequests, typeof ControlRequests, typeof CONTROL_NOTIFICATIONS>;
@@ -237,10 +244,14 @@ export class ControlClient extends TypedEmitter<ControlClientEvents> {
     this.#nodeId = res.nodeId;
     this.#registered = true;
     this.#lastAnswerAt = Date.now();
-    const ttl = res.nodeTtlMs ?? SILENT_HEARTBEATS * res.heartbeatIntervalMs;
-    this.#maxSilenceMs = Math.max(SILENT_HEARTBEATS * res.heartbeatIntervalMs, ttl + res.heartbeatIntervalMs);
+    // The controller's period and TTL, not our own configuration: an operator who shortens them
+    // on the controller must not see relays on defaults expire (or give it up too late).
+    const period = Math.min(MAX_HEARTBEAT_MS, Math.max(MIN_HEARTBEAT_MS, res.heartbeatIntervalMs));
+    if (period !== res.heartbeatIntervalMs) this.#log.warn({ asked: res.heartbeatIntervalMs, period }, 'heartbeat period out of bounds; using the nearest bound');
+    const ttl = res.nodeTtlMs ?? SILENT_HEARTBEATS * period;
+    this.#maxSilenceMs = Math.max(SILENT_HEARTBEATS * period, ttl + period);
     void lost.then(() => (this.#registered = false));
-    this.safeEmit('registered', res.nodeId, res.ticketPublicKey, res.heartbeatIntervalMs);
+    this.safeEmit('registered', res.nodeId, res.ticketPublicKey, period);
     if (this.#pendingNonce) void this.#ackProbe();
     // A fatal close after registration (probe failed) must stop the loop too.
     return lost.then(() => {

@@ -4,6 +4,7 @@ import express from 'express';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import {
   CascadeError,
+  MAX_VIEWER_DEPARTURES,
   TypedEmitter,
   type Logger,
   type NodeCapacity,
@@ -24,6 +25,7 @@ import {
   type MediaNodeOptions,
 } from '@cascade/sfu';
 import { ControlClient } from './ControlClient.js';
+import { ParentLossReporter } from './ParentLossReporter.js';
 import { PipeIngress } from './PipeIngress.js';
 import { ProbeResponder } from './ProbeResponder.js';
 
@@ -35,6 +37,7 @@ export interface RelayNodeOptions {
   controllerUrl: string;
   token: string;
   capacity: NodeCapacity;
+  /** Heartbeat period until the controller gives its own at registration (ms). */
   heartbeatIntervalMs: number;
   lingerMs: number;
   stallTimeoutMs: number;
@@ -75,10 +78,15 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
   readonly #server: http.Server;
   readonly #probe: ProbeResponder;
   readonly #ingress = new Map<string, PipeIngress>();
+  /** Per stream, the latest assignment: a pull that fails after a newer one started is not reported. */
+  readonly #assignments = new Map<string, number>();
+  readonly #lostParents: ParentLossReporter;
   readonly #linger = new Map<string, ReturnType<typeof setTimeout>>();
   readonly #left = new Map<string, number>();
   readonly #watched = new WeakSet<LocalStream>();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** Current heartbeat period (ms): ours until the controller gives its own. */
+  #heartbeatMs: number;
   #lastTickAt = 0;
   #draining = false;
   #closed = false;
@@ -128,11 +136,18 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
   ) {
     super();
     this.#options = options;
+    this.#heartbeatMs = options.heartbeatIntervalMs;
     this.node = node;
     this.#server = server;
     this.#probe = probe;
     this.url = url;
     this.#log = logger.child({ component: 'RelayNode' });
+    this.#lostParents = new ParentLossReporter({}, {
+      logger,
+      report: async (streamId, parentNodeId) => {
+        await this.control.request('stream.parentLost', { streamId, parentNodeId });
+      },
+    });
     this.meter = new TrafficMeter(node, { logger });
     this.registry = new Registry();
     this.registry.setDefaultLabels({ node: node.id, role: 'relay' });
@@ -161,9 +176,10 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
         },
       },
     );
-    this.control.on('registered', (id, key) => {
+    this.control.on('registered', (id, key, heartbeatMs) => {
       tickets.setPublicKey(key);
-      this.#log.info({ nodeId: id }, 'registered with the controller');
+      this.#log.info({ nodeId: id, heartbeatMs }, 'registered with the controller');
+      this.#followHeartbeat(heartbeatMs);
       this.safeEmit('registered', id);
     });
     this.control.on('ready', (id) => this.safeEmit('ready', id));
@@ -178,6 +194,8 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     node.on('streamclose', (s) => {
       clearTimeout(this.#linger.get(s.id));
       this.#linger.delete(s.id);
+      this.#lostParents.recovered(s.id);
+      this.#assignments.delete(s.id);
       this.#ingress.get(s.id)?.close();
       this.#ingress.delete(s.id);
     });
@@ -189,6 +207,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
         node: this.control.nodeId ?? null,
         controller: this.control.connected ? (this.control.ready ? 'ready' : 'probing') : 'disconnected',
         draining: this.#draining,
+        heartbeatIntervalMs: this.#heartbeatMs,
         streams: node.streams.length,
         viewers: node.streams.reduce((n, s) => n + s.viewerCount, 0),
       });
@@ -207,9 +226,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
 
   /** Register and start heartbeating; resolves with the node id (rejects if refused). */
   async start(): Promise<string> {
-    this.meter.start(this.#options.heartbeatIntervalMs);
-    this.#heartbeat = setInterval(() => void this.#sendHeartbeat(), this.#options.heartbeatIntervalMs);
-    this.#heartbeat.unref();
+    this.#startHeartbeat();
     return this.control.start();
   }
 
@@ -235,6 +252,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     clearInterval(this.#heartbeat);
     for (const t of this.#linger.values()) clearTimeout(t);
     this.meter.stop();
+    this.#lostParents.close();
     for (const i of this.#ingress.values()) i.close();
     this.#ingress.clear();
     this.control.close();
@@ -253,11 +271,27 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     const stream = this.node.stream(info.id) ?? this.node.openStream(info.id, { depth: 1, state: info.state, title: info.title, createdAt: info.createdAt });
     stream.title = info.title;
     this.#watchIdle(stream);
-    const next = await PipeIngress.open(
-      this.node,
-      { stream, parent, ticket, stallTimeoutMs: this.#options.stallTimeoutMs, timeoutMs: this.#options.requestTimeoutMs },
-      { logger: this.#log },
-    );
+    const seq = (this.#assignments.get(info.id) ?? 0) + 1;
+    this.#assignments.set(info.id, seq);
+    // The controller has moved on: a loss report still waiting would name a parent it already replaced.
+    this.#lostParents.cancel(info.id);
+    let next: PipeIngress;
+    try {
+      next = await PipeIngress.open(
+        this.node,
+        { stream, parent, ticket, stallTimeoutMs: this.#options.stallTimeoutMs, timeoutMs: this.#options.requestTimeoutMs },
+        { logger: this.#log },
+      );
+    } catch (err) {
+      const code = err instanceof CascadeError ? err.code : 'unknown';
+      // The parent refused, timed out or no longer has the stream. The tree says it feeds us, so
+      // unless a newer assignment superseded this one the controller must hear it (and pick another).
+      if (!this.#closed && !stream.closed && this.#assignments.get(info.id) === seq) {
+        this.#log.warn({ err, code, streamId: info.id, parentId: parent.nodeId }, 'cannot pull the stream from the assigned parent; reporting it lost');
+        this.#lostParents.lost(info.id, parent.nodeId);
+      }
+      throw new CascadeError('CASCADE_ERR_RELAY_PARENT_LOST', `cannot pull from ${parent.nodeId} (${code})`, { cause: err });
+    }
     if (this.#closed || stream.closed) {
       next.close();
       return;
@@ -268,33 +302,25 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
       // The new parent failed before taking over (its 'lost' came before anyone listened):
       // keep what still feeds us, and have the controller pick another parent.
       this.#log.warn({ streamId: info.id, parentId: parent.nodeId }, 'new parent lost before taking over');
-      void this.#reportParentLost(info.id, parent.nodeId);
+      this.#lostParents.lost(info.id, parent.nodeId);
       return;
     }
     const replaced = this.#ingress.get(info.id);
     this.#ingress.set(info.id, next);
     next.adopt();
+    this.#lostParents.recovered(info.id);
     if (replaced && replaced !== next) replaced.close();
-    next.on('lost', (reason) => void this.#parentLost(info.id, next, reason));
+    next.on('lost', (reason) => this.#parentLost(info.id, next, reason));
     this.#log.info({ streamId: info.id, parentId: parent.nodeId, moved: !!replaced }, 'carrying stream');
     this.safeEmit('streamstart', info.id, parent.nodeId);
   }
 
-  async #parentLost(streamId: string, ingress: PipeIngress, reason: string): Promise<void> {
+  #parentLost(streamId: string, ingress: PipeIngress, reason: string): void {
     if (this.#ingress.get(streamId) !== ingress || this.#closed) return;
     this.#ingress.delete(streamId);
     this.safeEmit('parentlost', streamId, reason);
     // Viewers stay connected (their consumers come back with the new parent's producers).
-    await this.#reportParentLost(streamId, ingress.parentId);
-  }
-
-  /** Ask the controller for another parent; if it cannot be told, its own liveness checks notice. */
-  async #reportParentLost(streamId: string, parentNodeId: string): Promise<void> {
-    try {
-      await this.control.request('stream.parentLost', { streamId, parentNodeId });
-    } catch (err) {
-      this.#log.warn({ err, streamId }, 'cannot report the lost parent; the controller will notice');
-    }
+    this.#lostParents.lost(streamId, ingress.parentId);
   }
 
   #release(streamId: string, reason: string): void {
@@ -351,8 +377,38 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
         }
         return this.control.request('viewer.place', req);
       },
-      viewerLeft: (streamId) => this.#left.set(streamId, (this.#left.get(streamId) ?? 0) + 1),
+      viewerLeft: (streamId) => this.#addDepartures(streamId, 1),
     };
+  }
+
+  /**
+   * Departures waiting for the next heartbeat. The controller never counts more viewers here
+   * than we declared we may serve, so more departures than that would be no-ops (or stale ones
+   * from before a controller restart); it refuses them.
+   */
+  #addDepartures(streamId: string, count: number): void {
+    const n = Math.min(this.#options.capacity.maxViewers, (this.#left.get(streamId) ?? 0) + count);
+    if (n > 0) this.#left.set(streamId, n);
+  }
+
+  #startHeartbeat(): void {
+    clearInterval(this.#heartbeat);
+    this.meter.stop();
+    this.meter.start(this.#heartbeatMs);
+    this.#heartbeat = setInterval(() => void this.#sendHeartbeat(), this.#heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  /**
+   * Heartbeat at the period the controller expects (it may differ per controller instance, so
+   * on every registration): its node TTL is set against that period, not against ours.
+   */
+  #followHeartbeat(periodMs: number): void {
+    if (this.#closed || periodMs === this.#heartbeatMs) return;
+    this.#log.info({ from: this.#heartbeatMs, to: periodMs }, "following the controller's heartbeat period");
+    this.#heartbeatMs = periodMs;
+    this.#lastTickAt = 0;
+    this.#startHeartbeat();
   }
 
   async #sendHeartbeat(): Promise<void> {
@@ -360,7 +416,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     // A tick that comes late means this process stalled (GC, load): answers may still sit unread
     // in the socket, so the controller's silence is not judged this round.
     const now = Date.now();
-    const late = this.#lastTickAt > 0 && now - this.#lastTickAt > 2 * this.#options.heartbeatIntervalMs;
+    const late = this.#lastTickAt > 0 && now - this.#lastTickAt > 2 * this.#heartbeatMs;
     this.#lastTickAt = now;
     if (!late && this.control.dropIfSilent()) return;
     // Departures are batched into the heartbeat period.
@@ -369,15 +425,17 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     try {
       while (left.length > 0) {
         const [streamId, count] = left[0]!;
-        await this.control.request('viewer.left', { streamId, count });
-        left.shift();
+        const batch = Math.min(count, MAX_VIEWER_DEPARTURES);
+        await this.control.request('viewer.left', { streamId, count: batch });
+        if (batch < count) left[0] = [streamId, count - batch];
+        else left.shift();
       }
       await this.control.request('node.heartbeat', nodeSnapshot(this.node, this.meter));
     } catch (err) {
       // Departures not applied go with the next heartbeat, unless the controller refused them for good.
       const refused = err instanceof CascadeError && (err.code === 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS' || err.code.startsWith('CASCADE_ERR_RELAY_'));
       if (!refused) {
-        for (const [streamId, count] of left) this.#left.set(streamId, Math.min(10_000, (this.#left.get(streamId) ?? 0) + count));
+        for (const [streamId, count] of left) this.#addDepartures(streamId, count);
       }
       this.#log.debug({ err }, 'heartbeat failed');
     }

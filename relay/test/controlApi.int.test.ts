@@ -96,6 +96,21 @@ describe('relay registration', () => {
     expect(await r.c.request('node.heartbeat', { stats, streams: [] })).toMatchObject({ ok: true });
     r.close();
   });
+
+  it('viewer.left with more departures than a message may carry, or than the relay may serve, is refused with PROTOCOL_INVALID_PARAMS', async () => {
+    const r = await rawRelay('erin'); // declares 10 viewers
+    const left = (count: number) => r.c.request('viewer.left', { streamId: 'somestream', count });
+    // Each departure is a store write: a count is not an invitation to loop 10,000 times.
+    expect(await left(10_000)).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS' } });
+    expect(await left(11)).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS' } });
+    expect(await left(0)).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS' } });
+    expect(await left(10)).toMatchObject({ ok: true });
+    // Refused, not punished: the relay is still registered and heard.
+    const stats = { viewers: 0, children: 0, bitrateInKbps: 0, bitrateOutKbps: 0, lossRate: 0, cpu: 0.1, bytesOut: 0 };
+    expect(await r.c.request('node.heartbeat', { stats, streams: [] })).toMatchObject({ ok: true });
+    expect(origin.logs.some((l) => l.includes('viewer departures refused'))).toBe(true);
+    r.close();
+  });
 });
 
 describe('pulling streams', () => {

@@ -105,7 +105,10 @@ describe('hostile input while a stream flows through a relay', () => {
     const stats = { viewers: 3, children: 0, bitrateInKbps: 1500, bitrateOutKbps: 4500, lossRate: 0, cpu: 0.1, bytesOut: 1 };
     expect(await c.request('node.heartbeat', { stats, streams: claim })).toMatchObject({ ok: true });
     expect(await c.request('node.heartbeat', { stats: { ...stats, viewers: 1e6 }, streams: claim })).toMatchObject({ error: { code: 'CASCADE_ERR_RELAY_INVALID_STATS' } });
-    expect(await c.request('viewer.left', { streamId: sid, count: 10_000 })).toMatchObject({ ok: true });
+    // Departures: more than it declared it may serve are refused; the rest touch only its own count.
+    expect(await c.request('viewer.left', { streamId: sid, count: 10_000 })).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS' } });
+    expect(await c.request('viewer.left', { streamId: sid, count: 11 })).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS' } });
+    expect(await c.request('viewer.left', { streamId: sid, count: 10 })).toMatchObject({ ok: true });
     expect(await c.request('stream.parentLost', { streamId: sid, parentNodeId: relay.nodeId })).toMatchObject({ ok: true });
     expect(await c.request('stream.released', { streamId: sid })).toMatchObject({ ok: true });
     expect(await c.request('stream.parentLost', { streamId: 'nosuchstream', parentNodeId: relay.nodeId })).toMatchObject({ ok: true });
