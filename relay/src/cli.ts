@@ -110,13 +110,14 @@ try {
 
 const nodeId = values.id || defaultRelayId(config.relay.token);
 const logger = createLogger({ level: config.log.level, base: { node: nodeId, role: 'relay' } });
+const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
 const say = (line: string) => {
   if (!values.quiet) process.stderr.write(`[cascade-relay] ${line}\n`);
 };
 process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
 
 try {
-  say(`starting: controller ${config.relay.controllerUrl}, up to ${config.relay.maxViewers} viewers and ${config.relay.maxChildren} child relays`);
+  say(`starting: controller ${config.relay.controllerUrl}, up to ${plural(config.relay.maxViewers, 'viewer')} and ${plural(config.relay.maxChildren, 'child relay')}`);
   const relay = await startRelay(config, { logger, nodeId });
   relay.on('registered', (id) => say(`registered as ${id}; checking that ${relay.node.pipeListenIp.announcedIp} is reachable for media…`));
   relay.on('ready', () => say(`reachability checked: ready to relay (viewers connect to ${relay.url})`));
@@ -140,7 +141,7 @@ try {
     const children = streams.reduce((n, s) => n + s.childCount, 0);
     const t = relay.meter.latest;
     if (t.bytesOut !== lastBytes || viewers > 0) {
-      say(`${streams.length} stream(s), ${viewers} viewer(s), ${children} child relay(s), ${(t.bitrateOutKbps / 1000).toFixed(1)} Mbit/s out, ${(t.bytesOut / 1e6).toFixed(1)} MB relayed`);
+      say(`${plural(streams.length, 'stream')}, ${plural(viewers, 'viewer')}, ${plural(children, 'child relay')}, ${(t.bitrateOutKbps / 1000).toFixed(1)} Mbit/s out, ${(t.bytesOut / 1e6).toFixed(1)} MB relayed`);
     }
     lastBytes = t.bytesOut;
   }, 5000);
