@@ -262,12 +262,15 @@ export class Watch extends TypedEmitter<WatchEvents> {
         return;
       }
       // Wait for the new node's media, unless the old node is gone already: then switch at once.
-      await waitForMedia(next, MOVE_MEDIA_WAIT_MS, () => !!old?.closed);
+      const seen = await waitForMedia(next, MOVE_MEDIA_WAIT_MS, () => !!old?.closed);
       if (this.#stopped || this.#conn !== old || next.closed) {
         next.close();
         return;
       }
       this.#adopt(next);
+      // Where nothing decoded the new media before the switch, whoever reads the tracks from now
+      // on (a Node client) missed its first key frame: ask for another.
+      if (seen !== 'decoded') next.requestKeyFrames();
       moved = true;
       this.#log.info({ from: old?.nodeId, to: next.nodeId, reason }, 'moved (make-before-break)');
     } catch (err) {
@@ -298,9 +301,10 @@ export class Watch extends TypedEmitter<WatchEvents> {
 /**
  * Resolve once the new connection can take over without a freeze: a video frame decoded
  * (browsers report framesDecoded), or, where nothing decodes (Node clients), media bytes
- * received; or after `timeoutMs`, or as soon as `giveUp()` says waiting is pointless.
+ * received; or after `timeoutMs`, or as soon as `giveUp()` says waiting is pointless. Says
+ * which it saw.
  */
-async function waitForMedia(conn: ViewerConnection, timeoutMs: number, giveUp: () => boolean = () => false): Promise<void> {
+async function waitForMedia(conn: ViewerConnection, timeoutMs: number, giveUp: () => boolean = () => false): Promise<'decoded' | 'bytes' | 'none'> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !conn.closed && !giveUp()) {
     // Audio arrives before the first video key frame: judge by video where there is some.
@@ -311,7 +315,7 @@ async function waitForMedia(conn: ViewerConnection, timeoutMs: number, giveUp: (
         for (const s of stats.values() as Iterable<{ type: string; bytesReceived?: number; framesDecoded?: number }>) {
           if (s.type !== 'inbound-rtp') continue;
           // Padding probes count as bytes before any frame: trust frames where they are counted.
-          if (s.framesDecoded !== undefined ? s.framesDecoded > 0 : (s.bytesReceived ?? 0) > 0) return;
+          if (s.framesDecoded !== undefined ? s.framesDecoded > 0 : (s.bytesReceived ?? 0) > 0) return s.framesDecoded !== undefined ? 'decoded' : 'bytes';
         }
       } catch {
         // stats unavailable in this environment: fall through to the timeout
@@ -319,6 +323,7 @@ async function waitForMedia(conn: ViewerConnection, timeoutMs: number, giveUp: (
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+  return 'none';
 }
 
 /** Watch a stream: `const w = await watch({ url, streamId }); video.srcObject = w.mediaStream;` */

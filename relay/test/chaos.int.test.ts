@@ -119,6 +119,26 @@ function treeDeployment() {
   return d;
 }
 
+/**
+ * Record, for each viewer, the video tracks its key frames arrive on; `check()` waits until each
+ * has one on a track newer than those it had now: a decoder can start again on the new node.
+ */
+function keyframesOnNewTracks(viewers: NodeViewer[]) {
+  const had = viewers.map((v) => v.videoTracks);
+  const seen = viewers.map(() => [] as number[]);
+  viewers.forEach((v, i) => {
+    const previous = v.onFrame;
+    v.onFrame = (at, key, track) => {
+      previous?.(at, key, track);
+      if (key) seen[i]!.push(track);
+    };
+  });
+  return {
+    had,
+    check: (what: string) => waitFor(() => viewers.every((_v, i) => seen[i]!.some((t) => t > had[i]!)), { what, timeoutMs: RECOVERY_MS }),
+  };
+}
+
 describe('a relay dies (kill -9) while serving viewers and a child relay', () => {
   const d = treeDeployment();
   afterAll(() => d.stop());
@@ -137,16 +157,12 @@ describe('a relay dies (kill -9) while serving viewers and a child relay', () =>
       videoTrack: v.watch.mediaStream.getVideoTracks()[0],
     }));
     for (const h of had) expect(h.videoTrack).toBeDefined();
-    const keyframeTracks = hit.map(() => [] as number[]);
-    hit.forEach((v, i) => (v.onFrame = (_at, key, track) => key && keyframeTracks[i]!.push(track)));
+    const keyframes = keyframesOnNewTracks(hit);
 
     await victim.kill();
     await allReceive(viewers, 20, 'every viewer (those of the killed relay and of its child) to receive media again');
     // A fresh key frame on the new node's track (requested on recovery), not one from before the kill.
-    await waitFor(() => hit.every((_v, i) => keyframeTracks[i]!.some((t) => t > had[i]!.tracks)), {
-      what: "a key frame on each failed-over viewer's new track",
-      timeoutMs: RECOVERY_MS,
-    });
+    await keyframes.check("a key frame on each failed-over viewer's new track");
     hit.forEach((v, i) => {
       const h = had[i]!;
       expect(v.watch.nodeId).not.toBe(victim.nodeId);
@@ -202,9 +218,13 @@ describe('a relay freezes (SIGSTOP, as when a laptop lid closes) while serving v
     victim = feeder.relay;
     const { child, viewers: hit } = feeder;
     expect(hit.length).toBeGreaterThan(0);
+    const keyframes = keyframesOnNewTracks(hit);
 
     victim.freeze();
     await allReceive(viewers, 20, 'every viewer (those of the frozen relay and of its child) to receive media again');
+    // Whether they moved on suspicion (make-before-break) or after the node was declared gone,
+    // each got a key frame it can start decoding from on the new node's track.
+    await keyframes.check("a key frame on each viewer's new track after the freeze");
     for (const v of hit) {
       expect(v.watch.nodeId).not.toBe(victim.nodeId);
       expect(v.counters.ended).toBe(false);
@@ -242,6 +262,7 @@ describe('a relay drains on SIGTERM', () => {
     const { relay: leaving, child, viewers: moved, childViewers } = await d.feeder();
     expect(moved.length).toBeGreaterThan(0);
     expect(childViewers.length, 'the child relay serves viewers too').toBeGreaterThan(0);
+    const keyframes = keyframesOnNewTracks(moved);
 
     const code = await leaving.stop('SIGTERM');
     expect(code).toBe(0);
@@ -260,6 +281,9 @@ describe('a relay drains on SIGTERM', () => {
     await allReceive(viewers, 20, 'every viewer to keep receiving media after the drain');
     for (const v of viewers) expect(v.counters.ended).toBe(false);
     for (const v of moved) expect(v.watch.nodeId).not.toBe(leaving.nodeId);
+    // These viewers decode nothing, so they switched on the first bytes: the SDK asked the new
+    // node for a key frame, which they received on the new track.
+    await keyframes.check("a key frame on each moved viewer's new track");
     // A planned move is make-before-break: the SDK switched nodes without a reconnect episode,
     // and the child relay's viewers stayed where they were while their relay changed parent.
     for (const v of moved) expect(v.counters.reconnects, `${v.counters.reconnectCauses.join('; ')}; SDK warnings: ${v.counters.warnings.join('; ')}`).toBe(0);
