@@ -103,6 +103,12 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   readonly #pendingOrphans = new Map<string, { streamId: string; childId: string }>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #sweeping = false;
+  /**
+   * Since when the store has answered every sweep. Heartbeats that could not be written while
+   * it was away (a Redis restart, one that kept its data on disk included) make every node look
+   * expired: no node is declared dead before the store has been back for a full node TTL.
+   */
+  #storeUpSince: number;
   #closed = false;
 
   static async create(options: TopologyControllerOptions, deps: TopologyControllerDeps): Promise<TopologyController> {
@@ -118,6 +124,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     this.#log = deps.logger.child({ component: 'TopologyController' });
     this.#tokens = deps.tokens;
     this.#clock = deps.clock ?? systemClock;
+    this.#storeUpSince = this.#clock.now();
     if (options.watchTokenRequired && !deps.tokens) throw new TypeError('watchTokenRequired needs a TokenService');
     this.#unsubscribe = this.store.subscribe((e) => this.#onEvent(e));
   }
@@ -332,7 +339,14 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     this.#sweeping = true;
     try {
       const now = this.#clock.now();
-      for (const id of await this.store.expiredNodes(now)) await this.nodeGone(id, 'heartbeats stopped');
+      const expired = await this.store.expiredNodes(now);
+      if (this.#storeUpSince === Number.POSITIVE_INFINITY) {
+        this.#storeUpSince = now;
+        this.#log.info({ graceMs: this.options.nodeTtlMs }, 'store answers again; nodes get a full TTL to heartbeat before any is declared gone');
+      }
+      if (now - this.#storeUpSince >= this.options.nodeTtlMs) {
+        for (const id of expired) await this.nodeGone(id, 'heartbeats stopped');
+      }
       for (const [key, o] of [...this.#pendingOrphans]) {
         this.#pendingOrphans.delete(key);
         // Retry without the exclusion: a parent that was refused (e.g. its worker had just died)
@@ -346,6 +360,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
       }
     } catch (err) {
       this.#log.warn({ err }, 'sweep failed');
+      this.#storeUpSince = Number.POSITIVE_INFINITY;
     } finally {
       this.#sweeping = false;
     }

@@ -172,6 +172,51 @@ describe('TopologyController', () => {
     expect(await store.getNode('rA', clock.t)).toBeUndefined();
   });
 
+  it('a store that was away (heartbeats not written) gets a full TTL back before any node is declared gone', async () => {
+    const { store: inner } = { store: new MemoryTopologyStore() };
+    let down = false;
+    const store = new Proxy(inner, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop) as unknown;
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) => {
+          if (down && prop !== 'subscribe' && prop !== 'close') return Promise.reject(new Error('redis down'));
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    }) as TopologyStore;
+    const { controller } = await setup({ store });
+    await controller.registerNode(record('rA'), 'ready');
+    await controller.registerNode(record('rB'), 'ready');
+    const gone = vi.fn();
+    controller.observer.on('nodegone', gone);
+    clock.t += 4000; // past the first TTL after start: verdicts are allowed
+    await controller.nodeHeartbeat(record('origin', 'origin', { maxViewers: 1 }), 'ready', snap(1));
+    await controller.nodeHeartbeat(record('rA'), 'ready', snap(0));
+    await controller.nodeHeartbeat(record('rB'), 'ready', snap(0));
+    down = true;
+    clock.t += 10_000; // the store is away for longer than a TTL: nothing is written
+    await controller.sweep();
+    down = false;
+    await controller.sweep(); // back: every node's last heartbeat looks 10 s old
+    expect(gone).not.toHaveBeenCalled();
+    clock.t += 1000;
+    await controller.nodeHeartbeat(record('origin', 'origin', { maxViewers: 1 }), 'ready', snap(1));
+    await controller.nodeHeartbeat(record('rA'), 'ready', snap(0)); // rA is alive; rB is not
+    clock.t += 1900;
+    await controller.sweep();
+    expect(gone).not.toHaveBeenCalled();
+    expect(await store.getNode('rB', clock.t)).toBeDefined();
+    await controller.nodeHeartbeat(record('origin', 'origin', { maxViewers: 1 }), 'ready', snap(1));
+    await controller.nodeHeartbeat(record('rA'), 'ready', snap(0));
+    clock.t += 200; // a full TTL since the store came back: rB, silent all along, is judged; the others are not
+    await controller.sweep();
+    expect(await store.getNode('rB', clock.t)).toBeUndefined();
+    expect(await store.getNode('rA', clock.t)).toBeDefined();
+    expect(await store.getNode('origin', clock.t)).toBeDefined();
+    expect(gone).not.toHaveBeenCalled(); // (nodegone is observed only for nodes that carried something)
+  });
+
   it.each([
     { path: 'packet loss over demoteLossRate', unhealthy: { lossRate: 0.5 } },
     { path: 'CPU over demoteCpu', unhealthy: { cpu: 0.95 } },
