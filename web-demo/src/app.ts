@@ -306,7 +306,8 @@ async function watchPage(): Promise<void> {
   w.on(CascadeEvent.Error, (e) => {
     demo.error = { code: e.code, message: e.message };
     setState('error');
-    setMessage('error', `${escapeHtml(e.message)}<br><code>${escapeHtml(e.code)}</code>`);
+    // The SDK gave up (no node had room, or none answered, for a minute): the viewer may try again.
+    setMessage('error', `${escapeHtml(e.message)}<br><code>${escapeHtml(e.code)}</code><br><a href="" data-testid="retry">Try again</a>`);
   });
   w.on(CascadeEvent.Track, () => void video.play().catch(() => {}));
 }
