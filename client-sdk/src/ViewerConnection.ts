@@ -147,17 +147,6 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     return [...this.#consumers.values()];
   }
 
-  /**
-   * Ask the node for a key frame on every video consumer: a client that switched to this
-   * connection after its first key frame went by (a make-before-break move where nothing
-   * decodes, as in Node) needs a new one to start from. Errors are ignored (an older node).
-   */
-  requestKeyFrames(): void {
-    for (const c of this.#consumers.values()) {
-      if (c.kind === 'video' && !c.closed) this.#signal.request('consumer.requestKeyFrame', { consumerId: c.id }).catch(() => {});
-    }
-  }
-
   /** Close the connection (and its consumers) without emitting an error. */
   close(): void {
     if (this.#closed) return;

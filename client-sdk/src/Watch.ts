@@ -49,6 +49,9 @@ export type WatchEvents = {
   listenererror: [event: string, error: unknown];
 };
 
+/** Browsers decode what they receive (and report framesDecoded); Node clients hand RTP to the caller. */
+const DECODES_MEDIA = typeof document !== 'undefined';
+
 /** How long a planned move waits for the new node's media before switching anyway (ms). */
 const MOVE_MEDIA_WAIT_MS = 3000;
 
@@ -261,16 +264,16 @@ export class Watch extends TypedEmitter<WatchEvents> {
         next.close();
         return;
       }
-      // Wait for the new node's media, unless the old node is gone already: then switch at once.
-      const seen = await waitForMedia(next, MOVE_MEDIA_WAIT_MS, () => !!old?.closed);
+      // A page keeps showing the old node's picture until the new node's decodes (unless the old
+      // node is gone already: then at once). Where nothing decodes (Node clients) there is no
+      // picture to keep, and whoever reads the tracks must see the new node's first key frame
+      // arrive: switch now, before it does.
+      if (DECODES_MEDIA) await waitForMedia(next, MOVE_MEDIA_WAIT_MS, () => !!old?.closed);
       if (this.#stopped || this.#conn !== old || next.closed) {
         next.close();
         return;
       }
       this.#adopt(next);
-      // Where nothing decoded the new media before the switch, whoever reads the tracks from now
-      // on (a Node client) missed its first key frame: ask for another.
-      if (seen !== 'decoded') next.requestKeyFrames();
       moved = true;
       this.#log.info({ from: old?.nodeId, to: next.nodeId, reason }, 'moved (make-before-break)');
     } catch (err) {
@@ -301,10 +304,9 @@ export class Watch extends TypedEmitter<WatchEvents> {
 /**
  * Resolve once the new connection can take over without a freeze: a video frame decoded
  * (browsers report framesDecoded), or, where nothing decodes (Node clients), media bytes
- * received; or after `timeoutMs`, or as soon as `giveUp()` says waiting is pointless. Says
- * which it saw.
+ * received; or after `timeoutMs`, or as soon as `giveUp()` says waiting is pointless.
  */
-async function waitForMedia(conn: ViewerConnection, timeoutMs: number, giveUp: () => boolean = () => false): Promise<'decoded' | 'bytes' | 'none'> {
+async function waitForMedia(conn: ViewerConnection, timeoutMs: number, giveUp: () => boolean = () => false): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !conn.closed && !giveUp()) {
     // Audio arrives before the first video key frame: judge by video where there is some.
@@ -315,7 +317,7 @@ async function waitForMedia(conn: ViewerConnection, timeoutMs: number, giveUp: (
         for (const s of stats.values() as Iterable<{ type: string; bytesReceived?: number; framesDecoded?: number }>) {
           if (s.type !== 'inbound-rtp') continue;
           // Padding probes count as bytes before any frame: trust frames where they are counted.
-          if (s.framesDecoded !== undefined ? s.framesDecoded > 0 : (s.bytesReceived ?? 0) > 0) return s.framesDecoded !== undefined ? 'decoded' : 'bytes';
+          if (s.framesDecoded !== undefined ? s.framesDecoded > 0 : (s.bytesReceived ?? 0) > 0) return;
         }
       } catch {
         // stats unavailable in this environment: fall through to the timeout
@@ -323,7 +325,6 @@ async function waitForMedia(conn: ViewerConnection, timeoutMs: number, giveUp: (
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return 'none';
 }
 
 /** Watch a stream: `const w = await watch({ url, streamId }); video.srcObject = w.mediaStream;` */

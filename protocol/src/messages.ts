@@ -238,8 +238,6 @@ export const NodeRequests = {
     Type.Object({ consumers: Type.Array(ConsumerInfo) }),
   ),
   'consumer.resume': req(Type.Object({ consumerId: Id }), Empty),
-  /** Ask for a key frame on a consumer (throttled toward the broadcaster like every request). */
-  'consumer.requestKeyFrame': req(Type.Object({ consumerId: Id }), Empty),
   /** Child relay: open an SRTP pipe for a stream it was assigned (the ticket proves it). */
   'pipe.open': req(
     Type.Object({

@@ -281,8 +281,8 @@ describe('a relay drains on SIGTERM', () => {
     await allReceive(viewers, 20, 'every viewer to keep receiving media after the drain');
     for (const v of viewers) expect(v.counters.ended).toBe(false);
     for (const v of moved) expect(v.watch.nodeId).not.toBe(leaving.nodeId);
-    // These viewers decode nothing, so they switched on the first bytes: the SDK asked the new
-    // node for a key frame, which they received on the new track.
+    // These viewers decode nothing: the SDK switched them as soon as the new node answered, so
+    // the new node's first key frame arrived on the track they read.
     await keyframes.check("a key frame on each moved viewer's new track");
     // A planned move is make-before-break: the SDK switched nodes without a reconnect episode,
     // and the child relay's viewers stayed where they were while their relay changed parent.

@@ -64,14 +64,6 @@ export class ViewerService implements NodeService {
           throw fromMediasoup(err, 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS');
         }
         return {};
-      })
-      .handle('consumer.requestKeyFrame', async ({ consumerId }) => {
-        session.requireRole('viewer');
-        const consumer = this.#states.get(session)?.consumers.get(consumerId);
-        if (!consumer) throw new CascadeError('CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND', consumerId);
-        // The producer's keyFrameRequestDelay (the origin's throttle) bounds what reaches the broadcaster.
-        if (consumer.kind === 'video') await consumer.requestKeyFrame().catch(() => {});
-        return {};
       });
   }
 
