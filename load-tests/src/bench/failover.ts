@@ -321,7 +321,7 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
         unit: 'ms',
         baseline: { name: 'relay killed: the same, p95', value: killSeen.p95, unit: 'ms' },
         ratio: frozenSeen.p95 / killSeen.p95,
-        note: `p50 ${frozenSeen.p50} ms, max ${frozenSeen.max} ms over ${frozenSeen.count} failovers (${rounds} freezes). Nothing closes, so the SDK notices by its keep-alive instead of a closed socket (a ping once it has heard nothing for 250 ms; unanswered for 500 ms, it moves make-before-break; the node is gone after 1.5 s); the ratio is what silence costs against a crash. werift viewers (first complete key frame): p50 ${frozen.p50} ms, p95 ${frozen.p95} ms: they decode nothing, so they switch on the new node's first bytes and then ask for a key frame, which the throttle may hold back for up to a second. ${throttleGroups(samples.freeze)}`,
+        note: `p50 ${frozenSeen.p50} ms, max ${frozenSeen.max} ms over ${frozenSeen.count} failovers (${rounds} freezes). Nothing closes, so the SDK notices by its keep-alive instead of a closed socket (a ping once it has heard nothing for 250 ms; unanswered for 500 ms, it moves make-before-break; the node is gone after 1.5 s); the ratio is what silence costs against a crash. werift viewers (first complete key frame): p50 ${frozen.p50} ms, p95 ${frozen.p95} ms; they decode nothing, so the SDK switches them as soon as the new node answers. ${throttleGroups(samples.freeze)}`,
       },
       {
         name: 'planned move (SIGTERM drain): longest time without a presented frame at a browser viewer, p95',
@@ -329,7 +329,7 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
         unit: 'ms',
         baseline: { name: 'relay killed: the same at a browser viewer, p95', value: killSeen.p95, unit: 'ms' },
         ratio: drainSeen.p95 / killSeen.p95,
-        note: `p50 ${drainSeen.p50} ms, max ${drainSeen.max} ms over ${drainSeen.count} browser moves (30 fps presents a frame every 33 ms). Lower is better; the ratio is what make-before-break saves against a crash. Switch-over (signal to the SDK adopting the new node) at werift viewers: p50 ${drain.p50} ms, p95 ${drain.p95} ms; werift viewers cannot see decoded frames, so they switch on the first bytes and show a gap of p95 ${drainFreeze.p95} ms.`,
+        note: `p50 ${drainSeen.p50} ms, max ${drainSeen.max} ms over ${drainSeen.count} browser moves (30 fps presents a frame every 33 ms). Lower is better; the ratio is what make-before-break saves against a crash. Switch-over (signal to the SDK adopting the new node) at werift viewers: p50 ${drain.p50} ms, p95 ${drain.p95} ms; werift viewers decode nothing, so the SDK switches them as soon as the new node answers; they show a gap of p95 ${drainFreeze.p95} ms.`,
       },
     ],
     details: { killAll, frozenAll, kill, frozen, drain, join, killFreeze, frozenFreeze, drainFreeze, browserKillFreeze: killSeen, browserFrozenFreeze: frozenSeen, browserDrainFreeze: drainSeen, rounds, viewersPerRelay: perRelay, browserViewers: browsers },
