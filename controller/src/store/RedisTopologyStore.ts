@@ -244,11 +244,7 @@ export class RedisTopologyStore implements TopologyStore {
     for (const id of ids) pipe.zscore(KEYS.expiry, id);
     for (const id of ids) pipe.smembers(KEYS.nodeStreams(id));
     const res = await this.#call(() => pipe.exec());
-    const reply = (i: number): unknown => {
-      const [err, value] = res?.[i] ?? [null, null];
-      if (err) throw storeError(err);
-      return value;
-    };
+    const reply = (i: number) => pipelineReply(res, i);
     const col = (i: number) => (reply(i) ?? []) as (string | null)[];
     const [nodes, statuses, viewers, stats] = [col(0), col(1), col(2), col(3)];
     const streamsOf = (i: number) => (reply(4 + ids.length + i) ?? []) as string[];
@@ -262,8 +258,7 @@ export class RedisTopologyStore implements TopologyStore {
       for (const { i, streamId } of entries) treePipe.hget(KEYS.tree(streamId), ids[i]!);
       const trees = await this.#call(() => treePipe.exec());
       entries.forEach(({ i }, k) => {
-        const [err, raw] = trees?.[k] ?? [null, null];
-        if (err) throw storeError(err);
+        const raw = pipelineReply(trees, k);
         if (raw) children[i]! += (JSON.parse(raw as string) as TreeEntry).children;
       });
     }
@@ -312,6 +307,13 @@ export class RedisTopologyStore implements TopologyStore {
       throw storeError(err);
     }
   }
+}
+
+/** The value of a pipeline's i-th command; an error reply there raises the store's coded error. */
+function pipelineReply(res: [Error | null, unknown][] | null | undefined, i: number): unknown {
+  const [err, value] = res?.[i] ?? [null, null];
+  if (err) throw storeError(err);
+  return value;
 }
 
 function storeError(err: unknown): CascadeError {
