@@ -6,6 +6,7 @@ import {
   Peer,
   TypedEmitter,
   signallingUrl,
+  webSocketChannel,
   type NodeParams,
   type NodeRequestType,
   type NodeResult,
@@ -47,6 +48,8 @@ export type SignalClientEvents = {
   notification: [type: NotificationType, data: unknown];
   /** A ping has gone unanswered for `suspectAfterMs`: the node may have frozen or dropped off the network. */
   suspect: [];
+  /** A ping was sent (nothing heard for a while): a moment to note how much media has come. */
+  ping: [];
   close: [code: number, reason: string];
   listenererror: [event: string, error: unknown];
 };
@@ -74,7 +77,14 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
       return Promise.reject(new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', `bad URL ${baseUrl}`));
     }
     return new Promise((resolve, reject) => {
-      const ws = new Ctor(url);
+      let ws: WebSocket;
+      try {
+        ws = new Ctor(url);
+      } catch (err) {
+        // A browser refuses some connections at once (an insecure ws:// from a secure page): typed, never thrown raw.
+        reject(typedError(err));
+        return;
+      }
       const timer = setTimeout(() => {
         ws.close();
         reject(new ConnectionError('CASCADE_ERR_CLIENT_TIMEOUT', `connecting to ${baseUrl}`));
@@ -97,19 +107,17 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
   private constructor(url: string, ws: WebSocket, keepAlive: KeepAliveOptions | false) {
     super();
     this.url = url;
+    const channel = webSocketChannel(ws);
+    // Anything the node sends counts as heard (before the Peer reads it: its handlers may be slow).
+    channel.onMessage(() => (this.#lastHeard = Date.now()));
     this.#peer = new Peer({
-      socket: ws,
+      channel,
       inbound: {},
       outbound: NodeRequests,
       notifications: Notifications,
       maxMessageBytes: 4 * 1024 * 1024,
       ignoreUnknownNotifications: true,
     });
-    ws.addEventListener('message', (ev) => {
-      this.#lastHeard = Date.now();
-      this.#peer.receive(ev.data);
-    });
-    ws.addEventListener('close', (ev) => this.#peer.socketClosed(ev.code, ev.reason));
     ws.addEventListener('error', () => {});
     this.#peer.on('notification', (type, data) => this.safeEmit('notification', type as NotificationType, data));
     if (keepAlive) this.#startKeepAlive(keepAlive);
@@ -151,6 +159,7 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
       }
       if (now - this.#lastHeard < intervalMs) return;
       this.#pingSentAt = now;
+      this.safeEmit('ping');
       // The answer (or any error reply: an older node without pings is alive too) counts as heard.
       this.#peer.request('session.ping', {}, { timeoutMs: deadAfterMs * 2 }).catch(() => {});
     }, intervalMs);

@@ -1,11 +1,11 @@
 import { Device } from 'mediasoup-client';
 import type { types as msc } from 'mediasoup-client';
-import { TypedEmitter, type ConsumerInfo, type IceServer, type StreamInfo, type StreamState } from '@cascade/protocol';
-import { ConnectionError, ProtocolError, typedError } from './errors.js';
+import { TypedEmitter, type CascadeError, type ConsumerInfo, type IceServer, type StreamInfo, type StreamState } from '@cascade/protocol';
+import { ConnectionError, typedError } from './errors.js';
 import { closeError, SignalClient, type KeepAliveOptions, type WebSocketCtor } from './SignalClient.js';
 
 export interface ViewerConnectionOptions {
-  /** Where to ask for the stream (any node); redirects are followed from there. */
+  /** The deployment's public endpoint: it serves the viewer, itself or through the node the controller picks. */
   entryUrl: string;
   streamId: string;
   token?: string;
@@ -24,6 +24,16 @@ export type ViewerConnectionEvents = {
   draining: [];
   /** The node has not answered a ping for a while: it may have frozen or dropped off the network. */
   suspect: [];
+  /**
+   * The signalling connection dropped while media still flows (the public endpoint went away,
+   * not the node serving the media): the media stays until the viewer has moved.
+   */
+  signallost: [error: CascadeError];
+  /**
+   * Pings go unanswered but media keeps arriving: the way our messages travel to the node is
+   * broken (a frozen or restarting controller in between), not the node. Join again, keeping the media.
+   */
+  signalsilent: [];
   /** The connection is gone (by error, or close()). */
   closed: [error: Error | undefined];
   listenererror: [event: string, error: unknown];
@@ -50,11 +60,11 @@ export class DeviceCache {
   }
 }
 
-const MAX_REDIRECTS = 3;
-
 /**
- * A viewer's connection to the one node that serves it: follows the controller's redirect,
- * then a recv transport and one consumer per source. It does not reconnect; `Watch` does.
+ * A viewer's session with the node that serves it, over one signalling connection to the
+ * deployment's public endpoint (which carries it to a relay when the controller places the
+ * viewer there): a recv transport and one consumer per source. The only connection a viewer
+ * opens to a relay is for media. It does not reconnect; `Watch` does.
  */
 export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
   readonly nodeId: string;
@@ -63,30 +73,23 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
   readonly #transport: msc.Transport;
   readonly #consumers = new Map<string, msc.Consumer>();
   #queue: Promise<void> = Promise.resolve();
+  /** Media bytes received when the last ping left (undefined where stats are unavailable). */
+  #atPing: number | undefined;
   #closed = false;
 
   static async open(options: ViewerConnectionOptions): Promise<ViewerConnection> {
-    let url = options.entryUrl;
-    let ticket: string | undefined;
-    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-      const signal = await SignalClient.connect(url, {
-        ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
-        ...(options.keepAlive !== undefined ? { keepAlive: options.keepAlive } : {}),
-        timeoutMs: options.timeoutMs,
-      });
+    const signal = await SignalClient.connect(options.entryUrl, {
+      ...(options.WebSocket ? { WebSocket: options.WebSocket } : {}),
+      ...(options.keepAlive !== undefined ? { keepAlive: options.keepAlive } : {}),
+      timeoutMs: options.timeoutMs,
+    });
+    {
       try {
         const res = await signal.request('stream.watch', {
           streamId: options.streamId,
-          ...(ticket ? { ticket } : {}),
           ...(options.token ? { token: options.token } : {}),
           ...(options.exclude.length ? { exclude: options.exclude.slice(-16) } : {}),
         });
-        if (res.action === 'redirect') {
-          signal.close();
-          url = res.url;
-          ticket = res.ticket;
-          continue;
-        }
         const device = await options.devices.get(res.rtpCapabilities as msc.RtpCapabilities);
         const info = await signal.request('transport.create', { direction: 'recv' });
         const transport = device.createRecvTransport({
@@ -104,7 +107,6 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
         throw typedError(err);
       }
     }
-    throw new ProtocolError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'too many redirects');
   }
 
   private constructor(nodeId: string, stream: StreamInfo, signal: SignalClient, transport: msc.Transport) {
@@ -128,7 +130,21 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
         disconnectTimer = setTimeout(() => this.#fail(new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'media transport disconnected')), 2000);
       }
     });
-    signal.on('close', (code, reason) => this.#fail(closeError(code, reason)));
+    signal.on('close', (code, reason) => {
+      const err = closeError(code, reason);
+      // An abrupt close of the signalling alone (the endpoint we talk to restarted), or pings that
+      // went unanswered while media kept coming, leave the media path up.
+      if ((err.code === 'CASCADE_ERR_CLIENT_CONNECTION' || err.code === 'CASCADE_ERR_CLIENT_TIMEOUT') && transport.connectionState === 'connected') {
+        void this.#mediaSinceLastPing().then((flowing) => {
+          if (this.#closed) return;
+          if (flowing || err.code === 'CASCADE_ERR_CLIENT_CONNECTION') this.safeEmit('signallost', err);
+          else this.#fail(err);
+        });
+        return;
+      }
+      this.#fail(err);
+    });
+    signal.on('ping', () => void this.#bytesReceived().then((bytes) => (this.#atPing = bytes)));
     signal.onNotification('consumer.new', (c) => this.#enqueue(() => this.#consume(c)));
     signal.onNotification('consumer.closed', ({ consumerId }) => {
       this.#consumers.get(consumerId)?.close();
@@ -136,7 +152,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     });
     signal.onNotification('stream.state', ({ state }) => this.safeEmit('streamstate', state));
     signal.onNotification('node.draining', () => this.safeEmit('draining'));
-    signal.on('suspect', () => this.safeEmit('suspect'));
+    signal.on('suspect', () => void this.#mediaSinceLastPing().then((flowing) => !this.#closed && this.safeEmit(flowing ? 'signalsilent' : 'suspect')));
   }
 
   get closed(): boolean {
@@ -163,6 +179,28 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
       rtpCapabilities: device.recvRtpCapabilities as never,
     });
     for (const c of consumers) await this.#enqueue(() => this.#consume(c));
+  }
+
+  /** Media bytes received so far over every consumer, or undefined where this environment gives no stats. */
+  async #bytesReceived(): Promise<number | undefined> {
+    let total: number | undefined;
+    for (const c of this.#consumers.values()) {
+      try {
+        for (const s of (await c.getStats()).values() as Iterable<{ type: string; bytesReceived?: number }>) {
+          if (s.type === 'inbound-rtp' && typeof s.bytesReceived === 'number') total = (total ?? 0) + s.bytesReceived;
+        }
+      } catch {
+        // closed meanwhile, or no stats here
+      }
+    }
+    return total;
+  }
+
+  /** Whether media arrived since the last ping left (false when it cannot be told). */
+  async #mediaSinceLastPing(): Promise<boolean> {
+    const before = this.#atPing;
+    const now = await this.#bytesReceived();
+    return before !== undefined && now !== undefined && now > before;
   }
 
   #enqueue(task: () => Promise<void>): Promise<void> {

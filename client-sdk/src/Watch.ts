@@ -158,6 +158,14 @@ export class Watch extends TypedEmitter<WatchEvents> {
     // A node silent for a moment may be frozen or cut off: get going elsewhere while it still
     // might answer (make-before-break), instead of waiting for it to be declared dead.
     conn.on('suspect', () => void this.#move('unresponsive'));
+    // The way to the node is broken but its media still comes: join again, keeping it until then.
+    conn.on('signalsilent', () => void this.#move('signal lost'));
+    // Our endpoint went away but the media still flows: keep it while we join again elsewhere.
+    conn.on('signallost', (err) => {
+      if (this.#conn !== conn || this.#stopped) return;
+      if (this.#moving) this.#lostDuringMove = err;
+      else void this.#move('signal lost', err);
+    });
     conn.on('closed', (err) => {
       if (this.#conn !== conn || this.#stopped) return;
       this.#onLost(err ?? new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'connection closed'));
@@ -199,7 +207,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
     }
     // A node that vanished is avoided; one that closed us with a reason (its worker died,
     // it restarts a session) is alive and may well be the right place to come back to.
-    const vanished = err.code === 'CASCADE_ERR_CLIENT_CONNECTION' || err.code === 'CASCADE_ERR_CLIENT_TIMEOUT';
+    const vanished = err.code === 'CASCADE_ERR_CLIENT_CONNECTION' || err.code === 'CASCADE_ERR_CLIENT_TIMEOUT' || err.code === 'CASCADE_ERR_NODE_GONE';
     const nodeId = this.#conn?.nodeId;
     if (vanished && nodeId && !this.#exclude.includes(nodeId)) this.#exclude.push(nodeId);
     if (this.#moving) {
@@ -250,15 +258,23 @@ export class Watch extends TypedEmitter<WatchEvents> {
     }
   }
 
-  /** The node is draining or unresponsive: join elsewhere, switch once the new node's media flows, then leave. */
-  async #move(reason: 'draining' | 'unresponsive'): Promise<void> {
-    if (this.#moving || this.#reconnecting || this.#stopped) return;
+  /**
+   * The node is draining or unresponsive, or our signalling was lost with the media still up:
+   * join elsewhere, switch once the new node's media flows, then leave. `lost`: the current
+   * connection can no longer be used, so a failed move reconnects.
+   */
+  async #move(reason: 'draining' | 'unresponsive' | 'signal lost', lost?: CascadeError): Promise<void> {
+    if (this.#moving || this.#reconnecting || this.#stopped) {
+      if (lost && !this.#moving && !this.#reconnecting && !this.#stopped) void this.#reconnect(lost);
+      return;
+    }
     this.#moving = true;
-    this.#lostDuringMove = undefined;
+    this.#lostDuringMove = lost;
     const old = this.#conn;
     let moved = false;
     try {
-      if (old && !this.#exclude.includes(old.nodeId)) this.#exclude.push(old.nodeId);
+      // A node that drains or went silent is avoided; one whose media still flows (only our endpoint went away) is not.
+      if (reason !== 'signal lost' && old && !this.#exclude.includes(old.nodeId)) this.#exclude.push(old.nodeId);
       const next = await this.#open();
       if (this.#stopped || this.#conn !== old) {
         next.close();

@@ -42,9 +42,21 @@ const BY_CODE: Partial<Record<ErrorCode, Ctor>> = {
   CASCADE_ERR_MEDIA_INVALID_RTP_PARAMETERS: MediaError,
 };
 
+/**
+ * A browser's refusal (a DOMException named SecurityError, e.g. an insecure WebSocket from a
+ * secure page) carries a numeric `code` of its own: it becomes CLIENT_BLOCKED, never a code the
+ * page would take for one of ours.
+ */
+function fromForeign(err: unknown): CascadeError {
+  const name = (err as { name?: unknown })?.name;
+  const message = String((err as Error)?.message ?? err);
+  if (name === 'SecurityError' || name === 'NotAllowedError') return new CascadeError('CASCADE_ERR_CLIENT_BLOCKED', message, { cause: err });
+  return new CascadeError('CASCADE_ERR_INTERNAL', message, { cause: err });
+}
+
 /** The SDK class for a coded error; the message is kept. */
 export function typedError(err: unknown): CascadeError {
-  const e = err instanceof CascadeError ? err : new CascadeError('CASCADE_ERR_INTERNAL', String((err as Error)?.message ?? err), { cause: err });
+  const e = err instanceof CascadeError ? err : fromForeign(err);
   let Cls: Ctor | undefined = BY_CODE[e.code];
   if (!Cls) {
     if (e.code.startsWith('CASCADE_ERR_AUTH_')) Cls = AuthError;

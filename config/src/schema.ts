@@ -44,6 +44,10 @@ export const ConfigSchema = Type.Object(
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'HTTP/WebSocket port (0: any free port).' }),
         /** URL clients use to reach this process (behind a proxy, or across hosts). Empty: http://<announced ip>:<port>. */
         publicUrl: Type.String({ default: '', description: 'URL clients use to reach this process (behind a proxy, or across hosts). Empty: http://<announced ip>:<port>.' }),
+        trustProxy: Type.Array(Type.String(), {
+          default: ['127.0.0.1', '::1'],
+          description: "Addresses of reverse proxies (TLS terminators) whose X-Forwarded-For names the real client: what the controller takes as a relay's address and a viewer's.",
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -71,6 +75,12 @@ export const ConfigSchema = Type.Object(
         }),
         rtcMinPort: Type.Integer({ minimum: 1, maximum: 65535, default: 40000, description: 'Lowest UDP/TCP port for media.' }),
         rtcMaxPort: Type.Integer({ minimum: 1, maximum: 65535, default: 49999, description: 'Highest UDP/TCP port for media.' }),
+        mediaPort: Type.Integer({
+          minimum: -1,
+          maximum: 65535,
+          default: 40000,
+          description: 'UDP and TCP port every WebRTC transport of the first worker shares (worker i uses mediaPort + i): the one port viewers reach this node on. 0: a free port of the rtc range per worker. -1: no shared port (each transport takes its own ports from the range).',
+        }),
         listenIps: Type.Array(ListenIp, { default: [{ ip: '0.0.0.0', announcedIp: '' }], minItems: 1, description: 'Media listen addresses and the address announced for each (IPv4 and IPv6). Empty announcedIp: detected.' }),
         /** bps a broadcaster may send per transport. */
         maxIncomingBitrate: Type.Integer({ minimum: 100000, default: 5000000, description: 'bps a broadcaster may send per transport.' }),
@@ -109,6 +119,10 @@ export const ConfigSchema = Type.Object(
           default: 64,
           description: "Relay pipes the origin feeds, all streams together; each stream's tree takes at most topology.maxChildren of them.",
         }),
+        controllerUrl: Type.String({
+          default: '',
+          description: 'For an origin without the controller role: the controller to register with (http(s)://…); the origin authenticates with a token it makes from auth.secret.',
+        }),
         /** Minimum gap between key frame requests sent to a broadcaster. */
         keyFrameRequestDelayMs: Ms(1000, 0, 'Minimum gap between key frame requests sent to a broadcaster.'),
         /** How long a stream waits for its broadcaster to come back before it ends. */
@@ -136,7 +150,17 @@ export const ConfigSchema = Type.Object(
           default: 1700,
           description: "What one viewer or child relay costs a node's uplink, kbit/s: a relay takes no more of them than its declared upload (--up-kbps) carries, and is demoted when it sends over 90 % of it. 0: ignore declared uploads.",
         }),
-        demoteLossRate: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'Upstream loss rate above which a relay is demoted.' }),
+        demoteLossRate: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'Upstream loss rate above which a relay is demoted; also the loss its viewers may report before it gets no new viewers.' }),
+        relayAddresses: Type.Union([Type.Literal('auto'), Type.Literal('public'), Type.Literal('any')], {
+          default: 'auto',
+          description: "Which media addresses a relay may announce. public: a public unicast address, the one its control connection comes from. any: any unicast address (a LAN, tests). auto: public in production mode, any in development.",
+        }),
+        uploadTestMaxKbps: Type.Integer({
+          minimum: 0,
+          default: 30000,
+          description: 'Upload test at admission: a relay sends for one second at its declared upload, at most this (kbit/s); the controller holds it to what arrives. 0: no test.',
+        }),
+        registerTimeoutMs: Ms(10000, 100, 'A /control connection that has not registered by then is closed.'),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -155,7 +179,7 @@ export const ConfigSchema = Type.Object(
         token: Type.String({ default: '', description: 'Relay token from `cascade token relay`.' }),
         maxViewers: Type.Integer({ minimum: 0, default: 100, description: 'Viewers a relay may serve (--max-viewers).' }),
         maxChildren: Type.Integer({ minimum: 0, default: 3, description: 'Child relays a relay may feed (--max-children).' }),
-        upKbps: Type.Number({ minimum: 0, default: 50000, description: 'Declared upload bandwidth, kbit/s (--up-kbps).' }),
+        upKbps: Type.Number({ minimum: 1, maximum: 10_000_000, default: 50000, description: 'Declared upload bandwidth, kbit/s (--up-kbps); the controller measures it too and holds the relay to the lower figure.' }),
         downKbps: Type.Number({ minimum: 0, default: 50000, description: 'Declared download bandwidth, kbit/s (--down-kbps).' }),
         /** How long a relay keeps pulling a stream after its last viewer and child left. */
         lingerMs: Ms(15000, 0, 'How long a relay keeps pulling a stream after its last viewer and child left.'),
@@ -163,6 +187,8 @@ export const ConfigSchema = Type.Object(
         stallTimeoutMs: Ms(2000, 200, 'Parent\'s pipe silent this long → parent considered lost.'),
         /** Time SIGTERM gives viewers and children to move away before exit. */
         drainTimeoutMs: Ms(10000, 0, 'Time SIGTERM gives viewers and children to move away before exit.'),
+        portMapping: Type.Boolean({ default: true, description: 'Ask the home router to forward the media ports (UPnP-IGD, NAT-PMP) when behind NAT (--no-port-mapping turns it off).' }),
+        pipePorts: Type.Integer({ minimum: 1, maximum: 1000, default: 16, description: 'UDP ports after the media port for pipes to parent and child relays (with --media-port).' }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -225,6 +225,20 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     this.#log.info({ nodeId }, 'node draining');
   }
 
+  /** A node as the store has it (alive or not), or undefined. */
+  async getNode(nodeId: string): Promise<NodeView | undefined> {
+    return this.store.getNode(nodeId, this.#clock.now());
+  }
+
+  async listNodes(): Promise<NodeView[]> {
+    return this.store.listNodes(this.#clock.now());
+  }
+
+  /** PEM public key that verifies placement and pipe tickets (handed to relays). */
+  get ticketPublicKey(): string {
+    return this.tickets.publicKey;
+  }
+
   // ------------------------------------------------------------------ streams
 
   async putStream(stream: StreamRecord): Promise<void> {
@@ -238,11 +252,22 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     return s;
   }
 
+  /** Every stream record the store has (an origin adopts the ones it left behind). */
+  async listStreamRecords(): Promise<StreamRecord[]> {
+    return this.store.listStreams();
+  }
+
   async listStreams(): Promise<(StreamRecord & { viewers: number })[]> {
     const streams = await this.store.listStreams();
     return Promise.all(
       streams.map(async (s) => ({ ...s, viewers: (await this.store.getTree(s.id)).reduce((n, e) => n + e.viewers, 0) })),
     );
+  }
+
+  /** One stream and its audience over every node, or undefined. */
+  async streamWithViewers(streamId: string): Promise<{ stream: StreamRecord; viewers: number } | undefined> {
+    const stream = await this.store.getStream(streamId);
+    return stream ? { stream, viewers: await this.viewerCount(streamId) } : undefined;
   }
 
   async viewerCount(streamId: string): Promise<number> {
@@ -289,11 +314,11 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     const stream = res.stream;
     if (res.attached) {
       const a = res.attached;
-      await this.#publishAssign(stream, a.nodeId, { nodeId: a.parentId, url: a.parentUrl }, a.childIp);
+      await this.#publishAssign(stream, a.nodeId, a.parentId, a.childIp);
     }
     this.observer.safeEmit('placement', stream.id, res.nodeId, !!res.attached);
     return {
-      placement: { nodeId: res.nodeId, url: res.url, ticket: this.tickets.viewer({ stream: stream.id, node: res.nodeId }) },
+      placement: { nodeId: res.nodeId, ticket: this.tickets.viewer({ stream: stream.id, node: res.nodeId }) },
       stream: info(stream),
     };
   }
@@ -396,12 +421,12 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     const now = this.#clock.now();
     const [parent, child] = await Promise.all([this.store.getNode(parentId, now), this.store.getNode(childId, now)]);
     if (!parent || !child) return;
-    await this.#publishAssign(stream, childId, { nodeId: parentId, url: parent.url }, child.mediaIp);
+    await this.#publishAssign(stream, childId, parentId, child.mediaIp);
   }
 
-  async #publishAssign(stream: StreamRecord, childId: string, parent: { nodeId: string; url: string }, childIp: string): Promise<void> {
-    const ticket = this.tickets.pipe({ stream: stream.id, node: parent.nodeId, child: childId, childIp });
-    await this.store.publish({ type: 'assign', nodeId: childId, stream: info(stream), parent, ticket });
+  async #publishAssign(stream: StreamRecord, childId: string, parentId: string, childIp: string): Promise<void> {
+    const ticket = this.tickets.pipe({ stream: stream.id, node: parentId, child: childId, childIp });
+    await this.store.publish({ type: 'assign', nodeId: childId, stream: info(stream), parent: { nodeId: parentId }, ticket });
   }
 
   async #checkHealth(record: NodeRecord, snapshot: NodeSnapshot): Promise<void> {

@@ -1,4 +1,6 @@
-import type { CarriedStream, NodeCapacity, NodeStats, StreamInfo } from '@cascade/protocol';
+import type { NodeCapacity, NodeSnapshot, NodeStats, StreamInfo, StreamRecord } from '@cascade/protocol';
+
+export type { NodeSnapshot, StreamRecord };
 
 export type NodeKind = 'origin' | 'relay';
 
@@ -17,19 +19,16 @@ export interface NodeRecord {
   volunteer: boolean;
   /** Who registered it (token subject); another subject cannot take the id over. */
   owner: string;
-  /** Signalling base URL (http(s)://host:port). */
+  /** Public base URL of an origin with its own web endpoint (informational; '' for relays, which have none). */
   url: string;
+  /** Address viewers and pipes reach its media on (checked by the controller). */
   mediaIp: string;
+  /** Its WebRTC server's UDP/TCP port (the one port viewers reach). */
+  mediaPort?: number;
+  /** Hash of the token it registered with: one live node per token. */
+  token?: string;
   capacity: NodeCapacity;
   registeredAt: number;
-}
-
-export interface StreamRecord extends StreamInfo {
-  originNodeId: string;
-  /** Subject of the broadcast token that created it; only it may resume the stream. */
-  owner: string;
-  updatedAt: number;
-  endedAt?: number;
 }
 
 /** A node's place in one stream's tree. */
@@ -61,17 +60,10 @@ export interface PlacementPolicy {
 
 export interface PlaceResult {
   nodeId: string;
-  /** The chosen node's signalling URL. */
-  url: string;
   /** The stream as stored (so a placement needs no other read). */
   stream: StreamRecord;
   /** Set when a relay was added to the tree to make room. */
-  attached?: { nodeId: string; parentId: string; depth: number; parentUrl: string; childIp: string };
-}
-
-export interface NodeSnapshot {
-  stats: NodeStats;
-  streams: CarriedStream[];
+  attached?: { nodeId: string; parentId: string; depth: number; childIp: string };
 }
 
 export interface NodeView extends NodeRecord {
@@ -84,5 +76,5 @@ export interface NodeView extends NodeRecord {
 
 /** Published on the store's channel so that every controller instance sees decisions. */
 export type TopologyEvent =
-  | { type: 'assign'; nodeId: string; stream: StreamInfo; parent: { nodeId: string; url: string }; ticket: string }
+  | { type: 'assign'; nodeId: string; stream: StreamInfo; parent: { nodeId: string }; ticket: string }
   | { type: 'nodegone'; nodeId: string };

@@ -86,7 +86,8 @@ describe('TopologyController', () => {
   it('placeViewer() answers with the node and a ticket that node can verify', async () => {
     const { controller } = await setup();
     const { placement, stream } = await controller.placeViewer({ streamId: 'stream1' });
-    expect(placement).toMatchObject({ nodeId: 'origin', url: 'http://origin.test:8080' });
+    expect(placement).toMatchObject({ nodeId: 'origin' });
+    expect(placement).not.toHaveProperty('url');
     expect(stream).toEqual({ id: 'stream1', title: 'T', state: 'live', createdAt: clock.t });
     // Signed with the controller's private key, verifiable with the public key alone.
     const claims = jwt.verify(placement.ticket, controller.tickets.publicKey, { algorithms: ['ES256'] }) as ViewerTicketClaims;
@@ -102,7 +103,7 @@ describe('TopologyController', () => {
     expect(placement.nodeId).toBe('relayA');
     await flush();
     expect(assigns).toHaveLength(1);
-    expect(assigns[0]).toMatchObject({ nodeId: 'relayA', parent: { nodeId: 'origin', url: 'http://origin.test:8080' }, stream: { id: 'stream1' } });
+    expect(assigns[0]).toMatchObject({ nodeId: 'relayA', parent: { nodeId: 'origin' }, stream: { id: 'stream1' } });
     const claims = jwt.decode(assigns[0]!.ticket) as PipeTicketClaims;
     expect(claims).toMatchObject({ kind: 'pipe', node: 'origin', child: 'relayA', stream: 'stream1', childIp: '10.0.0.6' });
   });
@@ -256,7 +257,7 @@ describe('TopologyController', () => {
     expect(reparented).toHaveBeenCalledWith('stream1', child.nodeId, other);
     // The child is told to pull from its new parent, with a ticket for that parent.
     expect(assigns).toHaveLength(1);
-    expect(assigns[0]).toMatchObject({ nodeId: child.nodeId, parent: { nodeId: other, url: `http://${other}.test:8080` } });
+    expect(assigns[0]).toMatchObject({ nodeId: child.nodeId, parent: { nodeId: other } });
     expect(jwt.decode(assigns[0]!.ticket)).toMatchObject({ kind: 'pipe', node: other, child: child.nodeId });
 
     const healthy = (): NodeSnapshot => ({ ...report({}), streams: [{ ...report({}).streams[0]!, children: 0, childNodeIds: [] }] });

@@ -4,7 +4,8 @@
  * controller's relay channel, the relay's control and pipe clients, the browser SDK), so
  * framing and error handling are written once.
  *
- * It does not own the socket: an adapter feeds it `receive()` and `socketClosed()`.
+ * It runs on a MessageChannel (a WebSocket through `webSocketChannel()`, a tunnel through the
+ * controller, an in-process pair) and wires itself to it.
  */
 import type { Static, TSchema } from '@sinclair/typebox';
 import {
@@ -16,15 +17,28 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   type MessageId,
 } from './envelope.js';
-import { CascadeError, fromWireError, toCascadeError } from './errors.js';
+import type { MessageChannel } from './channel.js';
+import { CascadeError, EnvelopeError, fromWireError, toCascadeError } from './errors.js';
 import { TypedEmitter } from './TypedEmitter.js';
 import { assertValid, isValid } from './validate.js';
 
-export interface MessageSocket {
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  /** 1 means open, as in the WebSocket API. */
-  readonly readyState: number;
+
+/** Time as the Peer sees it (rate limiting, request durations); injected in tests. */
+export interface PeerClock {
+  now(): number;
+}
+const systemClock: PeerClock = { now: () => Date.now() };
+
+/**
+ * A request or notification the Peer received in forwarding mode (see `forward()`), already
+ * checked for size, rate and envelope shape, not for its parameters.
+ */
+export interface ForwardedMessage {
+  raw: string;
+  kind: 'request' | 'notification';
+  id: MessageId | undefined;
+  type: string;
+  data: unknown;
 }
 
 export type RequestDefs = Record<string, { params: TSchema; result: TSchema }>;
@@ -35,7 +49,8 @@ export type Handler<D extends RequestDefs, T extends keyof D> = (
 ) => Promise<Static<D[T]['result']>> | Static<D[T]['result']>;
 
 export interface PeerOptions<In extends RequestDefs, Out extends RequestDefs, N extends NotificationDefs> {
-  socket: MessageSocket;
+  /** What the Peer runs on; it subscribes to its frames and its close. */
+  channel: MessageChannel;
   /** Requests this end answers. */
   inbound: In;
   /** Requests this end sends. */
@@ -55,6 +70,7 @@ export interface PeerOptions<In extends RequestDefs, Out extends RequestDefs, N 
    * answered with an error. Servers leave it off: a client has no notifications to send.
    */
   ignoreUnknownNotifications?: boolean;
+  clock?: PeerClock;
 }
 
 export type PeerEvents = {
@@ -80,7 +96,9 @@ export class Peer<
   Out extends RequestDefs,
   N extends NotificationDefs,
 > extends TypedEmitter<PeerEvents> {
-  readonly #socket: MessageSocket;
+  readonly #socket: MessageChannel;
+  readonly #clock: PeerClock;
+  #forward: ((msg: ForwardedMessage) => boolean) | undefined;
   readonly #inbound: In;
   readonly #outbound: Out;
   readonly #notifications: N;
@@ -92,14 +110,16 @@ export class Peer<
   #nextId = 1;
   #closed = false;
   // Token bucket for inbound rate limiting.
-  readonly #rate: number;
-  readonly #burst: number;
+  #rate: number;
+  #burst: number;
   #tokens: number;
-  #lastRefill = Date.now();
+  #lastRefill: number;
 
   constructor(options: PeerOptions<In, Out, N>) {
     super();
-    this.#socket = options.socket;
+    this.#socket = options.channel;
+    this.#clock = options.clock ?? systemClock;
+    this.#lastRefill = this.#clock.now();
     this.#inbound = options.inbound;
     this.#outbound = options.outbound;
     this.#notifications = options.notifications;
@@ -109,10 +129,32 @@ export class Peer<
     this.#rate = options.rateLimitPerSec ?? 0;
     this.#burst = options.rateBurst ?? this.#rate * 2;
     this.#tokens = this.#burst;
+    options.channel.onMessage((raw) => this.receive(raw));
+    options.channel.onClose((code, reason) => this.socketClosed(code, reason));
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Change the inbound rate limit (a connection that carries more sessions may send more).
+   * `burst` defaults to 2 × perSec; 0 disables the limit.
+   */
+  setRateLimit(perSec: number, burst = perSec * 2): void {
+    this.#rate = perSec;
+    this.#burst = burst;
+    this.#tokens = Math.min(this.#tokens, burst);
+  }
+
+  /**
+   * Forwarding mode: from now on every inbound request and notification, once its size, rate
+   * and envelope are checked, goes to `sink` instead of the handlers; when `sink` returns
+   * false the message is handled here after all (a message the forwarder keeps for itself).
+   * Responses still settle this Peer's own pending requests.
+   */
+  forward(sink: (msg: ForwardedMessage) => boolean): void {
+    this.#forward = sink;
   }
 
   /** Register the handler of an inbound request type. */
@@ -141,6 +183,19 @@ export class Peer<
     });
   }
 
+  /** Send a frame as it is: a message forwarded from another node, already framed there. */
+  sendRaw(text: string): void {
+    if (this.#closed) return;
+    this.#send(text);
+  }
+
+  /** Answer request `id` with an error (for a request this Peer forwards instead of handling). */
+  respondError(id: MessageId, error: CascadeError): void {
+    if (this.#closed) return;
+    this.#send(encodeError(id, error.toWire()));
+    this.safeEmit('handled', '(forwarded)', 0, error);
+  }
+
   notify(type: string, data: unknown): void {
     if (this.#closed) return;
     this.#send(encodeNotification(type, data));
@@ -162,9 +217,13 @@ export class Peer<
       env = parseEnvelope(raw, this.#maxBytes);
     } catch (err) {
       const e = toCascadeError(err);
-      const id = (e as CascadeError & { requestId?: MessageId }).requestId ?? null;
+      const id = err instanceof EnvelopeError ? err.requestId : null;
       if (e.code === 'CASCADE_ERR_PROTOCOL_TOO_LARGE') this.#fatal(e, id);
       else this.#reject(id, e, undefined);
+      return;
+    }
+    const fwd = this.#forward;
+    if (fwd && env.kind !== 'response' && fwd({ raw, kind: env.kind, id: env.kind === 'request' ? env.id : undefined, type: env.type, data: env.data })) {
       return;
     }
     switch (env.kind) {
@@ -217,16 +276,16 @@ export class Peer<
       this.#reject(id, new CascadeError('CASCADE_ERR_PROTOCOL_UNKNOWN_TYPE', type), type);
       return;
     }
-    const started = Date.now();
+    const started = this.#clock.now();
     try {
       assertValid(def.params, data);
       const result = await handler(data);
       if (!this.#closed) this.#send(encodeResult(id, result ?? {}));
-      this.safeEmit('handled', type, Date.now() - started, undefined);
+      this.safeEmit('handled', type, this.#clock.now() - started, undefined);
     } catch (err) {
       const e = toCascadeError(err);
       if (!this.#closed) this.#send(encodeError(id, e.toWire()));
-      this.safeEmit('handled', type, Date.now() - started, e);
+      this.safeEmit('handled', type, this.#clock.now() - started, e);
       if (e.code === 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS') this.safeEmit('protocolerror', e, type);
     }
   }
@@ -288,23 +347,11 @@ export class Peer<
   }
 
   #takeToken(): boolean {
-    const now = Date.now();
+    const now = this.#clock.now();
     this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#lastRefill) / 1000) * this.#rate);
     this.#lastRefill = now;
     if (this.#tokens < 1) return false;
     this.#tokens -= 1;
     return true;
   }
-}
-
-/** Wire a Peer to a WebSocket (browser WebSocket or `ws`): both offer addEventListener. */
-export function attachWebSocket(
-  peer: { receive(raw: unknown): void; socketClosed(code?: number, reason?: string): void },
-  ws: {
-    addEventListener(type: 'message', l: (ev: { data: unknown }) => void): void;
-    addEventListener(type: 'close', l: (ev: { code: number; reason: string }) => void): void;
-  },
-): void {
-  ws.addEventListener('message', (ev) => peer.receive(ev.data));
-  ws.addEventListener('close', (ev) => peer.socketClosed(ev.code, ev.reason));
 }

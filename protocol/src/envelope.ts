@@ -3,10 +3,10 @@
  * notifications, `{ v, id, ok, data | error }` for responses. Requests carry an `id`; the
  * response echoes it. A reply to something unparseable has `id: null`.
  */
-import { CascadeError, type WireError } from './errors.js';
+import { CascadeError, EnvelopeError, type MessageId, type WireError } from './errors.js';
 import { PROTOCOL_VERSION } from './version.js';
 
-export type MessageId = number | string;
+export type { MessageId } from './errors.js';
 
 export type Envelope =
   | { kind: 'request'; id: MessageId; type: string; data: unknown }
@@ -39,8 +39,8 @@ export function utf8Length(s: string): number {
 }
 
 /**
- * Parse one text frame. Throws CascadeError TOO_LARGE or MALFORMED; `partialId` on the error
- * lets the caller reply to the right request when only the payload was bad.
+ * Parse one text frame. Throws CascadeError TOO_LARGE, or EnvelopeError (MALFORMED) whose
+ * `requestId` lets the caller reply to the right request when only the payload was bad.
  */
 export function parseEnvelope(raw: string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES): Envelope {
   if (raw.length > maxBytes || utf8Length(raw) > maxBytes) {
@@ -74,10 +74,8 @@ export function parseEnvelope(raw: string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES)
   return { kind: 'request', id: m.id, type: m.type, data };
 }
 
-function malformed(detail: string, id: unknown): CascadeError {
-  const err = new CascadeError('CASCADE_ERR_PROTOCOL_MALFORMED', detail);
-  if (isId(id)) (err as CascadeError & { requestId?: MessageId }).requestId = id;
-  return err;
+function malformed(detail: string, id: unknown): EnvelopeError {
+  return new EnvelopeError(detail, isId(id) ? id : null);
 }
 
 export function encodeRequest(id: MessageId, type: string, data: unknown): string {

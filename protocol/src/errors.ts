@@ -38,6 +38,8 @@ export const ErrorCodes = {
   CASCADE_ERR_NODE_DRAINING: { status: 503, message: 'node is draining' },
   CASCADE_ERR_NODE_SHUTTING_DOWN: { status: 503, message: 'node is shutting down' },
   CASCADE_ERR_NODE_WRONG_NODE: { status: 421, message: 'ticket was issued for another node' },
+  CASCADE_ERR_NODE_GONE: { status: 502, message: 'the node serving this session is gone' },
+  CASCADE_ERR_NODE_UNREACHABLE: { status: 504, message: 'the node serving this session cannot be reached right now' },
   // Relays (untrusted volunteers included).
   CASCADE_ERR_RELAY_ALREADY_REGISTERED: { status: 409, message: 'relay is already registered' },
   CASCADE_ERR_RELAY_NOT_REGISTERED: { status: 409, message: 'relay is not registered' },
@@ -45,6 +47,9 @@ export const ErrorCodes = {
   CASCADE_ERR_RELAY_NOT_ASSIGNED: { status: 403, message: 'stream not assigned to this relay' },
   CASCADE_ERR_RELAY_UNREACHABLE: { status: 400, message: 'relay media address is not reachable' },
   CASCADE_ERR_RELAY_PARENT_LOST: { status: 502, message: 'relay lost its parent' },
+  CASCADE_ERR_RELAY_INVALID_CAPACITY: { status: 400, message: 'declared capacity is impossible' },
+  CASCADE_ERR_RELAY_ADDRESS: { status: 403, message: 'relay media address not allowed' },
+  CASCADE_ERR_RELAY_UNKNOWN_SESSION: { status: 403, message: 'no such session on this relay' },
   // Control plane.
   CASCADE_ERR_STORE_UNAVAILABLE: { status: 503, message: 'topology store unavailable' },
   CASCADE_ERR_CONTROLLER_UNAVAILABLE: { status: 503, message: 'controller unavailable' },
@@ -57,6 +62,7 @@ export const ErrorCodes = {
   CASCADE_ERR_CLIENT_TIMEOUT: { status: 504, message: 'request timed out' },
   CASCADE_ERR_CLIENT_MEDIA: { status: 400, message: 'cannot access camera or microphone' },
   CASCADE_ERR_CLIENT_CLOSED: { status: 499, message: 'client was stopped' },
+  CASCADE_ERR_CLIENT_BLOCKED: { status: 403, message: 'the browser refused the connection' },
   // Generic.
   CASCADE_ERR_INVALID_STATE: { status: 409, message: 'object is closed or in the wrong state' },
   CASCADE_ERR_INTERNAL: { status: 500, message: 'internal error' },
@@ -97,6 +103,19 @@ export class CascadeError extends Error {
 
   toWire(): WireError {
     return { code: this.code, message: this.message };
+  }
+}
+
+export type MessageId = number | string;
+
+/** A frame that is not a valid envelope; `requestId` is its id when one could be read. */
+export class EnvelopeError extends CascadeError {
+  readonly requestId: MessageId | null;
+
+  constructor(detail: string, requestId: MessageId | null) {
+    super('CASCADE_ERR_PROTOCOL_MALFORMED', detail);
+    this.name = 'EnvelopeError';
+    this.requestId = requestId;
   }
 }
 

@@ -3,6 +3,7 @@ export * from './errors.js';
 export * from './envelope.js';
 export * from './messages.js';
 export * from './validate.js';
+export * from './channel.js';
 export * from './Peer.js';
 export * from './TypedEmitter.js';
 export * from './ReconnectPolicy.js';

@@ -3,8 +3,13 @@
  * the TypeScript type and the run-time validator used at each edge).
  *
  * Two endpoints speak this protocol:
- * - a media node's `/ws` (origin or relay): broadcasters, viewers and child relays;
- * - a controller's `/control`: relay nodes registering, heartbeating and asking for placements.
+ * - the public `/ws` (an origin's or a controller's): broadcasters and viewers. A viewer the
+ *   controller places on another node keeps talking to this endpoint: its messages are carried
+ *   to that node through a tunnel (below) and the answers come back the same way;
+ * - a controller's `/control`: media nodes (relays, and origins without a controller of their
+ *   own) registering, heartbeating, asking for placements, and carrying tunnels: a tunnel is a
+ *   node session (the `/ws` protocol) hosted on a media node, its frames wrapped in `tunnel.*`
+ *   notifications. Relays need no port of their own for signalling.
  *
  * mediasoup's own objects (RTP parameters, DTLS parameters, …) are checked here for shape
  * only; mediasoup validates their content and its errors are mapped to coded errors.
@@ -17,7 +22,6 @@ export const StreamId = Type.String({ pattern: '^[A-Za-z0-9_-]{3,64}$' });
 export const NodeId = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,128}$' });
 const Token = Type.String({ minLength: 1, maxLength: 4096 });
 const Id = Type.String({ minLength: 1, maxLength: 128 });
-const Url = Type.String({ minLength: 1, maxLength: 2048, pattern: '^(https?|wss?)://' });
 const Count = (max: number) => Type.Integer({ minimum: 0, maximum: max });
 const Kbps = Type.Number({ minimum: 0, maximum: 100_000_000 });
 
@@ -90,6 +94,20 @@ export const StreamInfo = Type.Object({
 });
 export type StreamInfo = Static<typeof StreamInfo>;
 
+/** A stream as the controller stores it: what the origin that carries its broadcaster says of it. */
+export const StreamRecord = Type.Object({
+  id: StreamId,
+  title: Type.String({ maxLength: 200 }),
+  state: StreamState,
+  createdAt: Type.Number(),
+  originNodeId: NodeId,
+  /** Subject of the broadcast token that created it; only it may resume the stream. */
+  owner: Type.String({ maxLength: 256 }),
+  updatedAt: Type.Number(),
+  endedAt: Type.Optional(Type.Number()),
+});
+export type StreamRecord = Static<typeof StreamRecord>;
+
 export const TransportInfo = Loose({
   id: Id,
   iceParameters: Loose({}),
@@ -151,14 +169,24 @@ export const NodeStats = Type.Object({
 });
 export type NodeStats = Static<typeof NodeStats>;
 
+/** How the controller checks that viewers can reach a node's media port (a STUN binding request). */
+export const MediaProbe = Type.Object({
+  /** ICE username fragment and password of a transport the node keeps for the check. */
+  ufrag: Type.String({ minLength: 4, maxLength: 256 }),
+  pwd: Type.String({ minLength: 22, maxLength: 256 }),
+});
+export type MediaProbe = Static<typeof MediaProbe>;
+
 export const NodeAnnouncement = Type.Object({
   /** Requested id; the controller keeps it unless it is taken by another live node. */
   id: Type.Optional(NodeId),
-  /** URL viewers and child relays use to reach this node's signalling (http(s) or ws(s)). */
-  url: Url,
-  /** Address announced in pipe transports; what the controller probes for reachability. */
+  /** Address announced to viewers and in pipe transports; the controller probes it. */
   mediaIp: Type.String({ minLength: 2, maxLength: 64 }),
-  /** UDP port on mediaIp where the node listens for the reachability probe. */
+  /** UDP (and TCP) port of the node's WebRTC server: the one port viewers reach it on. */
+  mediaPort: Type.Integer({ minimum: 1, maximum: 65535 }),
+  /** Credentials for the reachability check of mediaIp:mediaPort. */
+  probe: MediaProbe,
+  /** UDP port on mediaIp answering the pipe-port probe (a nonce echoed over this connection). */
   probePort: Type.Integer({ minimum: 1, maximum: 65535 }),
   capacity: NodeCapacity,
   software: Type.Optional(Type.String({ maxLength: 64 })),
@@ -167,7 +195,6 @@ export type NodeAnnouncement = Static<typeof NodeAnnouncement>;
 
 export const Placement = Type.Object({
   nodeId: NodeId,
-  url: Url,
   ticket: Token,
 });
 export type Placement = Static<typeof Placement>;
@@ -200,27 +227,27 @@ export const NodeRequests = {
   ),
   /** Broadcaster: end the stream now. */
   'stream.unpublish': req(Empty, Empty),
-  /** Viewer: ask for a stream. The node serves it itself or redirects to another node. */
+  /**
+   * Viewer: ask for a stream. The answer names the node that serves it (this one, or one the
+   * controller chose, reached through this connection).
+   */
   'stream.watch': req(
     Type.Object({
       streamId: StreamId,
-      /** Placement ticket from a redirect. */
+      /** Placement ticket: the controller reserved this viewer's place (tunnelled sessions). */
       ticket: Type.Optional(Token),
       /** Watch token, where the deployment requires one. */
       token: Type.Optional(Token),
       /** Nodes the client has just lost; the controller avoids them. */
       exclude: Type.Optional(Type.Array(NodeId, { maxItems: 16 })),
     }),
-    Type.Union([
-      Type.Object({
-        action: Type.Literal('serve'),
-        nodeId: NodeId,
-        rtpCapabilities: RtpCapabilities,
-        iceServers: Type.Array(IceServer),
-        stream: StreamInfo,
-      }),
-      Type.Object({ action: Type.Literal('redirect'), nodeId: NodeId, url: Url, ticket: Token }),
-    ]),
+    Type.Object({
+      action: Type.Literal('serve'),
+      nodeId: NodeId,
+      rtpCapabilities: RtpCapabilities,
+      iceServers: Type.Array(IceServer),
+      stream: StreamInfo,
+    }),
   ),
   'transport.create': req(
     Type.Object({ direction: Type.Union([Type.Literal('send'), Type.Literal('recv')]) }),
@@ -264,7 +291,28 @@ export const NodeRequests = {
  */
 export const MAX_VIEWER_DEPARTURES = 100;
 
-/** Requests a controller (`/control`) answers; the caller is a registered relay node. */
+/** Tunnel ids: random, unguessable, chosen by whoever opens the tunnel. */
+export const TunnelId = Type.String({ pattern: '^[A-Za-z0-9_-]{16,64}$' });
+/** A tunnel end: a node id, or `ctl:<instance>` for a controller instance's public endpoint. */
+export const EndpointId = Type.String({ pattern: '^(ctl:)?[A-Za-z0-9_.:-]{1,128}$' });
+
+/** A tunnel a node holds, listed when it registers again so that its tunnels outlive the connection. */
+export const HeldTunnel = Type.Object({
+  id: TunnelId,
+  /** The other end. */
+  peer: EndpointId,
+  /** host: the session lives on this node; client: this node opened it (a pipe to its parent). */
+  role: Type.Union([Type.Literal('host'), Type.Literal('client')]),
+});
+export type HeldTunnel = Static<typeof HeldTunnel>;
+
+/** Start of the UDP datagram the controller sends to a node's pipe-port probe responder, before the nonce. */
+export const PROBE_PREFIX = 'CASCADE-PROBE ';
+
+/** Longest frame a tunnel carries (one `/ws` message, JSON-escaped at worst twice as long). */
+export const MAX_TUNNEL_FRAME_CHARS = 256 * 1024;
+
+/** Requests a controller (`/control`) answers; the caller is a registered media node. */
 export const ControlRequests = {
   'node.register': req(
     Type.Object({
@@ -272,6 +320,8 @@ export const ControlRequests = {
       node: NodeAnnouncement,
       /** Streams the node already carries (after a controller or Redis restart). */
       streams: Type.Array(CarriedStream, { maxItems: 1000 }),
+      /** Tunnels the node still holds from an earlier connection. */
+      tunnels: Type.Optional(Type.Array(HeldTunnel, { maxItems: 100_000 })),
     }),
     Type.Object({
       nodeId: NodeId,
@@ -302,6 +352,33 @@ export const ControlRequests = {
   'stream.parentLost': req(Type.Object({ streamId: StreamId, parentNodeId: NodeId }), Empty),
   'stream.released': req(Type.Object({ streamId: StreamId }), Empty),
   'node.drain': req(Empty, Empty),
+  /** An origin's stream record (origins only: a relay is refused). */
+  'stream.put': req(Type.Object({ stream: StreamRecord }), Empty),
+  /** One stream and its audience (origins only: a broadcaster is told its audience). */
+  'stream.get': req(
+    Type.Object({ streamId: StreamId }),
+    Type.Object({ stream: Type.Optional(StreamRecord), viewers: Count(100_000_000) }),
+  ),
+  /** Every stream the store knows (origins only: an origin adopts what it left behind). */
+  'stream.list': req(Empty, Type.Object({ streams: Type.Array(StreamRecord, { maxItems: 100_000 }) })),
+} as const;
+
+/** Notifications a media node sends on `/control`: its side of the tunnels it holds. */
+export const ControlNotifications = {
+  /** Open a tunnel to a session on node `to` (a child relay's pipe to its parent). */
+  'tunnel.open': Type.Object({ id: TunnelId, to: NodeId }),
+  'tunnel.data': Type.Object({ id: TunnelId, data: Type.String({ maxLength: MAX_TUNNEL_FRAME_CHARS }) }),
+  'tunnel.close': Type.Object({ id: TunnelId, code: Type.Integer({ minimum: 1000, maximum: 4999 }), reason: Type.String({ maxLength: 200 }) }),
+} as const;
+
+/** Notifications a controller sends to a media node on `/control`. */
+export const RelayNotifications = {
+  /** To a relay: its registration was checked and it may now receive traffic. */
+  'node.ready': Type.Object({ nodeId: NodeId }),
+  /** Host a new session for `from` (a viewer at a public endpoint, a child relay). */
+  'tunnel.open': Type.Object({ id: TunnelId, from: EndpointId, remoteAddress: Type.Optional(Type.String({ maxLength: 64 })) }),
+  'tunnel.data': Type.Object({ id: TunnelId, data: Type.String({ maxLength: MAX_TUNNEL_FRAME_CHARS }) }),
+  'tunnel.close': Type.Object({ id: TunnelId, code: Type.Integer({ minimum: 1000, maximum: 4999 }), reason: Type.String({ maxLength: 200 }) }),
 } as const;
 
 /** Requests a controller sends to a relay it holds. */
@@ -310,10 +387,23 @@ export const RelayRequests = {
   'stream.assign': req(
     Type.Object({
       stream: StreamInfo,
-      parent: Type.Object({ nodeId: NodeId, url: Url }),
+      parent: Type.Object({ nodeId: NodeId }),
       ticket: Token,
     }),
     Empty,
+  ),
+  /**
+   * Upload for `durationMs`, at most `kbps`, on a WebSocket to the controller's
+   * `/control/upload?nonce=…`: the controller measures what arrives (the relay's real upload,
+   * not its declaration).
+   */
+  'node.uploadTest': req(
+    Type.Object({
+      nonce: Type.String({ pattern: '^[A-Za-z0-9_-]{16,64}$' }),
+      kbps: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+      durationMs: Type.Integer({ minimum: 100, maximum: 10_000 }),
+    }),
+    Type.Object({ sentBytes: Type.Integer({ minimum: 0 }) }),
   ),
 } as const;
 
@@ -333,13 +423,13 @@ export const Notifications = {
   'pipe.producer.new': PipeProducerInfo,
   'pipe.producer.closed': Type.Object({ producerId: Id }),
   'pipe.depth': Type.Object({ depth: Count(64) }),
-  /** To a relay: its registration was checked and it may now receive traffic. */
-  'node.ready': Type.Object({ nodeId: NodeId }),
 } as const;
 
 export type NodeRequestType = keyof typeof NodeRequests;
 export type ControlRequestType = keyof typeof ControlRequests;
 export type RelayRequestType = keyof typeof RelayRequests;
+export type RelayNotificationType = keyof typeof RelayNotifications;
+export type ControlNotificationType = keyof typeof ControlNotifications;
 export type NotificationType = keyof typeof Notifications;
 
 type Defs = Record<string, { params: TSchema; result: TSchema }>;
@@ -348,6 +438,10 @@ export type ResultOf<D extends Defs, T extends keyof D> = Static<D[T]['result']>
 export type NodeParams<T extends NodeRequestType> = ParamsOf<typeof NodeRequests, T>;
 export type NodeResult<T extends NodeRequestType> = ResultOf<typeof NodeRequests, T>;
 export type ControlParams<T extends ControlRequestType> = ParamsOf<typeof ControlRequests, T>;
+/** What a node reports in each heartbeat: its own figures and the streams it carries. */
+export type NodeSnapshot = ControlParams<'node.heartbeat'>;
 export type ControlResult<T extends ControlRequestType> = ResultOf<typeof ControlRequests, T>;
 export type RelayParams<T extends RelayRequestType> = ParamsOf<typeof RelayRequests, T>;
 export type NotificationData<T extends NotificationType> = Static<(typeof Notifications)[T]>;
+export type RelayNotificationData<T extends RelayNotificationType> = Static<(typeof RelayNotifications)[T]>;
+export type ControlNotificationData<T extends ControlNotificationType> = Static<(typeof ControlNotifications)[T]>;

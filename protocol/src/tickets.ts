@@ -4,7 +4,8 @@
  * controller with a private key (ES256) so that untrusted relays can verify them with the
  * public key without being able to mint any.
  */
-export type TokenScope = 'broadcast' | 'watch' | 'relay';
+/** origin: an origin without a controller of its own, registering with a remote one (minted by the origin itself from the shared secret). */
+export type TokenScope = 'broadcast' | 'watch' | 'relay' | 'origin';
 
 export interface OperatorTokenClaims {
   scope: TokenScope[];

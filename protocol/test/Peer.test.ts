@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { describe, expect, it, vi } from 'vitest';
-import { CascadeError, Peer, type MessageSocket } from '../src/index.js';
+import { CascadeError, ManualChannel, Peer, type MessageChannel } from '../src/index.js';
 
 /** Two Peers wired back to back through fake sockets. */
 function pair(options: { rateLimitPerSec?: number; maxMessageBytes?: number } = {}) {
@@ -12,23 +12,21 @@ function pair(options: { rateLimitPerSec?: number; maxMessageBytes?: number } = 
   const sent: { server: string[]; client: string[] } = { server: [], client: [] };
   let server!: Peer<typeof defs, Record<string, never>, Record<string, never>>;
   let client!: Peer<Record<string, never>, typeof defs, typeof notes>;
-  const sock = (side: 'server' | 'client'): MessageSocket & { closedWith?: [number, string] } => {
-    const s: MessageSocket & { closedWith?: [number, string] } = {
-      readyState: 1,
-      send(data) {
+  const sock = (side: 'server' | 'client'): MessageChannel & { closedWith?: [number, string] } => {
+    const s: ManualChannel & { closedWith?: [number, string] } = new ManualChannel(
+      (data) => {
         sent[side].push(data);
         queueMicrotask(() => (side === 'server' ? client : server).receive(data));
       },
-      close(code, reason) {
-        s.closedWith = [code ?? 1000, reason ?? ''];
-        (s as { readyState: number }).readyState = 3;
+      (code, reason) => {
+        s.closedWith = [code, reason];
       },
-    };
+    );
     return s;
   };
   const serverSock = sock('server');
-  server = new Peer({ socket: serverSock, inbound: defs, outbound: {}, notifications: {}, ...options });
-  client = new Peer({ socket: sock('client'), inbound: {}, outbound: defs, notifications: notes, requestTimeoutMs: 500 });
+  server = new Peer({ channel: serverSock, inbound: defs, outbound: {}, notifications: {}, ...options });
+  client = new Peer({ channel: sock('client'), inbound: {}, outbound: defs, notifications: notes, requestTimeoutMs: 500 });
   return { server, client, sent, serverSock };
 }
 

@@ -7,12 +7,11 @@ import {
   type Logger,
   type PipeProducerInfo,
 } from '@cascade/protocol';
-import { openWebSocket } from '@cascade/protocol/node';
-import type { LocalStream, MediaNode } from '@cascade/sfu';
+import type { ControlPlane, LocalStream, MediaNode } from '@cascade/sfu';
 
 export interface PipeIngressOptions {
   stream: LocalStream;
-  parent: { nodeId: string; url: string };
+  parent: { nodeId: string };
   ticket: string;
   /** No media from the parent for this long while the stream is live → parent lost. */
   stallTimeoutMs: number;
@@ -29,8 +28,12 @@ type ParentPeer = Peer<Record<string, never>, typeof NodeRequests, typeof Notifi
 
 /**
  * The child side of a relay pipe: pulls one stream from one parent over an SRTP
- * PipeTransport. Its producers become the stream's sources only on adopt(), so a planned
- * move can check that the new pipe carries media before the old one is dropped.
+ * PipeTransport, its signalling carried to the parent through the controller (neither relay
+ * needs a port for it). Its producers become the stream's sources only on adopt(), so a
+ * planned move can check that the new pipe carries media before the old one is dropped.
+ *
+ * The signalling session may go quiet while the control plane is away: only the parent
+ * closing it, or its media stalling, counts as losing the parent.
  */
 export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
   readonly parentId: string;
@@ -44,7 +47,7 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
   #closed = false;
   #stallTimer: ReturnType<typeof setInterval> | undefined;
 
-  static async open(node: MediaNode, options: PipeIngressOptions, deps: { logger: Logger }): Promise<PipeIngress> {
+  static async open(node: MediaNode, control: ControlPlane, options: PipeIngressOptions, deps: { logger: Logger }): Promise<PipeIngress> {
     const { stream, parent } = options;
     const router = await stream.router.primary();
     const listen = node.pipeListenIp;
@@ -56,11 +59,8 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     });
     let peer: ParentPeer | undefined;
     try {
-      const ws = await openWebSocket(parent.url, '/ws', { timeoutMs: options.timeoutMs });
-      peer = new Peer({ socket: ws, inbound: {}, outbound: NodeRequests, notifications: Notifications, ignoreUnknownNotifications: true, requestTimeoutMs: options.timeoutMs });
-      const p = peer;
-      ws.addEventListener('message', (ev) => p.receive(ev.data));
-      ws.addEventListener('close', (ev) => p.socketClosed(ev.code, ev.reason));
+      const tunnel = control.openTunnel(parent.nodeId, { remoteAddress: '' });
+      peer = new Peer({ channel: tunnel, inbound: {}, outbound: NodeRequests, notifications: Notifications, ignoreUnknownNotifications: true, requestTimeoutMs: options.timeoutMs });
       const res = await peer.request('pipe.open', {
         ticket: options.ticket,
         streamId: stream.id,
@@ -95,7 +95,7 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     this.#peer = peer;
     this.parentId = parentId;
     this.#log = logger.child({ component: 'PipeIngress', streamId: stream.id, parentId });
-    peer.on('close', (code) => this.#lose(`parent connection closed (${code})`));
+    peer.on('close', (code, reason) => this.#lose(`parent session closed (${code}${reason ? ` ${reason}` : ''})`));
     pipe.observer.once('close', () => this.#lose('pipe transport closed'));
     peer.on('notification', (type, data) => {
       switch (type) {

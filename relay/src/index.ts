@@ -1,5 +1,4 @@
 export { RelayNode, type RelayNodeOptions } from './RelayNode.js';
-export { ControlClient } from './ControlClient.js';
+export { StreamPuller } from './StreamPuller.js';
 export { PipeIngress } from './PipeIngress.js';
-export { ProbeResponder } from './ProbeResponder.js';
 export { startRelay } from './startRelay.js';

@@ -1,15 +1,46 @@
 import { randomBytes } from 'node:crypto';
-import { announcedAddress, publicHttpUrl, type CascadeConfig } from '@cascade/config';
+import { isIP } from 'node:net';
+import { announcedAddress, type CascadeConfig } from '@cascade/config';
 import { CascadeError, type Logger } from '@cascade/protocol';
 import { RelayNode } from './RelayNode.js';
 
+const WILDCARDS = new Set(['0.0.0.0', '::', '']);
+
+/**
+ * The address viewers and other relays reach this relay's media on, when the volunteer did not
+ * say: the one the controller sees this machine connect from (behind a home router, the
+ * router's public address; on a LAN, the machine's own), else the host's first external
+ * address (also when the controller sees loopback: the same machine, where both announce that).
+ */
+export async function discoverMediaIp(controllerUrl: string, timeoutMs: number): Promise<string | undefined> {
+  try {
+    const res = await fetch(new URL('/api/whoami', controllerUrl), { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) return undefined;
+    const body = (await res.json()) as { address?: unknown };
+    if (typeof body.address !== 'string' || !isIP(body.address)) return undefined;
+    return body.address === '::1' || body.address.startsWith('127.') ? undefined : body.address;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Build a RelayNode from the configuration (the relay's composition root, minus process concerns). */
-export async function startRelay(config: Readonly<CascadeConfig>, deps: { logger: Logger; nodeId?: string }): Promise<RelayNode> {
+export async function startRelay(
+  config: Readonly<CascadeConfig>,
+  deps: { logger: Logger; nodeId?: string; mediaIp?: string },
+): Promise<RelayNode> {
   if (!config.relay.controllerUrl) throw new CascadeError('CASCADE_ERR_CONFIG_INVALID', 'relay.controllerUrl is required (--controller)');
   if (!config.relay.token) throw new CascadeError('CASCADE_ERR_CONFIG_INVALID', 'relay.token is required (--token)');
+  if (config.mediasoup.mediaPort < 0) throw new CascadeError('CASCADE_ERR_CONFIG_INVALID', 'a relay needs a media port (--media-port)');
   const nodeId = deps.nodeId || defaultRelayId(config.relay.token);
-  const listenIps = config.mediasoup.listenIps.map((l) => ({ ip: l.ip, announcedIp: announcedAddress(l) }));
-  const relay = await RelayNode.create(
+  const listenIps = await Promise.all(
+    config.mediasoup.listenIps.map(async (l, i) => {
+      if (l.announcedIp || !WILDCARDS.has(l.ip)) return { ip: l.ip, announcedIp: announcedAddress(l) };
+      const found = i === 0 ? (deps.mediaIp ?? (await discoverMediaIp(config.relay.controllerUrl, config.signalling.requestTimeoutMs))) : undefined;
+      return { ip: l.ip, announcedIp: found ?? announcedAddress(l) };
+    }),
+  );
+  return RelayNode.create(
     {
       media: {
         id: nodeId,
@@ -18,8 +49,7 @@ export async function startRelay(config: Readonly<CascadeConfig>, deps: { logger
         mediasoup: { ...config.mediasoup },
         signalling: { ...config.signalling },
       },
-      http: { host: config.http.host, port: config.http.port },
-      publicUrl: config.http.publicUrl || publicHttpUrl(config, 0).replace(/:0$/, ':{port}'),
+      http: config.http.port >= 0 ? { host: config.http.host, port: config.http.port } : undefined,
       controllerUrl: config.relay.controllerUrl,
       token: config.relay.token,
       capacity: {
@@ -36,7 +66,6 @@ export async function startRelay(config: Readonly<CascadeConfig>, deps: { logger
     },
     deps,
   );
-  return relay;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -54,6 +55,23 @@ afterAll(async () => {
   await Promise.all(relays.map((r) => r.stop()));
   await origin?.stop();
 });
+
+/** The HTTP status an upgrade request to `url` gets (101 when a WebSocket endpoint is there). */
+function rawUpgrade(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' } });
+    req.on('upgrade', (_res, socket) => {
+      socket.destroy();
+      resolve(101);
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 describe('relay tree', () => {
   it('viewers beyond the origin budget are served by relays, in a tree of depth 2', async () => {
@@ -146,9 +164,12 @@ describe('relay tree', () => {
     }
   });
 
-  it('a viewer may enter at any node: a relay asks the controller and redirects it', async () => {
-    // Every node is full for this stream, so the controller says so through the relay.
-    const refused = await startNodeViewer(relays[0]!.url, broadcaster.streamId).then(
+  it('a relay opens no signalling port: viewers enter at the public endpoint only, and it tells them when every node is full', async () => {
+    // The relay's own HTTP server is its status page: no /ws for viewers.
+    const ws = await rawUpgrade(`${relays[0]!.url}/ws?v=1`);
+    expect(ws).toBe(404);
+    // Every node is full for this stream: the public endpoint says so.
+    const refused = await startNodeViewer(origin.url, broadcaster.streamId).then(
       (v) => {
         v.stop();
         return 'served';
@@ -156,13 +177,13 @@ describe('relay tree', () => {
       (err: Error & { code?: string }) => err.code ?? err.message,
     );
     expect(refused).toBe('CASCADE_ERR_NODE_CAPACITY');
-    // With room on a new relay, a viewer entering at a relay is placed there through the controller.
+    // With room on a new relay, the next viewer is served by it, through the controller.
     relays.push(await startRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: 'dedicated4' }), maxViewers: 1, maxChildren: 2 }));
-    const v = await startNodeViewer(relays[0]!.url, broadcaster.streamId);
+    const v = await startNodeViewer(origin.url, broadcaster.streamId);
     viewers.push(v);
     expect(v.watch.nodeId).toBe(relays[4]!.nodeId);
     const start = v.counters.frames;
-    await waitFor(() => v.counters.frames >= start + 20, { what: 'the viewer that entered at a relay to receive frames', timeoutMs: 30_000 });
+    await waitFor(() => v.counters.frames >= start + 20, { what: 'the new relay\'s viewer to receive frames', timeoutMs: 30_000 });
   });
 
   it('a second stream spills to relays too: K counts per stream, the origin feeds several trees', async () => {

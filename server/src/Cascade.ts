@@ -1,31 +1,24 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createPublicKey } from 'node:crypto';
 import express from 'express';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Logger } from '@cascade/protocol';
 import { UpgradeRouter } from '@cascade/protocol/node';
 import { announcedAddress, publicHttpUrl, type CascadeConfig } from '@cascade/config';
-import {
-  MemoryTopologyStore,
-  RedisTopologyStore,
-  RelayGateway,
-  TokenService,
-  TopologyController,
-  type TopologyStore,
-} from '@cascade/controller';
+import { RelayGateway, TokenService, type TopologyController } from '@cascade/controller';
 import { registerNodeMetrics } from '@cascade/sfu';
 import { apiRouter, errorHandler } from './http/api.js';
 import { webDemoRouter } from './http/webDemo.js';
 import { OriginNode } from './origin/OriginNode.js';
+import { originControlPlane, startController, type ControllerParts } from './compose/controlPlane.js';
+import { registerControllerMetrics } from './compose/metrics.js';
 
 export interface CascadeServer {
   /** Base URL this process listens on (http://host:port). */
   readonly url: string;
   readonly port: number;
-  readonly controller: TopologyController;
+  readonly controller: TopologyController | undefined;
   readonly origin: OriginNode | undefined;
   readonly gateway: RelayGateway | undefined;
   readonly development: boolean;
@@ -33,66 +26,30 @@ export interface CascadeServer {
 }
 
 /**
- * The composition root of a `server` process: store, controller, origin media node, relay
- * gateway, HTTP API and web demo, as the config's roles ask. Resolves once it listens.
+ * The composition root of a `server` process: controller (store, bus, tunnels, relay gateway),
+ * origin media node, HTTP API and web demo, as the config's roles ask. Resolves once it listens.
  */
 export async function startCascade(config: Readonly<CascadeConfig>, deps: { logger: Logger }): Promise<CascadeServer> {
   const log = deps.logger;
   const development = config.mode === 'development';
-  let secret = config.auth.secret;
   if (development) {
     log.warn(
-      { tokenSecret: secret ? 'configured' : 'generated for this run' },
+      { tokenSecret: config.auth.secret ? 'configured' : 'generated for this run' },
       'DEVELOPMENT MODE: the demo hands out broadcast tokens to anyone (/api/dev/token). Set mode=production and auth.secret for real use.',
     );
   }
   // Only possible in development: production refuses to start without a secret (config validation).
-  if (!secret) secret = randomBytes(32).toString('hex');
-  const tokens = new TokenService(secret);
-
-  // K also bounds the tree edges heartbeats restore after the store lost them.
-  const storeOptions = { maxChildren: config.topology.maxChildren };
-  const store: TopologyStore = config.redis.url
-    ? await RedisTopologyStore.connect({ url: config.redis.url, ...storeOptions }, { logger: log })
-    : new MemoryTopologyStore(storeOptions);
-  log.info({ store: store.kind }, 'topology store ready');
-
-  const ticketKey = config.auth.ticketKeyFile ? readTicketKey(config.auth.ticketKeyFile) : undefined;
-  const controller = await TopologyController.create(
-    {
-      maxChildren: config.topology.maxChildren,
-      heartbeatIntervalMs: config.topology.heartbeatIntervalMs,
-      nodeTtlMs: config.topology.nodeTtlMs,
-      demoteCpu: config.topology.demoteCpu,
-      demoteLossRate: config.topology.demoteLossRate,
-      viewerKbps: config.topology.viewerKbps,
-      ticketTtlSec: config.auth.ticketTtlSec,
-      watchTokenRequired: config.auth.watchTokenRequired,
-      endedRetentionMs: config.origin.endedRetentionMs,
-    },
-    { store, logger: log, tokens, ...(ticketKey ? { ticketKey } : {}) },
-  );
-  controller.start();
+  const tokens = new TokenService(config.auth.secret || randomBytes(32).toString('hex'));
+  const parts: ControllerParts | undefined = config.roles.includes('controller') ? await startController(config, { logger: log, tokens }) : undefined;
 
   const registry = new Registry();
   registry.setDefaultLabels({ node: config.nodeId, role: config.roles.join('+') });
   collectDefaultMetrics({ register: registry, prefix: 'cascade_' });
-  const placements = new Counter({
-    name: 'cascade_controller_placements_total',
-    help: 'Viewer placements decided by this controller instance',
-    labelNames: ['attached'] as const,
-    registers: [registry],
-  });
-  controller.observer.on('placement', (_s, _n, attached) => placements.inc({ attached: String(attached) }));
-  const reparents = new Counter({ name: 'cascade_controller_reparents_total', help: 'Relays moved to a new parent', registers: [registry] });
-  controller.observer.on('reparent', () => reparents.inc());
 
   const app = express();
   app.disable('x-powered-by');
   const server = http.createServer(app);
   const upgrades = new UpgradeRouter(server);
-
-  const listenIps = config.mediasoup.listenIps.map((l) => ({ ip: l.ip, announcedIp: announcedAddress(l) }));
   // The port is known only after listen() when 0 was asked for (tests): listen first.
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -102,35 +59,39 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
   const publicUrl = publicHttpUrl(config, port);
 
   let gateway: RelayGateway | undefined;
-  if (config.roles.includes('controller')) {
+  if (parts) {
+    const hb = config.topology.heartbeatIntervalMs;
     gateway = new RelayGateway(
       upgrades,
       {
-        // Frequent pings catch a silent relay quickly (no new traffic from then); it is only cut off
-        // later, so that a link stalling for a moment (TCP retransmitting) does not churn the tree.
-        pingIntervalMs: Math.max(100, Math.floor(config.topology.heartbeatIntervalMs / 4)),
-        suspectAfterMs: Math.max(1500, config.topology.heartbeatIntervalMs * 1.5),
-        deadAfterMs: Math.max(5000, config.topology.heartbeatIntervalMs * 5, config.topology.nodeTtlMs + config.topology.heartbeatIntervalMs),
+        // Frequent pings catch a silent relay quickly (its viewers move, no new traffic); it is only cut
+        // off later, so that a link stalling for a moment (TCP retransmitting) does not churn the tree.
+        pingIntervalMs: Math.max(100, Math.floor(hb / 4)),
+        suspectAfterMs: Math.max(1500, hb * 1.5),
+        deadAfterMs: Math.max(5000, hb * 5, config.topology.nodeTtlMs + hb),
         maxConnections: 10_000,
         maxMessageBytes: config.signalling.maxMessageBytes * 4,
         rateLimitPerSec: config.signalling.rateLimitPerSec * 4,
         requestTimeoutMs: config.signalling.requestTimeoutMs,
         probeTimeoutMs: config.topology.probeTimeoutMs,
-        heartbeatIntervalMs: config.topology.heartbeatIntervalMs,
+        registerTimeoutMs: config.topology.registerTimeoutMs,
+        heartbeatIntervalMs: hb,
+        addressPolicy: config.topology.relayAddresses === 'auto' ? (development ? 'any' : 'public') : config.topology.relayAddresses,
+        trustProxy: config.http.trustProxy,
+        uploadTestMaxKbps: config.topology.uploadTestMaxKbps,
       },
-      { controller, tokens, logger: log },
+      { controller: parts.controller, tokens, router: parts.router, logger: log },
     );
-    const gw = gateway;
-    new Gauge({ name: 'cascade_controller_relays', help: 'Relays connected to this controller instance', registers: [registry], collect() { this.set(gw.relayCount); } });
+    registerControllerMetrics(registry, parts, gateway);
   }
 
   let origin: OriginNode | undefined;
   if (config.roles.includes('origin')) {
+    const listenIps = config.mediasoup.listenIps.map((l) => ({ ip: l.ip, announcedIp: announcedAddress(l) }));
     origin = await OriginNode.create(
       {
         media: {
           id: config.nodeId,
-          publicUrl,
           listenIps,
           iceServers: config.iceServers.map((s) => ({ ...s })),
           mediasoup: { ...config.mediasoup },
@@ -142,31 +103,36 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
           keyFrameRequestDelayMs: config.origin.keyFrameRequestDelayMs,
           viewerCountIntervalMs: 2000,
         },
-        maxViewers: config.origin.maxViewers,
-        maxChildRelays: config.origin.maxChildRelays,
-        heartbeatIntervalMs: config.topology.heartbeatIntervalMs,
       },
-      { logger: log, upgrades, controller, tokens },
+      {
+        logger: log,
+        upgrades,
+        tokens,
+        ...(parts ? { ticketPublicKey: parts.controller.ticketPublicKey } : {}),
+        control: originControlPlane(config, { logger: log, tokens, parts, publicUrl, meter: () => origin?.meter }),
+      },
     );
     registerNodeMetrics(registry, origin.node, origin.meter);
   }
 
   let state: 'running' | 'closing' | 'closed' = 'running';
+  const o = origin;
   app.use(
     apiRouter({
-      controller,
+      ...(parts ? { controller: parts.controller } : {}),
       registry,
       logger: log,
+      trustProxy: config.http.trustProxy,
       ...(development ? { devTokens: { tokens, ttlSec: config.auth.devTokenTtlSec } } : {}),
       health: () => ({
-        ok: state === 'running' && (!origin || origin.node.pool.workers.length > 0),
+        ok: state === 'running' && (!o || o.node.pool.workers.length > 0),
         detail: {
           node: config.nodeId,
           roles: config.roles,
           mode: config.mode,
-          store: store.kind,
-          workers: origin?.node.pool.workers.length ?? 0,
-          streams: origin?.node.streams.length ?? 0,
+          store: parts?.store.kind ?? 'remote',
+          workers: o?.node.pool.workers.length ?? 0,
+          streams: o?.node.streams.length ?? 0,
           relays: gateway?.relayCount ?? 0,
         },
       }),
@@ -175,12 +141,12 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
   if (config.webDemo.enabled) app.use(webDemoRouter({ publicUrl: config.http.publicUrl }));
   app.use(errorHandler(log));
 
-  log.info({ url: publicUrl, roles: config.roles, mode: config.mode, store: store.kind, listenIps }, 'cascade listening');
+  log.info({ url: publicUrl, roles: config.roles, mode: config.mode, store: parts?.store.kind ?? 'remote' }, 'cascade listening');
 
   return {
     url: `http://${config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host}:${port}`,
     port,
-    controller,
+    controller: parts?.controller,
     origin,
     gateway,
     development,
@@ -189,18 +155,11 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
       state = 'closing';
       await gateway?.close();
       await origin?.close();
-      controller.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      await store.close();
+      await parts?.close();
       state = 'closed';
       log.info({}, 'cascade stopped');
     },
   };
-}
-
-function readTicketKey(file: string): { privateKey: string; publicKey: string } {
-  const privateKey = readFileSync(file, 'utf8');
-  const publicKey = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
-  return { privateKey, publicKey };
 }

@@ -1,13 +1,77 @@
-import type { Placement, StreamInfo } from '@cascade/protocol';
+import type { MessageChannel, NodeSnapshot, Placement, StreamInfo, StreamRecord } from '@cascade/protocol';
 
 /**
- * What a media node needs from the topology controller. The origin calls the controller in
- * process; a relay reaches it over its authenticated WebSocket. Media never waits on it once
- * flowing: only joins and moves do.
+ * A node session hosted on another media node, reached through the controller: the frames of
+ * the `/ws` protocol both ways. Closing it ends the session there; the far side closing it (or
+ * the controller learning that the node is gone) closes it here, with the code and reason.
+ */
+export interface Tunnel extends MessageChannel {
+  readonly id: string;
+  /** The node hosting the session. */
+  readonly nodeId: string;
+  /**
+   * Whether frames can reach the node right now. False while the controller has no connection
+   * to it (a control-plane outage): the session is kept, media keeps flowing, frames wait.
+   */
+  readonly reachable: boolean;
+}
+
+/** Who opened a session hosted here through a tunnel. */
+export interface TunnelInfo {
+  id: string;
+  /** A controller instance's public endpoint (`ctl:<instance>`) for viewers, or a child node. */
+  from: string;
+  remoteAddress: string;
+}
+
+/**
+ * The one way a media node (origin or relay) talks to the topology controller: an in-process
+ * adapter around an embedded controller, or a remote one over the node's authenticated
+ * `/control` connection. Media never waits on it once flowing: only joins and moves do, and a
+ * control plane that is away costs no viewer its picture.
  */
 export interface ControlPlane {
-  /** Where a viewer of `streamId` should go (possibly this node). Throws coded errors. */
+  /** This node's id, once the controller knows it. */
+  readonly nodeId: string | undefined;
+
+  /** Register (and, for a remote node, pass the reachability check); resolves with the node id. */
+  start(): Promise<string>;
+  /** Leave for good: the controller forgets this node; tunnels hosted here close with it. Idempotent. */
+  close(): Promise<void> | void;
+
+  /**
+   * What this node carries and serves, every heartbeat period (see NodeHeartbeat). `stalled`:
+   * this process was late for the beat, so a silent controller is not judged this time.
+   */
+  heartbeat(snapshot: NodeSnapshot, stalled?: boolean): Promise<void>;
+  /** The heartbeat period the controller expects (ms). */
+  readonly heartbeatIntervalMs: number;
+
+  /** Where a viewer of `streamId` should go (possibly this node), its place reserved there. Throws coded errors. */
   placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo }>;
   /** A viewer placed on this node left. */
   viewerLeft(streamId: string): void;
+  /** A place reserved on `nodeId` was never taken (the viewer could not reach it). */
+  placementUnused(streamId: string, nodeId: string): void;
+
+  /** Open a session on another node (a viewer placed there, a pipe to a parent). */
+  openTunnel(nodeId: string, info: { remoteAddress: string }): Tunnel;
+  /** Sessions other nodes open on this node arrive here. */
+  onTunnel(handler: (channel: MessageChannel, info: TunnelInfo) => void): void;
+
+  // ---- origins
+  /** An origin's stream record (create, state changes, end). */
+  putStream(record: StreamRecord): Promise<void>;
+  /** Every stream the controller knows (an origin adopts the ones it left behind). */
+  listStreams(): Promise<StreamRecord[]>;
+  /** One stream and its audience over every node, or undefined. */
+  getStream(streamId: string): Promise<{ stream: StreamRecord; viewers: number } | undefined>;
+
+  // ---- relays
+  /** This relay lost its parent for a stream: the controller picks another. */
+  parentLost(streamId: string, parentNodeId: string): Promise<void>;
+  /** This relay stopped carrying a stream. */
+  streamReleased(streamId: string): Promise<void>;
+  /** Planned departure: no new traffic, children moved. */
+  drain(): Promise<void>;
 }

@@ -1,12 +1,13 @@
 import { isIPv6 } from 'node:net';
 import type { types } from 'mediasoup';
-import type { WebSocket } from 'ws';
 import {
   CascadeError,
   InvalidStateError,
   TypedEmitter,
+  webSocketChannel,
   type IceServer,
   type Logger,
+  type MessageChannel,
   type StreamState,
 } from '@cascade/protocol';
 import { WsEndpoint, type UpgradeRouter } from '@cascade/protocol/node';
@@ -25,8 +26,6 @@ export interface ListenIp {
 export interface MediaNodeOptions {
   id: string;
   kind: 'origin' | 'relay';
-  /** URL viewers and child relays use to reach this node's `/ws`. */
-  publicUrl: string;
   /** WebRTC listen addresses with the address announced for each (already resolved). */
   listenIps: ListenIp[];
   iceServers: IceServer[];
@@ -36,6 +35,8 @@ export interface MediaNodeOptions {
     logLevel: types.WorkerLogLevel;
     rtcMinPort: number;
     rtcMaxPort: number;
+    /** The one UDP/TCP port of worker 0's WebRTC server (worker i: +i); 0: any of the range; -1: none (ports per transport). */
+    mediaPort: number;
     maxIncomingBitrate: number;
     initialAvailableOutgoingBitrate: number;
     consumersPerRouter: number;
@@ -46,6 +47,11 @@ export interface MediaNodeOptions {
     pingIntervalMs: number;
     requestTimeoutMs: number;
     maxConnections: number;
+    /**
+     * Serve a `/ws` endpoint on the node's HTTP server. Relays do not: their sessions come
+     * through the controller (tunnels), so a volunteer opens no signalling port. Default true.
+     */
+    endpoint?: boolean;
   };
 }
 
@@ -84,25 +90,29 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
   readonly log: Logger;
   /** The logger given to us, for components that add their own `component` binding. */
   readonly #rootLog: Logger;
-  readonly #endpoint: WsEndpoint;
+  readonly #endpoint: WsEndpoint | undefined;
   readonly #streams = new Map<string, LocalStream>();
   readonly #sessions = new Map<string, Session>();
   readonly #services: NodeService[] = [];
   #control: ControlPlane | undefined;
+  /** A transport kept for the controller's reachability check of the media port (see mediaCheck()). */
+  #checkTransport: types.WebRtcTransport | undefined;
   #closed = false;
 
   static async create(
     options: MediaNodeOptions,
-    deps: { logger: Logger; upgrades: UpgradeRouter; tickets: TicketVerifier },
+    deps: { logger: Logger; upgrades?: UpgradeRouter; tickets: TicketVerifier },
   ): Promise<MediaNode> {
     const ms = await loadMediasoup(options.mediasoup.workerBin);
+    const m = options.mediasoup;
     const pool = await WorkerPool.create(
       ms,
       {
-        numWorkers: options.mediasoup.numWorkers,
-        logLevel: options.mediasoup.logLevel,
-        rtcMinPort: options.mediasoup.rtcMinPort,
-        rtcMaxPort: options.mediasoup.rtcMaxPort,
+        numWorkers: m.numWorkers,
+        logLevel: m.logLevel,
+        rtcMinPort: m.rtcMinPort,
+        rtcMaxPort: m.rtcMaxPort,
+        ...(m.mediaPort >= 0 ? { webRtcServer: { listenIps: options.listenIps, port: m.mediaPort } } : {}),
       },
       { logger: deps.logger },
     );
@@ -112,7 +122,7 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
   private constructor(
     options: MediaNodeOptions,
     pool: WorkerPool,
-    deps: { logger: Logger; upgrades: UpgradeRouter; tickets: TicketVerifier },
+    deps: { logger: Logger; upgrades?: UpgradeRouter; tickets: TicketVerifier },
   ) {
     super();
     this.id = options.id;
@@ -122,20 +132,23 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
     this.tickets = deps.tickets;
     this.#rootLog = deps.logger;
     this.log = deps.logger.child({ component: 'MediaNode', nodeId: options.id });
-    this.#endpoint = new WsEndpoint(
-      deps.upgrades,
-      {
-        path: '/ws',
-        maxConnections: options.signalling.maxConnections,
-        pingIntervalMs: options.signalling.pingIntervalMs,
-        // Viewers on busy machines answer late; a dead one is only a resource to reclaim.
-        deadAfterMs: options.signalling.pingIntervalMs * 2.5,
-        // ws itself only stops frames far beyond our limit; between the two, clients get a coded error.
-        maxPayloadBytes: Math.max(options.signalling.maxMessageBytes * 16, 1024 * 1024),
-      },
-      { logger: deps.logger },
-    );
-    this.#endpoint.on('connection', (ws, req) => this.#onConnection(ws, req.socket.remoteAddress ?? ''));
+    if (options.signalling.endpoint !== false) {
+      if (!deps.upgrades) throw new TypeError('a node with a /ws endpoint needs an UpgradeRouter');
+      this.#endpoint = new WsEndpoint(
+        deps.upgrades,
+        {
+          path: '/ws',
+          maxConnections: options.signalling.maxConnections,
+          pingIntervalMs: options.signalling.pingIntervalMs,
+          // Viewers on busy machines answer late; a dead one is only a resource to reclaim.
+          deadAfterMs: options.signalling.pingIntervalMs * 2.5,
+          // ws itself only stops frames far beyond our limit; between the two, clients get a coded error.
+          maxPayloadBytes: Math.max(options.signalling.maxMessageBytes * 16, 1024 * 1024),
+        },
+        { logger: deps.logger },
+      );
+      this.#endpoint.on('connection', (ws, req) => this.attachSession(webSocketChannel(ws), req.socket.remoteAddress ?? ''));
+    }
     pool.on('workerdied', () => this.safeEmit('workerdied'));
   }
 
@@ -148,8 +161,13 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
     return this.#control;
   }
 
+  /** The node's control plane; sessions other nodes open here through the controller become sessions of this node. */
   set control(control: ControlPlane) {
     this.#control = control;
+    control.onTunnel((channel, info) => {
+      const session = this.attachSession(channel, info.remoteAddress);
+      session.log.debug({ tunnel: info.id, from: info.from }, 'session through the controller');
+    });
   }
 
   get streams(): LocalStream[] {
@@ -160,8 +178,14 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
     return [...this.#sessions.values()];
   }
 
+  /** Open `/ws` connections (sessions through tunnels not included). */
   get connectionCount(): number {
-    return this.#endpoint.connections;
+    return this.#endpoint?.connections ?? 0;
+  }
+
+  /** UDP port of worker 0's WebRTC server: the port viewers reach this node on (undefined without one). */
+  async mediaPort(): Promise<number | undefined> {
+    return (await this.pool.mediaPorts())[0];
   }
 
   /** The pipe listen address: the first listen IP, announced as configured. */
@@ -218,8 +242,9 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
   /** A WebRTC transport for a session, on `router`. */
   async createWebRtcTransport(router: types.Router, direction: 'send' | 'recv'): Promise<types.WebRtcTransport> {
     const o = this.options;
+    const webRtcServer = this.pool.webRtcServerOf(router.appData.worker as types.Worker);
     const transport = await router.createWebRtcTransport({
-      listenIps: o.listenIps.map((l) => ({ ip: l.ip, announcedIp: l.announcedIp })),
+      ...(webRtcServer ? { webRtcServer } : { listenIps: o.listenIps.map((l) => ({ ip: l.ip, announcedIp: l.announcedIp })) }),
       enableUdp: true,
       enableTcp: true,
       preferUdp: true,
@@ -230,21 +255,44 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
     return transport;
   }
 
+  /**
+   * What the controller needs to check that viewers reach this node: the media port, and the
+   * ICE credentials of a transport kept for that purpose on it (the controller's STUN request
+   * must be answered by this node's mediasoup, signed with this password).
+   */
+  async mediaCheck(): Promise<{ mediaPort: number; ufrag: string; pwd: string }> {
+    const worker = this.pool.workers[0];
+    const server = worker && this.pool.webRtcServerOf(worker);
+    if (!worker || !server) throw new CascadeError('CASCADE_ERR_CONFIG_INVALID', 'a node registering with a controller needs a media port (mediasoup.mediaPort >= 0)');
+    if (!this.#checkTransport || this.#checkTransport.closed) {
+      const router = await worker.createRouter({ mediaCodecs: [] });
+      this.#checkTransport = await router.createWebRtcTransport({ webRtcServer: server, enableUdp: true, enableTcp: true });
+    }
+    const mediaPort = (await this.pool.mediaPorts())[0]!;
+    const { usernameFragment, password } = this.#checkTransport.iceParameters;
+    return { mediaPort, ufrag: usernameFragment, pwd: password };
+  }
+
   /** Stop accepting connections and close everything; idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#endpoint.close(1001, 'node shutting down');
+    await this.#endpoint?.close(1001, 'node shutting down');
     for (const s of [...this.#sessions.values()]) s.close(1001, 'node shutting down');
     for (const s of [...this.#streams.values()]) s.close();
     this.pool.close();
     this.observer.safeEmit('close');
   }
 
-  #onConnection(ws: WebSocket, remoteAddress: string): void {
+  /** A signalling session on any channel: a `/ws` WebSocket, or a tunnel through the controller. */
+  attachSession(channel: MessageChannel, remoteAddress: string): Session {
+    if (this.#closed) {
+      channel.close(4503, 'CASCADE_ERR_NODE_SHUTTING_DOWN');
+      throw new InvalidStateError('node closed');
+    }
     const o = this.options.signalling;
     const session = new Session(
-      ws,
+      channel,
       {
         maxMessageBytes: o.maxMessageBytes,
         rateLimitPerSec: o.rateLimitPerSec,
@@ -254,8 +302,6 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
       },
       { logger: this.log },
     );
-    ws.addEventListener('message', (ev) => session.peer.receive(ev.data));
-    ws.addEventListener('close', (ev) => session.peer.socketClosed(ev.code, ev.reason));
     this.#sessions.set(session.id, session);
     session.once('close', () => this.#sessions.delete(session.id));
     session.peer.on('protocolerror', (err, type) => session.log.warn({ code: err.code, type, msg: err.message }, 'bad message'));
@@ -267,6 +313,7 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
     for (const s of this.#services) s.attach(session);
     session.log.debug({ remoteAddress }, 'session opened');
     this.observer.safeEmit('newsession', session);
+    return session;
   }
 }
 

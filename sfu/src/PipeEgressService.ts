@@ -9,6 +9,7 @@ import type { LocalStream } from './LocalStream.js';
 import type { MediaNode, NodeService } from './MediaNode.js';
 import { ms } from './mediasoupErrors.js';
 import type { Session } from './Session.js';
+import { consumeEachSource } from './sources.js';
 
 /**
  * The parent side of a relay pipe: a child relay holding a pipe ticket for a stream this node
@@ -28,6 +29,7 @@ export class PipeEgressService implements NodeService {
 
   async #open(session: Session, p: NodeParams<'pipe.open'>): Promise<NodeResult<'pipe.open'>> {
     const node = this.#node;
+    if (session.role !== 'none') throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', `session is already a ${session.role}`);
     const claims = node.tickets.verifyPipe(p.ticket, node.id, p.streamId);
     if (p.ip !== claims.childIp) {
       // Media goes only to the address the controller probed, never where the relay says.
@@ -79,15 +81,7 @@ export class PipeEgressService implements NodeService {
       }
     };
 
-    const producers: PipeProducerInfo[] = [];
-    for (;;) {
-      const pending = stream.sources.filter((s) => !consumed.has(s.id));
-      if (pending.length === 0) break;
-      for (const s of pending) {
-        const info = await consume(s);
-        if (info) producers.push(info);
-      }
-    }
+    const producers = (await consumeEachSource(() => stream.sources, consume)).results.filter((i): i is PipeProducerInfo => i !== undefined);
     // The child may have gone while we awaited: registering it now would count a child nobody feeds, forever.
     if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
     const onSource = (producer: types.Producer) =>

@@ -7,7 +7,7 @@ import {
   Peer,
   TypedEmitter,
   type Logger,
-  type MessageSocket,
+  type MessageChannel,
   type NotificationType,
   type NotificationData,
 } from '@cascade/protocol';
@@ -28,7 +28,8 @@ export interface SessionLimits {
 }
 
 /**
- * One signalling connection to a media node and the mediasoup transports it owns. A session
+ * One signalling session with a media node (a WebSocket to its `/ws`, or a tunnel through the
+ * controller) and the mediasoup transports it owns. A session
  * takes one role with its first role-defining request (publish, watch or pipe.open); requests
  * of another role are refused as out of order. Closing the session closes its transports, and
  * with them its producers and consumers, so a client that vanishes leaves nothing behind.
@@ -40,12 +41,14 @@ export class Session extends TypedEmitter<SessionEvents> {
   readonly remoteAddress: string;
   #role: SessionRole = 'none';
   streamId: string | undefined;
+  /** A viewer served by another node through the controller: that node's id (this session only forwards). */
+  forwardedTo: string | undefined;
   readonly #transports = new Map<string, types.Transport>();
   readonly #limits: SessionLimits;
   #closed = false;
 
   constructor(
-    socket: MessageSocket,
+    channel: MessageChannel,
     options: { maxMessageBytes: number; rateLimitPerSec: number; requestTimeoutMs: number; remoteAddress: string } & SessionLimits,
     deps: { logger: Logger },
   ) {
@@ -54,7 +57,7 @@ export class Session extends TypedEmitter<SessionEvents> {
     this.log = deps.logger.child({ connId: this.id });
     this.#limits = { maxTransports: options.maxTransports };
     this.peer = new Peer({
-      socket,
+      channel,
       inbound: NodeRequests,
       outbound: {},
       notifications: {},

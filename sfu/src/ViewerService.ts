@@ -10,6 +10,8 @@ import type { LocalStream } from './LocalStream.js';
 import type { MediaNode, NodeService } from './MediaNode.js';
 import { fromMediasoup } from './mediasoupErrors.js';
 import type { Session } from './Session.js';
+import { forwardViewer } from './forwardViewer.js';
+import { consumeEachSource } from './sources.js';
 
 export interface ViewerServiceOptions {
   iceServers: IceServer[];
@@ -19,6 +21,8 @@ export interface ViewerServiceOptions {
    * opens the stream in advance.
    */
   streamFor(streamId: string): LocalStream;
+  /** A viewer holds its place only if its media transport connects within this time (ms). Default 10000. */
+  connectDeadlineMs?: number;
 }
 
 interface ViewerState {
@@ -31,9 +35,10 @@ interface ViewerState {
 }
 
 /**
- * Viewers: `stream.watch` (served here or redirected where the controller says),
- * `stream.subscribe` (a consumer per source, and later ones pushed as `consumer.new`),
- * `consumer.resume`.
+ * Viewers: `stream.watch` (served here, or, when the controller places the viewer on another
+ * node, carried there through the controller while the viewer keeps talking to this
+ * endpoint), `stream.subscribe` (a consumer per source, and later ones pushed as
+ * `consumer.new`), `consumer.resume`.
  */
 export class ViewerService implements NodeService {
   readonly #node: MediaNode;
@@ -57,10 +62,8 @@ export class ViewerService implements NodeService {
           await consumer.resume();
         } catch (err) {
           // Its producer closed (the source was replaced) while the request was on its way to the
-          // worker: the worker no longer knows the consumer, and a consumer.closed follows.
-          if (consumer.closed || /not found/.test((err as Error)?.message ?? '')) {
-            throw new CascadeError('CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND', consumerId, { cause: err });
-          }
+          // worker: the consumer is gone, and a consumer.closed follows.
+          if (consumer.closed) throw new CascadeError('CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND', consumerId, { cause: err });
           throw fromMediasoup(err, 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS');
         }
         return {};
@@ -68,24 +71,32 @@ export class ViewerService implements NodeService {
   }
 
   async #watch(session: Session, p: NodeParams<'stream.watch'>): Promise<NodeResult<'stream.watch'>> {
-    if (session.role !== 'none') {
-      throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', `session is already a ${session.role}`);
-    }
+    // The role first, before any await: a session is one viewer, not a stream of placements.
+    session.claimRole('viewer', p.streamId);
     const node = this.#node;
     if (p.ticket) {
-      node.tickets.verifyViewer(p.ticket, node.id, p.streamId);
-      // The node that redirected the viewer reserved its place here.
+      try {
+        node.tickets.verifyViewer(p.ticket, node.id, p.streamId);
+      } catch (err) {
+        session.releaseRole();
+        throw err;
+      }
+      // The controller reserved this viewer's place here.
       return this.#serveReserved(session, p.streamId);
     }
-    const { placement } = await node.control.placeViewer({
-      streamId: p.streamId,
-      ...(p.exclude ? { exclude: p.exclude } : {}),
-      ...(p.token ? { token: p.token } : {}),
-    });
-    if (placement.nodeId !== node.id) {
-      return { action: 'redirect', nodeId: placement.nodeId, url: placement.url, ticket: placement.ticket };
+    let placement;
+    try {
+      ({ placement } = await node.control.placeViewer({
+        streamId: p.streamId,
+        ...(p.exclude ? { exclude: p.exclude } : {}),
+        ...(p.token ? { token: p.token } : {}),
+      }));
+    } catch (err) {
+      session.releaseRole();
+      throw err;
     }
-    return this.#serveReserved(session, p.streamId);
+    if (placement.nodeId === node.id) return this.#serveReserved(session, p.streamId);
+    return forwardViewer(session, node.control, { streamId: p.streamId, placement, timeoutMs: node.options.signalling.requestTimeoutMs });
   }
 
   /** Serve a viewer whose place the controller reserved on this node; give the place back if that fails. */
@@ -95,6 +106,7 @@ export class ViewerService implements NodeService {
       return await this.#serve(session, this.#options.streamFor(streamId));
     } catch (err) {
       // #serve throws only before the viewer is counted here.
+      session.releaseRole();
       this.#viewerLeft(session, streamId);
       throw err;
     }
@@ -104,7 +116,6 @@ export class ViewerService implements NodeService {
     if (stream.state === 'ended') throw new CascadeError('CASCADE_ERR_STREAM_ENDED', stream.id);
     const rtpCapabilities = await stream.router.rtpCapabilities();
     if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
-    session.claimRole('viewer', stream.id);
     const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), subscribed: false };
     this.#states.set(session, state);
     stream.addViewer(session.id);
@@ -115,7 +126,14 @@ export class ViewerService implements NodeService {
     };
     stream.on('statechange', onState);
     stream.on('sourceadd', onSource);
+    // A place is held by a viewer that really connects: one that does not within the deadline gives it back.
+    const deadline = setTimeout(() => {
+      if (state.transport?.appData.connected) return;
+      session.fail(new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'no media transport connected in time'));
+    }, this.#options.connectDeadlineMs ?? 10_000);
+    deadline.unref();
     session.once('close', () => {
+      clearTimeout(deadline);
       stream.off('statechange', onState);
       stream.off('sourceadd', onSource);
       stream.removeUser('viewers', session.id);
@@ -141,7 +159,8 @@ export class ViewerService implements NodeService {
 
   async #subscribe(session: Session, p: NodeParams<'stream.subscribe'>): Promise<NodeResult<'stream.subscribe'>> {
     session.requireRole('viewer');
-    const state = this.#states.get(session)!;
+    const state = this.#states.get(session);
+    if (!state) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'stream.watch has not finished');
     if (state.transport) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'already subscribed');
     const transport = session.transport(p.transportId);
     if (transport.appData.direction !== 'recv') {
@@ -149,22 +168,10 @@ export class ViewerService implements NodeService {
     }
     state.transport = transport;
     state.rtpCapabilities = p.rtpCapabilities as types.RtpCapabilities;
-    // Sources may appear while we await: loop until none is left unconsumed, then (with no
-    // await in between) hand over to the sourceadd listener, so none is lost or doubled.
-    const done = new Set<string>();
-    const consumers: ConsumerInfo[] = [];
-    let attempted = 0;
-    for (;;) {
-      const pending = state.stream.sources.filter((s) => !done.has(s.id));
-      if (pending.length === 0) break;
-      for (const producer of pending) {
-        done.add(producer.id);
-        attempted++;
-        const info = await this.#consume(session, state, producer);
-        if (info) consumers.push(info);
-      }
-    }
+    const { results, attempted } = await consumeEachSource(() => state.stream.sources, (producer) => this.#consume(session, state, producer));
+    // From here (no await since the last source was taken) new sources are pushed: none lost or doubled.
     state.subscribed = true;
+    const consumers = results.filter((c): c is ConsumerInfo => c !== undefined);
     if (attempted > 0 && consumers.length === 0) {
       throw new CascadeError('CASCADE_ERR_MEDIA_CANNOT_CONSUME', 'no codec in common with the stream');
     }

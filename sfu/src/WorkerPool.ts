@@ -7,6 +7,13 @@ export interface WorkerPoolOptions {
   logLevel: types.WorkerLogLevel;
   rtcMinPort: number;
   rtcMaxPort: number;
+  /**
+   * Serve every WebRTC transport of a worker on one UDP and one TCP port (mediasoup's
+   * WebRtcServer), so that a node behind a firewall or a home router opens one port, not a
+   * range. Worker i listens on `port + i`; port 0 takes a free one from the worker's range.
+   * Absent: each transport gets its own ports from the range.
+   */
+  webRtcServer?: { listenIps: { ip: string; announcedIp: string }[]; port: number };
 }
 
 export type WorkerPoolEvents = {
@@ -33,6 +40,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   readonly #workers: (types.Worker | undefined)[] = [];
   /** Load per worker, maintained by the owners of routers (consumers + producers). */
   readonly #load = new Map<types.Worker, number>();
+  readonly #servers = new Map<types.Worker, types.WebRtcServer>();
   #closed = false;
 
   static async create(ms: MediasoupModule, options: WorkerPoolOptions, deps: { logger: Logger }): Promise<WorkerPool> {
@@ -78,6 +86,23 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     return best;
   }
 
+  /** The worker's WebRtcServer, when the pool runs them. */
+  webRtcServerOf(worker: types.Worker): types.WebRtcServer | undefined {
+    return this.#servers.get(worker);
+  }
+
+  /** UDP port of each worker's WebRtcServer, slot order (empty without them). */
+  async mediaPorts(): Promise<number[]> {
+    const ports: number[] = [];
+    for (const w of this.workers) {
+      const server = this.#servers.get(w);
+      if (!server) continue;
+      const dump = (await server.dump()) as unknown as { udpSockets: { port: number }[] };
+      if (dump.udpSockets[0]) ports.push(dump.udpSockets[0].port);
+    }
+    return ports;
+  }
+
   addLoad(worker: types.Worker, delta: number): void {
     if (!this.#load.has(worker)) return;
     this.#load.set(worker, Math.max(0, (this.#load.get(worker) ?? 0) + delta));
@@ -89,6 +114,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     for (const w of this.#workers) w?.close();
     this.#workers.length = 0;
     this.#load.clear();
+    this.#servers.clear();
     this.observer.safeEmit('close');
   }
 
@@ -104,6 +130,20 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       worker.close();
       throw new InvalidStateError('worker pool closed');
     }
+    if (o.webRtcServer) {
+      const port = o.webRtcServer.port > 0 ? o.webRtcServer.port + slot : undefined;
+      try {
+        const server = await worker.createWebRtcServer({
+          listenInfos: o.webRtcServer.listenIps.flatMap((l) =>
+            (['udp', 'tcp'] as const).map((protocol) => ({ protocol, ip: l.ip, announcedIp: l.announcedIp || undefined, ...(port ? { port } : {}) })),
+          ),
+        });
+        this.#servers.set(worker, server);
+      } catch (err) {
+        worker.close();
+        throw new CascadeError('CASCADE_ERR_CONFIG_INVALID', `cannot listen for media on ${port ? `port ${port}` : 'a port of the range'} (UDP and TCP): ${(err as Error).message}`, { cause: err });
+      }
+    }
     this.#workers[slot] = worker;
     this.#load.set(worker, 0);
     this.#log.info({ pid: worker.pid, slot }, 'mediasoup worker started');
@@ -115,6 +155,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   async #onDied(slot: number, worker: types.Worker, error: Error): Promise<void> {
     this.#log.error({ err: error, pid: worker.pid, slot }, 'mediasoup worker died');
     this.#load.delete(worker);
+    this.#servers.delete(worker);
     this.#workers[slot] = undefined;
     if (this.#closed) return;
     let replacement: types.Worker | undefined;

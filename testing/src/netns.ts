@@ -671,7 +671,10 @@ export async function createTestNetwork(options: TestNetworkOptions): Promise<Te
   }
 }
 
-/** How a relay process runs in namespace `ns`: there, on `port`, listening on and announcing its own address (never loopback). */
+/**
+ * How a relay process runs in namespace `ns`: there, its media on its own address (never
+ * loopback), its status page on `port` of that address so that the harness can read it.
+ */
 export function relayInNamespace(ns: TestNamespace, port: number): { netns: string; host: string; port: number; args: string[] } {
-  return { netns: ns.name, host: ns.ip, port, args: ['--listen-ip', ns.ip, '--media-ip', ns.ip, '--public-url', `http://${ns.ip}:${port}`] };
+  return { netns: ns.name, host: ns.ip, port, args: ['--listen-ip', ns.ip, '--media-ip', ns.ip, '--http-host', ns.ip] };
 }

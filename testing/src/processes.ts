@@ -155,6 +155,8 @@ export async function startServer(o: SpawnOptions = {}): Promise<NodeProcess> {
       CASCADE_AUTH_SECRET: TEST_SECRET,
       CASCADE_LOG_LEVEL: 'info',
       CASCADE_MEDIASOUP_NUM_WORKERS: '1',
+      // Several servers share the machine: each takes a free media port of the range.
+      CASCADE_MEDIASOUP_MEDIA_PORT: '0',
     },
     port,
   );
@@ -167,6 +169,8 @@ export async function startRelay(o: SpawnOptions & { controllerUrl: string; toke
     '--controller', o.controllerUrl,
     '--token', o.token,
     '--port', String(port),
+    // Several relays share the machine: each takes a free media port of the range.
+    '--media-port', '0',
     ...(o.id ? ['--id', o.id] : []),
     ...(o.maxViewers !== undefined ? ['--max-viewers', String(o.maxViewers)] : []),
     ...(o.maxChildren !== undefined ? ['--max-children', String(o.maxChildren)] : []),
@@ -183,7 +187,7 @@ export async function startRelay(o: SpawnOptions & { controllerUrl: string; toke
         return h.controller === 'ready';
       },
     },
-    { CASCADE_LOG_LEVEL: 'info', CASCADE_MEDIASOUP_NUM_WORKERS: '1', CASCADE_RELAY_LINGER_MS: '60000' },
+    { CASCADE_LOG_LEVEL: 'info', CASCADE_MEDIASOUP_NUM_WORKERS: '1', CASCADE_RELAY_LINGER_MS: '60000', ...(o.host && o.host !== '127.0.0.1' && !o.netns ? { CASCADE_HTTP_HOST: o.host } : {}) },
     port,
   );
   return { ...p, nodeId };

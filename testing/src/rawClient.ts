@@ -1,6 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import WebSocket from 'ws';
-import { signallingUrl } from '@cascade/protocol';
+import { bindingSuccess } from '@cascade/controller';
+import { PROBE_PREFIX, signallingUrl } from '@cascade/protocol';
+import { runUploadTest } from '@cascade/sfu';
 import { waitFor } from './wait.js';
 
 export interface RawReply {
@@ -34,17 +37,35 @@ export class RawClient {
     });
   }
 
+  readonly #handlers = new Map<string, (data: never) => Promise<unknown>>();
+
   private constructor(ws: WebSocket) {
     this.ws = ws;
     ws.on('message', (d) => {
+      let m: Record<string, unknown>;
       try {
-        this.messages.push(JSON.parse(d.toString()) as Record<string, unknown>);
+        m = JSON.parse(d.toString()) as Record<string, unknown>;
       } catch {
         this.messages.push({ raw: d.toString() });
+        return;
       }
+      const handler = typeof m.type === 'string' && m.id !== undefined ? this.#handlers.get(m.type) : undefined;
+      if (!handler) {
+        this.messages.push(m);
+        return;
+      }
+      void handler(m.data as never).then(
+        (data) => this.ws.readyState === WebSocket.OPEN && this.ws.send(JSON.stringify({ v: 1, id: m.id, ok: true, data })),
+        (err: Error) => this.ws.readyState === WebSocket.OPEN && this.ws.send(JSON.stringify({ v: 1, id: m.id, ok: false, error: { code: 'CASCADE_ERR_INTERNAL', message: err.message } })),
+      );
     });
     this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     ws.on('error', () => {});
+  }
+
+  /** Answer the requests of `type` the server sends (the rest are recorded in `messages`). */
+  onRequest<T>(type: string, handler: (data: T) => Promise<unknown>): void {
+    this.#handlers.set(type, handler as (data: never) => Promise<unknown>);
   }
 
   send(raw: string | Buffer): void {
@@ -105,8 +126,10 @@ export function fakeSrtpParameters(): Record<string, unknown> {
 export interface RawRelay {
   /** The /control connection. */
   c: RawClient;
-  /** The socket the controller's UDP probe reaches (it is echoed back over `c`). */
+  /** The socket the controller's pipe-port probe reaches (it is echoed back over `c`). */
   udp: dgram.Socket;
+  /** The stand-in media port: answers the controller's STUN check as a mediasoup WebRTC server would. */
+  media: dgram.Socket;
   /** What was announced (without an id unless one was asked for). */
   node: Record<string, unknown>;
   /** The node.register reply. */
@@ -116,33 +139,58 @@ export interface RawRelay {
 
 /**
  * A relay speaking raw protocol to a controller's /control: it registers with `token` and, unless
- * told not to, echoes the reachability probe so the controller marks it ready.
+ * told not to, passes the reachability checks (a STUN answer on its stand-in media port, the
+ * pipe-port nonce echoed, the upload test run) so the controller marks it ready.
  */
 export async function openRawRelay(
   baseUrl: string,
-  o: { token: string; id?: string; streams?: unknown[]; answerProbe?: boolean; capacity?: Record<string, number> },
+  o: { token: string; id?: string; streams?: unknown[]; answerProbe?: boolean; capacity?: Record<string, number>; mediaIp?: string; tunnels?: unknown[] },
 ): Promise<RawRelay> {
-  const udp = dgram.createSocket('udp4');
-  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
+  const bind = async () => {
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    return s;
+  };
+  const udp = await bind();
+  const media = await bind();
+  const answer = o.answerProbe !== false;
+  const pwd = randomBytes(18).toString('base64url');
+  const ufrag = randomBytes(6).toString('hex');
+  media.on('message', (m, rinfo) => {
+    const reply = answer ? bindingSuccess(m, pwd, rinfo) : undefined;
+    if (reply) media.send(reply, rinfo.port, rinfo.address);
+  });
   let nonce: string | undefined;
-  udp.on('message', (m) => (nonce = m.toString().replace('CASCADE-PROBE ', '')));
+  udp.on('message', (m) => (nonce = m.toString().replace(PROBE_PREFIX, '')));
   const c = await RawClient.open(baseUrl, '/control');
+  // The controller measures our upload before it admits us.
+  c.onRequest('node.uploadTest', async (p: { nonce: string; kbps: number; durationMs: number }) => ({ sentBytes: await runUploadTest(baseUrl, { ...p, timeoutMs: 5000 }) }));
   const capacity = o.capacity ?? { maxViewers: 10, maxChildren: 2, upKbps: 10_000, downKbps: 10_000 };
-  const node = { ...(o.id ? { id: o.id } : {}), url: 'http://127.0.0.1:9', mediaIp: '127.0.0.1', probePort: udp.address().port, capacity };
-  const reg = await c.request('node.register', { token: o.token, node, streams: o.streams ?? [] });
-  if (reg.ok && o.answerProbe !== false) {
+  const node = {
+    ...(o.id ? { id: o.id } : {}),
+    mediaIp: o.mediaIp ?? '127.0.0.1',
+    mediaPort: media.address().port,
+    probe: { ufrag, pwd },
+    probePort: udp.address().port,
+    capacity,
+  };
+  const reg = await c.request('node.register', { token: o.token, node, streams: o.streams ?? [], ...(o.tunnels ? { tunnels: o.tunnels } : {}) });
+  if (reg.ok && answer) {
     await waitFor(() => nonce, { what: 'the UDP probe' });
     const ack = await c.request('node.probeAck', { nonce });
     if (!ack.ok) throw new Error(`probe acknowledgement refused: ${JSON.stringify(ack.error)}`);
+    await waitFor(() => c.notifications('node.ready').length > 0, { what: 'node.ready', timeoutMs: 15_000 });
   }
   return {
     c,
     udp,
+    media,
     node,
     reg,
     close: () => {
       c.close();
       udp.close();
+      media.close();
     },
   };
 }

@@ -33,8 +33,9 @@ const origin = window.location.origin;
  */
 const publicUrl = document.querySelector<HTMLMetaElement>('meta[name="cascade-public-url"]')?.content.replace(/\/+$/, '') || origin;
 
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+/** Anything as HTML-safe text (a browser's own error may carry a number where ours have strings). */
+function escapeHtml(value: unknown): string {
+  return String(value ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 function showError(err: unknown): void {

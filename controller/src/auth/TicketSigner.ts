@@ -1,4 +1,4 @@
-import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { TICKET_ALGORITHM, type PipeTicketClaims, type ViewerTicketClaims } from '@cascade/protocol';
 
@@ -27,11 +27,12 @@ export class TicketSigner {
     this.#ttlSec = ttlSec;
   }
 
+  /** Every ticket has its own id: the node that accepts it accepts it once. */
   viewer(claims: Omit<ViewerTicketClaims, 'kind'>): string {
-    return jwt.sign({ kind: 'viewer', ...claims }, this.#privateKey, { algorithm: TICKET_ALGORITHM, expiresIn: this.#ttlSec });
+    return jwt.sign({ kind: 'viewer', ...claims }, this.#privateKey, { algorithm: TICKET_ALGORITHM, expiresIn: this.#ttlSec, jwtid: randomBytes(12).toString('base64url') });
   }
 
   pipe(claims: Omit<PipeTicketClaims, 'kind'>): string {
-    return jwt.sign({ kind: 'pipe', ...claims }, this.#privateKey, { algorithm: TICKET_ALGORITHM, expiresIn: this.#ttlSec });
+    return jwt.sign({ kind: 'pipe', ...claims }, this.#privateKey, { algorithm: TICKET_ALGORITHM, expiresIn: this.#ttlSec, jwtid: randomBytes(12).toString('base64url') });
   }
 }

@@ -27,6 +27,20 @@ export class TokenService {
     return jwt.sign({ ...claims }, this.#secret, { algorithm: TOKEN_ALGORITHM, expiresIn: ttlSec });
   }
 
+  /** Verify a token and that it grants one of `scopes`. Throws AUTH_* coded errors. */
+  verifyAny(token: string | undefined, scopes: TokenScope[]): OperatorTokenClaims {
+    let last: unknown;
+    for (const scope of scopes) {
+      try {
+        return this.verify(token, scope);
+      } catch (err) {
+        if (!(err instanceof CascadeError && err.code === 'CASCADE_ERR_AUTH_FORBIDDEN')) throw err;
+        last = err;
+      }
+    }
+    throw last;
+  }
+
   /** Verify a token and that it grants `scope`. Throws AUTH_* coded errors. */
   verify(token: string | undefined, scope: TokenScope): OperatorTokenClaims {
     if (!token) throw new CascadeError('CASCADE_ERR_AUTH_MISSING_TOKEN', `${scope} token required`);

@@ -217,7 +217,6 @@ export class MemoryTopologyStore implements TopologyStore {
     // 1. The origin, up to its own budget.
     const result = (nodeId: string, attached?: PlaceResult['attached']): PlaceResult => ({
       nodeId,
-      url: this.#nodes.get(nodeId)!.url,
       stream: { ...stream },
       ...(attached ? { attached } : {}),
     });
@@ -247,7 +246,7 @@ export class MemoryTopologyStore implements TopologyStore {
     if (relayId !== null && parentId !== null) {
       const depth = this.#attach(streamId, relayId, parentId, policy.now);
       this.#addViewer(streamId, relayId);
-      const attached = { nodeId: relayId, parentId, depth, parentUrl: this.#nodes.get(parentId)!.url, childIp: this.#nodes.get(relayId)!.mediaIp };
+      const attached = { nodeId: relayId, parentId, depth, childIp: this.#nodes.get(relayId)!.mediaIp };
       return result(relayId, attached);
     }
     throw new CascadeError('CASCADE_ERR_NODE_CAPACITY', streamId);

@@ -420,7 +420,7 @@ elseif cmd == 'place' then
   if stream.state == 'ended' then return cjson.encode({ err = 'CASCADE_ERR_STREAM_ENDED' }) end
   ensureRoot(s, stream, now)
   local function result(id, attached)
-    return cjson.encode({ nodeId = id, url = getNode(id).url, stream = stream, attached = attached })
+    return cjson.encode({ nodeId = id, stream = stream, attached = attached })
   end
   local root = stream.originNodeId
   if usable(root, now, exclude) and hasViewerRoom(root) then
@@ -445,7 +445,7 @@ elseif cmd == 'place' then
   if relay and parent then
     local depth = attach(s, relay, parent, now)
     addViewer(s, relay)
-    return result(relay, { nodeId = relay, parentId = parent, depth = depth, parentUrl = getNode(parent).url, childIp = getNode(relay).mediaIp })
+    return result(relay, { nodeId = relay, parentId = parent, depth = depth, childIp = getNode(relay).mediaIp })
   end
   return cjson.encode({ err = 'CASCADE_ERR_NODE_CAPACITY' })
 

@@ -2,10 +2,13 @@ import { randomBytes } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Registry } from 'prom-client';
 import { CascadeError, StreamId, isValid, toCascadeError, type Logger, type StreamSummary } from '@cascade/protocol';
-import type { StreamRecord, TokenService, TopologyController } from '@cascade/controller';
+import { clientAddress, type StreamRecord, type TokenService, type TopologyController } from '@cascade/controller';
 
 export interface ApiDeps {
-  controller: TopologyController;
+  /** Absent in an origin without the controller role: the stream API lives on the controller. */
+  controller?: TopologyController;
+  /** Proxies whose X-Forwarded-For names the client. */
+  trustProxy: readonly string[];
   registry: Registry;
   logger: Logger;
   /** Present in development mode only: lets the demo obtain broadcast tokens by itself. */
@@ -27,7 +30,6 @@ function summary(s: StreamRecord & { viewers: number }): StreamSummary {
 /** The HTTP API: streams, topology, health, metrics, and (development only) demo tokens. */
 export function apiRouter(deps: ApiDeps): express.Router {
   const r = express.Router();
-  const { controller } = deps;
 
   r.get('/healthz', (_req, res) => {
     const h = deps.health();
@@ -37,6 +39,28 @@ export function apiRouter(deps: ApiDeps): express.Router {
   r.get('/metrics', async (_req, res) => {
     res.set('Content-Type', deps.registry.contentType).send(await deps.registry.metrics());
   });
+
+  // What a relay needs to know of itself before it can announce its media: the address it is seen from.
+  r.get('/api/whoami', (req, res) => {
+    res.json({ address: clientAddress(req, deps.trustProxy) });
+  });
+
+  if (deps.devTokens) {
+    const { tokens, ttlSec } = deps.devTokens;
+    r.get('/api/dev/token', (_req, res) => {
+      // Development mode only: each page gets its own identity so that "who owns this stream" still means something.
+      const sub = `dev-${randomBytes(6).toString('hex')}`;
+      res.json({ token: tokens.issue({ scope: ['broadcast'], sub }, ttlSec), expiresIn: ttlSec, development: true });
+    });
+  }
+
+  const controller = deps.controller;
+  if (!controller) {
+    r.use('/api', () => {
+      throw new CascadeError('CASCADE_ERR_CONTROLLER_UNAVAILABLE', 'this process has no controller: ask the deployment\'s public address');
+    });
+    return r;
+  }
 
   r.get('/api/streams', async (req, res) => {
     const all = req.query.all === '1';
@@ -72,7 +96,7 @@ export function apiRouter(deps: ApiDeps): express.Router {
   });
 
   r.get('/api/nodes', async (_req, res) => {
-    const nodes = await controller.store.listNodes(Date.now());
+    const nodes = await controller.listNodes();
     res.json({
       nodes: nodes.map((n) => ({
         id: n.id,
@@ -87,15 +111,6 @@ export function apiRouter(deps: ApiDeps): express.Router {
       })),
     });
   });
-
-  if (deps.devTokens) {
-    const { tokens, ttlSec } = deps.devTokens;
-    r.get('/api/dev/token', (_req, res) => {
-      // Development mode only: each page gets its own identity so that "who owns this stream" still means something.
-      const sub = `dev-${randomBytes(6).toString('hex')}`;
-      res.json({ token: tokens.issue({ scope: ['broadcast'], sub }, ttlSec), expiresIn: ttlSec, development: true });
-    });
-  }
 
   r.use('/api', (req) => {
     throw new CascadeError('CASCADE_ERR_HTTP_NOT_FOUND', req.path);

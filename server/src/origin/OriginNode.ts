@@ -1,82 +1,81 @@
-import type { Logger } from '@cascade/protocol';
-import type { NodeRecord, TokenService, TopologyController } from '@cascade/controller';
+import { CascadeError, type Logger, type NodeCapacity } from '@cascade/protocol';
+import type { TokenService } from '@cascade/controller';
 import {
   MediaNode,
+  NodeHeartbeat,
   PipeEgressService,
   TicketVerifier,
   TrafficMeter,
   TransportService,
   ViewerService,
-  nodeSnapshot,
   type ControlPlane,
   type MediaNodeOptions,
 } from '@cascade/sfu';
-import { CascadeError } from '@cascade/protocol';
 import type { UpgradeRouter } from '@cascade/protocol/node';
 import { PublisherService, type PublisherServiceOptions } from './PublisherService.js';
 
 export interface OriginNodeOptions {
   media: Omit<MediaNodeOptions, 'kind'>;
   publisher: Omit<PublisherServiceOptions, 'iceServers'>;
-  /** Viewers the origin serves itself. */
-  maxViewers: number;
-  /** Relay pipes it feeds, all streams together (K per stream is the placement policy's). */
-  maxChildRelays: number;
-  heartbeatIntervalMs: number;
+}
+
+/** What the origin declares: viewers it serves itself and relay pipes it feeds (K per stream is the placement policy's). */
+export function originCapacity(maxViewers: number, maxChildRelays: number): NodeCapacity {
+  return { maxViewers, maxChildren: maxChildRelays, upKbps: 0, downKbps: 0 };
 }
 
 /**
  * The origin: a media node that accepts broadcasters, serves viewers up to its budget and
- * feeds the first level of relays. It talks to the controller in process and heartbeats
- * into the store like any node, so a store that lost its state is rebuilt from it.
+ * feeds the first level of relays. It talks to the controller only through its ControlPlane
+ * (in process when it embeds one, over `/control` otherwise) and heartbeats like any node, so
+ * a store that lost its state is rebuilt from it.
  */
 export class OriginNode {
   readonly node: MediaNode;
   readonly meter: TrafficMeter;
   readonly publishers: PublisherService;
-  readonly record: NodeRecord;
-  readonly #controller: TopologyController;
+  readonly control: ControlPlane;
   readonly #log: Logger;
-  readonly #timer: ReturnType<typeof setInterval>;
+  readonly #heartbeat: NodeHeartbeat;
   #closed = false;
 
+  /**
+   * `control` is made once the node exists (a remote one announces the node's media port), and
+   * started here: an origin registers before it takes broadcasters.
+   */
   static async create(
     options: OriginNodeOptions,
-    deps: { logger: Logger; upgrades: UpgradeRouter; controller: TopologyController; tokens: TokenService },
+    deps: {
+      logger: Logger;
+      upgrades: UpgradeRouter;
+      tokens: TokenService;
+      /** The ticket key, when the controller is in this process (a remote one gives it at registration). */
+      ticketPublicKey?: string;
+      control: (node: MediaNode, tickets: TicketVerifier) => ControlPlane;
+    },
   ): Promise<OriginNode> {
-    const tickets = new TicketVerifier(deps.controller.tickets.publicKey);
+    const tickets = new TicketVerifier(deps.ticketPublicKey);
     const node = await MediaNode.create({ ...options.media, kind: 'origin' }, { logger: deps.logger, upgrades: deps.upgrades, tickets });
-    const origin = new OriginNode(node, options, deps);
-    await deps.controller.registerNode(origin.record, 'ready');
-    await origin.publishers.adoptStale(await deps.controller.store.listStreams());
+    const control = deps.control(node, tickets);
+    const origin = new OriginNode(node, control, options, deps);
+    try {
+      await control.start();
+      await origin.publishers.adoptStale(await control.listStreams());
+    } catch (err) {
+      await origin.close();
+      throw err;
+    }
+    origin.#heartbeat.start();
     return origin;
   }
 
-  private constructor(
-    node: MediaNode,
-    options: OriginNodeOptions,
-    deps: { logger: Logger; controller: TopologyController; tokens: TokenService },
-  ) {
+  private constructor(node: MediaNode, control: ControlPlane, options: OriginNodeOptions, deps: { logger: Logger; tokens: TokenService }) {
     this.node = node;
-    this.#controller = deps.controller;
+    this.control = control;
     this.#log = deps.logger.child({ component: 'OriginNode', nodeId: node.id });
     this.meter = new TrafficMeter(node, deps);
-    this.record = {
-      id: node.id,
-      kind: 'origin',
-      volunteer: false,
-      owner: 'origin',
-      url: options.media.publicUrl,
-      mediaIp: node.pipeListenIp.announcedIp,
-      capacity: { maxViewers: options.maxViewers, maxChildren: options.maxChildRelays, upKbps: 0, downKbps: 0 },
-      registeredAt: Date.now(),
-    };
-    node.control = this.#controlPlane();
-    this.publishers = new PublisherService(
-      node,
-      { ...options.publisher, iceServers: options.media.iceServers },
-      { controller: deps.controller, tokens: deps.tokens, logger: deps.logger },
-    );
+    node.control = control;
+    this.publishers = new PublisherService(node, { ...options.publisher, iceServers: options.media.iceServers }, { control, tokens: deps.tokens, logger: deps.logger });
     node
       .use(new TransportService(node))
       .use(this.publishers)
@@ -91,40 +90,22 @@ export class OriginNode {
         }),
       )
       .use(new PipeEgressService(node));
-    this.meter.start(options.heartbeatIntervalMs);
-    this.#timer = setInterval(() => void this.#heartbeat(), options.heartbeatIntervalMs);
-    this.#timer.unref();
+    // The origin's own records first, so that a store that lost everything knows the streams
+    // before relays report carrying them.
+    this.#heartbeat = new NodeHeartbeat(node, this.meter, control, {
+      logger: deps.logger,
+      beforeBeat: async () => {
+        for (const r of this.publishers.records) await control.putStream(r);
+      },
+    });
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
-    this.meter.stop();
+    this.#heartbeat.close();
     await this.node.close();
-    await this.#controller.nodeGone(this.node.id, 'origin shutting down').catch(() => {});
-  }
-
-  #controlPlane(): ControlPlane {
-    const controller = this.#controller;
-    const nodeId = this.node.id;
-    const log = this.#log;
-    return {
-      placeViewer: (request) => controller.placeViewer(request),
-      viewerLeft: (streamId) => {
-        controller.viewerLeft(nodeId, streamId).catch((err) => log.warn({ err, streamId }, 'cannot release viewer'));
-      },
-    };
-  }
-
-  async #heartbeat(): Promise<void> {
-    try {
-      // The origin's own records first, so that a store that lost everything knows the
-      // streams before relays report carrying them.
-      for (const r of this.publishers.records) await this.#controller.putStream(r);
-      await this.#controller.nodeHeartbeat(this.record, 'ready', nodeSnapshot(this.node, this.meter));
-    } catch (err) {
-      this.#log.warn({ err }, 'origin heartbeat failed');
-    }
+    await this.control.close();
+    this.#log.info({}, 'origin closed');
   }
 }

@@ -5,10 +5,11 @@ import {
   type Logger,
   type NodeParams,
   type NodeResult,
+  type StreamRecord,
   type StreamState,
 } from '@cascade/protocol';
-import type { TokenService, TopologyController, StreamRecord } from '@cascade/controller';
-import { ms, type LocalStream, type MediaNode, type NodeService, type Session } from '@cascade/sfu';
+import type { TokenService } from '@cascade/controller';
+import { ms, type ControlPlane, type LocalStream, type MediaNode, type NodeService, type Session } from '@cascade/sfu';
 
 export interface PublisherServiceOptions {
   maxStreams: number;
@@ -42,7 +43,7 @@ interface Published {
  */
 export class PublisherService implements NodeService {
   readonly #node: MediaNode;
-  readonly #controller: TopologyController;
+  readonly #control: ControlPlane;
   readonly #tokens: TokenService;
   readonly #options: PublisherServiceOptions;
   readonly #log: Logger;
@@ -51,10 +52,10 @@ export class PublisherService implements NodeService {
   constructor(
     node: MediaNode,
     options: PublisherServiceOptions,
-    deps: { controller: TopologyController; tokens: TokenService; logger: Logger },
+    deps: { control: ControlPlane; tokens: TokenService; logger: Logger },
   ) {
     this.#node = node;
-    this.#controller = deps.controller;
+    this.#control = deps.control;
     this.#tokens = deps.tokens;
     this.#options = options;
     this.#log = deps.logger.child({ component: 'PublisherService' });
@@ -126,7 +127,7 @@ export class PublisherService implements NodeService {
       }
       resumed = true;
     } else {
-      const stored = await this.#controller.store.getStream(streamId);
+      const stored = (await this.#control.getStream(streamId))?.stream;
       if (stored && stored.state !== 'ended' && (stored.owner !== claims.sub || stored.originNodeId !== this.#node.id)) {
         throw new CascadeError('CASCADE_ERR_STREAM_ALREADY_LIVE', streamId);
       }
@@ -205,9 +206,10 @@ export class PublisherService implements NodeService {
   #watchSession(pub: Published, session: Session): void {
     let last = -1;
     const timer = setInterval(() => {
-      void this.#controller
-        .viewerCount(pub.record.id)
-        .then((viewers) => {
+      void this.#control
+        .getStream(pub.record.id)
+        .then((found) => {
+          const viewers = found?.viewers ?? 0;
           if (viewers !== last && !session.closed) session.notify('stream.viewers', { streamId: pub.record.id, viewers });
           last = viewers;
         })
@@ -238,7 +240,7 @@ export class PublisherService implements NodeService {
 
   async #save(record: StreamRecord): Promise<void> {
     try {
-      await this.#controller.putStream(record);
+      await this.#control.putStream(record);
     } catch (err) {
       // The store may be away; the next heartbeat writes the record again.
       this.#log.warn({ err, streamId: record.id }, 'cannot save stream record');

@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '@cascade/protocol';
-import { ProbeResponder } from '../src/ProbeResponder.js';
+import { ProbeResponder } from '../src/control/ProbeResponder.js';
 
 /** Hold these UDP ports on loopback, as another program would. */
 async function holdPorts(ports: number[]): Promise<dgram.Socket[]> {

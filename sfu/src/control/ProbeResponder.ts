@@ -1,13 +1,12 @@
 import dgram from 'node:dgram';
-import type { Logger } from '@cascade/protocol';
+import { CascadeError, PROBE_PREFIX as PREFIX, type Logger } from '@cascade/protocol';
 
-const PREFIX = 'CASCADE-PROBE ';
 const MAX_BIND_ATTEMPTS = 50;
 
 /**
- * Listens on the relay's media address for the controller's reachability probe (a UDP
- * datagram carrying a nonce) and hands the nonce on; the controller gives no traffic to a
- * relay that cannot echo it.
+ * Listens on the node's pipe ports for the controller's reachability probe (a UDP datagram
+ * carrying a nonce) and hands the nonce on; the controller gives no traffic to a node that
+ * cannot echo it (its parent's and children's pipes would not reach it either).
  */
 export class ProbeResponder {
   readonly #socket: dgram.Socket;
@@ -40,7 +39,7 @@ export class ProbeResponder {
         r.close();
       }
     }
-    throw new Error(`cannot listen for the reachability probe on ${ip}, UDP ports ${ports.min}-${ports.max}: ${(lastError as Error)?.message}`);
+    throw new CascadeError('CASCADE_ERR_CONFIG_INVALID', `cannot listen for the reachability probe on ${ip}, UDP ports ${ports.min}-${ports.max}: ${(lastError as Error)?.message}`, { cause: lastError });
   }
 
   private constructor(type: 'udp4' | 'udp6', onNonce: (nonce: string) => void, log: Logger) {

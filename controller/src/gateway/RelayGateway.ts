@@ -1,0 +1,450 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
+import {
+  CascadeError,
+  ControlNotifications,
+  ControlRequests,
+  Peer,
+  RelayRequests,
+  webSocketChannel,
+  type ControlNotificationData,
+  type ControlParams,
+  type Logger,
+  type NodeCapacity,
+} from '@cascade/protocol';
+import { WsEndpoint, type UpgradeRouter } from '@cascade/protocol/node';
+import type { TokenService } from '../auth/TokenService.js';
+import type { AssignEvent, TopologyController } from '../TopologyController.js';
+import type { TunnelRouter, NodeLink } from '../tunnels/TunnelRouter.js';
+import { MAX_REFUSED_PER_SWEEP } from '../tunnels/TunnelRouter.js';
+import type { NodeRecord, NodeStatus } from '../types.js';
+import { clientAddress } from './addresses.js';
+import { checkDeclaredCapacity, checkMediaAddress, type AddressPolicy } from './admission.js';
+import { MediaProbe } from './MediaProbe.js';
+import { UploadMeter } from './UploadMeter.js';
+
+export interface RelayGatewayOptions {
+  /** Ping period of node connections. */
+  pingIntervalMs: number;
+  /**
+   * A node silent (no pong) this long gets no new traffic, its children are moved and the
+   * viewers it serves are told to move; it is restored once it answers again, ms.
+   */
+  suspectAfterMs: number;
+  /** A node silent this long is cut off (its heartbeats have expired by then), ms. */
+  deadAfterMs: number;
+  maxConnections: number;
+  maxMessageBytes: number;
+  rateLimitPerSec: number;
+  requestTimeoutMs: number;
+  probeTimeoutMs: number;
+  /** A connection that has not registered by then is closed, ms. */
+  registerTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  /** Which media addresses relays may announce. */
+  addressPolicy: AddressPolicy;
+  /** Proxies whose X-Forwarded-For names the real peer. */
+  trustProxy: readonly string[];
+  /** Upload test at admission, at most this (kbit/s); 0: none. */
+  uploadTestMaxKbps: number;
+}
+
+type ControlPeer = Peer<typeof ControlRequests, typeof RelayRequests, typeof ControlNotifications>;
+
+interface NodeConnection {
+  peer: ControlPeer;
+  log: Logger;
+  /** The address it connects from (behind a trusted proxy: the one the proxy names). */
+  observedIp: string;
+  record?: NodeRecord;
+  /** What it declared at registration (record.capacity may be lower: declared upload, measured upload). */
+  declared?: NodeCapacity;
+  status: NodeStatus;
+  /** The status to take once checked (a relay the controller had demoted or drained keeps that). */
+  resumeStatus?: NodeStatus;
+  tokenHash?: string;
+  nonce?: string;
+  stopProbe?: () => void;
+  link?: NodeLink;
+  registerTimer?: ReturnType<typeof setTimeout>;
+}
+
+/** Sessions a node may host before its message budget stops growing. */
+const MAX_BUDGETED_TUNNELS = 10_000;
+
+/**
+ * The controller's `/control` endpoint for media nodes: relays (volunteers included,
+ * untrusted) and origins that have no controller of their own. Token check, media address
+ * policy, reachability checks of the one port viewers use and of the pipe ports, an upload test,
+ * heartbeats, assignments decided by any controller instance, and the tunnels that carry
+ * viewers' and child relays' sessions to the node. Nothing but registration is served before
+ * the checks pass, except the tunnels a node brings back from an earlier connection.
+ */
+export class RelayGateway {
+  readonly #controller: TopologyController;
+  readonly #tokens: TokenService;
+  readonly #router: TunnelRouter;
+  readonly #options: RelayGatewayOptions;
+  readonly #log: Logger;
+  readonly #endpoint: WsEndpoint;
+  readonly #nodes = new Map<string, NodeConnection>();
+  readonly #byWs = new WeakMap<WebSocket, NodeConnection>();
+  readonly #probe: MediaProbe;
+  readonly #upload: UploadMeter;
+  readonly #budgetTimer: ReturnType<typeof setInterval>;
+  #closed = false;
+
+  constructor(
+    upgrades: UpgradeRouter,
+    options: RelayGatewayOptions,
+    deps: { controller: TopologyController; tokens: TokenService; router: TunnelRouter; logger: Logger },
+  ) {
+    this.#controller = deps.controller;
+    this.#tokens = deps.tokens;
+    this.#router = deps.router;
+    this.#options = options;
+    this.#log = deps.logger.child({ component: 'RelayGateway' });
+    this.#endpoint = new WsEndpoint(
+      upgrades,
+      {
+        path: '/control',
+        maxConnections: options.maxConnections,
+        pingIntervalMs: options.pingIntervalMs,
+        suspectAfterMs: options.suspectAfterMs,
+        deadAfterMs: options.deadAfterMs,
+        maxPayloadBytes: 4 * 1024 * 1024,
+      },
+      { logger: this.#log },
+    );
+    this.#endpoint.on('connection', (ws, req) => this.#onConnection(ws, req));
+    this.#endpoint.on('silent', (ws, silentMs) => void this.#onSilent(ws, silentMs));
+    this.#probe = new MediaProbe({ logger: this.#log });
+    this.#upload = new UploadMeter(upgrades, { logger: this.#log });
+    this.#controller.on('assign', (e) => this.#deliverAssign(e));
+    this.#router.on('refused', (nodeId, _id, count) => {
+      if (count !== MAX_REFUSED_PER_SWEEP) return;
+      const conn = this.#nodes.get(nodeId);
+      conn?.log.warn({ count }, 'node floods frames for sessions it does not hold: cut off');
+      conn?.peer.closeWithError(new CascadeError('CASCADE_ERR_PROTOCOL_RATE_LIMITED', 'frames for sessions this node does not hold'));
+    });
+    // A node's message budget grows with the sessions it carries (each viewer pings a few times a second).
+    this.#budgetTimer = setInterval(() => {
+      for (const conn of this.#nodes.values()) {
+        const tunnels = Math.min(MAX_BUDGETED_TUNNELS, this.#router.hostedCount(conn.record!.id));
+        conn.peer.setRateLimit(options.rateLimitPerSec + tunnels * 10);
+      }
+    }, 1000);
+    this.#budgetTimer.unref();
+  }
+
+  get relayCount(): number {
+    return this.#nodes.size;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#budgetTimer);
+    // Nodes keep their media and their tunnels; they reconnect to another controller instance.
+    await this.#endpoint.close(1012, 'controller restarting');
+    this.#probe.close();
+    this.#upload.close();
+  }
+
+  #onConnection(ws: WebSocket, req: IncomingMessage): void {
+    const o = this.#options;
+    const peer: ControlPeer = new Peer({
+      channel: webSocketChannel(ws),
+      inbound: ControlRequests,
+      outbound: RelayRequests,
+      notifications: ControlNotifications,
+      maxMessageBytes: o.maxMessageBytes,
+      rateLimitPerSec: o.rateLimitPerSec,
+      requestTimeoutMs: o.requestTimeoutMs,
+    });
+    const observedIp = clientAddress(req, o.trustProxy);
+    const conn: NodeConnection = { peer, observedIp, log: this.#log.child({ connId: randomBytes(4).toString('hex') }), status: 'probing' };
+    this.#byWs.set(ws, conn);
+    conn.registerTimer = setTimeout(() => {
+      conn.log.warn({ observedIp }, 'connection did not register in time: closed');
+      peer.closeWithError(new CascadeError('CASCADE_ERR_RELAY_NOT_REGISTERED', `register within ${o.registerTimeoutMs} ms`));
+    }, o.registerTimeoutMs);
+    conn.registerTimer.unref();
+    peer.on('protocolerror', (err, type) => conn.log.warn({ code: err.code, type, nodeId: conn.record?.id }, 'bad control message'));
+    peer.on('handled', (type, _ms, err) => {
+      if (err) conn.log[err.code === 'CASCADE_ERR_INTERNAL' ? 'error' : 'info']({ type, code: err.code, err: err.cause }, 'control request refused');
+    });
+    peer.on('close', () => void this.#onClose(conn));
+    peer.on('notification', (type, data) => this.#onTunnelFrame(conn, type as keyof typeof ControlNotifications, data));
+
+    const registered = (): NodeRecord => {
+      if (!conn.record) throw new CascadeError('CASCADE_ERR_RELAY_NOT_REGISTERED', 'send node.register first');
+      return conn.record;
+    };
+    /** Traffic (placements, departures, tree changes) only once the checks passed. */
+    const admitted = (): NodeRecord => {
+      const record = registered();
+      if (conn.status === 'probing') throw new CascadeError('CASCADE_ERR_RELAY_NOT_REGISTERED', 'not checked yet: wait for node.ready');
+      return record;
+    };
+    const origin = (): NodeRecord => {
+      const record = admitted();
+      if (record.kind !== 'origin') throw new CascadeError('CASCADE_ERR_AUTH_FORBIDDEN', 'only an origin may do this');
+      return record;
+    };
+    peer
+      .handle('node.register', (p) => this.#register(conn, p))
+      .handle('node.probeAck', async ({ nonce }) => {
+        registered();
+        // A stale nonce (from an earlier connection of this relay) is refused but not fatal.
+        if (!conn.nonce || nonce !== conn.nonce) throw new CascadeError('CASCADE_ERR_PROTOCOL_INVALID_PARAMS', 'not the current probe nonce');
+        conn.nonce = undefined;
+        conn.stopProbe?.();
+        return {};
+      })
+      .handle('node.heartbeat', async (p) => {
+        const record = registered();
+        await this.#controller.nodeHeartbeat(record, conn.status, p);
+        await this.#router.refreshNode(record.id);
+        return {};
+      })
+      .handle('viewer.place', (p) => {
+        origin();
+        return this.#controller.placeViewer(p);
+      })
+      .handle('viewer.left', async ({ streamId, count }) => {
+        const record = registered();
+        // A relay caps what it reports at its declared viewers (more departures than viewers it
+        // may hold cannot all be real), so a larger count is not a miscount but nonsense.
+        const max = conn.declared?.maxViewers ?? record.capacity.maxViewers;
+        if (count > max) {
+          conn.log.warn({ streamId, count, maxViewers: max }, 'viewer departures refused: more than the relay may serve');
+          throw new CascadeError('CASCADE_ERR_PROTOCOL_INVALID_PARAMS', `count ${count} exceeds the declared ${max} viewers`);
+        }
+        await this.#controller.viewersLeft(record, streamId, count);
+        return {};
+      })
+      .handle('stream.parentLost', async ({ streamId, parentNodeId }) => {
+        await this.#controller.parentLost(admitted().id, streamId, parentNodeId);
+        return {};
+      })
+      .handle('stream.released', async ({ streamId }) => {
+        await this.#controller.streamReleased(registered().id, streamId);
+        return {};
+      })
+      .handle('node.drain', async () => {
+        const record = registered();
+        conn.status = 'draining';
+        await this.#controller.drainNode(record.id);
+        return {};
+      })
+      .handle('stream.put', async ({ stream }) => {
+        const record = origin();
+        if (stream.originNodeId !== record.id) throw new CascadeError('CASCADE_ERR_AUTH_FORBIDDEN', 'a stream of another origin');
+        await this.#controller.putStream(stream);
+        return {};
+      })
+      .handle('stream.get', async ({ streamId }) => {
+        origin();
+        const found = await this.#controller.streamWithViewers(streamId);
+        return found ? { stream: found.stream, viewers: found.viewers } : { viewers: 0 };
+      })
+      .handle('stream.list', async () => {
+        origin();
+        return { streams: await this.#controller.listStreamRecords() };
+      });
+  }
+
+  async #register(conn: NodeConnection, p: ControlParams<'node.register'>) {
+    if (conn.record) throw new CascadeError('CASCADE_ERR_RELAY_ALREADY_REGISTERED', conn.record.id);
+    const claims = this.#tokens.verifyAny(p.token, ['relay', 'origin']);
+    const kind = claims.scope.includes('origin') ? 'origin' : 'relay';
+    checkDeclaredCapacity(p.node.capacity, kind);
+    const mediaIp = checkMediaAddress(p.node.mediaIp, conn.observedIp, kind === 'origin' ? 'any' : this.#options.addressPolicy);
+    const nodeId = p.node.id ?? `${claims.sub.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 60)}-${randomBytes(3).toString('hex')}`;
+    const tokenHash = createHash('sha256').update(p.token).digest('base64url').slice(0, 22);
+    const now = Date.now();
+    const existing = await this.#controller.getNode(nodeId);
+    if (existing && existing.owner !== claims.sub && existing.alive) {
+      throw new CascadeError('CASCADE_ERR_RELAY_ALREADY_REGISTERED', `${nodeId} belongs to another relay`);
+    }
+    // One live registration per token: a second relay on the same token (a copy of it) is refused.
+    const twin = (await this.#controller.listNodes()).find((n) => n.alive && n.id !== nodeId && n.token === tokenHash);
+    if (twin) throw new CascadeError('CASCADE_ERR_RELAY_ALREADY_REGISTERED', `this token already runs ${twin.id}`);
+    const previous = this.#nodes.get(nodeId);
+    if (previous && previous !== conn) {
+      // The same node reconnecting (its old connection is not dead yet): the newest wins.
+      previous.log.info({ nodeId }, 'replaced by a newer connection of the same node');
+      this.#nodes.delete(nodeId);
+      if (previous.link) this.#router.detachNode(nodeId, previous.link, false);
+      previous.peer.close(4409, 'replaced by a newer connection');
+    }
+    const record: NodeRecord = {
+      id: nodeId,
+      kind,
+      volunteer: kind === 'relay' && claims.volunteer === true,
+      owner: claims.sub,
+      url: '',
+      mediaIp,
+      mediaPort: p.node.mediaPort,
+      token: tokenHash,
+      capacity: kind === 'relay' ? this.#controller.relayCapacity(p.node.capacity) : p.node.capacity,
+      registeredAt: now,
+    };
+    clearTimeout(conn.registerTimer);
+    conn.record = record;
+    conn.declared = p.node.capacity;
+    conn.tokenHash = tokenHash;
+    conn.log = conn.log.child({ nodeId });
+    // A relay the controller had demoted or that was draining stays so: reconnecting is no way back in.
+    if (existing?.alive && (existing.status === 'demoted' || existing.status === 'draining')) conn.resumeStatus = existing.status;
+    this.#nodes.set(nodeId, conn);
+    await this.#controller.registerNode(record, 'probing');
+    const link: NodeLink = { deliver: (msg) => this.#deliverTunnel(conn, msg) };
+    conn.link = link;
+    await this.#router.attachNode(nodeId, link, p.tunnels ?? []);
+    if (p.streams.length > 0) {
+      // A node that already carries streams (the controller or Redis restarted): rebuild from it.
+      await this.#controller.nodeHeartbeat(record, 'probing', {
+        stats: { viewers: p.streams.reduce((n, s) => n + s.viewers, 0), children: p.streams.reduce((n, s) => n + s.children, 0), bitrateInKbps: 0, bitrateOutKbps: 0, lossRate: 0, cpu: 0, bytesOut: 0 },
+        streams: p.streams,
+      });
+    }
+    void this.#admit(conn, record, p);
+    conn.log.info({ kind, volunteer: record.volunteer, mediaIp, mediaPort: p.node.mediaPort, observedIp: conn.observedIp, capacity: record.capacity, carried: p.streams.length, tunnels: p.tunnels?.length ?? 0 }, kind === 'relay' ? 'relay registered' : 'origin registered');
+    return {
+      nodeId,
+      ticketPublicKey: this.#controller.ticketPublicKey,
+      heartbeatIntervalMs: this.#options.heartbeatIntervalMs,
+      nodeTtlMs: this.#controller.options.nodeTtlMs,
+    };
+  }
+
+  /** The checks before any traffic: the media port and the pipe ports answer, then (relays) the upload test. */
+  async #admit(conn: NodeConnection, record: NodeRecord, p: ControlParams<'node.register'>): Promise<void> {
+    const o = this.#options;
+    // An origin is the operator's own machine: its pipe ports are the operator's firewall's business.
+    const pipe = record.kind === 'relay' ? this.#probe.nonce(record.mediaIp, p.node.probePort, o.probeTimeoutMs) : { nonce: '', stop: () => {} };
+    conn.nonce = pipe.nonce || undefined;
+    const pipeAnswered = record.kind !== 'relay' ? Promise.resolve(true) : new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), o.probeTimeoutMs);
+      timer.unref();
+      conn.stopProbe = () => {
+        clearTimeout(timer);
+        pipe.stop();
+        resolve(true);
+      };
+    });
+    const [media, pipes] = await Promise.all([this.#probe.stun(record.mediaIp, p.node.mediaPort, p.node.probe, o.probeTimeoutMs), pipeAnswered]);
+    if (conn.peer.closed || this.#nodes.get(record.id) !== conn) return;
+    if (!media || !pipes) {
+      const what = !media ? `UDP ${p.node.mediaPort} (viewers' media)` : `UDP ${p.node.probePort} (pipes between relays)`;
+      conn.log.warn({ mediaIp: record.mediaIp, mediaPort: p.node.mediaPort, probePort: p.node.probePort, media, pipes }, 'node failed the reachability check');
+      conn.peer.closeWithError(new CascadeError('CASCADE_ERR_RELAY_UNREACHABLE', `no answer from ${record.mediaIp} on ${what}`));
+      return;
+    }
+    if (record.kind === 'relay' && o.uploadTestMaxKbps > 0) await this.#uploadTest(conn, record);
+    if (conn.peer.closed || this.#nodes.get(record.id) !== conn) return;
+    conn.status = conn.resumeStatus ?? 'ready';
+    await this.#controller.setNodeStatus(record.id, conn.status).catch((err) => conn.log.warn({ err }, 'cannot store the status now'));
+    conn.peer.notify('node.ready', { nodeId: record.id });
+    conn.log.info({ status: conn.status, capacity: record.capacity }, 'node checked: reachable');
+  }
+
+  /** Hold the relay to the upload that really arrives here, when less than it declared. */
+  async #uploadTest(conn: NodeConnection, record: NodeRecord): Promise<void> {
+    const declared = conn.declared!;
+    const kbps = Math.min(declared.upKbps, this.#options.uploadTestMaxKbps);
+    const durationMs = 1000;
+    const { nonce, result } = this.#upload.expect(durationMs * 6);
+    try {
+      await conn.peer.request('node.uploadTest', { nonce, kbps: Math.ceil(kbps), durationMs }, { timeoutMs: durationMs * 6 });
+    } catch (err) {
+      conn.log.warn({ err }, 'upload test failed: holding the relay to what arrived');
+    }
+    const measured = (await result) ?? 0;
+    // Measured close to what was asked: the link carries at least that (above the test's ceiling,
+    // the declaration stands, and viewers' loss reports catch a link that cannot carry it).
+    // Otherwise the relay gets what arrived (a relay that delivered nothing gets no viewers).
+    const upKbps = measured >= kbps * 0.8 ? declared.upKbps : Math.max(1, measured);
+    if (upKbps < declared.upKbps) {
+      record.capacity = this.#controller.relayCapacity({ ...declared, upKbps });
+      conn.log.warn({ declaredKbps: declared.upKbps, measuredKbps: Math.round(measured), capacity: record.capacity }, 'relay uploads less than it declared: held to what it delivers');
+      await this.#controller.registerNode(record, 'probing');
+    } else {
+      conn.log.info({ declaredKbps: declared.upKbps, measuredKbps: Math.round(measured) }, 'upload test passed');
+    }
+  }
+
+  #onTunnelFrame(conn: NodeConnection, type: keyof typeof ControlNotifications, data: unknown): void {
+    const record = conn.record;
+    if (!record) return;
+    const d = data as ControlNotificationData<'tunnel.data'> & ControlNotificationData<'tunnel.open'> & ControlNotificationData<'tunnel.close'>;
+    try {
+      if (type === 'tunnel.open') {
+        if (conn.status === 'probing') throw new CascadeError('CASCADE_ERR_RELAY_NOT_REGISTERED', 'not checked yet');
+        this.#router.fromNode(record.id, { op: 'open', id: d.id, to: d.to });
+      } else if (type === 'tunnel.data') this.#router.fromNode(record.id, { op: 'data', id: d.id, data: d.data });
+      else if (type === 'tunnel.close') this.#router.fromNode(record.id, { op: 'close', id: d.id, code: d.code, reason: d.reason });
+    } catch (err) {
+      const e = err instanceof CascadeError ? err : new CascadeError('CASCADE_ERR_INTERNAL', undefined, { cause: err });
+      if (this.#router.refusedCount(record.id) <= 3) conn.log.warn({ code: e.code, type, tunnel: d.id }, 'tunnel frame refused');
+      if (type !== 'tunnel.close') conn.peer.notify('tunnel.close', { id: d.id, code: e.closeCode, reason: e.code });
+    }
+  }
+
+  #deliverTunnel(conn: NodeConnection, msg: Parameters<NodeLink['deliver']>[0]): void {
+    switch (msg.op) {
+      case 'open':
+        conn.peer.notify('tunnel.open', { id: msg.id, from: msg.from, ...(msg.remoteAddress ? { remoteAddress: msg.remoteAddress.slice(0, 64) } : {}) });
+        break;
+      case 'data':
+        conn.peer.notify('tunnel.data', { id: msg.id, data: msg.data ?? '' });
+        break;
+      case 'close':
+        conn.peer.notify('tunnel.close', { id: msg.id, code: msg.code ?? 1000, reason: (msg.reason ?? '').slice(0, 200) });
+        break;
+      case 'notice':
+        break;
+    }
+  }
+
+  #deliverAssign(e: AssignEvent): void {
+    const c = this.#nodes.get(e.nodeId);
+    if (!c) return;
+    c.peer
+      .request('stream.assign', { stream: e.stream, parent: { nodeId: e.parent.nodeId }, ticket: e.ticket })
+      .catch((err) => c.log.warn({ err, streamId: e.stream.id }, 'relay did not take the assignment'));
+  }
+
+  async #onSilent(ws: WebSocket, silentMs: number): Promise<void> {
+    const conn = this.#byWs.get(ws);
+    if (!conn?.record || this.#nodes.get(conn.record.id) !== conn) return;
+    conn.log.warn({ silentMs }, 'node not answering pings: its viewers move, no new traffic, children moved, until it answers');
+    this.#router.nodeSilent(conn.record.id);
+    if (conn.status !== 'ready') return;
+    try {
+      await this.#controller.suspectNode(conn.record.id);
+    } catch (err) {
+      conn.log.warn({ err }, 'cannot mark the silent relay now');
+    }
+  }
+
+  async #onClose(conn: NodeConnection): Promise<void> {
+    clearTimeout(conn.registerTimer);
+    conn.stopProbe?.();
+    const record = conn.record;
+    if (!record || this.#nodes.get(record.id) !== conn) return;
+    this.#nodes.delete(record.id);
+    // We are the ones going away: the node keeps its tunnels and brings them to another instance.
+    if (conn.link) this.#router.detachNode(record.id, conn.link, !this.#closed);
+    if (this.#closed) return;
+    conn.log.info({}, 'node disconnected');
+    try {
+      await this.#controller.nodeGone(record.id, 'control connection closed');
+    } catch (err) {
+      conn.log.warn({ err }, 'cannot remove node now; its liveness will expire');
+    }
+  }
+}

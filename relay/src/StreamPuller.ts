@@ -1,0 +1,178 @@
+import { CascadeError, TypedEmitter, type Logger, type RelayParams } from '@cascade/protocol';
+import type { ControlPlane, LocalStream, MediaNode } from '@cascade/sfu';
+import { ParentLossReporter } from './ParentLossReporter.js';
+import { PipeIngress } from './PipeIngress.js';
+
+export interface StreamPullerOptions {
+  /** How long a stream is kept after its last viewer and child left (ms). */
+  lingerMs: number;
+  stallTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+export type StreamPullerEvents = {
+  streamstart: [streamId: string, parentId: string];
+  streamstop: [streamId: string];
+  parentlost: [streamId: string, reason: string];
+  listenererror: [event: string, error: unknown];
+};
+
+/** How long a stream opened for a ticketed viewer waits for its assignment (ms). */
+const PENDING_ASSIGNMENT_MS = 10_000;
+/** How long a planned move waits for the new pipe's media before switching anyway (ms). */
+const MOVE_MEDIA_WAIT_MS = 2000;
+
+/**
+ * What a relay carries: the streams the controller assigns, each pulled from its parent over a
+ * pipe (make-before-break when the parent changes), reported lost when that pipe fails, and
+ * dropped a while after its last viewer and child left.
+ */
+export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
+  readonly #node: MediaNode;
+  readonly #control: ControlPlane;
+  readonly #options: StreamPullerOptions;
+  readonly #log: Logger;
+  readonly #ingress = new Map<string, PipeIngress>();
+  /** Per stream, the latest assignment: a pull that fails after a newer one started is not reported. */
+  readonly #assignments = new Map<string, number>();
+  readonly #lostParents: ParentLossReporter;
+  readonly #linger = new Map<string, ReturnType<typeof setTimeout>>();
+  readonly #watched = new WeakSet<LocalStream>();
+  #draining = false;
+  #closed = false;
+
+  constructor(node: MediaNode, control: ControlPlane, options: StreamPullerOptions, deps: { logger: Logger }) {
+    super();
+    this.#node = node;
+    this.#control = control;
+    this.#options = options;
+    this.#log = deps.logger.child({ component: 'StreamPuller' });
+    this.#lostParents = new ParentLossReporter({}, { logger: deps.logger, report: (streamId, parentNodeId) => control.parentLost(streamId, parentNodeId) });
+    node.on('streamclose', (s) => {
+      clearTimeout(this.#linger.get(s.id));
+      this.#linger.delete(s.id);
+      this.#lostParents.recovered(s.id);
+      this.#assignments.delete(s.id);
+      this.#ingress.get(s.id)?.close();
+      this.#ingress.delete(s.id);
+    });
+  }
+
+  /** No new viewers (a draining relay refuses them; they are placed elsewhere). */
+  drain(): void {
+    this.#draining = true;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#linger.values()) clearTimeout(t);
+    this.#lostParents.close();
+    for (const i of this.#ingress.values()) i.close();
+    this.#ingress.clear();
+  }
+
+  /** Carry this stream from this parent (also how the controller moves us to a new parent). */
+  async assign({ stream: info, parent, ticket }: RelayParams<'stream.assign'>): Promise<void> {
+    if (this.#closed) throw new CascadeError('CASCADE_ERR_NODE_SHUTTING_DOWN');
+    const current = this.#ingress.get(info.id);
+    if (current && !current.closed && current.parentId === parent.nodeId) return; // already there
+    const stream = this.#node.stream(info.id) ?? this.#node.openStream(info.id, { depth: 1, state: info.state, title: info.title, createdAt: info.createdAt });
+    stream.title = info.title;
+    this.#watchIdle(stream);
+    const seq = (this.#assignments.get(info.id) ?? 0) + 1;
+    this.#assignments.set(info.id, seq);
+    // The controller has moved on: a loss report still waiting would name a parent it already replaced.
+    this.#lostParents.cancel(info.id);
+    let next: PipeIngress;
+    try {
+      next = await PipeIngress.open(
+        this.#node,
+        this.#control,
+        { stream, parent, ticket, stallTimeoutMs: this.#options.stallTimeoutMs, timeoutMs: this.#options.requestTimeoutMs },
+        { logger: this.#log },
+      );
+    } catch (err) {
+      const code = err instanceof CascadeError ? err.code : 'unknown';
+      // The parent refused, timed out or no longer has the stream. The tree says it feeds us, so
+      // unless a newer assignment superseded this one the controller must hear it (and pick another).
+      if (!this.#closed && !stream.closed && this.#assignments.get(info.id) === seq) {
+        this.#log.warn({ err, code, streamId: info.id, parentId: parent.nodeId }, 'cannot pull the stream from the assigned parent; reporting it lost');
+        this.#lostParents.lost(info.id, parent.nodeId);
+      }
+      throw new CascadeError('CASCADE_ERR_RELAY_PARENT_LOST', `cannot pull from ${parent.nodeId} (${code})`, { cause: err });
+    }
+    if (this.#closed || stream.closed) {
+      next.close();
+      return;
+    }
+    // Make-before-break: while the old parent still feeds us, switch only once the new pipe carries media.
+    if (current && !current.closed) await next.waitForMedia(MOVE_MEDIA_WAIT_MS);
+    if (next.closed) {
+      // The new parent failed before taking over (its 'lost' came before anyone listened):
+      // keep what still feeds us, and have the controller pick another parent.
+      this.#log.warn({ streamId: info.id, parentId: parent.nodeId }, 'new parent lost before taking over');
+      this.#lostParents.lost(info.id, parent.nodeId);
+      return;
+    }
+    const replaced = this.#ingress.get(info.id);
+    this.#ingress.set(info.id, next);
+    next.adopt();
+    this.#lostParents.recovered(info.id);
+    if (replaced && replaced !== next) replaced.close();
+    next.on('lost', (reason) => this.#parentLost(info.id, next, reason));
+    this.#log.info({ streamId: info.id, parentId: parent.nodeId, moved: !!replaced }, 'carrying stream');
+    this.safeEmit('streamstart', info.id, parent.nodeId);
+  }
+
+  /** A viewer with a ticket for a stream we were just assigned (the assignment may still be on its way). */
+  streamForViewer(streamId: string): LocalStream {
+    if (this.#draining) throw new CascadeError('CASCADE_ERR_NODE_DRAINING');
+    const existing = this.#node.stream(streamId);
+    if (existing) return existing;
+    const stream = this.#node.openStream(streamId, { depth: 1, state: 'waiting' });
+    this.#watchIdle(stream);
+    setTimeout(() => {
+      if (!stream.closed && !this.#ingress.has(streamId)) {
+        this.#log.warn({ streamId }, 'no assignment arrived for a ticketed viewer');
+        stream.close();
+      }
+    }, PENDING_ASSIGNMENT_MS).unref();
+    return stream;
+  }
+
+  #parentLost(streamId: string, ingress: PipeIngress, reason: string): void {
+    if (this.#ingress.get(streamId) !== ingress || this.#closed) return;
+    this.#ingress.delete(streamId);
+    this.safeEmit('parentlost', streamId, reason);
+    // Viewers stay connected (their consumers come back with the new parent's producers).
+    this.#lostParents.lost(streamId, ingress.parentId);
+  }
+
+  #release(streamId: string, reason: string): void {
+    const stream = this.#node.stream(streamId);
+    if (!stream) return;
+    this.#log.info({ streamId, reason }, 'dropping stream');
+    stream.close();
+    this.safeEmit('streamstop', streamId);
+    this.#control.streamReleased(streamId).catch(() => {});
+  }
+
+  /** Drop a stream `lingerMs` after its last viewer and child left (or at once when it ends). */
+  #watchIdle(stream: LocalStream): void {
+    if (this.#watched.has(stream)) return;
+    this.#watched.add(stream);
+    stream.on('idle', () => {
+      clearTimeout(this.#linger.get(stream.id));
+      const t = setTimeout(() => {
+        this.#linger.delete(stream.id);
+        if (stream.viewerCount === 0 && stream.childCount === 0) this.#release(stream.id, 'no viewers or children left');
+      }, this.#options.lingerMs);
+      t.unref();
+      this.#linger.set(stream.id, t);
+    });
+    stream.on('statechange', (s) => {
+      if (s === 'ended') setTimeout(() => this.#release(stream.id, 'stream ended'), 1000).unref();
+    });
+  }
+}
