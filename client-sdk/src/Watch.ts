@@ -9,7 +9,7 @@ import {
   type StreamInfo,
   type StreamState,
 } from '@cascade/protocol';
-import { CapacityError, ConnectionError, isRetryable, StreamEndedError, typedError } from './errors.js';
+import { CapacityError, ConnectionError, isRetryable, StreamEndedError, StreamNotFoundError, typedError } from './errors.js';
 import { CascadeEvent, ConnectionState } from './events.js';
 import type { KeepAliveOptions, WebSocketCtor } from './SignalClient.js';
 import { DeviceCache, ViewerConnection } from './ViewerConnection.js';
@@ -245,7 +245,10 @@ export class Watch extends TypedEmitter<WatchEvents> {
           return;
         } catch (err) {
           const e = typedError(err);
-          if (!isRetryable(e)) throw e;
+          // A stream we were watching live that the controller does not know at this moment lost its
+          // record with the control plane (a store restarting empty): its origin puts it back.
+          const forgotten = e instanceof StreamNotFoundError && this.#streamState !== 'ended';
+          if (!isRetryable(e) && !forgotten) throw e;
           // The nodes we avoid may be the only ones with room (they were fine after all).
           if (e instanceof CapacityError) this.#exclude = [];
           this.#log.debug({ err: e.message, retryCount }, 'reconnect attempt failed');

@@ -155,15 +155,14 @@ describe.each(factories)('TopologyStore contract: $name', (factory) => {
       expect((await store.getNode('o', NOW))?.load.viewers).toBe(3);
     });
 
-    it('returns the stored stream, the node URL and, when it attaches a relay, the parent URL and child media IP', async () => {
+    it('returns the stored stream and, when it attaches a relay, its parent and child media IP', async () => {
       await originWithStream(1);
       const r1 = await addNode(store, 'r1');
-      expect(await place('s', 2)).toEqual({ nodeId: 'o', url: 'http://o.test:7000', stream: streamRecord('s', 'o') });
+      expect(await place('s', 2)).toEqual({ nodeId: 'o', stream: streamRecord('s', 'o') });
       expect(await place('s', 2)).toEqual({
         nodeId: 'r1',
-        url: r1.url,
         stream: streamRecord('s', 'o'),
-        attached: { nodeId: 'r1', parentId: 'o', depth: 1, parentUrl: 'http://o.test:7000', childIp: r1.mediaIp },
+        attached: { nodeId: 'r1', parentId: 'o', depth: 1, childIp: r1.mediaIp },
       });
       const t = await tree('s');
       expect(t.get('r1')).toEqual({ nodeId: 'r1', parent: 'o', depth: 1, viewers: 1, children: 0, since: NOW });

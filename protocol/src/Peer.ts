@@ -157,6 +157,13 @@ export class Peer<
     this.#forward = sink;
   }
 
+  /** Handle a forwarded message here after all (the forwarder could not pass it on). */
+  handleLocally(msg: ForwardedMessage): void {
+    if (this.#closed) return;
+    if (msg.kind === 'request' && msg.id !== undefined) void this.#dispatch(msg.id, msg.type, msg.data);
+    else this.#onNotification(msg.type, msg.data);
+  }
+
   /** Register the handler of an inbound request type. */
   handle<T extends keyof In & string>(type: T, handler: Handler<In, T>): this {
     this.#handlers.set(type, handler as (p: unknown) => unknown);
@@ -223,8 +230,15 @@ export class Peer<
       return;
     }
     const fwd = this.#forward;
-    if (fwd && env.kind !== 'response' && fwd({ raw, kind: env.kind, id: env.kind === 'request' ? env.id : undefined, type: env.type, data: env.data })) {
-      return;
+    if (fwd && env.kind !== 'response') {
+      // Only what this end would accept is passed on: a type nobody speaks is refused here.
+      const known = env.kind === 'request' ? !!this.#inbound[env.type] : !!this.#notifications[env.type];
+      if (!known) {
+        if (env.kind === 'request') this.#reject(env.id, new CascadeError('CASCADE_ERR_PROTOCOL_UNKNOWN_TYPE', env.type), env.type);
+        else this.#onNotification(env.type, env.data);
+        return;
+      }
+      if (fwd({ raw, kind: env.kind, id: env.kind === 'request' ? env.id : undefined, type: env.type, data: env.data })) return;
     }
     switch (env.kind) {
       case 'request':

@@ -29,6 +29,8 @@ const capacity = { maxViewers: 10, maxChildren: 2, upKbps: 10_000, downKbps: 10_
 const relayToken = (sub: string, extra: Record<string, unknown> = {}) => issueToken({ scope: ['relay'], sub, ...extra });
 
 const rawRelay = (sub: string, opts: { id?: string; answerProbe?: boolean } = {}) => openRawRelay(origin.url, { token: relayToken(sub), capacity, ...opts });
+/** A well-formed announcement for raw node.register calls (nobody answers its checks). */
+const announcement = { mediaIp: '127.0.0.1', mediaPort: 9, probe: { ufrag: 'abcdefgh', pwd: 'p'.repeat(24) }, probePort: 9, capacity };
 
 beforeAll(async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'cascade-key-'));
@@ -43,7 +45,7 @@ afterAll(async () => {
 describe('relay registration', () => {
   it('bad, expired and wrongly scoped relay tokens are refused', async () => {
     const c = await RawClient.open(origin.url, '/control');
-    const node = { url: 'http://127.0.0.1:9', mediaIp: '127.0.0.1', probePort: 9, capacity };
+    const node = announcement;
     expect(await c.request('node.register', { token: 'garbage', node, streams: [] })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_INVALID_TOKEN' } });
     const expired = jwt.sign({ scope: ['relay'], sub: 'x', exp: Math.floor(Date.now() / 1000) - 5 }, TEST_SECRET);
     expect(await c.request('node.register', { token: expired, node, streams: [] })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_EXPIRED_TOKEN' } });
@@ -61,7 +63,7 @@ describe('relay registration', () => {
   it('registering twice on one connection, or under another relay\'s id, is refused', async () => {
     const a = await rawRelay('alice', { id: 'relay-alice' });
     expect(a.reg.ok).toBe(true);
-    expect(await a.c.request('node.register', { token: relayToken('alice'), node: { url: 'http://127.0.0.1:9', mediaIp: '127.0.0.1', probePort: 9, capacity }, streams: [] })).toMatchObject({
+    expect(await a.c.request('node.register', { token: relayToken('alice'), node: announcement, streams: [] })).toMatchObject({
       error: { code: 'CASCADE_ERR_RELAY_ALREADY_REGISTERED' },
     });
     const m = await rawRelay('mallory', { id: 'relay-alice', answerProbe: false });
@@ -77,7 +79,7 @@ describe('relay registration', () => {
     const r = await rawRelay('bob', { answerProbe: false });
     expect(r.reg.ok).toBe(true);
     expect(await r.c.closed).toEqual({ code: 4400, reason: 'CASCADE_ERR_RELAY_UNREACHABLE' });
-    r.udp.close();
+    r.close();
   });
 
   it('heartbeats with impossible figures are refused; the relay stays registered', async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  RawClient,
   getJson,
   issueToken,
   openRawRelay,
@@ -15,9 +16,9 @@ import {
 } from '@cascade/testing';
 
 /**
- * A relay assigned to a parent that refuses its pipe (here a raw relay whose announced
- * signalling address accepts no connection) must not stay without media while the tree says
- * it is fed: it reports the parent as lost and the controller moves it under another one.
+ * A relay assigned to a parent that refuses its pipe (here a raw relay that serves a viewer's
+ * session but refuses every pipe.open carried to it) must not stay without media while the tree
+ * says it is fed: it reports the parent as lost and the controller moves it under another one.
  */
 interface TopoNode { id: string; parent: string | null; depth: number }
 
@@ -25,6 +26,7 @@ let origin: NodeProcess;
 let broadcaster: TestBroadcaster;
 let hostile: RawRelay;
 let hostileId: string;
+let hostileViewer: RawClient;
 let fallback: NodeProcess & { nodeId: string };
 let stranded: NodeProcess & { nodeId: string };
 const viewers: NodeViewer[] = [];
@@ -42,6 +44,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const v of viewers) v.stop();
+  hostileViewer?.close();
   hostile?.close();
   await stranded?.stop();
   await fallback?.stop();
@@ -57,8 +60,18 @@ describe('a parent that refuses the pipe', () => {
       capacity: { maxViewers: 1, maxChildren: 2, upKbps: 10_000, downKbps: 10_000 },
     });
     hostileId = hostile.reg.data!.nodeId as string;
-    const placed = await hostile.c.request('viewer.place', { streamId: broadcaster.streamId });
-    expect(placed, JSON.stringify(placed.error)).toMatchObject({ ok: true, data: { placement: { nodeId: hostileId } } });
+    // It answers the watch of the one viewer the controller carries to it, and refuses every pull.
+    hostile.c.onNotification<{ id: string; data: string }>('tunnel.data', ({ id, data }) => {
+      const m = JSON.parse(data) as { id: number; type: string };
+      const answer =
+        m.type === 'stream.watch'
+          ? { v: 1, id: m.id, ok: true, data: { action: 'serve', nodeId: hostileId, rtpCapabilities: { codecs: [] }, iceServers: [], stream: { id: broadcaster.streamId, title: 't', state: 'live', createdAt: 1 } } }
+          : { v: 1, id: m.id, ok: false, error: { code: 'CASCADE_ERR_STREAM_NOT_FOUND', message: 'not here' } };
+      hostile.c.send(JSON.stringify({ v: 1, type: 'tunnel.data', data: { id, data: JSON.stringify(answer) } }));
+    });
+    hostileViewer = await RawClient.open(origin.url);
+    const placed = await hostileViewer.request('stream.watch', { streamId: broadcaster.streamId });
+    expect(placed, JSON.stringify(placed.error)).toMatchObject({ ok: true, data: { nodeId: hostileId } });
     fallback = await startRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: 'fallback', volunteer: true }), maxViewers: 1, maxChildren: 2 });
     viewers.push(await startNodeViewer(origin.url, broadcaster.streamId));
     expect(viewers[0]!.watch.nodeId).toBe(fallback.nodeId);

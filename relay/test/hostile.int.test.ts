@@ -20,9 +20,10 @@ import {
 } from '@cascade/testing';
 
 /**
- * A live stream flows origin → relay → viewer while hostile clients and a hostile relay throw
- * everything they can at the relay's signalling endpoint and at the controller. Each bad input
- * gets its coded error and a log line; the stream, its tree and its viewer are untouched.
+ * A live stream flows origin → relay → viewer while hostile clients and hostile relays throw
+ * everything they can at the public endpoint, at the relay's sessions through the controller
+ * and at the controller itself. Each bad input gets its coded error and a log line; the
+ * stream, its tree and its viewer are untouched.
  */
 let origin: NodeProcess;
 let relay: NodeProcess & { nodeId: string };
@@ -66,24 +67,25 @@ describe('hostile input while a stream flows through a relay', () => {
     }, { what: 'origin and relay in the topology, the relay with its viewer' }));
   });
 
-  it("the relay's viewer endpoint refuses bad messages, tickets and pulls with coded errors", async () => {
-    const c = await RawClient.open(relay.url);
+  it("a hostile viewer's messages, carried to the relay through the controller, get coded errors from where they are checked", async () => {
+    const c = await RawClient.open(origin.url);
+    const sid = broadcaster.streamId;
+    // The origin has no room: the controller places this session on the relay, through the public endpoint.
+    const watch = await c.request('stream.watch', { streamId: sid });
+    expect(watch, JSON.stringify(watch.error)).toMatchObject({ ok: true, data: { action: 'serve', nodeId: relay.nodeId } });
+    // A second watch on one session is one viewer, not a stream of placements.
+    expect(await c.request('stream.watch', { streamId: sid })).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_OUT_OF_ORDER' } });
     c.send('{"v":1,"id":');
     expect(await c.reply(null)).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_MALFORMED' } });
     expect(await c.request('node.register', {})).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_UNKNOWN_TYPE' } });
-    expect(await c.request('consumer.resume', { consumerId: 'x' })).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_OUT_OF_ORDER' } });
-    const sid = broadcaster.streamId;
-    expect(await c.request('stream.watch', { streamId: sid, ticket: 'not.a.ticket' })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_INVALID_TOKEN' } });
-    const foreignKey = new TicketSigner(generateTicketKey(), 60).viewer({ stream: sid, node: relay.nodeId });
-    expect(await c.request('stream.watch', { streamId: sid, ticket: foreignKey })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_INVALID_TOKEN' } });
-    const otherNode = signer.viewer({ stream: sid, node: 'another-node' });
-    expect(await c.request('stream.watch', { streamId: sid, ticket: otherNode })).toMatchObject({ error: { code: 'CASCADE_ERR_NODE_WRONG_NODE' } });
-    const pipe = (ticket: string) =>
-      c.request('pipe.open', { ticket, streamId: sid, ip: '127.0.0.1', port: 40999, srtpParameters: fakeSrtpParameters() });
-    // A viewer's ticket does not let anyone pull the stream from the relay as a child.
-    expect(await pipe(signer.viewer({ stream: sid, node: relay.nodeId }))).toMatchObject({ error: { code: 'CASCADE_ERR_RELAY_NOT_ASSIGNED' } });
+    // These reach the relay, which answers them through the tunnel.
+    expect(await c.request('consumer.resume', { consumerId: 'x' })).toMatchObject({ error: { code: 'CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND' } });
+    expect(await c.request('transport.create', { direction: 'send' })).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS' } });
+    expect(await c.request('pipe.open', { ticket: signer.viewer({ stream: sid, node: relay.nodeId }), streamId: sid, ip: '127.0.0.1', port: 40999, srtpParameters: fakeSrtpParameters() })).toMatchObject({
+      error: { code: 'CASCADE_ERR_PROTOCOL_OUT_OF_ORDER' },
+    });
     expect(c.ws.readyState).toBe(1);
-    c.send(JSON.stringify({ v: 1, id: 99, type: 'stream.watch', data: { streamId: sid, pad: 'x'.repeat(100_000) } }));
+    c.send(JSON.stringify({ v: 1, id: 99, type: 'session.ping', data: { pad: 'x'.repeat(100_000) } }));
     expect(await c.closed).toEqual({ code: 4413, reason: 'CASCADE_ERR_PROTOCOL_TOO_LARGE' });
   });
 
@@ -112,9 +114,21 @@ describe('hostile input while a stream flows through a relay', () => {
     expect(await c.request('stream.parentLost', { streamId: sid, parentNodeId: relay.nodeId })).toMatchObject({ ok: true });
     expect(await c.request('stream.released', { streamId: sid })).toMatchObject({ ok: true });
     expect(await c.request('stream.parentLost', { streamId: 'nosuchstream', parentNodeId: relay.nodeId })).toMatchObject({ ok: true });
-    expect(await c.request('viewer.place', { streamId: 'nosuchstream' })).toMatchObject({ error: { code: 'CASCADE_ERR_STREAM_NOT_FOUND' } });
     c.send('[]');
     expect(await c.reply(null)).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_MALFORMED' } });
+    // Only an origin places viewers: a relay has no viewers of its own to place.
+    expect(await c.request('viewer.place', { streamId: sid })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_FORBIDDEN' } });
+    // Frames for sessions it does not hold (the honest relay's viewer's, or made up) are refused, one by one.
+    c.send(JSON.stringify({ v: 1, type: 'tunnel.data', data: { id: 'aaaaaaaaaaaaaaaaaaaaaa', data: '{"v":1,"type":"stream.state","data":{"streamId":"x","state":"ended"}}' } }));
+    await waitFor(() => c.notifications('tunnel.close').find((n) => (n.data as { id: string }).id === 'aaaaaaaaaaaaaaaaaaaaaa'), { what: 'the refusal of a foreign tunnel frame' });
+    expect(c.notifications('tunnel.close').at(-1)).toMatchObject({ data: { reason: 'CASCADE_ERR_RELAY_UNKNOWN_SESSION' } });
+    // A session it opens on the honest relay (as a child would) holds nothing it may not have: a
+    // viewer's ticket pulls no stream.
+    c.send(JSON.stringify({ v: 1, type: 'tunnel.open', data: { id: 'bbbbbbbbbbbbbbbbbbbbbb', to: relay.nodeId } }));
+    const pull = { v: 1, id: 7, type: 'pipe.open', data: { ticket: signer.viewer({ stream: sid, node: relay.nodeId }), streamId: sid, ip: '127.0.0.1', port: 40999, srtpParameters: fakeSrtpParameters() } };
+    c.send(JSON.stringify({ v: 1, type: 'tunnel.data', data: { id: 'bbbbbbbbbbbbbbbbbbbbbb', data: JSON.stringify(pull) } }));
+    const answer = await waitFor(() => c.notifications('tunnel.data').find((n) => (n.data as { id: string }).id === 'bbbbbbbbbbbbbbbbbbbbbb'), { what: "the relay's answer through the tunnel" });
+    expect(JSON.parse((answer.data as { data: string }).data)).toMatchObject({ id: 7, ok: false, error: { code: 'CASCADE_ERR_RELAY_NOT_ASSIGNED' } });
     // Two heartbeats of the honest relay later (what it reports changes each time: it is sending
     // media), the tree is exactly what it was: the relay keeps its viewer and its parent.
     const sent = async () => (await getJson<{ nodes: { id: string; stats: { bytesOut: number } | null }[] }>(`${origin.url}/api/nodes`)).body.nodes.find((n) => n.id === relay.nodeId)?.stats?.bytesOut ?? 0;
@@ -139,13 +153,21 @@ describe('hostile input while a stream flows through a relay', () => {
     expect(viewer.counters.warnings).toEqual([]);
   });
 
+  it('a relay that floods frames for sessions it does not hold is cut off; the honest relay keeps its viewer', async () => {
+    const flooder = await openRawRelay(origin.url, { token: issueToken({ scope: ['relay'], sub: 'flooder' }) });
+    expect(flooder.reg.ok, JSON.stringify(flooder.reg.error)).toBe(true);
+    for (let i = 0; i < 60; i++) flooder.c.send(JSON.stringify({ v: 1, type: 'tunnel.data', data: { id: `flood${String(i).padStart(12, '0')}`, data: '{}' } }));
+    expect(await flooder.c.closed).toMatchObject({ code: 4429, reason: 'CASCADE_ERR_PROTOCOL_RATE_LIMITED' });
+    flooder.close();
+  });
+
   it('each refusal is logged with its code, where it happened', () => {
     const relayLog = relay.logs.join('\n');
-    for (const code of ['CASCADE_ERR_PROTOCOL_MALFORMED', 'CASCADE_ERR_AUTH_INVALID_TOKEN', 'CASCADE_ERR_NODE_WRONG_NODE', 'CASCADE_ERR_RELAY_NOT_ASSIGNED', 'CASCADE_ERR_PROTOCOL_TOO_LARGE']) {
+    for (const code of ['CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND', 'CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'CASCADE_ERR_RELAY_NOT_ASSIGNED']) {
       expect(relayLog, code).toContain(code);
     }
     const originLog = origin.logs.join('\n');
-    for (const code of ['CASCADE_ERR_RELAY_ALREADY_REGISTERED', 'CASCADE_ERR_RELAY_INVALID_STATS', 'CASCADE_ERR_PROTOCOL_MALFORMED']) {
+    for (const code of ['CASCADE_ERR_RELAY_ALREADY_REGISTERED', 'CASCADE_ERR_RELAY_INVALID_STATS', 'CASCADE_ERR_PROTOCOL_MALFORMED', 'CASCADE_ERR_PROTOCOL_TOO_LARGE', 'CASCADE_ERR_RELAY_UNKNOWN_SESSION']) {
       expect(originLog, code).toContain(code);
     }
     expect(`${relayLog}\n${originLog}`).not.toMatch(/eyJhbGciOi/);

@@ -30,7 +30,7 @@ interface Topology {
   nodes: { id: string; kind: string; parent: string | null; depth: number; viewers: number; children: number }[];
 }
 interface NodesResponse {
-  nodes: { id: string; kind: string; status: string; alive: boolean; url: string }[];
+  nodes: { id: string; kind: string; status: string; alive: boolean; url: string; mediaIp: string }[];
 }
 
 /**
@@ -137,10 +137,11 @@ describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ?
     const byId = new Map(body.nodes.map((n) => [n.id, n]));
     expect(byId.size).toBe(RELAYS + 1);
     for (const r of relays) {
-      expect(byId.get(r.nodeId)).toMatchObject({ kind: 'relay', status: 'ready', alive: true, url: `http://${r.ip}:${RELAY_PORT}` });
+      expect(byId.get(r.nodeId)).toMatchObject({ kind: 'relay', status: 'ready', alive: true, mediaIp: r.ip });
     }
-    expect(body.nodes.find((n) => n.kind === 'origin')!.url).toBe(`http://${net.rootIp}:${originPort}`);
-    for (const n of body.nodes) expect(n.url).not.toMatch(/127\.0\.0\.1|localhost|\[::1\]/);
+    const originNode = body.nodes.find((n) => n.kind === 'origin')!;
+    expect(originNode).toMatchObject({ url: `http://${net.rootIp}:${originPort}`, mediaIp: net.rootIp });
+    for (const n of body.nodes) expect(`${n.url} ${n.mediaIp}`).not.toMatch(/127\.0\.0\.1|localhost|\[::1\]/);
   });
 
   it('viewers beyond the origin budget are served by relays at their namespace addresses, in a tree of depth >= 2', async () => {
@@ -159,9 +160,9 @@ describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ?
       expect(parent.depth).toBe(n.depth - 1);
       if (n.depth >= 2) expect(parent.kind).toBe('relay');
     }
-    const urls = new Map((await getJson<NodesResponse>(`${origin.url}/api/nodes`)).body.nodes.map((n) => [n.id, n.url]));
-    const relayUrls = new Set(relays.map((r) => `http://${r.ip}:${RELAY_PORT}`));
-    expect(served.filter((id) => relayUrls.has(urls.get(id)!)).length).toBe(RELAYS);
+    const ips = new Map((await getJson<NodesResponse>(`${origin.url}/api/nodes`)).body.nodes.map((n) => [n.id, n.mediaIp]));
+    const relayIps = new Set(relays.map((r) => r.ip));
+    expect(served.filter((id) => relayIps.has(ips.get(id)!)).length).toBe(RELAYS);
   });
 
   it('every viewer receives media (frames grow)', async () => {
@@ -172,7 +173,7 @@ describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ?
     });
   });
 
-  it('pipes cross the namespace links: each relay receives media over its own link, and a depth-2 relay pulls from its parent relay\'s address', async () => {
+  it('pipes cross the namespace links: each relay receives media over its own link; relays talk to no one but the controller', async () => {
     const sample = () =>
       Promise.all(relays.map(async (r) => ({ metric: await metric(r.url, 'cascade_media_bytes_received_total'), link: await net.linkBytes(r.index) })));
     const before = await sample();
@@ -189,10 +190,15 @@ describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ?
       const child = relays.find((r) => r.nodeId === n.id)!;
       const parent = relays.find((r) => r.nodeId === n.parent)!;
       expect(parent.ns).not.toBe(child.ns);
-      // The pipe's signalling connection, seen from inside the child's namespace.
-      const { stdout } = await execFileP('ip', ['netns', 'exec', child.ns, 'ss', '-Htn', 'state', 'established'], { timeout: 10_000 });
-      expect(stdout).toContain(`${parent.ip}:${RELAY_PORT}`);
-      expect(stdout).not.toMatch(/127\.0\.0\.1:/);
+    }
+    // Every relay's TCP connections, seen from inside its namespace, go to the controller only: the
+    // pipe's signalling (and every viewer's) reaches it through its control connection.
+    for (const r of relays) {
+      const { stdout } = await execFileP('ip', ['netns', 'exec', r.ns, 'ss', '-Htn', 'state', 'established'], { timeout: 10_000 });
+      // Local address, peer address; connections to the relay's own status page (the harness reading it) aside.
+      const peers = [...stdout.matchAll(/(\S+):(\d+)\s+(\d+\.\d+\.\d+\.\d+):(\d+)\s*$/gm)].filter((m) => Number(m[2]) !== RELAY_PORT).map((m) => `${m[3]}:${m[4]}`);
+      expect(peers.length, stdout).toBeGreaterThan(0);
+      expect(peers.filter((p) => p !== `${net.rootIp}:${originPort}`), stdout).toEqual([]);
     }
   });
 
@@ -208,7 +214,8 @@ describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ?
         '--listen-ip', ns.ip,
         // On the test subnet but held by nobody: the controller's UDP probe is lost.
         '--media-ip', net.unusedIp,
-        '--public-url', `http://${ns.ip}:${RELAY_PORT}`,
+        '--media-port', '0',
+        '--http-host', ns.ip,
         '--max-viewers', '1',
       ],
       { env: { ...process.env, CASCADE_LOG_LEVEL: 'info', CASCADE_MEDIASOUP_NUM_WORKERS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
@@ -232,7 +239,7 @@ describe.skipIf(!support.ok)(`relay tree across network namespaces${support.ok ?
     expect(code, output).toBe(2);
     expect(output).toContain('CASCADE_ERR_RELAY_UNREACHABLE');
     const { body } = await getJson<NodesResponse>(`${origin.url}/api/nodes`);
-    expect(body.nodes.filter((n) => n.url === `http://${ns.ip}:${RELAY_PORT}` && n.status === 'ready')).toEqual([]);
+    expect(body.nodes.filter((n) => n.mediaIp === net.unusedIp && n.status === 'ready')).toEqual([]);
     // The tree kept working meanwhile.
     expect(relays.every((r) => r.proc.exitCode === null)).toBe(true);
   });

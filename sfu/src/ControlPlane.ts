@@ -14,6 +14,8 @@ export interface Tunnel extends MessageChannel {
    * to it (a control-plane outage): the session is kept, media keeps flowing, frames wait.
    */
   readonly reachable: boolean;
+  /** Send, and learn whether the frame could be handed on toward the node (false: it was not, and will not be). */
+  sendChecked(data: string): Promise<boolean>;
 }
 
 /** Who opened a session hosted here through a tunnel. */

@@ -62,6 +62,9 @@ export class NodeHeartbeat {
 
   async #beat(): Promise<void> {
     if (this.#closed) return;
+    // The next beat is due a period from now whatever this one waits for (a controller that froze
+    // answers nothing: noticing that is the next beats' job).
+    this.#schedule();
     // A tick that comes late means this process stalled (GC, load): answers may still sit unread
     // in its sockets, so the controller's silence is not judged this round.
     const now = Date.now();
@@ -72,8 +75,6 @@ export class NodeHeartbeat {
       await this.#control.heartbeat(nodeSnapshot(this.#node, this.#meter), stalled);
     } catch (err) {
       this.#log.warn({ err }, 'heartbeat failed');
-    } finally {
-      if (!this.#closed) this.#schedule();
     }
   }
 }

@@ -100,7 +100,12 @@ export async function forwardViewer(
   session.forwardedTo = placement.nodeId;
   session.peer.forward((msg) => {
     if (tunnel.reachable) {
-      tunnel.send(msg.raw);
+      if (msg.type !== 'session.ping') {
+        tunnel.send(msg.raw);
+        return true;
+      }
+      // A ping that cannot reach the node is answered here: the viewer judges the node by its media.
+      void tunnel.sendChecked(msg.raw).then((sent) => sent || session.peer.handleLocally(msg));
       return true;
     }
     // The node is out of reach for now: its media still flows; only a ping can be answered here.

@@ -38,6 +38,7 @@ export class RawClient {
   }
 
   readonly #handlers = new Map<string, (data: never) => Promise<unknown>>();
+  readonly #listeners = new Map<string, (data: never) => void>();
 
   private constructor(ws: WebSocket) {
     this.ws = ws;
@@ -49,6 +50,7 @@ export class RawClient {
         this.messages.push({ raw: d.toString() });
         return;
       }
+      if (typeof m.type === 'string' && m.id === undefined) this.#listeners.get(m.type)?.(m.data as never);
       const handler = typeof m.type === 'string' && m.id !== undefined ? this.#handlers.get(m.type) : undefined;
       if (!handler) {
         this.messages.push(m);
@@ -66,6 +68,11 @@ export class RawClient {
   /** Answer the requests of `type` the server sends (the rest are recorded in `messages`). */
   onRequest<T>(type: string, handler: (data: T) => Promise<unknown>): void {
     this.#handlers.set(type, handler as (data: never) => Promise<unknown>);
+  }
+
+  /** Call `listener` with each notification of `type` (they are recorded in `messages` too). */
+  onNotification<T>(type: string, listener: (data: T) => void): void {
+    this.#listeners.set(type, listener as (data: never) => void);
   }
 
   send(raw: string | Buffer): void {

@@ -12,12 +12,19 @@ export interface NodeLink {
 export class FrontTunnel extends ManualChannel {
   readonly id: string;
   readonly nodeId: string;
+  readonly #sendChecked: (data: string) => Promise<boolean>;
   #reachable = true;
 
-  constructor(id: string, nodeId: string, send: (data: string) => void, onLocalClose: (code: number, reason: string) => void) {
-    super(send, onLocalClose);
+  constructor(id: string, nodeId: string, sendChecked: (data: string) => Promise<boolean>, onLocalClose: (code: number, reason: string) => void) {
+    super((data) => void sendChecked(data), onLocalClose);
     this.id = id;
     this.nodeId = nodeId;
+    this.#sendChecked = sendChecked;
+  }
+
+  /** Send; resolves false when the frame could not be handed to the node's instance. */
+  sendChecked(data: string): Promise<boolean> {
+    return this.readyState === 1 ? this.#sendChecked(data) : Promise.resolve(false);
   }
 
   get reachable(): boolean {
@@ -199,9 +206,11 @@ export class TunnelRouter extends TypedEmitter<TunnelRouterEvents> {
     const tunnel: FrontTunnel = new FrontTunnel(
       id,
       nodeId,
-      (data) => {
+      async (data) => {
         this.observer.safeEmit('frame', 'tonode');
-        void this.#send({ op: 'data', id, to: nodeId, from: this.endpoint, data }).then((ok) => this.#onSendResult(tunnel, ok));
+        const ok = await this.#send({ op: 'data', id, to: nodeId, from: this.endpoint, data });
+        this.#onSendResult(tunnel, ok);
+        return ok;
       },
       (code, reason) => {
         this.#fronts.delete(id);

@@ -105,6 +105,8 @@ export function apiRouter(deps: ApiDeps): express.Router {
         status: n.status,
         alive: n.alive,
         url: n.url,
+        mediaIp: n.mediaIp,
+        mediaPort: n.mediaPort ?? null,
         capacity: n.capacity,
         load: n.load,
         stats: n.stats ?? null,

@@ -102,6 +102,12 @@ class ClientTunnel extends ManualChannel implements Tunnel {
   get reachable(): boolean {
     return this.#plane.connected;
   }
+
+  sendChecked(data: string): Promise<boolean> {
+    const ok = this.reachable && this.readyState === 1;
+    if (ok) this.send(data);
+    return Promise.resolve(ok);
+  }
 }
 
 /**
