@@ -69,6 +69,9 @@ export type TopologyControllerObserverEvents = {
   listenererror: [event: string, error: unknown];
 };
 
+/** How old a pipe ticket may be and still vouch for an edge a relay reports (s): a day of streaming. */
+const EDGE_TICKET_MAX_AGE_SEC = 24 * 3600;
+
 /** A relay sending more than this share of its declared upload is saturated (demoted like a lossy one). */
 const UPLINK_DEMOTE_SHARE = 0.9;
 
@@ -180,9 +183,19 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
    * this instance last gave it; `status` (what the node's holder believes) only for a node this
    * instance never saw.
    */
-  async nodeHeartbeat(record: NodeRecord, status: NodeStatus, snapshot: NodeSnapshot): Promise<void> {
-    checkFigures(record, snapshot);
+  async nodeHeartbeat(record: NodeRecord, status: NodeStatus, reported: NodeSnapshot): Promise<void> {
+    checkFigures(record, reported);
     const now = this.#clock.now();
+    // A parent a relay names counts (to restore an edge the store lost) only with the pipe ticket
+    // this controller signed for it: two colluding relays cannot make up an edge between them.
+    const snapshot: NodeSnapshot = {
+      stats: reported.stats,
+      streams: reported.streams.map(({ pipeTicket, ...s }) =>
+        s.parentNodeId !== null && (record.kind !== 'relay' || !pipeTicket || !this.tickets.vouchesForEdge(pipeTicket, { stream: s.streamId, parent: s.parentNodeId, child: record.id }, now, EDGE_TICKET_MAX_AGE_SEC))
+          ? { ...s, parentNodeId: null }
+          : s,
+      ),
+    };
     if (!(await this.store.heartbeat(record.id, snapshot, this.options.nodeTtlMs, now))) {
       const known = this.#statuses.get(record.id) ?? status;
       this.#log.warn({ nodeId: record.id, status: known }, 'store lost this node; registering it again');

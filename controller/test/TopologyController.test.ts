@@ -374,6 +374,42 @@ describe('TopologyController', () => {
       await expect(controller.placeViewer({ streamId: 'stream1' })).rejects.toMatchObject({ code: 'CASCADE_ERR_NODE_CAPACITY' });
     });
 
+    it('an edge comes back only with the pipe ticket this controller signed for it: two relays alone cannot make one up', async () => {
+      const { store, wipe } = wipeableStore();
+      const { controller, assigns } = await setup({ originBudget: 0, store });
+      const a = record('rA', 'relay', { maxViewers: 1, maxChildren: 2 });
+      const b = record('rB', 'relay', { maxViewers: 1, maxChildren: 2 });
+      const m = record('rM', 'relay', { maxViewers: 1, maxChildren: 2 });
+      for (const r of [a, b, m]) await controller.registerNode(r, 'ready');
+      // A real edge: the controller attaches rA under the origin (its assignment carries the ticket).
+      await controller.placeViewer({ streamId: 'stream1' });
+      const placed = assigns.at(-1)!;
+      const ticket = placed.ticket;
+      const edges = (t: Awaited<ReturnType<TopologyStore['getTree']>>) => t.filter((e) => e.parent !== null).map((e) => `${e.parent}>${e.nodeId}`).sort();
+      wipe();
+      await controller.registerNode(record('origin', 'origin', { maxViewers: 0, maxChildren: 2 }), 'ready');
+      await controller.putStream({ id: 'stream1', title: 'T', state: 'live', createdAt: clock.t, updatedAt: clock.t, originNodeId: 'origin', owner: 'alice' });
+      const carried = (parent: string, children: string[], pipeTicket?: string): NodeSnapshot => ({
+        ...snap(0),
+        streams: [{ streamId: 'stream1', parentNodeId: parent, depth: 1, viewers: 0, children: children.length, childNodeIds: children, bitrateOutKbps: 0, ...(pipeTicket ? { pipeTicket } : {}) }],
+      });
+      const originBeat = () =>
+        controller.nodeHeartbeat(record('origin', 'origin', { maxViewers: 0, maxChildren: 2 }), 'ready', {
+          ...snap(0),
+          streams: [{ streamId: 'stream1', parentNodeId: null, depth: 0, viewers: 0, children: 2, childNodeIds: [placed.nodeId, 'rM'], bitrateOutKbps: 0 }],
+        });
+      const real = [a, b].find((r) => r.id === placed.nodeId)!;
+      // rM claims the origin as its parent, and the origin vouches for it as a colluder would: no
+      // ticket, no edge; nor with the ticket of another relay's edge. The relay the controller
+      // placed brings its own ticket: its edge comes back.
+      await controller.nodeHeartbeat(m, 'ready', carried('origin', []));
+      await controller.nodeHeartbeat(real, 'ready', carried('origin', [], ticket));
+      await originBeat();
+      await controller.nodeHeartbeat(m, 'ready', carried('origin', [], ticket));
+      await originBeat();
+      expect(edges(await store.getTree('stream1'))).toEqual([`origin>${real.id}`]);
+    });
+
     it('a demoted relay that was restored is re-created ready, and one never seen here keeps what its holder says', async () => {
       const { store, wipe } = wipeableStore();
       const { controller } = await setup({ originBudget: 0, store });

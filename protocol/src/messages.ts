@@ -149,6 +149,11 @@ export const CarriedStream = Type.Object({
   depth: Count(64),
   viewers: Count(1_000_000),
   children: Count(10_000),
+  /**
+   * The pipe ticket the node pulls with: the controller restores an edge it lost (a store
+   * restart) only on the word of a ticket it signed, never on two nodes' word alone.
+   */
+  pipeTicket: Type.Optional(Token),
   /** The relays this node's pipes feed for the stream (how a parent vouches for its children). */
   childNodeIds: Type.Optional(Type.Array(NodeId, { maxItems: 1024 })),
   bitrateOutKbps: Kbps,

@@ -37,6 +37,7 @@ type ParentPeer = Peer<Record<string, never>, typeof NodeRequests, typeof Notifi
  */
 export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
   readonly parentId: string;
+  readonly #ticket: string;
   readonly #stream: LocalStream;
   readonly #pipe: types.PipeTransport;
   readonly #peer: ParentPeer;
@@ -94,6 +95,7 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     this.#pipe = pipe;
     this.#peer = peer;
     this.parentId = parentId;
+    this.#ticket = options.ticket;
     this.#log = logger.child({ component: 'PipeIngress', streamId: stream.id, parentId });
     peer.on('close', (code, reason) => this.#lose(`parent session closed (${code}${reason ? ` ${reason}` : ''})`));
     pipe.observer.once('close', () => this.#lose('pipe transport closed'));
@@ -125,6 +127,7 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     if (this.#closed || this.#adopted) return;
     this.#adopted = true;
     this.#stream.parentNodeId = this.parentId;
+    this.#stream.parentTicket = this.#ticket;
     for (const p of this.#producers.values()) if (!p.closed) this.#stream.setSource(p);
   }
 

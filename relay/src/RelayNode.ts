@@ -137,6 +137,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     this.control.on('registered', (id, key) => {
       tickets.setPublicKey(key);
       this.#log.info({ nodeId: id, heartbeatMs: this.control.heartbeatIntervalMs }, 'registered with the controller');
+      this.#heartbeat.retime();
       this.safeEmit('registered', id);
     });
     this.control.on('ready', (id) => this.safeEmit('ready', id));

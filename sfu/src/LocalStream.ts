@@ -42,6 +42,8 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
   title: string;
   /** The node this stream is pulled from (null on the origin or before a relay's first pull). */
   parentNodeId: string | null = null;
+  /** The controller's pipe ticket for the current parent: proof, in heartbeats, that the controller placed this edge. */
+  parentTicket: string | undefined;
   readonly createdAt: number;
   readonly #sources = new Map<MediaKind, types.Producer>();
   /** Viewer sessions; child pipe sessions with the relay each feeds. */

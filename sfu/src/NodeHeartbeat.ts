@@ -40,6 +40,13 @@ export class NodeHeartbeat {
     this.#schedule();
   }
 
+  /** The controller may have given a new period (a registration): follow it from now, not after the old one. */
+  retime(): void {
+    if (this.#closed || !this.#timer || this.#control.heartbeatIntervalMs === this.#periodMs) return;
+    clearTimeout(this.#timer);
+    this.#schedule();
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

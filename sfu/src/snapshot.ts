@@ -13,6 +13,7 @@ export function nodeSnapshot(node: MediaNode, meter: TrafficMeter): { stats: Nod
     .map((s) => ({
       streamId: s.id,
       parentNodeId: s.parentNodeId,
+      ...(s.parentTicket ? { pipeTicket: s.parentTicket } : {}),
       depth: s.depth,
       viewers: s.viewerCount,
       children: s.childCount,

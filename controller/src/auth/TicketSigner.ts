@@ -27,6 +27,20 @@ export class TicketSigner {
     this.#ttlSec = ttlSec;
   }
 
+  /**
+   * Whether `ticket` is a pipe ticket this key signed for child `child` pulling `stream` from
+   * `parent`, issued within `maxAgeSec` (expired ones count: it proves the controller placed
+   * that edge, not that a pipe may open now).
+   */
+  vouchesForEdge(ticket: string, edge: { stream: string; parent: string; child: string }, now: number, maxAgeSec: number): boolean {
+    try {
+      const c = jwt.verify(ticket, this.publicKey, { algorithms: [TICKET_ALGORITHM], ignoreExpiration: true }) as PipeTicketClaims & { iat?: number };
+      return c.kind === 'pipe' && c.stream === edge.stream && c.node === edge.parent && c.child === edge.child && typeof c.iat === 'number' && now / 1000 - c.iat <= maxAgeSec;
+    } catch {
+      return false;
+    }
+  }
+
   /** Every ticket has its own id: the node that accepts it accepts it once. */
   viewer(claims: Omit<ViewerTicketClaims, 'kind'>): string {
     return jwt.sign({ kind: 'viewer', ...claims }, this.#privateKey, { algorithm: TICKET_ALGORITHM, expiresIn: this.#ttlSec, jwtid: randomBytes(12).toString('base64url') });
