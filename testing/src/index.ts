@@ -10,4 +10,5 @@ export * from './netns.js';
 export * from './vp8.js';
 export * from './weriftGlobals.js';
 export * from './natRouter.js';
+export * from './tlsProxy.js';
 export * from './nsNode.js';
