@@ -40,14 +40,13 @@ class FakeRouter implements RouterClient {
 
 function finder(routers: Partial<Record<MappingMethod, FakeRouter | Error | undefined>>): RouterFinder & { calls: MappingMethod[] } {
   const calls: MappingMethod[] = [];
-  const f = (async (method: MappingMethod) => {
+  const find: RouterFinder = async (method) => {
     calls.push(method);
     const r = routers[method];
     if (r instanceof Error) throw r;
     return r;
-  }) as RouterFinder & { calls: MappingMethod[] };
-  f.calls = calls;
-  return f;
+  };
+  return Object.assign(find, { calls });
 }
 
 const fixedRetry = (ms: number) => ({ nextRetryDelayMs: () => ms });
