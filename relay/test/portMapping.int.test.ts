@@ -26,7 +26,7 @@ const MAPPER = `
 import net from 'node:net'; import dgram from 'node:dgram';
 import { silentLogger } from '@cascade/protocol';
 import { createPortMapper } from '@cascade/relay';
-const { ip, mediaPort, pipes, leaseSeconds, methods, retryMs } = JSON.parse(process.argv[1]);
+const { ip, mediaPort, pipes, leaseSeconds, methods, retryMs, requestTimeoutMs = 2000 } = JSON.parse(process.argv[1]);
 const print = (o) => console.log(JSON.stringify(o));
 await new Promise((r) => net.createServer((s) => s.end('media tcp ' + ip)).listen(mediaPort, ip, r));
 for (const port of [mediaPort, pipes.min]) {
@@ -34,7 +34,7 @@ for (const port of [mediaPort, pipes.min]) {
   u.on('message', (m, r) => u.send('udp ' + port + ' ' + ip, r.port, r.address));
   await new Promise((r) => u.bind(port, ip, r));
 }
-const m = await createPortMapper({ mediaPort, pipePorts: pipes, leaseSeconds, methods, retryPolicy: { nextRetryDelayMs: () => retryMs }, requestTimeoutMs: 2000 }, { logger: silentLogger });
+const m = await createPortMapper({ mediaPort, pipePorts: pipes, leaseSeconds, methods, retryPolicy: { nextRetryDelayMs: () => retryMs }, requestTimeoutMs }, { logger: silentLogger });
 for (const event of ['mapped', 'renewed', 'failed']) m.on(event, (status) => print({ event, status }));
 m.observer.on('close', () => print({ event: 'observer-close' }));
 print({ event: 'started', status: m.status });
@@ -103,7 +103,7 @@ describe.skipIf(!support.ok)(`PortMapper against miniupnpd in a home-router name
   for (const [method, mediaPort] of [['upnp', 42_000], ['nat-pmp', 43_000]] as const) {
     it(`${method}: maps the media port and pipe ports, visible from the WAN, renews them, removes them on close`, async () => {
       const pipes = { min: mediaPort + 100, max: mediaPort + 103 };
-      const mapper = nodeInNamespace(home.name, MAPPER, { ip: home.ip, mediaPort, pipes, leaseSeconds: 6, methods: [method], retryMs: 1000 });
+      const mapper = nodeInNamespace(home.name, MAPPER, { ip: home.ip, mediaPort, pipes, leaseSeconds: 8, methods: [method], retryMs: 1000 });
       try {
         const started = await event(mapper, 'started');
         expect(started).toMatchObject({ state: 'mapped', method, gateway: router.lanIp, internalIp: home.ip, externalIp: router.wanIp, missing: [], behindAnotherNat: false });
@@ -116,7 +116,7 @@ describe.skipIf(!support.ok)(`PortMapper against miniupnpd in a home-router name
         // Through the router from the WAN: TCP and UDP media port, a UDP pipe port.
         expect(await knock(mediaPort, [mediaPort, pipes.min])).toEqual({ tcp: `media tcp ${home.ip}`, udp: [`udp ${mediaPort} ${home.ip}`, `udp ${pipes.min} ${home.ip}`] });
 
-        // Renewed at half the 6 s lease: the router's expiry moves forward.
+        // Renewed at half the 8 s lease: the router's expiry moves forward.
         const firstExpiry = Math.max(...mine().map((m) => m.expiresAt));
         await event(mapper, 'renewed');
         await waitFor(() => Math.min(...mine().map((m) => m.expiresAt)) > firstExpiry, { timeoutMs: 10_000, what: 'lease expiry moved forward' });
@@ -191,7 +191,7 @@ describe.skipIf(!support.ok)(`PortMapper against miniupnpd in a home-router name
         ssdp.bind(1900, () => { ssdp.addMembership('239.255.255.250', lanIp); console.log(JSON.stringify({ ready: true })); });
       });`;
     const hostile = nodeInNamespace(router.name, HOSTILE, { lanIp: router.lanIp });
-    const mapper = nodeInNamespace(home.name, MAPPER, { ip: home.ip, mediaPort: 45_000, pipes: { min: 45_100, max: 45_100 }, leaseSeconds: 60, methods: ['upnp', 'nat-pmp'], retryMs: 500 });
+    const mapper = nodeInNamespace(home.name, MAPPER, { ip: home.ip, mediaPort: 45_000, pipes: { min: 45_100, max: 45_100 }, leaseSeconds: 60, methods: ['upnp', 'nat-pmp'], retryMs: 500, requestTimeoutMs: 8000 });
     try {
       await hostile.next((m) => m.ready === true, 20_000, 'hostile router ready');
       const started = await event(mapper, 'started');
