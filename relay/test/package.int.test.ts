@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultWorkerBin } from '@cascade/config';
 import { REPO_ROOT, freePort, getJson, issueToken, startServer, waitFor, type NodeProcess } from '@cascade/testing';
 
 const execFileP = promisify(execFile);
@@ -14,7 +15,8 @@ const execFileP = promisify(execFile);
  * MEDIASOUP_WORKER_BIN names a worker, here the Debian build), holds nothing of the repository,
  * and runs from there, outside the repository, as a relay registered with a real origin.
  */
-const WORKER = process.env.MEDIASOUP_WORKER_BIN || path.join(process.env.HOME ?? '/root', '.cache/cascade/mediasoup-worker-3.12.16/mediasoup-worker');
+/** The worker scripts/setup.sh built (same lookup as the relay's config). */
+const WORKER = defaultWorkerBin(process.env);
 
 describe('the cascade-relay npm package', () => {
   let tgz: string;
