@@ -2,7 +2,10 @@
 # Cascade's installer, run by `npm start`, `npm test` and `npm run bench` before anything else.
 # Idempotent: a second run only checks (a few seconds). Usage: scripts/setup.sh [run|test|bench]
 #   run   - what the server needs: the mediasoup worker (built from Debian packages), npm packages, a build
-#   test  - plus chromium (end-to-end tests), redis-server, ffmpeg, iproute2 (network namespaces)
+#   test  - plus chromium (end-to-end tests), redis-server, ffmpeg, iproute2 (network namespaces),
+#           nginx + openssl (the TLS reverse proxy of testing/src/tlsProxy.ts), miniupnpd-nftables +
+#           nftables + iptables (the home router of testing/src/natRouter.ts); their services are
+#           neither started nor left enabled: the tests run private instances
 #   bench - plus janus (the peer SFU the capacity benchmark compares against)
 # Knobs: CASCADE_SKIP_APT=1 (never call apt-get), CASCADE_CACHE_DIR (default ~/.cache/cascade).
 set -euo pipefail
@@ -24,8 +27,8 @@ PKGS=(build-essential meson ninja-build pkg-config python3 libabsl-dev libsrtp2-
   nlohmann-json3-dev libssl-dev libusrsctp-dev)
 case "$MODE" in
   run) ;;
-  test) PKGS+=(chromium redis-server ffmpeg iproute2) ;;
-  bench) PKGS+=(chromium redis-server ffmpeg iproute2 janus) ;;
+  test) PKGS+=(chromium redis-server ffmpeg iproute2 nginx openssl miniupnpd-nftables nftables iptables) ;;
+  bench) PKGS+=(chromium redis-server ffmpeg iproute2 nginx openssl miniupnpd-nftables nftables iptables janus) ;;
   *) echo "usage: $0 [run|test|bench]" >&2; exit 64 ;;
 esac
 if [[ "${CASCADE_SKIP_APT:-0}" != 1 ]]; then
@@ -41,8 +44,30 @@ if [[ "${CASCADE_SKIP_APT:-0}" != 1 ]]; then
     log "installing Debian packages: ${missing[*]}"
     SUDO=""; [[ $(id -u) != 0 ]] && SUDO="sudo"
     export DEBIAN_FRONTEND=noninteractive
+    # Debian starts (and enables) a daemon's service when its package is installed; the tests run
+    # private nginx instances and need no system-wide one. A policy-rc.d that says no keeps
+    # invoke-rc.d from starting anything during this install (one already there is left alone).
+    policy=/usr/sbin/policy-rc.d
+    own_policy=0
+    if [[ ! -e $policy ]]; then
+      printf '#!/bin/sh\n# Written by cascade scripts/setup.sh during an install; removed after it.\nexit 101\n' | $SUDO tee $policy >/dev/null
+      $SUDO chmod 755 $policy
+      own_policy=1
+      trap '$SUDO rm -f $policy' EXIT
+    fi
     $SUDO apt-get update -o DPkg::Lock::Timeout=600 >/dev/null || log "apt-get update failed; trying the install anyway"
     $SUDO apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
+    if ((own_policy)); then $SUDO rm -f $policy; trap - EXIT; fi
+    # ... and the package enabled it for the next boot: undo that for what this run installed.
+    for p in "${missing[@]}"; do
+      case "$p" in nginx) svc=nginx ;; *) continue ;; esac
+      if command -v systemctl >/dev/null; then
+        $SUDO systemctl disable "$svc" >/dev/null 2>&1 || true
+        [[ -d /run/systemd/system ]] && { $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true; }
+      fi
+      command -v update-rc.d >/dev/null && { $SUDO update-rc.d "$svc" disable >/dev/null 2>&1 || true; }
+      log "left the $svc service stopped and disabled (the tests start their own)"
+    done
   fi
 fi
 

@@ -9,3 +9,6 @@ export * from './broadcaster.js';
 export * from './netns.js';
 export * from './vp8.js';
 export * from './weriftGlobals.js';
+export * from './natRouter.js';
+export * from './tlsProxy.js';
+export * from './nsNode.js';

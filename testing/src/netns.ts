@@ -11,8 +11,9 @@
  *   ns N    ──link N── ┘
  *
  * - One /24 test subnet 10.A.B.0/24 (A, B random, checked against the host's addresses and
- *   routes): the root namespace is 10.A.B.1, namespace i (1-based) is 10.A.B.(10+i), and
- *   10.A.B.254 is never assigned (an address nobody answers, for negative tests).
+ *   routes; or the `subnet` option's, e.g. 203.0.113.0/24, checked the same way): the root
+ *   namespace is 10.A.B.1, namespace i (1-based) is 10.A.B.(10+i), and 10.A.B.254 is never
+ *   assigned (an address nobody answers, for negative tests).
  * - Every member sits on the same L2 segment, so members reach each other and the root with
  *   connected routes only: ip_forward is never needed and never touched, and there is no
  *   default route in a namespace (traffic to anything outside the test subnet fails at once
@@ -41,12 +42,16 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type dgramModule from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { pickSubnets } from './subnets.js';
+
+export { DOCUMENTATION_SUBNETS } from './subnets.js';
 
 const execFileP = promisify(execFile);
 
-/** Prefix of every namespace this helper creates. */
-const NS_PREFIX = 'cascade-test-';
-const STALE_NS = /^cascade-test-([0-9a-f]{4})([0-9a-z]+)-(hub|\d+|probe)$/;
+/** Prefix of every namespace this helper (and natRouter.ts) creates. */
+export const NS_PREFIX = 'cascade-test-';
+/** `<tag>-<role>`: hub, member k, probe, and natRouter.ts's private LAN hosts (`lan<k>`). */
+const STALE_NS = /^cascade-test-([0-9a-f]{4})([0-9a-z]+)-(hub|\d+|probe|r\d+lan\d+)$/;
 const STALE_LINK = /^cs[vx]([0-9a-f]{4})([0-9a-z]+)$/;
 /** VXLAN network id and UDP port of the userspace mode (each namespace has its own port space). */
 const VNI = 42;
@@ -74,6 +79,13 @@ export interface TestNetworkOptions {
   rateKbit?: number;
   /** Default 'auto': netem if the kernel has it, else the userspace switch (VXLAN), else no shaping. */
   shaping?: Shaping | 'auto';
+  /**
+   * The test subnet, a /24 such as the documentation range `203.0.113.0/24` (an address Chromium
+   * treats as public, unlike 10.x), or a list to take the first free one of (DOCUMENTATION_SUBNETS:
+   * two runs at once each get their own). Rejected if it (each of them) overlaps an address or
+   * route of this host. Default: a random free 10.A.B.0/24.
+   */
+  subnet?: string | readonly string[];
 }
 
 export interface TestNamespace {
@@ -127,7 +139,8 @@ function errText(err: unknown): string {
   return (e?.stderr || e?.message || String(err)).trim().split('\n')[0]!;
 }
 
-function newTag(): string {
+/** A random tag that also encodes our pid, so that a later run can tell a dead run's leftovers. */
+export function newTag(): string {
   return randomBytes(2).toString('hex') + process.pid.toString(36);
 }
 
@@ -213,42 +226,6 @@ async function killInside(name: string): Promise<void> {
       // already gone
     }
   }
-}
-
-function ipToInt(a: string): number {
-  return a.split('.').reduce((n, x) => n * 256 + Number(x), 0);
-}
-
-/** Prefixes (addresses and routes) the host already uses, to keep the test subnet clear of them. */
-async function usedPrefixes(): Promise<{ base: number; len: number }[]> {
-  const text = (await ip(['-4', '-o', 'addr', 'show']).catch(() => '')) + (await ip(['-4', 'route', 'show', 'table', 'all']).catch(() => ''));
-  const out: { base: number; len: number }[] = [];
-  for (const m of text.matchAll(/(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(?:\/(\d{1,2}))?/g)) {
-    const len = m[2] ? Number(m[2]) : 32;
-    out.push({ base: ipToInt(m[1]!), len });
-  }
-  return out;
-}
-
-function overlaps(a: { base: number; len: number }, b: { base: number; len: number }): boolean {
-  const len = Math.min(a.len, b.len);
-  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  return ((a.base & mask) >>> 0) === ((b.base & mask) >>> 0);
-}
-
-/** Two free /24s: 10.A.B.0/24 (test subnet) and 10.A.(B^128).0/24 (underlay of the userspace mode). */
-async function pickSubnets(): Promise<{ a: number; b: number }> {
-  const used = await usedPrefixes();
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const a = randomInt(64, 224);
-    const b = randomInt(0, 256);
-    const mine = [
-      { base: ipToInt(`10.${a}.${b}.0`), len: 24 },
-      { base: ipToInt(`10.${a}.${b ^ 128}.0`), len: 24 },
-    ];
-    if (!mine.some((p) => used.some((u) => u.base !== 0 && overlaps(p, u)))) return { a, b };
-  }
-  throw new Error('no free 10.x.y.0/24 test subnet found');
 }
 
 interface Member {
@@ -554,9 +531,9 @@ export async function createTestNetwork(options: TestNetworkOptions): Promise<Te
   };
 
   try {
-    const { a, b } = await pickSubnets();
-    const testIp = (host: number) => `10.${a}.${b}.${host}`;
-    const underIp = (host: number) => `10.${a}.${b ^ 128}.${host}`;
+    const { test, under } = await pickSubnets(options.subnet);
+    const testIp = (host: number) => `${test}.${host}`;
+    const underIp = (host: number) => `${under}.${host}`;
 
     await ip(['netns', 'add', hub]);
     created.push(hub);
