@@ -17,6 +17,7 @@ import {
   registerNodeMetrics,
   type MediaNodeOptions,
 } from '@cascade/sfu';
+import type { PortMapper } from './nat/index.js';
 import { StreamPuller } from './StreamPuller.js';
 
 export interface RelayNodeOptions {
@@ -67,10 +68,12 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
   readonly #probe: ProbeResponder;
   readonly #puller: StreamPuller;
   readonly #heartbeat: NodeHeartbeat;
+  /** The home router's forwarding of our ports, kept open while we run (closed with us). */
+  readonly portMapper: PortMapper | undefined;
   #draining = false;
   #closed = false;
 
-  static async create(options: RelayNodeOptions, deps: { logger: Logger }): Promise<RelayNode> {
+  static async create(options: RelayNodeOptions, deps: { logger: Logger; portMapper?: PortMapper }): Promise<RelayNode> {
     const tickets = new TicketVerifier();
     const node = await MediaNode.create({ ...options.media, kind: 'relay', signalling: { ...options.media.signalling, endpoint: false } }, { logger: deps.logger, tickets });
     let probe: ProbeResponder | undefined;
@@ -93,13 +96,14 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
       await node.close();
       throw err;
     }
-    relay = new RelayNode(options, node, server, probe, tickets, deps.logger);
+    relay = new RelayNode(options, node, server, probe, tickets, deps.logger, deps.portMapper);
     return relay;
   }
 
-  private constructor(options: RelayNodeOptions, node: MediaNode, server: http.Server | undefined, probe: ProbeResponder, tickets: TicketVerifier, logger: Logger) {
+  private constructor(options: RelayNodeOptions, node: MediaNode, server: http.Server | undefined, probe: ProbeResponder, tickets: TicketVerifier, logger: Logger, portMapper: PortMapper | undefined) {
     super();
     this.#options = options;
+    this.portMapper = portMapper;
     this.node = node;
     this.#server = server;
     this.#probe = probe;
@@ -206,6 +210,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     this.control.close();
     this.#probe.close();
     await this.node.close();
+    await this.portMapper?.close();
     if (this.#server) {
       this.#server.closeAllConnections();
       await new Promise<void>((r) => this.#server!.close(() => r()));

@@ -132,7 +132,7 @@ process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejec
 
 try {
   say(`starting: controller ${config.relay.controllerUrl}, up to ${plural(config.relay.maxViewers, 'viewer')} and ${plural(config.relay.maxChildren, 'child relay')}`);
-  const relay = await startRelay(config, { logger, nodeId });
+  const relay = await startRelay(config, { logger, nodeId, onPortMapping: (message) => say(message) });
   const ip = relay.node.pipeListenIp.announcedIp;
   const media = await relay.node.mediaPort();
   const ports = `UDP and TCP ${media}, UDP ${config.mediasoup.rtcMinPort}-${config.mediasoup.rtcMaxPort}`;

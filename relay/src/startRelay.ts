@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { announcedAddress, type CascadeConfig } from '@cascade/config';
 import { CascadeError, type Logger } from '@cascade/protocol';
+import { createPortMapper, type PortMapper } from './nat/index.js';
+import { defaultGateway, isNonPublicIPv4, localAddressTowards } from './nat/localNetwork.js';
 import { RelayNode } from './RelayNode.js';
 
 const WILDCARDS = new Set(['0.0.0.0', '::', '']);
@@ -24,22 +26,60 @@ export async function discoverMediaIp(controllerUrl: string, timeoutMs: number):
   }
 }
 
+/**
+ * Ask the home router to forward the media port and the pipe ports (UPnP-IGD, then NAT-PMP)
+ * before anything listens: the address it answers with is what the relay announces. Only with a
+ * fixed media port (a port the router can be told about) and unless turned off.
+ */
+async function mapPorts(config: Readonly<CascadeConfig>, deps: { logger: Logger; onStatus?: (message: string) => void }): Promise<PortMapper | undefined> {
+  const m = config.mediasoup;
+  if (!config.relay.portMapping || m.mediaPort <= 0) return undefined;
+  // A machine whose own address is public has no home router to ask.
+  const gateway = await defaultGateway().catch(() => undefined);
+  const own = gateway ? await localAddressTowards(gateway).catch(() => undefined) : undefined;
+  if (own && !isNonPublicIPv4(own)) return undefined;
+  const mapper = await createPortMapper(
+    { mediaPort: m.mediaPort, pipePorts: { min: m.rtcMinPort, max: Math.min(m.rtcMaxPort, m.rtcMinPort + 31) } },
+    { logger: deps.logger },
+  );
+  mapper.on('mapped', (s) => deps.onStatus?.(s.message));
+  mapper.on('failed', (s) => deps.onStatus?.(s.message));
+  if (mapper.status.state === 'mapped' || mapper.status.state === 'failed') deps.onStatus?.(mapper.status.message);
+  return mapper;
+}
+
 /** Build a RelayNode from the configuration (the relay's composition root, minus process concerns). */
 export async function startRelay(
   config: Readonly<CascadeConfig>,
-  deps: { logger: Logger; nodeId?: string; mediaIp?: string },
+  deps: { logger: Logger; nodeId?: string; mediaIp?: string; onPortMapping?: (message: string) => void },
 ): Promise<RelayNode> {
   if (!config.relay.controllerUrl) throw new CascadeError('CASCADE_ERR_CONFIG_INVALID', 'relay.controllerUrl is required (--controller)');
   if (!config.relay.token) throw new CascadeError('CASCADE_ERR_CONFIG_INVALID', 'relay.token is required (--token)');
   if (config.mediasoup.mediaPort < 0) throw new CascadeError('CASCADE_ERR_CONFIG_INVALID', 'a relay needs a media port (--media-port)');
   const nodeId = deps.nodeId || defaultRelayId(config.relay.token);
+  const mapper = await mapPorts(config, { logger: deps.logger, ...(deps.onPortMapping ? { onStatus: deps.onPortMapping } : {}) });
+  // The router's internet address, when it gave one that the internet can reach.
+  const routerIp = mapper?.status.state === 'mapped' && !mapper.status.behindAnotherNat ? mapper.status.externalIp : undefined;
   const listenIps = await Promise.all(
     config.mediasoup.listenIps.map(async (l, i) => {
-      if (l.announcedIp || !WILDCARDS.has(l.ip)) return { ip: l.ip, announcedIp: announcedAddress(l) };
-      const found = i === 0 ? (deps.mediaIp ?? (await discoverMediaIp(config.relay.controllerUrl, config.signalling.requestTimeoutMs))) : undefined;
+      if (l.announcedIp || !WILDCARDS.has(l.ip)) return { ip: l.ip, announcedIp: i === 0 && routerIp && !l.announcedIp ? routerIp : announcedAddress(l) };
+      const found = i === 0 ? (deps.mediaIp ?? routerIp ?? (await discoverMediaIp(config.relay.controllerUrl, config.signalling.requestTimeoutMs))) : undefined;
       return { ip: l.ip, announcedIp: found ?? announcedAddress(l) };
     }),
   );
+  try {
+    return await startRelayNode(config, { ...deps, nodeId, listenIps, ...(mapper ? { portMapper: mapper } : {}) });
+  } catch (err) {
+    await mapper?.close();
+    throw err;
+  }
+}
+
+async function startRelayNode(
+  config: Readonly<CascadeConfig>,
+  deps: { logger: Logger; nodeId: string; listenIps: { ip: string; announcedIp: string }[]; portMapper?: PortMapper },
+): Promise<RelayNode> {
+  const { nodeId, listenIps } = deps;
   return RelayNode.create(
     {
       media: {
@@ -64,7 +104,7 @@ export async function startRelay(
       drainTimeoutMs: config.relay.drainTimeoutMs,
       requestTimeoutMs: config.signalling.requestTimeoutMs,
     },
-    deps,
+    { logger: deps.logger, ...(deps.portMapper ? { portMapper: deps.portMapper } : {}) },
   );
 }
 
