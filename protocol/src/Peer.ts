@@ -91,6 +91,7 @@ export class Peer<
   readonly #pending = new Map<MessageId, Pending>();
   #nextId = 1;
   #closed = false;
+  #requestsReceived = 0;
   // Token bucket for inbound rate limiting.
   readonly #rate: number;
   readonly #burst: number;
@@ -113,6 +114,11 @@ export class Peer<
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Inbound requests of a type this end handles, so far (whether they succeeded or not). */
+  get requestsReceived(): number {
+    return this.#requestsReceived;
   }
 
   /** Register the handler of an inbound request type. */
@@ -217,6 +223,7 @@ export class Peer<
       this.#reject(id, new CascadeError('CASCADE_ERR_PROTOCOL_UNKNOWN_TYPE', type), type);
       return;
     }
+    this.#requestsReceived++;
     const started = Date.now();
     try {
       assertValid(def.params, data);
