@@ -4,6 +4,7 @@ import type { WebSocket } from 'ws';
 import {
   CascadeError,
   InvalidStateError,
+  LogBudget,
   TypedEmitter,
   type IceServer,
   type Logger,
@@ -46,6 +47,11 @@ export interface MediaNodeOptions {
     pingIntervalMs: number;
     requestTimeoutMs: number;
     maxConnections: number;
+    /** See SessionLimits; absent: no deadline. */
+    firstMessageTimeoutMs?: number;
+    idleTimeoutMs?: number;
+    /** Refused messages logged per second, all sessions together. Default 5. */
+    refusalLogsPerSec?: number;
   };
 }
 
@@ -88,6 +94,7 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
   readonly #streams = new Map<string, LocalStream>();
   readonly #sessions = new Map<string, Session>();
   readonly #services: NodeService[] = [];
+  #refusalLog: LogBudget | undefined;
   #control: ControlPlane | undefined;
   #closed = false;
 
@@ -251,19 +258,15 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
         requestTimeoutMs: o.requestTimeoutMs,
         remoteAddress,
         maxTransports: 2,
+        ...(o.firstMessageTimeoutMs !== undefined ? { firstMessageTimeoutMs: o.firstMessageTimeoutMs } : {}),
+        ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
       },
-      { logger: this.log },
+      { logger: this.log, refusalLog: (this.#refusalLog ??= new LogBudget(o.refusalLogsPerSec ?? 5)) },
     );
     ws.addEventListener('message', (ev) => session.peer.receive(ev.data));
     ws.addEventListener('close', (ev) => session.peer.socketClosed(ev.code, ev.reason));
     this.#sessions.set(session.id, session);
     session.once('close', () => this.#sessions.delete(session.id));
-    session.peer.on('protocolerror', (err, type) => session.log.warn({ code: err.code, type, msg: err.message }, 'bad message'));
-    session.peer.on('handled', (type, ms, err) => {
-      if (err && err.code === 'CASCADE_ERR_INTERNAL') session.log.error({ err: err.cause ?? err, type }, 'request failed');
-      else if (err) session.log.info({ type, code: err.code }, 'request refused');
-      else if (type !== 'session.ping') session.log.debug({ type, ms }, 'request handled');
-    });
     for (const s of this.#services) s.attach(session);
     session.log.debug({ remoteAddress }, 'session opened');
     this.observer.safeEmit('newsession', session);

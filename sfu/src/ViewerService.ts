@@ -164,10 +164,13 @@ export class ViewerService implements NodeService {
         if (info) consumers.push(info);
       }
     }
-    state.subscribed = true;
     if (attempted > 0 && consumers.length === 0) {
+      // Nothing was consumed: undo, so that the viewer may subscribe again (other capabilities, or once sources exist).
+      state.transport = undefined;
+      state.rtpCapabilities = undefined;
       throw new CascadeError('CASCADE_ERR_MEDIA_CANNOT_CONSUME', 'no codec in common with the stream');
     }
+    state.subscribed = true;
     return { consumers };
   }
 

@@ -12,5 +12,5 @@ export { TrafficMeter, type TrafficSample } from './TrafficMeter.js';
 export { TicketVerifier, tokenError } from './auth/TicketVerifier.js';
 export type { ControlPlane } from './ControlPlane.js';
 export { fromMediasoup, ms } from './mediasoupErrors.js';
-export { registerNodeMetrics } from './metrics.js';
+export { registerHttpMetrics, registerNodeMetrics } from './metrics.js';
 export { nodeSnapshot } from './snapshot.js';
