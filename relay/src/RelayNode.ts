@@ -1,4 +1,4 @@
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -10,7 +10,7 @@ import {
   type NodeCapacity,
   type RelayParams,
 } from '@cascade/protocol';
-import { UpgradeRouter } from '@cascade/protocol/node';
+import { GuardedHttpServer, UpgradeRouter, type HttpServerLimits } from '@cascade/protocol/node';
 import {
   MediaNode,
   PipeEgressService,
@@ -19,6 +19,7 @@ import {
   TransportService,
   ViewerService,
   nodeSnapshot,
+  registerHttpMetrics,
   registerNodeMetrics,
   type ControlPlane,
   type LocalStream,
@@ -31,7 +32,8 @@ import { ProbeResponder } from './ProbeResponder.js';
 
 export interface RelayNodeOptions {
   media: Omit<MediaNodeOptions, 'kind' | 'publicUrl'>;
-  http: { host: string; port: number };
+  /** Where the signalling server listens, and its deadlines and per-address limit. */
+  http: { host: string; port: number } & HttpServerLimits;
   /** URL viewers and children use; `{port}` is replaced by the bound port. */
   publicUrl: string;
   controllerUrl: string;
@@ -94,7 +96,8 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
   static async create(options: RelayNodeOptions, deps: { logger: Logger }): Promise<RelayNode> {
     const app = express();
     app.disable('x-powered-by');
-    const server = http.createServer(app);
+    const guarded = new GuardedHttpServer(app, options.http, deps);
+    const server = guarded.server;
     const upgrades = new UpgradeRouter(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -121,6 +124,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
       throw err;
     }
     relay = new RelayNode(options, node, server, app, url, probe, tickets, deps.logger);
+    registerHttpMetrics(relay.registry, guarded);
     return relay;
   }
 

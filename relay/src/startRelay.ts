@@ -18,7 +18,8 @@ export async function startRelay(config: Readonly<CascadeConfig>, deps: { logger
         mediasoup: { ...config.mediasoup },
         signalling: { ...config.signalling },
       },
-      http: { host: config.http.host, port: config.http.port },
+      // Viewers and child relays come from anywhere: all interfaces unless told otherwise.
+      http: { ...config.http, host: config.http.host || '0.0.0.0' },
       publicUrl: config.http.publicUrl || publicHttpUrl(config, 0).replace(/:0$/, ':{port}'),
       controllerUrl: config.relay.controllerUrl,
       token: config.relay.token,

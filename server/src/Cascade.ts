@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createPublicKey } from 'node:crypto';
 import express from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Logger } from '@cascade/protocol';
-import { UpgradeRouter } from '@cascade/protocol/node';
+import { GuardedHttpServer, UpgradeRouter } from '@cascade/protocol/node';
 import { announcedAddress, publicHttpUrl, type CascadeConfig } from '@cascade/config';
 import {
   MemoryTopologyStore,
@@ -16,7 +15,7 @@ import {
   TopologyController,
   type TopologyStore,
 } from '@cascade/controller';
-import { registerNodeMetrics } from '@cascade/sfu';
+import { registerHttpMetrics, registerNodeMetrics } from '@cascade/sfu';
 import { apiRouter, errorHandler } from './http/api.js';
 import { webDemoRouter } from './http/webDemo.js';
 import { OriginNode } from './origin/OriginNode.js';
@@ -24,6 +23,8 @@ import { OriginNode } from './origin/OriginNode.js';
 export interface CascadeServer {
   /** Base URL this process listens on (http://host:port). */
   readonly url: string;
+  /** The address it listens on (http.host, or its default). */
+  readonly host: string;
   readonly port: number;
   readonly controller: TopologyController;
   readonly origin: OriginNode | undefined;
@@ -69,6 +70,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
       ticketTtlSec: config.auth.ticketTtlSec,
       watchTokenRequired: config.auth.watchTokenRequired,
       endedRetentionMs: config.origin.endedRetentionMs,
+      maxEndedStreams: config.origin.maxEndedStreams,
     },
     { store, logger: log, tokens, ...(ticketKey ? { ticketKey } : {}) },
   );
@@ -89,17 +91,21 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
 
   const app = express();
   app.disable('x-powered-by');
-  const server = http.createServer(app);
+  const http = new GuardedHttpServer(app, config.http, { logger: log });
+  registerHttpMetrics(registry, http);
+  const server = http.server;
   const upgrades = new UpgradeRouter(server);
 
   const listenIps = config.mediasoup.listenIps.map((l) => ({ ip: l.ip, announcedIp: announcedAddress(l) }));
+  // Only this machine unless told otherwise: a development run hands out broadcast tokens.
+  const host = config.http.host || '127.0.0.1';
   // The port is known only after listen() when 0 was asked for (tests): listen first.
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.http.port, config.http.host, () => resolve());
+    server.listen(config.http.port, host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  const publicUrl = publicHttpUrl(config, port);
+  const publicUrl = publicHttpUrl({ ...config, http: { ...config.http, host } }, port);
 
   let gateway: RelayGateway | undefined;
   if (config.roles.includes('controller')) {
@@ -138,6 +144,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
         },
         publisher: {
           maxStreams: config.origin.maxStreams,
+          maxStreamsPerOwner: config.origin.maxStreamsPerOwner,
           reconnectGraceMs: config.origin.reconnectGraceMs,
           keyFrameRequestDelayMs: config.origin.keyFrameRequestDelayMs,
           viewerCountIntervalMs: 2000,
@@ -178,7 +185,8 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
   log.info({ url: publicUrl, roles: config.roles, mode: config.mode, store: store.kind, listenIps }, 'cascade listening');
 
   return {
-    url: `http://${config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host}:${port}`,
+    url: `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`,
+    host,
     port,
     controller,
     origin,
