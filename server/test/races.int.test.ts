@@ -94,6 +94,25 @@ describe('stream.publish', () => {
     await settle();
   });
 
+  it("requests sent with a refused publish of someone else's stream cannot act as its broadcaster", async () => {
+    const c = await RawClient.open(origin.url);
+    const replies = await c.burstOf([
+      ['stream.publish', { token: token('mallory'), streamId: bystander.streamId, resume: true }],
+      ['stream.unpublish', {}],
+      ['transport.create', { direction: 'send' }],
+      ['stream.watch', { streamId: bystander.streamId }],
+    ]);
+    expect(codes(replies)).toEqual([
+      'CASCADE_ERR_STREAM_ALREADY_LIVE',
+      'CASCADE_ERR_PROTOCOL_OUT_OF_ORDER',
+      'CASCADE_ERR_PROTOCOL_OUT_OF_ORDER',
+      'CASCADE_ERR_PROTOCOL_OUT_OF_ORDER',
+    ]);
+    expect((await liveStreams()).find((s) => s.id === bystander.streamId)?.state).toBe('live');
+    expect(bystander.c.ws.readyState).toBe(1);
+    c.close();
+  });
+
   it('a burst of publishes by one owner on many sessions stops at origin.maxStreamsPerOwner', async () => {
     const clients = await Promise.all(Array.from({ length: 8 }, () => RawClient.open(origin.url)));
     const replies = await Promise.all(clients.map((c) => c.request('stream.publish', { token: token('carol') })));

@@ -46,6 +46,8 @@ export class Session extends TypedEmitter<SessionEvents> {
   readonly log: Logger;
   readonly remoteAddress: string;
   #role: SessionRole = 'none';
+  /** A role-defining request is in progress (see beginRoleRequest). */
+  #roleRequest = false;
   streamId: string | undefined;
   readonly #transports = new Map<string, types.Transport>();
   /** Transports being created: they count against the limit before the first await. */
@@ -98,6 +100,24 @@ export class Session extends TypedEmitter<SessionEvents> {
   }
   get transportCount(): number {
     return this.#transports.size;
+  }
+
+  /**
+   * A role-defining request (publish, watch) starts awaiting: until the returned function is
+   * called, another one on this session is refused, so that a burst of them is one request.
+   * The session gets its role only with claimRole(), once the request checked everything, so
+   * that nothing in the burst can use a role the request was not granted.
+   */
+  beginRoleRequest(): () => void {
+    if (this.#role !== 'none') throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', `session is already a ${this.#role}`);
+    if (this.#roleRequest) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'a publish or watch is already in progress on this session');
+    this.#roleRequest = true;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.#roleRequest = false;
+    };
   }
 
   /** Take a role; a session that already has one gets OUT_OF_ORDER. */

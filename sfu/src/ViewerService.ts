@@ -68,9 +68,16 @@ export class ViewerService implements NodeService {
   }
 
   async #watch(session: Session, p: NodeParams<'stream.watch'>): Promise<NodeResult<'stream.watch'>> {
-    if (session.role !== 'none') {
-      throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', `session is already a ${session.role}`);
+    // A burst of watches (or a watch during a publish) on one session is one request.
+    const done = session.beginRoleRequest();
+    try {
+      return await this.#watchOnce(session, p);
+    } finally {
+      done();
     }
+  }
+
+  async #watchOnce(session: Session, p: NodeParams<'stream.watch'>): Promise<NodeResult<'stream.watch'>> {
     const node = this.#node;
     if (p.ticket) {
       node.tickets.verifyViewer(p.ticket, node.id, p.streamId);

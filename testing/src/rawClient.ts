@@ -63,15 +63,21 @@ export class RawClient {
    * Send `count` requests in one burst (no await in between, as an attacker's script would),
    * then wait for every reply: `data` may differ per request.
    */
-  async burst(type: string, data: unknown | ((i: number) => unknown), count: number, timeoutMs = 20_000): Promise<RawReply[]> {
+  burst(type: string, data: unknown | ((i: number) => unknown), count: number, timeoutMs = 20_000): Promise<RawReply[]> {
+    const at = (i: number) => (typeof data === 'function' ? (data as (i: number) => unknown)(i) : data);
+    return this.burstOf(Array.from({ length: count }, (_, i) => [type, at(i)] as [string, unknown]), timeoutMs);
+  }
+
+  /** Send these requests in one burst, in this order, and wait for every reply (in the same order). */
+  async burstOf(requests: [type: string, data: unknown][], timeoutMs = 20_000): Promise<RawReply[]> {
     const ids: number[] = [];
     // One TCP write for all the frames, so that the server reads them together: the tightest burst.
     const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
     socket?.cork();
-    for (let i = 0; i < count; i++) {
+    for (const [type, data] of requests) {
       const id = this.#nextId++;
       ids.push(id);
-      this.ws.send(JSON.stringify({ v: 1, id, type, data: typeof data === 'function' ? (data as (i: number) => unknown)(i) : data }));
+      this.ws.send(JSON.stringify({ v: 1, id, type, data }));
     }
     socket?.uncork();
     return Promise.all(ids.map((id) => this.reply(id, timeoutMs)));

@@ -113,9 +113,11 @@ export class PublisherService implements NodeService {
     const claims = this.#tokens.verify(p.token, 'broadcast');
     const streamId = p.streamId ?? claims.stream ?? newStreamId();
     if (claims.stream && claims.stream !== streamId) throw new CascadeError('CASCADE_ERR_AUTH_FORBIDDEN', 'token is for another stream');
-    // The role is taken before the first await, so that a burst of publishes on one session
-    // is one publish (the others are out of order); given back if this one fails.
-    session.claimRole('publisher', streamId);
+    // Before the first await, so that a burst of publishes on one session is one publish (the
+    // others are out of order). The role itself is claimed once every check passed, with no
+    // await before the stream is attached: a request in the same burst (unpublish,
+    // transport.create) must not act as this stream's broadcaster before that.
+    const done = session.beginRoleRequest();
     try {
       const existing = this.#streams.get(streamId);
       const { pub, resumed, rtpCapabilities } = existing
@@ -124,9 +126,8 @@ export class PublisherService implements NodeService {
       session.log.info({ streamId, resumed, owner: claims.sub }, 'broadcaster connected');
       if (!resumed) await this.#save(pub.record);
       return { streamId, rtpCapabilities, iceServers: this.#options.iceServers, resumed };
-    } catch (err) {
-      if (session.role === 'publisher' && this.#streams.get(streamId)?.session !== session) session.releaseRole();
-      throw err;
+    } finally {
+      done();
     }
   }
 
@@ -138,6 +139,7 @@ export class PublisherService implements NodeService {
     if (this.#streams.get(pub.record.id) !== pub) throw new CascadeError('CASCADE_ERR_STREAM_ENDED', pub.record.id);
     this.#checkTakeover(pub, owner, resume);
     if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
+    session.claimRole('publisher', pub.record.id);
     if (pub.session && !pub.session.closed) {
       pub.session.log.info({ streamId: pub.record.id }, 'broadcaster taken over by a newer connection');
       const old = pub.session;
@@ -193,6 +195,7 @@ export class PublisherService implements NodeService {
       local = this.#node.openStream(streamId, { depth: 0, state: 'waiting', title: record.title, createdAt: now });
       const rtpCapabilities = await local.router.rtpCapabilities();
       if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
+      session.claimRole('publisher', streamId);
       const pub: Published = { record, local, session: undefined };
       this.#streams.set(streamId, pub);
       this.#attach(pub, session);
@@ -213,7 +216,7 @@ export class PublisherService implements NodeService {
     return n;
   }
 
-  /** Make `session` the stream's broadcaster (synchronously: its close always starts the grace period). */
+  /** Make `session`, publisher of this stream, its broadcaster (synchronously: its close always starts the grace period). */
   #attach(pub: Published, session: Session): void {
     pub.session = session;
     clearTimeout(pub.graceTimer);
