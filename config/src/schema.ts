@@ -79,7 +79,7 @@ export const ConfigSchema = Type.Object(
         refusalLogsPerSec: Type.Integer({
           minimum: 0,
           default: 5,
-          description: 'Refused signalling messages logged per second per process (burst: 4 times as many); the rest are counted in cascade_signal_errors_total and summarised in the next line logged.',
+          description: 'Refused signalling messages logged per second per process and error code (burst: 4 times as many), so that every kind of refusal shows in the log but a flood does not fill it; all are counted in cascade_signal_errors_total, and the next line of a code says how many were left out. 0: none logged.',
         }),
       },
       { additionalProperties: false, default: {} },

@@ -21,6 +21,16 @@ describe('LogBudget', () => {
     expect([b.take(), b.take(), b.take()]).toEqual([0, 0, undefined]);
   });
 
+  it('keeps one budget per kind: a flood of one kind does not hide the first of another', () => {
+    let now = 0;
+    const b = new LogBudget(1, { burst: 2, now: () => now });
+    expect([b.take('A'), b.take('A'), b.take('A'), b.take('A')]).toEqual([0, 0, undefined, undefined]);
+    expect(b.take('B')).toBe(0);
+    expect(b.suppressed).toBe(2);
+    now += 1000;
+    expect(b.take('A')).toBe(2);
+  });
+
   it('perSec 0 logs nothing and counts everything', () => {
     const b = new LogBudget(0);
     for (let i = 0; i < 5; i++) expect(b.take()).toBeUndefined();

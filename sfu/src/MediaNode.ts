@@ -50,7 +50,7 @@ export interface MediaNodeOptions {
     /** See SessionLimits; absent: no deadline. */
     firstMessageTimeoutMs?: number;
     idleTimeoutMs?: number;
-    /** Refused messages logged per second, all sessions together. Default 5. */
+    /** Refused messages logged per second and error code, all sessions together. Default 5. */
     refusalLogsPerSec?: number;
   };
 }

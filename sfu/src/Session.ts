@@ -232,8 +232,8 @@ export class Session extends TypedEmitter<SessionEvents> {
     this.#deadline.unref?.();
   }
 
-  #logRefusal(level: 'warn' | 'info', fields: Record<string, unknown>, msg: string): void {
-    const suppressed = this.#refusalLog.take();
+  #logRefusal(level: 'warn' | 'info', fields: { code: string } & Record<string, unknown>, msg: string): void {
+    const suppressed = this.#refusalLog.take(fields.code);
     if (suppressed === undefined) return;
     this.log[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
   }
