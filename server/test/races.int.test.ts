@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   RawClient,
   fakeDtlsParameters,
@@ -59,6 +59,17 @@ afterAll(async () => {
   await redis?.stop();
 });
 
+/** Clients a test opened: closed after it, whether it passed or not, so that a failure does not cascade. */
+const opened: RawClient[] = [];
+async function client(): Promise<RawClient> {
+  const c = await RawClient.open(origin.url);
+  opened.push(c);
+  return c;
+}
+afterEach(() => {
+  for (const c of opened.splice(0)) c.close();
+});
+
 /** Wait until every stream but the bystander's has ended and is gone from this origin (closed sessions, grace over). */
 async function settle(): Promise<void> {
   await waitFor(async () => (await nodeStreams()) === 1 && (await liveStreams()).length === 1, { what: 'only the bystander stream left', timeoutMs: 30_000 });
@@ -66,8 +77,10 @@ async function settle(): Promise<void> {
 }
 
 describe('stream.publish', () => {
+  // Each test starts from the bystander alone, even if the one before failed half-way.
+  beforeEach(settle);
   it('a burst of publishes on one session makes one stream, and none is left behind once it closes', async () => {
-    const c = await RawClient.open(origin.url);
+    const c = await client();
     const replies = await c.burst('stream.publish', { token: token('burst') }, 10);
     expect(codes(replies).sort()).toEqual(['ok', ...Array(9).fill('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER')].sort());
     expect(await nodeStreams()).toBe(2);
@@ -77,25 +90,28 @@ describe('stream.publish', () => {
   });
 
   it('two owners publishing one id at once: exactly one gets it, the other is refused', async () => {
-    for (const id of ['race-one', 'race-two', 'race-three']) {
-      const a = await RawClient.open(origin.url);
-      const b = await RawClient.open(origin.url);
-      const [ra, rb] = await Promise.all([
-        a.request('stream.publish', { token: token('alice'), streamId: id }),
-        b.request('stream.publish', { token: token('bob'), streamId: id }),
-      ]);
-      expect(codes([ra!, rb!]).sort()).toEqual(['CASCADE_ERR_STREAM_ALREADY_LIVE', 'ok']);
-      const winner = ra!.ok ? a : b;
-      // The winner's stream works: its transport is on the stream that exists.
-      expect((await winner.request('transport.create', { direction: 'send' })).ok).toBe(true);
-      a.close();
-      b.close();
+    for (const [i, id] of ['race-one', 'race-two', 'race-three'].entries()) {
+      const a = await client();
+      const b = await client();
+      try {
+        // New owners each round: the streams of the previous rounds are still in their grace period.
+        const [ra, rb] = await Promise.all([
+          a.request('stream.publish', { token: token(`alice${i}`), streamId: id }),
+          b.request('stream.publish', { token: token(`bob${i}`), streamId: id }),
+        ]);
+        expect(codes([ra!, rb!]).sort()).toEqual(['CASCADE_ERR_STREAM_ALREADY_LIVE', 'ok']);
+        const winner = ra!.ok ? a : b;
+        // The winner's stream works: its transport is on the stream that exists.
+        expect((await winner.request('transport.create', { direction: 'send' })).ok).toBe(true);
+      } finally {
+        a.close();
+        b.close();
+      }
     }
-    await settle();
   });
 
   it("requests sent with a refused publish of someone else's stream cannot act as its broadcaster", async () => {
-    const c = await RawClient.open(origin.url);
+    const c = await client();
     const replies = await c.burstOf([
       ['stream.publish', { token: token('mallory'), streamId: bystander.streamId, resume: true }],
       ['stream.unpublish', {}],
@@ -114,19 +130,19 @@ describe('stream.publish', () => {
   });
 
   it('a burst of publishes by one owner on many sessions stops at origin.maxStreamsPerOwner', async () => {
-    const clients = await Promise.all(Array.from({ length: 8 }, () => RawClient.open(origin.url)));
+    const clients = await Promise.all(Array.from({ length: 8 }, () => client()));
     const replies = await Promise.all(clients.map((c) => c.request('stream.publish', { token: token('carol') })));
     expect(count(replies, 'ok')).toBe(PER_OWNER);
     expect(count(replies, 'CASCADE_ERR_STREAM_OWNER_LIMIT')).toBe(8 - PER_OWNER);
     // Another owner is not affected by carol's limit.
-    const other = await RawClient.open(origin.url);
+    const other = await client();
     expect((await other.request('stream.publish', { token: token('dave') })).ok).toBe(true);
     for (const c of [...clients, other]) c.close();
     await settle();
   });
 
   it('a burst of publishes by many owners stops at origin.maxStreams', async () => {
-    const clients = await Promise.all(Array.from({ length: 12 }, () => RawClient.open(origin.url)));
+    const clients = await Promise.all(Array.from({ length: 12 }, () => client()));
     const replies = await Promise.all(clients.map((c, i) => c.request('stream.publish', { token: token(`owner${i}`) })));
     // The bystander holds one of the places.
     expect(count(replies, 'ok')).toBe(MAX_STREAMS - 1);
@@ -139,7 +155,7 @@ describe('stream.publish', () => {
 
 describe('transport.create', () => {
   it('a burst of 30 on a viewer session creates at most 2 transports, and closing frees them', async () => {
-    const c = await RawClient.open(origin.url);
+    const c = await client();
     expect((await c.request('stream.watch', { streamId: bystander.streamId })).ok).toBe(true);
     const replies = await c.burst('transport.create', { direction: 'recv' }, 30);
     expect(count(replies, 'ok')).toBe(2);
@@ -150,7 +166,7 @@ describe('transport.create', () => {
   });
 
   it('a burst of 30 on a publisher session creates at most 2 transports', async () => {
-    const c = await RawClient.open(origin.url);
+    const c = await client();
     expect((await c.request('stream.publish', { token: token('eve') })).ok).toBe(true);
     const replies = await c.burst('transport.create', { direction: 'send' }, 30);
     expect(count(replies, 'ok')).toBe(2);
@@ -162,7 +178,7 @@ describe('transport.create', () => {
 
 describe('transport.connect', () => {
   it('a burst of connects connects once; a connect the worker refused can be retried', async () => {
-    const c = await RawClient.open(origin.url);
+    const c = await client();
     await c.request('stream.watch', { streamId: bystander.streamId });
     const t1 = await c.request('transport.create', { direction: 'recv' });
     const burst = await c.burst('transport.connect', { transportId: t1.data!.id, dtlsParameters: fakeDtlsParameters() }, 10);
@@ -186,7 +202,7 @@ describe('stream.subscribe', () => {
   const VP8_ONLY = { codecs: [{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000, preferredPayloadType: 96, rtcpFeedback: [] }], headerExtensions: [] };
 
   it('a subscribe that consumed nothing can be retried; a burst subscribes once', async () => {
-    const c = await RawClient.open(origin.url);
+    const c = await client();
     await c.request('stream.watch', { streamId: bystander.streamId });
     const t = await c.request('transport.create', { direction: 'recv' });
     expect(await c.request('stream.subscribe', { transportId: t.data!.id, rtpCapabilities: H264_ONLY })).toMatchObject({
