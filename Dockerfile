@@ -13,5 +13,7 @@ COPY . .
 RUN bash scripts/setup.sh run
 RUN npm prune --omit=dev
 ENV MEDIASOUP_WORKER_BIN=/root/.cache/cascade/mediasoup-worker-3.12.16/mediasoup-worker
+# `npm start` binds loopback by default; a container's loopback reaches nobody, so the image listens on all interfaces.
+ENV CASCADE_HTTP_HOST=0.0.0.0
 EXPOSE 8080 8090
 CMD ["node", "server/dist/main.js"]

@@ -40,13 +40,31 @@ export const ConfigSchema = Type.Object(
     nodeId: Type.String({ default: '', pattern: '^[A-Za-z0-9_.:-]{0,128}$', description: 'Stable id of this node in the topology. Empty: derived from the host name and port.' }),
     http: Type.Object(
       {
-        host: Type.String({ default: '0.0.0.0', description: 'Address the HTTP/WebSocket server binds.' }),
+        /** Empty: 127.0.0.1 for a server process (nothing but this machine can connect), 0.0.0.0 for a relay. */
+        host: Type.String({
+          default: '',
+          description: 'Address the HTTP/WebSocket server binds. Empty: 127.0.0.1 for `npm start` (only this machine can connect; set 0.0.0.0 or :: to open it up, see the production checklist in the README), 0.0.0.0 for a relay.',
+        }),
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'HTTP/WebSocket port (0: any free port).' }),
         /** URL clients use to reach this process (behind a proxy, or across hosts). Empty: http://<announced ip>:<port>. */
         publicUrl: Type.String({ default: '', description: 'URL clients use to reach this process (behind a proxy, or across hosts). Empty: http://<announced ip>:<port>.' }),
         trustProxy: Type.Array(Type.String(), {
           default: ['127.0.0.1', '::1'],
           description: "Addresses of reverse proxies (TLS terminators) whose X-Forwarded-For names the real client: what the controller takes as a relay's address and a viewer's.",
+        }),
+        headersTimeoutMs: Ms(10000, 1000, 'A client must send its complete request headers (or WebSocket handshake) within this time, or gets 408 and is disconnected.'),
+        requestTimeoutMs: Ms(30000, 1000, 'A whole HTTP request, body included, must arrive within this time.'),
+        keepAliveTimeoutMs: Ms(5000, 100, 'An idle keep-alive HTTP connection is closed after this time.'),
+        /** Open TCP connections (HTTP and WebSocket together) one client address may hold. 0: no limit. */
+        maxConnectionsPerAddress: Type.Integer({
+          minimum: 0,
+          default: 100,
+          description: 'Open TCP connections (HTTP and WebSocket together) one client address may hold; beyond, new ones get 429 CASCADE_ERR_HTTP_TOO_MANY_CONNECTIONS. 0: no limit.',
+        }),
+        /** Addresses maxConnectionsPerAddress does not apply to. */
+        unlimitedAddresses: Type.Array(Type.String({ minLength: 1 }), {
+          default: ['127.0.0.1', '::1'],
+          description: 'Client addresses http.maxConnectionsPerAddress does not apply to: loopback by default (a reverse proxy on this machine); add a reverse proxy on another host here, since every client then comes from its address.',
         }),
       },
       { additionalProperties: false, default: {} },
@@ -60,6 +78,13 @@ export const ConfigSchema = Type.Object(
         pingIntervalMs: Ms(5000, 100, 'WebSocket ping period for clients; two missed pongs in a row end the connection.'),
         requestTimeoutMs: Ms(10000, 100, 'How long a request to another node or the controller may take.'),
         maxConnections: Type.Integer({ minimum: 1, default: 20000, description: 'Open signalling connections per process; beyond, upgrades get 503.' }),
+        firstMessageTimeoutMs: Ms(5000, 100, 'A /ws connection must send its first request within this time, or is closed with CASCADE_ERR_PROTOCOL_IDLE.'),
+        idleTimeoutMs: Ms(30000, 1000, 'A /ws session that holds nothing (it neither publishes, watches nor pulls a stream) is closed with CASCADE_ERR_PROTOCOL_IDLE after this time; pings do not count.'),
+        refusalLogsPerSec: Type.Integer({
+          minimum: 0,
+          default: 5,
+          description: 'Refused signalling messages logged per second per process and error code (burst: 4 times as many), so that every kind of refusal shows in the log but a flood does not fill it; all are counted in cascade_signal_errors_total, and the next line of a code says how many were left out. 0: none logged.',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -113,6 +138,12 @@ export const ConfigSchema = Type.Object(
         maxViewers: Type.Integer({ minimum: 0, default: 200, description: 'Viewers the origin serves itself before the tree spills to relays.' }),
         /** Live streams this origin accepts. */
         maxStreams: Type.Integer({ minimum: 1, default: 50, description: 'Live streams this origin accepts.' }),
+        /** Streams one broadcaster (token subject) may hold on this origin at once (waiting, live or reconnecting). */
+        maxStreamsPerOwner: Type.Integer({
+          minimum: 1,
+          default: 3,
+          description: 'Streams one broadcaster (token subject) may hold on this origin at once, waiting, live or reconnecting; beyond, stream.publish gets CASCADE_ERR_STREAM_OWNER_LIMIT.',
+        }),
         /** Relay pipes the origin feeds, all streams together (each stream's tree still takes at most K). */
         maxChildRelays: Type.Integer({
           minimum: 0,
@@ -129,6 +160,12 @@ export const ConfigSchema = Type.Object(
         reconnectGraceMs: Ms(30000, 0, 'How long a stream waits for its broadcaster to come back before it ends.'),
         /** How long an ended stream is remembered (so viewers read "ended", not "not found"). */
         endedRetentionMs: Ms(3600000, 0, 'How long an ended stream is remembered (so viewers read "ended", not "not found").'),
+        /** At most this many ended streams are remembered; the oldest are forgotten first. */
+        maxEndedStreams: Type.Integer({
+          minimum: 0,
+          default: 200,
+          description: 'At most this many ended streams are remembered (all controllers together); beyond, the oldest are forgotten before origin.endedRetentionMs.',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),

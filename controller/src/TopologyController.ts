@@ -30,6 +30,8 @@ export interface TopologyControllerOptions {
   watchTokenRequired: boolean;
   /** How long an ended stream stays visible as ended. */
   endedRetentionMs: number;
+  /** At most this many ended streams are kept (the newest); default: no cap but endedRetentionMs. */
+  maxEndedStreams?: number;
 }
 
 export interface TopologyControllerDeps {
@@ -270,10 +272,14 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     return this.store.listStreams();
   }
 
-  async listStreams(): Promise<(StreamRecord & { viewers: number })[]> {
-    const streams = await this.store.listStreams();
+  /**
+   * Streams with their audience. Only streams that are not ended have their tree read (an
+   * ended one has no viewers), so the cost follows the live streams, which origins bound.
+   */
+  async listStreams(options: { ended?: boolean } = {}): Promise<(StreamRecord & { viewers: number })[]> {
+    const streams = (await this.store.listStreams()).filter((s) => options.ended !== false || s.state !== 'ended');
     return Promise.all(
-      streams.map(async (s) => ({ ...s, viewers: (await this.store.getTree(s.id)).reduce((n, e) => n + e.viewers, 0) })),
+      streams.map(async (s) => ({ ...s, viewers: s.state === 'ended' ? 0 : await this.viewerCount(s.id) })),
     );
   }
 
@@ -391,10 +397,13 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
         // may be the only one with room, and dead nodes are gone from the tree anyway.
         await this.#adopt(o.streamId, o.childId, []);
       }
-      for (const s of await this.store.listStreams()) {
-        if (s.state === 'ended' && (s.endedAt ?? s.updatedAt) < now - this.options.endedRetentionMs) {
-          await this.store.deleteStream(s.id);
-        }
+      // Ended streams are remembered for a while, and never more than maxEndedStreams of them
+      // (publishing and ending streams in a loop must not grow the store): the oldest go first.
+      const endedAt = (s: StreamRecord) => s.endedAt ?? s.updatedAt;
+      const ended = (await this.store.listStreams()).filter((s) => s.state === 'ended').sort((a, b) => endedAt(b) - endedAt(a));
+      const keep = this.options.maxEndedStreams ?? Number.POSITIVE_INFINITY;
+      for (const [i, s] of ended.entries()) {
+        if (i >= keep || endedAt(s) < now - this.options.endedRetentionMs) await this.store.deleteStream(s.id);
       }
     } catch (err) {
       this.#log.warn({ err }, 'sweep failed');

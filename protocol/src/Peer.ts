@@ -109,6 +109,7 @@ export class Peer<
   readonly #pending = new Map<MessageId, Pending>();
   #nextId = 1;
   #closed = false;
+  #requestsReceived = 0;
   // Token bucket for inbound rate limiting.
   #rate: number;
   #burst: number;
@@ -162,6 +163,11 @@ export class Peer<
     if (this.#closed) return;
     if (msg.kind === 'request' && msg.id !== undefined) void this.#dispatch(msg.id, msg.type, msg.data);
     else this.#onNotification(msg.type, msg.data);
+  }
+
+  /** Inbound requests of a type this end handles, so far (whether they succeeded or not). */
+  get requestsReceived(): number {
+    return this.#requestsReceived;
   }
 
   /** Register the handler of an inbound request type. */
@@ -290,6 +296,7 @@ export class Peer<
       this.#reject(id, new CascadeError('CASCADE_ERR_PROTOCOL_UNKNOWN_TYPE', type), type);
       return;
     }
+    this.#requestsReceived++;
     const started = this.#clock.now();
     try {
       assertValid(def.params, data);

@@ -15,6 +15,7 @@ export const ErrorCodes = {
   CASCADE_ERR_PROTOCOL_VERSION: { status: 426, message: 'unsupported protocol version' },
   CASCADE_ERR_PROTOCOL_OUT_OF_ORDER: { status: 409, message: 'message not allowed in the current session state' },
   CASCADE_ERR_PROTOCOL_RATE_LIMITED: { status: 429, message: 'too many messages' },
+  CASCADE_ERR_PROTOCOL_IDLE: { status: 408, message: 'connection sent no request, or held nothing, for too long' },
   // Auth.
   CASCADE_ERR_AUTH_MISSING_TOKEN: { status: 401, message: 'a token is required' },
   CASCADE_ERR_AUTH_INVALID_TOKEN: { status: 401, message: 'token is invalid' },
@@ -26,6 +27,7 @@ export const ErrorCodes = {
   CASCADE_ERR_STREAM_ENDED: { status: 410, message: 'stream has ended' },
   CASCADE_ERR_STREAM_ALREADY_LIVE: { status: 409, message: 'stream already has a broadcaster' },
   CASCADE_ERR_STREAM_INVALID_ID: { status: 400, message: 'invalid stream id' },
+  CASCADE_ERR_STREAM_OWNER_LIMIT: { status: 429, message: 'this broadcaster already has its maximum of streams' },
   // Media (mediasoup objects).
   CASCADE_ERR_MEDIA_INVALID_RTP_PARAMETERS: { status: 400, message: 'invalid RTP parameters' },
   CASCADE_ERR_MEDIA_TRANSPORT_NOT_FOUND: { status: 404, message: 'transport not found' },
@@ -57,6 +59,9 @@ export const ErrorCodes = {
   CASCADE_ERR_CONFIG_INVALID: { status: 500, message: 'invalid configuration' },
   // HTTP.
   CASCADE_ERR_HTTP_NOT_FOUND: { status: 404, message: 'no such route' },
+  CASCADE_ERR_HTTP_BAD_REQUEST: { status: 400, message: 'malformed HTTP request' },
+  CASCADE_ERR_HTTP_TIMEOUT: { status: 408, message: 'request not received in time' },
+  CASCADE_ERR_HTTP_TOO_MANY_CONNECTIONS: { status: 429, message: 'too many connections from this address' },
   // Client side (never sent by a server).
   CASCADE_ERR_CLIENT_CONNECTION: { status: 503, message: 'cannot reach the server' },
   CASCADE_ERR_CLIENT_TIMEOUT: { status: 504, message: 'request timed out' },

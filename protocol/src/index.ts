@@ -8,5 +8,6 @@ export * from './Peer.js';
 export * from './TypedEmitter.js';
 export * from './ReconnectPolicy.js';
 export * from './Logger.js';
+export * from './LogBudget.js';
 export * from './tickets.js';
 export * from './url.js';

@@ -1,8 +1,9 @@
-import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { CascadeError, TypedEmitter, type Logger, type NodeCapacity } from '@cascade/protocol';
+import { GuardedHttpServer, type HttpServerLimits } from '@cascade/protocol/node';
 import {
   MediaNode,
   NodeHeartbeat,
@@ -14,6 +15,7 @@ import {
   TransportService,
   ViewerService,
   nodeSnapshot,
+  registerHttpMetrics,
   registerNodeMetrics,
   type MediaNodeOptions,
 } from '@cascade/sfu';
@@ -23,7 +25,7 @@ import { StreamPuller } from './StreamPuller.js';
 export interface RelayNodeOptions {
   media: Omit<MediaNodeOptions, 'kind'>;
   /** Health and metrics for the volunteer and the operator's scraper (nobody else needs it); port 0: any. */
-  http: { host: string; port: number } | undefined;
+  http: ({ host: string; port: number } & HttpServerLimits) | undefined;
   controllerUrl: string;
   token: string;
   capacity: NodeCapacity;
@@ -64,12 +66,13 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
   readonly url: string;
   readonly #options: RelayNodeOptions;
   readonly #log: Logger;
-  readonly #server: http.Server | undefined;
+  readonly #server: GuardedHttpServer | undefined;
   readonly #probe: ProbeResponder;
   readonly #puller: StreamPuller;
   readonly #heartbeat: NodeHeartbeat;
   /** The home router's forwarding of our ports, kept open while we run (closed with us). */
   readonly portMapper: PortMapper | undefined;
+  readonly #app: express.Express;
   #draining = false;
   #closed = false;
 
@@ -77,22 +80,23 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     const tickets = new TicketVerifier();
     const node = await MediaNode.create({ ...options.media, kind: 'relay', signalling: { ...options.media.signalling, endpoint: false } }, { logger: deps.logger, tickets });
     let probe: ProbeResponder | undefined;
-    let server: http.Server | undefined;
+    let server: GuardedHttpServer | undefined;
     let relay: RelayNode | undefined;
     try {
       const { rtcMinPort, rtcMaxPort } = options.media.mediasoup;
       probe = await ProbeResponder.bind(options.media.listenIps[0]!.ip, { min: rtcMinPort, max: rtcMaxPort }, (nonce) => relay?.control.probeReceived(nonce), deps);
       if (options.http) {
-        const s = http.createServer();
-        server = s;
+        // The status page answers whoever can reach it with the same deadlines and per-address cap as any server of ours.
+        const g = new GuardedHttpServer((req, res) => relay?.handleHttp(req, res) ?? res.writeHead(503).end(), options.http, deps);
+        server = g;
         await new Promise<void>((resolve, reject) => {
-          s.once('error', reject);
-          s.listen(options.http!.port, options.http!.host, () => resolve());
+          g.server.once('error', reject);
+          g.server.listen(options.http!.port, options.http!.host, () => resolve());
         });
       }
     } catch (err) {
       probe?.close();
-      server?.close();
+      server?.server.close();
       await node.close();
       throw err;
     }
@@ -100,7 +104,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     return relay;
   }
 
-  private constructor(options: RelayNodeOptions, node: MediaNode, server: http.Server | undefined, probe: ProbeResponder, tickets: TicketVerifier, logger: Logger, portMapper: PortMapper | undefined) {
+  private constructor(options: RelayNodeOptions, node: MediaNode, server: GuardedHttpServer | undefined, probe: ProbeResponder, tickets: TicketVerifier, logger: Logger, portMapper: PortMapper | undefined) {
     super();
     this.#options = options;
     this.portMapper = portMapper;
@@ -163,9 +167,10 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     this.registry.setDefaultLabels({ node: node.id, role: 'relay' });
     collectDefaultMetrics({ register: this.registry, prefix: 'cascade_' });
     registerNodeMetrics(this.registry, node, this.meter);
+    this.#app = this.#healthApp();
     if (server) {
-      server.on('request', this.#healthApp());
-      const port = (server.address() as AddressInfo).port;
+      registerHttpMetrics(this.registry, server);
+      const port = (server.server.address() as AddressInfo).port;
       this.url = `http://${options.http!.host.includes(':') ? `[${options.http!.host}]` : options.http!.host}:${port}`;
     } else {
       this.url = '';
@@ -212,9 +217,15 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     await this.node.close();
     await this.portMapper?.close();
     if (this.#server) {
-      this.#server.closeAllConnections();
-      await new Promise<void>((r) => this.#server!.close(() => r()));
+      const s = this.#server.server;
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
     }
+  }
+
+  /** @private The status page's requests (the server exists before this object does). */
+  handleHttp(req: IncomingMessage, res: ServerResponse): void {
+    this.#app(req, res);
   }
 
   #healthApp(): express.Express {

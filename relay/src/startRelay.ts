@@ -89,7 +89,8 @@ async function startRelayNode(
         mediasoup: { ...config.mediasoup },
         signalling: { ...config.signalling },
       },
-      http: config.http.port >= 0 ? { host: config.http.host, port: config.http.port } : undefined,
+      // The status page is the volunteer's own: loopback unless told otherwise (nobody else needs to reach a relay but for media).
+      http: { ...config.http, host: config.http.host || '127.0.0.1' },
       controllerUrl: config.relay.controllerUrl,
       token: config.relay.token,
       capacity: {

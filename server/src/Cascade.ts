@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Logger } from '@cascade/protocol';
-import { UpgradeRouter } from '@cascade/protocol/node';
+import { GuardedHttpServer, UpgradeRouter } from '@cascade/protocol/node';
 import { announcedAddress, publicHttpUrl, type CascadeConfig } from '@cascade/config';
 import { RelayGateway, TokenService, type TopologyController } from '@cascade/controller';
-import { registerNodeMetrics } from '@cascade/sfu';
+import { registerHttpMetrics, registerNodeMetrics } from '@cascade/sfu';
 import { apiRouter, errorHandler } from './http/api.js';
 import { webDemoRouter } from './http/webDemo.js';
 import { OriginNode } from './origin/OriginNode.js';
@@ -17,6 +16,8 @@ import { registerControllerMetrics } from './compose/metrics.js';
 export interface CascadeServer {
   /** Base URL this process listens on (http://host:port). */
   readonly url: string;
+  /** The address it listens on (http.host, or its default). */
+  readonly host: string;
   readonly port: number;
   readonly controller: TopologyController | undefined;
   readonly origin: OriginNode | undefined;
@@ -48,15 +49,20 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
 
   const app = express();
   app.disable('x-powered-by');
-  const server = http.createServer(app);
+  const http = new GuardedHttpServer(app, config.http, { logger: log });
+  registerHttpMetrics(registry, http);
+  const server = http.server;
   const upgrades = new UpgradeRouter(server);
+
+  // Only this machine unless told otherwise: a development run hands out broadcast tokens.
+  const host = config.http.host || '127.0.0.1';
   // The port is known only after listen() when 0 was asked for (tests): listen first.
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.http.port, config.http.host, () => resolve());
+    server.listen(config.http.port, host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  const publicUrl = publicHttpUrl(config, port);
+  const publicUrl = publicHttpUrl({ ...config, http: { ...config.http, host } }, port);
 
   let gateway: RelayGateway | undefined;
   if (parts) {
@@ -99,6 +105,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
         },
         publisher: {
           maxStreams: config.origin.maxStreams,
+          maxStreamsPerOwner: config.origin.maxStreamsPerOwner,
           reconnectGraceMs: config.origin.reconnectGraceMs,
           keyFrameRequestDelayMs: config.origin.keyFrameRequestDelayMs,
           viewerCountIntervalMs: 2000,
@@ -144,7 +151,8 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
   log.info({ url: publicUrl, roles: config.roles, mode: config.mode, store: parts?.store.kind ?? 'remote' }, 'cascade listening');
 
   return {
-    url: `http://${config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host}:${port}`,
+    url: `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`,
+    host,
     port,
     controller: parts?.controller,
     origin,

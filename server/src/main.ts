@@ -50,11 +50,19 @@ process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejec
 
 try {
   const server = await startCascade(config, { logger });
-  const shown = config.http.host === '0.0.0.0' ? `http://localhost:${server.port}` : server.url;
+  const wildcard = server.host === '0.0.0.0' || server.host === '::';
+  const loopbackOnly = server.host === '127.0.0.1' || server.host === '::1' || server.host === 'localhost';
+  const shown = wildcard ? `http://localhost:${server.port}` : server.url;
   process.stderr.write(
     `\n  Cascade is running (${config.mode} mode, ${config.roles.join(' + ')})\n` +
       (config.webDemo.enabled ? `  Go live:       ${shown}/broadcast\n  Live streams:  ${shown}/\n` : '') +
-      `  Health:        ${shown}/healthz   Metrics: ${shown}/metrics\n\n`,
+      `  Health:        ${shown}/healthz   Metrics: ${shown}/metrics\n` +
+      (loopbackOnly
+        ? `  Listening on ${server.host} only: other machines cannot connect. To open it up, set\n` +
+          `  CASCADE_HTTP_HOST=0.0.0.0 (or ::), and for anything public CASCADE_MODE=production with a secret\n` +
+          `  (README, "Production checklist").\n`
+        : '') +
+      '\n',
   );
   let stopping = false;
   const stop = (signal: string) => {

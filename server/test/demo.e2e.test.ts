@@ -188,3 +188,23 @@ describe('clear messages for what cannot be watched or broadcast', () => {
     await page.close();
   });
 });
+
+describe('the home page puts nothing from the API into the page as markup', () => {
+  it('a stream whose fields carry HTML shows them as text', async () => {
+    const page = await ctx.newPage();
+    // What a compromised or confused store could hand back: markup in every field the card shows.
+    const evil = '<img src=x data-testid=injected onerror="window.__pwned=1">';
+    await page.route('**/api/streams', (route) =>
+      route.fulfill({
+        contentType: 'application/json',
+        body: JSON.stringify({ streams: [{ id: 'evil', title: evil, state: evil, viewers: evil, createdAt: Date.now() }] }),
+      }),
+    );
+    await page.goto(`${origin.url}/`);
+    await waitFor(async () => (await page.getByTestId('stream-card').count()) === 1, { what: 'the stream card' });
+    expect(await page.getByTestId('injected').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.getByTestId('stream-card').textContent()).toContain('<img');
+    await page.close();
+  });
+});

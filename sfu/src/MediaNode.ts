@@ -3,6 +3,7 @@ import type { types } from 'mediasoup';
 import {
   CascadeError,
   InvalidStateError,
+  LogBudget,
   TypedEmitter,
   webSocketChannel,
   type IceServer,
@@ -52,6 +53,11 @@ export interface MediaNodeOptions {
      * through the controller (tunnels), so a volunteer opens no signalling port. Default true.
      */
     endpoint?: boolean;
+    /** See SessionLimits; absent: no deadline. */
+    firstMessageTimeoutMs?: number;
+    idleTimeoutMs?: number;
+    /** Refused messages logged per second and error code, all sessions together. Default 5. */
+    refusalLogsPerSec?: number;
   };
 }
 
@@ -94,6 +100,7 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
   readonly #streams = new Map<string, LocalStream>();
   readonly #sessions = new Map<string, Session>();
   readonly #services: NodeService[] = [];
+  #refusalLog: LogBudget | undefined;
   #control: ControlPlane | undefined;
   /** A transport kept for the controller's reachability check of the media port (see mediaCheck()). */
   #checkTransport: types.WebRtcTransport | undefined;
@@ -299,17 +306,13 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
         requestTimeoutMs: o.requestTimeoutMs,
         remoteAddress,
         maxTransports: 2,
+        ...(o.firstMessageTimeoutMs !== undefined ? { firstMessageTimeoutMs: o.firstMessageTimeoutMs } : {}),
+        ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
       },
-      { logger: this.log },
+      { logger: this.log, refusalLog: (this.#refusalLog ??= new LogBudget(o.refusalLogsPerSec ?? 5)) },
     );
     this.#sessions.set(session.id, session);
     session.once('close', () => this.#sessions.delete(session.id));
-    session.peer.on('protocolerror', (err, type) => session.log.warn({ code: err.code, type, msg: err.message }, 'bad message'));
-    session.peer.on('handled', (type, ms, err) => {
-      if (err && err.code === 'CASCADE_ERR_INTERNAL') session.log.error({ err: err.cause ?? err, type }, 'request failed');
-      else if (err) session.log.info({ type, code: err.code }, 'request refused');
-      else if (type !== 'session.ping') session.log.debug({ type, ms }, 'request handled');
-    });
     for (const s of this.#services) s.attach(session);
     session.log.debug({ remoteAddress }, 'session opened');
     this.observer.safeEmit('newsession', session);

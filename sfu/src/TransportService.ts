@@ -34,12 +34,22 @@ export class TransportService implements NodeService {
     if (direction !== expected) {
       throw new CascadeError('CASCADE_ERR_PROTOCOL_INVALID_PARAMS', `a ${role} may only create a ${expected} transport`);
     }
-    session.checkTransportLimit();
     const stream = this.#node.stream(session.streamId!);
     if (!stream) throw new CascadeError('CASCADE_ERR_STREAM_NOT_FOUND', session.streamId);
-    const router = role === 'viewer' ? await stream.router.routerForConsumer() : await stream.router.primary();
-    const transport = await this.#node.createWebRtcTransport(router, direction);
-    session.addTransport(transport);
+    // Counted before the first await: a burst of requests cannot all pass the limit.
+    const release = session.reserveTransport();
+    let transport: types.WebRtcTransport;
+    try {
+      const router = role === 'viewer' ? await stream.router.routerForConsumer() : await stream.router.primary();
+      transport = await this.#node.createWebRtcTransport(router, direction);
+      if (session.closed) {
+        transport.close();
+        throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
+      }
+      session.addTransport(transport);
+    } finally {
+      release();
+    }
     return {
       id: transport.id,
       iceParameters: transport.iceParameters,
@@ -51,8 +61,16 @@ export class TransportService implements NodeService {
   async #connect(session: Session, { transportId, dtlsParameters }: NodeParams<'transport.connect'>): Promise<object> {
     const t = session.transport<types.WebRtcTransport>(transportId);
     if (t.appData.connected) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'transport already connected');
-    t.appData.connected = true;
-    await ms(t.connect({ dtlsParameters: dtlsParameters as types.DtlsParameters }));
+    if (t.appData.connecting) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'transport.connect already in progress');
+    // In progress while the worker answers (a second call is refused); connected only once it
+    // succeeded, so that a call the worker refused (bad DTLS parameters) can be retried.
+    t.appData.connecting = true;
+    try {
+      await ms(t.connect({ dtlsParameters: dtlsParameters as types.DtlsParameters }));
+      t.appData.connected = true;
+    } finally {
+      t.appData.connecting = false;
+    }
     return {};
   }
 }

@@ -71,30 +71,27 @@ export class ViewerService implements NodeService {
   }
 
   async #watch(session: Session, p: NodeParams<'stream.watch'>): Promise<NodeResult<'stream.watch'>> {
-    // The role first, before any await: a session is one viewer, not a stream of placements.
-    session.claimRole('viewer', p.streamId);
+    // A burst of watches (or a watch during a publish) on one session is one request.
+    const done = session.beginRoleRequest();
+    try {
+      return await this.#watchOnce(session, p);
+    } finally {
+      done();
+    }
+  }
+
+  async #watchOnce(session: Session, p: NodeParams<'stream.watch'>): Promise<NodeResult<'stream.watch'>> {
     const node = this.#node;
     if (p.ticket) {
-      try {
-        node.tickets.verifyViewer(p.ticket, node.id, p.streamId);
-      } catch (err) {
-        session.releaseRole();
-        throw err;
-      }
+      node.tickets.verifyViewer(p.ticket, node.id, p.streamId);
       // The controller reserved this viewer's place here.
       return this.#serveReserved(session, p.streamId);
     }
-    let placement;
-    try {
-      ({ placement } = await node.control.placeViewer({
-        streamId: p.streamId,
-        ...(p.exclude ? { exclude: p.exclude } : {}),
-        ...(p.token ? { token: p.token } : {}),
-      }));
-    } catch (err) {
-      session.releaseRole();
-      throw err;
-    }
+    const { placement } = await node.control.placeViewer({
+      streamId: p.streamId,
+      ...(p.exclude ? { exclude: p.exclude } : {}),
+      ...(p.token ? { token: p.token } : {}),
+    });
     if (placement.nodeId === node.id) return this.#serveReserved(session, p.streamId);
     return forwardViewer(session, node.control, { streamId: p.streamId, placement, timeoutMs: node.options.signalling.requestTimeoutMs });
   }
@@ -106,7 +103,6 @@ export class ViewerService implements NodeService {
       return await this.#serve(session, this.#options.streamFor(streamId));
     } catch (err) {
       // #serve throws only before the viewer is counted here.
-      session.releaseRole();
       this.#viewerLeft(session, streamId);
       throw err;
     }
@@ -116,6 +112,7 @@ export class ViewerService implements NodeService {
     if (stream.state === 'ended') throw new CascadeError('CASCADE_ERR_STREAM_ENDED', stream.id);
     const rtpCapabilities = await stream.router.rtpCapabilities();
     if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
+    session.claimRole('viewer', stream.id);
     const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), subscribed: false };
     this.#states.set(session, state);
     stream.addViewer(session.id);
@@ -169,12 +166,14 @@ export class ViewerService implements NodeService {
     state.transport = transport;
     state.rtpCapabilities = p.rtpCapabilities as types.RtpCapabilities;
     const { results, attempted } = await consumeEachSource(() => state.stream.sources, (producer) => this.#consume(session, state, producer));
-    // From here (no await since the last source was taken) new sources are pushed: none lost or doubled.
-    state.subscribed = true;
     const consumers = results.filter((c): c is ConsumerInfo => c !== undefined);
     if (attempted > 0 && consumers.length === 0) {
+      // Nothing was consumed: undo, so that the viewer may subscribe again (other capabilities, or once sources exist).
+      state.transport = undefined;
+      state.rtpCapabilities = undefined;
       throw new CascadeError('CASCADE_ERR_MEDIA_CANNOT_CONSUME', 'no codec in common with the stream');
     }
+    state.subscribed = true;
     return { consumers };
   }
 

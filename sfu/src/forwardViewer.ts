@@ -40,7 +40,6 @@ export async function forwardViewer(
   try {
     tunnel = control.openTunnel(placement.nodeId, { remoteAddress: session.remoteAddress });
   } catch (err) {
-    session.releaseRole();
     control.placementUnused(streamId, placement.nodeId);
     throw err;
   }
@@ -92,11 +91,12 @@ export async function forwardViewer(
     res = await result;
   } catch (err) {
     tunnel.close(1000, 'watch failed');
-    session.releaseRole();
     // The node never heard of this viewer: its reserved place is given back here (otherwise the node does it).
     if (!heardFromNode) control.placementUnused(streamId, placement.nodeId);
     throw err;
   }
+  if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
+  session.claimRole('viewer', streamId);
   session.forwardedTo = placement.nodeId;
   session.peer.forward((msg) => {
     if (tunnel.reachable) {

@@ -16,5 +16,5 @@ export { RemoteControlPlane, type RemoteControlPlaneOptions, type RemoteControlH
 export { ProbeResponder } from './control/ProbeResponder.js';
 export { runUploadTest } from './control/uploadTest.js';
 export { fromMediasoup, ms } from './mediasoupErrors.js';
-export { registerNodeMetrics } from './metrics.js';
+export { registerHttpMetrics, registerNodeMetrics } from './metrics.js';
 export { nodeSnapshot } from './snapshot.js';

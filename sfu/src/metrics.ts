@@ -1,6 +1,7 @@
 import type { types } from 'mediasoup';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { NodeRequests, type ErrorCode } from '@cascade/protocol';
+import type { GuardedHttpServer } from '@cascade/protocol/node';
 import type { MediaNode } from './MediaNode.js';
 import type { TrafficMeter } from './TrafficMeter.js';
 
@@ -79,11 +80,44 @@ export function registerNodeMetrics(registry: Registry, node: MediaNode, meter: 
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [registry],
   });
+  const timeouts = new Counter({
+    name: 'cascade_signal_timeouts_total',
+    help: 'Signalling sessions closed for sending no request in time (first) or holding nothing in time (idle)',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
   node.observer.on('newsession', (session) => {
+    session.on('timeout', (kind) => timeouts.inc({ kind }));
     session.peer.on('protocolerror', (err) => errors.inc({ code: err.code satisfies ErrorCode }));
     session.peer.on('handled', (type, ms, err) => {
       if (known.has(type)) duration.observe({ type }, ms / 1000);
       if (err && err.code !== 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS') errors.inc({ code: err.code });
     });
   });
+}
+
+/** Metrics of the HTTP server's own limits: open connections, refusals, deadlines missed. */
+export function registerHttpMetrics(registry: Registry, http: GuardedHttpServer): void {
+  new Gauge({
+    name: 'cascade_http_connections',
+    help: 'Open TCP connections to the HTTP server (WebSockets included)',
+    registers: [registry],
+    collect() {
+      this.set(http.connections);
+    },
+  });
+  const refused = new Counter({
+    name: 'cascade_http_connections_refused_total',
+    help: 'TCP connections refused at once, by reason (per_address: http.maxConnectionsPerAddress)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  http.observer.on('refused', (reason) => refused.inc({ reason }));
+  const clientErrors = new Counter({
+    name: 'cascade_http_client_errors_total',
+    help: 'HTTP clients disconnected for a request not received in time (timeout) or malformed',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  http.observer.on('clienterror', (kind) => clientErrors.inc({ kind }));
 }

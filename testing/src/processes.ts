@@ -144,13 +144,19 @@ async function managed(script: string, o: SpawnOptions, env: Record<string, stri
   };
 }
 
-/** `node server/dist/main.js` (origin + controller + demo by default) on a free port. */
+/**
+ * `node server/dist/main.js` (origin + controller + demo by default) on a free port. It binds
+ * loopback, as `npm start` does, unless `host` says the test reaches it from elsewhere (another
+ * network namespace): then all interfaces, so that loopback keeps working too.
+ */
 export async function startServer(o: SpawnOptions = {}): Promise<NodeProcess> {
   const port = o.port ?? (await freePort());
+  const remote = o.host !== undefined && !['127.0.0.1', 'localhost'].includes(o.host);
   return managed(
     'server/dist/main.js',
     o,
     {
+      ...(remote ? { CASCADE_HTTP_HOST: '0.0.0.0' } : {}),
       CASCADE_HTTP_PORT: String(port),
       CASCADE_AUTH_SECRET: TEST_SECRET,
       CASCADE_LOG_LEVEL: 'info',

@@ -23,9 +23,10 @@ export class RawClient {
   readonly closed: Promise<{ code: number; reason: string }>;
   #nextId = 1;
 
-  static open(base: string, path = '/ws', query?: string): Promise<RawClient> {
+  /** `localAddress`: the client address to connect from (any of 127.0.0.0/8 works on loopback). */
+  static open(base: string, path = '/ws', query?: string, options: { localAddress?: string } = {}): Promise<RawClient> {
     const url = query === undefined ? signallingUrl(base, path) : `${base.replace(/^http/, 'ws')}${path}${query}`;
-    const c = new RawClient(new WebSocket(url));
+    const c = new RawClient(new WebSocket(url, options.localAddress ? { localAddress: options.localAddress } : {}));
     return new Promise((resolve, reject) => {
       c.ws.once('open', () => resolve(c));
       c.ws.once('error', reject);
@@ -86,6 +87,30 @@ export class RawClient {
     return this.reply(id, timeoutMs);
   }
 
+  /**
+   * Send `count` requests in one burst (no await in between, as an attacker's script would),
+   * then wait for every reply: `data` may differ per request.
+   */
+  burst(type: string, data: unknown | ((i: number) => unknown), count: number, timeoutMs = 20_000): Promise<RawReply[]> {
+    const at = (i: number) => (typeof data === 'function' ? (data as (i: number) => unknown)(i) : data);
+    return this.burstOf(Array.from({ length: count }, (_, i) => [type, at(i)] as [string, unknown]), timeoutMs);
+  }
+
+  /** Send these requests in one burst, in this order, and wait for every reply (in the same order). */
+  async burstOf(requests: [type: string, data: unknown][], timeoutMs = 20_000): Promise<RawReply[]> {
+    const ids: number[] = [];
+    // One TCP write for all the frames, so that the server reads them together: the tightest burst.
+    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    socket?.cork();
+    for (const [type, data] of requests) {
+      const id = this.#nextId++;
+      ids.push(id);
+      this.ws.send(JSON.stringify({ v: 1, id, type, data }));
+    }
+    socket?.uncork();
+    return Promise.all(ids.map((id) => this.reply(id, timeoutMs)));
+  }
+
   async reply(id: number | string | null, timeoutMs = 10_000): Promise<RawReply> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
@@ -106,6 +131,11 @@ export class RawClient {
 
   close(): void {
     this.ws.close();
+  }
+
+  /** How the server closed the connection, or `undefined` if it is still open after `ms` (a ceiling, not a measure). */
+  closedWithin(ms: number): Promise<{ code: number; reason: string } | undefined> {
+    return Promise.race([this.closed, new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
   }
 }
 

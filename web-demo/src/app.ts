@@ -69,9 +69,9 @@ async function home(): Promise<void> {
       $('streams').innerHTML = streams
         .map(
           (s) => `<a class="card" href="/watch/${encodeURIComponent(s.id)}" data-testid="stream-card">
-            <div class="thumb">▶<span class="badge ${s.state}">${s.state === 'live' ? '<span class="dot"></span>Live' : s.state}</span></div>
+            <div class="thumb">▶<span class="badge ${escapeHtml(String(s.state))}">${s.state === 'live' ? '<span class="dot"></span>Live' : escapeHtml(String(s.state))}</span></div>
             <div class="body"><div class="title">${escapeHtml(s.title)}</div>
-            <div class="meta">${s.viewers} watching · started ${new Date(s.createdAt).toLocaleTimeString()}</div></div></a>`,
+            <div class="meta">${Number(s.viewers)} watching · started ${new Date(s.createdAt).toLocaleTimeString()}</div></div></a>`,
         )
         .join('');
       demo.state = 'listed';

@@ -4,6 +4,7 @@ import type { WebSocket } from 'ws';
 import {
   CascadeError,
   ControlNotifications,
+  LogBudget,
   ControlRequests,
   Peer,
   RelayRequests,
@@ -93,6 +94,8 @@ export class RelayGateway {
   readonly #probe: MediaProbe;
   readonly #upload: UploadMeter;
   readonly #budgetTimer: ReturnType<typeof setInterval>;
+  /** Refusals a node can cause are logged a few per second and code, all nodes together (a flood must not flood the log). */
+  readonly #refusalLog = new LogBudget(5);
   #closed = false;
 
   constructor(
@@ -171,9 +174,15 @@ export class RelayGateway {
       peer.closeWithError(new CascadeError('CASCADE_ERR_RELAY_NOT_REGISTERED', `register within ${o.registerTimeoutMs} ms`));
     }, o.registerTimeoutMs);
     conn.registerTimer.unref();
-    peer.on('protocolerror', (err, type) => conn.log.warn({ code: err.code, type, nodeId: conn.record?.id }, 'bad control message'));
+    peer.on('protocolerror', (err, type) => {
+      const suppressed = this.#refusalLog.take(err.code);
+      if (suppressed !== undefined) conn.log.warn({ code: err.code, type, nodeId: conn.record?.id, suppressed }, 'bad control message');
+    });
     peer.on('handled', (type, _ms, err) => {
-      if (err) conn.log[err.code === 'CASCADE_ERR_INTERNAL' ? 'error' : 'info']({ type, code: err.code, err: err.cause }, 'control request refused');
+      if (!err) return;
+      if (err.code === 'CASCADE_ERR_INTERNAL') return conn.log.error({ type, code: err.code, err: err.cause }, 'control request failed');
+      const suppressed = this.#refusalLog.take(err.code);
+      if (suppressed !== undefined) conn.log.info({ type, code: err.code, suppressed }, 'control request refused');
     });
     peer.on('close', () => void this.#onClose(conn));
     peer.on('notification', (type, data) => this.#onTunnelFrame(conn, type as keyof typeof ControlNotifications, data));
@@ -389,7 +398,8 @@ export class RelayGateway {
       else if (type === 'tunnel.close') this.#router.fromNode(record.id, { op: 'close', id: d.id, code: d.code, reason: d.reason });
     } catch (err) {
       const e = err instanceof CascadeError ? err : new CascadeError('CASCADE_ERR_INTERNAL', undefined, { cause: err });
-      if (this.#router.refusedCount(record.id) <= 3) conn.log.warn({ code: e.code, type, tunnel: d.id }, 'tunnel frame refused');
+      const suppressed = this.#refusalLog.take(e.code);
+      if (suppressed !== undefined) conn.log.warn({ code: e.code, type, tunnel: d.id, suppressed }, 'tunnel frame refused');
       if (type !== 'tunnel.close') conn.peer.notify('tunnel.close', { id: d.id, code: e.closeCode, reason: e.code });
     }
   }

@@ -48,6 +48,7 @@ export async function startController(config: Readonly<CascadeConfig>, deps: { l
       ticketTtlSec: config.auth.ticketTtlSec,
       watchTokenRequired: config.auth.watchTokenRequired,
       endedRetentionMs: config.origin.endedRetentionMs,
+      maxEndedStreams: config.origin.maxEndedStreams,
     },
     { store, logger: log, tokens: deps.tokens, ...(ticketKey ? { ticketKey } : {}) },
   );

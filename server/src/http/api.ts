@@ -16,6 +16,9 @@ export interface ApiDeps {
   health: () => { ok: boolean; detail: Record<string, unknown> };
 }
 
+/** How long a /api/streams answer is reused (ms). */
+const LIST_CACHE_MS = 1000;
+
 function summary(s: StreamRecord & { viewers: number }): StreamSummary {
   return {
     id: s.id,
@@ -62,11 +65,21 @@ export function apiRouter(deps: ApiDeps): express.Router {
     return r;
   }
 
+  // The home page polls this, anyone may: one store read per LIST_CACHE_MS at most, however many ask.
+  const lists = new Map<boolean, { at: number; body: Promise<{ streams: StreamSummary[] }> }>();
+  const listStreams = (all: boolean) => {
+    const cached = lists.get(all);
+    if (cached && Date.now() - cached.at < LIST_CACHE_MS) return cached.body;
+    const body = controller.listStreams({ ended: all }).then((streams) => {
+      streams.sort((a, b) => b.createdAt - a.createdAt);
+      return { streams: streams.map(summary) };
+    });
+    lists.set(all, { at: Date.now(), body });
+    body.catch(() => lists.delete(all));
+    return body;
+  };
   r.get('/api/streams', async (req, res) => {
-    const all = req.query.all === '1';
-    const streams = (await controller.listStreams()).filter((s) => all || s.state !== 'ended');
-    streams.sort((a, b) => b.createdAt - a.createdAt);
-    res.json({ streams: streams.map(summary) });
+    res.json(await listStreams(req.query.all === '1'));
   });
 
   const streamId = (req: Request): string => {
@@ -104,9 +117,10 @@ export function apiRouter(deps: ApiDeps): express.Router {
         volunteer: n.volunteer,
         status: n.status,
         alive: n.alive,
-        url: n.url,
-        mediaIp: n.mediaIp,
-        mediaPort: n.mediaPort ?? null,
+        // A volunteer's address is its home: the public sees it nowhere (viewers reach it for media only).
+        url: n.volunteer ? null : n.url,
+        mediaIp: n.volunteer ? null : n.mediaIp,
+        mediaPort: n.volunteer ? null : (n.mediaPort ?? null),
         capacity: n.capacity,
         load: n.load,
         stats: n.stats ?? null,
@@ -125,10 +139,22 @@ export function errorHandler(logger: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const e = (err as { type?: string })?.type === 'entity.parse.failed'
       ? new CascadeError('CASCADE_ERR_PROTOCOL_MALFORMED', 'request body is not JSON')
-      : toCascadeError(err);
+      : clientHttpError(err) ?? toCascadeError(err);
     if (e.code === 'CASCADE_ERR_INTERNAL') logger.error({ err: e.cause ?? e, path: req.path }, 'http request failed');
     else logger.debug({ code: e.code, path: req.path }, 'http request refused');
     if (res.headersSent) return;
     res.status(e.status).json({ statusCode: e.status, code: e.code, message: e.message });
   };
+}
+
+/**
+ * The router's and body parsers' own 4xx errors (a malformed %-escape in the path is a URIError
+ * with status 400): the client's fault, never INTERNAL.
+ */
+function clientHttpError(err: unknown): CascadeError | undefined {
+  const status = (err as { status?: unknown })?.status;
+  if (err instanceof URIError || (typeof status === 'number' && status >= 400 && status < 500 && (err as { expose?: unknown }).expose === true)) {
+    return new CascadeError('CASCADE_ERR_HTTP_BAD_REQUEST', err instanceof URIError ? 'malformed %-escape in the URL' : (err as Error).message);
+  }
+  return undefined;
 }

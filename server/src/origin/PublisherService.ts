@@ -13,6 +13,8 @@ import { ms, type ControlPlane, type LocalStream, type MediaNode, type NodeServi
 
 export interface PublisherServiceOptions {
   maxStreams: number;
+  /** Streams one owner (token subject) may hold at once. */
+  maxStreamsPerOwner: number;
   reconnectGraceMs: number;
   keyFrameRequestDelayMs: number;
   iceServers: NodeResult<'stream.publish'>['iceServers'];
@@ -48,6 +50,8 @@ export class PublisherService implements NodeService {
   readonly #options: PublisherServiceOptions;
   readonly #log: Logger;
   readonly #streams = new Map<string, Published>();
+  /** Stream ids being published (between the first check and the stream's creation), with their owner. */
+  readonly #pending = new Map<string, string>();
 
   constructor(
     node: MediaNode,
@@ -108,64 +112,116 @@ export class PublisherService implements NodeService {
 
   async #publish(session: Session, p: NodeParams<'stream.publish'>): Promise<NodeResult<'stream.publish'>> {
     const claims = this.#tokens.verify(p.token, 'broadcast');
-    if (session.role !== 'none') throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', `session is already a ${session.role}`);
     const streamId = p.streamId ?? claims.stream ?? newStreamId();
     if (claims.stream && claims.stream !== streamId) throw new CascadeError('CASCADE_ERR_AUTH_FORBIDDEN', 'token is for another stream');
+    // Before the first await, so that a burst of publishes on one session is one publish (the
+    // others are out of order). The role itself is claimed once every check passed, with no
+    // await before the stream is attached: a request in the same burst (unpublish,
+    // transport.create) must not act as this stream's broadcaster before that.
+    const done = session.beginRoleRequest();
+    try {
+      const existing = this.#streams.get(streamId);
+      const { pub, resumed, rtpCapabilities } = existing
+        ? await this.#resume(session, existing, claims.sub, p.resume === true)
+        : await this.#create(session, streamId, claims.sub, p.title);
+      session.log.info({ streamId, resumed, owner: claims.sub }, 'broadcaster connected');
+      if (!resumed) await this.#save(pub.record);
+      return { streamId, rtpCapabilities, iceServers: this.#options.iceServers, resumed };
+    } finally {
+      done();
+    }
+  }
 
-    let pub = this.#streams.get(streamId);
-    let resumed = false;
-    if (pub) {
-      if (pub.record.owner !== claims.sub) throw new CascadeError('CASCADE_ERR_STREAM_ALREADY_LIVE', streamId);
-      if (pub.session && !pub.session.closed && !p.resume) {
-        throw new CascadeError('CASCADE_ERR_STREAM_ALREADY_LIVE', `${streamId} (pass resume to take over)`);
-      }
-      if (pub.session && !pub.session.closed) {
-        pub.session.log.info({ streamId }, 'broadcaster taken over by a newer connection');
-        const old = pub.session;
-        pub.session = undefined;
-        old.close(4409, 'taken over by a newer connection');
-      }
-      resumed = true;
-    } else {
+  /** A stream carried here already: the same owner's new connection takes it over. */
+  async #resume(session: Session, pub: Published, owner: string, resume: boolean) {
+    this.#checkTakeover(pub, owner, resume);
+    const rtpCapabilities = await pub.local.router.rtpCapabilities();
+    // Whatever happened during the await decides now, with no await until the session is attached.
+    if (this.#streams.get(pub.record.id) !== pub) throw new CascadeError('CASCADE_ERR_STREAM_ENDED', pub.record.id);
+    this.#checkTakeover(pub, owner, resume);
+    if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
+    session.claimRole('publisher', pub.record.id);
+    if (pub.session && !pub.session.closed) {
+      pub.session.log.info({ streamId: pub.record.id }, 'broadcaster taken over by a newer connection');
+      const old = pub.session;
+      pub.session = undefined;
+      old.close(4409, 'taken over by a newer connection');
+    }
+    this.#attach(pub, session);
+    return { pub, resumed: true, rtpCapabilities };
+  }
+
+  #checkTakeover(pub: Published, owner: string, resume: boolean): void {
+    if (pub.record.owner !== owner) throw new CascadeError('CASCADE_ERR_STREAM_ALREADY_LIVE', pub.record.id);
+    if (pub.session && !pub.session.closed && !resume) {
+      throw new CascadeError('CASCADE_ERR_STREAM_ALREADY_LIVE', `${pub.record.id} (pass resume to take over)`);
+    }
+  }
+
+  /**
+   * A new stream. Its id and its place in the limits are reserved before the first await and
+   * given back if anything fails, so that concurrent publishes cannot both take one id, pass
+   * a limit together, or leave a stream nobody broadcasts.
+   */
+  async #create(session: Session, streamId: string, owner: string, title: string | undefined) {
+    if (this.#pending.has(streamId)) throw new CascadeError('CASCADE_ERR_STREAM_ALREADY_LIVE', `${streamId} is being published`);
+    if (this.#streams.size + this.#pending.size >= this.#options.maxStreams) {
+      throw new CascadeError('CASCADE_ERR_NODE_CAPACITY', `origin carries its maximum of ${this.#options.maxStreams} streams`);
+    }
+    if (this.#streamsOf(owner) >= this.#options.maxStreamsPerOwner) {
+      throw new CascadeError('CASCADE_ERR_STREAM_OWNER_LIMIT', `at most ${this.#options.maxStreamsPerOwner} streams at once`);
+    }
+    this.#pending.set(streamId, owner);
+    let local: LocalStream | undefined;
+    try {
       const stored = (await this.#control.getStream(streamId))?.stream;
-      if (stored && stored.state !== 'ended' && (stored.owner !== claims.sub || stored.originNodeId !== this.#node.id)) {
+      if (stored && stored.state !== 'ended' && (stored.owner !== owner || stored.originNodeId !== this.#node.id)) {
         throw new CascadeError('CASCADE_ERR_STREAM_ALREADY_LIVE', streamId);
       }
-      if (stored && stored.state === 'ended' && stored.owner !== claims.sub) {
+      if (stored && stored.state === 'ended' && stored.owner !== owner) {
         throw new CascadeError('CASCADE_ERR_STREAM_ALREADY_LIVE', `${streamId} belongs to another broadcaster`);
-      }
-      if (this.#streams.size >= this.#options.maxStreams) {
-        throw new CascadeError('CASCADE_ERR_NODE_CAPACITY', `origin carries its maximum of ${this.#options.maxStreams} streams`);
       }
       const now = Date.now();
       const record: StreamRecord = {
         id: streamId,
-        title: (p.title ?? '').trim().slice(0, 200) || 'Untitled stream',
+        title: (title ?? '').trim().slice(0, 200) || 'Untitled stream',
         state: 'waiting',
         originNodeId: this.#node.id,
-        owner: claims.sub,
+        owner,
         createdAt: now,
         updatedAt: now,
       };
       const old = this.#node.stream(streamId);
       if (old) old.close(); // an ended stream id being reused
-      const local = this.#node.openStream(streamId, { depth: 0, state: 'waiting', title: record.title, createdAt: now });
-      pub = { record, local, session: undefined };
+      local = this.#node.openStream(streamId, { depth: 0, state: 'waiting', title: record.title, createdAt: now });
+      const rtpCapabilities = await local.router.rtpCapabilities();
+      if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
+      session.claimRole('publisher', streamId);
+      const pub: Published = { record, local, session: undefined };
       this.#streams.set(streamId, pub);
-      await this.#save(record);
+      this.#attach(pub, session);
+      return { pub, resumed: false, rtpCapabilities };
+    } catch (err) {
+      if (local && this.#streams.get(streamId)?.local !== local) local.close();
+      throw err;
+    } finally {
+      this.#pending.delete(streamId);
     }
-    if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
-    session.claimRole('publisher', streamId);
+  }
+
+  /** Streams `owner` holds here (waiting, live or reconnecting) or is publishing right now. */
+  #streamsOf(owner: string): number {
+    let n = 0;
+    for (const p of this.#streams.values()) if (p.record.owner === owner) n++;
+    for (const o of this.#pending.values()) if (o === owner) n++;
+    return n;
+  }
+
+  /** Make `session`, publisher of this stream, its broadcaster (synchronously: its close always starts the grace period). */
+  #attach(pub: Published, session: Session): void {
     pub.session = session;
     clearTimeout(pub.graceTimer);
     this.#watchSession(pub, session);
-    session.log.info({ streamId, resumed, owner: claims.sub }, 'broadcaster connected');
-    return {
-      streamId,
-      rtpCapabilities: await pub.local.router.rtpCapabilities(),
-      iceServers: this.#options.iceServers,
-      resumed,
-    };
   }
 
   async #produce(session: Session, p: NodeParams<'producer.create'>): Promise<NodeResult<'producer.create'>> {
