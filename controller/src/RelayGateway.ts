@@ -9,9 +9,11 @@ import {
   type ControlParams,
   type Logger,
   type NodeCapacity,
+  type VerifiedTokenClaims,
 } from '@cascade/protocol';
 import { WsEndpoint, type UpgradeRouter } from '@cascade/protocol/node';
 import type { TokenService } from './auth/TokenService.js';
+import type { RelayTokens } from './auth/RelayTokens.js';
 import type { AssignEvent, TopologyController } from './TopologyController.js';
 import type { NodeRecord, NodeStatus } from './types.js';
 
@@ -44,6 +46,9 @@ interface RelayConnection {
   status: NodeStatus;
   nonce?: string;
   probeTimers: ReturnType<typeof setTimeout>[];
+  /** The token it registered with, and the end of RelayTokens' watch on it (issue 16 hook). */
+  claims?: VerifiedTokenClaims;
+  untrackToken?: () => void;
 }
 
 export const PROBE_PREFIX = 'CASCADE-PROBE ';
@@ -59,6 +64,7 @@ const PROBE_COPIES = 8;
 export class RelayGateway {
   readonly #controller: TopologyController;
   readonly #tokens: TokenService;
+  readonly #relayTokens: RelayTokens | undefined;
   readonly #options: RelayGatewayOptions;
   readonly #log: Logger;
   readonly #endpoint: WsEndpoint;
@@ -70,10 +76,11 @@ export class RelayGateway {
   constructor(
     upgrades: UpgradeRouter,
     options: RelayGatewayOptions,
-    deps: { controller: TopologyController; tokens: TokenService; logger: Logger },
+    deps: { controller: TopologyController; tokens: TokenService; logger: Logger; relayTokens?: RelayTokens },
   ) {
     this.#controller = deps.controller;
     this.#tokens = deps.tokens;
+    this.#relayTokens = deps.relayTokens;
     this.#options = options;
     this.#log = deps.logger.child({ component: 'RelayGateway' });
     this.#endpoint = new WsEndpoint(
@@ -185,6 +192,13 @@ export class RelayGateway {
         conn.status = 'draining';
         await this.#controller.drainNode(record.id);
         return {};
+      })
+      // ---- relay tokens (issue 16 hook, RelayTokens): renewal before expiry
+      .handle('node.renewToken', () => {
+        registered();
+        if (!this.#relayTokens || !conn.claims) throw new CascadeError('CASCADE_ERR_PROTOCOL_UNKNOWN_TYPE', 'token renewal is not enabled');
+        const { token, expiresAt } = this.#relayTokens.renew(conn.claims);
+        return { token, expiresAt };
       });
   }
 
@@ -217,6 +231,16 @@ export class RelayGateway {
     conn.declared = p.node.capacity;
     conn.log = conn.log.child({ nodeId });
     this.#relays.set(nodeId, conn);
+    // ---- relay tokens (issue 16 hook, RelayTokens): a revoked token drains this relay, then cuts it off.
+    conn.claims = claims;
+    conn.untrackToken = this.#relayTokens?.track(claims, {
+      nodeId,
+      drain: async () => {
+        conn.status = 'draining';
+        await this.#controller.drainNode(nodeId);
+      },
+      close: (err) => conn.peer.closeWithError(err),
+    });
     await this.#controller.registerNode(record, 'probing');
     if (p.streams.length > 0) {
       // A relay that already carries streams (the controller or Redis restarted): rebuild from it.
@@ -286,6 +310,7 @@ export class RelayGateway {
 
   async #onClose(conn: RelayConnection): Promise<void> {
     this.#stopProbe(conn);
+    conn.untrackToken?.();
     const record = conn.record;
     if (!record || this.#relays.get(record.id) !== conn) return;
     this.#relays.delete(record.id);
