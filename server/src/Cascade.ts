@@ -12,11 +12,15 @@ import {
   MemoryTopologyStore,
   RedisTopologyStore,
   RelayGateway,
-  TokenService,
   TopologyController,
+  type AccountService,
+  type CreditService,
+  type RevocationList,
   type TopologyStore,
 } from '@cascade/controller';
 import { registerNodeMetrics } from '@cascade/sfu';
+import { startCredits, startIdentity } from './accounts.js';
+import { accountsRouter } from './http/accountsApi.js';
 import { apiRouter, errorHandler } from './http/api.js';
 import { webDemoRouter } from './http/webDemo.js';
 import { OriginNode } from './origin/OriginNode.js';
@@ -29,6 +33,11 @@ export interface CascadeServer {
   readonly origin: OriginNode | undefined;
   readonly gateway: RelayGateway | undefined;
   readonly development: boolean;
+  /** Sign-up, sign-in, sessions (absent when accounts.enabled is false). */
+  readonly accounts: AccountService | undefined;
+  /** The ledger's front: receipts, child confirmations, watch charges (wired to viewer connections by the origin). */
+  readonly credits: CreditService;
+  readonly revocations: RevocationList;
   close(): Promise<void>;
 }
 
@@ -48,7 +57,9 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
   }
   // Only possible in development: production refuses to start without a secret (config validation).
   if (!secret) secret = randomBytes(32).toString('hex');
-  const tokens = new TokenService(secret);
+  // Accounts, the ledger and revocations first: every token check asks the revocation list.
+  const identity = await startIdentity(config, { secret, logger: log });
+  const { tokens } = identity;
 
   // K also bounds the tree edges heartbeats restore after the store lost them.
   const storeOptions = { maxChildren: config.topology.maxChildren };
@@ -56,6 +67,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
     ? await RedisTopologyStore.connect({ url: config.redis.url, ...storeOptions }, { logger: log })
     : new MemoryTopologyStore(storeOptions);
   log.info({ store: store.kind }, 'topology store ready');
+  const credits = startCredits(config, identity, { topology: store, logger: log });
 
   const ticketKey = config.auth.ticketKeyFile ? readTicketKey(config.auth.ticketKeyFile) : undefined;
   const controller = await TopologyController.create(
@@ -89,6 +101,8 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
 
   const app = express();
   app.disable('x-powered-by');
+  // Behind reverse proxies, the client's address (per-address limits) is the one they forwarded.
+  if (config.http.trustProxyHops > 0) app.set('trust proxy', config.http.trustProxyHops);
   const server = http.createServer(app);
   const upgrades = new UpgradeRouter(server);
 
@@ -118,7 +132,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
         probeTimeoutMs: config.topology.probeTimeoutMs,
         heartbeatIntervalMs: config.topology.heartbeatIntervalMs,
       },
-      { controller, tokens, logger: log },
+      { controller, tokens, logger: log, relayTokens: identity.relayTokens },
     );
     const gw = gateway;
     new Gauge({ name: 'cascade_controller_relays', help: 'Relays connected to this controller instance', registers: [registry], collect() { this.set(gw.relayCount); } });
@@ -152,6 +166,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
   }
 
   let state: 'running' | 'closing' | 'closed' = 'running';
+  app.use(accountsRouter({ accounts: identity.accounts, credits, tokens, revocations: identity.revocations, logger: log, publicUrl }));
   app.use(
     apiRouter({
       controller,
@@ -184,6 +199,9 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
     origin,
     gateway,
     development,
+    accounts: identity.accounts,
+    credits,
+    revocations: identity.revocations,
     async close() {
       if (state !== 'running') return;
       state = 'closing';
@@ -192,7 +210,9 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
       controller.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
+      credits.close();
       await store.close();
+      await identity.close();
       state = 'closed';
       log.info({}, 'cascade stopped');
     },
