@@ -24,7 +24,7 @@ interface VolunteerState { balance?: number; bytesRelayed?: number; command?: st
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-const fmtPoints = (p: number) => (p >= 100 ? p.toFixed(0) : p >= 1 ? p.toFixed(2) : p.toFixed(4));
+const fmtPoints = (p: number) => (p === 0 ? '0' : p >= 100 ? p.toFixed(0) : p >= 1 ? p.toFixed(2) : p.toFixed(4));
 const when = (ms: number) => new Date(ms).toLocaleString();
 
 /** Bars of points earned per day; the day under each, the figure on hover. */
@@ -42,7 +42,9 @@ function chart(daily: Credits['daily']): string {
         <text x="${(x + slot * 0.35).toFixed(1)}" y="${h - 4}" text-anchor="middle">${esc(d.day.slice(5))}</text></g>`;
     })
     .join('');
-  return `<svg viewBox="0 0 ${w} ${h}" preserveAspectRatio="none" role="img" aria-label="points earned per day">${bars}</svg>`;
+  const baseline = `<line x1="0" x2="${w}" y1="${h - 18}" y2="${h - 18}" stroke="#30363d"></line>`;
+  const empty = max === 0 ? `<text x="${w / 2}" y="${h / 2}" text-anchor="middle">no points yet</text>` : '';
+  return `<svg viewBox="0 0 ${w} ${h}" preserveAspectRatio="none" role="img" aria-label="points earned per day">${baseline}${bars}${empty}</svg>`;
 }
 
 export async function volunteerPage(demo: PageState): Promise<void> {
