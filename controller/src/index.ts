@@ -24,7 +24,7 @@ export { MemoryAccountStore } from './accounts/MemoryAccountStore.js';
 export { RedisAccountStore, type RedisAccountStoreOptions } from './accounts/RedisAccountStore.js';
 export { ACCOUNT_KEYS } from './accounts/accountsLua.js';
 export { Argon2Hasher, type PasswordHasher } from './accounts/PasswordHasher.js';
-export { AccountService, type AccountServiceOptions, type AccountServiceDeps, type SignedIn } from './accounts/AccountService.js';
+export { AccountService, type AccountServiceOptions, type AccountServiceDeps, type AccountServiceObserverEvents, type SignedIn } from './accounts/AccountService.js';
 export {
   balanceOf,
   utcDay,

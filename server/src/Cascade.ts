@@ -19,6 +19,7 @@ import {
   type TopologyStore,
 } from '@cascade/controller';
 import { registerNodeMetrics } from '@cascade/sfu';
+import { registerAccountMetrics } from './accountMetrics.js';
 import { startCredits, startIdentity } from './accounts.js';
 import { accountsRouter } from './http/accountsApi.js';
 import { apiRouter, errorHandler } from './http/api.js';
@@ -98,6 +99,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
   controller.observer.on('placement', (_s, _n, attached) => placements.inc({ attached: String(attached) }));
   const reparents = new Counter({ name: 'cascade_controller_reparents_total', help: 'Relays moved to a new parent', registers: [registry] });
   controller.observer.on('reparent', () => reparents.inc());
+  registerAccountMetrics(registry, { accounts: identity.accounts, credits, revocations: identity.revocations });
 
   const app = express();
   app.disable('x-powered-by');

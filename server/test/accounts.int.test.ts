@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
+  metric,
   openRawRelay,
   REPO_ROOT,
   startRelay,
@@ -245,6 +246,13 @@ describe('operator', () => {
     expect(out).toMatchObject({ status: 0 });
     expect(out.stdout).toContain(`revoked ${id}`);
     expect((await issueCli(['token', 'revoke'])).status).toBe(2);
+  });
+
+  it('/metrics counts sign-ins by result and the revoked tokens', async () => {
+    expect(await metric(a.url, 'cascade_auth_revoked_tokens')).toBeGreaterThanOrEqual(2);
+    const text = await (await fetch(`${a.url}/metrics`)).text();
+    expect(text).toMatch(/cascade_accounts_attempts_total\{[^}]*kind="signin",result="CASCADE_ERR_ACCOUNT_BAD_CREDENTIALS"[^}]*\} [1-9]/);
+    expect(text).toMatch(/cascade_accounts_attempts_total\{[^}]*kind="signup",result="ok"[^}]*\} [1-9]/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { CascadeError, type Logger } from '@cascade/protocol';
+import { CascadeError, TypedEmitter, type ErrorCode, type Logger } from '@cascade/protocol';
 import { deriveKey, hmac, safeEqual } from '../auth/keys.js';
 import type { RevocationList } from '../auth/RevocationList.js';
 import type { IssuedToken, TokenService } from '../auth/TokenService.js';
@@ -36,6 +36,14 @@ export interface AccountServiceDeps {
   clock?: Clock;
 }
 
+export type AccountServiceObserverEvents = {
+  signup: [accountId: string];
+  signin: [accountId: string];
+  /** A sign-up or sign-in refused, with its code (bad credentials, rate-limited, …). */
+  refused: [what: 'signup' | 'signin', code: ErrorCode];
+  listenererror: [event: string, error: unknown];
+};
+
 /** A signed-in session: the cookie value to set, and how long it lives. */
 export interface SignedIn {
   account: AccountRecord;
@@ -60,6 +68,7 @@ const sessionId = (secretPart: string) => createHash('sha256').update(secretPart
  * per-address and per-name limits held in the store, so they hold across instances.
  */
 export class AccountService {
+  readonly observer = new TypedEmitter<AccountServiceObserverEvents>();
   readonly options: AccountServiceOptions;
   readonly #store: AccountStore;
   readonly #ledger: LedgerStore;
@@ -93,6 +102,25 @@ export class AccountService {
   // ------------------------------------------------------------------ sign-up, sign-in
 
   async signUp(name: unknown, password: unknown, address: string): Promise<SignedIn> {
+    return this.#observed('signup', () => this.#signUp(name, password, address));
+  }
+
+  async signIn(name: unknown, password: unknown, address: string): Promise<SignedIn> {
+    return this.#observed('signin', () => this.#signIn(name, password, address));
+  }
+
+  async #observed(what: 'signup' | 'signin', fn: () => Promise<SignedIn>): Promise<SignedIn> {
+    try {
+      const s = await fn();
+      this.observer.safeEmit(what, s.account.id);
+      return s;
+    } catch (err) {
+      this.observer.safeEmit('refused', what, err instanceof CascadeError ? err.code : 'CASCADE_ERR_INTERNAL');
+      throw err;
+    }
+  }
+
+  async #signUp(name: unknown, password: unknown, address: string): Promise<SignedIn> {
     const n = checkName(name);
     const p = checkPassword(password);
     const now = this.#clock.now();
@@ -112,7 +140,7 @@ export class AccountService {
     return this.#startSession(account, now);
   }
 
-  async signIn(name: unknown, password: unknown, address: string): Promise<SignedIn> {
+  async #signIn(name: unknown, password: unknown, address: string): Promise<SignedIn> {
     if (typeof name !== 'string' || typeof password !== 'string' || name.length > 64 || password.length > 256) {
       throw new CascadeError('CASCADE_ERR_ACCOUNT_BAD_CREDENTIALS');
     }
