@@ -9,3 +9,4 @@ export * from './ReconnectPolicy.js';
 export * from './Logger.js';
 export * from './tickets.js';
 export * from './url.js';
+export * from './TokenRenewal.js';
