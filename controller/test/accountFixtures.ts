@@ -37,10 +37,11 @@ function redisAdmin(url: () => string) {
   };
 }
 
-export function memoryAccounts(): Stores<AccountStore> {
+/** Stores of one process: a second instance or a restart sees the same in-process state. */
+function inProcess<S>(create: () => S): Stores<S> {
   return {
     name: 'memory',
-    create: async () => new MemoryAccountStore(),
+    create: async () => create(),
     second: async (first) => first,
     restart: async (store) => store,
     wipe: async () => {},
@@ -48,9 +49,9 @@ export function memoryAccounts(): Stores<AccountStore> {
   };
 }
 
-export function redisAccounts(url: () => string): Stores<AccountStore> {
-  const admin = redisAdmin(url);
-  const create = () => RedisAccountStore.connect({ url: url() }, { logger: silentLogger });
+/** Stores on the shared Redis: each instance its own connection, a restart a new one. */
+function onRedis<S extends { close(): Promise<void> }>(url: () => string, connect: (url: string) => Promise<S>): Stores<S> {
+  const create = () => connect(url());
   return {
     name: 'redis',
     create,
@@ -59,35 +60,14 @@ export function redisAccounts(url: () => string): Stores<AccountStore> {
       await store.close();
       return create();
     },
-    ...admin,
+    ...redisAdmin(url),
   };
 }
 
-export function memoryLedgers(): Stores<LedgerStore> {
-  return {
-    name: 'memory',
-    create: async () => new MemoryLedgerStore(),
-    second: async (first) => first,
-    restart: async (store) => store,
-    wipe: async () => {},
-    dispose: async () => {},
-  };
-}
-
-export function redisLedgers(url: () => string): Stores<LedgerStore> {
-  const admin = redisAdmin(url);
-  const create = () => RedisLedgerStore.connect({ url: url() }, { logger: silentLogger });
-  return {
-    name: 'redis',
-    create,
-    second: () => create(),
-    restart: async (store) => {
-      await store.close();
-      return create();
-    },
-    ...admin,
-  };
-}
+export const memoryAccounts = (): Stores<AccountStore> => inProcess(() => new MemoryAccountStore());
+export const redisAccounts = (url: () => string): Stores<AccountStore> => onRedis(url, (u) => RedisAccountStore.connect({ url: u }, { logger: silentLogger }));
+export const memoryLedgers = (): Stores<LedgerStore> => inProcess(() => new MemoryLedgerStore());
+export const redisLedgers = (url: () => string): Stores<LedgerStore> => onRedis(url, (u) => RedisLedgerStore.connect({ url: u }, { logger: silentLogger }));
 
 export function account(name: string, createdAt = 1_700_000_000_000): AccountRecord {
   return { id: `a_${name}`, name, key: name.toLowerCase(), passwordHash: `$argon2id$fake$${name}`, createdAt };
