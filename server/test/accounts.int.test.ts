@@ -147,6 +147,9 @@ describe('sign-up and sign-in', () => {
     expect((await client.call('POST', '/api/account/signup', { name: 'Carol', password: PASSWORD })).body).toMatchObject({ code: 'CASCADE_ERR_ACCOUNT_NAME_TAKEN' });
     const form = await fetch(`${c.url}/api/account/signin`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'name=carol&password=x' });
     expect(form.status).toBe(400);
+    expect((await client.call('POST', '/api/account/signin', { name: 'carol', password: 'x'.repeat(5000) })).body).toMatchObject({ code: 'CASCADE_ERR_PROTOCOL_TOO_LARGE' });
+    const broken = await fetch(`${c.url}/api/account/signin`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":' });
+    expect(await broken.json()).toMatchObject({ code: 'CASCADE_ERR_PROTOCOL_MALFORMED' });
     const cross = await client.call('POST', '/api/account/signin', { name: 'carol', password: PASSWORD }, { origin: 'https://evil.example' });
     expect(cross).toMatchObject({ status: 403, body: { code: 'CASCADE_ERR_ACCOUNT_CROSS_SITE' } });
   });

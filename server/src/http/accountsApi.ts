@@ -62,7 +62,14 @@ export function accountsRouter(deps: AccountsApiDeps): express.Router {
   const r = express.Router();
   const { credits } = deps;
   const secure = deps.publicUrl.startsWith('https:');
-  const json = express.json({ limit: '4kb' });
+  const parse = express.json({ limit: '4kb' });
+  // Bodies too big or not JSON get their codes here (the generic handler would call them internal).
+  const json = (req: Request, res: Response, next: NextFunction) =>
+    parse(req, res, (err?: unknown) => {
+      if (!err) return next();
+      const type = (err as { type?: string }).type;
+      next(type === 'entity.too.large' ? new CascadeError('CASCADE_ERR_PROTOCOL_TOO_LARGE', 'bodies are at most 4 KiB') : new CascadeError('CASCADE_ERR_PROTOCOL_MALFORMED', 'request body is not JSON'));
+    });
   const publicHost = hostOf(deps.publicUrl);
 
   const accounts = (): AccountService => {
