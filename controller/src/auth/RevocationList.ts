@@ -60,7 +60,9 @@ export class RevocationList extends TypedEmitter<RevocationListEvents> implement
   /** Reload every revocation from the store. */
   async sync(): Promise<void> {
     const all = await this.#store.revokedTokens();
-    for (const id of all.keys()) this.#add(id);
+    // The first load is every revocation ever made: no line each.
+    const quiet = this.#ids.size === 0;
+    for (const id of all.keys()) this.#add(id, quiet);
   }
 
   has(tokenId: string): boolean {
@@ -86,10 +88,10 @@ export class RevocationList extends TypedEmitter<RevocationListEvents> implement
     this.removeAllListeners();
   }
 
-  #add(tokenId: string): void {
+  #add(tokenId: string, quiet = false): void {
     if (this.#ids.has(tokenId)) return;
     this.#ids.add(tokenId);
-    this.#log.info({ tokenId }, 'token revoked');
+    if (!quiet) this.#log.info({ tokenId }, 'token revoked');
     this.safeEmit('revoked', tokenId);
   }
 }

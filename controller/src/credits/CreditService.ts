@@ -139,7 +139,8 @@ export class CreditService {
    * One receipt of viewer session `session` (received over its signalling connection). Never
    * throws for what the viewer sent: the result says what counted and, when not everything did,
    * the code why (CREDITS_RECEIPT_INVALID, _DUPLICATE, _UNPLACED, _CAPPED), with a sampled
-   * warn line. `streamKbps`, when the caller knows the stream's measured rate, tightens the cap
+   * warn line. Rejects only with CASCADE_ERR_STORE_UNAVAILABLE (nothing was counted: the same
+   * receipt may be sent again). `streamKbps`, when the caller knows the stream's measured rate, tightens the cap
    * (never beyond credits.maxStreamKbps).
    */
   async receipt(session: string, receipt: unknown, opts: { viewer?: string; streamKbps?: number } = {}): Promise<ReceiptResult> {
