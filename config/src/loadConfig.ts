@@ -6,6 +6,7 @@ import { Value } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { CascadeError } from '@cascade/protocol';
 import { ConfigSchema, type CascadeConfig } from './schema.js';
+import { MIN_SECRET_BITS, secretEntropyBits } from './secret.js';
 
 export const MEDIASOUP_VERSION = '3.12.16';
 
@@ -138,8 +139,12 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<CascadeCon
   }
   // Cross-key rules, checked even when other keys are wrong so that one run lists everything.
   const c = withDefaults as Partial<CascadeConfig>;
-  if (c.mode === 'production' && (typeof c.auth?.secret !== 'string' || c.auth.secret.length < 16)) {
-    problems.push('auth.secret: required in production mode (at least 16 characters; set CASCADE_AUTH_SECRET)');
+  if (c.mode === 'production') {
+    const secret = typeof c.auth?.secret === 'string' ? c.auth.secret : '';
+    if (!secret) problems.push('auth.secret: required in production mode (set CASCADE_AUTH_SECRET=$(openssl rand -hex 32))');
+    else if (secretEntropyBits(secret) < MIN_SECRET_BITS) {
+      problems.push(`auth.secret: too weak for production (about ${secretEntropyBits(secret)} bits; at least ${MIN_SECRET_BITS}: openssl rand -hex 32)`);
+    }
   }
   if (Number(c.mediasoup?.rtcMinPort) > Number(c.mediasoup?.rtcMaxPort)) {
     problems.push('mediasoup.rtcMinPort: must not exceed mediasoup.rtcMaxPort');

@@ -119,8 +119,19 @@ export const ConfigSchema = Type.Object(
     iceServers: Type.Array(IceServerConfig, { default: [], description: 'STUN/TURN servers handed to clients when they join.' }),
     auth: Type.Object(
       {
-        /** HS256 secret for broadcast/watch/relay tokens. Required in production. */
-        secret: Type.String({ default: '', description: 'HS256 secret for broadcast/watch/relay tokens. Required in production.' }),
+        /** Deployment secret: each token kind and the session cookies get their own key derived from it. Required in production. */
+        secret: Type.String({
+          default: '',
+          description: 'Deployment secret: every token kind (broadcast, watch, relay, operator) and the session cookies get their own key derived from it. Required in production, with at least 32 bytes of entropy (openssl rand -hex 32).',
+        }),
+        /** `iss` claim of the tokens this deployment issues and accepts. */
+        issuer: Type.String({ default: 'cascade', minLength: 1, maxLength: 128, description: "Issuer (iss claim) of the tokens this deployment signs and accepts: deployments sharing a secret by mistake still refuse each other's tokens." }),
+        /** Lifetime of relay tokens; relays renew theirs over their control connection before expiry. */
+        relayTokenTtlSec: Type.Integer({
+          minimum: 300,
+          default: 86400,
+          description: 'Lifetime of relay tokens (the Volunteer page, and `cascade token relay` without --ttl), seconds; a connected relay renews its token before expiry (node.renewToken).',
+        }),
         /** Require a watch token to view streams. */
         watchTokenRequired: Type.Boolean({ default: false, description: 'Require a watch token to view streams.' }),
         /** Lifetime of the development broadcast tokens the demo obtains, seconds. */
@@ -235,6 +246,33 @@ export const ConfigSchema = Type.Object(
           ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
           { default: 'info', description: 'pino log level.' },
         ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    accounts: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Sign-up and sign-in on the web demo, the Volunteer page and the /api/me routes.' }),
+        sessionTtlSec: Type.Integer({ minimum: 60, default: 7 * 86400, description: 'Lifetime of a sign-in session (its httpOnly cookie), seconds.' }),
+        signInPerMinute: Type.Integer({ minimum: 1, default: 10, description: 'Sign-in attempts per minute per client address, and separately per account name; beyond, CASCADE_ERR_ACCOUNT_RATE_LIMITED.' }),
+        signUpPerHour: Type.Integer({ minimum: 1, default: 10, description: 'Accounts created per hour per client address; beyond, CASCADE_ERR_ACCOUNT_RATE_LIMITED.' }),
+        signUpPerMinuteTotal: Type.Integer({ minimum: 1, default: 60, description: 'Accounts created per minute on the whole deployment (a flood from many addresses); beyond, CASCADE_ERR_ACCOUNT_RATE_LIMITED.' }),
+        passwordHashConcurrency: Type.Integer({ minimum: 1, default: 2, description: 'Password hashes (argon2id) computed at once; up to 8 times as many wait, more get CASCADE_ERR_ACCOUNT_BUSY.' }),
+        broadcastTokenTtlSec: Type.Integer({ minimum: 60, default: 12 * 3600, description: 'Lifetime of the broadcast tokens a signed-in user gets to go live under their name, seconds.' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    credits: Type.Object(
+      {
+        pointsPerGB: Type.Number({ minimum: 0, default: 1, description: "Points a volunteer relay's account earns per GB (1e9 bytes) its receivers confirm (and it counted itself)." }),
+        watchCost: Type.Number({ minimum: 0, default: 0, description: 'Points charged once per account per stream watched (0: watching is free and may be anonymous).' }),
+        signupGrant: Type.Number({ minimum: 0, default: 0, description: 'Points a new account starts with.' }),
+        maxStreamKbps: Type.Integer({
+          minimum: 100,
+          default: 8000,
+          description: 'Most a viewer can receive of one stream, kbit/s (the broadcaster is held to mediasoup.maxIncomingBitrate; this adds audio and packet overhead): credit per receipt, and per viewer per stream over time, is capped at this rate.',
+        }),
+        receiptIntervalMs: Ms(5000, 500, 'Period of viewers\' receipts; the time caps allow two periods of slack.'),
+        settleIntervalMs: Ms(30000, 100, 'How often confirmed bytes are turned into points (one history entry per relay and settlement).'),
       },
       { additionalProperties: false, default: {} },
     ),

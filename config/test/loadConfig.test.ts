@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -57,7 +58,20 @@ describe('loadConfig()', () => {
 
   it('refuses production mode without a secret', () => {
     expect(errorOf(() => loadConfig({ env: { CASCADE_MODE: 'production' } })).message).toContain('auth.secret');
-    expect(loadConfig({ env: { CASCADE_MODE: 'production', CASCADE_AUTH_SECRET: 'x'.repeat(32) } }).mode).toBe('production');
+    expect(loadConfig({ env: { CASCADE_MODE: 'production', CASCADE_AUTH_SECRET: randomBytes(32).toString('hex') } }).mode).toBe('production');
+  });
+
+  it('refuses a production secret of less than 32 bytes of entropy, and takes what openssl rand prints', () => {
+    const production = (secret: string) => () => loadConfig({ env: { CASCADE_MODE: 'production', CASCADE_AUTH_SECRET: secret } });
+    for (const weak of ['x'.repeat(64), 'correct-horse-battery', randomBytes(16).toString('hex'), 'abababababababababababababababababababab']) {
+      const err = errorOf(production(weak));
+      expect(err.code).toBe('CASCADE_ERR_CONFIG_INVALID');
+      expect(err.message).toContain('auth.secret: too weak');
+    }
+    expect(production(randomBytes(32).toString('hex'))().auth.secret).toHaveLength(64);
+    expect(production(randomBytes(32).toString('base64'))().mode).toBe('production');
+    // Development mode keeps taking short secrets (the README's tree example uses one).
+    expect(loadConfig({ env: { CASCADE_AUTH_SECRET: 'try-the-tree-0123456789' } }).mode).toBe('development');
   });
 
   it('returns a deeply frozen object', () => {

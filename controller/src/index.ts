@@ -16,3 +16,37 @@ export { RedisMessageBus, BUS_KEYS } from './tunnels/RedisMessageBus.js';
 export { LocalControlPlane } from './LocalControlPlane.js';
 export * from './types.js';
 export { runPlacementSim, mixedPopulation, seededRandom, depthBound, minimalDepth, treeViolations, type PlacementSimOptions, type PlacementSimResult, type SimRelaySpec } from './sim/placementSim.js';
+export { type IssuedToken, type RevocationCheck, type TokenServiceOptions } from './auth/TokenService.js';
+export { RevocationList, type RevocationStore, type RevocationListEvents, type RevocationListOptions } from './auth/RevocationList.js';
+export { RelayTokens, type RelayTokensOptions, type RevocableRelay } from './auth/RelayTokens.js';
+export { deriveKey } from './auth/keys.js';
+export {
+  foldName,
+  MAX_ACCOUNT_TOKENS,
+  type AccountRecord,
+  type AccountStore,
+  type AccountTokenRecord,
+  type SessionRecord,
+} from './accounts/AccountStore.js';
+export { MemoryAccountStore } from './accounts/MemoryAccountStore.js';
+export { RedisAccountStore, type RedisAccountStoreOptions } from './accounts/RedisAccountStore.js';
+export { ACCOUNT_KEYS } from './accounts/accountsLua.js';
+export { Argon2Hasher, type PasswordHasher } from './accounts/PasswordHasher.js';
+export { AccountService, type AccountServiceOptions, type AccountServiceDeps, type AccountServiceObserverEvents, type SignedIn } from './accounts/AccountService.js';
+export {
+  balanceOf,
+  utcDay,
+  HISTORY_MAX,
+  type LedgerStore,
+  type LedgerEntry,
+  type LedgerHistoryEntry,
+  type DailyTotals,
+  type ReceiptOutcome,
+  type Settlement,
+  type ViewerReceiptInput,
+  type ChildConfirmationInput,
+  type NodeCountInput,
+} from './credits/LedgerStore.js';
+export { MemoryLedgerStore } from './credits/MemoryLedgerStore.js';
+export { RedisLedgerStore, type RedisLedgerStoreOptions } from './credits/RedisLedgerStore.js';
+export { CreditService, type CreditServiceOptions, type CreditServiceDeps, type CreditServiceObserverEvents, type ReceiptResult } from './credits/CreditService.js';

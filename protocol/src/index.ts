@@ -11,3 +11,4 @@ export * from './Logger.js';
 export * from './LogBudget.js';
 export * from './tickets.js';
 export * from './url.js';
+export * from './TokenRenewal.js';

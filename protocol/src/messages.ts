@@ -157,6 +157,12 @@ export const CarriedStream = Type.Object({
   /** The relays this node's pipes feed for the stream (how a parent vouches for its children). */
   childNodeIds: Type.Optional(Type.Array(NodeId, { maxItems: 1024 })),
   bitrateOutKbps: Kbps,
+  /**
+   * A child relay vouching for its parent (what the parent's owner is credited from): bytes
+   * received from `parentNodeId` for this stream since the current pipe from it opened. It
+   * only grows while that pipe lives; a smaller value means a new pipe. Absent on the origin.
+   */
+  bytesFromParent: Type.Optional(Type.Number({ minimum: 0, maximum: 1e15 })),
 });
 export type CarriedStream = Static<typeof CarriedStream>;
 
@@ -203,6 +209,27 @@ export const Placement = Type.Object({
   ticket: Token,
 });
 export type Placement = Static<typeof Placement>;
+
+/**
+ * A viewer's receipt: what it received from one node over one interval. Viewers' SDKs send one
+ * per interval over their signalling connection to the origin; the controller credits the
+ * serving node's owner from them (never from what the node claims alone). `seq` numbers the
+ * intervals of one signalling session from 1 upwards; a receipt with a seq already counted is a
+ * duplicate. Bytes and packets are those of this interval only (not running totals).
+ */
+export const ViewerReceipt = Type.Object({
+  streamId: StreamId,
+  /** The node the media came from (the one the viewer was placed on). */
+  nodeId: NodeId,
+  seq: Type.Integer({ minimum: 1, maximum: 1e9 }),
+  /** Length of the interval, ms (the SDK's receipt period, measured). */
+  intervalMs: Type.Integer({ minimum: 1, maximum: 600_000 }),
+  /** Bytes of RTP received from nodeId for this stream during the interval, all tracks. */
+  bytes: Type.Integer({ minimum: 0, maximum: 1e12 }),
+  /** Packets received during the interval. */
+  packets: Type.Integer({ minimum: 0, maximum: 1e10 }),
+});
+export type ViewerReceipt = Static<typeof ViewerReceipt>;
 
 // ---------------------------------------------------------------- requests
 
@@ -288,6 +315,8 @@ export const NodeRequests = {
       producers: Type.Array(PipeProducerInfo),
     }),
   ),
+  /** Viewer, to the origin: a receipt for what it received (see ViewerReceipt). */
+  'viewer.receipt': req(ViewerReceipt, Type.Object({ counted: Type.Boolean() })),
 } as const;
 
 /**
@@ -366,6 +395,12 @@ export const ControlRequests = {
   ),
   /** Every stream the store knows (origins only: an origin adopts what it left behind). */
   'stream.list': req(Empty, Type.Object({ streams: Type.Array(StreamRecord, { maxItems: 100_000 }) })),
+  /**
+   * A fresh relay token for the one this connection registered with (same id, subject and
+   * kind; a later expiry). Relay tokens are short-lived: a relay renews before expiry and
+   * registers with the new one after a reconnect. Refused once the token is revoked.
+   */
+  'node.renewToken': req(Empty, Type.Object({ token: Token, expiresAt: Type.Number() })),
 } as const;
 
 /** Notifications a media node sends on `/control`: its side of the tunnels it holds. */

@@ -4,17 +4,42 @@
  * controller with a private key (ES256) so that untrusted relays can verify them with the
  * public key without being able to mint any.
  */
-/** origin: an origin without a controller of its own, registering with a remote one (minted by the origin itself from the shared secret). */
-export type TokenScope = 'broadcast' | 'watch' | 'relay' | 'origin';
+/**
+ * operator: the operator's own tools (revocation, the credits listing). origin: an origin
+ * without a controller of its own, registering with a remote one (minted by the origin itself
+ * from the shared secret).
+ */
+export type TokenScope = 'broadcast' | 'watch' | 'relay' | 'operator' | 'origin';
+
+/**
+ * Every kind of token is signed with its own key (derived from the deployment secret) and
+ * carries its own audience, so that a token of one kind is never accepted as another.
+ */
+export const TOKEN_SCOPES: readonly TokenScope[] = ['broadcast', 'watch', 'relay', 'operator', 'origin'];
+export const tokenAudience = (scope: TokenScope): string => `cascade:${scope}`;
 
 export interface OperatorTokenClaims {
   scope: TokenScope[];
-  /** Who: a user for broadcast/watch, a relay's operator-chosen name for relay. */
+  /** Who: a user for broadcast/watch, a relay's operator-chosen name for relay, an account's name. */
   sub: string;
   /** Restricts a broadcast or watch token to one stream id. */
   stream?: string;
   /** For relay tokens: the relay is run by a volunteer (untrusted, preferred for leaves). */
   volunteer?: boolean;
+  /**
+   * Token id, set by the issuer: what `cascade token revoke <id>` and the Volunteer page name.
+   * A renewed relay token keeps the id of the token it renews, so one revocation ends them all.
+   */
+  jti?: string;
+  /** Id of the account the token was issued to (Volunteer page, broadcast page); absent on operator-issued tokens. */
+  acct?: string;
+}
+
+/** What a verified token gives: its claims plus the id and expiry every Cascade token has. */
+export interface VerifiedTokenClaims extends OperatorTokenClaims {
+  jti: string;
+  /** Expiry, seconds since the epoch. */
+  exp: number;
 }
 
 /** A viewer may use node `node` for stream `stream`. */

@@ -5,8 +5,11 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Logger } from '@cascade/protocol';
 import { GuardedHttpServer, UpgradeRouter } from '@cascade/protocol/node';
 import { announcedAddress, publicHttpUrl, type CascadeConfig } from '@cascade/config';
-import { RelayGateway, TokenService, type TopologyController } from '@cascade/controller';
+import { RelayGateway, type AccountService, type CreditService, type RevocationList, type TopologyController } from '@cascade/controller';
 import { registerHttpMetrics, registerNodeMetrics } from '@cascade/sfu';
+import { registerAccountMetrics } from './accountMetrics.js';
+import { startCredits, startIdentity } from './accounts.js';
+import { accountsRouter } from './http/accountsApi.js';
 import { apiRouter, errorHandler } from './http/api.js';
 import { webDemoRouter } from './http/webDemo.js';
 import { OriginNode } from './origin/OriginNode.js';
@@ -23,6 +26,10 @@ export interface CascadeServer {
   readonly origin: OriginNode | undefined;
   readonly gateway: RelayGateway | undefined;
   readonly development: boolean;
+  /** Accounts and credits live with the controller (absent in an origin without it, or with accounts off). */
+  readonly accounts: AccountService | undefined;
+  readonly credits: CreditService | undefined;
+  readonly revocations: RevocationList;
   close(): Promise<void>;
 }
 
@@ -40,15 +47,23 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
     );
   }
   // Only possible in development: production refuses to start without a secret (config validation).
-  const tokens = new TokenService(config.auth.secret || randomBytes(32).toString('hex'));
+  const secret = config.auth.secret || randomBytes(32).toString('hex');
+  // Accounts, the ledger and revocations first: every token check asks the revocation list.
+  const identity = await startIdentity(config, { secret, logger: log });
+  const { tokens } = identity;
   const parts: ControllerParts | undefined = config.roles.includes('controller') ? await startController(config, { logger: log, tokens }) : undefined;
+  const credits = parts ? startCredits(config, identity, { topology: parts.store, logger: log }) : undefined;
 
   const registry = new Registry();
   registry.setDefaultLabels({ node: config.nodeId, role: config.roles.join('+') });
   collectDefaultMetrics({ register: registry, prefix: 'cascade_' });
 
+  if (credits) registerAccountMetrics(registry, { accounts: identity.accounts, credits, revocations: identity.revocations });
+
   const app = express();
   app.disable('x-powered-by');
+  // Behind a reverse proxy, the client's address (per-address limits) is the one it forwarded.
+  app.set('trust proxy', [...config.http.trustProxy]);
   const http = new GuardedHttpServer(app, config.http, { logger: log });
   registerHttpMetrics(registry, http);
   const server = http.server;
@@ -86,7 +101,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
         trustProxy: config.http.trustProxy,
         uploadTestMaxKbps: config.topology.uploadTestMaxKbps,
       },
-      { controller: parts.controller, tokens, router: parts.router, logger: log },
+      { controller: parts.controller, tokens, router: parts.router, logger: log, relayTokens: identity.relayTokens },
     );
     registerControllerMetrics(registry, parts, gateway);
   }
@@ -124,6 +139,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
 
   let state: 'running' | 'closing' | 'closed' = 'running';
   const o = origin;
+  if (credits) app.use(accountsRouter({ accounts: identity.accounts, credits, tokens, revocations: identity.revocations, logger: log, publicUrl }));
   app.use(
     apiRouter({
       ...(parts ? { controller: parts.controller } : {}),
@@ -158,6 +174,9 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
     origin,
     gateway,
     development,
+    accounts: identity.accounts,
+    credits,
+    revocations: identity.revocations,
     async close() {
       if (state !== 'running') return;
       state = 'closing';
@@ -165,7 +184,9 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
       await origin?.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
+      credits?.close();
       await parts?.close();
+      await identity.close();
       state = 'closed';
       log.info({}, 'cascade stopped');
     },

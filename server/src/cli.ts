@@ -1,19 +1,29 @@
 #!/usr/bin/env node
 /**
- * Operator commands. `cascade token relay --sub alice [--volunteer] [--ttl 30d]` prints a
- * relay token signed with the deployment secret (auth.secret / CASCADE_AUTH_SECRET).
+ * Operator commands. `cascade token relay --sub alice [--volunteer] [--ttl 1d]` prints a relay
+ * token signed with the deployment secret (auth.secret / CASCADE_AUTH_SECRET); its id goes to
+ * stderr. `cascade token revoke <id>` revokes a token everywhere: in Redis directly when
+ * redis.url is set (every controller instance refuses it at once), otherwise through the running
+ * server's operator API.
  */
 import { parseArgs } from 'node:util';
-import { loadConfig } from '@cascade/config';
-import { TokenService } from '@cascade/controller';
-import type { TokenScope } from '@cascade/protocol';
+import { loadConfig, type CascadeConfig } from '@cascade/config';
+import { RedisAccountStore, TokenService } from '@cascade/controller';
+import { silentLogger, type TokenScope } from '@cascade/protocol';
 
 const USAGE = `usage:
   cascade token relay     --sub <name> [--volunteer] [--ttl <duration>]
   cascade token broadcast --sub <name> [--stream <id>] [--ttl <duration>]
   cascade token watch     --sub <name> [--stream <id>] [--ttl <duration>]
+  cascade token operator  --sub <name> [--ttl <duration>]
+  cascade token revoke    <token id> [--url <server url>]
 The secret comes from the config (CASCADE_AUTH_SECRET or --config file).
-Durations: 3600, 90m, 12h, 30d (default 30d for relays, 12h otherwise).`;
+Durations: 3600, 90m, 12h, 30d (relay tokens default to auth.relayTokenTtlSec, 1 day, and
+running relays renew theirs; others default to 12h). Issuing prints the token on stdout and its
+id on stderr: revoke with that id. Revoking writes to Redis when redis.url is set, else asks the
+server at --url (default http://127.0.0.1:<http.port>) with an operator token of its own.`;
+
+const KINDS = ['relay', 'broadcast', 'watch', 'operator'];
 
 function seconds(d: string): number {
   const m = /^(\d+)([smhd]?)$/.exec(d);
@@ -36,6 +46,7 @@ function parseCommandLine() {
         stream: { type: 'string' },
         volunteer: { type: 'boolean', default: false },
         ttl: { type: 'string' },
+        url: { type: 'string' },
         config: { type: 'string', short: 'c' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -48,6 +59,39 @@ function parseCommandLine() {
   }
 }
 
+function secretOf(config: Readonly<CascadeConfig>): string {
+  if (!config.auth.secret) throw new Error('no secret: set CASCADE_AUTH_SECRET (the same one the controller uses)');
+  return config.auth.secret;
+}
+
+async function revoke(config: Readonly<CascadeConfig>, id: string, url: string | undefined): Promise<void> {
+  if (config.redis.url && !url) {
+    const store = await RedisAccountStore.connect({ url: config.redis.url }, { logger: silentLogger });
+    try {
+      const fresh = await store.revokeToken(id, Date.now());
+      console.log(fresh ? `revoked ${id}` : `${id} was already revoked`);
+    } finally {
+      await store.close();
+    }
+    return;
+  }
+  const base = (url ?? `http://127.0.0.1:${config.http.port}`).replace(/\/+$/, '');
+  const operator = new TokenService(secretOf(config), { issuer: config.auth.issuer }).issue({ scope: ['operator'], sub: 'cascade-cli' }, 60);
+  let res: Response;
+  try {
+    res = await fetch(`${base}/api/tokens/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${operator}` },
+      body: JSON.stringify({ id }),
+    });
+  } catch (err) {
+    throw new Error(`cannot reach the server at ${base} (${(err as Error).message}); without redis.url the revocation goes through the running server: pass --url`);
+  }
+  const body = (await res.json().catch(() => ({}))) as { revoked?: boolean; code?: string; message?: string };
+  if (!res.ok) throw new Error(`${base} refused: ${body.code ?? res.status} ${body.message ?? ''}`);
+  console.log(body.revoked ? `revoked ${id}` : `${id} was already revoked`);
+}
+
 const { values, positionals } = parseCommandLine();
 const [command, scope] = positionals;
 if (values.help) {
@@ -55,26 +99,33 @@ if (values.help) {
   process.exit(0);
 }
 if (command !== 'token') usageError(command === undefined ? 'no command given' : `unknown command '${command}'`);
-if (!['relay', 'broadcast', 'watch'].includes(scope ?? '')) usageError(scope === undefined ? 'token for what? (relay, broadcast or watch)' : `unknown token kind '${scope}'`);
-if (positionals.length > 2) usageError(`unexpected argument '${positionals[2]}'`);
-if (!values.sub) usageError('--sub <name> is required');
-const ttlText = values.ttl ?? (scope === 'relay' ? '30d' : '12h');
-if (!/^\d+[smhd]?$/.test(ttlText)) usageError(`bad duration '${ttlText}'`);
+if (scope === 'revoke') {
+  if (positionals.length !== 3) usageError(positionals.length < 3 ? 'which token? (its id, as printed when it was issued)' : `unexpected argument '${positionals[3]}'`);
+} else {
+  if (!KINDS.includes(scope ?? '')) usageError(scope === undefined ? 'token for what? (relay, broadcast, watch, operator; or revoke <id>)' : `unknown token kind '${scope}'`);
+  if (positionals.length > 2) usageError(`unexpected argument '${positionals[2]}'`);
+  if (!values.sub) usageError('--sub <name> is required');
+  if (values.ttl !== undefined && !/^\d+[smhd]?$/.test(values.ttl)) usageError(`bad duration '${values.ttl}'`);
+}
 try {
   const config = loadConfig({ env: process.env, ...(values.config ? { file: values.config } : {}) });
-  if (!config.auth.secret) throw new Error('no secret: set CASCADE_AUTH_SECRET (the same one the controller uses)');
-  const tokens = new TokenService(config.auth.secret);
-  const ttl = seconds(ttlText);
-  const token = tokens.issue(
-    {
-      scope: [scope as TokenScope],
-      sub: values.sub,
-      ...(values.stream ? { stream: values.stream } : {}),
-      ...(scope === 'relay' && values.volunteer ? { volunteer: true } : {}),
-    },
-    ttl,
-  );
-  process.stdout.write(token + '\n');
+  if (scope === 'revoke') {
+    await revoke(config, positionals[2]!, values.url);
+  } else {
+    const tokens = new TokenService(secretOf(config), { issuer: config.auth.issuer });
+    const ttl = values.ttl !== undefined ? seconds(values.ttl) : scope === 'relay' ? config.auth.relayTokenTtlSec : 12 * 3600;
+    const t = tokens.mint(
+      {
+        scope: [scope as TokenScope],
+        sub: values.sub!,
+        ...(values.stream ? { stream: values.stream } : {}),
+        ...(scope === 'relay' && values.volunteer ? { volunteer: true } : {}),
+      },
+      ttl,
+    );
+    process.stdout.write(t.token + '\n');
+    process.stderr.write(`token id ${t.id}, valid until ${new Date(t.expiresAt).toISOString()} (revoke: npx cascade token revoke ${t.id})\n`);
+  }
 } catch (err) {
   console.error(`cascade token: ${(err as Error).message}`);
   process.exit(1);

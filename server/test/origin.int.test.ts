@@ -159,12 +159,15 @@ describe('signalling refuses bad input with a coded error', () => {
   it('missing, expired, forged and wrongly scoped tokens are refused', async () => {
     const c = await RawClient.open(origin.url);
     expect(await c.request('stream.publish', {})).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_MISSING_TOKEN' } });
-    const expired = jwt.sign({ scope: ['broadcast'], sub: 'a', exp: Math.floor(Date.now() / 1000) - 10 }, 'cascade-test-secret-0123456789');
+    const expired = issueToken({ scope: ['broadcast'], sub: 'a' }, undefined, -10);
     expect(await c.request('stream.publish', { token: expired })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_EXPIRED_TOKEN' } });
     const forged = issueToken({ scope: ['broadcast'], sub: 'a' }, 'another-secret-another-secret');
     expect(await c.request('stream.publish', { token: forged })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_INVALID_TOKEN' } });
     const none = jwt.sign({ scope: ['broadcast'], sub: 'a' }, '', { algorithm: 'none' });
     expect(await c.request('stream.publish', { token: none })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_INVALID_TOKEN' } });
+    // Signed with the deployment secret itself rather than the broadcast key derived from it (tokens from before kinds had keys).
+    const rawSecret = jwt.sign({ scope: ['broadcast'], sub: 'a', jti: 'x' }, 'cascade-test-secret-0123456789', { audience: 'cascade:broadcast', issuer: 'cascade' });
+    expect(await c.request('stream.publish', { token: rawSecret })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_INVALID_TOKEN' } });
     const relayToken = issueToken({ scope: ['relay'], sub: 'r' });
     expect(await c.request('stream.publish', { token: relayToken })).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_FORBIDDEN' } });
     c.close();

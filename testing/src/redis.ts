@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { freePort } from './net.js';
 import { waitFor } from './wait.js';
 import net from 'node:net';
@@ -10,7 +13,7 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Kill it hard (SIGKILL): what a crash looks like. */
   kill(): Promise<void>;
-  /** Start it again on the same port, empty (no persistence). */
+  /** Start it again on the same port: empty, or with its data when started with `persist`. */
   restart(): Promise<void>;
 }
 
@@ -26,12 +29,19 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
-/** A private redis-server on a free loopback port, without persistence. */
-export async function startRedis(): Promise<RedisServer> {
+/**
+ * A private redis-server on a free loopback port, without persistence; with `persist`, an
+ * append-only file fsynced on every write in a fresh temporary directory (what a deployment
+ * that keeps its ledger runs), so that even a kill -9 loses no acknowledged write.
+ */
+export async function startRedis(options: { persist?: boolean } = {}): Promise<RedisServer> {
   const port = await freePort();
+  const persistence = options.persist
+    ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', mkdtempSync(path.join(tmpdir(), 'cascade-redis-'))]
+    : ['--appendonly', 'no'];
   let proc: ChildProcess | undefined;
   const launch = async () => {
-    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
+    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--protected-mode', 'no'], {
       stdio: 'ignore',
     });
     proc.once('error', () => {});

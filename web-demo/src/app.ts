@@ -12,6 +12,10 @@ import {
   type StreamState,
   type Watch,
 } from '@cascade/client-sdk';
+import { accountPage } from './account.js';
+import { showAccountLink } from './session.js';
+import { withBroadcastToken } from './tokens.js';
+import { volunteerPage } from './volunteer.js';
 
 interface DemoState {
   page: string;
@@ -21,6 +25,8 @@ interface DemoState {
   viewers?: number;
   reconnects: number;
   error?: { code: string; message: string };
+  /** Where the broadcast token came from (url, account, development). */
+  tokenSource?: string;
 }
 const demo: DemoState = { page: document.body.dataset.page ?? '', state: 'init', reconnects: 0 };
 (window as unknown as { cascadeDemo: DemoState }).cascadeDemo = demo;
@@ -85,17 +91,6 @@ async function home(): Promise<void> {
 
 // ---------------------------------------------------------------- broadcast
 
-const DEV_TOKEN_KEY = 'cascade-token';
-
-/** A broadcast token from a development server (`/api/dev/token`), kept for this tab. */
-async function devToken(): Promise<string> {
-  const res = await fetch('/api/dev/token');
-  if (!res.ok) throw Object.assign(new Error('this server needs a broadcast token (?token=…)'), { code: 'CASCADE_ERR_AUTH_MISSING_TOKEN' });
-  const { token } = (await res.json()) as { token: string };
-  sessionStorage.setItem(DEV_TOKEN_KEY, token);
-  return token;
-}
-
 async function broadcastPage(): Promise<void> {
   const preview = $<HTMLVideoElement>('preview');
   const goLive = $<HTMLButtonElement>('goLive');
@@ -129,22 +124,10 @@ async function broadcastPage(): Promise<void> {
     try {
       const title = ($<HTMLInputElement>('title').value || '').trim();
       const start = (token: string) => broadcast({ url: origin, token, stream: camera, ...(title ? { title } : {}) });
-      // A token in the URL (?token=…) is used as given; otherwise the development server hands one out.
-      const given = params.get('token');
-      if (given) {
-        session = await start(given);
-      } else {
-        const cached = sessionStorage.getItem(DEV_TOKEN_KEY);
-        try {
-          session = await start(cached ?? (await devToken()));
-        } catch (err) {
-          // A cached token dies with the server that signed it (a development server without a
-          // secret signs with a new random one each run): drop it and try once with a fresh one.
-          if (!cached || !isAuthError(err)) throw err;
-          sessionStorage.removeItem(DEV_TOKEN_KEY);
-          session = await start(await devToken());
-        }
-      }
+      // ?token=… as given; else the signed-in user's own token; else a development token.
+      const { result, source } = await withBroadcastToken(params.get('token'), start);
+      session = result;
+      demo.tokenSource = source;
     } catch (err) {
       showError(err);
       status.textContent = 'Not live.';
@@ -325,6 +308,8 @@ interface TopologyNode {
   viewers: number;
   children: number;
   bitrateOutKbps: number;
+  /** A volunteer's name (its relay token's subject). */
+  name?: string;
 }
 interface Topology { streamId: string; viewers: number; depth: number; relayShare: number; nodes: TopologyNode[] }
 
@@ -335,6 +320,7 @@ function renderNode(n: TopologyNode, byParent: Map<string | null, TopologyNode[]
   const badges = [
     `<span class="badge ${escapeHtml(n.kind)}">${escapeHtml(n.kind)}</span>`,
     n.volunteer ? '<span class="badge volunteer">volunteer</span>' : '',
+    n.name ? `<span class="name" data-testid="volunteer-name">${escapeHtml(n.name)}</span>` : '',
     n.status !== 'ready' ? `<span class="badge ${escapeHtml(n.status)}">${escapeHtml(n.status)}</span>` : '',
   ].join('');
   const mbps = (n.bitrateOutKbps / 1000).toFixed(n.bitrateOutKbps >= 10_000 ? 0 : 1);
@@ -391,5 +377,13 @@ async function statusPage(): Promise<void> {
   await loop();
 }
 
-const pages: Record<string, () => Promise<void>> = { home, broadcast: broadcastPage, watch: watchPage, status: statusPage };
+const pages: Record<string, () => Promise<void>> = {
+  home,
+  broadcast: broadcastPage,
+  watch: watchPage,
+  status: statusPage,
+  account: () => accountPage(demo),
+  volunteer: () => volunteerPage(demo),
+};
+void showAccountLink();
 void pages[demo.page]?.();

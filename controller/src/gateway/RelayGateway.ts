@@ -13,8 +13,10 @@ import {
   type ControlParams,
   type Logger,
   type NodeCapacity,
+  type VerifiedTokenClaims,
 } from '@cascade/protocol';
 import { WsEndpoint, type UpgradeRouter } from '@cascade/protocol/node';
+import type { RelayTokens } from '../auth/RelayTokens.js';
 import type { TokenService } from '../auth/TokenService.js';
 import type { AssignEvent, TopologyController } from '../TopologyController.js';
 import type { TunnelRouter, NodeLink } from '../tunnels/TunnelRouter.js';
@@ -69,6 +71,9 @@ interface NodeConnection {
   stopProbe?: () => void;
   link?: NodeLink;
   registerTimer?: ReturnType<typeof setTimeout>;
+  /** The token it registered with, and the end of RelayTokens' watch on it (renewal, revocation). */
+  claims?: VerifiedTokenClaims;
+  untrackToken?: () => void;
 }
 
 /** Sessions a node may host before its message budget stops growing. */
@@ -85,6 +90,7 @@ const MAX_BUDGETED_TUNNELS = 10_000;
 export class RelayGateway {
   readonly #controller: TopologyController;
   readonly #tokens: TokenService;
+  readonly #relayTokens: RelayTokens | undefined;
   readonly #router: TunnelRouter;
   readonly #options: RelayGatewayOptions;
   readonly #log: Logger;
@@ -101,10 +107,11 @@ export class RelayGateway {
   constructor(
     upgrades: UpgradeRouter,
     options: RelayGatewayOptions,
-    deps: { controller: TopologyController; tokens: TokenService; router: TunnelRouter; logger: Logger },
+    deps: { controller: TopologyController; tokens: TokenService; router: TunnelRouter; logger: Logger; relayTokens?: RelayTokens },
   ) {
     this.#controller = deps.controller;
     this.#tokens = deps.tokens;
+    this.#relayTokens = deps.relayTokens;
     this.#router = deps.router;
     this.#options = options;
     this.#log = deps.logger.child({ component: 'RelayGateway' });
@@ -254,6 +261,12 @@ export class RelayGateway {
         await this.#controller.putStream(stream);
         return {};
       })
+      // Relay tokens are short-lived: renewed over this connection, refused once revoked.
+      .handle('node.renewToken', () => {
+        registered();
+        if (!this.#relayTokens || !conn.claims) throw new CascadeError('CASCADE_ERR_PROTOCOL_UNKNOWN_TYPE', 'token renewal is not enabled');
+        return this.#relayTokens.renew(conn.claims);
+      })
       .handle('stream.get', async ({ streamId }) => {
         origin();
         const found = await this.#controller.streamWithViewers(streamId);
@@ -309,6 +322,18 @@ export class RelayGateway {
     // A relay the controller had demoted or that was draining stays so: reconnecting is no way back in.
     if (existing?.alive && (existing.status === 'demoted' || existing.status === 'draining')) conn.resumeStatus = existing.status;
     this.#nodes.set(nodeId, conn);
+    // A revoked token drains this node, then cuts it off.
+    conn.claims = claims;
+    if (kind === 'relay') {
+      conn.untrackToken = this.#relayTokens?.track(claims, {
+        nodeId,
+        drain: async () => {
+          conn.status = 'draining';
+          await this.#controller.drainNode(nodeId);
+        },
+        close: (err) => conn.peer.closeWithError(err),
+      });
+    }
     await this.#controller.registerNode(record, 'probing');
     const link: NodeLink = { deliver: (msg) => this.#deliverTunnel(conn, msg) };
     conn.link = link;
@@ -443,6 +468,7 @@ export class RelayGateway {
 
   async #onClose(conn: NodeConnection): Promise<void> {
     clearTimeout(conn.registerTimer);
+    conn.untrackToken?.();
     conn.stopProbe?.();
     const record = conn.record;
     if (!record || this.#nodes.get(record.id) !== conn) return;

@@ -12,6 +12,7 @@ import type {
   TreeEntry,
 } from '../types.js';
 import { KEYS, TOPOLOGY_LUA } from './redisScript.js';
+import { redactUrl, storeError } from './redisLink.js';
 import type { TopologyStore, TopologyStoreOptions } from './TopologyStore.js';
 
 type ScriptRedis = Redis & { cascadeTopology(...args: (string | number)[]): Promise<unknown> };
@@ -316,13 +317,3 @@ function pipelineReply(res: [Error | null, unknown][] | null | undefined, i: num
   return value;
 }
 
-function storeError(err: unknown): CascadeError {
-  if (err instanceof CascadeError) return err;
-  // A ReplyError is Redis answering (a script bug), not Redis being away.
-  if ((err as Error).name === 'ReplyError') return new CascadeError('CASCADE_ERR_INTERNAL', (err as Error).message, { cause: err });
-  return new CascadeError('CASCADE_ERR_STORE_UNAVAILABLE', (err as Error).message, { cause: err });
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
-}
