@@ -75,6 +75,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
   #queue: Promise<void> = Promise.resolve();
   /** Media bytes received when the last ping left (undefined where stats are unavailable). */
   #atPing: number | undefined;
+  #receiptTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
   static async open(options: ViewerConnectionOptions): Promise<ViewerConnection> {
@@ -101,6 +102,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
         });
         const conn = new ViewerConnection(res.nodeId, res.stream, signal, transport);
         await conn.#subscribe(device);
+        if (res.receiptIntervalMs) conn.#startReceipts(res.receiptIntervalMs);
         return conn;
       } catch (err) {
         signal.close();
@@ -167,6 +169,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#receiptTimer);
     this.#transport.close();
     this.#signal.close();
     this.safeEmit('closed', undefined);
@@ -181,19 +184,51 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     for (const c of consumers) await this.#enqueue(() => this.#consume(c));
   }
 
-  /** Media bytes received so far over every consumer, or undefined where this environment gives no stats. */
-  async #bytesReceived(): Promise<number | undefined> {
-    let total: number | undefined;
+  /** What every consumer received so far (inbound-rtp), or undefined where this environment gives no stats. */
+  async #received(): Promise<{ bytes: number; packets: number; lost: number } | undefined> {
+    let total: { bytes: number; packets: number; lost: number } | undefined;
     for (const c of this.#consumers.values()) {
       try {
-        for (const s of (await c.getStats()).values() as Iterable<{ type: string; bytesReceived?: number }>) {
-          if (s.type === 'inbound-rtp' && typeof s.bytesReceived === 'number') total = (total ?? 0) + s.bytesReceived;
+        for (const s of (await c.getStats()).values() as Iterable<{ type: string; bytesReceived?: number; packetsReceived?: number; packetsLost?: number }>) {
+          if (s.type !== 'inbound-rtp' || typeof s.bytesReceived !== 'number') continue;
+          total ??= { bytes: 0, packets: 0, lost: 0 };
+          total.bytes += s.bytesReceived;
+          total.packets += s.packetsReceived ?? 0;
+          total.lost += Math.max(0, s.packetsLost ?? 0);
         }
       } catch {
         // closed meanwhile, or no stats here
       }
     }
     return total;
+  }
+
+  async #bytesReceived(): Promise<number | undefined> {
+    return (await this.#received())?.bytes;
+  }
+
+  /**
+   * Every intervalMs, tell the endpoint what arrived from the node over that interval (how the
+   * deployment learns what each node really delivers, and credits its volunteers).
+   */
+  #startReceipts(intervalMs: number): void {
+    let seq = 0;
+    let last = { bytes: 0, packets: 0, lost: 0, at: Date.now() };
+    this.#receiptTimer = setInterval(() => {
+      void this.#received().then((now) => {
+        if (!now || this.#closed) return;
+        const at = Date.now();
+        const delta = { bytes: Math.max(0, now.bytes - last.bytes), packets: Math.max(0, now.packets - last.packets), lost: Math.max(0, now.lost - last.lost) };
+        const intervalMs = Math.max(1, Math.round(at - last.at));
+        last = { ...now, at };
+        this.#signal
+          .request('viewer.receipt', { streamId: this.stream.id, nodeId: this.nodeId, seq: ++seq, intervalMs, ...delta })
+          .catch(() => {
+            // The endpoint may not count it (an older server, a refusal): nothing to do about it here.
+          });
+      });
+    }, intervalMs);
+    (this.#receiptTimer as { unref?: () => void }).unref?.();
   }
 
   /** Whether media arrived since the last ping left (false when it cannot be told). */
@@ -234,6 +269,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
   #fail(error: Error): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#receiptTimer);
     try {
       this.#transport.close();
     } catch {

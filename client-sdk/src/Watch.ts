@@ -52,6 +52,9 @@ export type WatchEvents = {
 /** Browsers decode what they receive (and report framesDecoded); Node clients hand RTP to the caller. */
 const DECODES_MEDIA = typeof document !== 'undefined';
 
+/** Joins tried again at once when the node chosen went away in the middle of one. */
+const JOIN_RETRIES = 2;
+
 /** How long a planned move waits for the new node's media before switching anyway (ms). */
 const MOVE_MEDIA_WAIT_MS = 3000;
 
@@ -111,7 +114,18 @@ export class Watch extends TypedEmitter<WatchEvents> {
 
   /** Join; resolves once connected to a node, rejects with a typed error if the stream cannot be watched. */
   async start(): Promise<this> {
-    const conn = await this.#open();
+    let conn: ViewerConnection;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        conn = await this.#open();
+        break;
+      } catch (err) {
+        // The node we were placed on went away while we joined: the controller places us elsewhere.
+        const e = typedError(err);
+        if (attempt >= JOIN_RETRIES || this.#stopped || (e.code !== 'CASCADE_ERR_NODE_GONE' && e.code !== 'CASCADE_ERR_NODE_UNREACHABLE')) throw e;
+        this.#log.warn({ code: e.code, attempt }, 'the node went away while we joined: trying again');
+      }
+    }
     if (this.#stopped) {
       // stop() was called while we were joining.
       conn.close();

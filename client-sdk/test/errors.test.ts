@@ -45,4 +45,22 @@ describe('typedError()', () => {
     expect(closeError(1006, '')).toMatchObject({ code: 'CASCADE_ERR_CLIENT_CONNECTION' });
     expect(closeError(4400, 'CASCADE_ERR_NOT_A_REAL_CODE')).toMatchObject({ code: 'CASCADE_ERR_INTERNAL' });
   });
+
+  it("a browser's own refusal (a SecurityError with a numeric code) is a typed, retryable error with a string code", () => {
+    // What Chromium throws for an insecure ws:// from an https page: a DOMException, code 18.
+    const refusal = Object.assign(new Error("Failed to construct 'WebSocket': An insecure WebSocket connection may not be initiated from a page loaded over HTTPS."), { name: 'SecurityError', code: 18 });
+    const e = typedError(refusal);
+    expect(e).toBeInstanceOf(ConnectionError);
+    expect(e.code).toBe('CASCADE_ERR_CLIENT_BLOCKED');
+    expect(typeof e.code).toBe('string');
+    expect(isRetryable(e)).toBe(true);
+    // Anything else foreign keeps a string code too.
+    expect(typedError(Object.assign(new Error('x'), { code: 42 })).code).toBe('CASCADE_ERR_INTERNAL');
+  });
+
+  it('a node that is gone, or out of reach for now, is worth another try', () => {
+    expect(isRetryable(typedError(new CascadeError('CASCADE_ERR_NODE_GONE')))).toBe(true);
+    expect(isRetryable(typedError(new CascadeError('CASCADE_ERR_NODE_UNREACHABLE')))).toBe(true);
+    expect(closeError(4502, 'CASCADE_ERR_NODE_GONE')).toBeInstanceOf(ConnectionError);
+  });
 });

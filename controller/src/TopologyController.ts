@@ -71,6 +71,11 @@ export type TopologyControllerObserverEvents = {
   listenererror: [event: string, error: unknown];
 };
 
+/** Viewers' reports older than this no longer count (ms). */
+const VIEWER_REPORT_WINDOW_MS = 30_000;
+/** Viewers that must report before what they see counts against a node. */
+const MIN_REPORTING_VIEWERS = 2;
+
 /** How old a pipe ticket may be and still vouch for an edge a relay reports (s): a day of streaming. */
 const EDGE_TICKET_MAX_AGE_SEC = 24 * 3600;
 
@@ -104,6 +109,12 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
    * its holder's cached view can be stale (a relay demoted since it answered its probe).
    */
   readonly #statuses = new Map<string, NodeStatus>();
+  /**
+   * Loss each node's viewers report (their receipts), per viewer session: what the node really
+   * delivers. Several viewers must agree before it counts against a node (one viewer can lie,
+   * or sit on a bad link of its own).
+   */
+  readonly #viewerLoss = new Map<string, Map<string, { packets: number; lost: number; at: number }>>();
   /** Orphans no node could adopt yet; retried by the sweeper. */
   readonly #pendingOrphans = new Map<string, { streamId: string; childId: string }>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
@@ -211,6 +222,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   async nodeGone(nodeId: string, reason: string): Promise<void> {
     const { orphans, streams } = await this.store.removeNode(nodeId);
     this.#health.delete(nodeId);
+    this.#viewerLoss.delete(nodeId);
     this.#statuses.delete(nodeId);
     if (streams.length === 0 && orphans.length === 0) return;
     this.#log.warn({ nodeId, reason, streams: streams.length, orphans: orphans.length }, 'node gone');
@@ -342,6 +354,32 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     };
   }
 
+  /** A viewer's account of what it received from `nodeId` over one interval (its receipt). */
+  viewerReport(session: string, nodeId: string, report: { packets: number; lost?: number }): void {
+    if (report.lost === undefined || report.packets + report.lost <= 0) return;
+    let byViewer = this.#viewerLoss.get(nodeId);
+    if (!byViewer) this.#viewerLoss.set(nodeId, (byViewer = new Map()));
+    byViewer.set(session, { packets: report.packets, lost: report.lost, at: this.#clock.now() });
+  }
+
+  /**
+   * The loss a node's viewers see, over the reports of the last VIEWER_REPORT_WINDOW_MS: the
+   * median of their rates, when at least MIN_REPORTING_VIEWERS reported (else 0).
+   */
+  #viewersLossRate(nodeId: string): number {
+    const byViewer = this.#viewerLoss.get(nodeId);
+    if (!byViewer) return 0;
+    const since = this.#clock.now() - VIEWER_REPORT_WINDOW_MS;
+    const rates: number[] = [];
+    for (const [session, r] of byViewer) {
+      if (r.at < since) byViewer.delete(session);
+      else rates.push(r.lost / (r.packets + r.lost));
+    }
+    if (rates.length < MIN_REPORTING_VIEWERS) return 0;
+    rates.sort((a, b) => a - b);
+    return rates[Math.floor(rates.length / 2)]!;
+  }
+
   async viewerLeft(nodeId: string, streamId: string): Promise<void> {
     await this.store.releaseViewer(streamId, nodeId);
   }
@@ -457,7 +495,12 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     // Loss already present at the parent (a broadcaster on bad Wi-Fi, a lossy grandparent) reaches
     // every node below it: only what this relay adds is held against it, or one bad uplink would
     // demote the whole tree and leave new viewers nowhere to go.
-    const lossy = lossRate > this.options.demoteLossRate && lossRate - (await this.#inheritedLoss(record.id)) > this.options.demoteLossRate;
+    const inherited = lossRate > this.options.demoteLossRate || this.#viewerLoss.has(record.id) ? await this.#inheritedLoss(record.id) : 0;
+    // What its own pipe loses, and what its viewers lose on the way from it: either, beyond what
+    // its parent already lost, makes a relay take no new viewers.
+    const lossy =
+      (lossRate > this.options.demoteLossRate && lossRate - inherited > this.options.demoteLossRate) ||
+      this.#viewersLossRate(record.id) - inherited > this.options.demoteLossRate;
     const unhealthy = cpu > this.options.demoteCpu || lossy || (up > 0 && bitrateOutKbps > up * UPLINK_DEMOTE_SHARE);
     const h = this.#health.get(record.id) ?? { bad: 0, good: 0 };
     if (unhealthy) {

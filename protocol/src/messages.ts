@@ -228,6 +228,8 @@ export const ViewerReceipt = Type.Object({
   bytes: Type.Integer({ minimum: 0, maximum: 1e12 }),
   /** Packets received during the interval. */
   packets: Type.Integer({ minimum: 0, maximum: 1e10 }),
+  /** Packets lost during the interval (sequence gaps the receiver counted): how well the node delivers. */
+  lost: Type.Optional(Type.Integer({ minimum: 0, maximum: 1e10 })),
 });
 export type ViewerReceipt = Static<typeof ViewerReceipt>;
 
@@ -279,6 +281,8 @@ export const NodeRequests = {
       rtpCapabilities: RtpCapabilities,
       iceServers: Type.Array(IceServer),
       stream: StreamInfo,
+      /** Send a `viewer.receipt` this often (ms): what the viewer received, from whom. Absent: none. */
+      receiptIntervalMs: Type.Optional(Type.Integer({ minimum: 500, maximum: 600_000 })),
     }),
   ),
   'transport.create': req(

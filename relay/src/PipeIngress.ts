@@ -128,6 +128,7 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     this.#adopted = true;
     this.#stream.parentNodeId = this.parentId;
     this.#stream.parentTicket = this.#ticket;
+    this.#stream.bytesFromParent = 0;
     for (const p of this.#producers.values()) if (!p.closed) this.#stream.setSource(p);
   }
 
@@ -185,6 +186,8 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     this.#stallTimer = setInterval(() => {
       void this.#bytes().then((bytes) => {
         if (this.#closed) return;
+        // What this parent sent since its pipe opened: the child's confirmation in heartbeats (credits).
+        if (this.#adopted) this.#stream.bytesFromParent = bytes;
         if (bytes !== last) {
           last = bytes;
           lastChange = Date.now();

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { CascadeError, TypedEmitter, type Logger, type NodeCapacity } from '@cascade/protocol';
-import { GuardedHttpServer, type HttpServerLimits } from '@cascade/protocol/node';
+import { GuardedHttpServer, rejectUpgrade, type HttpServerLimits } from '@cascade/protocol/node';
 import {
   MediaNode,
   NodeHeartbeat,
@@ -87,8 +87,10 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
       probe = await ProbeResponder.bind(options.media.listenIps[0]!.ip, { min: rtcMinPort, max: rtcMaxPort }, (nonce) => relay?.control.probeReceived(nonce), deps);
       if (options.http) {
         // The status page answers whoever can reach it with the same deadlines and per-address cap as any server of ours.
-        const g = new GuardedHttpServer((req, res) => relay?.handleHttp(req, res) ?? res.writeHead(503).end(), options.http, deps);
+        const g = new GuardedHttpServer((req, res) => (relay ? relay.handleHttp(req, res) : res.writeHead(503).end()), options.http, deps);
         server = g;
+        // No WebSocket of any kind here: a relay's sessions come through the controller.
+        g.server.on('upgrade', (_req, socket) => rejectUpgrade(socket, 'CASCADE_ERR_HTTP_NOT_FOUND', 'a relay has no signalling endpoint'));
         await new Promise<void>((resolve, reject) => {
           g.server.once('error', reject);
           g.server.listen(options.http!.port, options.http!.host, () => resolve());

@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,7 +12,6 @@ import {
   CHROMIUM_PATH,
   DOCUMENTATION_SUBNETS,
   REPO_ROOT,
-  TEST_SECRET,
   canCreateNamespaces,
   createHomeRouter,
   createTestNetwork,
@@ -45,6 +45,9 @@ const support = await canCreateNamespaces();
 if (!support.ok) console.warn(`[deployed.e2e.test] SKIPPED: cannot build network namespaces here: ${support.reason}`);
 
 const WORKER = defaultWorkerBin(process.env);
+/** Production mode takes only a strong secret (what the README's checklist makes). */
+const SECRET = randomBytes(32).toString('hex');
+const token = (claims: Parameters<typeof issueToken>[0]) => issueToken(claims, SECRET);
 const VIEWER_PAGES = 4;
 
 interface Spawned {
@@ -72,7 +75,7 @@ function spawnIn(ns: string, argv: string[], env: Record<string, string>): Spawn
   };
 }
 
-interface NodesBody { nodes: { id: string; kind: string; status: string; mediaIp?: string; volunteer: boolean }[] }
+interface NodesBody { nodes: { id: string; kind: string; status: string; mediaIp?: string | null; volunteer: boolean }[] }
 
 describe.skipIf(!support.ok)(`as deployed: HTTPS origin, volunteer relays on public addresses, one behind a home router${support.ok ? '' : ` (SKIPPED: ${support.reason})`}`, () => {
   let net: TestNetwork;
@@ -97,7 +100,7 @@ describe.skipIf(!support.ok)(`as deployed: HTTPS origin, volunteer relays on pub
       host: net.rootIp,
       env: {
         CASCADE_MODE: 'production',
-        CASCADE_AUTH_SECRET: TEST_SECRET,
+        CASCADE_AUTH_SECRET: SECRET,
         CASCADE_HTTP_HOST: net.rootIp,
         CASCADE_HTTP_PUBLIC_URL: `https://${proxyHost!.ip}`,
         CASCADE_HTTP_TRUST_PROXY: JSON.stringify([proxyHost!.ip]),
@@ -113,7 +116,7 @@ describe.skipIf(!support.ok)(`as deployed: HTTPS origin, volunteer relays on pub
     const common = ['--controller', proxy.url, '--media-port', '40000', '--max-viewers', '2', '--max-children', '1'];
     // A volunteer with a public address runs the relay from a clone of the repository.
     relays.push(
-      spawnIn(volunteerHost!.name, [process.execPath, path.join(REPO_ROOT, 'relay/dist/cli.js'), ...common, '--token', issueToken({ scope: ['relay'], sub: 'alice', volunteer: true })], {
+      spawnIn(volunteerHost!.name, [process.execPath, path.join(REPO_ROOT, 'relay/dist/cli.js'), ...common, '--token', token({ scope: ['relay'], sub: 'alice', volunteer: true })], {
         ...relayEnv,
         MEDIASOUP_WORKER_BIN: WORKER,
       }),
@@ -129,7 +132,7 @@ describe.skipIf(!support.ok)(`as deployed: HTTPS origin, volunteer relays on pub
       timeout: 300_000,
     });
     relays.push(
-      spawnIn(router.hosts[0]!.name, [path.join(prefix, 'bin', 'cascade-relay'), ...common, '--token', issueToken({ scope: ['relay'], sub: 'bob', volunteer: true })], {
+      spawnIn(router.hosts[0]!.name, [path.join(prefix, 'bin', 'cascade-relay'), ...common, '--token', token({ scope: ['relay'], sub: 'bob', volunteer: true })], {
         ...relayEnv,
         MEDIASOUP_WORKER_BIN: WORKER,
         NODE_PATH: '',
@@ -149,7 +152,7 @@ describe.skipIf(!support.ok)(`as deployed: HTTPS origin, volunteer relays on pub
 
     browser = await launchChromium(CHROMIUM_PATH, [...CHROMIUM_ARGS, '--ignore-certificate-errors']);
     const broadcaster = await browser.newPage();
-    streamId = await goLive(broadcaster, proxy.url, `token=${issueToken({ scope: ['broadcast'], sub: 'carol' })}&autostart=1`);
+    streamId = await goLive(broadcaster, proxy.url, `token=${token({ scope: ['broadcast'], sub: 'carol' })}&autostart=1`);
     for (let i = 0; i < VIEWER_PAGES; i++) {
       const page = await browser.newPage();
       page.on('console', (m) => consoleLines.push(`[viewer ${i}] ${m.type()}: ${m.text()}`));
@@ -172,7 +175,11 @@ describe.skipIf(!support.ok)(`as deployed: HTTPS origin, volunteer relays on pub
   });
 
   it('each volunteer is known by its public address; the one at home opened its ports on the router by itself', async () => {
-    const nodes = (await getJson<NodesBody>(`${origin.url}/api/nodes`)).body.nodes;
+    // The public never sees a volunteer's address; the operator does.
+    const publicView = (await getJson<NodesBody>(`${origin.url}/api/nodes`)).body.nodes;
+    expect(publicView.filter((n) => n.volunteer).map((n) => n.mediaIp)).toEqual([null, null]);
+    const res = await fetch(`${origin.url}/api/nodes`, { headers: { authorization: `Bearer ${token({ scope: ['operator'], sub: 'ops' })}` } });
+    const nodes = ((await res.json()) as NodesBody).nodes;
     expect(nodes.find((n) => n.id === ids.direct)).toMatchObject({ volunteer: true, mediaIp: net.namespaces[1]!.ip });
     expect(nodes.find((n) => n.id === ids.behindNat)).toMatchObject({ volunteer: true, mediaIp: router.wanIp });
     const mapped = router.mappings().filter((m) => m.internalIp === router.hosts[0]!.ip && m.externalPort === 40000);
@@ -206,7 +213,7 @@ describe.skipIf(!support.ok)(`as deployed: HTTPS origin, volunteer relays on pub
 
   it('with the router\'s UPnP and NAT-PMP off, a relay at home says in plain words which ports to forward', async () => {
     await router.stopUpnp();
-    const r = spawnIn(router.hosts[1]!.name, [process.execPath, path.join(REPO_ROOT, 'relay/dist/cli.js'), '--controller', proxy.url, '--media-port', '41000', '--token', issueToken({ scope: ['relay'], sub: 'dave', volunteer: true })], {
+    const r = spawnIn(router.hosts[1]!.name, [process.execPath, path.join(REPO_ROOT, 'relay/dist/cli.js'), '--controller', proxy.url, '--media-port', '41000', '--token', token({ scope: ['relay'], sub: 'dave', volunteer: true })], {
       NODE_EXTRA_CA_CERTS: proxy.certPath,
       MEDIASOUP_WORKER_BIN: WORKER,
     });

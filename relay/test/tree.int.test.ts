@@ -69,6 +69,7 @@ function rawUpgrade(url: string): Promise<number> {
       resolve(res.statusCode ?? 0);
     });
     req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error(`no answer to an upgrade request to ${url}`)));
     req.end();
   });
 }

@@ -101,7 +101,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
         trustProxy: config.http.trustProxy,
         uploadTestMaxKbps: config.topology.uploadTestMaxKbps,
       },
-      { controller: parts.controller, tokens, router: parts.router, logger: log, relayTokens: identity.relayTokens },
+      { controller: parts.controller, tokens, router: parts.router, logger: log, relayTokens: identity.relayTokens, ...(credits ? { credits } : {}) },
     );
     registerControllerMetrics(registry, parts, gateway);
   }
@@ -125,6 +125,22 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
           keyFrameRequestDelayMs: config.origin.keyFrameRequestDelayMs,
           viewerCountIntervalMs: 2000,
         },
+        ...(credits && parts
+          ? {
+              receipts: {
+                intervalMs: config.credits.receiptIntervalMs,
+                onPlaced: (session, streamId, nodeId) => {
+                  credits.viewerPlaced({ session: session.id, streamId, nodeId }).catch((err) => log.warn({ err }, 'cannot record a placement for credits'));
+                },
+                onReceipt: async (session, receipt) => {
+                  // One account of what the node serving this session delivered: for its health (only
+                  // about the node the session really is on), and for credits (which check that too).
+                  if (receipt.nodeId === (session.forwardedTo ?? config.nodeId)) parts.controller.viewerReport(session.id, receipt.nodeId, receipt);
+                  return (await credits.receipt(session.id, receipt)).counted > 0;
+                },
+              },
+            }
+          : {}),
       },
       {
         logger: log,
@@ -146,6 +162,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
       registry,
       logger: log,
       trustProxy: config.http.trustProxy,
+      tokens,
       ...(development ? { devTokens: { tokens, ttlSec: config.auth.devTokenTtlSec } } : {}),
       health: () => ({
         ok: state === 'running' && (!o || o.node.pool.workers.length > 0),

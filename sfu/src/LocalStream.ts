@@ -44,6 +44,8 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
   parentNodeId: string | null = null;
   /** The controller's pipe ticket for the current parent: proof, in heartbeats, that the controller placed this edge. */
   parentTicket: string | undefined;
+  /** Bytes received from the current parent since its pipe opened (a child's confirmation, in heartbeats). */
+  bytesFromParent: number | undefined;
   readonly createdAt: number;
   readonly #sources = new Map<MediaKind, types.Producer>();
   /** Viewer sessions; child pipe sessions with the relay each feeds. */

@@ -23,6 +23,16 @@ export interface ViewerServiceOptions {
   streamFor(streamId: string): LocalStream;
   /** A viewer holds its place only if its media transport connects within this time (ms). Default 10000. */
   connectDeadlineMs?: number;
+  /**
+   * Viewers' receipts (what they received, from which node), where this node is the viewers'
+   * endpoint (the origin): every receiptIntervalMs, each to `onReceipt`. Absent: no receipts.
+   */
+  receipts?: {
+    intervalMs: number;
+    /** A viewer session was placed (here or on another node, reached through this endpoint). */
+    onPlaced(session: Session, streamId: string, nodeId: string): void;
+    onReceipt(session: Session, receipt: NodeParams<'viewer.receipt'>): Promise<boolean>;
+  };
 }
 
 interface ViewerState {
@@ -54,6 +64,11 @@ export class ViewerService implements NodeService {
     session.peer
       .handle('stream.watch', (p) => this.#watch(session, p))
       .handle('stream.subscribe', (p) => this.#subscribe(session, p))
+      .handle('viewer.receipt', async (p) => {
+        session.requireRole('viewer');
+        const receipts = this.#options.receipts;
+        return { counted: receipts ? await receipts.onReceipt(session, p) : false };
+      })
       .handle('consumer.resume', async ({ consumerId }) => {
         session.requireRole('viewer');
         const consumer = this.#states.get(session)?.consumers.get(consumerId);
@@ -92,8 +107,14 @@ export class ViewerService implements NodeService {
       ...(p.exclude ? { exclude: p.exclude } : {}),
       ...(p.token ? { token: p.token } : {}),
     });
-    if (placement.nodeId === node.id) return this.#serveReserved(session, p.streamId);
-    return forwardViewer(session, node.control, { streamId: p.streamId, placement, timeoutMs: node.options.signalling.requestTimeoutMs });
+    const receipts = this.#options.receipts;
+    const res =
+      placement.nodeId === node.id
+        ? await this.#serveReserved(session, p.streamId)
+        : await forwardViewer(session, node.control, { streamId: p.streamId, placement, timeoutMs: node.options.signalling.requestTimeoutMs });
+    if (!receipts) return res;
+    receipts.onPlaced(session, p.streamId, res.nodeId);
+    return { ...res, receiptIntervalMs: receipts.intervalMs };
   }
 
   /** Serve a viewer whose place the controller reserved on this node; give the place back if that fails. */

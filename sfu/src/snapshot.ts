@@ -14,6 +14,7 @@ export function nodeSnapshot(node: MediaNode, meter: TrafficMeter): { stats: Nod
       streamId: s.id,
       parentNodeId: s.parentNodeId,
       ...(s.parentTicket ? { pipeTicket: s.parentTicket } : {}),
+      ...(s.bytesFromParent !== undefined ? { bytesFromParent: s.bytesFromParent } : {}),
       depth: s.depth,
       viewers: s.viewerCount,
       children: s.childCount,

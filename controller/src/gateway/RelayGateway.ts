@@ -17,6 +17,7 @@ import {
 } from '@cascade/protocol';
 import { WsEndpoint, type UpgradeRouter } from '@cascade/protocol/node';
 import type { RelayTokens } from '../auth/RelayTokens.js';
+import type { CreditService } from '../credits/CreditService.js';
 import type { TokenService } from '../auth/TokenService.js';
 import type { AssignEvent, TopologyController } from '../TopologyController.js';
 import type { TunnelRouter, NodeLink } from '../tunnels/TunnelRouter.js';
@@ -91,6 +92,7 @@ export class RelayGateway {
   readonly #controller: TopologyController;
   readonly #tokens: TokenService;
   readonly #relayTokens: RelayTokens | undefined;
+  readonly #credits: CreditService | undefined;
   readonly #router: TunnelRouter;
   readonly #options: RelayGatewayOptions;
   readonly #log: Logger;
@@ -107,11 +109,12 @@ export class RelayGateway {
   constructor(
     upgrades: UpgradeRouter,
     options: RelayGatewayOptions,
-    deps: { controller: TopologyController; tokens: TokenService; router: TunnelRouter; logger: Logger; relayTokens?: RelayTokens },
+    deps: { controller: TopologyController; tokens: TokenService; router: TunnelRouter; logger: Logger; relayTokens?: RelayTokens; credits?: CreditService },
   ) {
     this.#controller = deps.controller;
     this.#tokens = deps.tokens;
     this.#relayTokens = deps.relayTokens;
+    this.#credits = deps.credits;
     this.#router = deps.router;
     this.#options = options;
     this.#log = deps.logger.child({ component: 'RelayGateway' });
@@ -223,6 +226,8 @@ export class RelayGateway {
         const record = registered();
         await this.#controller.nodeHeartbeat(record, conn.status, p);
         await this.#router.refreshNode(record.id);
+        // A child relay's word on what its parent sent (credited to the parent's volunteer, along tree edges only).
+        if (record.kind === 'relay') await this.#credits?.childReport(record, p.streams).catch((err) => conn.log.warn({ err }, 'child confirmation not recorded'));
         return {};
       })
       .handle('viewer.place', (p) => {
@@ -263,7 +268,7 @@ export class RelayGateway {
       })
       // Relay tokens are short-lived: renewed over this connection, refused once revoked.
       .handle('node.renewToken', () => {
-        registered();
+        if (registered().kind !== 'relay') throw new CascadeError('CASCADE_ERR_AUTH_FORBIDDEN', 'only relay tokens are renewed here');
         if (!this.#relayTokens || !conn.claims) throw new CascadeError('CASCADE_ERR_PROTOCOL_UNKNOWN_TYPE', 'token renewal is not enabled');
         return this.#relayTokens.renew(conn.claims);
       })

@@ -13,6 +13,8 @@ export interface ApiDeps {
   logger: Logger;
   /** Present in development mode only: lets the demo obtain broadcast tokens by itself. */
   devTokens?: { tokens: TokenService; ttlSec: number };
+  /** Checks operator tokens (Authorization: Bearer …): an operator sees volunteers' addresses in /api/nodes. */
+  tokens?: TokenService;
   health: () => { ok: boolean; detail: Record<string, unknown> };
 }
 
@@ -112,7 +114,10 @@ export function apiRouter(deps: ApiDeps): express.Router {
     });
   });
 
-  r.get('/api/nodes', async (_req, res) => {
+  r.get('/api/nodes', async (req, res) => {
+    // A volunteer's address is its home: only the operator sees it (viewers reach it for media only).
+    const auth = req.headers.authorization ?? '';
+    const operator = !!deps.tokens && auth.startsWith('Bearer ') && (deps.tokens.verify(auth.slice(7), 'operator'), true);
     const nodes = await controller.listNodes();
     res.json({
       nodes: nodes.map((n) => ({
@@ -121,10 +126,9 @@ export function apiRouter(deps: ApiDeps): express.Router {
         volunteer: n.volunteer,
         status: n.status,
         alive: n.alive,
-        // A volunteer's address is its home: the public sees it nowhere (viewers reach it for media only).
-        url: n.volunteer ? null : n.url,
-        mediaIp: n.volunteer ? null : n.mediaIp,
-        mediaPort: n.volunteer ? null : (n.mediaPort ?? null),
+        url: n.volunteer && !operator ? null : n.url,
+        mediaIp: n.volunteer && !operator ? null : n.mediaIp,
+        mediaPort: n.volunteer && !operator ? null : (n.mediaPort ?? null),
         capacity: n.capacity,
         load: n.load,
         stats: n.stats ?? null,

@@ -10,6 +10,7 @@ import {
   ViewerService,
   type ControlPlane,
   type MediaNodeOptions,
+  type ViewerServiceOptions,
 } from '@cascade/sfu';
 import type { UpgradeRouter } from '@cascade/protocol/node';
 import { PublisherService, type PublisherServiceOptions } from './PublisherService.js';
@@ -17,6 +18,8 @@ import { PublisherService, type PublisherServiceOptions } from './PublisherServi
 export interface OriginNodeOptions {
   media: Omit<MediaNodeOptions, 'kind'>;
   publisher: Omit<PublisherServiceOptions, 'iceServers'>;
+  /** Viewers' receipts, where the credits live with this process (see ViewerServiceOptions). */
+  receipts?: ViewerServiceOptions['receipts'];
 }
 
 /** What the origin declares: viewers it serves itself and relay pipes it feeds (K per stream is the placement policy's). */
@@ -82,6 +85,7 @@ export class OriginNode {
       .use(
         new ViewerService(node, {
           iceServers: options.media.iceServers,
+          ...(options.receipts ? { receipts: options.receipts } : {}),
           streamFor: (id) => {
             const s = node.stream(id);
             if (!s) throw new CascadeError('CASCADE_ERR_STREAM_NOT_FOUND', id);

@@ -8,6 +8,7 @@ import {
   Peer,
   RelayNotifications,
   RelayRequests,
+  TokenRenewal,
   TypedEmitter,
   fromWireError,
   webSocketChannel,
@@ -78,6 +79,7 @@ const FATAL = new Set([
   'CASCADE_ERR_AUTH_MISSING_TOKEN',
   'CASCADE_ERR_AUTH_INVALID_TOKEN',
   'CASCADE_ERR_AUTH_EXPIRED_TOKEN',
+  'CASCADE_ERR_AUTH_REVOKED_TOKEN',
   'CASCADE_ERR_AUTH_FORBIDDEN',
   'CASCADE_ERR_RELAY_ALREADY_REGISTERED',
   'CASCADE_ERR_RELAY_UNREACHABLE',
@@ -135,6 +137,8 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
   #lastAnswerAt = 0;
   #maxSilenceMs = Infinity;
   #heartbeatMs: number;
+  /** Keeps the (short-lived) token fresh: the newest one registers after a reconnect. */
+  readonly #renewal: TokenRenewal;
 
   constructor(options: RemoteControlPlaneOptions, deps: { logger: Logger; handlers: RemoteControlHandlers }) {
     super();
@@ -144,6 +148,10 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
     this.#nodeId = options.nodeId;
     this.#heartbeatMs = options.heartbeatIntervalMs;
     this.#policy = options.reconnectPolicy ?? new DefaultReconnectPolicy({ baseDelayMs: 200, maxDelayMs: 2000, maxElapsedMs: Infinity });
+    this.#renewal = new TokenRenewal(() => this.request('node.renewToken', {}));
+    this.#renewal.start(options.token);
+    this.#renewal.on('renewed', (_token, expiresAt) => this.#log.info({ expiresAt: new Date(expiresAt).toISOString() }, 'token renewed'));
+    this.#renewal.on('revoked', (err) => this.#log.error({ code: err.code }, 'the operator revoked this token'));
   }
 
   get nodeId(): string | undefined {
@@ -175,6 +183,7 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#renewal.stop();
     this.#peer?.close(1000, 'node stopping');
     this.#peer = undefined;
     for (const { channel } of this.#hosted.values()) channel.closed(1001, 'CASCADE_ERR_NODE_SHUTTING_DOWN');
@@ -431,7 +440,7 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
     let res: ControlResult<'node.register'>;
     try {
       res = await peer.request('node.register', {
-        token: o.token,
+        token: this.#renewal.token || o.token,
         node: { ...(await o.announcement()), ...(this.#nodeId ? { id: this.#nodeId } : {}) },
         streams: this.#handlers.carried(),
         tunnels: this.#heldTunnels(),
@@ -453,6 +462,7 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
     const ttl = res.nodeTtlMs ?? SILENT_HEARTBEATS * period;
     this.#maxSilenceMs = Math.max(SILENT_HEARTBEATS * period, ttl + period);
     this.safeEmit('registered', res.nodeId, res.ticketPublicKey, period);
+    this.#renewal.start(this.#renewal.token || o.token);
     if (this.#pendingNonce) void this.#ackProbe();
     // A fatal close after registration (probe failed) must stop the loop too.
     return lost.then(() => {
