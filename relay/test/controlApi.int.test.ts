@@ -36,7 +36,7 @@ beforeAll(async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'cascade-key-'));
   const keyFile = path.join(dir, 'ticket.pem');
   writeFileSync(keyFile, key.privateKey);
-  origin = await startServer({ env: { CASCADE_AUTH_TICKET_KEY_FILE: keyFile, CASCADE_TOPOLOGY_PROBE_TIMEOUT_MS: '600' } });
+  origin = await startServer({ env: { CASCADE_AUTH_TICKET_KEY_FILE: keyFile, CASCADE_TOPOLOGY_PROBE_TIMEOUT_MS: '600', CASCADE_TOPOLOGY_REGISTER_TIMEOUT_MS: '1500' } });
 });
 afterAll(async () => {
   await origin?.stop();
@@ -115,6 +115,47 @@ describe('relay registration', () => {
   });
 });
 
+describe('a relay is one relay, honest about what it has', () => {
+  it('a declaration no real relay makes is refused: no upload, more than any link, more viewers than its upload carries', async () => {
+    for (const [bad, what] of [
+      [{ ...capacity, upKbps: 0 }, 'no upload'],
+      [{ ...capacity, upKbps: 50_000_000 }, 'more than any link'],
+      [{ ...capacity, maxViewers: 100_000, upKbps: 1000 }, 'more viewers than its upload carries'],
+    ] as const) {
+      const r = await openRawRelay(origin.url, { token: relayToken(`liar${what.length}`), capacity: bad, answerProbe: false });
+      expect(r.reg, what).toMatchObject({ error: { code: 'CASCADE_ERR_RELAY_INVALID_CAPACITY' } });
+      r.close();
+    }
+  });
+
+  it('one token runs one relay: a second registration under another id is refused while the first lives', async () => {
+    const token = relayToken('twin');
+    const first = await openRawRelay(origin.url, { token, capacity, id: 'twin-a' });
+    expect(first.reg.ok).toBe(true);
+    const second = await openRawRelay(origin.url, { token, capacity, id: 'twin-b', answerProbe: false });
+    expect(second.reg).toMatchObject({ error: { code: 'CASCADE_ERR_RELAY_ALREADY_REGISTERED' } });
+    second.close();
+    first.close();
+  });
+
+  it('a relay the controller drained is still draining when it connects again: reconnecting is no way back in', async () => {
+    const token = relayToken('leaver');
+    const a = await openRawRelay(origin.url, { token, capacity, id: 'leaver-1' });
+    expect(await a.c.request('node.drain', {})).toMatchObject({ ok: true });
+    a.c.ws.terminate();
+    // It comes back at once, as a relay whose connection dropped does, before it was forgotten.
+    const b = await openRawRelay(origin.url, { token, capacity, id: 'leaver-1' });
+    const status = async () => ((await (await fetch(`${origin.url}/api/nodes`)).json()) as { nodes: { id: string; status: string }[] }).nodes.find((n) => n.id === 'leaver-1')?.status;
+    expect(await status()).toBe('draining');
+    b.close();
+  });
+
+  it('a connection that never registers is closed', async () => {
+    const c = await RawClient.open(origin.url, '/control');
+    expect(await c.closed).toMatchObject({ reason: 'CASCADE_ERR_RELAY_NOT_REGISTERED' });
+  });
+});
+
 describe('pulling streams', () => {
   let streamId: string;
   let publisher: RawClient;
@@ -154,12 +195,15 @@ describe('pulling streams', () => {
     c.close();
   });
 
-  it('with a valid ticket the pipe opens and carries the stream\'s producers', async () => {
+  it('with a valid ticket the pipe opens and carries the stream\'s producers; the ticket opens one pipe only', async () => {
     const c = await RawClient.open(origin.url);
     const ticket = signer.pipe({ stream: streamId, node: nodeId, child: 'x', childIp: '127.0.0.1' });
     const res = await pipeOpen(c, ticket);
     expect(res, JSON.stringify(res.error)).toMatchObject({ ok: true, data: { depth: 1, state: "live" } });
     expect((res.data!.producers as unknown[]).length).toBe(1);
+    const again = await RawClient.open(origin.url);
+    expect(await pipeOpen(again, ticket)).toMatchObject({ error: { code: 'CASCADE_ERR_AUTH_INVALID_TOKEN', message: expect.stringContaining('already used') } });
+    again.close();
     c.close();
   });
 
@@ -178,5 +222,24 @@ describe('pulling streams', () => {
     }
     await waitFor(async () => ((await transports()) === baseline ? true : undefined), { what: 'every pipe transport closed' });
     await waitFor(async () => ((await children()) === 0 ? true : undefined), { what: 'no child left counted on the origin' });
+  });
+});
+
+describe('where the operator allows only public addresses (production), a relay announces the one it connects from', () => {
+  let strict: NodeProcess;
+  beforeAll(async () => {
+    strict = await startServer({ env: { CASCADE_TOPOLOGY_RELAY_ADDRESSES: 'public' } });
+  });
+  afterAll(async () => {
+    await strict?.stop();
+  });
+
+  it('a private, a foreign or a named address is refused with RELAY_ADDRESS, before any probe is sent', async () => {
+    for (const mediaIp of ['127.0.0.1', '203.0.113.5', 'relay.example.org']) {
+      const r = await openRawRelay(strict.url, { token: relayToken(`addr${mediaIp.length}`), capacity, mediaIp, answerProbe: false });
+      expect(r.reg, mediaIp).toMatchObject({ error: { code: 'CASCADE_ERR_RELAY_ADDRESS' } });
+      r.close();
+    }
+    expect(strict.logs.some((l) => l.includes('CASCADE_ERR_RELAY_ADDRESS'))).toBe(true);
   });
 });

@@ -71,10 +71,10 @@ describe('HTTP API', () => {
     });
 
     it("does not publish a volunteer's address; dedicated nodes keep theirs", async () => {
-      const nodes = (await getJson<{ nodes: { id: string; volunteer: boolean; url: string | null }[] }>(`${origin.url}/api/nodes`)).body.nodes;
+      const nodes = (await getJson<{ nodes: { id: string; volunteer: boolean; url: string | null; mediaIp: string | null }[] }>(`${origin.url}/api/nodes`)).body.nodes;
       const byId = new Map(nodes.map((n) => [n.id, n]));
-      expect(byId.get('home-relay')).toMatchObject({ volunteer: true, url: null });
-      expect(byId.get('dc-relay')).toMatchObject({ volunteer: false, url: 'http://127.0.0.1:9' });
+      expect(byId.get('home-relay')).toMatchObject({ volunteer: true, url: null, mediaIp: null });
+      expect(byId.get('dc-relay')).toMatchObject({ volunteer: false, mediaIp: '127.0.0.1' });
     });
   });
 });
