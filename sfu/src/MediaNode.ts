@@ -1,6 +1,5 @@
 import { isIPv6 } from 'node:net';
 import type { types } from 'mediasoup';
-import type { WebSocket } from 'ws';
 import {
   CascadeError,
   InvalidStateError,
@@ -9,7 +8,7 @@ import {
   type Logger,
   type StreamState,
 } from '@cascade/protocol';
-import { WsEndpoint, type UpgradeRouter } from '@cascade/protocol/node';
+import { WsEndpoint, type MessageChannelEnd, type UpgradeRouter } from '@cascade/protocol/node';
 import type { ControlPlane } from './ControlPlane.js';
 import { LocalStream } from './LocalStream.js';
 import { loadMediasoup } from './loadMediasoup.js';
@@ -241,7 +240,17 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
     this.observer.safeEmit('close');
   }
 
-  #onConnection(ws: WebSocket, remoteAddress: string): void {
+  /**
+   * Run a session over any message channel (an in-process one from createChannelPair(), for
+   * a server-side client such as WHIP): the same services and limits as a `/ws` connection.
+   * Closed with the node like every session.
+   */
+  attachSession(channel: MessageChannelEnd, remoteAddress: string): Session {
+    if (this.#closed) throw new InvalidStateError('node closed');
+    return this.#onConnection(channel, remoteAddress);
+  }
+
+  #onConnection(ws: MessageChannelEnd, remoteAddress: string): Session {
     const o = this.options.signalling;
     const session = new Session(
       ws,
@@ -267,6 +276,7 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
     for (const s of this.#services) s.attach(session);
     session.log.debug({ remoteAddress }, 'session opened');
     this.observer.safeEmit('newsession', session);
+    return session;
   }
 }
 

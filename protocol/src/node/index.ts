@@ -2,3 +2,4 @@
 export * from './httpUpgrade.js';
 export * from './WsEndpoint.js';
 export { openWebSocket } from './openWebSocket.js';
+export { createChannelPair, type MessageChannelEnd } from './LocalChannel.js';
