@@ -48,10 +48,18 @@ export const ErrorCodes = {
   // Control plane.
   CASCADE_ERR_STORE_UNAVAILABLE: { status: 503, message: 'topology store unavailable' },
   CASCADE_ERR_CONTROLLER_UNAVAILABLE: { status: 503, message: 'controller unavailable' },
+  // SDP offers (WHIP, WHEP).
+  CASCADE_ERR_SDP_INVALID: { status: 400, message: 'body is not a usable SDP offer' },
+  CASCADE_ERR_SDP_UNSUPPORTED: { status: 406, message: 'offer asks for media Cascade cannot take' },
   // Configuration.
   CASCADE_ERR_CONFIG_INVALID: { status: 500, message: 'invalid configuration' },
   // HTTP.
   CASCADE_ERR_HTTP_NOT_FOUND: { status: 404, message: 'no such route' },
+  CASCADE_ERR_HTTP_SESSION_NOT_FOUND: { status: 404, message: 'no such WHIP/WHEP session' },
+  CASCADE_ERR_HTTP_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed here' },
+  CASCADE_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'unsupported Content-Type' },
+  CASCADE_ERR_HTTP_PRECONDITION_FAILED: { status: 412, message: 'If-Match does not match the current ICE session' },
+  CASCADE_ERR_HTTP_PRECONDITION_REQUIRED: { status: 428, message: 'If-Match is required' },
   // Client side (never sent by a server).
   CASCADE_ERR_CLIENT_CONNECTION: { status: 503, message: 'cannot reach the server' },
   CASCADE_ERR_CLIENT_TIMEOUT: { status: 504, message: 'request timed out' },
