@@ -118,6 +118,15 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    whip: Type.Object(
+      {
+        /** Accept WHIP broadcasters (OBS, GStreamer, browsers) on POST /whip of the origin. */
+        enabled: Type.Boolean({ default: true, description: 'Accept WHIP broadcasters (OBS, GStreamer, browsers) on POST /whip of the origin.' }),
+        /** A WHIP broadcaster whose transport receives nothing this long counts as disconnected. */
+        idleTimeoutMs: Ms(10000, 1000, 'A WHIP broadcaster whose media stops this long counts as disconnected: its stream waits origin.reconnectGraceMs for a new POST'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     topology: Type.Object(
       {
         /** K: child relays per node per stream, the origin included. */

@@ -19,7 +19,9 @@ import {
 import { registerNodeMetrics } from '@cascade/sfu';
 import { apiRouter, errorHandler } from './http/api.js';
 import { webDemoRouter } from './http/webDemo.js';
+import { whipRouter } from './http/whip.js';
 import { OriginNode } from './origin/OriginNode.js';
+import { WhipService } from './whip/WhipService.js';
 
 export interface CascadeServer {
   /** Base URL this process listens on (http://host:port). */
@@ -151,6 +153,14 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
     registerNodeMetrics(registry, origin.node, origin.meter);
   }
 
+  let whip: WhipService | undefined;
+  if (origin && config.whip.enabled) {
+    whip = new WhipService(origin.node, { idleTimeoutMs: config.whip.idleTimeoutMs, requestTimeoutMs: config.signalling.requestTimeoutMs }, { tokens, logger: log });
+    const w = whip;
+    new Gauge({ name: 'cascade_whip_sessions', help: 'WHIP broadcasters connected to this origin', registers: [registry], collect() { this.set(w.sessionCount); } });
+    app.use(whipRouter(whip, { iceServers: config.iceServers, maxBodyBytes: config.signalling.maxMessageBytes }, { logger: log }));
+  }
+
   let state: 'running' | 'closing' | 'closed' = 'running';
   app.use(
     apiRouter({
@@ -188,6 +198,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
       if (state !== 'running') return;
       state = 'closing';
       await gateway?.close();
+      whip?.close();
       await origin?.close();
       controller.close();
       server.closeAllConnections();

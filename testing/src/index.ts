@@ -9,3 +9,5 @@ export * from './broadcaster.js';
 export * from './netns.js';
 export * from './vp8.js';
 export * from './weriftGlobals.js';
+export * from './whipClient.js';
+export * from './whipBrowser.js';
