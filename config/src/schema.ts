@@ -127,6 +127,15 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    rtpIngest: Type.Object(
+      {
+        /** Hand out plain RTP ports (POST /ingest/rtp, `cascade ingest`). Off: plain RTP is unencrypted and a port belongs to whoever sends to it first. */
+        enabled: Type.Boolean({ default: false, description: 'Hand out plain RTP ports for ffmpeg and encoders without WebRTC (POST /ingest/rtp, `cascade ingest`). Off by default: plain RTP is unencrypted and a port belongs to whoever sends to it first; enable it on networks you trust.' }),
+        /** Time the sender has to start sending once it has its ports. */
+        startTimeoutMs: Ms(60000, 1000, 'Time an RTP sender has to start once it has its ports; then, as for WHIP, whip.idleTimeoutMs of silence counts as the broadcaster lost'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     topology: Type.Object(
       {
         /** K: child relays per node per stream, the origin included. */

@@ -19,7 +19,9 @@ import {
 import { registerNodeMetrics } from '@cascade/sfu';
 import { apiRouter, errorHandler } from './http/api.js';
 import { webDemoRouter } from './http/webDemo.js';
+import { rtpIngestRouter } from './http/rtpIngest.js';
 import { whipRouter } from './http/whip.js';
+import { RtpIngestService } from './ingest/RtpIngestService.js';
 import { OriginNode } from './origin/OriginNode.js';
 import { WhipService } from './whip/WhipService.js';
 
@@ -157,9 +159,18 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
   if (origin && config.whip.enabled) {
     whip = new WhipService(origin.node, { idleTimeoutMs: config.whip.idleTimeoutMs, requestTimeoutMs: config.signalling.requestTimeoutMs }, { tokens, logger: log });
     const w = whip;
-    new Gauge({ name: 'cascade_whip_sessions', help: 'WHIP broadcasters connected to this origin', registers: [registry], collect() { this.set(w.sessionCount); } });
+    new Gauge({ name: 'cascade_whip_sessions', help: 'WHIP broadcasters connected to this origin', registers: [registry], collect() { this.set(w.sessions.size); } });
     app.use(whipRouter(whip, { iceServers: config.iceServers, maxBodyBytes: config.signalling.maxMessageBytes }, { logger: log }));
   }
+  let rtpIngest: RtpIngestService | undefined;
+  if (origin && config.rtpIngest.enabled) {
+    rtpIngest = new RtpIngestService(
+      origin.node,
+      { idleTimeoutMs: config.whip.idleTimeoutMs, startTimeoutMs: config.rtpIngest.startTimeoutMs, requestTimeoutMs: config.signalling.requestTimeoutMs },
+      { tokens, logger: log },
+    );
+  }
+  if (origin) app.use(rtpIngestRouter(rtpIngest, { logger: log }));
 
   let state: 'running' | 'closing' | 'closed' = 'running';
   app.use(
@@ -199,6 +210,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
       state = 'closing';
       await gateway?.close();
       whip?.close();
+      rtpIngest?.close();
       await origin?.close();
       controller.close();
       server.closeAllConnections();

@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 /**
  * Operator commands. `cascade token relay --sub alice [--volunteer] [--ttl 30d]` prints a
- * relay token signed with the deployment secret (auth.secret / CASCADE_AUTH_SECRET).
+ * relay token signed with the deployment secret (auth.secret / CASCADE_AUTH_SECRET);
+ * `cascade ingest --url … --token …` asks an origin for plain RTP ports and prints (or runs)
+ * the ffmpeg command that goes live through them.
  */
 import { parseArgs } from 'node:util';
+import { runIngest } from './ingest/ingestCommand.js';
 import { loadConfig } from '@cascade/config';
 import { TokenService } from '@cascade/controller';
 import type { TokenScope } from '@cascade/protocol';
@@ -12,8 +15,12 @@ const USAGE = `usage:
   cascade token relay     --sub <name> [--volunteer] [--ttl <duration>]
   cascade token broadcast --sub <name> [--stream <id>] [--ttl <duration>]
   cascade token watch     --sub <name> [--stream <id>] [--ttl <duration>]
+  cascade ingest --url <origin> --token <broadcast token> [--video vp8|h264|none] [--no-audio]
+                 [--title <text>] [--input <file> [--loop]]
 The secret comes from the config (CASCADE_AUTH_SECRET or --config file).
-Durations: 3600, 90m, 12h, 30d (default 30d for relays, 12h otherwise).`;
+Durations: 3600, 90m, 12h, 30d (default 30d for relays, 12h otherwise).
+ingest prints the ffmpeg command (and an SDP) that sends to the ports the origin hands out;
+with --input it runs ffmpeg on that file itself and ends the stream when ffmpeg stops.`;
 
 function seconds(d: string): number {
   const m = /^(\d+)([smhd]?)$/.exec(d);
@@ -38,6 +45,13 @@ function parseCommandLine() {
         ttl: { type: 'string' },
         config: { type: 'string', short: 'c' },
         help: { type: 'boolean', short: 'h' },
+        url: { type: 'string' },
+        token: { type: 'string' },
+        video: { type: 'string' },
+        'no-audio': { type: 'boolean', default: false },
+        title: { type: 'string' },
+        input: { type: 'string' },
+        loop: { type: 'boolean', default: false },
       },
     });
   } catch (err) {
@@ -53,6 +67,24 @@ const [command, scope] = positionals;
 if (values.help) {
   console.log(USAGE);
   process.exit(0);
+}
+if (command === 'ingest') {
+  if (positionals.length > 1) usageError(`unexpected argument '${positionals[1]}'`);
+  if (!values.url) usageError('--url <origin> is required');
+  if (!values.token) usageError('--token <broadcast token> is required');
+  const video = (values.video ?? 'vp8').toLowerCase();
+  if (!['vp8', 'h264', 'none'].includes(video)) usageError(`--video is vp8, h264 or none, not '${values.video}'`);
+  process.exit(
+    await runIngest({
+      url: values.url,
+      token: values.token,
+      video: video as 'vp8' | 'h264' | 'none',
+      audio: !values['no-audio'],
+      ...(values.title ? { title: values.title } : {}),
+      ...(values.input ? { input: values.input } : {}),
+      loop: values.loop ?? false,
+    }),
+  );
 }
 if (command !== 'token') usageError(command === undefined ? 'no command given' : `unknown command '${command}'`);
 if (!['relay', 'broadcast', 'watch'].includes(scope ?? '')) usageError(scope === undefined ? 'token for what? (relay, broadcast or watch)' : `unknown token kind '${scope}'`);

@@ -104,7 +104,7 @@ describe('a broadcaster that comes back', () => {
     await framesGrow(v, 10);
     await first.stop(); // no DELETE: a crash or a network loss
     await waitFor(async () => (await streamState('whipcomeback1')) === 'reconnecting', { what: 'the stream to wait for its broadcaster' });
-    expect(origin.logs.join('\n')).toContain('WHIP broadcaster lost');
+    expect(origin.logs.some((l) => l.includes('broadcaster lost') && l.includes('whipcomeback1'))).toBe(true);
     const second = await publish(token);
     expect(second.response.status).toBe(201);
     expect(second.streamId).toBe('whipcomeback1');
@@ -211,6 +211,12 @@ describe('bad requests get coded refusals while a stream flows', () => {
     expect(r.body).toMatch(/^a=ice-ufrag:\S+\r?$/m);
     expect(r.headers.get('etag')).not.toBe(p.response.headers.get('etag'));
     expect((await p.delete()).status).toBe(200);
+  });
+
+  it('plain RTP ingest is off unless the operator enables it', async () => {
+    const res = await fetch(`${origin.url}/ingest/rtp`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${broadcastToken('x')}` }, body: '{}' });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ code: 'CASCADE_ERR_HTTP_NOT_FOUND', message: expect.stringContaining('rtpIngest.enabled') });
   });
 
   it('a CORS preflight from another site is answered', async () => {

@@ -48,7 +48,7 @@ export function whipRouter(whip: WhipService, options: WhipRouterOptions, deps: 
   });
 
   r.patch('/whip/:id', textBody(FRAGMENT, options.maxBodyBytes), async (req, res) => {
-    const session = whip.session(String(req.params.id), bearerToken(req));
+    const session = whip.sessions.owned(String(req.params.id), bearerToken(req));
     const ifMatch = req.get('if-match');
     if (!ifMatch) throw new CascadeError('CASCADE_ERR_HTTP_PRECONDITION_REQUIRED');
     // Malformed fragments are refused (400) whatever they were meant for.
@@ -71,7 +71,7 @@ export function whipRouter(whip: WhipService, options: WhipRouterOptions, deps: 
   });
 
   r.delete('/whip/:id', async (req, res) => {
-    const session = whip.session(String(req.params.id), bearerToken(req));
+    const session = whip.sessions.owned(String(req.params.id), bearerToken(req));
     await session.unpublish();
     log.info({ whipId: session.id, streamId: session.streamId }, 'WHIP session deleted');
     res.status(200).end();
