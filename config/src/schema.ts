@@ -136,6 +136,18 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    recording: Type.Object(
+      {
+        /** Let broadcasters record their streams on the origin (needs ffmpeg). */
+        enabled: Type.Boolean({ default: false, description: 'Let broadcasters record their streams on the origin (POST /api/streams/<id>/recording, WHIP ?record=1); needs ffmpeg. Off: nothing is recorded.' }),
+        dir: Type.String({ default: 'recordings', description: 'Folder of the recordings (relative to the working directory), one media file and one .json description each.' }),
+        maxBytes: Type.Integer({ minimum: 1024, default: 2 * 1024 ** 3, description: 'A recording stops at this size, bytes.' }),
+        maxDurationMs: Ms(4 * 3600_000, 1000, 'A recording stops after this long'),
+        minFreeBytes: Type.Integer({ minimum: 0, default: 256 * 1024 ** 2, description: 'Recordings stop when their disk has less free space than this, bytes (the live stream goes on).' }),
+        retentionMs: Ms(7 * 24 * 3600_000, 0, 'Recordings that ended longer ago than this are deleted; 0 keeps them'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     topology: Type.Object(
       {
         /** K: child relays per node per stream, the origin included. */

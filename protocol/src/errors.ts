@@ -51,6 +51,9 @@ export const ErrorCodes = {
   // SDP offers (WHIP, WHEP).
   CASCADE_ERR_SDP_INVALID: { status: 400, message: 'body is not a usable SDP offer' },
   CASCADE_ERR_SDP_UNSUPPORTED: { status: 406, message: 'offer asks for media Cascade cannot take' },
+  // Recordings.
+  CASCADE_ERR_RECORDING_NOT_FOUND: { status: 404, message: 'recording not found' },
+  CASCADE_ERR_RECORDING_DISABLED: { status: 403, message: 'recording is not enabled on this deployment' },
   // Configuration.
   CASCADE_ERR_CONFIG_INVALID: { status: 500, message: 'invalid configuration' },
   // HTTP.

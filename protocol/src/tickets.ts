@@ -4,7 +4,8 @@
  * controller with a private key (ES256) so that untrusted relays can verify them with the
  * public key without being able to mint any.
  */
-export type TokenScope = 'broadcast' | 'watch' | 'relay';
+/** `admin`: the operator's own actions over HTTP (deleting anyone's recording). */
+export type TokenScope = 'broadcast' | 'watch' | 'relay' | 'admin';
 
 export interface OperatorTokenClaims {
   scope: TokenScope[];

@@ -19,11 +19,8 @@ import {
 import { registerNodeMetrics } from '@cascade/sfu';
 import { apiRouter, errorHandler } from './http/api.js';
 import { webDemoRouter } from './http/webDemo.js';
-import { rtpIngestRouter } from './http/rtpIngest.js';
-import { whipRouter } from './http/whip.js';
-import { RtpIngestService } from './ingest/RtpIngestService.js';
+import { startMediaFrontEnds } from './mediaFrontEnds.js';
 import { OriginNode } from './origin/OriginNode.js';
-import { WhipService } from './whip/WhipService.js';
 
 export interface CascadeServer {
   /** Base URL this process listens on (http://host:port). */
@@ -154,23 +151,8 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
     );
     registerNodeMetrics(registry, origin.node, origin.meter);
   }
-
-  let whip: WhipService | undefined;
-  if (origin && config.whip.enabled) {
-    whip = new WhipService(origin.node, { idleTimeoutMs: config.whip.idleTimeoutMs, requestTimeoutMs: config.signalling.requestTimeoutMs }, { tokens, logger: log });
-    const w = whip;
-    new Gauge({ name: 'cascade_whip_sessions', help: 'WHIP broadcasters connected to this origin', registers: [registry], collect() { this.set(w.sessions.size); } });
-    app.use(whipRouter(whip, { iceServers: config.iceServers, maxBodyBytes: config.signalling.maxMessageBytes }, { logger: log }));
-  }
-  let rtpIngest: RtpIngestService | undefined;
-  if (origin && config.rtpIngest.enabled) {
-    rtpIngest = new RtpIngestService(
-      origin.node,
-      { idleTimeoutMs: config.whip.idleTimeoutMs, startTimeoutMs: config.rtpIngest.startTimeoutMs, requestTimeoutMs: config.signalling.requestTimeoutMs },
-      { tokens, logger: log },
-    );
-  }
-  if (origin) app.use(rtpIngestRouter(rtpIngest, { logger: log }));
+  // WHIP, plain RTP ingest, recordings: HTTP front ends of the origin's media node.
+  const frontEnds = origin ? await startMediaFrontEnds(config, { app, origin, tokens, registry, logger: log }) : undefined;
 
   let state: 'running' | 'closing' | 'closed' = 'running';
   app.use(
@@ -209,8 +191,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
       if (state !== 'running') return;
       state = 'closing';
       await gateway?.close();
-      whip?.close();
-      rtpIngest?.close();
+      await frontEnds?.close();
       await origin?.close();
       controller.close();
       server.closeAllConnections();

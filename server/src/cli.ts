@@ -15,6 +15,7 @@ const USAGE = `usage:
   cascade token relay     --sub <name> [--volunteer] [--ttl <duration>]
   cascade token broadcast --sub <name> [--stream <id>] [--ttl <duration>]
   cascade token watch     --sub <name> [--stream <id>] [--ttl <duration>]
+  cascade token admin     --sub <name> [--ttl <duration>]   (operator actions: delete any recording)
   cascade ingest --url <origin> --token <broadcast token> [--video vp8|h264|none] [--no-audio]
                  [--title <text>] [--input <file> [--loop]]
 The secret comes from the config (CASCADE_AUTH_SECRET or --config file).
@@ -87,7 +88,7 @@ if (command === 'ingest') {
   );
 }
 if (command !== 'token') usageError(command === undefined ? 'no command given' : `unknown command '${command}'`);
-if (!['relay', 'broadcast', 'watch'].includes(scope ?? '')) usageError(scope === undefined ? 'token for what? (relay, broadcast or watch)' : `unknown token kind '${scope}'`);
+if (!['relay', 'broadcast', 'watch', 'admin'].includes(scope ?? '')) usageError(scope === undefined ? 'token for what? (relay, broadcast, watch or admin)' : `unknown token kind '${scope}'`);
 if (positionals.length > 2) usageError(`unexpected argument '${positionals[2]}'`);
 if (!values.sub) usageError('--sub <name> is required');
 const ttlText = values.ttl ?? (scope === 'relay' ? '30d' : '12h');

@@ -12,6 +12,7 @@ import {
   type StreamState,
   type Watch,
 } from '@cascade/client-sdk';
+import { recordingsPage, replayPage } from './replay.js';
 
 interface DemoState {
   page: string;
@@ -20,6 +21,7 @@ interface DemoState {
   nodeId?: string;
   viewers?: number;
   reconnects: number;
+  recording?: boolean;
   error?: { code: string; message: string };
 }
 const demo: DemoState = { page: document.body.dataset.page ?? '', state: 'init', reconnects: 0 };
@@ -119,7 +121,14 @@ async function broadcastPage(): Promise<void> {
   demo.state = 'ready';
 
   const params = new URLSearchParams(window.location.search);
+  // The operator decides whether streams may be recorded; the broadcaster whether this one is.
+  void fetch('/api/recordings')
+    .then((r) => r.json() as Promise<{ enabled: boolean }>)
+    .then((r) => ($('recordField').hidden = !r.enabled))
+    .catch(() => {});
+  if (params.get('record') === '1') $<HTMLInputElement>('record').checked = true;
   let session: Broadcast | undefined;
+  let usedToken = '';
   goLive.addEventListener('click', async () => {
     goLive.disabled = true;
     $('error').hidden = true;
@@ -127,7 +136,10 @@ async function broadcastPage(): Promise<void> {
     demo.state = 'connecting';
     try {
       const title = ($<HTMLInputElement>('title').value || '').trim();
-      const start = (token: string) => broadcast({ url: origin, token, stream: camera, ...(title ? { title } : {}) });
+      const start = (token: string) => {
+        usedToken = token;
+        return broadcast({ url: origin, token, stream: camera, ...(title ? { title } : {}) });
+      };
       // A token in the URL (?token=…) is used as given; otherwise the development server hands one out.
       const given = params.get('token');
       if (given) {
@@ -165,6 +177,7 @@ async function broadcastPage(): Promise<void> {
     $<HTMLAnchorElement>('watchLink').href = watchUrl;
     $<HTMLAnchorElement>('statusLink').href = `/status/${encodeURIComponent(b.streamId)}`;
     $('copy').addEventListener('click', () => void navigator.clipboard?.writeText(watchUrl));
+    if ($<HTMLInputElement>('record').checked) void startRecording(b.streamId, usedToken);
     b.on(CascadeEvent.Viewers, (n) => {
       demo.viewers = n;
       $('viewers').textContent = String(n);
@@ -191,6 +204,14 @@ async function broadcastPage(): Promise<void> {
     });
   });
   if (params.get('autostart') === '1') goLive.click();
+}
+
+/** Ask the origin to record the stream just started (POST /api/streams/<id>/recording with the broadcast token). */
+async function startRecording(streamId: string, token: string): Promise<void> {
+  const res = await fetch(`/api/streams/${encodeURIComponent(streamId)}/recording`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+  const body = (await res.json().catch(() => ({}))) as { code?: string; message?: string };
+  $('recState').textContent = res.ok ? '● Recording: it will be on the Recordings page.' : `Not recording: ${body.message ?? body.code ?? res.status}`;
+  demo.recording = res.ok;
 }
 
 // ---------------------------------------------------------------- watch
@@ -390,5 +411,12 @@ async function statusPage(): Promise<void> {
   await loop();
 }
 
-const pages: Record<string, () => Promise<void>> = { home, broadcast: broadcastPage, watch: watchPage, status: statusPage };
+const pages: Record<string, () => Promise<void>> = {
+  home,
+  broadcast: broadcastPage,
+  watch: watchPage,
+  status: statusPage,
+  recordings: () => recordingsPage(demo),
+  replay: () => replayPage(demo),
+};
 void pages[demo.page]?.();

@@ -7,6 +7,8 @@ import { CascadeError, type IceServer } from '@cascade/protocol';
 
 /** The response header that names the stream a WHIP POST published to (also exposed to CORS). */
 export const STREAM_ID_HEADER = 'Cascade-Stream-Id';
+/** Whether a recording asked for with the POST runs: started, disabled (by the operator) or failed. */
+export const RECORDING_HEADER = 'Cascade-Recording';
 
 /**
  * CORS for any origin. Safe here: these endpoints authenticate with bearer tokens, never
@@ -18,7 +20,7 @@ export function cors(methods: string[], accept?: { header: 'Accept-Post' | 'Acce
       'Access-Control-Allow-Origin': '*',
       'Access-Control-Allow-Methods': ['OPTIONS', ...methods].join(', '),
       'Access-Control-Allow-Headers': 'Authorization, Content-Type, If-Match',
-      'Access-Control-Expose-Headers': `Location, Link, ETag, Accept-Post, Accept-Patch, ${STREAM_ID_HEADER}`,
+      'Access-Control-Expose-Headers': `Location, Link, ETag, Accept-Post, Accept-Patch, ${STREAM_ID_HEADER}, ${RECORDING_HEADER}`,
       'Access-Control-Max-Age': '600',
     });
     if (accept) res.set(accept.header, accept.type);

@@ -20,7 +20,7 @@ export interface WebDemoOptions {
 
 const escapeAttr = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-/** `/`, `/broadcast`, `/watch/<id>`, `/status/<id>` and their assets. */
+/** `/`, `/broadcast`, `/watch/<id>`, `/status/<id>`, `/recordings`, `/replay/<id>` and their assets. */
 export function webDemoRouter(options: WebDemoOptions = {}): express.Router {
   const root = webDemoRoot();
   const r = express.Router();
@@ -42,6 +42,8 @@ export function webDemoRouter(options: WebDemoOptions = {}): express.Router {
   r.get('/broadcast', page('broadcast.html'));
   r.get('/watch/:id', page('watch.html'));
   r.get('/status/:id', page('status.html'));
+  r.get('/recordings', page('recordings.html'));
+  r.get('/replay/:id', page('replay.html'));
   r.use('/assets', express.static(root, { index: false, maxAge: '5m' }));
   return r;
 }

@@ -1,8 +1,9 @@
 import express from 'express';
 import { CascadeError, toCascadeError, type IceServer, type Logger } from '@cascade/protocol';
 import { parseSdpFragment } from '../sdp/offer.js';
+import type { RecordHook } from '../mediaFrontEnds.js';
 import type { WhipService } from '../whip/WhipService.js';
-import { STREAM_ID_HEADER, bearerToken, cors, iceServerLinks, methodNotAllowed, textBody } from './sdpHttp.js';
+import { RECORDING_HEADER, STREAM_ID_HEADER, bearerToken, cors, iceServerLinks, methodNotAllowed, textBody } from './sdpHttp.js';
 
 export interface WhipRouterOptions {
   iceServers: readonly IceServer[];
@@ -15,14 +16,15 @@ const FRAGMENT = 'application/trickle-ice-sdpfrag';
 /**
  * WHIP (RFC 9725) over HTTP:
  * - `POST /whip` (Content-Type: application/sdp, Authorization: Bearer <broadcast token>,
- *   optional `?title=`): 201, the answer, `Location: /whip/<session>`, `ETag`, ICE servers in
- *   `Link` headers and the stream id in `Cascade-Stream-Id`;
+ *   optional `?title=` and `?record=1`): 201, the answer, `Location: /whip/<session>`, `ETag`,
+ *   ICE servers in `Link` headers, the stream id in `Cascade-Stream-Id` and, when recording was
+ *   asked for, `Cascade-Recording: started|disabled|failed`;
  * - `PATCH /whip/<session>` (application/trickle-ice-sdpfrag): trickled candidates 204 (the
  *   node is ICE-lite: it needs none), `If-Match: *` with new credentials restarts ICE (200);
  * - `DELETE /whip/<session>`: ends the stream (200);
  * - `OPTIONS` for CORS preflights; any other method 405.
  */
-export function whipRouter(whip: WhipService, options: WhipRouterOptions, deps: { logger: Logger }): express.Router {
+export function whipRouter(whip: WhipService, options: WhipRouterOptions, deps: { logger: Logger; record: RecordHook }): express.Router {
   const r = express.Router();
   const links = iceServerLinks(options.iceServers);
   const log = deps.logger.child({ component: 'WhipHttp' });
@@ -40,6 +42,7 @@ export function whipRouter(whip: WhipService, options: WhipRouterOptions, deps: 
     });
     log.info({ whipId: session.id, streamId: session.streamId, remoteAddress: req.socket.remoteAddress }, 'WHIP session created');
     for (const l of links) res.append('Link', l);
+    if (req.query.record === '1' || req.query.record === 'true') res.set(RECORDING_HEADER, await deps.record(session.streamId, session.owner));
     res
       .status(201)
       .set({ Location: `/whip/${session.id}`, ETag: session.etag, [STREAM_ID_HEADER]: session.streamId, 'Cache-Control': 'no-store' })
