@@ -17,7 +17,7 @@ const USAGE = `usage:
   cascade token watch     --sub <name> [--stream <id>] [--ttl <duration>]
   cascade token admin     --sub <name> [--ttl <duration>]   (operator actions: delete any recording)
   cascade ingest --url <origin> --token <broadcast token> [--video vp8|h264|none] [--no-audio]
-                 [--title <text>] [--input <file> [--loop]]
+                 [--title <text>] [--record] [--input <file> [--loop]]
 The secret comes from the config (CASCADE_AUTH_SECRET or --config file).
 Durations: 3600, 90m, 12h, 30d (default 30d for relays, 12h otherwise).
 ingest prints the ffmpeg command (and an SDP) that sends to the ports the origin hands out;
@@ -53,6 +53,7 @@ function parseCommandLine() {
         title: { type: 'string' },
         input: { type: 'string' },
         loop: { type: 'boolean', default: false },
+        record: { type: 'boolean', default: false },
       },
     });
   } catch (err) {
@@ -84,6 +85,7 @@ if (command === 'ingest') {
       ...(values.title ? { title: values.title } : {}),
       ...(values.input ? { input: values.input } : {}),
       loop: values.loop ?? false,
+      record: values.record ?? false,
     }),
   );
 }

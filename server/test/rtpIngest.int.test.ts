@@ -58,11 +58,17 @@ function ffmpegLive(outputArgs: string[]): ChildProcess {
 const streamState = async (id: string) => (await getJson<{ state: string }>(`${origin.url}/api/streams/${id}`)).body.state;
 
 beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'cascade-rtp-'));
   origin = await startServer({
-    env: { CASCADE_RTP_INGEST_ENABLED: 'true', CASCADE_WHIP_IDLE_TIMEOUT_MS: '3000', CASCADE_RTP_INGEST_START_TIMEOUT_MS: '20000' },
+    env: {
+      CASCADE_RTP_INGEST_ENABLED: 'true',
+      CASCADE_WHIP_IDLE_TIMEOUT_MS: '3000',
+      CASCADE_RTP_INGEST_START_TIMEOUT_MS: '20000',
+      CASCADE_RECORDING_ENABLED: 'true',
+      CASCADE_RECORDING_DIR: path.join(dir, 'recordings'),
+    },
   });
   browser = await launchChromium();
-  dir = mkdtempSync(path.join(os.tmpdir(), 'cascade-rtp-'));
 });
 afterAll(async () => {
   for (const p of procs) p.kill('SIGKILL');
@@ -87,13 +93,13 @@ describe('cascade ingest', () => {
     expect(r.stderr).toContain('CASCADE_ERR_AUTH_INVALID_TOKEN');
   });
 
-  it('with --input sends an H.264 file that a Chromium viewer decodes; Ctrl-C ends the stream', async () => {
+  it('with --input sends an H.264 file that a Chromium viewer decodes; Ctrl-C ends the stream; --record leaves an MP4', async () => {
     const file = path.join(dir, 'clip.mp4');
     // prettier-ignore
     const made = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=320x180:rate=15', '-f', 'lavfi', '-i', 'sine=frequency=330',
       '-t', '4', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac', file], { timeout: 60_000 });
     expect(made.status).toBe(0);
-    const cli = spawn(process.execPath, [CLI, 'ingest', '--url', origin.url, '--token', token('filer'), '--video', 'h264', '--input', file, '--loop', '--title', 'From a file'], {
+    const cli = spawn(process.execPath, [CLI, 'ingest', '--url', origin.url, '--token', token('filer'), '--video', 'h264', '--input', file, '--loop', '--title', 'From a file', '--record'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     procs.push(cli);
@@ -111,6 +117,16 @@ describe('cascade ingest', () => {
     expect(code).toBe(0);
     expect(err).toContain(`stream ${streamId} ended`);
     await waitFor(async () => (await demoState(page)).state === 'ended', { what: 'the viewer to read ended' });
+    expect(err).toContain('recording: started');
+    const rec = await waitFor(async () => {
+      const { body } = await getJson<{ recordings: { streamId: string; state: string; file: string; mimeType: string }[] }>(`${origin.url}/api/recordings`);
+      return body.recordings.find((r) => r.streamId === streamId && r.state === 'complete');
+    }, { what: 'the recording to be complete' });
+    expect(rec.mimeType).toBe('video/mp4');
+    const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name:format=duration', '-of', 'json', path.join(dir, 'recordings', rec.file)], { encoding: 'utf8' });
+    const probed = JSON.parse(probe.stdout) as { streams: { codec_name: string }[]; format: { duration: string } };
+    expect(probed.streams.map((s) => s.codec_name).sort()).toEqual(['h264', 'opus']);
+    expect(Number(probed.format.duration)).toBeGreaterThan(3);
   });
 });
 

@@ -213,6 +213,20 @@ describe('bad requests get coded refusals while a stream flows', () => {
     expect((await p.delete()).status).toBe(200);
   });
 
+  it('recording is off unless the operator enables it: the list says so, starting one is refused, WHIP says disabled', async () => {
+    expect((await getJson<{ enabled: boolean; recordings: unknown[] }>(`${origin.url}/api/recordings`)).body).toEqual({ enabled: false, recordings: [] });
+    const res = await fetch(`${origin.url}/api/streams/${live.streamId}/recording`, { method: 'POST', headers: { Authorization: `Bearer ${broadcastToken('bystander')}` } });
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { code: string }).code).toBe('CASCADE_ERR_RECORDING_DISABLED');
+    const p = await publish(broadcastToken('wants-a-recording'));
+    expect(p.response.headers.get('cascade-recording')).toBeNull();
+    const q = await startWeriftWhip(`${endpoint}?record=1`, broadcastToken('wants-a-recording-too'));
+    stops.push(q);
+    expect(q.response.headers.get('cascade-recording')).toBe('disabled');
+    await p.delete();
+    await q.delete();
+  });
+
   it('plain RTP ingest is off unless the operator enables it', async () => {
     const res = await fetch(`${origin.url}/ingest/rtp`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${broadcastToken('x')}` }, body: '{}' });
     expect(res.status).toBe(404);

@@ -11,6 +11,8 @@ export interface IngestCommandOptions {
   /** A file (anything ffmpeg reads) to send; without it the command is only printed. */
   input?: string;
   loop: boolean;
+  /** Ask the origin to record the stream (where the operator allows it). */
+  record: boolean;
 }
 
 interface IngestAnswer {
@@ -20,6 +22,7 @@ interface IngestAnswer {
   ffmpeg: string;
   ffmpegOutputArgs: string[];
   sdp: string;
+  recording?: string;
 }
 
 const say = (line: string) => process.stderr.write(`[cascade ingest] ${line}\n`);
@@ -36,7 +39,7 @@ export async function runIngest(o: IngestCommandOptions): Promise<number> {
     const res = await fetch(`${base}/ingest/rtp`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${o.token}` },
-      body: JSON.stringify({ video: o.video, audio: o.audio, ...(o.title ? { title: o.title } : {}) }),
+      body: JSON.stringify({ video: o.video, audio: o.audio, record: o.record, ...(o.title ? { title: o.title } : {}) }),
     });
     const body = (await res.json().catch(() => ({}))) as Partial<IngestAnswer> & { code?: string; message?: string };
     if (res.status !== 201) {
@@ -49,6 +52,7 @@ export async function runIngest(o: IngestCommandOptions): Promise<number> {
     return 1;
   }
   say(`stream ${answer.streamId} is ready; viewers watch it at ${base}/watch/${answer.streamId}`);
+  if (answer.recording) say(`recording: ${answer.recording}`);
   for (const t of answer.tracks) say(`${t.kind}: ${t.codec} to ${t.ip}:${t.rtpPort} (RTCP ${t.rtcpPort}), payload type ${t.payloadType}, SSRC ${t.ssrc}`);
   const remove = async () => {
     const res = await fetch(`${base}${answer.session}`, { method: 'DELETE', headers: { Authorization: `Bearer ${o.token}` } }).catch(() => undefined);
