@@ -127,6 +127,14 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    whep: Type.Object(
+      {
+        /** Serve WHEP players on POST /whep/<streamId>, placed on the origin or a relay like any viewer. */
+        enabled: Type.Boolean({ default: true, description: 'Serve WHEP players (POST /whep/<streamId>) through the origin, placed on the origin or a relay like any viewer.' }),
+        idleTimeoutMs: Ms(30000, 1000, 'A WHEP player served by the origin that sends nothing (no ICE check, no RTCP) this long is gone'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     rtpIngest: Type.Object(
       {
         /** Hand out plain RTP ports (POST /ingest/rtp, `cascade ingest`). Off: plain RTP is unencrypted and a port belongs to whoever sends to it first. */

@@ -7,10 +7,12 @@ import type { CascadeConfig } from '@cascade/config';
 import type { TokenService } from '@cascade/controller';
 import { recordingsRouter } from './http/recordings.js';
 import { rtpIngestRouter } from './http/rtpIngest.js';
+import { whepRouter } from './http/whep.js';
 import { whipRouter } from './http/whip.js';
 import { RtpIngestService } from './ingest/RtpIngestService.js';
 import type { OriginNode } from './origin/OriginNode.js';
 import { RecordingService } from './recording/RecordingService.js';
+import { WhepService, directOpener } from './whep/WhepService.js';
 import { WhipService } from './whip/WhipService.js';
 
 /** What a broadcaster's "record this" (WHIP ?record=1, RTP ingest `record: true`) does: the answer header's value. */
@@ -18,7 +20,8 @@ export type RecordHook = (streamId: string, owner: string) => Promise<'started' 
 
 /**
  * The origin's HTTP front ends to its media node, each driving the node's own signalling:
- * WHIP ingest, plain RTP ingest, recordings. Mounted on `app` before the API's catch-all.
+ * WHIP ingest, WHEP playback (on this node or, through its signalling, on a relay), plain RTP
+ * ingest, recordings. Mounted on `app` before the API's catch-all.
  */
 export async function startMediaFrontEnds(
   config: Readonly<CascadeConfig>,
@@ -61,11 +64,19 @@ export async function startMediaFrontEnds(
     rtpIngest = new RtpIngestService(node, { idleTimeoutMs: config.whip.idleTimeoutMs, startTimeoutMs: config.rtpIngest.startTimeoutMs, requestTimeoutMs }, { tokens, logger: log });
   }
   app.use(rtpIngestRouter(rtpIngest, { logger: log, record }));
+  let whep: WhepService | undefined;
+  if (config.whep.enabled) {
+    whep = new WhepService(directOpener(node, { timeoutMs: requestTimeoutMs }), { idleTimeoutMs: config.whep.idleTimeoutMs, requestTimeoutMs }, { logger: log });
+    const w = whep;
+    new Gauge({ name: 'cascade_whep_sessions', help: 'WHEP players this origin signals for (served here or on relays)', registers: [registry], collect() { this.set(w.size); } });
+    app.use(whepRouter(whep, { maxBodyBytes: config.signalling.maxMessageBytes }, { logger: log }));
+  }
   app.use(recordingsRouter(recordings, { logger: log, streamOwner }));
 
   return {
     async close() {
       whip?.close();
+      whep?.close();
       rtpIngest?.close();
       await recordings?.close();
     },

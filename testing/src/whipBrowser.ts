@@ -135,3 +135,83 @@ export function watchedVideoCodec(page: Page): Promise<string> {
     return mime;
   });
 }
+
+export interface BrowserWhepPlayer {
+  page: Page;
+  status: number;
+  headers: Record<string, string | null>;
+  body: string;
+  /** Frames the page's <video> decoded so far, and the codec it receives. */
+  video(): Promise<{ frames: number; codec: string; connection: string }>;
+  /** DELETE the session from the page. */
+  delete(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Chromium's RTCPeerConnection as a WHEP player (recvonly audio and video) in a page on
+ * `pageOrigin`: POSTs its offer to `endpoint`, applies the answer, plays into a <video>.
+ */
+export async function startChromiumWhep(browser: Browser, pageOrigin: string, endpoint: string, token?: string): Promise<BrowserWhepPlayer> {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(pageOrigin);
+  const r = await page.evaluate(
+    async ({ endpoint, token }) => {
+      const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+      (window as unknown as { pc: RTCPeerConnection }).pc = pc;
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      const media = new MediaStream();
+      pc.addEventListener('track', (e) => {
+        media.addTrack(e.track);
+        (document.getElementById('video') as HTMLVideoElement).srcObject = media;
+      });
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise<void>((resolve) => {
+        if (pc.iceGatheringState === 'complete') resolve();
+        pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+        setTimeout(resolve, 3000);
+      });
+      const res = await fetch(endpoint, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/sdp', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+        body: pc.localDescription!.sdp,
+      });
+      const body = await res.text();
+      const headers: Record<string, string | null> = {};
+      for (const h of ['location', 'etag', 'link', 'cascade-node-id', 'content-type']) headers[h] = res.headers.get(h);
+      (window as unknown as { whep: { location: string | null } }).whep = { location: res.headers.get('location') };
+      if (res.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: body });
+      return { status: res.status, headers, body };
+    },
+    { endpoint, token },
+  );
+  return {
+    page,
+    status: r.status,
+    headers: r.headers,
+    body: r.body,
+    video: () =>
+      page.evaluate(async () => {
+        const pc = (window as unknown as { pc: RTCPeerConnection }).pc;
+        const stats = (await pc.getStats()) as unknown as Map<string, { type: string; kind?: string; codecId?: string; mimeType?: string; framesDecoded?: number }>;
+        let frames = 0;
+        let codec = '';
+        stats.forEach((s) => {
+          if (s.type === 'inbound-rtp' && s.kind === 'video') {
+            frames += s.framesDecoded ?? 0;
+            if (s.codecId) codec = stats.get(s.codecId)?.mimeType ?? codec;
+          }
+        });
+        return { frames, codec, connection: pc.connectionState };
+      }),
+    delete: () =>
+      page.evaluate(async ({ endpoint }) => {
+        const loc = (window as unknown as { whep: { location: string } }).whep.location;
+        return (await fetch(new URL(loc, endpoint), { method: 'DELETE' })).status;
+      }, { endpoint }),
+    stop: async () => {
+      await page.context().close().catch(() => {});
+    },
+  };
+}

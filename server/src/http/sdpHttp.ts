@@ -9,6 +9,8 @@ import { CascadeError, type IceServer } from '@cascade/protocol';
 export const STREAM_ID_HEADER = 'Cascade-Stream-Id';
 /** Whether a recording asked for with the POST runs: started, disabled (by the operator) or failed. */
 export const RECORDING_HEADER = 'Cascade-Recording';
+/** The node a WHEP viewer was placed on (the origin, or a relay behind the same endpoint). */
+export const NODE_ID_HEADER = 'Cascade-Node-Id';
 
 /**
  * CORS for any origin. Safe here: these endpoints authenticate with bearer tokens, never
@@ -20,7 +22,7 @@ export function cors(methods: string[], accept?: { header: 'Accept-Post' | 'Acce
       'Access-Control-Allow-Origin': '*',
       'Access-Control-Allow-Methods': ['OPTIONS', ...methods].join(', '),
       'Access-Control-Allow-Headers': 'Authorization, Content-Type, If-Match',
-      'Access-Control-Expose-Headers': `Location, Link, ETag, Accept-Post, Accept-Patch, ${STREAM_ID_HEADER}, ${RECORDING_HEADER}`,
+      'Access-Control-Expose-Headers': `Location, Link, ETag, Accept-Post, Accept-Patch, ${STREAM_ID_HEADER}, ${RECORDING_HEADER}, ${NODE_ID_HEADER}`,
       'Access-Control-Max-Age': '600',
     });
     if (accept) res.set(accept.header, accept.type);
