@@ -4,7 +4,7 @@ import type { RtpIngestService } from '../ingest/RtpIngestService.js';
 import type { RecordHook } from '../mediaFrontEnds.js';
 import type { RtpVideoCodec } from '../ingest/RtpIngestSession.js';
 import { ffmpegCommand, ffmpegOutputArgs, senderSdp } from '../ingest/rtpRecipe.js';
-import { bearerToken, methodNotAllowed } from './sdpHttp.js';
+import { bearerToken, logRefusals, methodNotAllowed } from './sdpHttp.js';
 
 const VIDEO: Record<string, RtpVideoCodec | undefined> = { vp8: 'VP8', h264: 'H264', none: undefined };
 
@@ -60,10 +60,6 @@ export function rtpIngestRouter(ingest: RtpIngestService | undefined, deps: { lo
   });
   r.all('/ingest/rtp', methodNotAllowed(['POST']));
   r.all('/ingest/rtp/:id', methodNotAllowed(['DELETE']));
-  r.use(['/ingest/rtp', '/ingest/rtp/:id'], (err: unknown, req: express.Request, _res: express.Response, next: express.NextFunction) => {
-    const e = err as { code?: string; message?: string; type?: string };
-    if (e.type !== 'entity.parse.failed' && e.code !== 'CASCADE_ERR_INTERNAL') log.info({ code: e.code, method: req.method, path: req.path, detail: e.message }, 'RTP ingest request refused');
-    next(err);
-  });
+  r.use(['/ingest/rtp', '/ingest/rtp/:id'], logRefusals(log, 'RTP ingest'));
   return r;
 }

@@ -2,8 +2,12 @@
  * HTTP plumbing shared by WHIP and WHEP: CORS for players and encoders on other sites, bearer
  * tokens, SDP bodies with a size limit and an exact content type, ICE servers as Link headers.
  */
-import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { CascadeError, type IceServer } from '@cascade/protocol';
+import express, { type ErrorRequestHandler, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { CascadeError, toCascadeError, type IceServer, type Logger } from '@cascade/protocol';
+import { parseSdpFragment } from '../sdp/offer.js';
+
+/** The media type of PATCH bodies (RFC 8840). */
+export const FRAGMENT = 'application/trickle-ice-sdpfrag';
 
 /** The response header that names the stream a WHIP POST published to (also exposed to CORS). */
 export const STREAM_ID_HEADER = 'Cascade-Stream-Id';
@@ -81,4 +85,39 @@ export function iceServerLinks(servers: readonly IceServer[]): string[] {
       return link;
     }),
   );
+}
+
+/** What PATCH acts on: a WHIP or WHEP session's ICE. */
+export interface IcePatchable {
+  etag: string;
+  restartIce(): Promise<{ usernameFragment: string; password: string }>;
+}
+
+/**
+ * PATCH on a WHIP/WHEP session (RFC 9725 §4.3): `If-Match: *` with new credentials restarts
+ * ICE (200, the node's new credentials, a new ETag); the current ETag with candidates is
+ * trickle (204: an ICE-lite node answers the client's checks wherever they come from);
+ * no If-Match 428, a stale one 412, a malformed fragment 400.
+ */
+export async function patchIce(session: IcePatchable, req: Request, res: Response): Promise<void> {
+  const ifMatch = req.get('if-match')?.trim();
+  if (!ifMatch) throw new CascadeError('CASCADE_ERR_HTTP_PRECONDITION_REQUIRED');
+  const fragment = parseSdpFragment(req.body as string);
+  if (ifMatch === '*') {
+    if (!fragment.usernameFragment || !fragment.password) throw new CascadeError('CASCADE_ERR_SDP_INVALID', 'an ICE restart carries a=ice-ufrag and a=ice-pwd');
+    const ice = await session.restartIce();
+    res.status(200).set('ETag', session.etag).type(FRAGMENT).send(`a=ice-lite\r\na=ice-ufrag:${ice.usernameFragment}\r\na=ice-pwd:${ice.password}\r\n`);
+    return;
+  }
+  if (ifMatch !== session.etag) throw new CascadeError('CASCADE_ERR_HTTP_PRECONDITION_FAILED', `current is ${session.etag}`);
+  res.status(204).end();
+}
+
+/** Log every refusal with its code (misconfigured encoders and players are the usual cause), then let the error handler answer. */
+export function logRefusals(log: Logger, what: string): ErrorRequestHandler {
+  return (err: unknown, req: Request, _res: Response, next: NextFunction) => {
+    const e = toCascadeError(err);
+    if (e.code !== 'CASCADE_ERR_INTERNAL') log.info({ code: e.code, method: req.method, path: req.path, remoteAddress: req.socket.remoteAddress, detail: e.message }, `${what} request refused`);
+    next(err);
+  };
 }

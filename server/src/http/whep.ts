@@ -1,10 +1,7 @@
 import express from 'express';
-import { CascadeError, StreamId, isValid, toCascadeError, type Logger } from '@cascade/protocol';
-import { parseSdpFragment } from '../sdp/offer.js';
+import { CascadeError, StreamId, isValid, type Logger } from '@cascade/protocol';
 import type { WhepService } from '../whep/WhepService.js';
-import { NODE_ID_HEADER, bearerToken, cors, iceServerLinks, methodNotAllowed, textBody } from './sdpHttp.js';
-
-const FRAGMENT = 'application/trickle-ice-sdpfrag';
+import { FRAGMENT, NODE_ID_HEADER, bearerToken, cors, iceServerLinks, logRefusals, methodNotAllowed, patchIce, textBody } from './sdpHttp.js';
 
 /**
  * WHEP playback over HTTP, on the deployment's public endpoint whichever node serves:
@@ -39,19 +36,7 @@ export function whepRouter(whep: WhepService, options: { maxBodyBytes: number },
   });
 
   r.patch('/whep/:streamId/:id', textBody(FRAGMENT, options.maxBodyBytes), async (req, res) => {
-    const session = whep.session(streamId(req), String(req.params.id));
-    const ifMatch = req.get('if-match')?.trim();
-    if (!ifMatch) throw new CascadeError('CASCADE_ERR_HTTP_PRECONDITION_REQUIRED');
-    const fragment = parseSdpFragment(req.body as string);
-    if (ifMatch === '*') {
-      if (!fragment.usernameFragment || !fragment.password) throw new CascadeError('CASCADE_ERR_SDP_INVALID', 'an ICE restart carries a=ice-ufrag and a=ice-pwd');
-      const ice = await session.restartIce();
-      res.status(200).set('ETag', session.etag).type(FRAGMENT).send(`a=ice-lite\r\na=ice-ufrag:${ice.usernameFragment}\r\na=ice-pwd:${ice.password}\r\n`);
-      return;
-    }
-    if (ifMatch !== session.etag) throw new CascadeError('CASCADE_ERR_HTTP_PRECONDITION_FAILED', `current is ${session.etag}`);
-    // Trickled candidates: the serving node is ICE-lite and answers the player's checks wherever they come from.
-    res.status(204).end();
+    await patchIce(whep.session(streamId(req), String(req.params.id)), req, res);
   });
 
   r.delete('/whep/:streamId/:id', (req, res) => {
@@ -61,10 +46,6 @@ export function whepRouter(whep: WhepService, options: { maxBodyBytes: number },
 
   r.all('/whep/:streamId', methodNotAllowed(['POST']));
   r.all('/whep/:streamId/:id', methodNotAllowed(['PATCH', 'DELETE']));
-  r.use(['/whep/:streamId', '/whep/:streamId/:id'], (err: unknown, req: express.Request, _res: express.Response, next: express.NextFunction) => {
-    const e = toCascadeError(err);
-    if (e.code !== 'CASCADE_ERR_INTERNAL') log.info({ code: e.code, method: req.method, path: req.path, remoteAddress: req.socket.remoteAddress, detail: e.message }, 'WHEP request refused');
-    next(err);
-  });
+  r.use(['/whep/:streamId', '/whep/:streamId/:id'], logRefusals(log, 'WHEP'));
   return r;
 }

@@ -1,17 +1,14 @@
 import express from 'express';
-import { CascadeError, toCascadeError, type IceServer, type Logger } from '@cascade/protocol';
-import { parseSdpFragment } from '../sdp/offer.js';
+import type { IceServer, Logger } from '@cascade/protocol';
 import type { RecordHook } from '../mediaFrontEnds.js';
 import type { WhipService } from '../whip/WhipService.js';
-import { RECORDING_HEADER, STREAM_ID_HEADER, bearerToken, cors, iceServerLinks, methodNotAllowed, textBody } from './sdpHttp.js';
+import { FRAGMENT, RECORDING_HEADER, STREAM_ID_HEADER, bearerToken, cors, iceServerLinks, logRefusals, methodNotAllowed, patchIce, textBody } from './sdpHttp.js';
 
 export interface WhipRouterOptions {
   iceServers: readonly IceServer[];
   /** Largest SDP body accepted, bytes. */
   maxBodyBytes: number;
 }
-
-const FRAGMENT = 'application/trickle-ice-sdpfrag';
 
 /**
  * WHIP (RFC 9725) over HTTP:
@@ -51,26 +48,7 @@ export function whipRouter(whip: WhipService, options: WhipRouterOptions, deps: 
   });
 
   r.patch('/whip/:id', textBody(FRAGMENT, options.maxBodyBytes), async (req, res) => {
-    const session = whip.sessions.owned(String(req.params.id), bearerToken(req));
-    const ifMatch = req.get('if-match');
-    if (!ifMatch) throw new CascadeError('CASCADE_ERR_HTTP_PRECONDITION_REQUIRED');
-    // Malformed fragments are refused (400) whatever they were meant for.
-    const fragment = parseSdpFragment(req.body as string);
-    if (ifMatch.trim() === '*') {
-      if (!fragment.usernameFragment || !fragment.password) throw new CascadeError('CASCADE_ERR_SDP_INVALID', 'an ICE restart carries a=ice-ufrag and a=ice-pwd');
-      const ice = await session.restartIce();
-      res
-        .status(200)
-        .set('ETag', session.etag)
-        .type(FRAGMENT)
-        .send(`a=ice-lite\r\na=ice-ufrag:${ice.usernameFragment}\r\na=ice-pwd:${ice.password}\r\n`);
-      return;
-    }
-    if (ifMatch.trim() !== session.etag) {
-      throw new CascadeError('CASCADE_ERR_HTTP_PRECONDITION_FAILED', `current is ${session.etag}`);
-    }
-    // Trickled candidates: an ICE-lite node answers the client's checks wherever they come from.
-    res.status(204).end();
+    await patchIce(whip.sessions.owned(String(req.params.id), bearerToken(req)), req, res);
   });
 
   r.delete('/whip/:id', async (req, res) => {
@@ -82,11 +60,6 @@ export function whipRouter(whip: WhipService, options: WhipRouterOptions, deps: 
 
   r.all('/whip', methodNotAllowed(['POST']));
   r.all('/whip/:id', methodNotAllowed(['PATCH', 'DELETE']));
-  // Every refusal is logged with its code (broadcasters' misconfigured encoders are the usual cause).
-  r.use(['/whip', '/whip/:id'], (err: unknown, req: express.Request, _res: express.Response, next: express.NextFunction) => {
-    const e = toCascadeError(err);
-    if (e.code !== 'CASCADE_ERR_INTERNAL') log.info({ code: e.code, method: req.method, path: req.path, remoteAddress: req.socket.remoteAddress, detail: e.message }, 'WHIP request refused');
-    next(err);
-  });
+  r.use(['/whip', '/whip/:id'], logRefusals(log, 'WHIP'));
   return r;
 }
