@@ -180,6 +180,44 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    whip: Type.Object(
+      {
+        /** Accept WHIP broadcasters (OBS, GStreamer, browsers) on POST /whip of the origin. */
+        enabled: Type.Boolean({ default: true, description: 'Accept WHIP broadcasters (OBS, GStreamer, browsers) on POST /whip of the origin.' }),
+        /** A WHIP broadcaster whose transport receives nothing this long counts as disconnected. */
+        idleTimeoutMs: Ms(10000, 1000, 'A WHIP broadcaster whose media stops this long counts as disconnected: its stream waits origin.reconnectGraceMs for a new POST'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    whep: Type.Object(
+      {
+        /** Serve WHEP players on POST /whep/<streamId>, placed on the origin or a relay like any viewer. */
+        enabled: Type.Boolean({ default: true, description: 'Serve WHEP players (POST /whep/<streamId>) through the origin, placed on the origin or a relay like any viewer.' }),
+        idleTimeoutMs: Ms(30000, 1000, 'A WHEP player served by the origin that sends nothing (no ICE check, no RTCP) this long is gone'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    rtpIngest: Type.Object(
+      {
+        /** Hand out plain RTP ports (POST /ingest/rtp, `cascade ingest`). Off: plain RTP is unencrypted and a port belongs to whoever sends to it first. */
+        enabled: Type.Boolean({ default: false, description: 'Hand out plain RTP ports for ffmpeg and encoders without WebRTC (POST /ingest/rtp, `cascade ingest`). Off by default: plain RTP is unencrypted and a port belongs to whoever sends to it first; enable it on networks you trust.' }),
+        /** Time the sender has to start sending once it has its ports. */
+        startTimeoutMs: Ms(60000, 1000, 'Time an RTP sender has to start once it has its ports; then, as for WHIP, whip.idleTimeoutMs of silence counts as the broadcaster lost'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    recording: Type.Object(
+      {
+        /** Let broadcasters record their streams on the origin (needs ffmpeg). */
+        enabled: Type.Boolean({ default: false, description: 'Let broadcasters record their streams on the origin (POST /api/streams/<id>/recording, WHIP ?record=1); needs ffmpeg. Off: nothing is recorded.' }),
+        dir: Type.String({ default: 'recordings', description: 'Folder of the recordings (relative to the working directory), one media file and one .json description each.' }),
+        maxBytes: Type.Integer({ minimum: 1024, default: 2 * 1024 ** 3, description: 'A recording stops at this size, bytes.' }),
+        maxDurationMs: Ms(4 * 3600_000, 1000, 'A recording stops after this long'),
+        minFreeBytes: Type.Integer({ minimum: 0, default: 256 * 1024 ** 2, description: 'Recordings stop when their disk has less free space than this, bytes (the live stream goes on).' }),
+        retentionMs: Ms(7 * 24 * 3600_000, 0, 'Recordings that ended longer ago than this are deleted; 0 keeps them'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     topology: Type.Object(
       {
         /** K: child relays per node per stream, the origin included. */

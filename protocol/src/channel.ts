@@ -20,6 +20,7 @@ export interface MessageChannel extends MessageSocket {
 }
 
 export const CHANNEL_OPEN = 1;
+export const CHANNEL_CLOSING = 2;
 export const CHANNEL_CLOSED = 3;
 
 /** The part of a WebSocket (the browser's or `ws`'s) the adapter uses. */
@@ -86,15 +87,20 @@ export class ManualChannel implements MessageChannel {
     this.#closeListeners.push(listener);
   }
 
-  /** A frame from the far side. */
+  /** A frame from the far side (still read while closing: it was sent before the close). */
   deliver(data: unknown): void {
-    if (this.#state !== CHANNEL_OPEN) return;
+    if (this.#state === CHANNEL_CLOSED) return;
     for (const l of this.#messageListeners) l(data);
+  }
+
+  /** The far side is closing: nothing more may be sent, what it sent before still arrives. */
+  closing(): void {
+    if (this.#state === CHANNEL_OPEN) this.#state = CHANNEL_CLOSING;
   }
 
   /** The far side closed (or the path to it is gone for good). Idempotent. */
   closed(code: number, reason: string): void {
-    if (this.#state !== CHANNEL_OPEN) return;
+    if (this.#state === CHANNEL_CLOSED) return;
     this.#state = CHANNEL_CLOSED;
     this.#emitClose(code, reason);
   }
@@ -106,15 +112,20 @@ export class ManualChannel implements MessageChannel {
   }
 }
 
-/** Two channels connected in process (frames are delivered asynchronously, as on a socket). */
+/**
+ * Two channels connected in process, for a server-side client (WHIP, WHEP) speaking to a node in
+ * its own process: frames arrive asynchronously and in order, as on a socket; closing either end
+ * closes both, once, after the frames sent before the close.
+ */
 export function channelPair(): [ManualChannel, ManualChannel] {
-  const a: ManualChannel = new ManualChannel(
-    (data) => queueMicrotask(() => b.deliver(data)),
-    (code, reason) => queueMicrotask(() => b.closed(code, reason)),
-  );
-  const b: ManualChannel = new ManualChannel(
-    (data) => queueMicrotask(() => a.deliver(data)),
-    (code, reason) => queueMicrotask(() => a.closed(code, reason)),
-  );
+  const wire = (to: () => ManualChannel) => [
+    (data: string) => queueMicrotask(() => to().deliver(data)),
+    (code: number, reason: string) => {
+      to().closing();
+      queueMicrotask(() => to().closed(code, reason));
+    },
+  ] as const;
+  const a: ManualChannel = new ManualChannel(...wire(() => b));
+  const b: ManualChannel = new ManualChannel(...wire(() => a));
   return [a, b];
 }

@@ -73,6 +73,12 @@ export const ErrorCodes = {
   // Control plane.
   CASCADE_ERR_STORE_UNAVAILABLE: { status: 503, message: 'topology store unavailable' },
   CASCADE_ERR_CONTROLLER_UNAVAILABLE: { status: 503, message: 'controller unavailable' },
+  // SDP offers (WHIP, WHEP).
+  CASCADE_ERR_SDP_INVALID: { status: 400, message: 'body is not a usable SDP offer' },
+  CASCADE_ERR_SDP_UNSUPPORTED: { status: 406, message: 'offer asks for media Cascade cannot take' },
+  // Recordings.
+  CASCADE_ERR_RECORDING_NOT_FOUND: { status: 404, message: 'recording not found' },
+  CASCADE_ERR_RECORDING_DISABLED: { status: 403, message: 'recording is not enabled on this deployment' },
   // Configuration.
   CASCADE_ERR_CONFIG_INVALID: { status: 500, message: 'invalid configuration' },
   // HTTP.
@@ -80,6 +86,11 @@ export const ErrorCodes = {
   CASCADE_ERR_HTTP_BAD_REQUEST: { status: 400, message: 'malformed HTTP request' },
   CASCADE_ERR_HTTP_TIMEOUT: { status: 408, message: 'request not received in time' },
   CASCADE_ERR_HTTP_TOO_MANY_CONNECTIONS: { status: 429, message: 'too many connections from this address' },
+  CASCADE_ERR_HTTP_SESSION_NOT_FOUND: { status: 404, message: 'no such WHIP/WHEP session' },
+  CASCADE_ERR_HTTP_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed here' },
+  CASCADE_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'unsupported Content-Type' },
+  CASCADE_ERR_HTTP_PRECONDITION_FAILED: { status: 412, message: 'If-Match does not match the current ICE session' },
+  CASCADE_ERR_HTTP_PRECONDITION_REQUIRED: { status: 428, message: 'If-Match is required' },
   // Client side (never sent by a server).
   CASCADE_ERR_CLIENT_CONNECTION: { status: 503, message: 'cannot reach the server' },
   CASCADE_ERR_CLIENT_TIMEOUT: { status: 504, message: 'request timed out' },

@@ -286,7 +286,16 @@ export const NodeRequests = {
     }),
   ),
   'transport.create': req(
-    Type.Object({ direction: Type.Union([Type.Literal('send'), Type.Literal('recv')]) }),
+    Type.Object({
+      direction: Type.Union([Type.Literal('send'), Type.Literal('recv')]),
+      /**
+       * Viewers only, optional: the payload types the client receives with, as the stream's
+       * codecs (from stream.watch) renumbered. A client that made the SDP offer (a WHEP player)
+       * cannot take the node's numbers; the transport then gets a router numbering codecs the
+       * client's way (without RTX). Omitted: the stream's numbers, as the SDK takes them.
+       */
+      rtpCapabilities: Type.Optional(RtpCapabilities),
+    }),
     TransportInfo,
   ),
   'transport.connect': req(Type.Object({ transportId: Id, dtlsParameters: DtlsParameters }), Empty),
@@ -461,6 +470,15 @@ export const Notifications = {
   /** A new consumer for a subscribed viewer (a new producer, or one that replaced another). */
   'consumer.new': ConsumerInfo,
   'consumer.closed': Type.Object({ consumerId: Id }),
+  /**
+   * A transport's media connection ended from the client's side: its DTLS closed or failed, or
+   * ICE lost its path. A client that signals for someone else (WHEP, WHIP) learns its player or
+   * encoder is gone; the SDK can ignore it (its own connection state says the same).
+   */
+  'transport.state': Type.Object({
+    transportId: Id,
+    state: Type.Union([Type.Literal('closed'), Type.Literal('failed'), Type.Literal('disconnected')]),
+  }),
   /** The node will go away: the client should move (make-before-break). */
   'node.draining': Type.Object({ reason: Type.String({ maxLength: 200 }) }),
   /** To a child relay: the parent gained or lost a producer of the piped stream. */

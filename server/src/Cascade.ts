@@ -12,6 +12,7 @@ import { startCredits, startIdentity } from './accounts.js';
 import { accountsRouter } from './http/accountsApi.js';
 import { apiRouter, errorHandler } from './http/api.js';
 import { webDemoRouter } from './http/webDemo.js';
+import { startMediaFrontEnds } from './mediaFrontEnds.js';
 import { OriginNode } from './origin/OriginNode.js';
 import { originControlPlane, startController, type ControllerParts } from './compose/controlPlane.js';
 import { registerControllerMetrics } from './compose/metrics.js';
@@ -152,6 +153,8 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
     );
     registerNodeMetrics(registry, origin.node, origin.meter);
   }
+  // WHIP, plain RTP ingest, recordings: HTTP front ends of the origin's media node.
+  const frontEnds = origin ? await startMediaFrontEnds(config, { app, origin, tokens, registry, logger: log }) : undefined;
 
   let state: 'running' | 'closing' | 'closed' = 'running';
   const o = origin;
@@ -198,6 +201,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
       if (state !== 'running') return;
       state = 'closing';
       await gateway?.close();
+      await frontEnds?.close();
       await origin?.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

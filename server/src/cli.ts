@@ -4,9 +4,11 @@
  * token signed with the deployment secret (auth.secret / CASCADE_AUTH_SECRET); its id goes to
  * stderr. `cascade token revoke <id>` revokes a token everywhere: in Redis directly when
  * redis.url is set (every controller instance refuses it at once), otherwise through the running
- * server's operator API.
+ * server's operator API. `cascade ingest --url … --token …` asks an origin for plain RTP ports and
+ * prints (or runs) the ffmpeg command that goes live through them.
  */
 import { parseArgs } from 'node:util';
+import { runIngest } from './ingest/ingestCommand.js';
 import { loadConfig, type CascadeConfig } from '@cascade/config';
 import { RedisAccountStore, TokenService } from '@cascade/controller';
 import { silentLogger, type TokenScope } from '@cascade/protocol';
@@ -21,7 +23,11 @@ The secret comes from the config (CASCADE_AUTH_SECRET or --config file).
 Durations: 3600, 90m, 12h, 30d (relay tokens default to auth.relayTokenTtlSec, 1 day, and
 running relays renew theirs; others default to 12h). Issuing prints the token on stdout and its
 id on stderr: revoke with that id. Revoking writes to Redis when redis.url is set, else asks the
-server at --url (default http://127.0.0.1:<http.port>) with an operator token of its own.`;
+server at --url (default http://127.0.0.1:<http.port>) with an operator token of its own.
+  cascade ingest --url <origin> --token <broadcast token> [--video vp8|h264|none] [--no-audio]
+                 [--title <text>] [--record] [--input <file> [--loop]]
+ingest prints the ffmpeg command (and an SDP) that sends to the ports the origin hands out;
+with --input it runs ffmpeg on that file itself and ends the stream when ffmpeg stops.`;
 
 const KINDS = ['relay', 'broadcast', 'watch', 'operator'];
 
@@ -49,6 +55,13 @@ function parseCommandLine() {
         url: { type: 'string' },
         config: { type: 'string', short: 'c' },
         help: { type: 'boolean', short: 'h' },
+        token: { type: 'string' },
+        video: { type: 'string' },
+        'no-audio': { type: 'boolean', default: false },
+        title: { type: 'string' },
+        input: { type: 'string' },
+        loop: { type: 'boolean', default: false },
+        record: { type: 'boolean', default: false },
       },
     });
   } catch (err) {
@@ -97,6 +110,25 @@ const [command, scope] = positionals;
 if (values.help) {
   console.log(USAGE);
   process.exit(0);
+}
+if (command === 'ingest') {
+  if (positionals.length > 1) usageError(`unexpected argument '${positionals[1]}'`);
+  if (!values.url) usageError('--url <origin> is required');
+  if (!values.token) usageError('--token <broadcast token> is required');
+  const video = (values.video ?? 'vp8').toLowerCase();
+  if (!['vp8', 'h264', 'none'].includes(video)) usageError(`--video is vp8, h264 or none, not '${values.video}'`);
+  process.exit(
+    await runIngest({
+      url: values.url!,
+      token: values.token!,
+      video: video as 'vp8' | 'h264' | 'none',
+      audio: !values['no-audio'],
+      ...(values.title ? { title: values.title } : {}),
+      ...(values.input ? { input: values.input } : {}),
+      loop: values.loop ?? false,
+      record: values.record ?? false,
+    }),
+  );
 }
 if (command !== 'token') usageError(command === undefined ? 'no command given' : `unknown command '${command}'`);
 if (scope === 'revoke') {

@@ -36,6 +36,9 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
   #primary: RouterSlot | undefined;
   #creatingPrimary: Promise<RouterSlot> | undefined;
   readonly #fanout = new Map<types.Router, RouterSlot>();
+  /** Routers numbering codecs as some clients do (WHEP players), by numbering. */
+  readonly #numbered = new Map<string, Promise<RouterSlot>>();
+  readonly #numberedRouters = new Map<types.Router, RouterSlot>();
   #closed = false;
 
   constructor(pool: WorkerPool, options: StreamRouterOptions, deps: { logger: Logger }) {
@@ -50,7 +53,7 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
   }
 
   get routers(): types.Router[] {
-    return [...(this.#primary ? [this.#primary.router] : []), ...this.#fanout.keys()];
+    return [...(this.#primary ? [this.#primary.router] : []), ...this.#fanout.keys(), ...this.#numberedRouters.keys()];
   }
 
   get consumerCount(): number {
@@ -93,27 +96,79 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
 
   /**
    * The id under which `producer` (a source on the primary router) can be consumed on
-   * `router`, piping it there first if needed. pipeToRouter keeps the producer id.
+   * `router`, piping it there first if needed. pipeToRouter keeps the producer id; a router on
+   * the primary's own worker (a numbered one, on a one-worker node) cannot hold a second
+   * producer with that id, so the pipe is made by hand and the copy gets its own id.
    */
   async ensureProducer(router: types.Router, producer: types.Producer): Promise<string> {
     if (this.#closed) throw new InvalidStateError('stream router closed');
     const primary = await this.primary();
     if (router === primary) return producer.id;
-    const piped = router.appData.piped as Map<string, Promise<void>>;
+    const piped = router.appData.piped as Map<string, Promise<string>>;
     let p = piped.get(producer.id);
     if (!p) {
-      p = primary.pipeToRouter({ producerId: producer.id, router }).then(() => undefined);
+      p =
+        primary.appData.worker === router.appData.worker
+          ? this.#pipeWithinWorker(primary, router, producer)
+          : primary.pipeToRouter({ producerId: producer.id, router }).then(() => producer.id);
       piped.set(producer.id, p);
       producer.observer.once('close', () => piped.delete(producer.id));
       p.catch(() => piped.delete(producer.id));
     }
-    await p;
-    return producer.id;
+    return p;
+  }
+
+  async #pipeWithinWorker(primary: types.Router, router: types.Router, producer: types.Producer): Promise<string> {
+    const a = router.appData as { pipePair?: Promise<{ from: types.PipeTransport; to: types.PipeTransport }> };
+    a.pipePair ??= (async () => {
+      const from = await primary.createPipeTransport({ listenIp: { ip: '127.0.0.1' } });
+      const to = await router.createPipeTransport({ listenIp: { ip: '127.0.0.1' } });
+      await from.connect({ ip: '127.0.0.1', port: to.tuple.localPort });
+      await to.connect({ ip: '127.0.0.1', port: from.tuple.localPort });
+      router.observer.once('close', () => from.close());
+      return { from, to };
+    })();
+    const { from, to } = await a.pipePair;
+    const consumer = await from.consume({ producerId: producer.id });
+    const copy = await to.produce({ kind: consumer.kind, rtpParameters: consumer.rtpParameters, paused: consumer.producerPaused });
+    consumer.observer.once('close', () => copy.close());
+    copy.observer.once('close', () => consumer.close());
+    consumer.on('producerpause', () => void copy.pause());
+    consumer.on('producerresume', () => void copy.resume());
+    return copy.id;
+  }
+
+  /**
+   * A router whose codecs carry the payload types a client chose (`codecs`: the stream's own
+   * codecs, renumbered). mediasoup sends every consumer the numbers of its router, and a client
+   * that made the SDP offer (a WHEP player) only receives with its own. One such router per
+   * numbering, shared by the clients that number alike (players of one browser), fed by
+   * pipeToRouter like any other. Without RTX: its numbers could not be the client's.
+   */
+  async routerNumbering(codecs: types.RtpCodecCapability[]): Promise<types.Router> {
+    if (this.#closed) throw new InvalidStateError('stream router closed');
+    const key = codecs.map((c) => `${c.mimeType}/${c.clockRate}/${c.preferredPayloadType}`).sort().join(',');
+    let slot = this.#numbered.get(key);
+    if (!slot) {
+      slot = this.#createRouter(this.#pool.leastLoaded(), codecs).then((router) => {
+        const s = { router, consumers: 0 };
+        this.#numberedRouters.set(router, s);
+        router.observer.once('close', () => {
+          this.#numberedRouters.delete(router);
+          this.#numbered.delete(key);
+        });
+        this.#log.info({ numbering: key }, 'router for a client numbering codecs its own way');
+        return s;
+      });
+      this.#numbered.set(key, slot);
+      slot.catch(() => this.#numbered.delete(key));
+    }
+    return (await slot).router;
   }
 
   /** Consumers (viewer or pipe) count against their router's share. */
   addConsumer(router: types.Router, delta: 1 | -1): void {
-    const slot = this.#primary?.router === router ? this.#primary : this.#fanout.get(router);
+    const slot = this.#primary?.router === router ? this.#primary : (this.#fanout.get(router) ?? this.#numberedRouters.get(router));
     if (slot) slot.consumers = Math.max(0, slot.consumers + delta);
     this.#pool.addLoad(router.appData.worker as types.Worker, delta);
   }
@@ -123,6 +178,8 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
     this.#closed = true;
     for (const r of this.routers) r.close();
     this.#fanout.clear();
+    this.#numberedRouters.clear();
+    this.#numbered.clear();
     this.#primary = undefined;
     this.observer.safeEmit('close');
   }
@@ -150,10 +207,10 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
     return this.#creatingPrimary;
   }
 
-  async #createRouter(worker: types.Worker): Promise<types.Router> {
+  async #createRouter(worker: types.Worker, mediaCodecs: types.RtpCodecCapability[] = MEDIA_CODECS): Promise<types.Router> {
     const router = await worker.createRouter({
-      mediaCodecs: MEDIA_CODECS,
-      appData: { worker, streamId: this.#options.streamId, piped: new Map<string, Promise<void>>() },
+      mediaCodecs,
+      appData: { worker, streamId: this.#options.streamId, piped: new Map<string, Promise<string>>() },
     });
     if (this.#closed) {
       router.close();

@@ -5,6 +5,29 @@ import { ms } from './mediasoupErrors.js';
 import type { Session } from './Session.js';
 
 /**
+ * The router's codecs with the payload types the client gave them (codecs it gave no number
+ * to are left out, RTX with them), or undefined when the client numbers them as the router does.
+ */
+export function renumbered(router: types.RtpCapabilities, client: types.RtpCapabilities): types.RtpCodecCapability[] | undefined {
+  const same = (a: types.RtpCodecCapability, b: types.RtpCodecCapability) =>
+    a.kind === b.kind &&
+    a.mimeType.toLowerCase() === b.mimeType.toLowerCase() &&
+    a.clockRate === b.clockRate &&
+    (a.channels ?? 1) === (b.channels ?? 1) &&
+    JSON.stringify(a.parameters ?? {}) === JSON.stringify(b.parameters ?? {});
+  let differs = false;
+  const codecs: types.RtpCodecCapability[] = [];
+  for (const c of router.codecs ?? []) {
+    if (/\/rtx$/i.test(c.mimeType)) continue;
+    const theirs = (client.codecs ?? []).find((x) => same(x, c));
+    if (!theirs || theirs.preferredPayloadType === undefined) continue;
+    if (theirs.preferredPayloadType !== c.preferredPayloadType) differs = true;
+    codecs.push({ ...c, preferredPayloadType: theirs.preferredPayloadType });
+  }
+  return differs && codecs.length > 0 ? codecs : undefined;
+}
+
+/**
  * WebRTC transports for publishers (send, on the stream's primary router) and viewers (recv,
  * on a router with room). One per direction per session.
  */
@@ -25,7 +48,7 @@ export class TransportService implements NodeService {
       });
   }
 
-  async #create(session: Session, { direction }: NodeParams<'transport.create'>): Promise<TransportInfo> {
+  async #create(session: Session, { direction, rtpCapabilities }: NodeParams<'transport.create'>): Promise<TransportInfo> {
     const role = session.role;
     if (role !== 'viewer' && role !== 'publisher') {
       throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'send stream.publish or stream.watch first');
@@ -40,7 +63,12 @@ export class TransportService implements NodeService {
     const release = session.reserveTransport();
     let transport: types.WebRtcTransport;
     try {
-      const router = role === 'viewer' ? await stream.router.routerForConsumer() : await stream.router.primary();
+      let router = role === 'viewer' ? await stream.router.routerForConsumer() : await stream.router.primary();
+      // A player that numbers codecs its own way (a WHEP player) gets a router numbered likewise.
+      if (role === 'viewer' && rtpCapabilities) {
+        const codecs = renumbered(router.rtpCapabilities, rtpCapabilities as types.RtpCapabilities);
+        if (codecs) router = await stream.router.routerNumbering(codecs);
+      }
       transport = await this.#node.createWebRtcTransport(router, direction);
       if (session.closed) {
         transport.close();
@@ -50,6 +78,13 @@ export class TransportService implements NodeService {
     } finally {
       release();
     }
+    // Whoever signals for a remote player (WHEP through a relay) sees the media side end only this way.
+    transport.on('dtlsstatechange', (state) => {
+      if (state === 'closed' || state === 'failed') session.notify('transport.state', { transportId: transport.id, state });
+    });
+    transport.on('icestatechange', (state) => {
+      if (state === 'disconnected') session.notify('transport.state', { transportId: transport.id, state });
+    });
     return {
       id: transport.id,
       iceParameters: transport.iceParameters,

@@ -12,3 +12,5 @@ export * from './weriftGlobals.js';
 export * from './natRouter.js';
 export * from './tlsProxy.js';
 export * from './nsNode.js';
+export * from './whipClient.js';
+export * from './whipBrowser.js';

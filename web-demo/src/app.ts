@@ -16,6 +16,7 @@ import { accountPage } from './account.js';
 import { showAccountLink } from './session.js';
 import { withBroadcastToken } from './tokens.js';
 import { volunteerPage } from './volunteer.js';
+import { recordingsPage, replayPage } from './replay.js';
 
 interface DemoState {
   page: string;
@@ -24,6 +25,7 @@ interface DemoState {
   nodeId?: string;
   viewers?: number;
   reconnects: number;
+  recording?: boolean;
   error?: { code: string; message: string };
   /** Where the broadcast token came from (url, account, development). */
   tokenSource?: string;
@@ -115,7 +117,14 @@ async function broadcastPage(): Promise<void> {
   demo.state = 'ready';
 
   const params = new URLSearchParams(window.location.search);
+  // The operator decides whether streams may be recorded; the broadcaster whether this one is.
+  void fetch('/api/recordings')
+    .then((r) => r.json() as Promise<{ enabled: boolean }>)
+    .then((r) => ($('recordField').hidden = !r.enabled))
+    .catch(() => {});
+  if (params.get('record') === '1') $<HTMLInputElement>('record').checked = true;
   let session: Broadcast | undefined;
+  let usedToken = '';
   goLive.addEventListener('click', async () => {
     goLive.disabled = true;
     $('error').hidden = true;
@@ -123,7 +132,10 @@ async function broadcastPage(): Promise<void> {
     demo.state = 'connecting';
     try {
       const title = ($<HTMLInputElement>('title').value || '').trim();
-      const start = (token: string) => broadcast({ url: origin, token, stream: camera, ...(title ? { title } : {}) });
+      const start = (token: string) => {
+        usedToken = token;
+        return broadcast({ url: origin, token, stream: camera, ...(title ? { title } : {}) });
+      };
       // ?token=… as given; else the signed-in user's own token; else a development token.
       const { result, source } = await withBroadcastToken(params.get('token'), start);
       session = result;
@@ -149,6 +161,7 @@ async function broadcastPage(): Promise<void> {
     $<HTMLAnchorElement>('watchLink').href = watchUrl;
     $<HTMLAnchorElement>('statusLink').href = `/status/${encodeURIComponent(b.streamId)}`;
     $('copy').addEventListener('click', () => void navigator.clipboard?.writeText(watchUrl));
+    if ($<HTMLInputElement>('record').checked) void startRecording(b.streamId, usedToken);
     b.on(CascadeEvent.Viewers, (n) => {
       demo.viewers = n;
       $('viewers').textContent = String(n);
@@ -175,6 +188,14 @@ async function broadcastPage(): Promise<void> {
     });
   });
   if (params.get('autostart') === '1') goLive.click();
+}
+
+/** Ask the origin to record the stream just started (POST /api/streams/<id>/recording with the broadcast token). */
+async function startRecording(streamId: string, token: string): Promise<void> {
+  const res = await fetch(`/api/streams/${encodeURIComponent(streamId)}/recording`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+  const body = (await res.json().catch(() => ({}))) as { code?: string; message?: string };
+  $('recState').textContent = res.ok ? '● Recording: it will be on the Recordings page.' : `Not recording: ${body.message ?? body.code ?? res.status}`;
+  demo.recording = res.ok;
 }
 
 // ---------------------------------------------------------------- watch
@@ -384,6 +405,8 @@ const pages: Record<string, () => Promise<void>> = {
   status: statusPage,
   account: () => accountPage(demo),
   volunteer: () => volunteerPage(demo),
+  recordings: () => recordingsPage(demo),
+  replay: () => replayPage(demo),
 };
 void showAccountLink();
 void pages[demo.page]?.();

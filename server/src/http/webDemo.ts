@@ -20,7 +20,7 @@ export interface WebDemoOptions {
 
 const escapeAttr = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-/** `/`, `/broadcast`, `/watch/<id>`, `/status/<id>`, `/account`, `/volunteer` and their assets. */
+/** `/`, `/broadcast`, `/watch/<id>`, `/status/<id>`, `/account`, `/volunteer`, `/recordings`, `/replay/<id>` and their assets. */
 export function webDemoRouter(options: WebDemoOptions = {}): express.Router {
   const root = webDemoRoot();
   const r = express.Router();
@@ -44,6 +44,8 @@ export function webDemoRouter(options: WebDemoOptions = {}): express.Router {
   r.get('/status/:id', page('status.html'));
   r.get('/account', page('account.html'));
   r.get('/volunteer', page('volunteer.html'));
+  r.get('/recordings', page('recordings.html'));
+  r.get('/replay/:id', page('replay.html'));
   r.use('/assets', express.static(root, { index: false, maxAge: '5m' }));
   return r;
 }
