@@ -46,7 +46,7 @@ export class LocalControlPlane {
   }
 
   get heartbeatIntervalMs(): number {
-    return this.#controller.options.heartbeatIntervalMs;
+    return this.#controller.heartbeatIntervalMs;
   }
 
   async start(): Promise<string> {

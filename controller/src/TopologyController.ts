@@ -71,6 +71,9 @@ export type TopologyControllerObserverEvents = {
   listenererror: [event: string, error: unknown];
 };
 
+/** How long the controller remembers that a node left demoted or draining (ms). */
+const GONE_STATUS_MEMORY_MS = 10 * 60_000;
+
 /** Viewers' reports older than this no longer count (ms). */
 const VIEWER_REPORT_WINDOW_MS = 30_000;
 /** Viewers that must report before what they see counts against a node. */
@@ -109,6 +112,11 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
    * its holder's cached view can be stale (a relay demoted since it answered its probe).
    */
   readonly #statuses = new Map<string, NodeStatus>();
+  /**
+   * Nodes gone while demoted or draining, and until when that is remembered: a relay that
+   * reconnects (or restarts under the same id) takes that status back, not a fresh 'ready'.
+   */
+  readonly #goneStatuses = new Map<string, { status: NodeStatus; until: number }>();
   /**
    * Loss each node's viewers report (their receipts), per viewer session: what the node really
    * delivers. Several viewers must agree before it counts against a node (one viewer can lie,
@@ -185,6 +193,14 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     this.#log.info({ nodeId: record.id, kind: record.kind, volunteer: record.volunteer, status }, 'node registered');
   }
 
+  /** The status a node that registers again takes back once checked: demoted or draining if it left so lately. */
+  async resumeStatus(nodeId: string): Promise<NodeStatus | undefined> {
+    const live = await this.store.getNode(nodeId, this.#clock.now());
+    if (live?.alive && (live.status === 'demoted' || live.status === 'draining')) return live.status;
+    const gone = this.#goneStatuses.get(nodeId);
+    return gone && gone.until >= this.#clock.now() ? gone.status : undefined;
+  }
+
   async setNodeStatus(nodeId: string, status: NodeStatus): Promise<void> {
     await this.store.setNodeStatus(nodeId, status);
     this.#statuses.set(nodeId, status);
@@ -220,10 +236,14 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
 
   /** A node is gone (connection lost, liveness expired, or it left): its children get new parents. */
   async nodeGone(nodeId: string, reason: string): Promise<void> {
+    const status = (await this.store.getNode(nodeId, this.#clock.now()).catch(() => undefined))?.status ?? this.#statuses.get(nodeId);
     const { orphans, streams } = await this.store.removeNode(nodeId);
     this.#health.delete(nodeId);
     this.#viewerLoss.delete(nodeId);
     this.#statuses.delete(nodeId);
+    const now = this.#clock.now();
+    for (const [id, g] of this.#goneStatuses) if (g.until < now) this.#goneStatuses.delete(id);
+    if (status === 'demoted' || status === 'draining') this.#goneStatuses.set(nodeId, { status, until: now + GONE_STATUS_MEMORY_MS });
     if (streams.length === 0 && orphans.length === 0) return;
     this.#log.warn({ nodeId, reason, streams: streams.length, orphans: orphans.length }, 'node gone');
     this.observer.safeEmit('nodegone', nodeId);
@@ -259,6 +279,14 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
 
   async listNodes(): Promise<NodeView[]> {
     return this.store.listNodes(this.#clock.now());
+  }
+
+  /** How often nodes heartbeat, and how long a silent one stays alive (ms): what relays are told to follow. */
+  get heartbeatIntervalMs(): number {
+    return this.options.heartbeatIntervalMs;
+  }
+  get nodeTtlMs(): number {
+    return this.options.nodeTtlMs;
   }
 
   /** PEM public key that verifies placement and pipe tickets (handed to relays). */

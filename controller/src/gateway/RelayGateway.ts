@@ -325,7 +325,7 @@ export class RelayGateway {
     conn.tokenHash = tokenHash;
     conn.log = conn.log.child({ nodeId });
     // A relay the controller had demoted or that was draining stays so: reconnecting is no way back in.
-    if (existing?.alive && (existing.status === 'demoted' || existing.status === 'draining')) conn.resumeStatus = existing.status;
+    conn.resumeStatus = await this.#controller.resumeStatus(nodeId);
     this.#nodes.set(nodeId, conn);
     // A revoked token drains this node, then cuts it off.
     conn.claims = claims;
@@ -356,7 +356,7 @@ export class RelayGateway {
       nodeId,
       ticketPublicKey: this.#controller.ticketPublicKey,
       heartbeatIntervalMs: this.#options.heartbeatIntervalMs,
-      nodeTtlMs: this.#controller.options.nodeTtlMs,
+      nodeTtlMs: this.#controller.nodeTtlMs,
     };
   }
 

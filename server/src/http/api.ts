@@ -99,7 +99,7 @@ export function apiRouter(deps: ApiDeps): express.Router {
     const id = streamId(req);
     // Volunteers are shown under their name (their relay token's subject: the account name
     // for tokens from the Volunteer page).
-    const [tree, all] = await Promise.all([controller.topology(id), controller.store.listNodes(Date.now())]);
+    const [tree, all] = await Promise.all([controller.topology(id), controller.listNodes()]);
     const owners = new Map(all.filter((n) => n.volunteer).map((n) => [n.id, n.owner]));
     const nodes = tree.map((n) => (owners.has(n.id) ? { ...n, name: owners.get(n.id)! } : n));
     const viewers = nodes.reduce((n, x) => n + x.viewers, 0);
