@@ -2,7 +2,8 @@
 # Cascade's installer, run by `npm start`, `npm test` and `npm run bench` before anything else.
 # Idempotent: a second run only checks (a few seconds). Usage: scripts/setup.sh [run|test|bench]
 #   run   - what the server needs: the mediasoup worker (built from Debian packages), npm packages, a build
-#   test  - plus chromium (end-to-end tests), redis-server, ffmpeg, iproute2 (network namespaces)
+#   test  - plus chromium (end-to-end tests), redis-server, ffmpeg, iproute2 (network namespaces),
+#           Go and pion (the load sink, load-tests/sink, built by scripts/build-sink.sh)
 #   bench - plus janus (the peer SFU the capacity benchmark compares against)
 # Knobs: CASCADE_SKIP_APT=1 (never call apt-get), CASCADE_CACHE_DIR (default ~/.cache/cascade).
 set -euo pipefail
@@ -24,8 +25,8 @@ PKGS=(build-essential meson ninja-build pkg-config python3 libabsl-dev libsrtp2-
   nlohmann-json3-dev libssl-dev libusrsctp-dev)
 case "$MODE" in
   run) ;;
-  test) PKGS+=(chromium redis-server ffmpeg iproute2) ;;
-  bench) PKGS+=(chromium redis-server ffmpeg iproute2 janus) ;;
+  test) PKGS+=(chromium redis-server ffmpeg iproute2 golang-go golang-github-pion-webrtc.v3-dev) ;;
+  bench) PKGS+=(chromium redis-server ffmpeg iproute2 golang-go golang-github-pion-webrtc.v3-dev janus) ;;
   *) echo "usage: $0 [run|test|bench]" >&2; exit 64 ;;
 esac
 if [[ "${CASCADE_SKIP_APT:-0}" != 1 ]]; then
@@ -68,5 +69,9 @@ fi
 
 # ---------------------------------------------------------------- 4. build
 bash scripts/build.sh
+# The load sink (Go, offline from Debian's pion): rebuilt only when its sources changed.
+if [[ "$MODE" != run ]]; then
+  bash scripts/build-sink.sh >/dev/null
+fi
 
 log "ready in $(( ($(date +%s%N) - started) / 1000000 )) ms"
