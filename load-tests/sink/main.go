@@ -67,6 +67,11 @@ type sinkConfig struct {
 	TickMs int `json:"tickMs"`
 	// Read the sockets every PollMs (0: as packets come). Default 20; see recvmmsg_linux.go.
 	PollMs *int `json:"pollMs"`
+	// Fault injection for tests: dropDtls loses every DTLS record from the server (a lost
+	// handshake, as a network dropping it would).
+	Faults struct {
+		DropDtls bool `json:"dropDtls"`
+	} `json:"faults"`
 }
 
 func (c *sinkConfig) twcc() bool { return c.Twcc == nil || *c.Twcc }
@@ -230,7 +235,7 @@ func (s *sink) start(c *sinkConfig) error {
 	s.cfg = c
 	s.peerCfg = &peerConfig{poller: pl, cert: dtls.Config{Certificates: []tls.Certificate{cert}}, localIP: localIP, decryptEvery: c.DecryptEvery,
 		twcc: c.twcc(), stamped: c.Stamped, freezeGapMs: c.FreezeGapMs, profiles: profiles,
-		iceTimeout: 8 * time.Second, dtlsTimeout: 10 * time.Second}
+		iceTimeout: 8 * time.Second, dtlsTimeout: 10 * time.Second, dropDtls: c.Faults.DropDtls}
 	if s.fingerprint, err = certFingerprint(&s.peerCfg.cert); err != nil {
 		return err
 	}

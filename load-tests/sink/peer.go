@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -121,6 +122,7 @@ type peerConfig struct {
 	profiles     []dtls.SRTPProtectionProfile
 	iceTimeout   time.Duration
 	dtlsTimeout  time.Duration
+	dropDtls     bool // fault injection (sinkConfig.Faults)
 }
 
 const (
@@ -289,6 +291,9 @@ func (p *peer) handleLocked(b []byte, r *batchReader, i int, nowNs int64, wallMs
 	case c < 4:
 		p.handleSTUNLocked(b, r.from(i), nowNs)
 	case c >= 20 && c <= 63:
+		if p.cfg.dropDtls {
+			return
+		}
 		pkt := append([]byte(nil), b...)
 		select {
 		case p.pipe.in <- pkt:
@@ -714,19 +719,37 @@ func (p *peer) withStreams(f func(streams []*mediaStream, c *peerCounters)) {
 
 // dtlsPipe is the net.Conn the DTLS handshake runs over: the read loop feeds it the DTLS
 // records it demultiplexes from the ICE socket, writes go straight to the selected pair.
+// Read deadlines work: pion/dtls ends a handshake whose context expired by setting one in the
+// past, and waits for the read to return.
 type dtlsPipe struct {
 	p        *peer
 	in       chan []byte
 	done     chan struct{}
 	doneOnce sync.Once
+
+	dlMu    sync.Mutex
+	dlCh    chan struct{} // closed once the read deadline has passed
+	dlTimer *time.Timer
+}
+
+func (d *dtlsPipe) deadline() chan struct{} {
+	d.dlMu.Lock()
+	defer d.dlMu.Unlock()
+	if d.dlCh == nil {
+		d.dlCh = make(chan struct{})
+	}
+	return d.dlCh
 }
 
 func (d *dtlsPipe) Read(b []byte) (int, error) {
+	dl := d.deadline()
 	select {
 	case pkt := <-d.in:
 		return copy(b, pkt), nil
 	case <-d.done:
 		return 0, net.ErrClosed
+	case <-dl:
+		return 0, os.ErrDeadlineExceeded
 	}
 }
 
@@ -747,6 +770,44 @@ func (d *dtlsPipe) RemoteAddr() net.Addr {
 	defer d.p.mu.Unlock()
 	return net.UDPAddrFromAddrPort(d.p.remote)
 }
-func (d *dtlsPipe) SetDeadline(time.Time) error      { return nil }
-func (d *dtlsPipe) SetReadDeadline(time.Time) error  { return nil }
+func (d *dtlsPipe) SetDeadline(t time.Time) error { return d.SetReadDeadline(t) }
+
+func (d *dtlsPipe) SetReadDeadline(t time.Time) error {
+	d.dlMu.Lock()
+	defer d.dlMu.Unlock()
+	if d.dlTimer != nil {
+		d.dlTimer.Stop()
+		d.dlTimer = nil
+	}
+	if d.dlCh == nil {
+		d.dlCh = make(chan struct{})
+	}
+	select {
+	case <-d.dlCh: // expired earlier: a new deadline starts afresh
+		d.dlCh = make(chan struct{})
+	default:
+	}
+	if t.IsZero() {
+		return nil
+	}
+	ch := d.dlCh
+	expire := func() {
+		select {
+		case <-ch:
+		default:
+			close(ch)
+		}
+	}
+	if wait := time.Until(t); wait <= 0 {
+		expire()
+	} else {
+		d.dlTimer = time.AfterFunc(wait, func() {
+			d.dlMu.Lock()
+			defer d.dlMu.Unlock()
+			expire()
+		})
+	}
+	return nil
+}
+
 func (d *dtlsPipe) SetWriteDeadline(time.Time) error { return nil }

@@ -13,7 +13,8 @@ import type { LoadTestOptions } from './options.js';
 import { formatProgress } from './progress.js';
 import { dueJoins } from './ramp.js';
 import { SyntheticBroadcaster } from './SyntheticBroadcaster.js';
-import { ViewerFleet, type FleetResult } from './ViewerFleet.js';
+import { ensureSink } from './sink.js';
+import { ViewerFleet, type FleetResult, type SinkLaunch } from './ViewerFleet.js';
 
 export interface LoadTestDeps {
   /** Progress and notices, one line each. */
@@ -48,6 +49,9 @@ export class LoadTest {
     const o = this.#o;
     const startedAt = new Date();
     await this.#checkHealth();
+    // Before anything starts: a missing sink is a clear message, not a half-made run.
+    const sink: SinkLaunch | undefined =
+      o.client === 'sink' && o.viewers > 0 ? { bin: await ensureSink(), ...(o.sinkCores !== undefined ? { cores: o.sinkCores } : {}) } : undefined;
     let synthetic: SyntheticBroadcaster | undefined;
     let chromiumCaster: ChromiumBroadcaster | undefined;
     let casterBrowser: Browser | undefined;
@@ -116,13 +120,14 @@ export class LoadTest {
         stamped: broadcaster.stamped,
         freezeGapMs: o.freezeGapMs,
         joinTimeoutMs: o.joinTimeoutMs,
+        ...(sink ? { sink, maxInFlightPerProcess: 64 } : {}),
       });
       await fleet.start();
       this.#t0 = Date.now();
       // The machine's CPU during setup (clip encoding, browser start) is not the test's.
       this.#hostCpu.sample();
       timeline.push(this.#point(fleet));
-      this.#deps.print(`${o.viewers} viewers in ${o.viewers > 0 ? o.processes : 0} processes, ${o.decoders} decoders, ramp ${o.rampPerSec}/s, ${o.durationSec} s`);
+      this.#deps.print(`${o.viewers} ${o.client} viewers in ${o.viewers > 0 ? o.processes : 0} processes, ${o.decoders} decoders, ramp ${o.rampPerSec}/s, ${o.durationSec} s`);
 
       let scraping: Promise<void> | undefined;
       let polling: Promise<void> | undefined;

@@ -1,12 +1,18 @@
 import { parseArgs } from 'node:util';
 
 export type BroadcasterKind = 'ffmpeg' | 'chromium';
+/** werift: full JavaScript WebRTC stack; sink: the Go load sink (load-tests/sink), far cheaper per viewer. */
+export type ClientKind = 'werift' | 'sink';
 
 export interface LoadTestOptions {
   /** Base URL of the Cascade node to test (the origin). The only host viewers are pointed at. */
   url: string;
-  /** Simulated (werift, non-decoding) viewers. */
+  /** Simulated (non-decoding) viewers. */
   viewers: number;
+  /** What the simulated viewers are. Default werift. */
+  client: ClientKind;
+  /** taskset core list for sink processes (`--client sink`), e.g. "1". Default: not pinned. */
+  sinkCores?: string;
   /** Seconds from the first join to the end of the test; the ramp is included. */
   durationSec: number;
   /** Joins per second, all processes together. */
@@ -45,12 +51,20 @@ export const LIMITS = {
    * process near 70 % of a core, with room for bursts; 200 saturate it.
    */
   viewersPerProcess: 100,
+  /**
+   * Default sink viewers per process: one sink process reads all its viewers' sockets on one
+   * core (~0.04 % of a core per viewer at ~475 kbit/s measured here), so 500 leave headroom.
+   */
+  sinkViewersPerProcess: 500,
 } as const;
 
 export const USAGE = `Usage: node load-tests/dist/cli.js --url http://host:8080 (--stream ID | --broadcast) [options]
 
   --url URL          Cascade node to test (viewers join there; the SDK follows redirects)
-  --viewers N        simulated receive-only viewers (werift, no decoding). Default 10
+  --viewers N        simulated receive-only viewers (no decoding). Default 10
+  --client K         werift (default: full JavaScript WebRTC, ~0.75 % of a core per viewer) or
+                     sink (the Go load sink: real ICE/DTLS-SRTP/RTCP, hundreds per process)
+  --sink-cores LIST  pin the sink processes with taskset (e.g. 1). Default: not pinned
   --duration S       seconds from the first join to the end, ramp included. Default 60
   --ramp R[/s]       joins per second, all processes together. Default 20/s
   --stream ID        watch this existing stream
@@ -60,6 +74,7 @@ export const USAGE = `Usage: node load-tests/dist/cli.js --url http://host:8080 
   --decoders N       headless Chromium viewers that decode. Default 2
   --out DIR          report folder. Default ./load-test-reports/<timestamp>
   --processes N      child processes for the simulated viewers. Default ceil(viewers/${LIMITS.viewersPerProcess})
+                     (sink: ceil(viewers/${LIMITS.sinkViewersPerProcess}))
   --freeze-gap MS    frame gap counted as a freeze. Default 500
   --join-timeout MS  watch() time before a join counts as failed. Default 15000
   --no-progress      no per-second progress line
@@ -96,6 +111,8 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
       options: {
         url: { type: 'string' },
         viewers: { type: 'string' },
+        client: { type: 'string' },
+        'sink-cores': { type: 'string' },
         duration: { type: 'string' },
         ramp: { type: 'string' },
         stream: { type: 'string' },
@@ -130,12 +147,20 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
   }
   const broadcaster = (values.broadcaster ?? 'ffmpeg') as BroadcasterKind;
   if (broadcaster !== 'ffmpeg' && broadcaster !== 'chromium') throw new UsageError('--broadcaster is ffmpeg or chromium');
+  const client = (values.client ?? 'werift') as ClientKind;
+  if (client !== 'werift' && client !== 'sink') throw new UsageError('--client is werift or sink');
+  if (values['sink-cores'] !== undefined && (client !== 'sink' || !/^\d+([-,]\d+)*$/.test(values['sink-cores']))) {
+    throw new UsageError('--sink-cores takes a core list like 1 or 0-1, with --client sink');
+  }
   const viewers = int('viewers', values.viewers, 10, 0, LIMITS.viewers);
-  const dfltProcesses = Math.max(1, Math.ceil(viewers / LIMITS.viewersPerProcess));
+  const perProcess = client === 'sink' ? LIMITS.sinkViewersPerProcess : LIMITS.viewersPerProcess;
+  const dfltProcesses = Math.max(1, Math.ceil(viewers / perProcess));
   const processes = Math.min(int('processes', values.processes, dfltProcesses, 1, LIMITS.processes), Math.max(1, viewers));
   return {
     url: url.toString().replace(/\/$/, ''),
     viewers,
+    client,
+    ...(values['sink-cores'] !== undefined ? { sinkCores: values['sink-cores'] } : {}),
     durationSec: int('duration', values.duration, 60, 1, LIMITS.durationSec),
     rampPerSec: values.ramp === undefined ? 20 : parseRate(values.ramp),
     ...(values.stream !== undefined ? { streamId: values.stream } : {}),

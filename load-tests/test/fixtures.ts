@@ -89,6 +89,7 @@ export function makeReport(o: Partial<LoadTestReport> = {}): LoadTestReport {
     options: {
       url: 'http://127.0.0.1:8080',
       viewers: viewers.length,
+      client: 'werift',
       durationSec: 3,
       rampPerSec: 20,
       broadcast: true,
