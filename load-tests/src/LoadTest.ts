@@ -3,7 +3,7 @@ import type { Browser } from 'playwright-core';
 import { saturationWarnings, stampWarning, summarizeRun } from './aggregate.js';
 import { ChromiumBroadcaster } from './ChromiumBroadcaster.js';
 import { CHROMIUM_ARGS, launchChromium } from './chromium.js';
-import { ensureClip } from './clip.js';
+import { ensureAvClip, ensureClip } from './clip.js';
 import { sleep, wallClockMs } from './clock.js';
 import { DecodingViewers } from './DecodingViewers.js';
 import { HostCpu } from './HostCpu.js';
@@ -72,7 +72,7 @@ export class LoadTest {
         let clipPath: string | undefined;
         if (kind === 'ffmpeg') {
           try {
-            clipPath = await ensureClip(this.#deps.cacheDir);
+            clipPath = o.bitrateKbps ? await ensureAvClip(o.bitrateKbps, this.#deps.cacheDir) : await ensureClip(this.#deps.cacheDir);
           } catch (err) {
             this.#warn(`cannot prepare the ffmpeg clip (${(err as Error).message}); falling back to the Chromium broadcaster`);
             kind = 'chromium';
@@ -81,11 +81,17 @@ export class LoadTest {
         if (kind === 'ffmpeg') {
           synthetic = await SyntheticBroadcaster.start(
             // The margin covers setup and teardown; ffmpeg must never outlive a run by much.
-            { url: o.url, token, clipPath: clipPath!, maxDurationSec: o.durationSec + 120, ...(streamId ? { streamId } : {}) },
+            { url: o.url, token, clipPath: clipPath!, audio: !!o.bitrateKbps, maxDurationSec: o.durationSec + 120, ...(streamId ? { streamId } : {}) },
             { now: wallClockMs, warn: (m) => this.#warn(m) },
           );
           streamId = synthetic.streamId;
-          broadcaster = { kind: 'ffmpeg', stamped: true, detail: 'cached VP8 clip replayed by ffmpeg, forwarded by werift with wall-clock RTP timestamps' };
+          broadcaster = {
+            kind: 'ffmpeg',
+            stamped: true,
+            detail: o.bitrateKbps
+              ? `cached Opus+VP8 clip (${o.bitrateKbps} kbit/s) replayed by ffmpeg, forwarded by werift with wall-clock RTP timestamps on video`
+              : 'cached VP8 clip replayed by ffmpeg, forwarded by werift with wall-clock RTP timestamps',
+          };
         } else {
           // The fake camera at 30 fps rather than its default 20.
           casterBrowser = await launchChromium(undefined, CHROMIUM_ARGS.map((a) => (a === '--use-fake-device-for-media-stream' ? `${a}=fps=30` : a)));

@@ -22,6 +22,8 @@ export interface LoadTestOptions {
   /** Start our own broadcaster (whose frames carry send-time stamps). */
   broadcast: boolean;
   broadcaster: BroadcasterKind;
+  /** ffmpeg broadcaster: send an audio+video clip of this total bitrate (kbit/s) instead of the VP8-only clip. */
+  bitrateKbps?: number;
   /** Broadcast token; without it a development server's /api/dev/token is used. */
   token?: string;
   /** Headless Chromium viewers that decode. */
@@ -70,6 +72,8 @@ export const USAGE = `Usage: node load-tests/dist/cli.js --url http://host:8080 
   --stream ID        watch this existing stream
   --broadcast        start a synthetic broadcaster (VP8 clip, frames stamped for delay)
   --broadcaster K    ffmpeg (default: ffmpeg clip through werift) or chromium (fake camera)
+  --bitrate KBPS     ffmpeg broadcaster: an Opus+VP8 clip of this total bitrate (e.g. 500, 1500, 3000)
+                     instead of the VP8-only clip (~475 kbit/s)
   --token JWT        broadcast token (production servers); default: the dev server's /api/dev/token
   --decoders N       headless Chromium viewers that decode. Default 2
   --out DIR          report folder. Default ./load-test-reports/<timestamp>
@@ -118,6 +122,7 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
         stream: { type: 'string' },
         broadcast: { type: 'boolean' },
         broadcaster: { type: 'string' },
+        bitrate: { type: 'string' },
         token: { type: 'string' },
         decoders: { type: 'string' },
         out: { type: 'string' },
@@ -166,6 +171,7 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
     ...(values.stream !== undefined ? { streamId: values.stream } : {}),
     broadcast,
     broadcaster,
+    ...(values.bitrate !== undefined ? { bitrateKbps: int('bitrate', values.bitrate, 0, 100, 20_000) } : {}),
     ...(values.token !== undefined ? { token: values.token } : {}),
     decoders: int('decoders', values.decoders, 2, 0, LIMITS.decoders),
     ...(values.out !== undefined ? { outDir: values.out } : {}),
