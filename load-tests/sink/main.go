@@ -61,7 +61,8 @@ type sinkConfig struct {
 	// SRTP profiles offered in DTLS, in order: "AES_CM_128_HMAC_SHA1_80" (default),
 	// "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM".
 	SrtpProfiles []string `json:"srtpProfiles"`
-	// Address the viewers' sockets bind (default 127.0.0.1).
+	// Address the viewers' sockets bind. Default: the one the kernel sends from towards the
+	// server's candidate (127.0.0.1 for a server on loopback).
 	LocalIP string `json:"localIp"`
 	// Tick period, ms (default 1000).
 	TickMs int `json:"tickMs"`
@@ -201,7 +202,7 @@ func (s *sink) start(c *sinkConfig) error {
 	if len(c.SrtpProfiles) == 0 {
 		c.SrtpProfiles = []string{"AES_CM_128_HMAC_SHA1_80"}
 	}
-	localIP := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	var localIP netip.Addr
 	if c.LocalIP != "" {
 		ip, err := netip.ParseAddr(c.LocalIP)
 		if err != nil {

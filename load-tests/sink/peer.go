@@ -149,19 +149,19 @@ func newPeer(cfg *peerConfig, rp remoteParams, onFail func(error)) (*peer, error
 	if len(rp.candidates) == 0 {
 		return nil, errors.New("the server offered no UDP candidate")
 	}
+	remote := pickCandidate(rp.candidates)
 	localIP := cfg.localIP
-	if rp.candidates[0].Addr().Is6() != localIP.Is6() {
-		if rp.candidates[0].Addr().Is6() {
-			localIP = netip.MustParseAddr("::1")
-		} else {
-			localIP = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	if !localIP.IsValid() || localIP.Is6() != remote.Addr().Is6() {
+		var err error
+		if localIP, err = sourceFor(remote); err != nil {
+			return nil, fmt.Errorf("no route to the server's candidate %s: %w", remote, err)
 		}
 	}
 	sock, err := openUDP(localIP)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open a UDP socket: %w", err)
 	}
-	p := &peer{cfg: cfg, sock: sock, rp: rp, remote: rp.candidates[0], remoteSA: sockaddrOf(rp.candidates[0]),
+	p := &peer{cfg: cfg, sock: sock, rp: rp, remote: remote, remoteSA: sockaddrOf(remote),
 		localUfrag: randomString(8), localPwd: randomString(24), controlling: rp.iceLite,
 		pending: map[[stun.TransactionIDSize]byte]bool{}, dtlsDone: make(chan struct{}),
 		bySSRC: map[uint32]*mediaStream{}, byRtxSSRC: map[uint32]*mediaStream{}, byPT: map[uint8]*mediaStream{}, byRtxPT: map[uint8]*mediaStream{},
@@ -175,6 +175,44 @@ func newPeer(cfg *peerConfig, rp remoteParams, onFail func(error)) (*peer, error
 }
 
 func (p *peer) localAddr() netip.AddrPort { return p.sock.local }
+
+// pickCandidate: the server's first IPv4 candidate (loopback first), else its first one that
+// is not link-local. The sink runs next to the servers it loads, so any of them is reachable.
+func pickCandidate(cands []netip.AddrPort) netip.AddrPort {
+	for _, c := range cands {
+		if c.Addr().IsLoopback() {
+			return c
+		}
+	}
+	for _, c := range cands {
+		if c.Addr().Is4() {
+			return c
+		}
+	}
+	for _, c := range cands {
+		if !c.Addr().IsLinkLocalUnicast() {
+			return c
+		}
+	}
+	return cands[0]
+}
+
+var sourceCache sync.Map // netip.Addr → netip.Addr
+
+// sourceFor: the local address the kernel sends from towards `to` (a UDP "connect" sends nothing).
+func sourceFor(to netip.AddrPort) (netip.Addr, error) {
+	if v, ok := sourceCache.Load(to.Addr()); ok {
+		return v.(netip.Addr), nil
+	}
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer c.Close()
+	ip := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+	sourceCache.Store(to.Addr(), ip)
+	return ip, nil
+}
 
 // setRemoteLocked: media and RTCP go to the pair ICE selected.
 func (p *peer) setRemoteLocked(ap netip.AddrPort) {

@@ -45,6 +45,7 @@ type viewer struct {
 	peer        *peer
 	sig         signaller
 	cancelJoin  context.CancelFunc
+	tornDown    bool
 }
 
 func newViewer(s *sink, index int) *viewer {
@@ -205,6 +206,13 @@ func (v *viewer) stop() {
 }
 
 func (v *viewer) teardown() {
+	v.mu.Lock()
+	done := v.tornDown
+	v.tornDown = true
+	v.mu.Unlock()
+	if done {
+		return
+	}
 	v.sig.close()
 	if p := v.currentPeer(); p != nil {
 		p.close()
