@@ -83,9 +83,12 @@ type parentMessage struct {
 	// add: more viewers, joining at this rate.
 	Count      int     `json:"count"`
 	RatePerSec float64 `json:"ratePerSec"`
+	// report: echoed in the tick it asks for.
+	ID int `json:"id"`
 }
 
 type sink struct {
+	reportMu    sync.Mutex // one report at a time (the ticker's and the parent's)
 	cfg         *sinkConfig
 	peerCfg     *peerConfig
 	fingerprint string
@@ -130,6 +133,11 @@ func main() {
 			}
 		case "add":
 			s.add(m.Count, m.RatePerSec)
+		case "report":
+			// A tick now: the parent reads windows of any length at the instants it chooses.
+			if s.cfg != nil {
+				s.report(m.ID)
+			}
 		case "stop":
 			if s.cfg == nil {
 				exit(0)
@@ -297,7 +305,7 @@ func (s *sink) loop() {
 			v.tick(now)
 		}
 		if due {
-			s.report()
+			s.report(0)
 		}
 	}
 }
@@ -343,10 +351,14 @@ type tickMsg struct {
 	RssBytes       int64       `json:"rssBytes"`
 	UncaughtErrors int         `json:"uncaughtErrors"`
 	Sink           tickTotals  `json:"sink"`
+	// The parent's report request this tick answers (0: a periodic tick).
+	ReportID int `json:"reportId,omitempty"`
 }
 
 type tickTotals struct {
-	LostViewers int   `json:"lostViewers"`
+	LostViewers int `json:"lostViewers"`
+	// Connected viewers that have received nothing for over a second (and joined over two ago).
+	Stalled     int   `json:"stalled"`
 	Packets     int64 `json:"packets"`
 	Expected    int64 `json:"expected"`
 	Lost        int64 `json:"lost"`
@@ -355,25 +367,30 @@ type tickTotals struct {
 	DecryptFail int64 `json:"decryptFail"`
 	Nacked      int64 `json:"nacked"`
 	Rtx         int64 `json:"rtx"`
+	// Datagrams the kernel dropped at the viewers' full sockets: the sink's loss, not the server's.
+	SocketDrops int64 `json:"socketDrops"`
 	MissedPings int64 `json:"missedPings"`
 	// Joins that completed and their ICE+DTLS times, for the join cost.
 	JoinMs logHistJSON `json:"joinMs"`
 	DtlsMs logHistJSON `json:"dtlsMs"`
 }
 
-func (s *sink) report() {
+func (s *sink) report(reportID int) {
+	s.reportMu.Lock()
+	defer s.reportMu.Unlock()
 	s.mu.Lock()
 	vs := s.viewers
 	now := time.Now()
-	t := tickMsg{Process: s.cfg.Process, IntervalMs: math.Max(1, float64(now.Sub(s.lastTick).Microseconds())/1000)}
+	t := tickMsg{Process: s.cfg.Process, IntervalMs: math.Max(1, float64(now.Sub(s.lastTick).Microseconds())/1000), ReportID: reportID}
 	s.lastTick = now
 	s.mu.Unlock()
 	delay := newLogHist()
 	joinH, dtlsH := newLogHist(), newLogHist()
+	nowWall := wallMs()
 	for _, v := range vs {
 		v.mu.Lock()
 		st, p := v.state, v.peer
-		joinMs, dtlsMs := v.joinMs, v.dtlsMs
+		joinMs, dtlsMs, startedAt := v.joinMs, v.dtlsMs, v.startedAtMs
 		v.mu.Unlock()
 		if st == stateIdle {
 			continue
@@ -399,8 +416,12 @@ func (s *sink) report() {
 			continue
 		}
 		var packets int64
+		lastPacket := 0.0
 		p.withStreams(func(streams []*mediaStream, c *peerCounters) {
 			for _, m := range streams {
+				if !math.IsNaN(m.stats.lastPacketAt) && m.stats.lastPacketAt > lastPacket {
+					lastPacket = m.stats.lastPacketAt
+				}
 				iv := m.stats.takeInterval(delay)
 				packets += iv.packets
 				t.Packets += iv.packets
@@ -417,9 +438,13 @@ func (s *sink) report() {
 			t.Sink.DecryptOK += c.decryptOK
 			t.Sink.DecryptFail += c.decryptFail
 			t.Sink.Rtx += c.rtx
+			t.Sink.SocketDrops += c.sockDrops
 		})
 		if packets > 0 {
 			t.Receiving++
+		}
+		if st == stateConnected && nowWall-startedAt > stallJoinGraceMs+joinMs && nowWall-lastPacket > stallAfterMs {
+			t.Sink.Stalled++
 		}
 	}
 	t.Delay = delay.toJSON()
@@ -431,6 +456,13 @@ func (s *sink) report() {
 	t.RssBytes = rssBytes()
 	s.send(map[string]any{"type": "tick", "tick": t})
 }
+
+// A connected viewer counts as stalled after this long without a packet, once it has had this
+// grace after joining (a consumer starts on the next key frame: one per second here).
+const (
+	stallAfterMs     = 1000
+	stallJoinGraceMs = 2000
+)
 
 func tvUs(tv syscall.Timeval) int64 { return tv.Sec*1e6 + tv.Usec }
 
@@ -454,7 +486,7 @@ func (s *sink) finish() {
 		return
 	}
 	s.mu.Unlock()
-	s.report()
+	s.report(0)
 	s.mu.Lock()
 	s.finished = true
 	vs := s.viewers

@@ -53,8 +53,9 @@ type mediaStream struct {
 }
 
 type peerCounters struct {
-	decryptOK, decryptFail, rtx, rtxFail, rtcpIn, rtcpInFail, rtcpOut, unknown, stunIn, checks int64
-	nackPackets, twccPackets                                                                   int64
+	// sockDrops: datagrams the kernel dropped at this viewer's full socket (the sink lagged).
+	decryptOK, decryptFail, rtx, rtxFail, rtcpIn, rtcpInFail, rtcpOut, unknown, stunIn, checks, sockDrops int64
+	nackPackets, twccPackets                                                                              int64
 }
 
 // peer is one viewer's media connection: a UDP socket, ICE (STUN checks), the DTLS
@@ -308,6 +309,9 @@ func (p *peer) onReadable(r *batchReader, fd int, nowNs int64, wallMs float64) {
 			at := r.wallMs[i]
 			if at == 0 {
 				at = wallMs
+			}
+			if r.drops[i] > p.c.sockDrops {
+				p.c.sockDrops = r.drops[i]
 			}
 			p.handleLocked(r.bufs[i][:r.sizes[i]], r, i, nowNs, at)
 		}

@@ -37,10 +37,14 @@ func openUDP(ip netip.Addr) (*udpSock, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Arrival times from the kernel (see above); without them the poll interval would show as jitter.
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1); err != nil {
-		syscall.Close(fd)
-		return nil, err
+	// Arrival times from the kernel (see above); without them the poll interval would show as
+	// jitter. And the count of datagrams the kernel dropped at this socket (its buffer was full:
+	// the sink fell behind), so that the sink's own losses are not blamed on the server.
+	for _, opt := range []int{syscall.SO_TIMESTAMPNS, soRxqOvfl} {
+		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, opt, 1); err != nil {
+			syscall.Close(fd)
+			return nil, err
+		}
 	}
 	if err := syscall.Bind(fd, sa); err != nil {
 		syscall.Close(fd)
@@ -88,14 +92,19 @@ type batchReader struct {
 	iovs  []syscall.Iovec
 	hdrs  []mmsghdr
 	ctrl  [][]byte
-	// Results of the last read: sizes, and kernel arrival times (wall clock, ms; 0: none).
+	// Results of the last read: sizes, kernel arrival times (wall clock, ms; 0: none), and the
+	// socket's drop counter (cumulative; -1: not reported).
 	n      int
 	sizes  []int
 	wallMs []float64
+	drops  []int64
 }
 
-// Room for one SCM_TIMESTAMPNS control message (a struct timespec).
-var ctrlSpace = syscall.CmsgSpace(16)
+// SO_RXQ_OVFL (<asm-generic/socket.h>): the socket's dropped-datagram counter with each read.
+const soRxqOvfl = 40
+
+// Room for SCM_TIMESTAMPNS (a struct timespec) and SO_RXQ_OVFL (a uint32).
+var ctrlSpace = syscall.CmsgSpace(16) + syscall.CmsgSpace(4)
 
 // mmsghdr is struct mmsghdr from <sys/socket.h> (Linux, 64-bit).
 type mmsghdr struct {
@@ -107,7 +116,7 @@ type mmsghdr struct {
 func newBatchReader(batch, size int) *batchReader {
 	r := &batchReader{bufs: make([][]byte, batch), names: make([]syscall.RawSockaddrAny, batch),
 		iovs: make([]syscall.Iovec, batch), hdrs: make([]mmsghdr, batch), sizes: make([]int, batch),
-		ctrl: make([][]byte, batch), wallMs: make([]float64, batch)}
+		ctrl: make([][]byte, batch), wallMs: make([]float64, batch), drops: make([]int64, batch)}
 	for i := range r.bufs {
 		r.ctrl[i] = make([]byte, ctrlSpace)
 		r.hdrs[i].hdr.Control = &r.ctrl[i][0]
@@ -141,25 +150,35 @@ func (r *batchReader) read(fd int) error {
 	r.n = int(n)
 	for i := 0; i < r.n; i++ {
 		r.sizes[i] = int(r.hdrs[i].len)
-		r.wallMs[i] = arrivalMs(r.ctrl[i][:r.hdrs[i].hdr.Controllen])
+		r.wallMs[i], r.drops[i] = parseControl(r.ctrl[i][:r.hdrs[i].hdr.Controllen])
 	}
 	return nil
 }
 
-// arrivalMs reads SCM_TIMESTAMPNS from a control buffer (0 if it is not there).
-func arrivalMs(ctrl []byte) float64 {
+// parseControl reads SCM_TIMESTAMPNS (wall-clock ms, 0 if absent) and SO_RXQ_OVFL (the
+// socket's cumulative drops, -1 if absent) from a control buffer.
+func parseControl(ctrl []byte) (wallMs float64, drops int64) {
+	drops = -1
 	for len(ctrl) >= syscall.SizeofCmsghdr {
 		h := (*syscall.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
 		if h.Len < syscall.SizeofCmsghdr || int(h.Len) > len(ctrl) {
-			return 0
+			return
 		}
-		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SCM_TIMESTAMPNS && int(h.Len) >= syscall.CmsgLen(16) {
-			ts := (*syscall.Timespec)(unsafe.Pointer(&ctrl[syscall.CmsgLen(0)]))
-			return float64(ts.Sec)*1e3 + float64(ts.Nsec)/1e6
+		data := ctrl[syscall.CmsgLen(0):h.Len]
+		switch {
+		case h.Level == syscall.SOL_SOCKET && h.Type == syscall.SCM_TIMESTAMPNS && len(data) >= 16:
+			ts := (*syscall.Timespec)(unsafe.Pointer(&data[0]))
+			wallMs = float64(ts.Sec)*1e3 + float64(ts.Nsec)/1e6
+		case h.Level == syscall.SOL_SOCKET && h.Type == soRxqOvfl && len(data) >= 4:
+			drops = int64(*(*uint32)(unsafe.Pointer(&data[0])))
 		}
-		ctrl = ctrl[syscall.CmsgSpace(int(h.Len)-syscall.CmsgLen(0)):]
+		next := syscall.CmsgSpace(int(h.Len) - syscall.CmsgLen(0))
+		if next > len(ctrl) {
+			return
+		}
+		ctrl = ctrl[next:]
 	}
-	return 0
+	return
 }
 
 // from is the sender of datagram i.

@@ -211,18 +211,25 @@ func TestParseRTPReadsTheClearHeaderAndTheTransportWideSeq(t *testing.T) {
 	}
 }
 
-func TestArrivalTimeIsReadFromTheControlMessage(t *testing.T) {
+func TestArrivalTimeAndDropsAreReadFromTheControlMessages(t *testing.T) {
 	buf := make([]byte, syscall.CmsgSpace(16))
 	h := (*syscall.Cmsghdr)(unsafe.Pointer(&buf[0]))
 	h.Level, h.Type = syscall.SOL_SOCKET, syscall.SCM_TIMESTAMPNS
 	h.SetLen(syscall.CmsgLen(16))
 	ts := (*syscall.Timespec)(unsafe.Pointer(&buf[syscall.CmsgLen(0)]))
 	ts.Sec, ts.Nsec = 1_700_000_000, 250_000_000
-	if got := arrivalMs(buf); got != 1_700_000_000_250 {
-		t.Fatalf("got %v", got)
+	// followed by SO_RXQ_OVFL
+	ovfl := make([]byte, syscall.CmsgSpace(4))
+	h2 := (*syscall.Cmsghdr)(unsafe.Pointer(&ovfl[0]))
+	h2.Level, h2.Type = syscall.SOL_SOCKET, soRxqOvfl
+	h2.SetLen(syscall.CmsgLen(4))
+	*(*uint32)(unsafe.Pointer(&ovfl[syscall.CmsgLen(0)])) = 7
+	at, drops := parseControl(append(buf, ovfl...))
+	if at != 1_700_000_000_250 || drops != 7 {
+		t.Fatalf("got %v ms, %d drops", at, drops)
 	}
-	if arrivalMs(nil) != 0 {
-		t.Fatal("no control message should give 0")
+	if at, drops := parseControl(nil); at != 0 || drops != -1 {
+		t.Fatal("no control message should give 0 and -1")
 	}
 }
 

@@ -264,6 +264,7 @@ type sinkDetail struct {
 	RtcpIn       int64         `json:"rtcpIn"`
 	RtcpOut      int64         `json:"rtcpOut"`
 	Unknown      int64         `json:"unknownPackets"`
+	SocketDrops  int64         `json:"socketDrops"`
 	MissedPings  int64         `json:"missedPings"`
 	DrainNotices int           `json:"drainNotices"`
 }
@@ -312,6 +313,7 @@ func (v *viewer) result(process int) viewerResult {
 			r.Sink.SrtpProfile = p.profile
 			r.Sink.DecryptOK, r.Sink.DecryptFail, r.Sink.Rtx = c.decryptOK, c.decryptFail, c.rtx
 			r.Sink.NackPackets, r.Sink.TwccPackets, r.Sink.RtcpIn, r.Sink.RtcpOut, r.Sink.Unknown = c.nackPackets, c.twccPackets, c.rtcpIn, c.rtcpOut, c.unknown
+			r.Sink.SocketDrops = c.sockDrops
 			for _, m := range streams {
 				r.Sink.Nacked += m.stats.nacked
 				r.Sink.Repaired += m.stats.repaired

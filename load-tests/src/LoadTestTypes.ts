@@ -46,6 +46,8 @@ export interface SinkViewerDetail {
   rtcpIn: number;
   rtcpOut: number;
   unknownPackets: number;
+  /** Datagrams the kernel dropped at this viewer's full socket (the sink fell behind). */
+  socketDrops: number;
   missedPings: number;
   drainNotices: number;
 }

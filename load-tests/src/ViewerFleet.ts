@@ -44,6 +44,8 @@ export interface FleetTotals {
   lostViewers: number;
   /** Sum of the processes' latest cumulative sink totals (SinkTotals); null before the first ticks. */
   sink: Omit<SinkTotals, 'joinMs' | 'dtlsMs'> & { joinMs: LogHistogram; dtlsMs: LogHistogram };
+  /** Viewers that received at least one packet in each process's last tick interval. */
+  receiving: number;
   /** CPU the viewer processes used since they started, µs (user + system). */
   cpuUs: number;
   rssBytes: number;
@@ -101,6 +103,7 @@ export class ViewerFleet {
   #lastJoined = 0;
   #stopped = false;
   #target = 0;
+  #reportId = 0;
 
   constructor(options: ViewerFleetOptions) {
     this.#options = options;
@@ -180,7 +183,8 @@ export class ViewerFleet {
       connected: 0,
       failed: 0,
       lostViewers: 0,
-      sink: { lostViewers: 0, packets: 0, expected: 0, lost: 0, bytes: 0, decryptOk: 0, decryptFail: 0, nacked: 0, rtx: 0, missedPings: 0, joinMs: new LogHistogram(), dtlsMs: new LogHistogram() },
+      receiving: 0,
+      sink: { lostViewers: 0, stalled: 0, packets: 0, expected: 0, lost: 0, bytes: 0, decryptOk: 0, decryptFail: 0, nacked: 0, rtx: 0, socketDrops: 0, missedPings: 0, joinMs: new LogHistogram(), dtlsMs: new LogHistogram() },
       cpuUs: 0,
       rssBytes: 0,
       exited: 0,
@@ -193,16 +197,35 @@ export class ViewerFleet {
       out.joining += t.joining;
       out.connected += t.connected;
       out.failed += t.failedTotal;
+      out.receiving += t.receiving;
       out.cpuUs += t.cpuUserUs + t.cpuSystemUs;
       out.rssBytes += t.rssBytes;
       const s = t.sink;
       if (!s) continue;
       out.lostViewers += s.lostViewers;
-      for (const k of ['lostViewers', 'packets', 'expected', 'lost', 'bytes', 'decryptOk', 'decryptFail', 'nacked', 'rtx', 'missedPings'] as const) out.sink[k] += s[k];
+      for (const k of ['lostViewers', 'stalled', 'packets', 'expected', 'lost', 'bytes', 'decryptOk', 'decryptFail', 'nacked', 'rtx', 'socketDrops', 'missedPings'] as const) out.sink[k] += s[k];
       out.sink.joinMs.merge(s.joinMs);
       out.sink.dtlsMs.merge(s.dtlsMs);
     }
     return out;
+  }
+
+  /**
+   * Sink fleets: every live process reports now; resolves with the totals once each has (or
+   * after timeoutMs with what came). Windows between two snapshots are exact, whatever the
+   * tick period.
+   */
+  async snapshot(timeoutMs = 5000): Promise<FleetTotals> {
+    const live = this.#children.filter((c) => !c.proc.exited);
+    const id = ++this.#reportId;
+    await Promise.all(
+      live.map((c) => {
+        const got = waitForMessage(c.proc, (m) => m.type === 'tick' && m.tick.reportId === id, timeoutMs, 'no tick').catch(() => undefined);
+        this.#send(c, { type: 'report', id });
+        return got;
+      }),
+    );
+    return this.totals();
   }
 
   /** Process ids of the viewer processes (for CPU accounting from /proc). */

@@ -45,12 +45,16 @@ export type ParentMessage =
   | { type: 'start'; config: WorkerConfig }
   | { type: 'stop' }
   /** Sink processes only: `count` more viewers, joining at `ratePerSec` (the capacity benchmark's steps). */
-  | { type: 'add'; count: number; ratePerSec: number };
+  | { type: 'add'; count: number; ratePerSec: number }
+  /** Sink processes only: send a tick now (its interval ends here), with `reportId: id`. */
+  | { type: 'report'; id: number };
 
 /** Cumulative figures a sink adds to its ticks (windows of any length are differences of two ticks). */
 export interface SinkTotals {
   /** Viewers that joined and were then dropped by the server. */
   lostViewers: number;
+  /** Connected viewers that have received nothing for over a second (2 s after joining). */
+  stalled: number;
   /** RTP packets, audio and video, since the start: received, expected, lost (after NACK repair). */
   packets: number;
   expected: number;
@@ -62,6 +66,8 @@ export interface SinkTotals {
   /** Sequence numbers NACKed (retries included) and retransmissions received. */
   nacked: number;
   rtx: number;
+  /** Datagrams the kernel dropped at the viewers' full sockets: the sink fell behind (not the server's loss). */
+  socketDrops: number;
   /** session.ping (Cascade) or keepalive (Janus) left unanswered. */
   missedPings: number;
   /** Completed joins: request → DTLS connected, and the DTLS handshake alone, ms. */
@@ -96,6 +102,8 @@ export interface WorkerTick {
   lastUncaught?: string;
   /** Sink processes only. */
   sink?: SinkTotals;
+  /** Sink processes only: the report request this tick answers (absent on periodic ticks). */
+  reportId?: number;
 }
 
 export interface WorkerFinal {

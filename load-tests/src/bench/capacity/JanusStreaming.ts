@@ -18,6 +18,8 @@ export interface JanusStreamingOptions {
   clip: string;
   /** Janus and ffmpeg are killed by `timeout` after this long, whatever happens to us. */
   deadlineSec: number;
+  /** The janus binary. Default: `janus` on the PATH. */
+  bin?: string;
   /**
    * Janus's `event_loops`: threads that serve every handle's media. 0 keeps Janus's default,
    * one thread per handle. Default 1: everything runs on one pinned core anyway.
@@ -31,19 +33,24 @@ const AUDIO_PT = 111;
 const VIDEO_PT = 96;
 
 /** Where Debian (and a source build) put Janus and its Streaming plugin and WebSocket transport. */
-function findJanus(): { bin: string; libDir: string } {
-  const bin = (process.env.PATH ?? '/usr/bin:/usr/local/bin')
-    .split(':')
-    .map((d) => path.join(d, 'janus'))
-    .find((p) => {
-      try {
-        accessSync(p, constants.X_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    });
-  if (!bin) throw new TargetUnavailableError('janus is not installed (Debian package `janus`; `npm run bench` installs it through scripts/setup.sh bench)');
+function findJanus(explicit?: string): { bin: string; libDir: string } {
+  const executable = (p: string) => {
+    try {
+      accessSync(p, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const bin = explicit
+    ? executable(explicit)
+      ? explicit
+      : undefined
+    : (process.env.PATH ?? '/usr/bin:/usr/local/bin')
+        .split(':')
+        .map((d) => path.join(d, 'janus'))
+        .find(executable);
+  if (!bin) throw new TargetUnavailableError(`janus is not installed${explicit ? ` at ${explicit}` : ''} (Debian package \`janus\`; \`npm run bench\` installs it through scripts/setup.sh bench)`);
   const candidates: string[] = [];
   for (const base of ['/usr/lib', '/usr/local/lib', '/opt/janus/lib']) {
     candidates.push(path.join(base, 'janus'));
@@ -102,7 +109,7 @@ export class JanusStreaming implements RealTarget {
   };
 
   static async start(o: JanusStreamingOptions): Promise<JanusStreaming> {
-    const { bin, libDir } = findJanus();
+    const { bin, libDir } = findJanus(o.bin);
     const t = new JanusStreaming();
     try {
       await t.#start(o, bin, libDir);
