@@ -265,7 +265,7 @@ export async function runCapacityBench(ctx: BenchContext, options: CapacityBench
       janusUnavailable: janusUnavailable ?? null,
       ramps: runs.map(compactRun),
     },
-    markdown: rampTable(runs),
+    markdown: `${buildLine(workerBuildInfo(workerBin))}\n\n${rampTable(runs)}`,
     warnings,
     durationMs: Date.now() - started,
   };
@@ -278,6 +278,13 @@ function workerBuildInfo(workerBin: string): unknown {
   } catch {
     return null;
   }
+}
+
+/** The worker's build, as BENCHMARKS.md states it. */
+function buildLine(info: unknown): string {
+  const i = info as { mediasoup?: string; srtp?: string; meson?: string; compiler?: string; compileFlags?: string } | null;
+  if (!i) return "Worker build: not recorded (a worker built before scripts/build-mediasoup-worker.sh wrote build-info.json: Debian's NSS-backed libsrtp2).";
+  return `Worker build: mediasoup ${i.mediasoup}; SRTP: ${i.srtp}; meson ${i.meson}; ${i.compiler}; flags ${i.compileFlags}. Janus: Debian's package, linked to Debian's libsrtp2 (NSS).`;
 }
 
 function janusVersion(runs: Run[]): string {

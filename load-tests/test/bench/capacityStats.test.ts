@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { meanInterval, ratioInterval, seededRandom, t95 } from '../../src/bench/capacity/confidence.js';
+import type { RampSummary } from '../../src/bench/capacity/ramp.js';
+import { rampCapacity } from '../../src/bench/capacity/rampCapacity.js';
 import { joinCostMs, windowMedia, type WindowTotals } from '../../src/bench/capacity/realWindow.js';
 
 describe('meanInterval()', () => {
@@ -102,5 +104,23 @@ describe('joinCostMs()', () => {
   it('is never negative, and null without joins', () => {
     expect(joinCostMs({ cpuSeconds: 0.1, seconds: 2, steadyCpu: 0.3, joins: 10 })).toBe(0);
     expect(joinCostMs({ cpuSeconds: 1, seconds: 1, steadyCpu: 0, joins: 0 })).toBeNull();
+  });
+});
+
+describe('rampCapacity()', () => {
+  const summary = (o: Partial<RampSummary>): RampSummary => ({ viewersPerCore: 400, cpuPerViewer: 0.002, intercept: 0.02, r2: 0.99, viewersAtCpuLimit: 415, saturated: true, ...o });
+
+  it('is where the CPU fit reaches the limit when the CPU limit stopped the ramp', () => {
+    expect(rampCapacity(summary({}), true)).toEqual({ viewers: 415, basis: 'cpu-fit' });
+  });
+
+  it('is the last passing step when another limit stopped the ramp first', () => {
+    expect(rampCapacity(summary({ viewersPerCore: 300 }), false)).toEqual({ viewers: 300, basis: 'other-limit' });
+    // …but never more than the CPU fit allows.
+    expect(rampCapacity(summary({ viewersPerCore: 500 }), false)).toEqual({ viewers: 415, basis: 'other-limit' });
+  });
+
+  it('is the extrapolated fit when nothing stopped the ramp', () => {
+    expect(rampCapacity(summary({ saturated: false, viewersPerCore: 200 }), false)).toEqual({ viewers: 415, basis: 'extrapolated' });
   });
 });
