@@ -118,9 +118,10 @@ if [[ "$MS_SRTP" == openssl ]]; then
       && apt-get "${APT_SRC[@]}" update >>"$LOG" 2>&1 \
       && (cd "$A/src" && apt-get "${APT_SRC[@]}" source "libsrtp2=$srtp_version" >>"$LOG" 2>&1); then
       SS=$(find "$A/src" -mindepth 1 -maxdepth 1 -type d -name 'libsrtp2-*' | head -1)
-      # The library only, static (linked into the worker), -O3, OpenSSL's AES (AES-NI) and HMAC.
+      # The library only, -O3, OpenSSL's AES (AES-NI) and HMAC: static (linked into the worker),
+      # and shared (the capacity benchmark can run Janus on it too, a like-for-like baseline).
       meson setup "$A/build" "$SS" --prefix "$SRTP_PREFIX" --libdir lib --buildtype release -Db_ndebug=true \
-        -Ddefault_library=static -Db_staticpic=true -Dcrypto-library=openssl \
+        -Ddefault_library=both -Db_staticpic=true -Dcrypto-library=openssl \
         -Dtests=disabled -Dpcap-tests=disabled -Ddoc=disabled -Dfuzzer=disabled >>"$LOG" 2>&1
       ninja -C "$A/build" -j"$MS_JOBS" >>"$LOG" 2>&1
       ninja -C "$A/build" install >>"$LOG" 2>&1
@@ -282,6 +283,7 @@ cat > "$INFO.tmp" <<EOF
   "key": "$want_key",
   "mediasoup": "$MS_VERSION",
   "srtp": "$(json "$srtp_note")",
+  "srtpLibDir": "$([[ -n "$SRTP_PREFIX" && -f "$SRTP_PREFIX/lib/libsrtp2.so.1" ]] && json "$SRTP_PREFIX/lib")",
   "meson": "$(json "${MESON_OPTS[*]} --wrap-mode=nodownload; Debian's abseil, libuv, OpenSSL $(openssl version | cut -d' ' -f2), usrsctp, nlohmann-json")",
   "compiler": "$(json "$(c++ --version | head -1)")",
   "compileFlags": "$(json "$flags")",

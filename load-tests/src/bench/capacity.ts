@@ -32,7 +32,8 @@ import { rampCapacity, type RampCapacity } from './capacity/rampCapacity.js';
 import { runRealRamp, type RealRampOptions, type RealRampRun } from './capacity/realRamp.js';
 import { TargetUnavailableError, type RealTarget } from './capacity/RealTarget.js';
 
-type Kind = 'cascade' | 'janus';
+/** janusSsl: Janus on the worker build's OpenSSL libsrtp2 (LD_LIBRARY_PATH), the like-for-like baseline. */
+type Kind = 'cascade' | 'janus' | 'janusSsl';
 type Run = RealRampRun & { kind: Kind; kbps: number; capacity: RampCapacity };
 
 const SERVER_CORE = 0;
@@ -86,6 +87,11 @@ export interface CapacityBenchOptions {
   scale?: ScaleSettings;
   /** Janus binary (default: `janus` on the PATH). */
   janusBin?: string;
+  /**
+   * Folder with an OpenSSL libsrtp2.so.1 to also ramp Janus on (at the first bitrate). Default:
+   * the one the worker build made (build-info.json srtpLibDir); none: that series is skipped.
+   */
+  janusLibraryPath?: string | null;
 }
 
 export async function runCapacityBench(ctx: BenchContext, options: CapacityBenchOptions = {}): Promise<BenchResult> {
@@ -104,28 +110,35 @@ export async function runCapacityBench(ctx: BenchContext, options: CapacityBench
   const runs: Run[] = [];
   const failures: string[] = [];
   let janusUnavailable: string | undefined;
+  const build = workerBuildInfo(workerBin) as { srtpLibDir?: string } | null;
+  const janusSslLib = options.janusLibraryPath === null ? undefined : (options.janusLibraryPath ?? (build?.srtpLibDir || undefined));
   try {
     let janusDirs = 0;
-    for (const kbps of s.bitratesKbps) {
+    for (const [bi, kbps] of s.bitratesKbps.entries()) {
       const clip = await ensureAvClip(kbps);
+      const janus = (libraryPath?: string) => () =>
+        JanusStreaming.start({
+          core: SERVER_CORE,
+          feedCore: LOAD_CORE,
+          dir: mkdtempSync(path.join(dir, `janus-${++janusDirs}-`)),
+          clip,
+          deadlineSec: Math.ceil(s.rampBudgetMs / 1000) + 180,
+          ...(options.janusBin ? { bin: options.janusBin } : {}),
+          ...(libraryPath ? { libraryPath } : {}),
+        });
       const start: Record<Kind, () => Promise<RealTarget>> = {
         cascade: () => CascadeOrigin.start({ core: SERVER_CORE, clip, deadlineSec: Math.ceil(s.rampBudgetMs / 1000) + 180 }),
-        janus: () =>
-          JanusStreaming.start({
-            core: SERVER_CORE,
-            feedCore: LOAD_CORE,
-            dir: mkdtempSync(path.join(dir, `janus-${++janusDirs}-`)),
-            clip,
-            deadlineSec: Math.ceil(s.rampBudgetMs / 1000) + 180,
-            ...(options.janusBin ? { bin: options.janusBin } : {}),
-          }),
+        janus: janus(),
+        janusSsl: janus(janusSslLib),
       };
+      // Janus on the OpenSSL libsrtp2 too, at the first bitrate: what Janus would gain from the same rebuild.
+      const kinds: Kind[] = bi === 0 && janusSslLib ? ['cascade', 'janus', 'janusSsl'] : ['cascade', 'janus'];
       for (let rep = 1; rep <= s.repetitions; rep++) {
         // Alternate the order so a slow drift in the machine's load favours neither server.
-        const order: Kind[] = rep % 2 === 1 ? ['cascade', 'janus'] : ['janus', 'cascade'];
+        const order: Kind[] = rep % 2 === 1 ? kinds : [...kinds].reverse();
         for (const kind of order) {
-          if (kind === 'janus' && janusUnavailable) continue;
-          const label = `${kind} ${kbps} kbit/s #${rep}`;
+          if (kind !== 'cascade' && janusUnavailable) continue;
+          const label = `${kind === 'janusSsl' ? 'janus+openssl-srtp' : kind} ${kbps} kbit/s #${rep}`;
           if (Date.now() - started > s.totalBudgetMs) {
             warnings.push(`time budget used up: ramp "${label}" skipped`);
             continue;
@@ -200,6 +213,9 @@ export async function runCapacityBench(ctx: BenchContext, options: CapacityBench
     const pps = median(runs.filter((r) => r.kbps === kbps).flatMap((r) => r.steps.map((st) => st.media.ppsPerViewer)));
     const kbpsSeen = median(runs.filter((r) => r.kbps === kbps).flatMap((r) => r.steps.map((st) => st.media.kbpsPerViewer)));
     const label = `${(kbps / 1000).toFixed(1)} Mbit/s`;
+    const janusSsl = of('janusSsl');
+    const jsCap = meanInterval(capOf(janusSsl));
+    const sslRatio = ratioInterval(capOf(cascade), capOf(janusSsl));
     figures.push({
       name: `viewers per server core at ${label} (audio + video, WebRTC viewers through each server's signalling): Cascade origin`,
       value: round(cCap!.mean, 0),
@@ -212,6 +228,18 @@ export async function runCapacityBench(ctx: BenchContext, options: CapacityBench
         `ratio ${ratio ? `${ratio.ratio.toFixed(2)} [${ratio.lo.toFixed(2)}, ${ratio.hi.toFixed(2)}] (bootstrap, ${ratio.resamples} resamples)` : 'n/a'}. ` +
         `~${kbpsSeen?.toFixed(0) ?? '?'} kbit/s and ~${pps?.toFixed(0) ?? '?'} packets/s per viewer measured at the sinks.`,
     });
+    if (jsCap) {
+      figures.push({
+        name: `viewers per server core at ${label}, both servers on the same OpenSSL libsrtp2: Cascade origin`,
+        value: round(cCap!.mean, 0),
+        unit: 'viewers',
+        baseline: { name: `Janus ${janusVersion(janusSsl)} Streaming plugin with the worker build's libsrtp2 (LD_LIBRARY_PATH)`, value: round(jsCap.mean, 0), unit: 'viewers' },
+        ratio: sslRatio?.ratio ?? NaN,
+        note:
+          `Higher is better; ratio = Cascade / Janus on the same SRTP library (Debian's Janus links Debian's NSS-backed libsrtp2, the row above). ` +
+          `Janus ${fmtInterval(jsCap)} over ${jsCap.n} ramps; ratio ${sslRatio ? `${sslRatio.ratio.toFixed(2)} [${sslRatio.lo.toFixed(2)}, ${sslRatio.hi.toFixed(2)}]` : 'n/a'}.`,
+      });
+    }
     figures.push({
       name: `server CPU per forwarded packet at ${label}: Cascade origin`,
       value: round(cUs?.mean ?? NaN, 2),
@@ -235,7 +263,15 @@ export async function runCapacityBench(ctx: BenchContext, options: CapacityBench
     });
     if (cCap && cCap.n > 1 && (cCap.hi - cCap.lo) / 2 / cCap.mean > CI_WARN) warnings.push(`${label}: Cascade's ramps disagree (95 % interval ±${(((cCap.hi - cCap.lo) / 2 / cCap.mean) * 100).toFixed(0)} %): the machine was noisy`);
     if (jCap && jCap.n > 1 && (jCap.hi - jCap.lo) / 2 / jCap.mean > CI_WARN) warnings.push(`${label}: Janus's ramps disagree (95 % interval ±${(((jCap.hi - jCap.lo) / 2 / jCap.mean) * 100).toFixed(0)} %): the machine was noisy`);
-    perBitrate.push({ kbps, cascade: { capacity: cCap, cpuPerViewerPct: cCpv, usPerPacket: cUs, joinCpuMs: cJoin }, janus: { capacity: jCap, cpuPerViewerPct: jCpv, usPerPacket: jUs, joinCpuMs: jJoin }, ratio, ppsPerViewer: pps, kbpsPerViewer: kbpsSeen });
+    perBitrate.push({
+      kbps,
+      cascade: { capacity: cCap, cpuPerViewerPct: cCpv, usPerPacket: cUs, joinCpuMs: cJoin },
+      janus: { capacity: jCap, cpuPerViewerPct: jCpv, usPerPacket: jUs, joinCpuMs: jJoin },
+      ...(jsCap ? { janusOpensslSrtp: { capacity: jsCap, cpuPerViewerPct: cpv(janusSsl), usPerPacket: usPerPacket(janusSsl) }, ratioOpensslSrtp: sslRatio } : {}),
+      ratio,
+      ppsPerViewer: pps,
+      kbpsPerViewer: kbpsSeen,
+    });
   }
   if (figures.length === 0) throw new Error(`no Cascade ramp completed: ${failures.join('; ') || 'see the log'}`);
   for (const r of runs) {
@@ -284,7 +320,7 @@ function workerBuildInfo(workerBin: string): unknown {
 function buildLine(info: unknown): string {
   const i = info as { mediasoup?: string; srtp?: string; meson?: string; compiler?: string; compileFlags?: string } | null;
   if (!i) return "Worker build: not recorded (a worker built before scripts/build-mediasoup-worker.sh wrote build-info.json: Debian's NSS-backed libsrtp2).";
-  return `Worker build: mediasoup ${i.mediasoup}; SRTP: ${i.srtp}; meson ${i.meson}; ${i.compiler}; flags ${i.compileFlags}. Janus: Debian's package, linked to Debian's libsrtp2 (NSS).`;
+  return `Worker build: mediasoup ${i.mediasoup}; SRTP: ${i.srtp}; meson ${i.meson}; ${i.compiler}; flags ${i.compileFlags}. Janus: Debian's package, linked to Debian's libsrtp2 (NSS); the janus+openssl-srtp ramps load the worker build's OpenSSL libsrtp2.so.1 instead.`;
 }
 
 function janusVersion(runs: Run[]): string {

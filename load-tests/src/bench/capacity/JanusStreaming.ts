@@ -21,6 +21,11 @@ export interface JanusStreamingOptions {
   /** The janus binary. Default: `janus` on the PATH. */
   bin?: string;
   /**
+   * A folder with another libsrtp2.so.1 for Janus (LD_LIBRARY_PATH): the worker build's
+   * OpenSSL one, to compare the servers on the same SRTP library. Default: Debian's (NSS).
+   */
+  libraryPath?: string;
+  /**
    * Janus's `event_loops`: threads that serve every handle's media. 0 keeps Janus's default,
    * one thread per handle. Default 1: everything runs on one pinned core anyway.
    */
@@ -98,6 +103,7 @@ export class JanusStreaming implements RealTarget {
   #feedExited = false;
   #closed = false;
   #eventLoops = 1;
+  #libraryPath: string | undefined;
   /** Kills Janus if this process exits without close(); `timeout` bounds it otherwise. */
   readonly #onExit = () => {
     try {
@@ -181,8 +187,9 @@ capacity: {
     const proc = spawn(
       'timeout',
       ['-k', '3', String(o.deadlineSec), 'taskset', '-c', String(o.core), bin, '-C', path.join(conf, 'janus.jcfg'), '-F', conf, '-o'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: o.libraryPath ? { ...process.env, LD_LIBRARY_PATH: o.libraryPath } : process.env },
     );
+    this.#libraryPath = o.libraryPath;
     this.#proc = proc;
     process.once('exit', this.#onExit);
     const collect = (d: Buffer) => (this.#output = (this.#output + d.toString()).slice(-4000));
@@ -245,6 +252,7 @@ capacity: {
       pid: this.#pid,
       cpusAllowed: this.#pid ? allowedCpus(this.#pid) : null,
       eventLoops: this.#eventLoops || "Janus's default (one thread per handle)",
+      libsrtp2: this.#libraryPath ? `${this.#libraryPath}/libsrtp2.so.1 (LD_LIBRARY_PATH)` : "Debian's (NSS)",
       viewer: 'Streaming plugin, RTP mountpoint (Opus + VP8), WebRTC viewers through the WebSocket API',
       feed: 'ffmpeg replaying the clip straight to the mountpoint ports (same file as the Cascade broadcaster)',
     };
