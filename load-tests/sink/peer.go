@@ -76,10 +76,10 @@ type peer struct {
 	tieBreaker           [8]byte
 	pending              map[[stun.TransactionIDSize]byte]bool
 
-	startNs, iceNs, dtlsNs int64
-	iceOK, dtlsStarted     bool
-	nextCheck              int64
-	checksSent             int
+	startNs, iceNs, dtlsNs      int64
+	started, iceOK, dtlsStarted bool
+	nextCheck                   int64
+	checksSent                  int
 
 	pipe    *dtlsPipe
 	dtls    *dtls.Conn
@@ -287,6 +287,7 @@ func (p *peer) removeStream(id string) {
 func (p *peer) start() error {
 	p.mu.Lock()
 	p.startNs = monoNs()
+	p.started = true
 	p.sendCheckLocked(p.startNs)
 	p.mu.Unlock()
 	return p.cfg.poller.add(p.sock.fd, p)
@@ -633,13 +634,14 @@ func (p *peer) waitDTLS(ctx context.Context) error {
 func (p *peer) tick(nowNs int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	// Not started: signalling is still setting the transport up (ICE starts after transport.connect).
+	if p.closed || !p.started {
 		return
 	}
 	if !p.iceOK {
 		if nowNs >= p.nextCheck {
 			if time.Duration(nowNs-p.startNs) > p.cfg.iceTimeout {
-				go p.fail(&codedError{code: "CASCADE_ERR_LOADTEST_ICE", msg: fmt.Sprintf("no ICE answer from %s after %d checks", p.remote, p.checksSent)})
+				go p.fail(&codedError{code: "CASCADE_ERR_LOADTEST_ICE", msg: fmt.Sprintf("no ICE answer from %s to %s after %d checks (%d STUN messages and %d others received)", p.remote, p.sock.local, p.checksSent, p.c.stunIn, p.c.unknown)})
 				p.nextCheck = 1<<62 - 1
 				return
 			}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 // An offer as Janus 1.1's Streaming plugin sends it (trimmed): audio and video, RTX for video,
@@ -171,5 +172,40 @@ func TestConsumerParametersBecomeAStreamSpec(t *testing.T) {
 	m := p.bySSRC[555]
 	if m == nil || p.byRtxSSRC[556] != m || m.spec.pt != 101 || m.spec.rtxPT != 102 || !m.spec.nack || m.spec.kind != "video" || p.twccID != 5 {
 		t.Fatalf("%+v twcc=%d", m, p.twccID)
+	}
+}
+
+// A peer whose signalling is still under way (not started) must not time ICE out, however
+// long the process has been running (a bug once failed every join after the first 8 s).
+func TestICETimeoutCountsFromTheStartOnly(t *testing.T) {
+	pl, err := newPoller(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 1)
+	cfg := &peerConfig{poller: pl, iceTimeout: time.Second, dtlsTimeout: time.Second, decryptEvery: 50, freezeGapMs: 500}
+	rp := remoteParams{iceUfrag: "u", icePwd: "p", iceLite: true, candidates: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:9")}}
+	p, err := newPeer(cfg, rp, func(err error) { failed <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	p.tick(monoNs() + int64(time.Hour))
+	select {
+	case err := <-failed:
+		t.Fatalf("failed before start: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := p.start(); err != nil {
+		t.Fatal(err)
+	}
+	p.tick(monoNs() + int64(2*time.Second))
+	select {
+	case err := <-failed:
+		if c, ok := err.(*codedError); !ok || c.code != "CASCADE_ERR_LOADTEST_ICE" {
+			t.Fatalf("want an ICE failure, got %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no ICE failure after the timeout")
 	}
 }
