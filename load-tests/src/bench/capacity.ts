@@ -32,8 +32,13 @@ import { rampCapacity, type RampCapacity } from './capacity/rampCapacity.js';
 import { runRealRamp, type RealRampOptions, type RealRampRun } from './capacity/realRamp.js';
 import { TargetUnavailableError, type RealTarget } from './capacity/RealTarget.js';
 
-/** janusSsl: Janus on the worker build's OpenSSL libsrtp2 (LD_LIBRARY_PATH), the like-for-like baseline. */
-type Kind = 'cascade' | 'janus' | 'janusSsl';
+/**
+ * janusSsl: Janus on the worker build's OpenSSL libsrtp2 (LD_LIBRARY_PATH), the like-for-like
+ * baseline. cascadeNoTwcc: Cascade with viewers that do not negotiate transport-cc, what
+ * leaving it out of the viewers' capabilities in sfu/ would give (see the report).
+ */
+type Kind = 'cascade' | 'cascadeNoTwcc' | 'janus' | 'janusSsl';
+const LABELS: Record<Kind, string> = { cascade: 'cascade', cascadeNoTwcc: 'cascade-no-twcc', janus: 'janus', janusSsl: 'janus+openssl-srtp' };
 type Run = RealRampRun & { kind: Kind; kbps: number; capacity: RampCapacity };
 
 const SERVER_CORE = 0;
@@ -54,6 +59,8 @@ export interface ScaleSettings {
   rampBudgetMs: number;
   /** No new ramp starts after this (ms from the start). */
   totalBudgetMs: number;
+  /** Also ramp the variants (Janus on OpenSSL SRTP, Cascade without transport-cc) at the first bitrate. */
+  variants: boolean;
 }
 
 export const CAPACITY_SCALES: Record<BenchContext['scale'], ScaleSettings> = {
@@ -66,6 +73,7 @@ export const CAPACITY_SCALES: Record<BenchContext['scale'], ScaleSettings> = {
     windowMs: 2000,
     rampBudgetMs: 60_000,
     totalBudgetMs: 150_000,
+    variants: false,
   },
   full: {
     bitratesKbps: [500, 1500, 3000],
@@ -76,6 +84,7 @@ export const CAPACITY_SCALES: Record<BenchContext['scale'], ScaleSettings> = {
     windowMs: 4000,
     rampBudgetMs: 180_000,
     totalBudgetMs: 100 * 60_000,
+    variants: true,
   },
 };
 
@@ -126,19 +135,17 @@ export async function runCapacityBench(ctx: BenchContext, options: CapacityBench
           ...(options.janusBin ? { bin: options.janusBin } : {}),
           ...(libraryPath ? { libraryPath } : {}),
         });
-      const start: Record<Kind, () => Promise<RealTarget>> = {
-        cascade: () => CascadeOrigin.start({ core: SERVER_CORE, clip, deadlineSec: Math.ceil(s.rampBudgetMs / 1000) + 180 }),
-        janus: janus(),
-        janusSsl: janus(janusSslLib),
-      };
-      // Janus on the OpenSSL libsrtp2 too, at the first bitrate: what Janus would gain from the same rebuild.
-      const kinds: Kind[] = bi === 0 && janusSslLib ? ['cascade', 'janus', 'janusSsl'] : ['cascade', 'janus'];
+      const cascade = () => CascadeOrigin.start({ core: SERVER_CORE, clip, deadlineSec: Math.ceil(s.rampBudgetMs / 1000) + 180 });
+      const start: Record<Kind, () => Promise<RealTarget>> = { cascade, cascadeNoTwcc: cascade, janus: janus(), janusSsl: janus(janusSslLib) };
+      // At the first bitrate also: Janus on the OpenSSL libsrtp2 (what Janus would gain from the same
+      // rebuild), and Cascade without transport-cc (what leaving it out for viewers would gain).
+      const kinds: Kind[] = bi === 0 && s.variants ? ['cascade', 'janus', 'cascadeNoTwcc', ...(janusSslLib ? (['janusSsl'] as const) : [])] : ['cascade', 'janus'];
       for (let rep = 1; rep <= s.repetitions; rep++) {
         // Alternate the order so a slow drift in the machine's load favours neither server.
         const order: Kind[] = rep % 2 === 1 ? kinds : [...kinds].reverse();
         for (const kind of order) {
-          if (kind !== 'cascade' && janusUnavailable) continue;
-          const label = `${kind === 'janusSsl' ? 'janus+openssl-srtp' : kind} ${kbps} kbit/s #${rep}`;
+          if ((kind === 'janus' || kind === 'janusSsl') && janusUnavailable) continue;
+          const label = `${LABELS[kind]} ${kbps} kbit/s #${rep}`;
           if (Date.now() - started > s.totalBudgetMs) {
             warnings.push(`time budget used up: ramp "${label}" skipped`);
             continue;
@@ -148,7 +155,7 @@ export async function runCapacityBench(ctx: BenchContext, options: CapacityBench
             label,
             startTarget: start[kind],
             sinkBin,
-            sinkConfig: { ...SINK_CONFIG, srtpProfiles: [...SINK_CONFIG.srtpProfiles] },
+            sinkConfig: { ...SINK_CONFIG, srtpProfiles: [...SINK_CONFIG.srtpProfiles], twcc: kind !== 'cascadeNoTwcc' },
             sinkProcesses: 1,
             serverCore: SERVER_CORE,
             loadCore: LOAD_CORE,
@@ -228,6 +235,21 @@ export async function runCapacityBench(ctx: BenchContext, options: CapacityBench
         `ratio ${ratio ? `${ratio.ratio.toFixed(2)} [${ratio.lo.toFixed(2)}, ${ratio.hi.toFixed(2)}] (bootstrap, ${ratio.resamples} resamples)` : 'n/a'}. ` +
         `~${kbpsSeen?.toFixed(0) ?? '?'} kbit/s and ~${pps?.toFixed(0) ?? '?'} packets/s per viewer measured at the sinks.`,
     });
+    const noTwcc = of('cascadeNoTwcc');
+    const ntCap = meanInterval(capOf(noTwcc));
+    const ntRatio = ratioInterval(capOf(noTwcc), capOf(janus));
+    if (ntCap) {
+      figures.push({
+        name: `viewers per server core at ${label}, Cascade with viewers that do not negotiate transport-cc`,
+        value: round(ntCap.mean, 0),
+        unit: 'viewers',
+        baseline: { name: `Janus ${janusVersion(janus)} Streaming plugin`, value: round(jCap?.mean ?? NaN, 0), unit: 'viewers' },
+        ratio: ntRatio?.ratio ?? NaN,
+        note:
+          `Higher is better; ratio = Cascade / Janus. The same origin, the sinks leaving transport-wide congestion control out (as a viewer does when the server does not offer it): mediasoup then runs no send-side bandwidth estimation per viewer, which single-layer consumers do not use. ` +
+          `${fmtInterval(ntCap)} over ${ntCap.n} ramps vs ${fmtInterval(cCap)} with it; ratio to Janus ${ntRatio ? `${ntRatio.ratio.toFixed(2)} [${ntRatio.lo.toFixed(2)}, ${ntRatio.hi.toFixed(2)}]` : 'n/a'}.`,
+      });
+    }
     if (jsCap) {
       figures.push({
         name: `viewers per server core at ${label}, both servers on the same OpenSSL libsrtp2: Cascade origin`,
@@ -267,6 +289,7 @@ export async function runCapacityBench(ctx: BenchContext, options: CapacityBench
       kbps,
       cascade: { capacity: cCap, cpuPerViewerPct: cCpv, usPerPacket: cUs, joinCpuMs: cJoin },
       janus: { capacity: jCap, cpuPerViewerPct: jCpv, usPerPacket: jUs, joinCpuMs: jJoin },
+      ...(ntCap ? { cascadeNoTwcc: { capacity: ntCap, cpuPerViewerPct: cpv(noTwcc), usPerPacket: usPerPacket(noTwcc) }, ratioNoTwcc: ntRatio } : {}),
       ...(jsCap ? { janusOpensslSrtp: { capacity: jsCap, cpuPerViewerPct: cpv(janusSsl), usPerPacket: usPerPacket(janusSsl) }, ratioOpensslSrtp: sslRatio } : {}),
       ratio,
       ppsPerViewer: pps,

@@ -24,6 +24,7 @@ const TINY: ScaleSettings = {
   windowMs: 1500,
   rampBudgetMs: 60_000,
   totalBudgetMs: 120_000,
+  variants: false,
 };
 
 function janusInstalled(): boolean {

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ViewerFleet, type FleetTotals, type SinkLaunch } from '../../ViewerFleet.js';
 import { coreBusyShares, processCpuSeconds, readCoreTimes, type CoreTimes } from './procStat.js';
-import { limitBreaches, linearFit, nextStepSize, summarizeRamp, type RampLimits, type RampStep, type RampSummary, type StepPlan } from './ramp.js';
+import { limitBreaches, nextStepSize, summarizeRamp, type RampLimits, type RampStep, type RampSummary, type StepPlan } from './ramp.js';
 import type { RealTarget } from './RealTarget.js';
 import { joinCostMs, windowMedia, type MediaWindow } from './realWindow.js';
 
@@ -193,10 +193,7 @@ export async function runRealRamp(o: RealRampOptions): Promise<RealRampRun> {
       }
       now = await f.snapshot();
       const addMs = performance.now() - before.t;
-      // The steady state grows from the last step's to the new one's while the viewers arrive.
-      const fit = linearFit(points);
-      const steadyEnd = fit && fit.slope > 0 ? fit.intercept + fit.slope * want : steadyCpu;
-      const joinCpuMs = joinCostMs({ cpuSeconds: serverCpu() - before.cpu, seconds: addMs / 1000, steadyCpu: (steadyCpu + steadyEnd) / 2, joins: step });
+      const joinCpuSeconds = serverCpu() - before.cpu;
       const joinFailures = now.failed - before.totals.failed;
       viewers = want;
       const unsettled = want - (now.connected + now.failed + now.lostViewers);
@@ -211,12 +208,15 @@ export async function runRealRamp(o: RealRampOptions): Promise<RealRampRun> {
         break;
       }
       await sleep(o.settleMs);
-      let sample = await measure(viewers, { joinCpuMs, addMs, joinFailures }, false);
+      let sample = await measure(viewers, { joinCpuMs: null, addMs, joinFailures }, false);
       if (!sample.passed) {
         // One breach may be a neighbour's burst on a shared machine: measure once more before stopping.
         o.log(`[capacity] ${o.label} ${viewers} viewers: ${sample.breaches.join(', ')}; measuring again`);
-        sample = await measure(viewers, { joinCpuMs, addMs, joinFailures }, true);
+        sample = await measure(viewers, { joinCpuMs: null, addMs, joinFailures }, true);
       }
+      // The steady state grew from the last window's to this one's while the viewers arrived.
+      const joinCpuMs = joinCostMs({ cpuSeconds: joinCpuSeconds, seconds: addMs / 1000, steadyCpu: (steadyCpu + sample.cpu) / 2, joins: step });
+      sample.joinCpuMs = joinCpuMs;
       steps.push(sample);
       points.push({ viewers, cpu: sample.cpu });
       steadyCpu = sample.cpu;
