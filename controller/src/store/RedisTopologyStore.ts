@@ -21,7 +21,11 @@ export interface RedisTopologyStoreOptions extends TopologyStoreOptions {
   url: string;
   /** ms before a command counts as failed. Default 2000. */
   commandTimeoutMs?: number;
-  /** Send the decisions asked for in one tick in one write (ioredis auto-pipelining). Default true. */
+  /**
+   * ioredis auto-pipelining: commands asked for in one tick leave in one write. Default false:
+   * measured no faster here (BENCHMARKS.md, placements in flight), where concurrent decisions
+   * are already pipelined on the one connection and Redis's Lua work bounds the throughput.
+   */
   autoPipelining?: boolean;
 }
 
@@ -71,9 +75,7 @@ export class RedisTopologyStore implements TopologyStore {
       // Keep retrying for ever, quickly: a restarted Redis should be picked up within a second.
       retryStrategy: (times: number) => Math.min(100 * times, 1000),
     };
-    // Auto-pipelining: decisions asked for in the same tick (a burst of joins) leave in one
-    // write and Redis reads them in one go (measured: BENCHMARKS.md, placements in flight).
-    this.#redis = new Redis(options.url, { ...common, enableAutoPipelining: options.autoPipelining ?? true }) as ScriptRedis;
+    this.#redis = new Redis(options.url, { ...common, enableAutoPipelining: options.autoPipelining ?? false }) as ScriptRedis;
     this.#redis.defineCommand('cascadeTopology', { numberOfKeys: 0, lua: TOPOLOGY_LUA });
     this.#sub = new Redis(options.url, { ...common, enableOfflineQueue: true, commandTimeout: undefined });
     let down = false;
