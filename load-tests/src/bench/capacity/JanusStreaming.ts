@@ -104,15 +104,26 @@ export class JanusStreaming implements RealTarget {
   #closed = false;
   #eventLoops = 1;
   #libraryPath: string | undefined;
-  /** Kills Janus if this process exits without close(); `timeout` bounds it otherwise. */
+  /** Kills Janus and the feed if this process exits without close(); `timeout` and -t bound them otherwise. */
   readonly #onExit = () => {
     try {
       if (this.#pid && processName(this.#pid) === 'janus') process.kill(this.#pid, 'SIGKILL');
     } catch {
       // already gone
     }
-    this.#feed?.kill('SIGKILL');
+    this.#killFeed();
   };
+
+  /** The feed's whole process group (taskset execs ffmpeg: one process, but say it as a group). */
+  #killFeed(): void {
+    const pid = this.#feed?.pid;
+    if (!pid || this.#feedExited) return;
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
 
   static async start(o: JanusStreamingOptions): Promise<JanusStreaming> {
     const { bin, libDir } = findJanus(o.bin);
@@ -219,14 +230,17 @@ capacity: {
       if (Date.now() > deadline) throw new Error(`janus did not answer on ${this.join.url}: ${this.#output.trim().slice(-1500)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+    // ffmpeg stops by itself at the deadline (-t per output); in its own process group so that
+    // close() ends it and not only the taskset wrapper (which execs it).
+    const t = String(o.deadlineSec);
     // prettier-ignore
     const args = [
-      '-k', '3', String(o.deadlineSec), 'taskset', '-c', String(o.feedCore),
+      '-c', String(o.feedCore),
       'ffmpeg', '-hide_banner', '-loglevel', 'error', '-nostdin', '-re', '-stream_loop', '-1', '-i', o.clip,
-      '-map', '0:v:0', '-c:v', 'copy', '-payload_type', String(VIDEO_PT), '-f', 'rtp', `rtp://127.0.0.1:${videoPort}?pkt_size=1200`,
-      '-map', '0:a:0', '-c:a', 'copy', '-payload_type', String(AUDIO_PT), '-f', 'rtp', `rtp://127.0.0.1:${audioPort}`,
+      '-map', '0:v:0', '-c:v', 'copy', '-t', t, '-payload_type', String(VIDEO_PT), '-f', 'rtp', `rtp://127.0.0.1:${videoPort}?pkt_size=1200`,
+      '-map', '0:a:0', '-c:a', 'copy', '-t', t, '-payload_type', String(AUDIO_PT), '-f', 'rtp', `rtp://127.0.0.1:${audioPort}`,
     ];
-    const feed = spawn('timeout', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const feed = spawn('taskset', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     this.#feed = feed;
     feed.stderr!.on('data', (d: Buffer) => (this.#feedOutput = (this.#feedOutput + d.toString()).slice(-2000)));
     feed.on('exit', () => (this.#feedExited = true));
@@ -261,7 +275,7 @@ capacity: {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#feed?.kill('SIGKILL');
+    this.#killFeed();
     const proc = this.#proc;
     if (!proc || this.#exited) return;
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
