@@ -51,7 +51,9 @@ export class LoadTest {
     await this.#checkHealth();
     // Before anything starts: a missing sink is a clear message, not a half-made run.
     const sink: SinkLaunch | undefined =
-      o.client === 'sink' && o.viewers > 0 ? { bin: await ensureSink(), ...(o.sinkCores !== undefined ? { cores: o.sinkCores } : {}) } : undefined;
+      o.client === 'sink' && o.viewers > 0
+        ? { bin: await ensureSink(), ...(o.sinkCores !== undefined ? { cores: o.sinkCores } : {}), config: { twcc: o.sinkTwcc } }
+        : undefined;
     let synthetic: SyntheticBroadcaster | undefined;
     let chromiumCaster: ChromiumBroadcaster | undefined;
     let casterBrowser: Browser | undefined;

@@ -13,6 +13,8 @@ export interface LoadTestOptions {
   client: ClientKind;
   /** taskset core list for sink processes (`--client sink`), e.g. "1". Default: not pinned. */
   sinkCores?: string;
+  /** Sink viewers negotiate transport-wide congestion control (as browsers do). Default true. */
+  sinkTwcc: boolean;
   /** Seconds from the first join to the end of the test; the ramp is included. */
   durationSec: number;
   /** Joins per second, all processes together. */
@@ -67,6 +69,8 @@ export const USAGE = `Usage: node load-tests/dist/cli.js --url http://host:8080 
   --client K         werift (default: full JavaScript WebRTC, ~0.75 % of a core per viewer) or
                      sink (the Go load sink: real ICE/DTLS-SRTP/RTCP, hundreds per process)
   --sink-cores LIST  pin the sink processes with taskset (e.g. 1). Default: not pinned
+  --sink-twcc on|off sink viewers negotiate transport-cc, as browsers do (default on); off: as a
+                     viewer does when the server does not offer it (no per-viewer bandwidth estimation)
   --duration S       seconds from the first join to the end, ramp included. Default 60
   --ramp R[/s]       joins per second, all processes together. Default 20/s
   --stream ID        watch this existing stream
@@ -117,6 +121,7 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
         viewers: { type: 'string' },
         client: { type: 'string' },
         'sink-cores': { type: 'string' },
+        'sink-twcc': { type: 'string' },
         duration: { type: 'string' },
         ramp: { type: 'string' },
         stream: { type: 'string' },
@@ -157,6 +162,10 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
   if (values['sink-cores'] !== undefined && (client !== 'sink' || !/^\d+([-,]\d+)*$/.test(values['sink-cores']))) {
     throw new UsageError('--sink-cores takes a core list like 1 or 0-1, with --client sink');
   }
+  const sinkTwcc = values['sink-twcc'] ?? 'on';
+  if ((sinkTwcc !== 'on' && sinkTwcc !== 'off') || (values['sink-twcc'] !== undefined && client !== 'sink')) {
+    throw new UsageError('--sink-twcc is on or off, with --client sink');
+  }
   const viewers = int('viewers', values.viewers, 10, 0, LIMITS.viewers);
   const perProcess = client === 'sink' ? LIMITS.sinkViewersPerProcess : LIMITS.viewersPerProcess;
   const dfltProcesses = Math.max(1, Math.ceil(viewers / perProcess));
@@ -166,6 +175,7 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
     viewers,
     client,
     ...(values['sink-cores'] !== undefined ? { sinkCores: values['sink-cores'] } : {}),
+    sinkTwcc: sinkTwcc === 'on',
     durationSec: int('duration', values.duration, 60, 1, LIMITS.durationSec),
     rampPerSec: values.ramp === undefined ? 20 : parseRate(values.ramp),
     ...(values.stream !== undefined ? { streamId: values.stream } : {}),

@@ -33,6 +33,7 @@ describe('parseCliArgs()', () => {
     const o = parseCliArgs(['--url', 'http://h', '--broadcast', '--client', 'sink', '--viewers', '1000', '--sink-cores', '1'])!;
     expect(o).toMatchObject({ client: 'sink', viewers: 1000, processes: 1000 / LIMITS.sinkViewersPerProcess, sinkCores: '1' });
     expect(parseCliArgs(['--url', 'http://h', '--broadcast'])!.client).toBe('werift');
+    expect(parseCliArgs(['--url', 'http://h', '--broadcast', '--client', 'sink', '--sink-twcc', 'off'])!.sinkTwcc).toBe(false);
   });
 
   it('returns null for --help', () => {
@@ -52,6 +53,7 @@ describe('parseCliArgs()', () => {
     [['--url', 'http://h', '--broadcast', '--client', 'pion'], /--client/],
     [['--url', 'http://h', '--broadcast', '--sink-cores', '1'], /--sink-cores/],
     [['--url', 'http://h', '--broadcast', '--client', 'sink', '--sink-cores', 'one'], /--sink-cores/],
+    [['--url', 'http://h', '--broadcast', '--sink-twcc', 'off'], /--sink-twcc/],
   ])('rejects %j with a UsageError', (argv, message) => {
     expect(() => parseCliArgs(argv)).toThrow(UsageError);
     expect(() => parseCliArgs(argv)).toThrow(message);

@@ -28,6 +28,8 @@ export interface TreeRunOptions {
   /** Steady-state window after every viewer joined (ms). */
   windowMs: number;
   sinkProcesses: number;
+  /** Sink viewers negotiate transport-cc (as browsers do). Default true. */
+  sinkTwcc?: boolean;
   log: (line: string) => void;
 }
 
@@ -146,7 +148,7 @@ export async function runTree(o: TreeRunOptions): Promise<TreeRunResult> {
       freezeGapMs: 500,
       joinTimeoutMs: 30_000,
       maxInFlightPerProcess: 128,
-      sink: { bin: sinkBin, config: { pingMs: 1000, twcc: true, pollMs: 20 } },
+      sink: { bin: sinkBin, config: { pingMs: 1000, twcc: o.sinkTwcc ?? true, pollMs: 20 } },
     });
     const t0 = Date.now();
     await fleet.start();
