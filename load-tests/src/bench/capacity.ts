@@ -16,7 +16,7 @@
  * - Ramps alternate between the servers and repeat, at 0.5, 1.5 and 3 Mbit/s; figures are
  *   means with 95 % t intervals, the ratio with a bootstrap interval.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import path from 'node:path';
 import { defaultWorkerBin } from '@cascade/config';
@@ -24,13 +24,14 @@ import { ensureAvClip } from '../clip.js';
 import { ensureSink } from '../sink.js';
 import type { BenchContext, BenchFigure, BenchResult } from './types.js';
 import { CascadeOrigin } from './capacity/CascadeOrigin.js';
-import { meanInterval, ratioInterval, type Interval } from './capacity/confidence.js';
+import { meanInterval, ratioInterval } from './capacity/confidence.js';
 import { JanusStreaming } from './capacity/JanusStreaming.js';
 import { allowedCpus, pinProcessCores } from './capacity/procStat.js';
 import type { RampLimits, StepPlan } from './capacity/ramp.js';
 import { rampCapacity, type RampCapacity } from './capacity/rampCapacity.js';
 import { runRealRamp, type RealRampOptions, type RealRampRun } from './capacity/realRamp.js';
 import { TargetUnavailableError, type RealTarget } from './capacity/RealTarget.js';
+import { buildLine, compactRun, fmtInterval, fmtMs, janusVersion, median, rampTable, round, workerBuildInfo } from './capacity/report.js';
 
 /**
  * janusSsl: Janus on the worker build's OpenSSL libsrtp2 (LD_LIBRARY_PATH), the like-for-like
@@ -324,103 +325,8 @@ export async function runCapacityBench(ctx: BenchContext, options: CapacityBench
       janusUnavailable: janusUnavailable ?? null,
       ramps: runs.map(compactRun),
     },
-    markdown: `${buildLine(workerBuildInfo(workerBin))}\n\n${rampTable(runs)}`,
+    markdown: `${buildLine(workerBuildInfo(workerBin))}\n\n${rampTable(runs, LIMITS.maxCpu)}`,
     warnings,
     durationMs: Date.now() - started,
-  };
-}
-
-/** The worker's build record (scripts/build-mediasoup-worker.sh writes it next to the binary). */
-function workerBuildInfo(workerBin: string): unknown {
-  try {
-    return JSON.parse(readFileSync(path.join(path.dirname(workerBin), 'build-info.json'), 'utf8'));
-  } catch {
-    return null;
-  }
-}
-
-/** The worker's build, as BENCHMARKS.md states it. */
-function buildLine(info: unknown): string {
-  const i = info as { mediasoup?: string; srtp?: string; meson?: string; compiler?: string; compileFlags?: string } | null;
-  if (!i) return "Worker build: not recorded (a worker built before scripts/build-mediasoup-worker.sh wrote build-info.json: Debian's NSS-backed libsrtp2).";
-  return `Worker build: mediasoup ${i.mediasoup}; SRTP: ${i.srtp}; meson ${i.meson}; ${i.compiler}; flags ${i.compileFlags}. Janus: Debian's package, linked to Debian's libsrtp2 (NSS); the janus+openssl-srtp ramps load the worker build's OpenSSL libsrtp2.so.1 instead.`;
-}
-
-function janusVersion(runs: Run[]): string {
-  return String(runs[0]?.target.version ?? '');
-}
-
-function median(values: readonly (number | null)[]): number | null {
-  const v = values.filter((x): x is number => x !== null && Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return null;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-}
-
-function round(v: number, digits: number): number {
-  return Number.isFinite(v) ? Number(v.toFixed(digits)) : v;
-}
-
-function fmtInterval(i: Interval | null, digits = 0): string {
-  if (!i) return 'n/a';
-  return i.n > 1 ? `${i.mean.toFixed(digits)} [${i.lo.toFixed(digits)}, ${i.hi.toFixed(digits)}]` : `${i.mean.toFixed(digits)} (one ramp)`;
-}
-
-function fmtMs(v: number | null): string {
-  return v === null ? 'n/a' : `${v.toFixed(0)} ms`;
-}
-
-/** Every ramp with its stop reason, for BENCHMARKS.md. */
-function rampTable(runs: Run[]): string {
-  const rows = runs.map((r) => {
-    const last = r.steps.filter((st) => st.passed).pop();
-    return `| ${r.label} | ${r.capacity.viewers ?? '–'} (${r.capacity.basis}) | ${last?.viewers ?? 0} | ${r.summary.cpuPerViewer === null ? '–' : (r.summary.cpuPerViewer * 100).toFixed(4)} | ${r.steps.length} | ${r.join.count} joins, p50 ${fmtMs(r.join.p50)} | ${r.stopReason.replace(/\|/g, '/')} |`;
-  });
-  return `Every ramp (capacity: viewers where the CPU fit reaches ${LIMITS.maxCpu * 100} %; basis cpu-fit = the CPU limit stopped it, other-limit = loss, failed joins or silent viewers stopped it first, at its last passing step; extrapolated = nothing stopped it):
-
-| ramp | capacity | last passing step | % core per viewer | steps | joins (request → DTLS connected) | stop reason |
-|---|---|---|---|---|---|---|
-${rows.join('\n')}`;
-}
-
-/** Per-ramp data for `details`, rounded so the JSON stays readable. */
-function compactRun(r: Run): Record<string, unknown> {
-  const pct = (v: number) => round(v * 100, 2);
-  return {
-    label: r.label,
-    kind: r.kind,
-    kbps: r.kbps,
-    target: r.target,
-    stopReason: r.stopReason,
-    capacity: r.capacity,
-    durationMs: r.durationMs,
-    idleCpuPct: r.idleCpu === null ? null : pct(r.idleCpu),
-    viewersLastPassing: r.summary.viewersPerCore,
-    cpuPerViewerPct: r.summary.cpuPerViewer === null ? null : round(r.summary.cpuPerViewer * 100, 4),
-    fitR2: r.summary.r2 === null ? null : round(r.summary.r2, 4),
-    viewersAtCpuLimit: r.summary.viewersAtCpuLimit,
-    join: r.join,
-    failuresByCode: r.failuresByCode,
-    steps: r.steps.map((st) => ({
-      viewers: st.viewers,
-      cpuPct: pct(st.cpu),
-      processPct: pct(st.procCpu),
-      softirqPct: pct(st.softirq),
-      stealPct: pct(st.steal),
-      otherOnCorePct: pct(st.coreOther),
-      lossPct: round(st.loss * 100, 3),
-      silentViewers: st.media.silentViewers,
-      ppsPerViewer: round(st.media.ppsPerViewer, 1),
-      kbpsPerViewer: round(st.media.kbpsPerViewer, 0),
-      decryptFail: st.media.decryptFail,
-      joinCpuMs: st.joinCpuMs === null ? null : round(st.joinCpuMs, 2),
-      addMs: Math.round(st.addMs),
-      joinFailures: st.joinFailures,
-      sinkCpuPct: pct(st.sinkCpu),
-      loadCoreBusyPct: pct(st.loadCoreBusy),
-      remeasured: st.remeasured,
-      passed: st.passed,
-      ...(st.breaches.length ? { breaches: st.breaches } : {}),
-    })),
   };
 }
