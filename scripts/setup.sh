@@ -5,7 +5,8 @@
 #   test  - plus chromium (end-to-end tests), redis-server, ffmpeg, iproute2 (network namespaces),
 #           nginx + openssl (the TLS reverse proxy of testing/src/tlsProxy.ts), miniupnpd-nftables +
 #           nftables + iptables (the home router of testing/src/natRouter.ts); their services are
-#           neither started nor left enabled: the tests run private instances
+#           neither started nor left enabled: the tests run private instances; Go and pion (the
+#           load sink, load-tests/sink, built by scripts/build-sink.sh)
 #   bench - plus janus (the peer SFU the capacity benchmark compares against)
 # Knobs: CASCADE_SKIP_APT=1 (never call apt-get), CASCADE_CACHE_DIR (default ~/.cache/cascade).
 set -euo pipefail
@@ -27,8 +28,8 @@ PKGS=(build-essential meson ninja-build pkg-config python3 libabsl-dev libsrtp2-
   nlohmann-json3-dev libssl-dev libusrsctp-dev)
 case "$MODE" in
   run) ;;
-  test) PKGS+=(chromium redis-server ffmpeg iproute2 nginx openssl miniupnpd-nftables nftables iptables) ;;
-  bench) PKGS+=(chromium redis-server ffmpeg iproute2 nginx openssl miniupnpd-nftables nftables iptables janus) ;;
+  test) PKGS+=(chromium redis-server ffmpeg iproute2 nginx openssl miniupnpd-nftables nftables iptables golang-go golang-github-pion-webrtc.v3-dev) ;;
+  bench) PKGS+=(chromium redis-server ffmpeg iproute2 nginx openssl miniupnpd-nftables nftables iptables golang-go golang-github-pion-webrtc.v3-dev janus) ;;
   *) echo "usage: $0 [run|test|bench]" >&2; exit 64 ;;
 esac
 if [[ "${CASCADE_SKIP_APT:-0}" != 1 ]]; then
@@ -93,5 +94,9 @@ fi
 
 # ---------------------------------------------------------------- 4. build
 bash scripts/build.sh
+# The load sink (Go, offline from Debian's pion): rebuilt only when its sources changed.
+if [[ "$MODE" != run ]]; then
+  bash scripts/build-sink.sh >/dev/null
+fi
 
 log "ready in $(( ($(date +%s%N) - started) / 1000000 )) ms"

@@ -3,7 +3,7 @@ import type { Browser } from 'playwright-core';
 import { saturationWarnings, stampWarning, summarizeRun } from './aggregate.js';
 import { ChromiumBroadcaster } from './ChromiumBroadcaster.js';
 import { CHROMIUM_ARGS, launchChromium } from './chromium.js';
-import { ensureClip } from './clip.js';
+import { ensureAvClip, ensureClip } from './clip.js';
 import { sleep, wallClockMs } from './clock.js';
 import { DecodingViewers } from './DecodingViewers.js';
 import { HostCpu } from './HostCpu.js';
@@ -13,7 +13,8 @@ import type { LoadTestOptions } from './options.js';
 import { formatProgress } from './progress.js';
 import { dueJoins } from './ramp.js';
 import { SyntheticBroadcaster } from './SyntheticBroadcaster.js';
-import { ViewerFleet, type FleetResult } from './ViewerFleet.js';
+import { ensureSink } from './sink.js';
+import { ViewerFleet, type FleetResult, type SinkLaunch } from './ViewerFleet.js';
 
 export interface LoadTestDeps {
   /** Progress and notices, one line each. */
@@ -48,6 +49,11 @@ export class LoadTest {
     const o = this.#o;
     const startedAt = new Date();
     await this.#checkHealth();
+    // Before anything starts: a missing sink is a clear message, not a half-made run.
+    const sink: SinkLaunch | undefined =
+      o.client === 'sink' && o.viewers > 0
+        ? { bin: await ensureSink(), ...(o.sinkCores !== undefined ? { cores: o.sinkCores } : {}), config: { twcc: o.sinkTwcc } }
+        : undefined;
     let synthetic: SyntheticBroadcaster | undefined;
     let chromiumCaster: ChromiumBroadcaster | undefined;
     let casterBrowser: Browser | undefined;
@@ -68,7 +74,7 @@ export class LoadTest {
         let clipPath: string | undefined;
         if (kind === 'ffmpeg') {
           try {
-            clipPath = await ensureClip(this.#deps.cacheDir);
+            clipPath = o.bitrateKbps ? await ensureAvClip(o.bitrateKbps, this.#deps.cacheDir) : await ensureClip(this.#deps.cacheDir);
           } catch (err) {
             this.#warn(`cannot prepare the ffmpeg clip (${(err as Error).message}); falling back to the Chromium broadcaster`);
             kind = 'chromium';
@@ -77,11 +83,17 @@ export class LoadTest {
         if (kind === 'ffmpeg') {
           synthetic = await SyntheticBroadcaster.start(
             // The margin covers setup and teardown; ffmpeg must never outlive a run by much.
-            { url: o.url, token, clipPath: clipPath!, maxDurationSec: o.durationSec + 120, ...(streamId ? { streamId } : {}) },
+            { url: o.url, token, clipPath: clipPath!, audio: !!o.bitrateKbps, maxDurationSec: o.durationSec + 120, ...(streamId ? { streamId } : {}) },
             { now: wallClockMs, warn: (m) => this.#warn(m) },
           );
           streamId = synthetic.streamId;
-          broadcaster = { kind: 'ffmpeg', stamped: true, detail: 'cached VP8 clip replayed by ffmpeg, forwarded by werift with wall-clock RTP timestamps' };
+          broadcaster = {
+            kind: 'ffmpeg',
+            stamped: true,
+            detail: o.bitrateKbps
+              ? `cached Opus+VP8 clip (${o.bitrateKbps} kbit/s) replayed by ffmpeg, forwarded by werift with wall-clock RTP timestamps on video`
+              : 'cached VP8 clip replayed by ffmpeg, forwarded by werift with wall-clock RTP timestamps',
+          };
         } else {
           // The fake camera at 30 fps rather than its default 20.
           casterBrowser = await launchChromium(undefined, CHROMIUM_ARGS.map((a) => (a === '--use-fake-device-for-media-stream' ? `${a}=fps=30` : a)));
@@ -116,13 +128,14 @@ export class LoadTest {
         stamped: broadcaster.stamped,
         freezeGapMs: o.freezeGapMs,
         joinTimeoutMs: o.joinTimeoutMs,
+        ...(sink ? { sink, maxInFlightPerProcess: 64 } : {}),
       });
       await fleet.start();
       this.#t0 = Date.now();
       // The machine's CPU during setup (clip encoding, browser start) is not the test's.
       this.#hostCpu.sample();
       timeline.push(this.#point(fleet));
-      this.#deps.print(`${o.viewers} viewers in ${o.viewers > 0 ? o.processes : 0} processes, ${o.decoders} decoders, ramp ${o.rampPerSec}/s, ${o.durationSec} s`);
+      this.#deps.print(`${o.viewers} ${o.client} viewers in ${o.viewers > 0 ? o.processes : 0} processes, ${o.decoders} decoders, ramp ${o.rampPerSec}/s, ${o.durationSec} s`);
 
       let scraping: Promise<void> | undefined;
       let polling: Promise<void> | undefined;

@@ -23,6 +23,33 @@ export interface ViewerResult {
   nodeChanges: number;
   /** Video RTP accounting; null if no consumer ever came. */
   rtp: RtpReceiveSummary | null;
+  /** Sink viewers only (`--client sink`): the WebRTC layer underneath. */
+  sink?: SinkViewerDetail;
+}
+
+/** What a sink viewer reports beyond ViewerResult (load-tests/sink/viewer.go sinkDetail). */
+export interface SinkViewerDetail {
+  state: string;
+  /** Join start → ICE connected, and the DTLS handshake after it, ms. */
+  iceMs: number | null;
+  dtlsMs: number | null;
+  srtpProfile: string;
+  redirects: number;
+  audio: { packets: number; expected: number; lost: number; jitterMs: number } | null;
+  decryptOk: number;
+  decryptFail: number;
+  rtx: number;
+  nacked: number;
+  repaired: number;
+  nackPackets: number;
+  twccPackets: number;
+  rtcpIn: number;
+  rtcpOut: number;
+  unknownPackets: number;
+  /** Datagrams the kernel dropped at this viewer's full socket (the sink fell behind). */
+  socketDrops: number;
+  missedPings: number;
+  drainNotices: number;
 }
 
 export interface TimelinePoint {

@@ -11,8 +11,10 @@ export interface SyntheticBroadcasterOptions {
   url: string;
   /** Broadcast token. */
   token: string;
-  /** The cached VP8 clip (see ensureClip). */
+  /** The cached VP8 clip (see ensureClip), or an audio+video clip (ensureAvClip) with `audio`. */
   clipPath: string;
+  /** Also send the clip's Opus audio as an audio track (the clip must have one). Default false. */
+  audio?: boolean;
   streamId?: string;
   title?: string;
   /** ffmpeg stops sending after this many seconds, whatever happens to this process. */
@@ -40,9 +42,11 @@ export class SyntheticBroadcaster {
   readonly #deps: SyntheticBroadcasterDeps;
   readonly #stamper: FrameStamper;
   #socket: dgram.Socket | undefined;
+  #audioSocket: dgram.Socket | undefined;
   #ffmpeg: ChildProcess | undefined;
   #session: Broadcast | undefined;
   #track: werift.MediaStreamTrack | undefined;
+  #audioTrack: werift.MediaStreamTrack | undefined;
   #restarts = 0;
   #packets = 0;
   #closed = false;
@@ -85,8 +89,10 @@ export class SyntheticBroadcaster {
     process.off('exit', this.#onExit);
     this.#ffmpeg?.kill('SIGKILL');
     this.#socket?.close();
+    this.#audioSocket?.close();
     await this.#session?.stop().catch(() => {});
     this.#track?.stop();
+    this.#audioTrack?.stop();
   }
 
   async #start(): Promise<void> {
@@ -102,34 +108,46 @@ export class SyntheticBroadcaster {
       this.#packets++;
       track.writeRtp(packet);
     });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, '127.0.0.1', () => {
-        socket.off('error', reject);
-        resolve();
+    await bindLocal(socket);
+    const tracks = [track];
+    if (this.#options.audio) {
+      // Audio goes as it comes: its timestamps are not stamped (delay is measured on video).
+      const audio = new werift.MediaStreamTrack({ kind: 'audio' });
+      this.#audioTrack = audio;
+      const audioSocket = dgram.createSocket('udp4');
+      this.#audioSocket = audioSocket;
+      audioSocket.on('message', (buf) => {
+        this.#packets++;
+        audio.writeRtp(werift.RtpPacket.deSerialize(buf));
       });
-    });
+      await bindLocal(audioSocket);
+      tracks.push(audio);
+    }
     const o = this.#options;
     this.#session = await broadcast({
       url: o.url,
       token: o.token,
-      stream: new werift.MediaStream([track]) as unknown as MediaStream,
+      stream: new werift.MediaStream(tracks) as unknown as MediaStream,
       WebSocket: WebSocket as unknown as NonNullable<BroadcastOptions['WebSocket']>,
       handlerName: 'Chrome111',
       title: o.title ?? 'Cascade load test',
       ...(o.streamId ? { streamId: o.streamId } : {}),
     });
     process.on('exit', this.#onExit);
-    this.#spawnFfmpeg(socket.address().port);
+    this.#spawnFfmpeg(socket.address().port, this.#audioSocket?.address().port);
   }
 
-  #spawnFfmpeg(port: number): void {
+  #spawnFfmpeg(port: number, audioPort: number | undefined): void {
+    const t = String(this.#options.maxDurationSec);
     // prettier-ignore
     const args = [
       '-hide_banner', '-loglevel', 'error', '-nostdin',
       '-re', '-stream_loop', '-1', '-i', this.#options.clipPath,
-      '-an', '-c:v', 'copy', '-t', String(this.#options.maxDurationSec), '-payload_type', '96', '-ssrc', '1111',
+      '-map', '0:v:0', '-c:v', 'copy', '-t', t, '-payload_type', '96', '-ssrc', '1111',
       '-f', 'rtp', `rtp://127.0.0.1:${port}?pkt_size=1200`,
+      ...(audioPort !== undefined
+        ? ['-map', '0:a:0', '-c:a', 'copy', '-t', t, '-payload_type', '111', '-ssrc', '2222', '-f', 'rtp', `rtp://127.0.0.1:${audioPort}`]
+        : []),
     ];
     const ff = spawn('ffmpeg', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#ffmpeg = ff;
@@ -145,7 +163,17 @@ export class SyntheticBroadcaster {
       }
       this.#restarts++;
       this.#deps.warn(`ffmpeg exited (${signal ?? code}), restarted: ${stderr.trim()}`);
-      setTimeout(() => !this.#closed && this.#spawnFfmpeg(port), 500);
+      setTimeout(() => !this.#closed && this.#spawnFfmpeg(port, audioPort), 500);
     });
   }
+}
+
+function bindLocal(socket: dgram.Socket): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
 }

@@ -1,9 +1,9 @@
-import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { forkChannel, reap, spawnJsonLines, waitForMessage, type ChildChannel } from './childChannel.js';
 import type { GeneratorSeries, ViewerResult } from './LoadTestTypes.js';
 import { LogHistogram } from './LogHistogram.js';
 import { split } from './ramp.js';
-import type { ParentMessage, WorkerConfig, WorkerFinal, WorkerMessage, WorkerTick } from './workerMessages.js';
+import type { ParentMessage, SinkTotals, WorkerConfig, WorkerFinal, WorkerMessage, WorkerTick } from './workerMessages.js';
 
 export interface ViewerFleetOptions {
   url: string;
@@ -18,6 +18,39 @@ export interface ViewerFleetOptions {
   joinTimeoutMs: number;
   /** Joins in flight per process. Default 32. */
   maxInFlightPerProcess?: number;
+  /** Sink viewers (the Go load sink) instead of werift ones. */
+  sink?: SinkLaunch;
+}
+
+/** How to run sink processes (see load-tests/sink). */
+export interface SinkLaunch {
+  /** The built binary (ensureSink()). */
+  bin: string;
+  /** taskset core list for the sink processes, e.g. "1". Default: not pinned. */
+  cores?: string;
+  /** Extra sinkConfig fields (ping period, TWCC, SRTP profiles, poll interval, server kind). */
+  config?: Pick<WorkerConfig, 'server' | 'pingMs' | 'twcc' | 'decryptEvery' | 'srtpProfiles' | 'pollMs' | 'faults'>;
+}
+
+/** Cumulative figures of a sink fleet (totals()): windows are differences of two calls. */
+export interface FleetTotals {
+  /** Viewers the processes were asked for so far (start + add). */
+  target: number;
+  started: number;
+  joining: number;
+  connected: number;
+  failed: number;
+  /** Joined, then dropped by the server. */
+  lostViewers: number;
+  /** Sum of the processes' latest cumulative sink totals (SinkTotals); null before the first ticks. */
+  sink: Omit<SinkTotals, 'joinMs' | 'dtlsMs'> & { joinMs: LogHistogram; dtlsMs: LogHistogram };
+  /** Viewers that received at least one packet in each process's last tick interval. */
+  receiving: number;
+  /** CPU the viewer processes used since they started, µs (user + system). */
+  cpuUs: number;
+  rssBytes: number;
+  /** Processes that have exited (their figures stay at their last tick). */
+  exited: number;
 }
 
 /** What the fleet saw since the previous sample(). */
@@ -44,7 +77,7 @@ export interface FleetResult {
 
 interface Child {
   index: number;
-  proc: ChildProcess;
+  proc: ChildChannel;
   config: WorkerConfig;
   last: WorkerTick | undefined;
   /** Ticks received since the last sample(). */
@@ -53,17 +86,15 @@ interface Child {
   lastRate: { bytesPerMs: number; framesPerViewerSec: number | null };
   final: WorkerFinal | undefined;
   series: GeneratorSeries;
-  stderr: string[];
-  exited: boolean;
 }
 
 const READY_TIMEOUT_MS = 20_000;
 const FINAL_TIMEOUT_MS = 20_000;
-const STDERR_LINES = 20;
 
 /**
- * The simulated viewers, spread over child processes (viewerProcess.ts), each joining its
- * share at its share of the ramp rate. The parent only aggregates what they report.
+ * The simulated viewers, spread over child processes (viewerProcess.ts with werift, or the Go
+ * sink), each joining its share at its share of the ramp rate. The parent only aggregates
+ * what they report.
  */
 export class ViewerFleet {
   readonly #options: ViewerFleetOptions;
@@ -71,6 +102,8 @@ export class ViewerFleet {
   #startedAt = 0;
   #lastJoined = 0;
   #stopped = false;
+  #target = 0;
+  #reportId = 0;
 
   constructor(options: ViewerFleetOptions) {
     this.#options = options;
@@ -80,8 +113,10 @@ export class ViewerFleet {
   async start(): Promise<void> {
     const o = this.#options;
     this.#startedAt = Date.now();
-    if (o.viewers <= 0) return;
-    const counts = split(o.viewers, Math.min(o.processes, o.viewers));
+    this.#target = o.viewers;
+    // A sink fleet may start empty and grow by add() (the capacity benchmark's steps).
+    if (o.viewers <= 0 && !o.sink) return;
+    const counts = split(o.viewers, o.sink ? o.processes : Math.min(o.processes, o.viewers));
     const script = fileURLToPath(new URL('./viewerProcess.js', import.meta.url));
     let first = 0;
     await Promise.all(
@@ -90,7 +125,8 @@ export class ViewerFleet {
           process: index,
           url: o.url,
           streamId: o.streamId,
-          firstIndex: first,
+          // Sink processes number the viewers add() brings after their first ones.
+          firstIndex: o.sink ? index * 1_000_000 + first : first,
           count,
           ratePerSec: (o.rampPerSec * count) / Math.max(1, o.viewers),
           maxInFlight: o.maxInFlightPerProcess ?? 32,
@@ -101,7 +137,8 @@ export class ViewerFleet {
           joinTimeoutMs: o.joinTimeoutMs,
         };
         first += count;
-        const proc = fork(script, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+        const proc = o.sink ? spawnJsonLines(o.sink.bin, [], o.sink.cores !== undefined ? { cores: o.sink.cores } : {}) : forkChannel(script);
+        if (o.sink?.config) Object.assign(config, o.sink.config);
         const child: Child = {
           index,
           proc,
@@ -110,23 +147,90 @@ export class ViewerFleet {
           pending: [],
           lastRate: { bytesPerMs: 0, framesPerViewerSec: null },
           final: undefined,
-          series: { process: index, pid: proc.pid ?? 0, viewers: count, samples: [] },
-          stderr: [],
-          exited: false,
+          series: { process: index, pid: proc.pid, viewers: count, samples: [] },
         };
         this.#children.push(child);
-        proc.stderr?.setEncoding('utf8');
-        proc.stderr?.on('data', (chunk: string) => {
-          for (const line of chunk.split('\n')) if (line.trim()) child.stderr.push(line.slice(0, 300));
-          child.stderr.splice(0, Math.max(0, child.stderr.length - STDERR_LINES));
-        });
-        proc.on('exit', () => (child.exited = true));
-        proc.on('message', (m: WorkerMessage) => this.#onMessage(child, m));
-        await waitFor(proc, (m) => m.type === 'ready', READY_TIMEOUT_MS, 'viewer process did not start');
+        proc.onMessage((m) => this.#onMessage(child, m));
+        await waitForMessage(proc, (m) => m.type === 'ready', READY_TIMEOUT_MS, `${o.sink ? 'sink' : 'viewer'} process did not start`);
         this.#send(child, { type: 'start', config });
       }),
     );
     this.#children.sort((a, b) => a.index - b.index);
+  }
+
+  /**
+   * Sink fleets only: `count` more viewers, spread over the processes, joining at `ratePerSec`
+   * all processes together.
+   */
+  add(count: number, ratePerSec: number): void {
+    if (!this.#options.sink) throw new TypeError('add() needs a sink fleet');
+    if (count <= 0 || this.#stopped) return;
+    const live = this.#children.filter((c) => !c.proc.exited);
+    if (live.length === 0) return;
+    const counts = split(count, live.length);
+    live.forEach((c, i) => {
+      if (counts[i]! > 0) this.#send(c, { type: 'add', count: counts[i]!, ratePerSec: (ratePerSec * counts[i]!) / count });
+    });
+    this.#target += count;
+  }
+
+  /** Sink fleets: the latest cumulative figures of all processes together. */
+  totals(): FleetTotals {
+    const out: FleetTotals = {
+      target: this.#target,
+      started: 0,
+      joining: 0,
+      connected: 0,
+      failed: 0,
+      lostViewers: 0,
+      receiving: 0,
+      sink: { lostViewers: 0, stalled: 0, packets: 0, expected: 0, lost: 0, bytes: 0, decryptOk: 0, decryptFail: 0, nacked: 0, rtx: 0, socketDrops: 0, missedPings: 0, joinMs: new LogHistogram(), dtlsMs: new LogHistogram() },
+      cpuUs: 0,
+      rssBytes: 0,
+      exited: 0,
+    };
+    for (const c of this.#children) {
+      if (c.proc.exited) out.exited++;
+      const t = c.last;
+      if (!t) continue;
+      out.started += t.started;
+      out.joining += t.joining;
+      out.connected += t.connected;
+      out.failed += t.failedTotal;
+      out.receiving += t.receiving;
+      out.cpuUs += t.cpuUserUs + t.cpuSystemUs;
+      out.rssBytes += t.rssBytes;
+      const s = t.sink;
+      if (!s) continue;
+      out.lostViewers += s.lostViewers;
+      for (const k of ['lostViewers', 'stalled', 'packets', 'expected', 'lost', 'bytes', 'decryptOk', 'decryptFail', 'nacked', 'rtx', 'socketDrops', 'missedPings'] as const) out.sink[k] += s[k];
+      out.sink.joinMs.merge(s.joinMs);
+      out.sink.dtlsMs.merge(s.dtlsMs);
+    }
+    return out;
+  }
+
+  /**
+   * Sink fleets: every live process reports now; resolves with the totals once each has (or
+   * after timeoutMs with what came). Windows between two snapshots are exact, whatever the
+   * tick period.
+   */
+  async snapshot(timeoutMs = 5000): Promise<FleetTotals> {
+    const live = this.#children.filter((c) => !c.proc.exited);
+    const id = ++this.#reportId;
+    await Promise.all(
+      live.map((c) => {
+        const got = waitForMessage(c.proc, (m) => m.type === 'tick' && m.tick.reportId === id, timeoutMs, 'no tick').catch(() => undefined);
+        this.#send(c, { type: 'report', id });
+        return got;
+      }),
+    );
+    return this.totals();
+  }
+
+  /** Process ids of the viewer processes (for CPU accounting from /proc). */
+  get pids(): number[] {
+    return this.#children.map((c) => c.proc.pid).filter((p) => p > 0);
   }
 
   /** Aggregate what the processes reported since the previous call. */
@@ -166,7 +270,7 @@ export class ViewerFleet {
         c.lastRate = { bytesPerMs: bytes / ms, framesPerViewerSec: viewerSecs > 0 ? frames / viewerSecs : null };
       }
       // A process that died reports nothing more; its last figures would go stale.
-      if (c.exited) continue;
+      if (c.proc.exited) continue;
       out.rxKbps += c.lastRate.bytesPerMs * 8;
       if (c.lastRate.framesPerViewerSec !== null && c.last) {
         fpsWeighted += c.lastRate.framesPerViewerSec * c.last.connected;
@@ -193,19 +297,19 @@ export class ViewerFleet {
       this.#stopped = true;
       await Promise.all(
         this.#children.map(async (c) => {
-          if (c.final || c.exited) return;
+          if (c.final || c.proc.exited) return;
           this.#send(c, { type: 'stop' });
-          await waitFor(c.proc, (m) => m.type === 'final', FINAL_TIMEOUT_MS, 'no results').catch(() => {});
+          await waitForMessage(c.proc, (m) => m.type === 'final', FINAL_TIMEOUT_MS, 'no results').catch(() => {});
         }),
       );
       for (const c of this.#children) {
         if (!c.final) {
           warnings.push(
-            `viewer process ${c.index} (${c.config.count} viewers) gave no results${c.exited ? ` (exited with ${c.proc.exitCode ?? c.proc.signalCode})` : ''}; stderr: ${c.stderr.slice(-3).join(' | ') || '(none)'}`,
+            `viewer process ${c.index} (${c.config.count} viewers) gave no results${c.proc.exited ? ` (exited with ${c.proc.exitStatus})` : ''}; stderr: ${c.proc.stderr.slice(-3).join(' | ') || '(none)'}`,
           );
         }
       }
-      await Promise.all(this.#children.map((c) => reap(c)));
+      await Promise.all(this.#children.map((c) => reap(c.proc)));
     }
     const viewers: ViewerResult[] = [];
     const delay = new LogHistogram();
@@ -241,40 +345,6 @@ export class ViewerFleet {
   }
 
   #send(c: Child, m: ParentMessage): void {
-    if (c.proc.connected) c.proc.send(m);
+    c.proc.send(m);
   }
-}
-
-function waitFor(proc: ChildProcess, match: (m: WorkerMessage) => boolean, timeoutMs: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (err?: Error) => {
-      clearTimeout(timer);
-      proc.off('message', onMessage);
-      proc.off('exit', onExit);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onMessage = (m: WorkerMessage) => {
-      if (match(m)) done();
-    };
-    const onExit = (code: number | null) => done(new Error(`${what} (exited with ${code})`));
-    const timer = setTimeout(() => done(new Error(`${what} within ${timeoutMs} ms`)), timeoutMs);
-    proc.on('message', onMessage);
-    proc.on('exit', onExit);
-  });
-}
-
-/** Wait briefly for a process to exit by itself, then kill it (only our own children). */
-async function reap(c: Child): Promise<void> {
-  if (c.exited) return;
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(() => {
-      c.proc.kill('SIGKILL');
-      resolve();
-    }, 5000);
-    c.proc.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }

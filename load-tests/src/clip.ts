@@ -39,6 +39,46 @@ export async function ensureClip(cacheDir = defaultCacheDir()): Promise<string> 
   return file;
 }
 
+/** Bump when the encoding of the audio+video clips changes. */
+const AV_CLIP_VERSION = 1;
+/** Opus at this bitrate (kbit/s) in the audio+video clips; the video gets the rest. */
+export const AV_CLIP_AUDIO_KBPS = 32;
+
+/**
+ * An audio+video clip for a target total bitrate (kbit/s): Opus (a 440 Hz tone, 20 ms frames)
+ * and VP8 (testsrc2, 30 fps, one key frame per second, constant bitrate), encoded once and
+ * cached like ensureClip's. 640x360 up to 800 kbit/s, 1280x720 above. The capacity benchmark
+ * feeds the same file to both servers.
+ */
+export async function ensureAvClip(totalKbps: number, cacheDir = defaultCacheDir()): Promise<string> {
+  const kbps = Math.round(totalKbps);
+  if (!(kbps >= 100 && kbps <= 20_000)) throw new RangeError(`clip bitrate ${totalKbps} kbit/s is out of 100..20000`);
+  const file = path.join(cacheDir, `loadtest-av-v${AV_CLIP_VERSION}-${kbps}k.webm`);
+  if (existsSync(file)) return file;
+  mkdirSync(cacheDir, { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp.webm`;
+  const video = `${kbps - AV_CLIP_AUDIO_KBPS}k`;
+  const size = kbps <= 800 ? '640x360' : '1280x720';
+  // prettier-ignore
+  const args = [
+    '-hide_banner', '-loglevel', 'error', '-y',
+    '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=30`,
+    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+    '-t', '20',
+    '-c:v', 'libvpx', '-b:v', video, '-minrate', video, '-maxrate', video, '-deadline', 'realtime', '-cpu-used', '8',
+    '-g', '30', '-keyint_min', '30', '-error-resilient', '1', '-auto-alt-ref', '0', '-pix_fmt', 'yuv420p',
+    '-c:a', 'libopus', '-b:a', `${AV_CLIP_AUDIO_KBPS}k`, '-ac', '2', '-frame_duration', '20',
+    tmp,
+  ];
+  try {
+    await run('ffmpeg', args, ENCODE_TIMEOUT_MS);
+    renameSync(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  return file;
+}
+
 function run(cmd: string, args: string[], timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });

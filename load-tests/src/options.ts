@@ -1,12 +1,20 @@
 import { parseArgs } from 'node:util';
 
 export type BroadcasterKind = 'ffmpeg' | 'chromium';
+/** werift: full JavaScript WebRTC stack; sink: the Go load sink (load-tests/sink), far cheaper per viewer. */
+export type ClientKind = 'werift' | 'sink';
 
 export interface LoadTestOptions {
   /** Base URL of the Cascade node to test (the origin). The only host viewers are pointed at. */
   url: string;
-  /** Simulated (werift, non-decoding) viewers. */
+  /** Simulated (non-decoding) viewers. */
   viewers: number;
+  /** What the simulated viewers are. Default werift. */
+  client: ClientKind;
+  /** taskset core list for sink processes (`--client sink`), e.g. "1". Default: not pinned. */
+  sinkCores?: string;
+  /** Sink viewers negotiate transport-wide congestion control (as browsers do). Default true. */
+  sinkTwcc: boolean;
   /** Seconds from the first join to the end of the test; the ramp is included. */
   durationSec: number;
   /** Joins per second, all processes together. */
@@ -16,6 +24,8 @@ export interface LoadTestOptions {
   /** Start our own broadcaster (whose frames carry send-time stamps). */
   broadcast: boolean;
   broadcaster: BroadcasterKind;
+  /** ffmpeg broadcaster: send an audio+video clip of this total bitrate (kbit/s) instead of the VP8-only clip. */
+  bitrateKbps?: number;
   /** Broadcast token; without it a development server's /api/dev/token is used. */
   token?: string;
   /** Headless Chromium viewers that decode. */
@@ -45,21 +55,34 @@ export const LIMITS = {
    * process near 70 % of a core, with room for bursts; 200 saturate it.
    */
   viewersPerProcess: 100,
+  /**
+   * Default sink viewers per process: one sink process reads all its viewers' sockets on one
+   * core (~0.04 % of a core per viewer at ~475 kbit/s measured here), so 500 leave headroom.
+   */
+  sinkViewersPerProcess: 500,
 } as const;
 
 export const USAGE = `Usage: node load-tests/dist/cli.js --url http://host:8080 (--stream ID | --broadcast) [options]
 
   --url URL          Cascade node to test (viewers join there; the SDK follows redirects)
-  --viewers N        simulated receive-only viewers (werift, no decoding). Default 10
+  --viewers N        simulated receive-only viewers (no decoding). Default 10
+  --client K         werift (default: full JavaScript WebRTC, ~0.75 % of a core per viewer) or
+                     sink (the Go load sink: real ICE/DTLS-SRTP/RTCP, hundreds per process)
+  --sink-cores LIST  pin the sink processes with taskset (e.g. 1). Default: not pinned
+  --sink-twcc on|off sink viewers negotiate transport-cc, as browsers do (default on); off: as a
+                     viewer does when the server does not offer it (no per-viewer bandwidth estimation)
   --duration S       seconds from the first join to the end, ramp included. Default 60
   --ramp R[/s]       joins per second, all processes together. Default 20/s
   --stream ID        watch this existing stream
   --broadcast        start a synthetic broadcaster (VP8 clip, frames stamped for delay)
   --broadcaster K    ffmpeg (default: ffmpeg clip through werift) or chromium (fake camera)
+  --bitrate KBPS     ffmpeg broadcaster: an Opus+VP8 clip of this total bitrate (e.g. 500, 1500, 3000)
+                     instead of the VP8-only clip (~475 kbit/s)
   --token JWT        broadcast token (production servers); default: the dev server's /api/dev/token
   --decoders N       headless Chromium viewers that decode. Default 2
   --out DIR          report folder. Default ./load-test-reports/<timestamp>
   --processes N      child processes for the simulated viewers. Default ceil(viewers/${LIMITS.viewersPerProcess})
+                     (sink: ceil(viewers/${LIMITS.sinkViewersPerProcess}))
   --freeze-gap MS    frame gap counted as a freeze. Default 500
   --join-timeout MS  watch() time before a join counts as failed. Default 15000
   --no-progress      no per-second progress line
@@ -96,11 +119,15 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
       options: {
         url: { type: 'string' },
         viewers: { type: 'string' },
+        client: { type: 'string' },
+        'sink-cores': { type: 'string' },
+        'sink-twcc': { type: 'string' },
         duration: { type: 'string' },
         ramp: { type: 'string' },
         stream: { type: 'string' },
         broadcast: { type: 'boolean' },
         broadcaster: { type: 'string' },
+        bitrate: { type: 'string' },
         token: { type: 'string' },
         decoders: { type: 'string' },
         out: { type: 'string' },
@@ -130,17 +157,31 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
   }
   const broadcaster = (values.broadcaster ?? 'ffmpeg') as BroadcasterKind;
   if (broadcaster !== 'ffmpeg' && broadcaster !== 'chromium') throw new UsageError('--broadcaster is ffmpeg or chromium');
+  const client = (values.client ?? 'werift') as ClientKind;
+  if (client !== 'werift' && client !== 'sink') throw new UsageError('--client is werift or sink');
+  if (values['sink-cores'] !== undefined && (client !== 'sink' || !/^\d+([-,]\d+)*$/.test(values['sink-cores']))) {
+    throw new UsageError('--sink-cores takes a core list like 1 or 0-1, with --client sink');
+  }
+  const sinkTwcc = values['sink-twcc'] ?? 'on';
+  if ((sinkTwcc !== 'on' && sinkTwcc !== 'off') || (values['sink-twcc'] !== undefined && client !== 'sink')) {
+    throw new UsageError('--sink-twcc is on or off, with --client sink');
+  }
   const viewers = int('viewers', values.viewers, 10, 0, LIMITS.viewers);
-  const dfltProcesses = Math.max(1, Math.ceil(viewers / LIMITS.viewersPerProcess));
+  const perProcess = client === 'sink' ? LIMITS.sinkViewersPerProcess : LIMITS.viewersPerProcess;
+  const dfltProcesses = Math.max(1, Math.ceil(viewers / perProcess));
   const processes = Math.min(int('processes', values.processes, dfltProcesses, 1, LIMITS.processes), Math.max(1, viewers));
   return {
     url: url.toString().replace(/\/$/, ''),
     viewers,
+    client,
+    ...(values['sink-cores'] !== undefined ? { sinkCores: values['sink-cores'] } : {}),
+    sinkTwcc: sinkTwcc === 'on',
     durationSec: int('duration', values.duration, 60, 1, LIMITS.durationSec),
     rampPerSec: values.ramp === undefined ? 20 : parseRate(values.ramp),
     ...(values.stream !== undefined ? { streamId: values.stream } : {}),
     broadcast,
     broadcaster,
+    ...(values.bitrate !== undefined ? { bitrateKbps: int('bitrate', values.bitrate, 0, 100, 20_000) } : {}),
     ...(values.token !== undefined ? { token: values.token } : {}),
     decoders: int('decoders', values.decoders, 2, 0, LIMITS.decoders),
     ...(values.out !== undefined ? { outDir: values.out } : {}),

@@ -1,4 +1,8 @@
-/** IPC between the load-test parent and its viewer processes (child_process.fork, JSON). */
+/**
+ * Between the load-test parent and its viewer processes: werift viewers (child_process.fork,
+ * JSON over IPC) or the Go sink (load-tests/sink, the same messages as JSON lines on
+ * stdin/stdout).
+ */
 import type { ViewerResult } from './LoadTestTypes.js';
 import type { LogHistogramJSON } from './LogHistogram.js';
 
@@ -21,9 +25,55 @@ export interface WorkerConfig {
   stamped: boolean;
   freezeGapMs: number;
   joinTimeoutMs: number;
+  /** Sink processes only (load-tests/sink/main.go sinkConfig); ignored by werift processes. */
+  server?: 'cascade' | 'janus';
+  /** session.ping period, ms (0: none). Sink default 1000. */
+  pingMs?: number;
+  /** Negotiate transport-wide congestion control. Sink default true. */
+  twcc?: boolean;
+  /** Decrypt one packet in this many per stream. Sink default 50. */
+  decryptEvery?: number;
+  /** SRTP profiles offered, e.g. ['AES_CM_128_HMAC_SHA1_80']. */
+  srtpProfiles?: string[];
+  /** Read the sockets every pollMs (0: as packets come). Sink default 20. */
+  pollMs?: number;
+  /** Fault injection for tests: the sink loses every DTLS record from the server. */
+  faults?: { dropDtls?: boolean };
 }
 
-export type ParentMessage = { type: 'start'; config: WorkerConfig } | { type: 'stop' };
+export type ParentMessage =
+  | { type: 'start'; config: WorkerConfig }
+  | { type: 'stop' }
+  /** Sink processes only: `count` more viewers, joining at `ratePerSec` (the capacity benchmark's steps). */
+  | { type: 'add'; count: number; ratePerSec: number }
+  /** Sink processes only: send a tick now (its interval ends here), with `reportId: id`. */
+  | { type: 'report'; id: number };
+
+/** Cumulative figures a sink adds to its ticks (windows of any length are differences of two ticks). */
+export interface SinkTotals {
+  /** Viewers that joined and were then dropped by the server. */
+  lostViewers: number;
+  /** Connected viewers that have received nothing for over a second (2 s after joining). */
+  stalled: number;
+  /** RTP packets, audio and video, since the start: received, expected, lost (after NACK repair). */
+  packets: number;
+  expected: number;
+  lost: number;
+  bytes: number;
+  /** Sampled SRTP decryptions that passed and failed authentication. */
+  decryptOk: number;
+  decryptFail: number;
+  /** Sequence numbers NACKed (retries included) and retransmissions received. */
+  nacked: number;
+  rtx: number;
+  /** Datagrams the kernel dropped at the viewers' full sockets: the sink fell behind (not the server's loss). */
+  socketDrops: number;
+  /** session.ping (Cascade) or keepalive (Janus) left unanswered. */
+  missedPings: number;
+  /** Completed joins: request → DTLS connected, and the DTLS handshake alone, ms. */
+  joinMs: LogHistogramJSON;
+  dtlsMs: LogHistogramJSON;
+}
 
 /** Sent once per second. Counters named *Total are cumulative; the rest cover the last interval. */
 export interface WorkerTick {
@@ -50,6 +100,10 @@ export interface WorkerTick {
   /** Exceptions nobody caught (werift/SDK internals), cumulative; the process keeps going. */
   uncaughtErrors: number;
   lastUncaught?: string;
+  /** Sink processes only. */
+  sink?: SinkTotals;
+  /** Sink processes only: the report request this tick answers (absent on periodic ticks). */
+  reportId?: number;
 }
 
 export interface WorkerFinal {

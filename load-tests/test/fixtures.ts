@@ -89,6 +89,8 @@ export function makeReport(o: Partial<LoadTestReport> = {}): LoadTestReport {
     options: {
       url: 'http://127.0.0.1:8080',
       viewers: viewers.length,
+      client: 'werift',
+      sinkTwcc: true,
       durationSec: 3,
       rampPerSec: 20,
       broadcast: true,

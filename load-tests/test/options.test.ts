@@ -29,6 +29,13 @@ describe('parseCliArgs()', () => {
     expect(parseCliArgs(['--url', 'http://h', '--broadcast', '--viewers', '2', '--processes', '8'])!.processes).toBe(2);
   });
 
+  it('takes --client sink, with sink processes of 500 viewers and --sink-cores', () => {
+    const o = parseCliArgs(['--url', 'http://h', '--broadcast', '--client', 'sink', '--viewers', '1000', '--sink-cores', '1'])!;
+    expect(o).toMatchObject({ client: 'sink', viewers: 1000, processes: 1000 / LIMITS.sinkViewersPerProcess, sinkCores: '1' });
+    expect(parseCliArgs(['--url', 'http://h', '--broadcast'])!.client).toBe('werift');
+    expect(parseCliArgs(['--url', 'http://h', '--broadcast', '--client', 'sink', '--sink-twcc', 'off'])!.sinkTwcc).toBe(false);
+  });
+
   it('returns null for --help', () => {
     expect(parseCliArgs(['--help'])).toBeNull();
   });
@@ -43,6 +50,10 @@ describe('parseCliArgs()', () => {
     [['--url', 'http://h', '--stream', 'a b'], /--stream/],
     [['--url', 'http://h', '--broadcast', '--broadcaster', 'obs'], /--broadcaster/],
     [['--url', 'http://h', '--broadcast', '--bogus'], /bogus/],
+    [['--url', 'http://h', '--broadcast', '--client', 'pion'], /--client/],
+    [['--url', 'http://h', '--broadcast', '--sink-cores', '1'], /--sink-cores/],
+    [['--url', 'http://h', '--broadcast', '--client', 'sink', '--sink-cores', 'one'], /--sink-cores/],
+    [['--url', 'http://h', '--broadcast', '--sink-twcc', 'off'], /--sink-twcc/],
   ])('rejects %j with a UsageError', (argv, message) => {
     expect(() => parseCliArgs(argv)).toThrow(UsageError);
     expect(() => parseCliArgs(argv)).toThrow(message);

@@ -97,6 +97,15 @@ export const ErrorCodes = {
   CASCADE_ERR_CLIENT_MEDIA: { status: 400, message: 'cannot access camera or microphone' },
   CASCADE_ERR_CLIENT_CLOSED: { status: 499, message: 'client was stopped' },
   CASCADE_ERR_CLIENT_BLOCKED: { status: 403, message: 'the browser refused the connection' },
+  // Load-test tool (load-tests/, never sent by a server): per-viewer failures in its reports.
+  CASCADE_ERR_LOADTEST_USAGE: { status: 400, message: 'bad load-test arguments' },
+  CASCADE_ERR_LOADTEST_JOIN_TIMEOUT: { status: 504, message: 'a simulated viewer did not join in time' },
+  CASCADE_ERR_LOADTEST_NOT_STARTED: { status: 499, message: 'the test ended before this viewer was due' },
+  CASCADE_ERR_LOADTEST_ICE: { status: 504, message: 'no ICE connectivity check was answered' },
+  CASCADE_ERR_LOADTEST_DTLS: { status: 502, message: 'the DTLS handshake failed' },
+  CASCADE_ERR_LOADTEST_SOCKET: { status: 500, message: 'the load generator could not open a socket' },
+  CASCADE_ERR_LOADTEST_JANUS: { status: 502, message: 'Janus refused a request of the baseline benchmark' },
+  CASCADE_ERR_LOADTEST_SINK_UNAVAILABLE: { status: 500, message: 'the load sink is not built (Go and pion missing)' },
   // Generic.
   CASCADE_ERR_INVALID_STATE: { status: 409, message: 'object is closed or in the wrong state' },
   CASCADE_ERR_INTERNAL: { status: 500, message: 'internal error' },

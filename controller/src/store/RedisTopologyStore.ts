@@ -22,6 +22,12 @@ export interface RedisTopologyStoreOptions extends TopologyStoreOptions {
   url: string;
   /** ms before a command counts as failed. Default 2000. */
   commandTimeoutMs?: number;
+  /**
+   * ioredis auto-pipelining: commands asked for in one tick leave in one write. Default false:
+   * measured no faster here (BENCHMARKS.md, placements in flight), where concurrent decisions
+   * are already pipelined on the one connection and Redis's Lua work bounds the throughput.
+   */
+  autoPipelining?: boolean;
 }
 
 /**
@@ -70,7 +76,7 @@ export class RedisTopologyStore implements TopologyStore {
       // Keep retrying for ever, quickly: a restarted Redis should be picked up within a second.
       retryStrategy: (times: number) => Math.min(100 * times, 1000),
     };
-    this.#redis = new Redis(options.url, common) as ScriptRedis;
+    this.#redis = new Redis(options.url, { ...common, enableAutoPipelining: options.autoPipelining ?? false }) as ScriptRedis;
     this.#redis.defineCommand('cascadeTopology', { numberOfKeys: 0, lua: TOPOLOGY_LUA });
     this.#sub = new Redis(options.url, { ...common, enableOfflineQueue: true, commandTimeout: undefined });
     let down = false;

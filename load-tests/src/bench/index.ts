@@ -2,7 +2,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other, each figure next to a baseline
  * measured in the same run; results go to bench-results/<date>.json and BENCHMARKS.md.
- *   node load-tests/dist/bench/index.js [--quick] [--only capacity,hops,join,placement,failover] [--no-write]
+ *   node load-tests/dist/bench/index.js [--quick] [--only capacity,tree,hops,join,placement,failover] [--no-write]
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -17,6 +17,7 @@ const BENCHES: Record<string, () => Promise<(ctx: BenchContext) => Promise<Bench
   join: async () => (await import('./join.js')).runJoinBench,
   failover: async () => (await import('./failover.js')).runFailoverBench,
   capacity: async () => (await import('./capacity.js')).runCapacityBench,
+  tree: async () => (await import('./tree.js')).runTreeBench,
 };
 
 const { values } = parseArgs({

@@ -44,7 +44,8 @@ export function renderBenchmarksMd(run: { results: DatedResult[]; failed: { id: 
   const sections = run.results.map(({ result: r, date, command }) => {
     const notes = r.figures.map((f) => `- ${f.name}: ${f.note}`).join('\n');
     const warnings = r.warnings.length ? `\n\nWarnings:\n${r.warnings.map((w) => `- ${w}`).join('\n')}` : '';
-    return `### ${r.title}\n\n${notes}${warnings}\n\nRun ${date.slice(0, 16).replace('T', ' ')} UTC by \`${command}\`, ${(r.durationMs / 1000).toFixed(0)} s.`;
+    const extra = r.markdown ? `\n\n${r.markdown}` : '';
+    return `### ${r.title}\n\n${notes}${extra}${warnings}\n\nRun ${date.slice(0, 16).replace('T', ' ')} UTC by \`${command}\`, ${(r.durationMs / 1000).toFixed(0)} s.`;
   });
   const failed = run.failed.length ? `\n## Benchmarks that failed in this run\n\n${run.failed.map((f) => `- ${f.id}: ${f.error}`).join('\n')}\n` : '';
   return `# Benchmarks

@@ -1,12 +1,19 @@
 import { generateTicketKey, MemoryTopologyStore, RedisTopologyStore, runPlacementSim, TicketSigner, type PlacementSimResult } from '@cascade/controller';
 import { silentLogger } from '@cascade/protocol';
 import { startRedis } from '@cascade/testing';
-import type { BenchContext, BenchResult } from './types.js';
+import { runPlacementLoad, type PlacementLoadResult } from './placementLoad.js';
+import { runTree, type TreeRunResult } from './treeRun.js';
+import type { BenchContext, BenchFigure, BenchResult } from './types.js';
+
+/** Decisions in flight at once: one caller, a busy controller, a burst. */
+const IN_FLIGHT = [1, 16, 128];
 
 /**
  * Controller placements per second: the same seeded simulation (mixed relay population,
  * viewers joining and leaving) against the in-process store and against Redis (a private
- * redis-server on loopback). Figure: Redis; baseline: in-process, same workload.
+ * redis-server on loopback). Figure: Redis; baseline: in-process, same workload. Then the
+ * decisions with 1, 16 and 128 in flight (with and without auto-pipelining), and a join storm
+ * of sink viewers through an origin and relays (Redis store vs in-process store).
  */
 export async function runPlacementBench(ctx: BenchContext): Promise<BenchResult> {
   const started = Date.now();
@@ -37,26 +44,121 @@ export async function runPlacementBench(ctx: BenchContext): Promise<BenchResult>
   const signsPerSec = Math.round((signs / (performance.now() - t0)) * 1000);
   ctx.log(`placement: memory ${mem.operationsPerSec}/s, redis ${red.operationsPerSec}/s (decisions); ticket signing ${signsPerSec}/s`);
   const violations = [...mem.violations, ...big.violations, ...red.violations];
+
+  // Concurrency: the same decisions with 1, 16 and 128 in flight, on a fresh Redis each time,
+  // without ioredis auto-pipelining (the store's default) and with it, alternating.
+  const loadDecisions = ctx.scale === 'full' ? 20_000 : 4000;
+  const concurrency: { inFlight: number; pipelined: PlacementLoadResult; plain: PlacementLoadResult; memory: PlacementLoadResult }[] = [];
+  for (const inFlight of IN_FLIGHT) {
+    const one = async (autoPipelining: boolean) => {
+      const r = await startRedis();
+      try {
+        const store = await RedisTopologyStore.connect({ url: r.url, autoPipelining }, { logger: silentLogger });
+        try {
+          return await runPlacementLoad(store, { inFlight, decisions: loadDecisions, relays, prefix: 'load' });
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await r.stop();
+      }
+    };
+    // Alternate which goes first, so that a drift in the machine's load favours neither.
+    const first = IN_FLIGHT.indexOf(inFlight) % 2 === 0;
+    const a = await one(first);
+    const b = await one(!first);
+    const [pipelined, plain] = first ? [a, b] : [b, a];
+    const memory = await runPlacementLoad(new MemoryTopologyStore(), { inFlight, decisions: loadDecisions, relays, prefix: 'load' });
+    ctx.log(`placement: ${inFlight} in flight: redis ${pipelined.decisionsPerSec}/s pipelined, ${plain.decisionsPerSec}/s not, memory ${memory.decisionsPerSec}/s`);
+    concurrency.push({ inFlight, pipelined, plain, memory });
+  }
+  const one1 = concurrency[0]!.plain.decisionsPerSec;
+  const concurrencyFigures: BenchFigure[] = concurrency.map(({ inFlight, pipelined, plain, memory }) => ({
+    name: `store decisions per second with ${inFlight} in flight, Redis store (concurrent Lua calls pipelined on one connection)`,
+    value: plain.decisionsPerSec,
+    unit: 'decisions/s',
+    baseline: { name: 'the same with ioredis auto-pipelining', value: pipelined.decisionsPerSec, unit: 'decisions/s' },
+    ratio: plain.decisionsPerSec / pipelined.decisionsPerSec,
+    note:
+      `Higher is better; ratio > 1: auto-pipelining (off by default) does not pay. ${loadDecisions} decisions (placements, a release one time in three) by ${inFlight} concurrent callers on ${relays} relays, ` +
+      `${(plain.decisionsPerSec / one1).toFixed(1)}× the rate with one in flight; latency p50/p99 ${plain.latencyP50Ms.toFixed(2)}/${plain.latencyP99Ms.toFixed(2)} ms ` +
+      `(auto-pipelined: ${pipelined.latencyP50Ms.toFixed(2)}/${pipelined.latencyP99Ms.toFixed(2)} ms); in-process store ${memory.decisionsPerSec}/s. Errors: ${pipelined.errors + plain.errors}.`,
+  }));
+
+  // A join storm through the real path: sink viewers joining an origin whose controller keeps
+  // its store in Redis, placed on the origin and on relays; the same storm on the in-process store is the baseline.
+  const stormViewers = ctx.scale === 'full' ? 500 : 100;
+  const stormSeconds = 10;
+  const storm = (redisStore: boolean) =>
+    runTree({
+      viewers: stormViewers,
+      joinRatePerSec: stormViewers / stormSeconds,
+      relays: 3,
+      relayMaxViewers: Math.ceil((stormViewers * 0.8) / 3) + 10,
+      originMaxViewers: Math.round(stormViewers * 0.2),
+      maxChildren: 3,
+      redis: redisStore,
+      kbps: 500,
+      windowMs: 3000,
+      sinkProcesses: 1,
+      log: ctx.log,
+    });
+  const stormWarnings: string[] = [];
+  let stormRedis: TreeRunResult | undefined;
+  let stormMemory: TreeRunResult | undefined;
+  try {
+    stormRedis = await storm(true);
+    stormMemory = await storm(false);
+  } catch (err) {
+    stormWarnings.push(`join storm failed: ${(err as Error).message}`);
+  }
+  const stormFigures: BenchFigure[] = [];
+  if (stormRedis && stormMemory) {
+    for (const [name, s] of [['Redis', stormRedis], ['in-process', stormMemory]] as const) {
+      if (s.failed > 0 || s.joined < stormViewers) stormWarnings.push(`join storm (${name} store): ${s.joined} of ${stormViewers} joined, failures ${JSON.stringify(s.failuresByCode)}`);
+      if (s.receiving < s.connected) stormWarnings.push(`join storm (${name} store): ${s.connected - s.receiving} viewers received nothing in the window`);
+    }
+    const where = (s: TreeRunResult) => Object.entries(s.viewersByNode).map(([n, c]) => `${n} ${c}`).join(', ');
+    stormFigures.push({
+      name: `join storm: ${stormViewers} sink viewers joining in ${stormSeconds} s through the origin, Redis store: viewers that joined and received`,
+      value: Math.min(stormRedis.joined, stormRedis.receiving),
+      unit: 'viewers',
+      baseline: { name: 'the same storm, in-process store', value: Math.min(stormMemory.joined, stormMemory.receiving), unit: 'viewers' },
+      ratio: Math.min(stormRedis.joined, stormRedis.receiving) / Math.max(1, Math.min(stormMemory.joined, stormMemory.receiving)),
+      note:
+        `Higher is better (all ${stormViewers} is the goal). Origin (budget ${Math.round(stormViewers * 0.2)} viewers) and 3 relays on this machine, real WebRTC joins (the Go sink), ${stormViewers / stormSeconds} joins/s asked. ` +
+        `Redis: ${stormRedis.joined} joined, ${stormRedis.failed} failed, last join settled after ${(stormRedis.stormMs / 1000).toFixed(1)} s, join (request → DTLS connected) p50 ${fmt(stormRedis.joinMs.p50)} / p95 ${fmt(stormRedis.joinMs.p95)} / max ${fmt(stormRedis.joinMs.max)} ms over ${stormRedis.joinMs.count} joins, loss ${(stormRedis.loss * 100).toFixed(2)} %; placed ${where(stormRedis)}. ` +
+        `In process: ${stormMemory.joined} joined, p50 ${fmt(stormMemory.joinMs.p50)} / p95 ${fmt(stormMemory.joinMs.p95)} ms.`,
+    });
+  }
   return {
     id: 'placement',
     title: 'Controller placements per second',
     figures: [
       {
-        name: 'store decisions per second (a placement or a release), Redis store (one Lua round trip each)',
+        name: 'store decisions per second (a placement or a release), Redis store (one Lua round trip each, one at a time)',
         value: red.operationsPerSec,
         unit: 'decisions/s',
         baseline: { name: 'in-process store, same workload', value: mem.operationsPerSec, unit: 'decisions/s' },
         ratio: red.operationsPerSec / mem.operationsPerSec,
-        note: `${relays} relays of mixed capacity, K = 3, ${joins} joins with leaves on each store (placements alone: Redis ${red.placementsPerSec}/s, in process ${mem.placementsPerSec}/s). Higher is better. Each placement through the controller also signs an ES256 ticket: ${signsPerSec} signatures/s on one core, so in process the signature, not the decision, bounds the controller. ${bigJoins} joins in process: max depth ${big.maxDepth} (bound ${big.depthBound}, shallowest possible ${big.minimalDepth}); origin child relays ${big.originChildren} (K = 3); violations ${violations.length}.`,
+        note: `One decision at a time. ${relays} relays of mixed capacity, K = 3, ${joins} joins with leaves on each store (placements alone: Redis ${red.placementsPerSec}/s, in process ${mem.placementsPerSec}/s). Higher is better. Each placement through the controller also signs an ES256 ticket: ${signsPerSec} signatures/s on one core, so in process the signature, not the decision, bounds the controller. ${bigJoins} joins in process: max depth ${big.maxDepth} (bound ${big.depthBound}, shallowest possible ${big.minimalDepth}); origin child relays ${big.originChildren} (K = 3); violations ${violations.length}.`,
       },
+      ...concurrencyFigures,
+      ...stormFigures,
     ],
     details: {
+      concurrency,
+      joinStorm: { redis: stormRedis ?? null, memory: stormMemory ?? null },
       memory: { ...mem, violations: mem.violations.length },
       memoryBig: { ...big, violations: big.violations.length },
       redis: { ...red, violations: red.violations.length },
       ticketSignaturesPerSec: signsPerSec,
     },
-    warnings: violations.slice(0, 5).map((v) => `violation: ${v}`),
+    warnings: [...violations.slice(0, 5).map((v) => `violation: ${v}`), ...stormWarnings],
     durationMs: Date.now() - started,
   };
+}
+
+function fmt(v: number | null): string {
+  return v === null ? 'n/a' : v.toFixed(0);
 }

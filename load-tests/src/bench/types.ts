@@ -24,6 +24,8 @@ export interface BenchResult {
   details: Record<string, unknown>;
   /** Anything that makes the figure weaker than it looks. */
   warnings: string[];
+  /** More for BENCHMARKS.md (a table of every ramp, …), printed after the notes. */
+  markdown?: string;
   durationMs: number;
 }
 

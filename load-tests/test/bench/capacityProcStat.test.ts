@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { coreBusyShares, parseProcNetUdp, parseProcStat, parseProcStatCpuTicks } from '../../src/bench/capacity/procStat.js';
+import { coreBusyShares, parseProcStat, parseProcStatCpuTicks } from '../../src/bench/capacity/procStat.js';
 
 describe('parseProcStatCpuTicks()', () => {
   it('adds utime and stime, even when the command name holds spaces and parentheses', () => {
@@ -10,35 +10,19 @@ describe('parseProcStatCpuTicks()', () => {
 
 describe('parseProcStat() and coreBusyShares()', () => {
   const a = ['cpu  10 0 10 80 0 0 0 0 0 0', 'cpu0 5 0 5 40 0 0 0 0 0 0', 'cpu1 5 0 5 40 0 0 0 0 0 0', 'intr 1'].join('\n');
-  const b = ['cpu  40 0 30 130 0 0 0 0 0 0', 'cpu0 35 0 15 40 0 0 10 0 0 0', 'cpu1 5 0 5 90 0 0 0 0 0 0'].join('\n');
+  const b = ['cpu  40 0 30 130 0 0 0 0 0 0', 'cpu0 35 0 15 40 0 0 10 0 0 0', 'cpu1 5 0 5 90 0 0 0 5 0 0'].join('\n');
 
   it('reads each core, counting idle and iowait as not busy', () => {
     expect(parseProcStat(a)).toEqual([
-      { busy: 10, total: 50, softirq: 0 },
-      { busy: 10, total: 50, softirq: 0 },
+      { busy: 10, total: 50, softirq: 0, steal: 0 },
+      { busy: 10, total: 50, softirq: 0, steal: 0 },
     ]);
   });
 
-  it('gives each core’s busy and softirq share between two readings', () => {
+  it('gives each core’s busy, softirq and steal share between two readings', () => {
     const shares = coreBusyShares(parseProcStat(a), parseProcStat(b));
-    expect(shares[0]).toEqual({ busy: 1, softirq: 0.2 });
-    expect(shares[1]).toEqual({ busy: 0, softirq: 0 });
-  });
-});
-
-describe('parseProcNetUdp()', () => {
-  it('sums the drops column of the wanted local ports', () => {
-    const text = [
-      '   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops',
-      '  100: 0100007F:9C40 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 111 2 0000000000000000 5',
-      '  101: 0100007F:9C41 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 112 2 0000000000000000 0',
-      '  102: 0100007F:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 113 2 0000000000000000 9',
-      '',
-    ].join('\n');
-    const drops = parseProcNetUdp(text, new Set([40000, 40001]));
-    expect([...drops.entries()]).toEqual([
-      [40000, 5],
-      [40001, 0],
-    ]);
+    expect(shares[0]).toEqual({ busy: 1, softirq: 0.2, steal: 0 });
+    // Stolen time counts as busy: the core wanted to run and could not.
+    expect(shares[1]).toEqual({ busy: 5 / 55, softirq: 0, steal: 5 / 55 });
   });
 });

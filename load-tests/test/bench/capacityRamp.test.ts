@@ -5,47 +5,12 @@ import {
   nextStepSize,
   spread,
   summarizeRamp,
-  windowLoss,
   type RampLimits,
   type StepPlan,
 } from '../../src/bench/capacity/ramp.js';
 
 const LIMITS: RampLimits = { maxLoss: 0.01, maxCpu: 0.85 };
 const PLAN: StepPlan = { firstStep: 100, minStep: 25, maxStep: 500, cpuPerStep: 0.08, maxViewers: 6000 };
-
-describe('windowLoss()', () => {
-  it('counts sequence gaps per socket between two snapshots', () => {
-    const before = { received: [100, 200], expected: [100, 200] };
-    const after = { received: [290, 395], expected: [300, 400] };
-    const w = windowLoss(before, after);
-    expect(w).toMatchObject({ sockets: 2, expected: 400, received: 385, lost: 15, silent: 0 });
-    expect(w.loss).toBeCloseTo(15 / 400);
-  });
-
-  it('never lets duplicates make a socket’s loss negative', () => {
-    const w = windowLoss({ received: [0, 0], expected: [0, 0] }, { received: [110, 90], expected: [100, 100] });
-    expect(w.lost).toBe(10);
-    expect(w.expected).toBe(200);
-  });
-
-  it('counts a socket that got nothing in the window as losing what the median socket expected', () => {
-    const before = { received: [0, 0, 0], expected: [0, 0, 0] };
-    const after = { received: [100, 98, 0], expected: [100, 100, 0] };
-    const w = windowLoss(before, after);
-    expect(w.silent).toBe(1);
-    expect(w.expected).toBe(300);
-    expect(w.lost).toBe(2 + 100);
-  });
-
-  it('ignores sockets opened after the first snapshot', () => {
-    const w = windowLoss({ received: [10], expected: [10] }, { received: [20, 5], expected: [20, 9] });
-    expect(w).toMatchObject({ sockets: 1, expected: 10, lost: 0, loss: 0 });
-  });
-
-  it('is 0 with no sockets', () => {
-    expect(windowLoss({ received: [], expected: [] }, { received: [], expected: [] }).loss).toBe(0);
-  });
-});
 
 describe('linearFit()', () => {
   it('fits cpu against viewers', () => {

@@ -46,6 +46,8 @@ export interface CoreTimes {
   busy: number;
   total: number;
   softirq: number;
+  /** Time the hypervisor ran something else while this virtual core wanted to run. */
+  steal: number;
 }
 
 /** Per-core times from /proc/stat, indexed by core number. */
@@ -62,46 +64,29 @@ export function parseProcStat(text: string): CoreTimes[] {
     const v = m[2]!.trim().split(/\s+/).map(Number);
     const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
     const idle = (v[3] ?? 0) + (v[4] ?? 0);
-    cores[Number(m[1])] = { busy: total - idle, total, softirq: v[6] ?? 0 };
+    cores[Number(m[1])] = { busy: total - idle, total, softirq: v[6] ?? 0, steal: v[7] ?? 0 };
   }
   return cores;
 }
 
-/** Busy share (0..1) of each core between two readings. */
-export function coreBusyShares(a: CoreTimes[], b: CoreTimes[]): { busy: number; softirq: number }[] {
+/** Busy, softirq and steal shares (0..1) of each core between two readings. */
+export function coreBusyShares(a: CoreTimes[], b: CoreTimes[]): { busy: number; softirq: number; steal: number }[] {
   return b.map((cb, i) => {
     const ca = a[i];
     const total = ca ? cb.total - ca.total : 0;
-    if (!ca || total <= 0) return { busy: 0, softirq: 0 };
-    return { busy: (cb.busy - ca.busy) / total, softirq: (cb.softirq - ca.softirq) / total };
+    if (!ca || total <= 0) return { busy: 0, softirq: 0, steal: 0 };
+    return { busy: (cb.busy - ca.busy) / total, softirq: (cb.softirq - ca.softirq) / total, steal: (cb.steal - ca.steal) / total };
   });
-}
-
-/**
- * Kernel drop counters of this network namespace's IPv4 UDP sockets, by local port (from
- * /proc/net/udp, last column): datagrams dropped because the receiving socket's buffer was
- * full. Ports in `ports` only.
- */
-export function readUdpDrops(ports: ReadonlySet<number>): Map<number, number> {
-  return parseProcNetUdp(readFileSync('/proc/net/udp', 'utf8'), ports);
-}
-
-export function parseProcNetUdp(text: string, ports: ReadonlySet<number>): Map<number, number> {
-  const out = new Map<number, number>();
-  const lines = text.split('\n');
-  for (let i = 1; i < lines.length; i++) {
-    const f = lines[i]!.trim().split(/\s+/);
-    if (f.length < 13) continue;
-    const port = parseInt(f[1]!.split(':')[1]!, 16);
-    if (!ports.has(port)) continue;
-    out.set(port, (out.get(port) ?? 0) + Number(f[f.length - 1]));
-  }
-  return out;
 }
 
 /** Pins every thread of `pid` to `core` (taskset -a -p). Threads created later inherit it. */
 export function pinProcess(pid: number, core: number): void {
-  execFileSync('taskset', ['-a', '-pc', String(core), String(pid)], { stdio: 'ignore', timeout: 5000 });
+  pinProcessCores(pid, String(core));
+}
+
+/** Pins every thread of `pid` to a core list ("1", "0-1"). */
+export function pinProcessCores(pid: number, cores: string): void {
+  execFileSync('taskset', ['-a', '-pc', cores, String(pid)], { stdio: 'ignore', timeout: 5000 });
 }
 
 /** The cores a process may run on, as the kernel reports it ("0", "1", "0-1"), or null. */

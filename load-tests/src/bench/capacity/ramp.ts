@@ -1,7 +1,6 @@
 /**
- * The capacity ramp's arithmetic, kept free of I/O so it can be unit-tested: loss over a
- * measurement window from the sinks' counters, the next step's size, the stop rule, and the
- * summary of a ramp (viewers per core, CPU per viewer).
+ * The capacity ramp's arithmetic, kept free of I/O so it can be unit-tested: the next step's
+ * size, the stop rule, and the summary of a ramp (viewers per core, CPU per viewer).
  */
 
 export interface RampLimits {
@@ -22,62 +21,11 @@ export interface StepPlan {
   maxViewers: number;
 }
 
-/** Cumulative per-socket sink counters (opening order). */
-export interface SinkCounters {
-  received: readonly number[];
-  expected: readonly number[];
-}
-
-export interface WindowLoss {
-  /** Sockets present at the start of the window. */
-  sockets: number;
-  expected: number;
-  received: number;
-  lost: number;
-  /** Sockets that received nothing in the window: counted as losing a typical socket's packets. */
-  silent: number;
-  /** lost / expected (0 when nothing was expected). */
-  loss: number;
-}
-
 function median(values: readonly number[]): number {
   if (values.length === 0) return 0;
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/**
- * Loss between two snapshots, over the sockets that existed at the first. Per socket, lost
- * = Δexpected − Δreceived (sequence gaps; duplicates cannot make it negative). A socket with
- * no packet in the window shows no gap at all, so it is counted as having lost what the
- * median socket expected: a viewer that gets nothing is the worst loss, not none.
- */
-export function windowLoss(before: SinkCounters, after: SinkCounters): WindowLoss {
-  const n = Math.min(before.received.length, after.received.length);
-  const dExpected: number[] = [];
-  let expected = 0;
-  let received = 0;
-  let lost = 0;
-  let silent = 0;
-  for (let i = 0; i < n; i++) {
-    const dr = after.received[i]! - before.received[i]!;
-    const de = after.expected[i]! - before.expected[i]!;
-    if (dr <= 0 || after.expected[i]! === 0) {
-      silent++;
-      continue;
-    }
-    dExpected.push(de);
-    expected += de;
-    received += dr;
-    lost += Math.max(0, de - dr);
-  }
-  if (silent > 0) {
-    const typical = median(dExpected);
-    expected += silent * typical;
-    lost += silent * typical;
-  }
-  return { sockets: n, expected, received, lost, silent, loss: expected > 0 ? lost / expected : 0 };
 }
 
 export interface Point {
