@@ -1,5 +1,6 @@
 import {
   ManualChannel,
+  type HeartbeatAnswer,
   type Logger,
   type MessageChannel,
   type Placement,
@@ -67,9 +68,10 @@ export class LocalControlPlane {
     await this.#controller.nodeGone(this.#record.id, 'node shutting down').catch((err) => this.#log.warn({ err }, 'cannot remove the node now'));
   }
 
-  async heartbeat(snapshot: NodeSnapshot): Promise<void> {
-    await this.#controller.nodeHeartbeat(this.#record, 'ready', snapshot);
+  async heartbeat(snapshot: NodeSnapshot): Promise<HeartbeatAnswer> {
+    const answer = await this.#controller.nodeHeartbeat(this.#record, 'ready', snapshot);
     await this.#router.refreshNode(this.#record.id);
+    return answer;
   }
 
   placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo }> {

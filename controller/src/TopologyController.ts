@@ -1,7 +1,9 @@
 import {
   CascadeError,
+  KeyedTokenBucket,
   TypedEmitter,
   type Logger,
+  type HeartbeatAnswer,
   type NodeCapacity,
   type Placement,
   type StreamInfo,
@@ -9,6 +11,7 @@ import {
 import { generateTicketKey, TicketSigner } from './auth/TicketSigner.js';
 import type { TokenService } from './auth/TokenService.js';
 import type { TopologyStore } from './store/TopologyStore.js';
+import { StrayPipes } from './StrayPipes.js';
 import type { NodeRecord, NodeSnapshot, NodeStatus, NodeView, StreamRecord, TopologyEvent } from './types.js';
 
 export interface Clock {
@@ -81,6 +84,8 @@ const MIN_REPORTING_VIEWERS = 2;
 
 /** How old a pipe ticket may be and still vouch for an edge a relay reports (s): a day of streaming. */
 const EDGE_TICKET_MAX_AGE_SEC = 24 * 3600;
+/** How long a parent may keep feeding a relay moved away from it before it is told to stop (ms). */
+const STRAY_PIPE_GRACE_MS = 10_000;
 
 /** A relay sending more than this share of its declared upload is saturated (demoted like a lossy one). */
 const UPLINK_DEMOTE_SHARE = 0.9;
@@ -125,6 +130,8 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   readonly #viewerLoss = new Map<string, Map<string, { packets: number; lost: number; at: number }>>();
   /** Orphans no node could adopt yet; retried by the sweeper. */
   readonly #pendingOrphans = new Map<string, { streamId: string; childId: string }>();
+  readonly #strays: StrayPipes;
+  readonly #parentLostBudget = new KeyedTokenBucket({ burst: 3, refillMs: 2000, maxKeys: 100_000 });
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #sweeping = false;
   /**
@@ -149,6 +156,8 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     this.#tokens = deps.tokens;
     this.#clock = deps.clock ?? systemClock;
     this.#storeUpSince = this.#clock.now();
+    // Longer than any make-before-break move takes to close its old pipe.
+    this.#strays = new StrayPipes({ graceMs: Math.max(STRAY_PIPE_GRACE_MS, 4 * options.heartbeatIntervalMs) });
     if (options.watchTokenRequired && !deps.tokens) throw new TypeError('watchTokenRequired needs a TokenService');
     this.#unsubscribe = this.store.subscribe((e) => this.#onEvent(e));
   }
@@ -212,7 +221,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
    * this instance last gave it; `status` (what the node's holder believes) only for a node this
    * instance never saw.
    */
-  async nodeHeartbeat(record: NodeRecord, status: NodeStatus, reported: NodeSnapshot): Promise<void> {
+  async nodeHeartbeat(record: NodeRecord, status: NodeStatus, reported: NodeSnapshot): Promise<HeartbeatAnswer> {
     checkFigures(record, reported);
     const now = this.#clock.now();
     // A parent a relay names counts (to restore an edge the store lost) only with the pipe ticket
@@ -232,6 +241,11 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
       await this.store.heartbeat(record.id, snapshot, this.options.nodeTtlMs, now);
     }
     if (record.kind === 'relay') await this.#checkHealth(record, snapshot);
+    // Pipes to relays moved elsewhere a while ago are closed by their parent (the tree decides, not the child).
+    const settled = now - this.#storeUpSince >= this.options.nodeTtlMs;
+    const dropChildren = await this.#strays.check(record.id, snapshot, (id) => this.store.getTree(id), now, settled);
+    if (dropChildren.length > 0) this.#log.warn({ nodeId: record.id, dropChildren }, 'parent still feeds relays moved away from it: told to close those pipes');
+    return dropChildren.length > 0 ? { dropChildren } : {};
   }
 
   /** A node is gone (connection lost, liveness expired, or it left): its children get new parents. */
@@ -241,6 +255,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     this.#health.delete(nodeId);
     this.#viewerLoss.delete(nodeId);
     this.#statuses.delete(nodeId);
+    this.#strays.forget(nodeId);
     const now = this.#clock.now();
     for (const [id, g] of this.#goneStatuses) if (g.until < now) this.#goneStatuses.delete(id);
     if (status === 'demoted' || status === 'draining') this.#goneStatuses.set(nodeId, { status, until: now + GONE_STATUS_MEMORY_MS });
@@ -424,6 +439,12 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
 
   /** A relay lost its parent for a stream (pipe closed or stalled): find it another. */
   async parentLost(childId: string, streamId: string, parentId: string): Promise<void> {
+    // Each report may hand out a fresh pipe ticket: a relay gets a few at once (a new parent can
+    // fail too), then one every few seconds, whatever it claims.
+    if (!this.#parentLostBudget.take(`${childId}/${streamId}`, this.#clock.now())) {
+      throw new CascadeError('CASCADE_ERR_PROTOCOL_RATE_LIMITED', `parent losses of ${streamId} reported too often`);
+    }
+    this.#strays.condemn(parentId, streamId, childId);
     const tree = await this.store.getTree(streamId);
     const entry = tree.find((e) => e.nodeId === childId);
     if (!entry) return;

@@ -123,7 +123,7 @@ describe('TopologyController', () => {
     await controller.registerNode(r, 'ready');
     await expect(controller.nodeHeartbeat(r, 'ready', snap(100))).rejects.toMatchObject({ code: 'CASCADE_ERR_RELAY_INVALID_STATS' });
     await expect(controller.nodeHeartbeat(r, 'ready', snap(1, { bitrateOutKbps: 1e6 }))).rejects.toMatchObject({ code: 'CASCADE_ERR_RELAY_INVALID_STATS' });
-    await expect(controller.nodeHeartbeat(r, 'ready', snap(3))).resolves.toBeUndefined();
+    await expect(controller.nodeHeartbeat(r, 'ready', snap(3))).resolves.toEqual({});
   });
 
   it('viewersLeft() takes a relay\'s batch of departures in one request, with no more store writes than the relay may serve', async () => {

@@ -1,3 +1,5 @@
+import { KeyedTokenBucket } from './KeyedTokenBucket.js';
+
 /**
  * Token buckets for log lines that a remote party can cause (refused messages, refused
  * connections), one per kind (an error code): the first lines of each kind are logged, so
@@ -8,21 +10,21 @@
  */
 export class LogBudget {
   readonly #perSec: number;
-  readonly #burst: number;
   readonly #now: () => number;
-  readonly #buckets = new Map<string, { tokens: number; last: number; suppressed: number }>();
+  readonly #buckets: KeyedTokenBucket | undefined;
+  readonly #suppressed = new Map<string, number>();
 
   /** `perSec` 0 logs nothing (everything is only counted). Burst default 4 × perSec. */
   constructor(perSec: number, options: { burst?: number; now?: () => number } = {}) {
     this.#perSec = Math.max(0, perSec);
-    this.#burst = options.burst ?? this.#perSec * 4;
     this.#now = options.now ?? Date.now;
+    if (this.#perSec > 0) this.#buckets = new KeyedTokenBucket({ burst: options.burst ?? this.#perSec * 4, refillMs: 1000 / this.#perSec, maxKeys: 1000 });
   }
 
   /** Lines left out (of every kind) and not yet reported. */
   get suppressed(): number {
     let n = 0;
-    for (const b of this.#buckets.values()) n += b.suppressed;
+    for (const s of this.#suppressed.values()) n += s;
     return n;
   }
 
@@ -32,18 +34,12 @@ export class LogBudget {
    * with it), reset to 0.
    */
   take(kind = ''): number | undefined {
-    const now = this.#now();
-    let b = this.#buckets.get(kind);
-    if (!b) this.#buckets.set(kind, (b = { tokens: this.#burst, last: now, suppressed: 0 }));
-    b.tokens = Math.min(this.#burst, b.tokens + ((now - b.last) / 1000) * this.#perSec);
-    b.last = now;
-    if (b.tokens < 1) {
-      b.suppressed++;
+    if (!this.#buckets?.take(kind, this.#now())) {
+      this.#suppressed.set(kind, (this.#suppressed.get(kind) ?? 0) + 1);
       return undefined;
     }
-    b.tokens -= 1;
-    const n = b.suppressed;
-    b.suppressed = 0;
+    const n = this.#suppressed.get(kind) ?? 0;
+    this.#suppressed.delete(kind);
     return n;
   }
 }

@@ -9,6 +9,7 @@ export * from './TypedEmitter.js';
 export * from './ReconnectPolicy.js';
 export * from './Logger.js';
 export * from './LogBudget.js';
+export * from './KeyedTokenBucket.js';
 export * from './tickets.js';
 export * from './url.js';
 export * from './TokenRenewal.js';

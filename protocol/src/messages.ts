@@ -383,7 +383,14 @@ export const ControlRequests = {
   'node.probeAck': req(Type.Object({ nonce: Type.String({ maxLength: 128 }) }), Empty),
   'node.heartbeat': req(
     Type.Object({ stats: NodeStats, streams: Type.Array(CarriedStream, { maxItems: 1000 }) }),
-    Empty,
+    Type.Object({
+      /**
+       * Pipes this node feeds to relays that are no longer its children in the tree (moved
+       * elsewhere for a while now): close them. A child cannot keep a copy from every parent
+       * it was ever given.
+       */
+      dropChildren: Type.Optional(Type.Array(Type.Object({ streamId: StreamId, nodeId: NodeId }), { maxItems: 1000 })),
+    }),
   ),
   'viewer.place': req(
     Type.Object({
@@ -401,7 +408,7 @@ export const ControlRequests = {
   'node.drain': req(Empty, Empty),
   /** An origin's stream record (origins only: a relay is refused). */
   'stream.put': req(Type.Object({ stream: StreamRecord }), Empty),
-  /** One stream and its audience (origins only: a broadcaster is told its audience). */
+  /** One stream and its audience (what /api/streams/<id> shows): a broadcaster is told its audience, a relay checks a parent's word. */
   'stream.get': req(
     Type.Object({ streamId: StreamId }),
     Type.Object({ stream: Type.Optional(StreamRecord), viewers: Count(100_000_000) }),
@@ -502,6 +509,8 @@ export type NodeResult<T extends NodeRequestType> = ResultOf<typeof NodeRequests
 export type ControlParams<T extends ControlRequestType> = ParamsOf<typeof ControlRequests, T>;
 /** What a node reports in each heartbeat: its own figures and the streams it carries. */
 export type NodeSnapshot = ControlParams<'node.heartbeat'>;
+/** The controller's answer to a heartbeat: what the node should stop doing. */
+export type HeartbeatAnswer = ControlResult<'node.heartbeat'>;
 export type ControlResult<T extends ControlRequestType> = ResultOf<typeof ControlRequests, T>;
 export type RelayParams<T extends RelayRequestType> = ParamsOf<typeof RelayRequests, T>;
 export type NotificationData<T extends NotificationType> = Static<(typeof Notifications)[T]>;

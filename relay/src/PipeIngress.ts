@@ -7,7 +7,7 @@ import {
   type Logger,
   type PipeProducerInfo,
 } from '@cascade/protocol';
-import type { ControlPlane, LocalStream, MediaNode } from '@cascade/sfu';
+import { confirmEnded, type ControlPlane, type LocalStream, type MediaNode } from '@cascade/sfu';
 
 export interface PipeIngressOptions {
   stream: LocalStream;
@@ -23,6 +23,9 @@ export type PipeIngressEvents = {
   lost: [reason: string];
   listenererror: [event: string, error: unknown];
 };
+
+/** Live producers one pipe may bring (a stream's sources, with room for a broadcaster's replacements in flight). */
+const MAX_PIPE_PRODUCERS = 8;
 
 type ParentPeer = Peer<Record<string, never>, typeof NodeRequests, typeof Notifications>;
 
@@ -70,10 +73,11 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
         srtpParameters: pipe.srtpParameters as { cryptoSuite: string; keyBase64: string },
       });
       await pipe.connect({ ip: res.ip, port: res.port, srtpParameters: res.srtpParameters as types.SrtpParameters });
-      const ingress = new PipeIngress(stream, pipe, peer, parent.nodeId, options, deps.logger);
+      const ingress = new PipeIngress(stream, pipe, peer, parent.nodeId, control, options, deps.logger);
       for (const info of res.producers) await ingress.#produce(info);
       stream.setDepth(res.depth);
-      stream.setState(res.state);
+      if (res.state === 'ended') void ingress.#ended(control);
+      else stream.setState(res.state);
       return ingress;
     } catch (err) {
       pipe.close();
@@ -87,6 +91,7 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     pipe: types.PipeTransport,
     peer: ParentPeer,
     parentId: string,
+    control: ControlPlane,
     options: PipeIngressOptions,
     logger: Logger,
   ) {
@@ -107,9 +112,12 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
         case 'pipe.producer.closed':
           this.#producers.get((data as { producerId: string }).producerId)?.close();
           break;
-        case 'stream.state':
-          stream.setState((data as { state: LocalStream['state'] }).state);
+        case 'stream.state': {
+          const state = (data as { state: LocalStream['state'] }).state;
+          if (state !== 'ended') stream.setState(state);
+          else void this.#ended(control);
           break;
+        }
         case 'pipe.depth':
           stream.setDepth((data as { depth: number }).depth);
           break;
@@ -152,8 +160,23 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     this.removeAllListeners();
   }
 
+  /** The parent says the stream ended: believed once the controller agrees; a parent that lies is left. */
+  async #ended(control: ControlPlane): Promise<void> {
+    if (await confirmEnded(control, this.#stream.id)) {
+      this.#stream.setState('ended');
+      return;
+    }
+    this.#log.warn({ parentId: this.parentId }, 'parent says the stream ended; the controller says it did not: leaving this parent');
+    this.#lose('parent sent a false end of stream');
+  }
+
   async #produce(info: PipeProducerInfo): Promise<void> {
     if (this.#closed || this.#producers.has(info.id)) return;
+    if (this.#producers.size >= MAX_PIPE_PRODUCERS) {
+      // A stream has a few sources (audio, video, a screen): a parent announcing more is not a parent to keep.
+      this.#lose(`parent announced more than ${MAX_PIPE_PRODUCERS} producers`);
+      return;
+    }
     // A fresh local id: after a move, the old parent's producers may still exist in this worker.
     const producer = await this.#pipe.produce({
       kind: info.kind,

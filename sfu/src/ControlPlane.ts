@@ -1,4 +1,4 @@
-import type { MessageChannel, NodeSnapshot, Placement, StreamInfo, StreamRecord } from '@cascade/protocol';
+import type { HeartbeatAnswer, MessageChannel, NodeSnapshot, Placement, StreamInfo, StreamRecord } from '@cascade/protocol';
 
 /**
  * A node session hosted on another media node, reached through the controller: the frames of
@@ -43,9 +43,10 @@ export interface ControlPlane {
 
   /**
    * What this node carries and serves, every heartbeat period (see NodeHeartbeat). `stalled`:
-   * this process was late for the beat, so a silent controller is not judged this time.
+   * this process was late for the beat, so a silent controller is not judged this time. The
+   * answer says which child pipes to close (relays moved away from this node).
    */
-  heartbeat(snapshot: NodeSnapshot, stalled?: boolean): Promise<void>;
+  heartbeat(snapshot: NodeSnapshot, stalled?: boolean): Promise<HeartbeatAnswer>;
   /** The heartbeat period the controller expects (ms). */
   readonly heartbeatIntervalMs: number;
 

@@ -127,6 +127,11 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
     this.#users.children.set(sessionId, nodeId);
   }
 
+  /** The sessions whose pipes feed relay `nodeId`, oldest first. */
+  childSessions(nodeId: string): string[] {
+    return [...this.#users.children].filter(([, n]) => n === nodeId).map(([sessionId]) => sessionId);
+  }
+
   removeUser(kind: 'viewers' | 'children', id: string): void {
     if (!this.#users[kind].delete(id)) return;
     if (this.#users.viewers.size === 0 && this.#users.children.size === 0) this.safeEmit('idle');

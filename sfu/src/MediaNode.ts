@@ -216,6 +216,15 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
   }
 
   /** The local stream `id`, created if this node does not carry it yet. */
+  /** Close this node's pipes to relay `childId` for a stream (the controller moved it elsewhere). */
+  dropChild(streamId: string, childId: string): void {
+    for (const sessionId of this.stream(streamId)?.childSessions(childId) ?? []) {
+      const session = this.#sessions.get(sessionId);
+      session?.log.warn({ streamId, childId }, 'closing a pipe to a relay moved away from this node');
+      session?.close(4409, 'CASCADE_ERR_RELAY_NOT_ASSIGNED');
+    }
+  }
+
   openStream(id: string, init: { depth: number; state: StreamState; title?: string; createdAt?: number }): LocalStream {
     if (this.#closed) throw new InvalidStateError('node closed');
     let s = this.#streams.get(id);

@@ -79,7 +79,8 @@ export class NodeHeartbeat {
     this.#lastTickAt = now;
     try {
       await this.#beforeBeat?.();
-      await this.#control.heartbeat(nodeSnapshot(this.#node, this.#meter), stalled);
+      const answer = await this.#control.heartbeat(nodeSnapshot(this.#node, this.#meter), stalled);
+      for (const { streamId, nodeId } of answer.dropChildren ?? []) this.#node.dropChild(streamId, nodeId);
     } catch (err) {
       this.#log.warn({ err }, 'heartbeat failed');
     }

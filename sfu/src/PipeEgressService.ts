@@ -16,6 +16,9 @@ import { consumeEachSource } from './sources.js';
  * carries gets an SRTP PipeTransport with a pipe consumer per source. Source changes (a new
  * broadcaster connection, this node's own new parent) are pushed as pipe.producer.new/closed.
  */
+/** Pipes of one stream a parent keeps open to one relay: the current one and a move's new one. */
+const MAX_PIPES_PER_CHILD = 2;
+
 export class PipeEgressService implements NodeService {
   readonly #node: MediaNode;
 
@@ -91,6 +94,12 @@ export class PipeEgressService implements NodeService {
     stream.on('sourceadd', onSource);
     stream.on('statechange', onState);
     stream.on('depthchange', onDepth);
+    // A relay gets at most two pipes of a stream from one parent (the second for a move
+    // make-before-break): each ticket opens one pipe, and more tickets must not mean more copies.
+    for (const older of stream.childSessions(childId).slice(0, -(MAX_PIPES_PER_CHILD - 1))) {
+      session.log.warn({ streamId: stream.id, childId }, 'relay opened another pipe of this stream: closing its oldest');
+      this.#node.sessions.find((s) => s.id === older)?.close(4409, 'CASCADE_ERR_RELAY_NOT_ASSIGNED');
+    }
     stream.addChild(session.id, childId);
     session.once('close', () => {
       stream.off('sourceadd', onSource);

@@ -10,6 +10,7 @@ import {
   type NodeResult,
   type Placement,
 } from '@cascade/protocol';
+import { confirmEnded, isEndedNotice } from './confirmEnded.js';
 import type { ControlPlane, Tunnel } from './ControlPlane.js';
 import type { Session } from './Session.js';
 
@@ -51,7 +52,9 @@ export async function forwardViewer(
     tunnel.onMessage((raw) => {
       heardFromNode = true;
       if (answered) {
-        if (typeof raw === 'string') session.peer.sendRaw(raw);
+        if (typeof raw !== 'string') return;
+        if (!isEndedNotice(raw)) session.peer.sendRaw(raw);
+        else void passEnded(raw);
         return;
       }
       let env;
@@ -84,6 +87,13 @@ export async function forwardViewer(
       session.peer.close(code >= 4000 ? code : 4502, isErrorCode(reason) ? reason : 'CASCADE_ERR_NODE_GONE');
     });
   });
+  // A relay saying the stream ended is believed once the controller agrees; a relay that lies
+  // about it loses the viewer (moved make-before-break, its picture kept meanwhile).
+  const passEnded = async (raw: string) => {
+    if (await confirmEnded(control, streamId)) return session.peer.sendRaw(raw);
+    session.log.warn({ streamId, nodeId: placement.nodeId }, 'serving node said the stream ended; the controller says it did not');
+    session.notify('node.draining', { reason: 'the node serving you sent a false end of stream' });
+  };
   session.once('close', () => tunnel.close(1000, 'viewer left'));
   tunnel.send(encodeRequest(watchId, 'stream.watch', { streamId, ticket: placement.ticket }));
   let res: NodeResult<'stream.watch'>;

@@ -18,3 +18,4 @@ export { runUploadTest } from './control/uploadTest.js';
 export { fromMediasoup, ms } from './mediasoupErrors.js';
 export { registerHttpMetrics, registerNodeMetrics } from './metrics.js';
 export { nodeSnapshot } from './snapshot.js';
+export { confirmEnded } from './confirmEnded.js';

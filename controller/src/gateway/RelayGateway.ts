@@ -224,11 +224,11 @@ export class RelayGateway {
       })
       .handle('node.heartbeat', async (p) => {
         const record = registered();
-        await this.#controller.nodeHeartbeat(record, conn.status, p);
+        const answer = await this.#controller.nodeHeartbeat(record, conn.status, p);
         await this.#router.refreshNode(record.id);
         // A child relay's word on what its parent sent (credited to the parent's volunteer, along tree edges only).
         if (record.kind === 'relay') await this.#credits?.childReport(record, p.streams).catch((err) => conn.log.warn({ err }, 'child confirmation not recorded'));
-        return {};
+        return answer;
       })
       .handle('viewer.place', (p) => {
         origin();
@@ -273,7 +273,8 @@ export class RelayGateway {
         return this.#relayTokens.renew(conn.claims);
       })
       .handle('stream.get', async ({ streamId }) => {
-        origin();
+        // Relays too: a child checks with the controller before it believes a parent that says the stream ended.
+        admitted();
         const found = await this.#controller.streamWithViewers(streamId);
         return found ? { stream: found.stream, viewers: found.viewers } : { viewers: 0 };
       })

@@ -20,6 +20,7 @@ import {
   type Logger,
   type MessageChannel,
   type NodeAnnouncement,
+  type HeartbeatAnswer,
   type NodeSnapshot,
   type Placement,
   type ReconnectPolicy,
@@ -221,9 +222,9 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
    * silent for longer than it waits for our heartbeats the connection is dropped and the loop
    * registers again; media keeps flowing meanwhile.
    */
-  async heartbeat(snapshot: NodeSnapshot, stalled = false): Promise<void> {
-    if (!this.connected || !this.#nodeId) return;
-    if (!stalled && this.#dropIfSilent()) return;
+  async heartbeat(snapshot: NodeSnapshot, stalled = false): Promise<HeartbeatAnswer> {
+    if (!this.connected || !this.#nodeId) return {};
+    if (!stalled && this.#dropIfSilent()) return {};
     const left = [...this.#left];
     this.#left.clear();
     try {
@@ -234,12 +235,13 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
         if (batch < count) left[0] = [streamId, count - batch];
         else left.shift();
       }
-      await this.request('node.heartbeat', snapshot);
+      return await this.request('node.heartbeat', snapshot);
     } catch (err) {
       // Departures not applied go with the next heartbeat, unless the controller refused them for good.
       const refused = err instanceof CascadeError && (err.code === 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS' || err.code.startsWith('CASCADE_ERR_RELAY_'));
       if (!refused) for (const [streamId, count] of left) this.#addDepartures(streamId, count);
       this.#log.debug({ err }, 'heartbeat failed');
+      return {};
     }
   }
 
