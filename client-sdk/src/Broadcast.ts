@@ -12,6 +12,7 @@ import { ConnectionError, isRetryable, typedError } from './errors.js';
 import { CascadeEvent, ConnectionState } from './events.js';
 import { closeError, SignalClient, type KeepAliveOptions, type WebSocketCtor } from './SignalClient.js';
 import { DeviceCache } from './ViewerConnection.js';
+import { videoEncodings, type SimulcastLayer } from './quality.js';
 
 export interface BroadcastOptions {
   /** The origin's http(s) URL. */
@@ -23,8 +24,16 @@ export interface BroadcastOptions {
   /** Reuse a stream id (e.g. after a page reload); by default the server picks one. */
   streamId?: string;
   title?: string;
-  /** Max video bitrate, bps. Default 1500000. */
+  /** Max video bitrate without simulcast (`simulcast: false`), bps. Default 1500000. */
   maxVideoBitrate?: number;
+  /**
+   * The video layers to send (simulcast), lowest first: each viewer receives the one its link
+   * and its chosen quality allow. Default DEFAULT_SIMULCAST (a quarter, half and full size of the
+   * camera at 150, 500 and 1500 kbit/s); `false`: one encoding of maxVideoBitrate.
+   */
+  simulcast?: readonly SimulcastLayer[] | false;
+  /** Video codec: 'vp8' (default) or 'h264' (Constrained Baseline). Rejects with MediaError where the browser cannot send it. */
+  videoCodec?: 'vp8' | 'h264';
   reconnectPolicy?: ReconnectPolicy;
   timeoutMs?: number;
   /** How a frozen or unreachable origin is noticed (default: ping when silent for 250 ms, gone after 1.5 s unanswered). */
@@ -70,6 +79,9 @@ export class Broadcast extends TypedEmitter<BroadcastEvents> {
 
   constructor(options: BroadcastOptions) {
     super();
+    // Wrong layers are the caller's mistake: a TypeError now, not a failed connection later.
+    videoEncodings(options.simulcast, options.maxVideoBitrate ?? 1_500_000, options.videoCodec ?? 'vp8');
+    if (options.videoCodec !== undefined && options.videoCodec !== 'vp8' && options.videoCodec !== 'h264') throw new TypeError("videoCodec: 'vp8' or 'h264'");
     this.#options = options;
     this.#streamId = options.streamId;
     this.#policy = options.reconnectPolicy ?? new DefaultReconnectPolicy({ maxElapsedMs: 5 * 60_000 });
@@ -155,6 +167,10 @@ export class Broadcast extends TypedEmitter<BroadcastEvents> {
       transport.on('connectionstatechange', (s) => {
         if (s === 'failed') this.#lost(link, new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'media transport failed'));
       });
+      const codecName = o.videoCodec ?? 'vp8';
+      const encodings = videoEncodings(o.simulcast, o.maxVideoBitrate ?? 1_500_000, codecName);
+      const codec = device.rtpCapabilities.codecs?.find((c) => c.mimeType.toLowerCase() === `video/${codecName}`);
+      if (!codec) throw new CascadeError('CASCADE_ERR_CLIENT_MEDIA', `this browser cannot send ${codecName}`);
       const tracks = o.stream.getTracks().filter((t) => t.readyState === 'live');
       if (tracks.length === 0) throw new CascadeError('CASCADE_ERR_CLIENT_MEDIA', 'the MediaStream has no live track');
       for (const track of tracks) {
@@ -163,7 +179,8 @@ export class Broadcast extends TypedEmitter<BroadcastEvents> {
           track.kind === 'video'
             ? await transport.produce({
                 track,
-                encodings: [{ maxBitrate: o.maxVideoBitrate ?? 1_500_000 }],
+                codec,
+                encodings,
                 codecOptions: { videoGoogleStartBitrate: 1000 },
                 stopTracks: false,
               })

@@ -1,6 +1,6 @@
 import { Device } from 'mediasoup-client';
 import type { types as msc } from 'mediasoup-client';
-import { TypedEmitter, type CascadeError, type ConsumerInfo, type IceServer, type StreamInfo, type StreamState } from '@cascade/protocol';
+import { TypedEmitter, type CascadeError, type ConsumerInfo, type IceServer, type NotificationData, type Quality, type StreamInfo, type StreamState } from '@cascade/protocol';
 import { ConnectionError, typedError } from './errors.js';
 import { closeError, SignalClient, type KeepAliveOptions, type WebSocketCtor } from './SignalClient.js';
 
@@ -15,10 +15,16 @@ export interface ViewerConnectionOptions {
   devices: DeviceCache;
   timeoutMs: number;
   keepAlive?: KeepAliveOptions | false;
+  /** What to receive from the start (sent with the subscription). */
+  quality: Quality;
 }
 
 export type ViewerConnectionEvents = {
   consumer: [consumer: msc.Consumer];
+  /** The node closed a consumer (its source went away, or the viewer chose audio only). */
+  consumerclosed: [consumer: msc.Consumer];
+  /** The layers a video consumer receives changed. */
+  layers: [layers: NotificationData<'consumer.layers'>];
   streamstate: [state: StreamState];
   /** The node asked its viewers to move (it is draining). */
   draining: [];
@@ -69,6 +75,8 @@ export class DeviceCache {
 export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
   readonly nodeId: string;
   readonly stream: StreamInfo;
+  /** The quality this connection subscribed with. */
+  readonly quality: Quality;
   readonly #signal: SignalClient;
   readonly #transport: msc.Transport;
   readonly #consumers = new Map<string, msc.Consumer>();
@@ -100,8 +108,8 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
           dtlsParameters: info.dtlsParameters as unknown as msc.DtlsParameters,
           iceServers: res.iceServers as IceServer[] as RTCIceServer[],
         });
-        const conn = new ViewerConnection(res.nodeId, res.stream, signal, transport);
-        await conn.#subscribe(device);
+        const conn = new ViewerConnection(res.nodeId, res.stream, signal, transport, options.quality);
+        await conn.#subscribe(device, options.quality);
         if (res.receiptIntervalMs) conn.#startReceipts(res.receiptIntervalMs);
         return conn;
       } catch (err) {
@@ -111,9 +119,10 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     }
   }
 
-  private constructor(nodeId: string, stream: StreamInfo, signal: SignalClient, transport: msc.Transport) {
+  private constructor(nodeId: string, stream: StreamInfo, signal: SignalClient, transport: msc.Transport, quality: Quality) {
     super();
     this.nodeId = nodeId;
+    this.quality = quality;
     this.stream = stream;
     this.#signal = signal;
     this.#transport = transport;
@@ -149,8 +158,14 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     signal.on('ping', () => void this.#bytesReceived().then((bytes) => (this.#atPing = bytes)));
     signal.onNotification('consumer.new', (c) => this.#enqueue(() => this.#consume(c)));
     signal.onNotification('consumer.closed', ({ consumerId }) => {
-      this.#consumers.get(consumerId)?.close();
+      const consumer = this.#consumers.get(consumerId);
+      if (!consumer) return;
+      consumer.close();
       this.#consumers.delete(consumerId);
+      this.safeEmit('consumerclosed', consumer);
+    });
+    signal.onNotification('consumer.layers', (layers) => {
+      if (this.#consumers.has(layers.consumerId)) this.safeEmit('layers', layers);
     });
     signal.onNotification('stream.state', ({ state }) => this.safeEmit('streamstate', state));
     signal.onNotification('node.draining', () => this.safeEmit('draining'));
@@ -176,10 +191,17 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     this.removeAllListeners();
   }
 
-  async #subscribe(device: Device): Promise<void> {
+  /** Receive another quality from now on (the node applies a few changes a second at most). */
+  async setQuality(quality: Quality): Promise<void> {
+    await this.#signal.request('quality.set', { quality });
+  }
+
+  async #subscribe(device: Device, quality: Quality): Promise<void> {
     const { consumers } = await this.#signal.request('stream.subscribe', {
       transportId: this.#transport.id,
       rtpCapabilities: device.recvRtpCapabilities as never,
+      // Sent only when not the default: a node that predates qualities still takes the subscription.
+      ...(quality !== 'auto' ? { quality } : {}),
     });
     for (const c of consumers) await this.#enqueue(() => this.#consume(c));
   }

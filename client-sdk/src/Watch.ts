@@ -13,6 +13,7 @@ import { CapacityError, ConnectionError, isRetryable, StreamEndedError, StreamNo
 import { CascadeEvent, ConnectionState } from './events.js';
 import type { KeepAliveOptions, WebSocketCtor } from './SignalClient.js';
 import { DeviceCache, ViewerConnection } from './ViewerConnection.js';
+import { WatchQuality, type Quality, type QualityInfo } from './quality.js';
 
 export interface WatchOptions {
   /** Any Cascade node (usually the origin's http(s) URL); the controller picks the node that serves you. */
@@ -32,6 +33,11 @@ export interface WatchOptions {
   handlerName?: msc.BuiltinHandlerName;
   /** Node.js only: a MediaStream constructor when there is no global one. */
   MediaStream?: new () => MediaStream;
+  /**
+   * What to receive: 'auto' (default) follows the link, 'high' | 'medium' | 'low' cap the video
+   * at that layer, 'audio' receives no video. Change it later with setQuality().
+   */
+  quality?: Quality;
   logger?: Logger;
 }
 
@@ -44,6 +50,7 @@ export type WatchEvents = {
   [CascadeEvent.Reconnected]: [ms: number];
   [CascadeEvent.NodeChanged]: [nodeId: string];
   [CascadeEvent.Track]: [track: MediaStreamTrack, consumer: msc.Consumer];
+  [CascadeEvent.Quality]: [info: QualityInfo];
   [CascadeEvent.Error]: [error: CascadeError];
   [CascadeEvent.Stopped]: [];
   listenererror: [event: string, error: unknown];
@@ -71,6 +78,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
   #devices: DeviceCache;
   #log: Logger;
   #conn: ViewerConnection | undefined;
+  readonly #quality: WatchQuality;
   #state = ConnectionState.Connecting;
   #streamState: StreamState = 'waiting';
   #stream: StreamInfo | undefined;
@@ -89,6 +97,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
     this.#policy = options.reconnectPolicy ?? new DefaultReconnectPolicy();
     this.#devices = new DeviceCache(options.handlerName);
     this.#log = (options.logger ?? silentLogger).child({ component: 'Watch', streamId: options.streamId });
+    this.#quality = new WatchQuality(options.quality, (info) => this.safeEmit(CascadeEvent.Quality, info));
     const MS = options.MediaStream ?? globalThis.MediaStream;
     if (!MS) throw new TypeError('no MediaStream implementation; pass options.MediaStream');
     this.mediaStream = new MS();
@@ -107,6 +116,16 @@ export class Watch extends TypedEmitter<WatchEvents> {
   get nodeId(): string | undefined {
     return this.#conn?.nodeId;
   }
+  /** The quality asked for and the layer received now. */
+  get quality(): QualityInfo {
+    return this.#quality.info;
+  }
+
+  /** Receive another quality from now on (kept across failovers); TypeError for an unknown one. */
+  setQuality(quality: Quality): void {
+    this.#quality.set(quality);
+  }
+
   /** The consumers currently feeding mediaStream (for getStats()). */
   get consumers(): msc.Consumer[] {
     return this.#conn?.consumers ?? [];
@@ -140,6 +159,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#quality.close();
     this.#conn?.close();
     this.#conn = undefined;
     for (const t of this.mediaStream.getTracks()) t.stop();
@@ -156,6 +176,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
       exclude: this.#exclude,
       devices: this.#devices,
       timeoutMs: o.timeoutMs ?? 5000,
+      quality: this.#quality.quality,
       ...(o.keepAlive !== undefined ? { keepAlive: o.keepAlive } : {}),
       ...(o.token ? { token: o.token } : {}),
       ...(o.WebSocket ? { WebSocket: o.WebSocket } : {}),
@@ -167,6 +188,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
     this.#conn = conn;
     this.#stream = conn.stream;
     conn.on('consumer', (c) => this.#onConsumer(c));
+    this.#quality.adopt(conn, this.mediaStream);
     conn.on('streamstate', (s) => this.#onStreamState(s));
     conn.on('draining', () => void this.#move('draining'));
     // A node silent for a moment may be frozen or cut off: get going elsewhere while it still

@@ -16,6 +16,11 @@ export enum CascadeEvent {
   NodeChanged = 'nodechange',
   /** A track was added to (or replaced in) the MediaStream. Argument: the track. */
   Track = 'track',
+  /**
+   * Watch only: the quality asked for or the layer received changed (a step up once the link
+   * allows, a step down when it weakens, setQuality()). Argument: QualityInfo.
+   */
+  Quality = 'quality',
   /** Broadcast only: the audience size, all nodes together. Argument: count. */
   Viewers = 'viewers',
   /** A fatal error; the object stops. Argument: a typed CascadeError. */

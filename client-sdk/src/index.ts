@@ -5,6 +5,7 @@
 export { broadcast, Broadcast, type BroadcastOptions, type BroadcastEvents } from './Broadcast.js';
 export { watch, Watch, type WatchOptions, type WatchEvents } from './Watch.js';
 export { CascadeEvent, ConnectionState } from './events.js';
+export { DEFAULT_SIMULCAST, QUALITIES, isQuality, type Quality, type QualityInfo, type SimulcastLayer } from './quality.js';
 export {
   AuthError,
   CapacityError,

@@ -124,6 +124,17 @@ export const ConsumerInfo = Type.Object({
 });
 export type ConsumerInfo = Static<typeof ConsumerInfo>;
 
+/**
+ * What a viewer asks to receive: 'auto' follows its link (the highest layer its bandwidth
+ * estimate allows), 'high' | 'medium' | 'low' cap the video at that layer (the best layer the
+ * stream has when it has fewer), 'audio' receives no video at all.
+ */
+export const Quality = Type.Union([Type.Literal('auto'), Type.Literal('high'), Type.Literal('medium'), Type.Literal('low'), Type.Literal('audio')]);
+export type Quality = Static<typeof Quality>;
+/** Spatial layers (simulcast encodings) a stream may have: the index of the highest is at most this minus one. */
+export const MAX_LAYERS = 4;
+const SpatialLayer = Type.Integer({ minimum: 0, maximum: MAX_LAYERS - 1 });
+
 export const PipeProducerInfo = Type.Object({
   id: Id,
   kind: MediaKind,
@@ -306,8 +317,26 @@ export const NodeRequests = {
   ),
   /** Viewer: start receiving. Later producers arrive as `consumer.new` notifications. */
   'stream.subscribe': req(
-    Type.Object({ transportId: Id, rtpCapabilities: RtpCapabilities }),
+    Type.Object({
+      transportId: Id,
+      rtpCapabilities: RtpCapabilities,
+      /** What to receive at first (see Quality). Default 'auto'; 'audio' creates no video consumer. */
+      quality: Type.Optional(Quality),
+    }),
     Type.Object({ consumers: Type.Array(ConsumerInfo) }),
+  ),
+  /**
+   * Viewer: receive another quality from now on. Changes apply at most a few times a second (the
+   * last one asked wins); leaving 'audio' brings a `consumer.new` for the video, entering it a
+   * `consumer.closed`. The answer says what the stream offers right now.
+   */
+  'quality.set': req(
+    Type.Object({ quality: Quality }),
+    Type.Object({
+      quality: Quality,
+      /** Spatial layers the stream's video has (1 without simulcast, 0 without video). */
+      layers: Count(MAX_LAYERS),
+    }),
   ),
   'consumer.resume': req(Type.Object({ consumerId: Id }), Empty),
   /** Child relay: open an SRTP pipe for a stream it was assigned (the ticket proves it). */
@@ -318,6 +347,12 @@ export const NodeRequests = {
       ip: Type.String({ minLength: 2, maxLength: 64 }),
       port: Type.Integer({ minimum: 1, maximum: 65535 }),
       srtpParameters: SrtpParameters,
+      /**
+       * The highest spatial layer anyone below the child wants (its viewers' qualities, its own
+       * children's demand). Layers above it are not sent until `pipe.layers` asks for them; the
+       * lowest layer always flows. Default: every layer.
+       */
+      maxSpatialLayer: Type.Optional(SpatialLayer),
     }),
     Type.Object({
       ip: Type.String(),
@@ -328,6 +363,8 @@ export const NodeRequests = {
       producers: Type.Array(PipeProducerInfo),
     }),
   ),
+  /** Child relay, on its pipe session: the highest spatial layer wanted below it changed (see pipe.open). */
+  'pipe.layers': req(Type.Object({ maxSpatialLayer: SpatialLayer }), Empty),
   /** Viewer, to the origin: a receipt for what it received (see ViewerReceipt). */
   'viewer.receipt': req(ViewerReceipt, Type.Object({ counted: Type.Boolean() })),
 } as const;
@@ -477,6 +514,17 @@ export const Notifications = {
   /** A new consumer for a subscribed viewer (a new producer, or one that replaced another). */
   'consumer.new': ConsumerInfo,
   'consumer.closed': Type.Object({ consumerId: Id }),
+  /**
+   * The layers a viewer's video consumer forwards changed: a step up or down (its bandwidth,
+   * its quality), or none (null: nothing forwarded, e.g. the broadcaster's encoder stopped).
+   */
+  'consumer.layers': Type.Object({
+    consumerId: Id,
+    spatialLayer: Type.Union([SpatialLayer, Type.Null()]),
+    temporalLayer: Type.Union([Type.Integer({ minimum: 0, maximum: 7 }), Type.Null()]),
+    /** Spatial layers the stream's video has. */
+    layers: Count(MAX_LAYERS),
+  }),
   /**
    * A transport's media connection ended from the client's side: its DTLS closed or failed, or
    * ICE lost its path. A client that signals for someone else (WHEP, WHIP) learns its player or

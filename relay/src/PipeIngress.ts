@@ -65,15 +65,19 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     try {
       const tunnel = control.openTunnel(parent.nodeId, { remoteAddress: '' });
       peer = new Peer({ channel: tunnel, inbound: {}, outbound: NodeRequests, notifications: Notifications, ignoreUnknownNotifications: true, requestTimeoutMs: options.timeoutMs });
+      const asked = stream.layers.value;
       const res = await peer.request('pipe.open', {
         ticket: options.ticket,
         streamId: stream.id,
         ip: listen.announcedIp,
         port: pipe.tuple.localPort,
         srtpParameters: pipe.srtpParameters as { cryptoSuite: string; keyBase64: string },
+        // Only the layers someone here wants; pipe.layers asks for more when that changes.
+        maxSpatialLayer: asked,
       });
       await pipe.connect({ ip: res.ip, port: res.port, srtpParameters: res.srtpParameters as types.SrtpParameters });
       const ingress = new PipeIngress(stream, pipe, peer, parent.nodeId, control, options, deps.logger);
+      if (stream.layers.value !== asked) ingress.#onDemand(stream.layers.value);
       for (const info of res.producers) await ingress.#produce(info);
       stream.setDepth(res.depth);
       if (res.state === 'ended') void ingress.#ended(control);
@@ -124,7 +128,14 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
       }
     });
     this.#watchStall(options.stallTimeoutMs);
+    stream.layers.on('change', this.#onDemand);
   }
+
+  /** What viewers and children here want of the video layers changed: tell the parent. */
+  readonly #onDemand = (maxSpatialLayer: number): void => {
+    if (this.#closed) return;
+    this.#peer.request('pipe.layers', { maxSpatialLayer }).catch((err: unknown) => this.#log.debug({ err }, 'parent did not take the layer demand'));
+  };
 
   get closed(): boolean {
     return this.#closed;
@@ -154,6 +165,7 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#stallTimer);
+    this.#stream.layers.off('change', this.#onDemand);
     this.#pipe.close();
     this.#peer.close(1000, 'relay left this parent');
     this.#producers.clear();

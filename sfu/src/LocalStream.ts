@@ -1,6 +1,8 @@
 import type { types } from 'mediasoup';
 import { TypedEmitter, type Logger, type MediaKind, type StreamInfo, type StreamState } from '@cascade/protocol';
 import { StreamRouter } from './StreamRouter.js';
+import { LayerDemand } from './layers/LayerDemand.js';
+import { layerCount } from './layers/quality.js';
 import type { WorkerPool } from './WorkerPool.js';
 
 export type LocalStreamEvents = {
@@ -38,6 +40,8 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
   readonly observer = new TypedEmitter<LocalStreamObserverEvents>();
   readonly id: string;
   readonly router: StreamRouter;
+  /** The video layers wanted here, by viewers and child relays (what a relay asks its parent for). */
+  readonly layers: LayerDemand;
   /** Shown to viewers; known from the publisher (origin) or from the assignment (relay). */
   title: string;
   /** The node this stream is pulled from (null on the origin or before a relay's first pull). */
@@ -62,6 +66,13 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
     this.#state = options.state;
     this.#depth = options.depth;
     this.router = new StreamRouter(pool, { streamId: options.id, consumersPerRouter: options.consumersPerRouter }, deps);
+    this.layers = new LayerDemand(() => this.videoLayers);
+  }
+
+  /** Spatial layers of the current video source (0 without one). */
+  get videoLayers(): number {
+    const video = this.#sources.get('video');
+    return video ? layerCount(video) : 0;
   }
 
   get closed(): boolean {
@@ -117,6 +128,7 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
     });
     this.safeEmit('sourceadd', producer);
     if (old && old !== producer) old.close();
+    if (producer.kind === 'video') this.layers.update();
   }
 
   addViewer(sessionId: string): void {
@@ -141,6 +153,7 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
     if (this.#closed) return;
     this.#closed = true;
     this.#sources.clear();
+    this.layers.close();
     this.router.close();
     this.#users.viewers.clear();
     this.#users.children.clear();

@@ -1,6 +1,7 @@
 import type { types } from 'mediasoup';
 import {
   CascadeError,
+  MAX_LAYERS,
   type NodeParams,
   type NodeResult,
   type PipeProducerInfo,
@@ -10,6 +11,8 @@ import type { MediaNode, NodeService } from './MediaNode.js';
 import { ms } from './mediasoupErrors.js';
 import type { Session } from './Session.js';
 import { consumeEachSource } from './sources.js';
+import { LayeredPipeConsumer } from './layers/layeredPipe.js';
+import { layerCount } from './layers/quality.js';
 
 /**
  * The parent side of a relay pipe: a child relay holding a pipe ticket for a stream this node
@@ -21,13 +24,25 @@ const MAX_PIPES_PER_CHILD = 2;
 
 export class PipeEgressService implements NodeService {
   readonly #node: MediaNode;
+  /** Per pipe session: its simulcast video sent layer by layer, and the stream it pipes. */
+  readonly #layered = new WeakMap<Session, { stream: LocalStream; max: number; pipes: Set<LayeredPipeConsumer> }>();
 
   constructor(node: MediaNode) {
     this.#node = node;
   }
 
   attach(session: Session): void {
-    session.peer.handle('pipe.open', (p) => this.#open(session, p));
+    session.peer.handle('pipe.open', (p) => this.#open(session, p)).handle('pipe.layers', async ({ maxSpatialLayer }) => {
+      session.requireRole('pipe');
+      const state = this.#layered.get(session);
+      if (!state) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'the pipe is not open yet');
+      if (maxSpatialLayer !== state.max) {
+        state.max = maxSpatialLayer;
+        state.stream.layers.setChild(session.id, maxSpatialLayer);
+        await Promise.all([...state.pipes].map((l) => l.setMax(maxSpatialLayer)));
+      }
+      return {};
+    });
   }
 
   async #open(session: Session, p: NodeParams<'pipe.open'>): Promise<NodeResult<'pipe.open'>> {
@@ -67,12 +82,17 @@ export class PipeEgressService implements NodeService {
     session.addTransport(pipe);
     await ms(pipe.connect({ ip: p.ip, port: p.port, srtpParameters: p.srtpParameters as types.SrtpParameters }));
 
+    // The child wants these layers (its viewers' qualities, its children's demand); the lowest always flows.
+    const layerState = { stream, max: p.maxSpatialLayer ?? MAX_LAYERS - 1, pipes: new Set<LayeredPipeConsumer>() };
+    this.#layered.set(session, layerState);
     const consumed = new Set<string>();
     const consume = async (producer: types.Producer): Promise<PipeProducerInfo | undefined> => {
       if (consumed.has(producer.id)) return undefined;
       consumed.add(producer.id);
       try {
         const producerId = await stream.router.ensureProducer(router, producer);
+        const layers = layerCount(producer);
+        if (layers > 1) return await this.#consumeLayers(session, pipe, router, stream, producerId, layers, layerState);
         const consumer = await pipe.consume({ producerId });
         stream.router.addConsumer(router, 1);
         consumer.observer.once('close', () => stream.router.addConsumer(router, -1));
@@ -101,7 +121,9 @@ export class PipeEgressService implements NodeService {
       this.#node.sessions.find((s) => s.id === older)?.close(4409, 'CASCADE_ERR_RELAY_NOT_ASSIGNED');
     }
     stream.addChild(session.id, childId);
+    stream.layers.setChild(session.id, layerState.max);
     session.once('close', () => {
+      stream.layers.setChild(session.id, undefined);
       stream.off('sourceadd', onSource);
       stream.off('statechange', onState);
       stream.off('depthchange', onDepth);
@@ -117,5 +139,29 @@ export class PipeEgressService implements NodeService {
       state: stream.state,
       producers,
     };
+  }
+
+  /** A simulcast source down the pipe one layer per stream, those above the child's demand paused. */
+  async #consumeLayers(
+    session: Session,
+    pipe: types.PipeTransport,
+    router: types.Router,
+    stream: LocalStream,
+    producerId: string,
+    layers: number,
+    state: { max: number; pipes: Set<LayeredPipeConsumer> },
+  ): Promise<PipeProducerInfo> {
+    const layered = await LayeredPipeConsumer.create(pipe, router, { producerId, layers, maxSpatialLayer: state.max });
+    state.pipes.add(layered);
+    for (const c of layered.consumers) {
+      stream.router.addConsumer(router, 1);
+      c.observer.once('close', () => stream.router.addConsumer(router, -1));
+    }
+    const first = layered.consumers[0]!;
+    first.once('producerclose', () => session.notify('pipe.producer.closed', { producerId }));
+    first.observer.once('close', () => state.pipes.delete(layered));
+    // The child may have asked for other layers while these were being created.
+    if (state.max !== layered.maxSpatialLayer) await layered.setMax(state.max);
+    return { id: producerId, kind: 'video', rtpParameters: layered.rtpParameters as PipeProducerInfo['rtpParameters'], paused: first.producerPaused };
   }
 }

@@ -12,6 +12,7 @@ import { fromMediasoup } from './mediasoupErrors.js';
 import type { Session } from './Session.js';
 import { forwardViewer } from './forwardViewer.js';
 import { consumeEachSource } from './sources.js';
+import { ViewerLayers } from './layers/ViewerLayers.js';
 
 export interface ViewerServiceOptions {
   iceServers: IceServer[];
@@ -42,6 +43,8 @@ interface ViewerState {
   consumers: Map<string, types.Consumer>;
   /** Set once the initial consumers exist; from then on new sources are pushed. */
   subscribed: boolean;
+  /** Quality, video layers, fast start (see ViewerLayers). */
+  layers: ViewerLayers;
 }
 
 /**
@@ -82,6 +85,12 @@ export class ViewerService implements NodeService {
           throw fromMediasoup(err, 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS');
         }
         return {};
+      })
+      .handle('quality.set', async ({ quality }) => {
+        session.requireRole('viewer');
+        const state = this.#states.get(session);
+        if (!state) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'stream.watch has not finished');
+        return state.layers.set(quality);
       });
   }
 
@@ -134,7 +143,22 @@ export class ViewerService implements NodeService {
     const rtpCapabilities = await stream.router.rtpCapabilities();
     if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
     session.claimRole('viewer', stream.id);
-    const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), subscribed: false };
+    const layers = new ViewerLayers(session, stream, {
+      addVideo: async () => {
+        const video = stream.sources.find((p) => p.kind === 'video');
+        if (!state.subscribed || !video) return;
+        const info = await this.#consume(session, state, video);
+        if (info) session.notify('consumer.new', info);
+      },
+      removeVideo: () => {
+        for (const c of [...state.consumers.values()]) {
+          if (c.kind !== 'video') continue;
+          c.close();
+          session.notify('consumer.closed', { consumerId: c.id });
+        }
+      },
+    });
+    const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), subscribed: false, layers };
     this.#states.set(session, state);
     stream.addViewer(session.id);
     const onState = (s: LocalStream['state']) => session.notify('stream.state', { streamId: stream.id, state: s });
@@ -155,6 +179,7 @@ export class ViewerService implements NodeService {
       stream.off('statechange', onState);
       stream.off('sourceadd', onSource);
       stream.removeUser('viewers', session.id);
+      state.layers.close();
       this.#viewerLeft(session, stream.id);
     });
     session.log.info({ streamId: stream.id }, 'viewer joined');
@@ -186,9 +211,15 @@ export class ViewerService implements NodeService {
     }
     state.transport = transport;
     state.rtpCapabilities = p.rtpCapabilities as types.RtpCapabilities;
-    const { results, attempted } = await consumeEachSource(() => state.stream.sources, (producer) => this.#consume(session, state, producer));
+    state.layers.init(p.quality ?? 'auto');
+    // Video left out on purpose ('audio') does not count as a source the viewer could not take.
+    let skipped = 0;
+    const { results, attempted } = await consumeEachSource(
+      () => state.stream.sources,
+      (producer) => (producer.kind === 'video' && !state.layers.wantsVideo ? (skipped++, Promise.resolve(undefined)) : this.#consume(session, state, producer)),
+    );
     const consumers = results.filter((c): c is ConsumerInfo => c !== undefined);
-    if (attempted > 0 && consumers.length === 0) {
+    if (attempted - skipped > 0 && consumers.length === 0) {
       // Nothing was consumed: undo, so that the viewer may subscribe again (other capabilities, or once sources exist).
       state.transport = undefined;
       state.rtpCapabilities = undefined;
@@ -200,6 +231,7 @@ export class ViewerService implements NodeService {
 
   async #consume(session: Session, state: ViewerState, producer: types.Producer): Promise<ConsumerInfo | undefined> {
     const transport = state.transport!;
+    if (producer.kind === 'video' && !state.layers.wantsVideo) return undefined;
     const router = transport.appData.router as types.Router;
     const streamRouter = state.stream.router;
     try {
@@ -208,8 +240,9 @@ export class ViewerService implements NodeService {
         session.log.info({ kind: producer.kind }, 'viewer cannot consume this producer');
         return undefined;
       }
-      const consumer = await transport.consume({ producerId, rtpCapabilities: state.rtpCapabilities!, paused: true });
-      if (session.closed) {
+      const consumer = await transport.consume({ producerId, rtpCapabilities: state.rtpCapabilities!, paused: true, ...state.layers.consumeOptions(producer) });
+      // The viewer left, or chose 'audio' while this video consumer was being created.
+      if (session.closed || (consumer.kind === 'video' && !state.layers.wantsVideo)) {
         consumer.close();
         return undefined;
       }
@@ -220,6 +253,7 @@ export class ViewerService implements NodeService {
         state.consumers.delete(consumer.id);
       });
       consumer.once('producerclose', () => session.notify('consumer.closed', { consumerId: consumer.id }));
+      state.layers.adopt(consumer, producer);
       return { id: consumer.id, producerId, kind: consumer.kind, rtpParameters: consumer.rtpParameters as ConsumerInfo['rtpParameters'] };
     } catch (err) {
       // The producer or the transport went away meanwhile; the viewer learns from later events.

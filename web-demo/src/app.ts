@@ -6,7 +6,9 @@
 import {
   broadcast,
   CascadeEvent,
+  isQuality,
   watch,
+  type QualityInfo,
   type Broadcast,
   type CascadeError,
   type StreamState,
@@ -21,6 +23,8 @@ import { recordingsPage, replayPage } from './replay.js';
 interface DemoState {
   page: string;
   state: string;
+  /** Watch page: the quality asked for and the layer received (CascadeEvent.Quality). */
+  quality?: QualityInfo;
   streamId?: string;
   nodeId?: string;
   viewers?: number;
@@ -134,7 +138,7 @@ async function broadcastPage(): Promise<void> {
       const title = ($<HTMLInputElement>('title').value || '').trim();
       const start = (token: string) => {
         usedToken = token;
-        return broadcast({ url: origin, token, stream: camera, ...(title ? { title } : {}) });
+        return broadcast({ url: origin, token, stream: camera, ...(title ? { title } : {}), ...sendOptions(params) });
       };
       // ?token=… as given; else the signed-in user's own token; else a development token.
       const { result, source } = await withBroadcastToken(params.get('token'), start);
@@ -188,6 +192,25 @@ async function broadcastPage(): Promise<void> {
     });
   });
   if (params.get('autostart') === '1') goLive.click();
+}
+
+/**
+ * How the page sends video, from its URL: `?simulcast=0` sends one encoding instead of three
+ * layers, `?codec=h264` H.264 instead of VP8 (tests and the curious).
+ */
+function sendOptions(params: URLSearchParams): { simulcast?: false; videoCodec?: 'vp8' | 'h264' } {
+  return {
+    ...(params.get('simulcast') === '0' ? { simulcast: false as const } : {}),
+    ...(params.get('codec') === 'h264' ? { videoCodec: 'h264' as const } : {}),
+  };
+}
+
+/** "High (3 of 3)" for a layer received, or why there is none. */
+function layerLabel(q: QualityInfo): string {
+  if (q.quality === 'audio') return 'audio only';
+  if (q.spatialLayer === null) return '–';
+  const names = q.layers >= 3 ? ['Low', 'Medium', 'High', 'Highest'] : q.layers === 2 ? ['Low', 'High'] : ['Single'];
+  return `${names[q.spatialLayer] ?? `Layer ${q.spatialLayer + 1}`} (${q.spatialLayer + 1} of ${q.layers})`;
 }
 
 /** Ask the origin to record the stream just started (POST /api/streams/<id>/recording with the broadcast token). */
@@ -259,9 +282,13 @@ async function watchPage(): Promise<void> {
   });
   video.addEventListener('resize', () => ($('resolution').textContent = `${video.videoWidth}×${video.videoHeight}`));
 
+  // ?quality=low starts on that quality; the menu changes it while playing.
+  const asked = new URLSearchParams(window.location.search).get('quality');
+  const menu = $<HTMLSelectElement>('quality');
+  if (isQuality(asked)) menu.value = asked;
   let w: Watch;
   try {
-    w = await watch({ url: origin, streamId, ...(token ? { token } : {}) });
+    w = await watch({ url: origin, streamId, ...(token ? { token } : {}), ...(isQuality(asked) ? { quality: asked } : {}) });
   } catch (err) {
     const code = (err as CascadeError).code ?? 'CASCADE_ERR_INTERNAL';
     demo.error = { code, message: (err as Error).message };
@@ -315,6 +342,16 @@ async function watchPage(): Promise<void> {
     setMessage('error', `${escapeHtml(e.message)}<br><code>${escapeHtml(e.code)}</code><br><a href="" data-testid="retry">Try again</a>`);
   });
   w.on(CascadeEvent.Track, () => void video.play().catch(() => {}));
+  const showQuality = (q: QualityInfo) => {
+    demo.quality = q;
+    $('layer').textContent = layerLabel(q);
+    menu.value = q.quality;
+  };
+  showQuality(w.quality);
+  w.on(CascadeEvent.Quality, showQuality);
+  menu.addEventListener('change', () => {
+    if (isQuality(menu.value)) w.setQuality(menu.value);
+  });
 }
 
 // ---------------------------------------------------------------- status

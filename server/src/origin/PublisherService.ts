@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { types } from 'mediasoup';
 import {
   CascadeError,
+  MAX_LAYERS,
   type Logger,
   type NodeParams,
   type NodeResult,
@@ -230,6 +231,10 @@ export class PublisherService implements NodeService {
     if (!pub || pub.session !== session) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'not the current broadcaster');
     const transport = session.transport(p.transportId);
     if (transport.appData.direction !== 'send') throw new CascadeError('CASCADE_ERR_PROTOCOL_INVALID_PARAMS', 'producers need a send transport');
+    if ((p.rtpParameters.encodings?.length ?? 1) > MAX_LAYERS) {
+      // Viewers and relays number layers 0..MAX_LAYERS-1: more would be layers nobody can ask for.
+      throw new CascadeError('CASCADE_ERR_MEDIA_INVALID_RTP_PARAMETERS', `at most ${MAX_LAYERS} simulcast encodings`);
+    }
     const kinds = (transport.appData.kinds ??= new Set<string>()) as Set<string>;
     if (kinds.has(p.kind)) throw new CascadeError('CASCADE_ERR_MEDIA_LIMIT', `already sending ${p.kind}`);
     kinds.add(p.kind);

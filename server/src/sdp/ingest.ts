@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { types } from 'mediasoup';
-import { CascadeError } from '@cascade/protocol';
+import { CascadeError, MAX_LAYERS } from '@cascade/protocol';
 import type { AnswerCodec, AnswerMedia } from './answer.js';
 import { commonExtensions, commonFeedback, matchCapability } from './codecs.js';
 import type { MediaKind, OfferedSection, ParsedOffer } from './offer.js';
@@ -37,6 +37,7 @@ function encodingsOf(section: OfferedSection, extensions: { uri: string }[], wit
   const sim = section.simulcast;
   if (sim && sim.direction === 'send' && sim.rids.length > 0) {
     if (!extensions.some((e) => e.uri === RID_URI)) throw unsupported(`mid ${section.mid}: simulcast without the rtp-stream-id header extension`);
+    if (sim.rids.length > MAX_LAYERS) throw unsupported(`mid ${section.mid}: ${sim.rids.length} simulcast streams; at most ${MAX_LAYERS}`);
     return orderRids(section, sim.rids).map((rid) => ({ rid }));
   }
   const rtxOf = new Map<number, number>();
@@ -44,6 +45,7 @@ function encodingsOf(section: OfferedSection, extensions: { uri: string }[], wit
   const secondary = new Set(rtxOf.values());
   const simGroup = section.ssrcGroups.find((g) => g.semantics === 'SIM');
   const primaries = simGroup ? simGroup.ssrcs : section.ssrcs.map((s) => s.id).filter((id) => !secondary.has(id)).slice(0, 1);
+  if (primaries.length > MAX_LAYERS) throw unsupported(`mid ${section.mid}: ${primaries.length} simulcast streams; at most ${MAX_LAYERS}`);
   if (primaries.length === 0) throw unsupported(`mid ${section.mid}: no a=ssrc and no simulcast RIDs to tell its RTP streams by`);
   return primaries.map((ssrc) => {
     const rtx = rtxOf.get(ssrc);

@@ -1,0 +1,141 @@
+import type { types } from 'mediasoup';
+import type { Quality } from '@cascade/protocol';
+import type { LocalStream } from '../LocalStream.js';
+import type { Session } from '../Session.js';
+import { layerCount, maxLayerFor } from './quality.js';
+
+export interface ViewerLayersOptions {
+  /** Quality changes are applied at most once per this period (ms); the last one asked for wins. Default 250. */
+  minIntervalMs?: number;
+}
+
+export interface ViewerLayersHooks {
+  /** Create a consumer for the stream's current video source and announce it (`consumer.new`). */
+  addVideo(): Promise<void>;
+  /** Close the viewer's video consumers and announce it (`consumer.closed`). */
+  removeVideo(): void;
+}
+
+/**
+ * One viewer's video layers on this node. Its video consumer starts on the lowest layer (a
+ * small key frame, asked for and sent fastest: the first picture comes quickly, on a join as
+ * after a failover) and is raised to what the viewer's quality allows once that first picture
+ * went out; from there mediasoup moves it between the allowed layers as the viewer's
+ * bandwidth estimate says. 'audio' closes the video consumer. The viewer hears of every layer
+ * change (`consumer.layers`), and its quality counts in the stream's layer demand.
+ */
+export class ViewerLayers {
+  readonly #session: Session;
+  readonly #stream: LocalStream;
+  readonly #hooks: ViewerLayersHooks;
+  readonly #minIntervalMs: number;
+  #quality: Quality = 'auto';
+  #desired: Quality = 'auto';
+  #appliedAt = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #video: { consumer: types.Consumer; layers: number; started: boolean } | undefined;
+  #closed = false;
+
+  constructor(session: Session, stream: LocalStream, hooks: ViewerLayersHooks, options: ViewerLayersOptions = {}) {
+    this.#session = session;
+    this.#stream = stream;
+    this.#hooks = hooks;
+    this.#minIntervalMs = options.minIntervalMs ?? 250;
+    stream.layers.setViewer(session.id, this.#quality);
+  }
+
+  /** The quality in force (a newer one asked for may be waiting for its turn). */
+  get quality(): Quality {
+    return this.#quality;
+  }
+
+  /** Whether video consumers are wanted now (not in 'audio'). */
+  get wantsVideo(): boolean {
+    return this.#quality !== 'audio';
+  }
+
+  /** The quality asked for with the subscription: in force at once, before any consumer exists. */
+  init(quality: Quality): void {
+    this.#desired = this.#quality = quality;
+    this.#stream.layers.setViewer(this.#session.id, quality);
+  }
+
+  /** Options for a new consumer of `producer`: a simulcast video starts on its lowest layer. */
+  consumeOptions(producer: types.Producer): { preferredLayers?: types.ConsumerLayers } {
+    return layerCount(producer) > 1 ? { preferredLayers: { spatialLayer: 0 } } : {};
+  }
+
+  /** Follow a new video consumer: report its layers, raise it once its first picture went out. */
+  adopt(consumer: types.Consumer, producer: types.Producer): void {
+    if (consumer.kind !== 'video' || this.#closed) return;
+    const video = { consumer, layers: layerCount(producer), started: false };
+    this.#video = video;
+    consumer.on('layerschange', (layers) => {
+      if (this.#closed) return;
+      this.#session.notify('consumer.layers', {
+        consumerId: consumer.id,
+        spatialLayer: layers?.spatialLayer ?? null,
+        temporalLayer: layers?.temporalLayer ?? null,
+        layers: video.layers,
+      });
+      if (layers && !video.started) {
+        video.started = true;
+        void this.#raise(video);
+      }
+    });
+    consumer.observer.once('close', () => {
+      if (this.#video === video) this.#video = undefined;
+    });
+  }
+
+  /** Ask for another quality; applied now, or at the end of the current period (the last one asked wins). */
+  set(quality: Quality): { quality: Quality; layers: number } {
+    this.#desired = quality;
+    const wait = this.#appliedAt + this.#minIntervalMs - Date.now();
+    if (wait <= 0) this.#apply();
+    else this.#timer ??= setTimeout(() => {
+      this.#timer = undefined;
+      this.#apply();
+    }, wait);
+    return { quality, layers: this.#stream.videoLayers };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#stream.layers.setViewer(this.#session.id, undefined);
+    this.#video = undefined;
+  }
+
+  #apply(): void {
+    if (this.#closed) return;
+    this.#appliedAt = Date.now();
+    const was = this.#quality;
+    const quality = (this.#quality = this.#desired);
+    if (quality === was) return;
+    this.#stream.layers.setViewer(this.#session.id, quality);
+    this.#session.log.debug({ from: was, to: quality }, 'viewer quality');
+    if (quality === 'audio') {
+      this.#hooks.removeVideo();
+      return;
+    }
+    if (was === 'audio') {
+      void this.#hooks.addVideo().catch((err: unknown) => this.#session.log.warn({ err }, 'cannot resume video'));
+      return;
+    }
+    // Before its first picture the consumer stays on the lowest layer; #raise then uses this quality.
+    if (this.#video?.started) void this.#raise(this.#video);
+  }
+
+  async #raise(video: { consumer: types.Consumer; layers: number }): Promise<void> {
+    const spatialLayer = maxLayerFor(this.#quality, video.layers);
+    if (spatialLayer === undefined || video.consumer.closed || video.layers < 2) return;
+    if (video.consumer.preferredLayers?.spatialLayer === spatialLayer) return;
+    try {
+      await video.consumer.setPreferredLayers({ spatialLayer });
+    } catch {
+      // the consumer closed meanwhile
+    }
+  }
+}
