@@ -1,5 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
-import { goLive, launchChromium } from './browser.js';
+import { CHROMIUM_ARGS, goLive, launchChromium } from './browser.js';
+import { ensureFakeCamera } from './fakeCamera.js';
 
 export interface TestBroadcaster {
   streamId: string;
@@ -14,8 +15,25 @@ export interface TestBroadcaster {
  * Debian's Chromium with its fake camera, going live through the real demo page. The page's
  * WebSockets are recorded on `window.__cascadeSockets` so a test can cut one (a network blip).
  */
-export async function startChromiumBroadcaster(baseUrl: string, browser?: Browser, options: { height?: number } = {}): Promise<TestBroadcaster> {
-  const b = browser ?? (await launchChromium());
+export async function startChromiumBroadcaster(
+  baseUrl: string,
+  browser?: Browser,
+  options: {
+    height?: number;
+    /** More for the broadcast page's URL, e.g. `codec=h264`, `simulcast=0`. */
+    query?: string;
+    /**
+     * 'testsrc': a camera picture as costly to encode as a real one (ensureFakeCamera), in a
+     * browser of the broadcaster's own (the camera is chosen at launch; `browser` is then unused).
+     */
+    camera?: 'fake' | 'testsrc';
+  } = {},
+): Promise<TestBroadcaster> {
+  const own = !browser || options.camera === 'testsrc';
+  const b =
+    options.camera === 'testsrc'
+      ? await launchChromium(undefined, [...CHROMIUM_ARGS, `--use-file-for-fake-video-capture=${ensureFakeCamera(options.height === 360 ? 360 : 720)}`])
+      : (browser ?? (await launchChromium()));
   const page = await (await b.newContext()).newPage();
   await page.addInitScript(() => {
     const Native = window.WebSocket;
@@ -29,7 +47,7 @@ export async function startChromiumBroadcaster(baseUrl: string, browser?: Browse
     } as typeof WebSocket;
   });
   // 360p by default: three times cheaper to encode and decode than the demo's 720p on a 2-core machine.
-  const streamId = await goLive(page, baseUrl, `autostart=1&height=${options.height ?? 360}`);
+  const streamId = await goLive(page, baseUrl, `autostart=1&height=${options.height ?? 360}${options.query ? `&${options.query}` : ''}`);
   return {
     streamId,
     page,
@@ -41,7 +59,7 @@ export async function startChromiumBroadcaster(baseUrl: string, browser?: Browse
     },
     async stop() {
       await page.context().close().catch(() => {});
-      if (!browser) await b.close().catch(() => {});
+      if (own) await b.close().catch(() => {});
     },
   };
 }

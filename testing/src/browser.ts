@@ -1,3 +1,6 @@
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { waitFor } from './wait.js';
 
@@ -32,6 +35,20 @@ export function launchChromium(executablePath = CHROMIUM_PATH, args: readonly st
     handleSIGTERM: false,
     handleSIGHUP: false,
   });
+}
+
+/**
+ * Chromium running inside network namespace `netns` (a viewer on another "machine", e.g. behind
+ * a rate-limited link of createTestNetwork()). Playwright talks to it over the pipe it inherits
+ * through `ip netns exec`, so only its network differs.
+ */
+export function launchChromiumInNamespace(netns: string, args: readonly string[] = CHROMIUM_ARGS): Promise<Browser> {
+  if (!/^[A-Za-z0-9_.-]+$/.test(netns)) throw new TypeError(`bad namespace name ${netns}`);
+  const dir = mkdtempSync(path.join(tmpdir(), 'cascade-chromium-'));
+  const wrapper = path.join(dir, 'chromium-in-netns');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${netns} ${CHROMIUM_PATH} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  return launchChromium(wrapper, args);
 }
 
 export interface DemoState {

@@ -75,8 +75,8 @@ export interface TestNetworkOptions {
    * without TCP retransmission stalls in the way. Userspace shaping only; netem loses everything.
    */
   lossUdpOnly?: boolean;
-  /** Rate limit of each namespace link per direction, kbit/s. Default: none. */
-  rateKbit?: number;
+  /** Rate limit of each namespace link per direction, kbit/s: one value for all, or one per namespace (0: none). Default: none. */
+  rateKbit?: number | number[];
   /** Default 'auto': netem if the kernel has it, else the userspace switch (VXLAN), else no shaping. */
   shaping?: Shaping | 'auto';
   /**
@@ -473,6 +473,8 @@ export async function createTestNetwork(options: TestNetworkOptions): Promise<Te
   const perNamespace = (v: number | number[] | undefined) => Array.from({ length: count }, (_, i) => (Array.isArray(v) ? v[i] ?? 0 : v ?? 0));
   const delays = perNamespace(options.delayMs);
   const losses = perNamespace(options.lossPercent);
+  const rates = perNamespace(options.rateKbit);
+  for (const r of rates) if (!(r >= 0)) throw new TypeError('rates are >= 0 kbit/s');
   for (const d of [...delays, options.rootDelayMs ?? 0]) if (!(d >= 0 && d <= 10_000)) throw new TypeError('delays are 0..10000 ms');
   await cleanupStaleNetworks();
 
@@ -538,7 +540,7 @@ export async function createTestNetwork(options: TestNetworkOptions): Promise<Te
     await ip(['netns', 'add', hub]);
     created.push(hub);
     await ip(['-n', hub, 'link', 'set', 'lo', 'up']);
-    const delayed = delays.some((d) => d > 0) || (options.rootDelayMs ?? 0) > 0 || losses.some((l) => l > 0) || (options.rateKbit ?? 0) > 0;
+    const delayed = delays.some((d) => d > 0) || (options.rootDelayMs ?? 0) > 0 || losses.some((l) => l > 0) || rates.some((r) => r > 0);
     const { shaping, note } = await detectShaping(hub, options.shaping ?? 'auto', delayed);
 
     const members: Member[] = [
@@ -551,7 +553,7 @@ export async function createTestNetwork(options: TestNetworkOptions): Promise<Te
         ip: testIp(10 + i),
         delayMs: delays[i - 1]!,
         lossPercent: losses[i - 1]!,
-        rateKbit: options.rateKbit ?? 0,
+        rateKbit: rates[i - 1]!,
         veth: 'eth0',
         dev: shaping === 'userspace' ? 'vx0' : 'eth0',
       });

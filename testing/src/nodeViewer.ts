@@ -10,6 +10,8 @@ export interface NodeViewer {
   /** RTP packets and video frames (marker bits) received so far, across reconnections. */
   counters: {
     packets: number;
+    /** Of those, RTP packets of video tracks. */
+    videoPackets: number;
     bytes: number;
     frames: number;
     /** Complete key frames (the ones a decoder could restart from). */
@@ -43,9 +45,9 @@ export interface NodeViewer {
  * A cheap receive-only viewer (werift, no decoding) going through the real SDK and viewer
  * flow: controller placement, redirect, reconnection.
  */
-export async function startNodeViewer(url: string, streamId: string, options: Pick<WatchOptions, 'keepAlive' | 'timeoutMs'> = {}): Promise<NodeViewer> {
+export async function startNodeViewer(url: string, streamId: string, options: Pick<WatchOptions, 'keepAlive' | 'timeoutMs' | 'quality'> = {}): Promise<NodeViewer> {
   installWeriftGlobals();
-  const counters = { packets: 0, bytes: 0, frames: 0, keyframes: 0, firstKeyframeAt: undefined as number | undefined, reconnects: 0, ended: false, nodeIds: [] as string[], reconnectCauses: [] as string[], warnings: [] as string[] };
+  const counters = { packets: 0, videoPackets: 0, bytes: 0, frames: 0, keyframes: 0, firstKeyframeAt: undefined as number | undefined, reconnects: 0, ended: false, nodeIds: [] as string[], reconnectCauses: [] as string[], warnings: [] as string[] };
   const viewer: NodeViewer = { watch: undefined as unknown as Watch, counters, videoTracks: 0, liveVideoTrack: undefined, stop: () => w.stop() };
   const w = new Watch({
     url,
@@ -65,6 +67,7 @@ export async function startNodeViewer(url: string, streamId: string, options: Pi
       counters.packets++;
       counters.bytes += rtp.payload.length;
       if (t.kind !== 'video') return;
+      counters.videoPackets++;
       if (isVp8KeyframeStart(rtp.payload)) inKeyframe = true;
       if (!rtp.header.marker) return;
       counters.frames++;
