@@ -165,8 +165,16 @@ export const ConfigSchema = Type.Object(
           default: '',
           description: 'For an origin without the controller role: the controller to register with (http(s)://…); the origin authenticates with a token it makes from auth.secret.',
         }),
-        /** Minimum gap between key frame requests sent to a broadcaster. */
-        keyFrameRequestDelayMs: Ms(1000, 0, 'Minimum gap between key frame requests sent to a broadcaster.'),
+        /** Minimum gap between key frame requests sent to a broadcaster of one video layer (no simulcast). */
+        keyFrameRequestDelayMs: Ms(1000, 0, 'Minimum gap between key frame requests sent to a broadcaster whose video has one layer (no simulcast).'),
+        /** The same per simulcast layer, lowest first; the last value holds for layers beyond. */
+        layerKeyFrameRequestDelayMs: Type.Array(Type.Integer({ minimum: 0 }), {
+          default: [200, 500, 1000],
+          minItems: 1,
+          maxItems: 4,
+          description:
+            "Minimum gap between key frame requests sent to a simulcast broadcaster, per layer, lowest first (ms; the last value holds for layers beyond). Joins and failovers start on the lowest layer, whose small key frames may be asked for often; the top layer's big ones are rationed. JSON in the environment: `[200,500,1000]`.",
+        }),
         /** How long a stream waits for its broadcaster to come back before it ends. */
         reconnectGraceMs: Ms(30000, 0, 'How long a stream waits for its broadcaster to come back before it ends.'),
         /** How long an ended stream is remembered (so viewers read "ended", not "not found"). */

@@ -124,6 +124,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
           maxStreamsPerOwner: config.origin.maxStreamsPerOwner,
           reconnectGraceMs: config.origin.reconnectGraceMs,
           keyFrameRequestDelayMs: config.origin.keyFrameRequestDelayMs,
+          layerKeyFrameRequestDelayMs: config.origin.layerKeyFrameRequestDelayMs,
           viewerCountIntervalMs: 2000,
         },
         ...(credits && parts

@@ -1,61 +1,103 @@
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startChromiumBroadcaster, startNodeViewer, startServer, waitFor, type NodeProcess, type TestBroadcaster } from '@cascade/testing';
+import { launchChromium, startChromiumBroadcaster, startNodeViewer, startServer, waitFor, type NodeProcess, type NodeViewer, type TestBroadcaster } from '@cascade/testing';
+import type { Browser } from 'playwright-core';
 
 /**
- * Key frame requests toward the broadcaster are throttled per stream (origin.keyFrameRequestDelayMs):
- * a crowd joining at once, as the viewers of a failed relay do, costs the broadcaster's encoder a
- * key frame per period, not one per viewer, and every viewer still gets a key frame. The period is
- * 3 s here (1 s by default) so that the bound stays far below the number of joins however slow
- * the machine is.
+ * Key frame requests toward the broadcaster are throttled: per layer for a simulcast
+ * broadcaster (origin.layerKeyFrameRequestDelayMs), per stream for a single-layer one
+ * (origin.keyFrameRequestDelayMs). A crowd joining at once, as the viewers of a failed relay do,
+ * costs the broadcaster's encoder a key frame per period and layer, not one per viewer, and
+ * every viewer still gets a key frame. The periods here are longer than the defaults so that
+ * the bounds stay far below the number of joins however slow the machine is.
  */
+const LAYER_DELAYS_MS = [1500, 3000, 4500];
 const DELAY_MS = 3000;
 const ROUNDS = 3;
 const PER_ROUND = 6;
 
 let origin: NodeProcess;
-let broadcaster: TestBroadcaster;
+let browser: Browser;
 
 beforeAll(async () => {
-  origin = await startServer({ env: { CASCADE_ORIGIN_KEY_FRAME_REQUEST_DELAY_MS: String(DELAY_MS) } });
-  broadcaster = await startChromiumBroadcaster(origin.url);
+  origin = await startServer({
+    env: { CASCADE_ORIGIN_KEY_FRAME_REQUEST_DELAY_MS: String(DELAY_MS), CASCADE_ORIGIN_LAYER_KEY_FRAME_REQUEST_DELAY_MS: JSON.stringify(LAYER_DELAYS_MS) },
+  });
+  browser = await launchChromium();
 });
 afterAll(async () => {
-  await broadcaster?.stop();
+  await browser?.close();
   await origin?.stop();
 });
 
-/** PLIs and FIRs the broadcaster's browser has received for its video (outbound-rtp). */
-function requestsSeen(page: Page): Promise<number> {
+/** PLIs and FIRs the broadcaster's browser has received for its video, per RTP stream (by rid; '' without simulcast). */
+function requestsSeen(page: Page): Promise<Record<string, number>> {
   return page.evaluate(async () => {
-    const b = (window as unknown as { cascadeBroadcast: { producers: { kind: string; getStats(): Promise<Map<string, { type: string; pliCount?: number; firCount?: number }>> }[] } }).cascadeBroadcast;
-    let n = 0;
+    const b = (window as unknown as { cascadeBroadcast: { producers: { kind: string; getStats(): Promise<Map<string, { type: string; rid?: string; pliCount?: number; firCount?: number }>> }[] } }).cascadeBroadcast;
+    const n: Record<string, number> = {};
     for (const p of b.producers) {
       if (p.kind !== 'video') continue;
       (await p.getStats()).forEach((s) => {
-        if (s.type === 'outbound-rtp') n += (s.pliCount ?? 0) + (s.firCount ?? 0);
+        if (s.type === 'outbound-rtp') n[s.rid ?? ''] = (n[s.rid ?? ''] ?? 0) + (s.pliCount ?? 0) + (s.firCount ?? 0);
       });
     }
     return n;
   });
 }
 
-describe('key frame requests toward the broadcaster', () => {
-  it(`${ROUNDS * PER_ROUND} viewers joining in bursts: every one gets a key frame, the broadcaster at most one request per ${DELAY_MS} ms`, async () => {
-    const before = await requestsSeen(broadcaster.page);
-    const started = Date.now();
-    for (let round = 0; round < ROUNDS; round++) {
-      const viewers = await Promise.all(Array.from({ length: PER_ROUND }, () => startNodeViewer(origin.url, broadcaster.streamId)));
-      try {
-        await waitFor(() => viewers.every((v) => v.counters.keyframes > 0), { timeoutMs: 20_000, what: 'a key frame at every viewer of the burst' });
-      } finally {
-        for (const v of viewers) v.stop();
-      }
+/** ROUNDS bursts of PER_ROUND joins; resolves with the time it took once every viewer of each burst got a key frame. */
+async function joinStorm(streamId: string): Promise<number> {
+  const started = Date.now();
+  for (let round = 0; round < ROUNDS; round++) {
+    const viewers: NodeViewer[] = await Promise.all(Array.from({ length: PER_ROUND }, () => startNodeViewer(origin.url, streamId)));
+    try {
+      await waitFor(() => viewers.every((v) => v.counters.keyframes > 0), { timeoutMs: 20_000, what: 'a key frame at every viewer of the burst' });
+    } finally {
+      for (const v of viewers) v.stop();
     }
-    const elapsedMs = Date.now() - started;
-    // The last request may go out just as the window closes: one more than the periods elapsed.
+  }
+  return Date.now() - started;
+}
+
+describe('key frame requests toward a simulcast broadcaster', () => {
+  let b: TestBroadcaster;
+  beforeAll(async () => {
+    b = await startChromiumBroadcaster(origin.url, browser);
+  });
+  afterAll(() => b?.stop());
+
+  it(`${ROUNDS * PER_ROUND} viewers joining in bursts: every one gets a key frame, each layer at most one request per its period (${LAYER_DELAYS_MS.join(' / ')} ms)`, async () => {
+    const before = await requestsSeen(b.page);
+    expect(Object.keys(before).sort()).toEqual(['r0', 'r1', 'r2']);
+    const elapsedMs = await joinStorm(b.streamId);
+    // Joins step up from the lowest layer on their own time; what they have asked for by now counts.
+    const after = await requestsSeen(b.page);
+    const elapsedNow = elapsedMs + 1000;
+    const counts = ['r0', 'r1', 'r2'].map((rid) => after[rid]! - before[rid]!);
+    console.info(`[keyFrames] requests per layer over ${elapsedNow} ms: ${counts.join(" / ")}`);
+    counts.forEach((n, layer) => {
+      // The last request may go out just as the window closes, and the layer's own start asks once: two more than the periods elapsed.
+      const bound = Math.floor(elapsedNow / LAYER_DELAYS_MS[layer]!) + 2;
+      expect(n, `layer ${layer}: ${n} requests in ${elapsedNow} ms for ${ROUNDS * PER_ROUND} joins (${JSON.stringify(counts)})`).toBeLessThanOrEqual(bound);
+    });
+    // Joins start on the lowest layer: its key frames are the ones asked for.
+    expect(counts[0]).toBeGreaterThan(0);
+  });
+});
+
+describe('key frame requests toward a single-layer broadcaster', () => {
+  let b: TestBroadcaster;
+  beforeAll(async () => {
+    b = await startChromiumBroadcaster(origin.url, browser, { query: 'simulcast=0' });
+  });
+  afterAll(() => b?.stop());
+
+  it(`${ROUNDS * PER_ROUND} viewers joining in bursts: every one gets a key frame, the broadcaster at most one request per ${DELAY_MS} ms`, async () => {
+    const before = await requestsSeen(b.page);
+    expect(Object.keys(before)).toEqual(['']);
+    const elapsedMs = await joinStorm(b.streamId);
     const bound = Math.floor(elapsedMs / DELAY_MS) + 2;
-    const requests = (await requestsSeen(broadcaster.page)) - before;
+    const requests = (await requestsSeen(b.page))['']! - before['']!;
     expect(requests, `${requests} requests in ${elapsedMs} ms for ${ROUNDS * PER_ROUND} joins`).toBeLessThanOrEqual(bound);
     expect(requests).toBeGreaterThan(0);
   });

@@ -58,6 +58,8 @@ export class TrafficMeter {
     this.#node = node;
     this.#log = deps.logger.child({ component: 'TrafficMeter' });
     node.observer.on('newtransport', (t) => {
+      // Loopback plumbing inside the node (a LayeredSource) carries nothing in or out.
+      if (t.appData.internal) return;
       const streamId = String((t.appData.router as types.Router | undefined)?.appData.streamId ?? t.appData.streamId ?? '');
       const counter: Counter = { streamId, bytesIn: 0, bytesOut: 0 };
       this.#transports.set(t, counter);
@@ -159,7 +161,9 @@ export class TrafficMeter {
     let lost = 0;
     const seen = new Set<string>();
     for (const stream of this.#node.streams) {
-      for (const p of stream.sources) {
+      for (const source of stream.sources) {
+        // A layered source's loss is its broadcaster's, on the producer it is built on.
+        const p = (source.appData.upstream as types.Producer | undefined) ?? source;
         seen.add(p.id);
         try {
           const stats = (await p.getStats()) as { packetCount?: number; packetsLost?: number }[];

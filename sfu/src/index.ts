@@ -19,3 +19,5 @@ export { fromMediasoup, ms } from './mediasoupErrors.js';
 export { registerHttpMetrics, registerNodeMetrics } from './metrics.js';
 export { nodeSnapshot } from './snapshot.js';
 export { confirmEnded } from './confirmEnded.js';
+export { LayeredSource, delayForLayer, type LayeredSourceOptions } from './layers/LayeredSource.js';
+export { layerCount, maxLayerFor } from './layers/quality.js';

@@ -10,7 +10,7 @@ import {
   type StreamState,
 } from '@cascade/protocol';
 import type { TokenService } from '@cascade/controller';
-import { ms, type ControlPlane, type LocalStream, type MediaNode, type NodeService, type Session } from '@cascade/sfu';
+import { LayeredSource, layerCount, ms, type ControlPlane, type LocalStream, type MediaNode, type NodeService, type Session } from '@cascade/sfu';
 
 export interface PublisherServiceOptions {
   maxStreams: number;
@@ -18,6 +18,8 @@ export interface PublisherServiceOptions {
   maxStreamsPerOwner: number;
   reconnectGraceMs: number;
   keyFrameRequestDelayMs: number;
+  /** The same per simulcast layer, lowest first (see LayeredSource). */
+  layerKeyFrameRequestDelayMs: readonly number[];
   iceServers: NodeResult<'stream.publish'>['iceServers'];
   /** How often the broadcaster is told its audience, ms. */
   viewerCountIntervalMs: number;
@@ -238,17 +240,21 @@ export class PublisherService implements NodeService {
     const kinds = (transport.appData.kinds ??= new Set<string>()) as Set<string>;
     if (kinds.has(p.kind)) throw new CascadeError('CASCADE_ERR_MEDIA_LIMIT', `already sending ${p.kind}`);
     kinds.add(p.kind);
+    const layers = p.kind === 'video' ? Math.max(1, p.rtpParameters.encodings?.length ?? 1) : 0;
     let producer: types.Producer;
+    let source: types.Producer;
     try {
       producer = await ms(
         transport.produce({
           kind: p.kind,
           rtpParameters: p.rtpParameters as types.RtpParameters,
-          // Failovers make many viewers ask for a key frame at once; the broadcaster sees at most one per period.
-          keyFrameRequestDelay: this.#options.keyFrameRequestDelayMs,
+          // Failovers make many viewers ask for a key frame at once; the broadcaster sees at most
+          // one per period (per layer for simulcast: there the LayeredSource throttles each layer).
+          keyFrameRequestDelay: layers > 1 ? Math.min(...this.#options.layerKeyFrameRequestDelayMs) : this.#options.keyFrameRequestDelayMs,
         }),
         'CASCADE_ERR_MEDIA_INVALID_RTP_PARAMETERS',
       );
+      source = layerCount(producer) > 1 ? await this.#layered(transport, producer) : producer;
     } catch (err) {
       kinds.delete(p.kind);
       throw err;
@@ -258,10 +264,21 @@ export class PublisherService implements NodeService {
       producer.close();
       throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
     }
-    pub.local.setSource(producer);
+    pub.local.setSource(source);
     if (pub.record.state !== 'live') await this.#setState(pub, 'live');
     session.log.info({ streamId, kind: p.kind, producerId: producer.id }, 'broadcaster producing');
     return { id: producer.id };
+  }
+
+  /** A simulcast producer's stream source: the same layers, each with its own key frame throttle. */
+  async #layered(transport: types.Transport, producer: types.Producer): Promise<types.Producer> {
+    try {
+      const layered = await LayeredSource.create(transport.appData.router as types.Router, producer, { keyFrameRequestDelayMs: this.#options.layerKeyFrameRequestDelayMs });
+      return layered.producer;
+    } catch (err) {
+      producer.close();
+      throw err;
+    }
   }
 
   #watchSession(pub: Published, session: Session): void {

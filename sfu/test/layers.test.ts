@@ -1,0 +1,121 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { LayerDemand } from '../src/layers/LayerDemand.js';
+import { pipeLayerCapabilities } from '../src/layers/layeredPipe.js';
+import { layerCount, maxLayerFor, temporalLayers } from '../src/layers/quality.js';
+
+describe('maxLayerFor()', () => {
+  it('maps each quality to a spatial layer of the stream, the nearest one it has', () => {
+    expect([maxLayerFor('auto', 3), maxLayerFor('high', 3), maxLayerFor('medium', 3), maxLayerFor('low', 3)]).toEqual([2, 2, 1, 0]);
+    // Two layers: medium is the upper one; one layer: every quality is that layer.
+    expect([maxLayerFor('high', 2), maxLayerFor('medium', 2), maxLayerFor('low', 2)]).toEqual([1, 1, 0]);
+    expect([maxLayerFor('high', 1), maxLayerFor('medium', 1), maxLayerFor('low', 1)]).toEqual([0, 0, 0]);
+    expect(maxLayerFor('audio', 3)).toBeUndefined();
+  });
+});
+
+describe('layerCount() and temporalLayers()', () => {
+  it('counts simulcast encodings of video, none for audio', () => {
+    expect(layerCount({ kind: 'video', rtpParameters: { codecs: [], encodings: [{}, {}, {}] } })).toBe(3);
+    expect(layerCount({ kind: 'video', rtpParameters: { codecs: [] } })).toBe(1);
+    expect(layerCount({ kind: 'audio', rtpParameters: { codecs: [], encodings: [{}] } })).toBe(0);
+  });
+  it('reads temporal layers from a scalability mode', () => {
+    expect(temporalLayers({ scalabilityMode: 'L3T3' })).toBe(3);
+    expect(temporalLayers({ scalabilityMode: 'L1T2' })).toBe(2);
+    expect(temporalLayers({})).toBe(1);
+    expect(temporalLayers(undefined)).toBe(1);
+  });
+});
+
+describe('pipeLayerCapabilities()', () => {
+  it('drops bandwidth estimation and MID, keeps the rest', () => {
+    const caps = pipeLayerCapabilities({
+      codecs: [{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'transport-cc' }, { type: 'goog-remb' }, { type: 'nack', parameter: 'pli' }] }],
+      headerExtensions: [
+        { kind: 'video', uri: 'urn:ietf:params:rtp-hdrext:sdes:mid', preferredId: 1 },
+        { kind: 'video', uri: 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01', preferredId: 5 },
+        { kind: 'video', uri: 'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time', preferredId: 4 },
+        { kind: 'video', uri: 'urn:3gpp:video-orientation', preferredId: 11 },
+      ],
+    });
+    expect(caps.codecs![0]!.rtcpFeedback).toEqual([{ type: 'nack' }, { type: 'nack', parameter: 'pli' }]);
+    expect(caps.headerExtensions!.map((e) => e.uri)).toEqual(['urn:3gpp:video-orientation']);
+  });
+});
+
+describe('LayerDemand', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  const demand = (layers = 3) => {
+    const d = new LayerDemand(() => layers, { decayMs: 5000 });
+    const changes: number[] = [];
+    d.on('change', (v) => changes.push(v));
+    return { d, changes };
+  };
+
+  it('wants only the lowest layer with nobody below, and everything for an auto viewer at once', () => {
+    const { d, changes } = demand();
+    expect(d.value).toBe(0);
+    d.setViewer('v1', 'auto');
+    expect(d.value).toBe(3);
+    expect(changes).toEqual([3]);
+  });
+
+  it('takes the highest wish of viewers (by their quality) and children (by what they asked)', () => {
+    const { d } = demand();
+    d.setViewer('v1', 'low');
+    expect(d.value).toBe(0);
+    d.setViewer('v2', 'medium');
+    expect(d.value).toBe(1);
+    d.setChild('c1', 2);
+    expect(d.value).toBe(2);
+    d.setViewer('v3', 'audio');
+    expect(d.value).toBe(2);
+  });
+
+  it('lowers only after the lower wish held for decayMs (a viewer flipping between qualities costs nothing upstream)', () => {
+    const { d, changes } = demand();
+    d.setViewer('v1', 'high');
+    d.setViewer('v1', 'low');
+    vi.advanceTimersByTime(4000);
+    expect(d.value).toBe(3);
+    d.setViewer('v1', 'high');
+    vi.advanceTimersByTime(10_000);
+    expect(d.value).toBe(3);
+    d.setViewer('v1', undefined);
+    vi.advanceTimersByTime(5000);
+    expect(d.value).toBe(0);
+    expect(changes).toEqual([3, 0]);
+  });
+
+  it("recomputes 'medium' when the stream's layer count changes", () => {
+    let layers = 3;
+    const d = new LayerDemand(() => layers);
+    d.setViewer('v', 'medium');
+    expect(d.value).toBe(1);
+    layers = 4;
+    d.update();
+    expect(d.value).toBe(2);
+  });
+
+  it('clamps what a child asks to the layers there can be', () => {
+    const { d } = demand();
+    d.setChild('c', 99);
+    expect(d.value).toBe(3);
+    d.setChild('c', -5);
+    vi.advanceTimersByTime(5000);
+    expect(d.value).toBe(0);
+  });
+
+  it('close() twice is fine and stops every timer and event', () => {
+    const { d, changes } = demand();
+    d.setViewer('v', 'auto');
+    d.setViewer('v', 'low');
+    d.close();
+    d.close();
+    vi.advanceTimersByTime(10_000);
+    d.setViewer('v', 'auto');
+    expect(changes).toEqual([3]);
+  });
+});
