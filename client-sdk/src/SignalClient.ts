@@ -26,15 +26,23 @@ export type WebSocketCtor = new (url: string) => WebSocket;
  * viewer starts moving elsewhere, make-before-break), and within `deadAfterMs` it is gone.
  */
 export interface KeepAliveOptions {
-  /** How often to ping while nothing else is heard (ms). Default 250. */
+  /** How often the keep-alive looks (ms). Default 100. */
   intervalMs: number;
+  /** Ping once nothing has been heard for this long (ms). Default: intervalMs. */
+  pingAfterMs?: number;
+  /**
+   * A ping unanswered this long emits `slow` (once per ping): what a frozen node looks like at
+   * first. The viewer moves if its media stopped too; a node that is only slow to answer while
+   * its media flows is left alone (ms). Default: no `slow`.
+   */
+  quickSuspectAfterMs?: number;
   /** An unanswered ping older than this emits `suspect`, once per ping (ms). Default: a third of deadAfterMs. */
   suspectAfterMs?: number;
   /** An unanswered ping older than this closes the connection with CLIENT_TIMEOUT (ms). Default 1500. */
   deadAfterMs: number;
 }
 
-export const DEFAULT_KEEP_ALIVE: KeepAliveOptions = { intervalMs: 250, suspectAfterMs: 500, deadAfterMs: 1500 };
+export const DEFAULT_KEEP_ALIVE: KeepAliveOptions = { intervalMs: 100, pingAfterMs: 200, quickSuspectAfterMs: 200, suspectAfterMs: 500, deadAfterMs: 1500 };
 
 export interface SignalClientOptions {
   WebSocket?: WebSocketCtor;
@@ -48,6 +56,8 @@ export type SignalClientEvents = {
   notification: [type: NotificationType, data: unknown];
   /** A ping has gone unanswered for `suspectAfterMs`: the node may have frozen or dropped off the network. */
   suspect: [];
+  /** A ping has gone unanswered for `quickSuspectAfterMs` (see KeepAliveOptions). */
+  slow: [];
   /** A ping was sent (nothing heard for a while): a moment to note how much media has come. */
   ping: [];
   close: [code: number, reason: string];
@@ -132,9 +142,10 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
     return this.#closed;
   }
 
-  #startKeepAlive({ intervalMs, deadAfterMs, suspectAfterMs = deadAfterMs / 3 }: KeepAliveOptions): void {
+  #startKeepAlive({ intervalMs, deadAfterMs, suspectAfterMs = deadAfterMs / 3, pingAfterMs = intervalMs, quickSuspectAfterMs }: KeepAliveOptions): void {
     let lastTick = Date.now();
     let suspected: number | undefined;
+    let slowed: number | undefined;
     const answered = () => this.#pingSentAt === undefined || this.#lastHeard >= this.#pingSentAt;
     this.#keepAliveTimer = setInterval(() => {
       const now = Date.now();
@@ -154,10 +165,13 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
         else if (age >= suspectAfterMs && suspected !== sentAt) {
           suspected = sentAt;
           this.#afterPendingInput(() => !answered() && this.#pingSentAt === sentAt && this.safeEmit('suspect'));
+        } else if (quickSuspectAfterMs !== undefined && age >= quickSuspectAfterMs && slowed !== sentAt) {
+          slowed = sentAt;
+          this.#afterPendingInput(() => !answered() && this.#pingSentAt === sentAt && this.safeEmit('slow'));
         }
         return;
       }
-      if (now - this.#lastHeard < intervalMs) return;
+      if (now - this.#lastHeard < pingAfterMs) return;
       this.#pingSentAt = now;
       this.safeEmit('ping');
       // The answer (or any error reply: an older node without pings is alive too) counts as heard.

@@ -170,6 +170,10 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     signal.onNotification('stream.state', ({ state }) => this.safeEmit('streamstate', state));
     signal.onNotification('node.draining', () => this.safeEmit('draining'));
     signal.on('suspect', () => void this.#mediaSinceLastPing().then((flowing) => !this.#closed && this.safeEmit(flowing ? 'signalsilent' : 'suspect')));
+    // Silent and no media since the ping left: frozen or cut off, most likely. Moving now (make-
+    // before-break) instead of at the suspect deadline is what keeps a failover under a second.
+    // A node slow to answer while its media flows, or stats we cannot read, wait for that deadline.
+    signal.on('slow', () => void this.#mediaStopped().then((stopped) => stopped && !this.#closed && this.safeEmit('suspect')));
   }
 
   get closed(): boolean {
@@ -251,6 +255,13 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
       });
     }, intervalMs);
     (this.#receiptTimer as { unref?: () => void }).unref?.();
+  }
+
+  /** Whether we can tell that no media arrived since the last ping left (false when it flows, or cannot be told). */
+  async #mediaStopped(): Promise<boolean> {
+    const before = this.#atPing;
+    const now = await this.#bytesReceived();
+    return before !== undefined && now !== undefined && now === before && this.#consumers.size > 0;
   }
 
   /** Whether media arrived since the last ping left (false when it cannot be told). */

@@ -114,9 +114,9 @@ describe('SignalClient keep-alive', () => {
     expect(closed).toEqual([]);
     expect(c.closed).toBe(false);
     expect(suspicions).toBe(0);
-    // Every 250 ms at most, so 10 s hold about 40 pings (not one per timer tick of a busy node).
-    expect(pings.length).toBeGreaterThanOrEqual(19);
-    expect(pings.length).toBeLessThanOrEqual(41);
+    // One per 200 ms of silence at most, so 10 s hold about 50 pings (not one per timer tick of a busy node).
+    expect(pings.length).toBeGreaterThanOrEqual(24);
+    expect(pings.length).toBeLessThanOrEqual(51);
   });
 
   it('a node that stops answering is suspect after suspectAfterMs, once, well before it is closed', async () => {
@@ -137,6 +137,24 @@ describe('SignalClient keep-alive', () => {
     await vi.advanceTimersByTimeAsync(2000);
     expect(suspectedAt).toHaveLength(1);
     expect(closed).toEqual([[4504, 'CASCADE_ERR_CLIENT_TIMEOUT']]);
+  });
+
+  it('a ping unanswered for quickSuspectAfterMs is reported slow, once, before the suspicion', async () => {
+    vi.useFakeTimers();
+    const alive = { value: true };
+    const { WebSocket } = node(alive);
+    const { c } = await connect(WebSocket);
+    const seen: [string, number][] = [];
+    c.on('slow', () => seen.push(['slow', Date.now()]));
+    c.on('suspect', () => seen.push(['suspect', Date.now()]));
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(seen).toEqual([]);
+    alive.value = false;
+    const frozenAt = Date.now();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(seen.map(([e]) => e)).toEqual(['slow', 'suspect']);
+    // A ping within 300 ms of silence, slow 200 ms after it.
+    expect(seen[0]![1] - frozenAt).toBeLessThanOrEqual(550);
   });
 
   it('a node that answers late, within deadAfterMs, is suspected but kept', async () => {

@@ -169,11 +169,11 @@ export const ConfigSchema = Type.Object(
         keyFrameRequestDelayMs: Ms(1000, 0, 'Minimum gap between key frame requests sent to a broadcaster whose video has one layer (no simulcast).'),
         /** The same per simulcast layer, lowest first; the last value holds for layers beyond. */
         layerKeyFrameRequestDelayMs: Type.Array(Type.Integer({ minimum: 0 }), {
-          default: [200, 500, 1000],
+          default: [350, 700, 1000],
           minItems: 1,
           maxItems: 4,
           description:
-            "Minimum gap between key frame requests sent to a simulcast broadcaster, per layer, lowest first (ms; the last value holds for layers beyond). Joins and failovers start on the lowest layer, whose small key frames may be asked for often; the top layer's big ones are rationed. JSON in the environment: `[200,500,1000]`.",
+            "Minimum gap between key frame requests sent to a simulcast broadcaster, per layer, lowest first (ms; the last value holds for layers beyond). Joins and failovers start on the lowest layer, whose small key frames may be asked for often; the top layer's big ones are rationed. Keep them above 300: Chrome ignores a request that comes within 300 ms of its previous key frame, and mediasoup asks again only a second later. JSON in the environment: `[350,700,1000]`.",
         }),
         /** How long a stream waits for its broadcaster to come back before it ends. */
         reconnectGraceMs: Ms(30000, 0, 'How long a stream waits for its broadcaster to come back before it ends.'),

@@ -106,6 +106,11 @@ export class LocalControlPlane {
     return this.#controller.streamWithViewers(streamId);
   }
 
+  /** The node with the embedded controller is the origin: it has no parent to judge. */
+  async parentSilent(): Promise<boolean> {
+    return false;
+  }
+
   async parentLost(streamId: string, parentNodeId: string): Promise<void> {
     await this.#controller.parentLost(this.#record.id, streamId, parentNodeId);
   }

@@ -441,6 +441,13 @@ export const ControlRequests = {
   /** Viewers that left this stream since the last report (at most the relay's declared maxViewers). */
   'viewer.left': req(Type.Object({ streamId: StreamId, count: Type.Integer({ minimum: 1, maximum: MAX_VIEWER_DEPARTURES }) }), Empty),
   'stream.parentLost': req(Type.Object({ streamId: StreamId, parentNodeId: NodeId }), Empty),
+  /**
+   * A relay's parent pipe went quiet for a moment (its media stopped) but has not closed: a
+   * frozen parent, or a broadcaster pausing. The controller checks the parent: one that does
+   * not answer it either is declared gone at once (its children re-parented, its slot freed);
+   * one that answers is left alone (`gone: false`).
+   */
+  'stream.parentSilent': req(Type.Object({ streamId: StreamId, parentNodeId: NodeId }), Type.Object({ gone: Type.Boolean() })),
   'stream.released': req(Type.Object({ streamId: StreamId }), Empty),
   'node.drain': req(Empty, Empty),
   /** An origin's stream record (origins only: a relay is refused). */

@@ -21,8 +21,17 @@ export interface PipeIngressOptions {
 export type PipeIngressEvents = {
   /** The parent went away (connection closed, or media stalled). Emitted once. */
   lost: [reason: string];
+  /** The parent's media stopped for SILENT_MS while the stream is live (once per silence): it may have frozen. */
+  silent: [];
   listenererror: [event: string, error: unknown];
 };
+
+/**
+ * Media stopped this long on a live stream (ms): the parent may be frozen. The lowest video
+ * layer and the audio always flow (dozens of packets a second), so a pause this long is not
+ * jitter; the controller checks the parent before anything moves.
+ */
+const SILENT_MS = 250;
 
 /** Live producers one pipe may bring (a stream's sources, with room for a broadcaster's replacements in flight). */
 const MAX_PIPE_PRODUCERS = 8;
@@ -217,7 +226,8 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
   #watchStall(stallTimeoutMs: number): void {
     let last = -1;
     let lastChange = Date.now();
-    const period = Math.max(100, Math.floor(stallTimeoutMs / 4));
+    let silenceReported = false;
+    const period = Math.min(SILENT_MS / 3, Math.max(50, Math.floor(stallTimeoutMs / 4)));
     this.#stallTimer = setInterval(() => {
       void this.#bytes().then((bytes) => {
         if (this.#closed) return;
@@ -226,11 +236,16 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
         if (bytes !== last) {
           last = bytes;
           lastChange = Date.now();
+          silenceReported = false;
           return;
         }
         // Silence is normal while the broadcaster is away; only a live stream must flow.
-        if (this.#stream.state === 'live' && this.#producers.size > 0 && Date.now() - lastChange > stallTimeoutMs) {
-          this.#lose(`no media from parent for ${stallTimeoutMs} ms`);
+        if (this.#stream.state !== 'live' || this.#producers.size === 0) return;
+        const quiet = Date.now() - lastChange;
+        if (quiet > stallTimeoutMs) this.#lose(`no media from parent for ${stallTimeoutMs} ms`);
+        else if (quiet > SILENT_MS && !silenceReported) {
+          silenceReported = true;
+          this.safeEmit('silent');
         }
       });
     }, period);

@@ -33,6 +33,8 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
   readonly #options: StreamPullerOptions;
   readonly #log: Logger;
   readonly #ingress = new Map<string, PipeIngress>();
+  /** Per stream, the pull being set up right now and from which parent. */
+  readonly #pulling = new Map<string, { parentId: string; done: Promise<void> }>();
   /** Per stream, the latest assignment: a pull that fails after a newer one started is not reported. */
   readonly #assignments = new Map<string, number>();
   readonly #lostParents: ParentLossReporter;
@@ -73,10 +75,27 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
   }
 
   /** Carry this stream from this parent (also how the controller moves us to a new parent). */
-  async assign({ stream: info, parent, ticket }: RelayParams<'stream.assign'>): Promise<void> {
+  async assign(params: RelayParams<'stream.assign'>): Promise<void> {
+    const { stream: info, parent } = params;
     if (this.#closed) throw new CascadeError('CASCADE_ERR_NODE_SHUTTING_DOWN');
     const current = this.#ingress.get(info.id);
     if (current && !current.closed && current.parentId === parent.nodeId) return; // already there
+    // The same assignment twice at once (the controller saw the parent die, and answered our own
+    // report of it too): one pipe, not two in a row that would each replace the viewers' consumers.
+    const pulling = this.#pulling.get(info.id);
+    if (pulling?.parentId === parent.nodeId) return pulling.done;
+    const done = this.#assign(params);
+    const entry = { parentId: parent.nodeId, done };
+    this.#pulling.set(info.id, entry);
+    try {
+      await done;
+    } finally {
+      if (this.#pulling.get(info.id) === entry) this.#pulling.delete(info.id);
+    }
+  }
+
+  async #assign({ stream: info, parent, ticket }: RelayParams<'stream.assign'>): Promise<void> {
+    const current = this.#ingress.get(info.id);
     const stream = this.#node.stream(info.id) ?? this.#node.openStream(info.id, { depth: 1, state: info.state, title: info.title, createdAt: info.createdAt });
     stream.title = info.title;
     this.#watchIdle(stream);
@@ -121,6 +140,14 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
     this.#lostParents.recovered(info.id);
     if (replaced && replaced !== next) replaced.close();
     next.on('lost', (reason) => this.#parentLost(info.id, next, reason));
+    // Quiet but not closed: the controller checks the parent, and if it is gone assigns another
+    // (make-before-break: this pipe stays until the new one carries media).
+    next.on('silent', () => {
+      this.#control.parentSilent(info.id, next.parentId).then(
+        (gone) => this.#log.info({ streamId: info.id, parentId: next.parentId, gone }, 'parent went quiet: asked the controller'),
+        (err: unknown) => this.#log.debug({ err }, 'cannot report a quiet parent'),
+      );
+    });
     this.#log.info({ streamId: info.id, parentId: parent.nodeId, moved: !!replaced }, 'carrying stream');
     this.safeEmit('streamstart', info.id, parent.nodeId);
   }

@@ -73,6 +73,8 @@ export interface ControlPlane {
   // ---- relays
   /** This relay lost its parent for a stream: the controller picks another. */
   parentLost(streamId: string, parentNodeId: string): Promise<void>;
+  /** This relay's parent pipe went quiet without closing: the controller checks the parent (true: declared gone). */
+  parentSilent(streamId: string, parentNodeId: string): Promise<boolean>;
   /** This relay stopped carrying a stream. */
   streamReleased(streamId: string): Promise<void>;
   /** Planned departure: no new traffic, children moved. */

@@ -58,6 +58,7 @@ type ControlPeer = Peer<typeof ControlRequests, typeof RelayRequests, typeof Con
 
 interface NodeConnection {
   peer: ControlPeer;
+  ws: WebSocket;
   log: Logger;
   /** The address it connects from (behind a trusted proxy: the one the proxy names). */
   observedIp: string;
@@ -76,6 +77,11 @@ interface NodeConnection {
   claims?: VerifiedTokenClaims;
   untrackToken?: () => void;
 }
+
+/** A parent unheard this long when its child reports its media stopped is gone (ms; pings go every heartbeat/4). */
+const PARENT_SILENT_MS = 300;
+/** Otherwise it must answer a ping sent on the child's report within this time (ms). */
+const PARENT_PROBE_MS = 150;
 
 /** Sessions a node may host before its message budget stops growing. */
 const MAX_BUDGETED_TUNNELS = 10_000;
@@ -177,7 +183,7 @@ export class RelayGateway {
       requestTimeoutMs: o.requestTimeoutMs,
     });
     const observedIp = clientAddress(req, o.trustProxy);
-    const conn: NodeConnection = { peer, observedIp, log: this.#log.child({ connId: randomBytes(4).toString('hex') }), status: 'probing' };
+    const conn: NodeConnection = { peer, ws, observedIp, log: this.#log.child({ connId: randomBytes(4).toString('hex') }), status: 'probing' };
     this.#byWs.set(ws, conn);
     conn.registerTimer = setTimeout(() => {
       conn.log.warn({ observedIp }, 'connection did not register in time: closed');
@@ -250,6 +256,7 @@ export class RelayGateway {
         await this.#controller.parentLost(admitted().id, streamId, parentNodeId);
         return {};
       })
+      .handle('stream.parentSilent', async ({ streamId, parentNodeId }) => ({ gone: await this.#parentSilent(admitted(), streamId, parentNodeId) }))
       .handle('stream.released', async ({ streamId }) => {
         await this.#controller.streamReleased(registered().id, streamId);
         return {};
@@ -457,6 +464,28 @@ export class RelayGateway {
     c.peer
       .request('stream.assign', { stream: e.stream, parent: { nodeId: e.parent.nodeId }, ticket: e.ticket })
       .catch((err) => c.log.warn({ err, streamId: e.stream.id }, 'relay did not take the assignment'));
+  }
+
+  /**
+   * A child's pipe from `parentId` went quiet. A parent that answers neither its child (no
+   * media) nor us (no pong for PARENT_SILENT_MS, or none to a ping sent now) is frozen or cut
+   * off: declared gone at once, so that its children and viewers find other nodes within a
+   * second instead of waiting for its heartbeats to expire. One that answers is left alone
+   * (the stream itself may be pausing). A parent held by another controller instance is that
+   * instance's to judge (by its pings); false here.
+   */
+  async #parentSilent(child: NodeRecord, streamId: string, parentId: string): Promise<boolean> {
+    const parent = this.#nodes.get(parentId);
+    if (!parent?.record || parent.record.kind !== 'relay' || parent.peer.closed) return false;
+    const tree = await this.#controller.topology(streamId);
+    if (tree.find((n) => n.id === child.id)?.parent !== parentId) return false;
+    const silent = this.#endpoint.silentFor(parent.ws);
+    if (silent < PARENT_SILENT_MS && (await this.#endpoint.probe(parent.ws, PARENT_PROBE_MS))) return false;
+    if (this.#nodes.get(parentId) !== parent) return false;
+    parent.log.warn({ streamId, childId: child.id, silentMs: this.#endpoint.silentFor(parent.ws) }, 'relay silent and its child lost its media: declared gone');
+    this.#router.nodeSilent(parentId);
+    await this.#controller.nodeGone(parentId, 'silent, and its child relay lost its media');
+    return true;
   }
 
   async #onSilent(ws: WebSocket, silentMs: number): Promise<void> {

@@ -27,7 +27,7 @@ type Mode = (typeof MODES)[number];
  * A decoding browser viewer on /watch/<id> that timestamps every frame the <video> element
  * presents (requestVideoFrameCallback): what a person would see, freezes included.
  */
-async function browserViewer(browser: Browser, url: string, streamId: string): Promise<Page> {
+export async function browserViewer(browser: Browser, url: string, streamId: string): Promise<Page> {
   const page = await browser.newPage();
   await page.goto(`${url}/watch/${streamId}`);
   await page.waitForFunction(() => (window as unknown as { cascadeDemo: { state: string } }).cascadeDemo?.state === 'live', null, { timeout: 20_000 });
@@ -45,11 +45,11 @@ async function browserViewer(browser: Browser, url: string, streamId: string): P
   return page;
 }
 
-const presentedFrames = (page: Page) => page.evaluate(() => [...(window as unknown as { __frames: number[] }).__frames]);
-const pageNode = (page: Page) => page.evaluate(() => (window as unknown as { cascadeDemo: { nodeId?: string } }).cascadeDemo.nodeId ?? '');
+export const presentedFrames = (page: Page) => page.evaluate(() => [...(window as unknown as { __frames: number[] }).__frames]);
+export const pageNode = (page: Page) => page.evaluate(() => (window as unknown as { cascadeDemo: { nodeId?: string } }).cascadeDemo.nodeId ?? '');
 
 /** A measured viewer: werift in a process of its own (see failoverViewer.ts). */
-interface BenchViewer {
+export interface BenchViewer {
   nodeId: string;
   /** When its watch() started, and when its first complete key frame arrived. */
   startedAt: number;
@@ -62,7 +62,7 @@ interface BenchViewer {
 
 const VIEWER_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'failoverViewer.js');
 
-function spawnViewer(url: string, streamId: string): Promise<BenchViewer> {
+export function spawnViewer(url: string, streamId: string): Promise<BenchViewer> {
   const proc = fork(VIEWER_SCRIPT, [url, streamId], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
   const v: BenchViewer = {
     nodeId: '',
@@ -104,7 +104,7 @@ function spawnViewer(url: string, streamId: string): Promise<BenchViewer> {
 }
 
 /** A viewer whose first complete key frame on a track started after `since` we wait for. */
-function nextKeyframe(v: BenchViewer, since: number, afterTrack: number, timeoutMs: number): Promise<number | null> {
+export function nextKeyframe(v: BenchViewer, since: number, afterTrack: number, timeoutMs: number): Promise<number | null> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => done(null), timeoutMs);
     const previous = v.onFrame;
@@ -147,7 +147,7 @@ function nextNodeChange(v: BenchViewer, timeoutMs: number): Promise<number | nul
 }
 
 /** Record the completion time of every frame `v` receives until the returned function is called. */
-function recordFrames(v: BenchViewer): () => number[] {
+export function recordFrames(v: BenchViewer): () => number[] {
   const times: number[] = [];
   const previous = v.onFrame;
   v.onFrame = (at, key, track) => {

@@ -16,6 +16,7 @@ const BENCHES: Record<string, () => Promise<(ctx: BenchContext) => Promise<Bench
   hops: async () => (await import('./hops.js')).runHopsBench,
   join: async () => (await import('./join.js')).runJoinBench,
   failover: async () => (await import('./failover.js')).runFailoverBench,
+  innerFailover: async () => (await import('./innerFailover.js')).runInnerFailoverBench,
   capacity: async () => (await import('./capacity.js')).runCapacityBench,
   tree: async () => (await import('./tree.js')).runTreeBench,
 };

@@ -84,6 +84,34 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
   get state(): EndpointState {
     return this.#state;
   }
+
+  /** How long `ws` has not answered a ping (ms). */
+  silentFor(ws: WebSocket): number {
+    return Date.now() - (this.#lastPong.get(ws) ?? Date.now());
+  }
+
+  /** Ping `ws` now: true once it answers, false if it does not within `timeoutMs`. */
+  probe(ws: WebSocket, timeoutMs: number): Promise<boolean> {
+    if (ws.readyState !== ws.OPEN) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        ws.off('pong', onPong);
+        ws.off('close', onClose);
+        resolve(ok);
+      };
+      const onPong = () => done(true);
+      const onClose = () => done(false);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      ws.on('pong', onPong);
+      ws.on('close', onClose);
+      try {
+        ws.ping();
+      } catch {
+        done(false);
+      }
+    });
+  }
   get connections(): number {
     return this.#wss.clients.size;
   }

@@ -301,6 +301,10 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
     await this.request('stream.parentLost', { streamId, parentNodeId });
   }
 
+  async parentSilent(streamId: string, parentNodeId: string): Promise<boolean> {
+    return (await this.request('stream.parentSilent', { streamId, parentNodeId })).gone;
+  }
+
   async streamReleased(streamId: string): Promise<void> {
     await this.request('stream.released', { streamId });
   }
