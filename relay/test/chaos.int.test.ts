@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  framesGrow,
   getJson,
   issueToken,
   metric,
@@ -16,7 +17,7 @@ import {
   type RedisServer,
   type TestBroadcaster,
 } from '@cascade/testing';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 
 /**
  * Chaos: relays, the controller, Redis and a mediasoup worker die while viewers watch through
@@ -77,6 +78,9 @@ function relayToken(sub: string, volunteer = false): string {
   return issueToken({ scope: ['relay'], sub, volunteer });
 }
 
+/** The node a /watch page is served by. */
+const pageNode = (p: Page) => p.evaluate(() => (window as unknown as { cascadeDemo: { nodeId?: string } }).cascadeDemo.nodeId ?? '');
+
 /** Origin (no viewer budget, K = 2), relays, a broadcaster and viewers placed through the tree. */
 function treeDeployment() {
   const d = {
@@ -84,14 +88,36 @@ function treeDeployment() {
     relays: [] as Relay[],
     b: undefined as unknown as TestBroadcaster,
     viewers: [] as NodeViewer[],
-    async start(o: { relays: number; maxViewers: number; viewers: number; prefix: string }) {
+    /** Decoding viewers: the watch page in Chromium, one per relay that serves werift viewers, placed last. */
+    pages: [] as Page[],
+    async start(o: { relays: number; maxViewers: number; viewers: number; prefix: string; pages?: number }) {
       d.origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_TOPOLOGY_MAX_CHILDREN: '2' } });
       for (let i = 0; i < o.relays; i++) {
         d.relays.push(await startRelay({ controllerUrl: d.origin.url, token: relayToken(`${o.prefix}${i}`), maxViewers: o.maxViewers, maxChildren: 2 }));
       }
       d.b = await startChromiumBroadcaster(d.origin.url, browser);
       for (let i = 0; i < o.viewers; i++) d.viewers.push(await startNodeViewer(d.origin.url, d.b.streamId));
+      for (let i = 0; i < (o.pages ?? 0); i++) {
+        const page = await browser.newPage();
+        await page.goto(`${d.origin.url}/watch/${d.b.streamId}`);
+        d.pages.push(page);
+      }
       await allReceive(d.viewers);
+      await Promise.all(d.pages.map((p) => framesGrow(p, 10, RECOVERY_MS)));
+    },
+    /** A relay that serves viewers and feeds no relay, and its viewers. */
+    async leaf() {
+      const before = await topology(d.origin.url, d.b.streamId);
+      const node = before.find((n) => n.kind === 'relay' && !before.some((c) => c.parent === n.id) && n.viewers > 0 && d.viewers.some((v) => v.watch.nodeId === n.id));
+      expect(node, JSON.stringify(before)).toBeDefined();
+      const relay = d.relays.find((r) => r.nodeId === node!.id)!;
+      return { relay, viewers: d.viewers.filter((v) => v.watch.nodeId === relay.nodeId) };
+    },
+    /** Every watch page decodes again (its frame counter grows, across a consumer replaced). */
+    async pagesDecode(what: string) {
+      await Promise.all(d.pages.map((p) => framesGrow(p, 20, RECOVERY_MS).catch((err: Error) => {
+        throw new Error(`${what}: ${err.message}`);
+      })));
     },
     /** The relay that feeds a child relay and serves viewers, its child, and the viewers of each. */
     async feeder() {
@@ -108,6 +134,7 @@ function treeDeployment() {
       };
     },
     async stop() {
+      for (const p of d.pages) await p.close().catch(() => {});
       d.viewers.forEach((v) => v.stop());
       await d.b?.stop();
       await Promise.all(d.relays.map((r) => r.kill()));
@@ -142,7 +169,7 @@ describe('a relay dies (kill -9) while serving viewers and a child relay', () =>
   afterAll(() => d.stop());
 
   it('every viewer gets media again and the orphaned relay gets a new parent', async () => {
-    await d.start({ relays: 4, maxViewers: 3, viewers: 7, prefix: 'r' });
+    await d.start({ relays: 4, maxViewers: 3, viewers: 7, prefix: 'r', pages: 2 });
     const { origin, b, viewers } = d;
     const { relay: victim, child, viewers: hit, childViewers } = await d.feeder();
     expect(hit.length).toBeGreaterThan(0);
@@ -156,11 +183,15 @@ describe('a relay dies (kill -9) while serving viewers and a child relay', () =>
     }));
     for (const h of had) expect(h.videoTrack).toBeDefined();
     const keyframes = keyframesOnNewTracks(hit);
+    // The child relay's viewers keep their node; their pictures come from its new parent, on new tracks.
+    const below = keyframesOnNewTracks(childViewers);
 
     await victim.kill();
     await allReceive(viewers, 20, 'every viewer (those of the killed relay and of its child) to receive media again');
     // A fresh key frame on the new node's track (requested on recovery), not one from before the kill.
     await keyframes.check("a key frame on each failed-over viewer's new track");
+    await below.check("a key frame on each new track of the child relay's viewers");
+    await d.pagesDecode('every watch page decodes again after the kill');
     hit.forEach((v, i) => {
       const h = had[i]!;
       expect(v.watch.nodeId).not.toBe(victim.nodeId);
@@ -182,6 +213,40 @@ describe('a relay dies (kill -9) while serving viewers and a child relay', () =>
     }, { what: 'the killed relay gone from the topology and its child re-parented', timeoutMs: RECOVERY_MS });
     expect(after.find((n) => n.id === child.id)!.parent).not.toBe(victim.nodeId);
   });
+});
+
+describe('a leaf relay dies (kill -9) or freezes (SIGSTOP) while serving viewers', () => {
+  for (const mode of ['kill', 'freeze'] as const) {
+    describe(mode, () => {
+      const d = treeDeployment();
+      afterAll(() => d.stop());
+
+      it(`every viewer of the ${mode === 'kill' ? 'killed' : 'frozen'} leaf decodes again on another node; nobody else is disturbed`, async () => {
+        await d.start({ relays: 4, maxViewers: 3, viewers: 7, prefix: mode === 'kill' ? 'lk' : 'lf', pages: 2 });
+        const { relay: victim, viewers: hit } = await d.leaf();
+        expect(hit.length).toBeGreaterThan(0);
+        const others = d.viewers.filter((v) => !hit.includes(v));
+        const keyframes = keyframesOnNewTracks(hit);
+        const nodesBefore = others.map((v) => v.counters.nodeIds.length);
+        if (mode === 'kill') await victim.kill();
+        else victim.freeze();
+        try {
+          await allReceive(d.viewers, 20, `every viewer to receive media again after the leaf's ${mode}`);
+          await keyframes.check(`a key frame on each viewer's new track after the leaf's ${mode}`);
+          for (const v of hit) {
+            expect(v.watch.nodeId).not.toBe(victim.nodeId);
+            expect(v.counters.ended).toBe(false);
+          }
+          await d.pagesDecode(`every watch page decodes again after the leaf's ${mode}`);
+          for (const p of d.pages) expect(await pageNode(p)).not.toBe(victim.nodeId);
+          // Viewers of other relays stayed where they were.
+          others.forEach((v, i) => expect(v.counters.nodeIds.length, v.counters.nodeIds.join('>')).toBe(nodesBefore[i]));
+        } finally {
+          if (mode === 'freeze') await victim.kill();
+        }
+      });
+    });
+  }
 });
 
 describe("a relay's mediasoup worker dies while it serves viewers and a child relay", () => {
@@ -210,19 +275,22 @@ describe('a relay freezes (SIGSTOP, as when a laptop lid closes) while serving v
   let victim: Relay;
 
   it('nothing is closed and nobody hears from it, yet every viewer gets media again and its child gets a new parent', async () => {
-    await d.start({ relays: 4, maxViewers: 3, viewers: 7, prefix: 'f' });
+    await d.start({ relays: 4, maxViewers: 3, viewers: 7, prefix: 'f', pages: 2 });
     const { origin, b, viewers } = d;
     const feeder = await d.feeder();
     victim = feeder.relay;
-    const { child, viewers: hit } = feeder;
+    const { child, viewers: hit, childViewers } = feeder;
     expect(hit.length).toBeGreaterThan(0);
     const keyframes = keyframesOnNewTracks(hit);
+    const below = keyframesOnNewTracks(childViewers);
 
     victim.freeze();
     await allReceive(viewers, 20, 'every viewer (those of the frozen relay and of its child) to receive media again');
     // Whether they moved on suspicion (make-before-break) or after the node was declared gone,
     // each got a key frame it can start decoding from on the new node's track.
     await keyframes.check("a key frame on each viewer's new track after the freeze");
+    await below.check("a key frame on each new track of the child relay's viewers after the freeze");
+    await d.pagesDecode('every watch page decodes again after the freeze');
     for (const v of hit) {
       expect(v.watch.nodeId).not.toBe(victim.nodeId);
       expect(v.counters.ended).toBe(false);
@@ -232,8 +300,9 @@ describe('a relay freezes (SIGSTOP, as when a laptop lid closes) while serving v
       return t.every((n) => n.id !== victim.nodeId) && t.find((n) => n.id === child.id)?.parent ? t : undefined;
     }, { what: 'the frozen relay gone from the topology and its child re-parented', timeoutMs: RECOVERY_MS });
     expect(after.find((n) => n.id === child.id)!.parent).not.toBe(victim.nodeId);
-    // The controller held new traffic back as soon as the relay stopped answering its pings.
-    expect(origin.logs.some((l) => l.includes('not answering pings') && l.includes(victim.nodeId))).toBe(true);
+    // The controller learnt of the freeze from the child relay (its media stopped and the relay
+    // answered nobody) or from its own pings, and held new traffic back.
+    expect(origin.logs.some((l) => (l.includes('not answering pings') || l.includes('declared gone')) && l.includes(victim.nodeId))).toBe(true);
   });
 
   it('when it wakes up it registers again, holds no stale viewers, and everyone keeps playing', async () => {

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LayerDemand } from '../src/layers/LayerDemand.js';
+import { LayerGuard } from '../src/layers/LayerGuard.js';
 import { pipeLayerCapabilities } from '../src/layers/layeredPipe.js';
 import { layerCount, maxLayerFor, temporalLayers } from '../src/layers/quality.js';
 
@@ -117,5 +118,70 @@ describe('LayerDemand', () => {
     vi.advanceTimersByTime(10_000);
     d.setViewer('v', 'auto');
     expect(changes).toEqual([3]);
+  });
+});
+
+describe('LayerGuard', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  const guard = () => {
+    let caps = 0;
+    const g = new LayerGuard(3, () => caps++, { frameRateGraceMs: 4000, lossGraceMs: 2000, retryAfterMs: 20_000 });
+    return { g, caps: () => caps };
+  };
+
+  it('a viewer held below full frame rate on a higher layer goes one layer down, then tries again later and later', () => {
+    const { g, caps } = guard();
+    g.layers({ spatialLayer: 1, temporalLayer: 1 });
+    vi.advanceTimersByTime(3900);
+    expect(g.cap).toBeUndefined();
+    vi.advanceTimersByTime(200);
+    expect(g.cap).toBe(0);
+    expect(caps()).toBe(1);
+    vi.advanceTimersByTime(20_000);
+    expect(g.cap).toBeUndefined();
+    // Back on the higher layer, still short of its frame rate: down again, for twice as long.
+    g.layers({ spatialLayer: 1, temporalLayer: 0 });
+    vi.advanceTimersByTime(4100);
+    expect(g.cap).toBe(0);
+    vi.advanceTimersByTime(20_000);
+    expect(g.cap).toBe(0);
+    vi.advanceTimersByTime(20_000);
+    expect(g.cap).toBeUndefined();
+  });
+
+  it('a full frame rate, the lowest layer, or a recovery within the grace period changes nothing', () => {
+    const { g, caps } = guard();
+    g.layers({ spatialLayer: 2, temporalLayer: 2 });
+    vi.advanceTimersByTime(10_000);
+    g.layers({ spatialLayer: 0, temporalLayer: 0 });
+    vi.advanceTimersByTime(10_000);
+    g.layers({ spatialLayer: 2, temporalLayer: 1 });
+    vi.advanceTimersByTime(3000);
+    g.layers({ spatialLayer: 2, temporalLayer: 2 });
+    vi.advanceTimersByTime(10_000);
+    expect(caps()).toBe(0);
+    expect(g.cap).toBeUndefined();
+  });
+
+  it('a viewer losing packets on a higher layer (no bandwidth estimate) goes one layer down', () => {
+    const { g } = guard();
+    g.layers({ spatialLayer: 2, temporalLayer: 2 });
+    g.score(4);
+    vi.advanceTimersByTime(2100);
+    expect(g.cap).toBe(1);
+  });
+
+  it("the viewer's own choice clears the cap and its backoff; close() stops the timers", () => {
+    const { g, caps } = guard();
+    g.layers({ spatialLayer: 2, temporalLayer: 0 });
+    vi.advanceTimersByTime(4100);
+    expect(g.cap).toBe(1);
+    g.reset();
+    expect(g.cap).toBeUndefined();
+    g.close();
+    vi.advanceTimersByTime(60_000);
+    expect(caps()).toBe(1);
   });
 });

@@ -2,29 +2,21 @@ import type { types } from 'mediasoup';
 import type { Quality } from '@cascade/protocol';
 import type { LocalStream } from '../LocalStream.js';
 import type { Session } from '../Session.js';
+import { LayerGuard, type LayerGuardOptions } from './LayerGuard.js';
 import { layerCount, maxLayerFor, temporalLayers } from './quality.js';
 
-export interface ViewerLayersOptions {
+export interface ViewerLayersOptions extends LayerGuardOptions {
   /** Quality changes are applied at most once per this period (ms); the last one asked for wins. Default 250. */
   minIntervalMs?: number;
-  /** A viewer held below full frame rate on a higher layer this long (ms) is moved down a layer. Default 4000. */
-  frameRateGraceMs?: number;
-  /** How long such a viewer stays down before trying the higher layer again (ms); doubles each time, up to 5 min. Default 20000. */
-  retryAfterMs?: number;
 }
 
 interface Video {
   consumer: types.Consumer;
-  /** Spatial and temporal layers of the stream. */
+  /** Spatial layers of the stream. */
   layers: number;
-  temporal: number;
   started: boolean;
-  current: types.ConsumerLayers | undefined;
-  /** Highest spatial layer allowed for now by the frame-rate rule (undefined: no cap). */
-  cap: number | undefined;
-  retryMs: number;
-  lowTimer?: ReturnType<typeof setTimeout>;
-  capTimer?: ReturnType<typeof setTimeout>;
+  /** When to hold it below what its bandwidth estimate allows. */
+  guard: LayerGuard;
 }
 
 export interface ViewerLayersHooks {
@@ -39,10 +31,8 @@ export interface ViewerLayersHooks {
  * small key frame, asked for and sent fastest: the first picture comes quickly, on a join as
  * after a failover) and is raised to what the viewer's quality allows once that first picture
  * went out; from there mediasoup moves it between the allowed layers as the viewer's
- * bandwidth estimate says. mediasoup would rather send a higher layer at a fraction of its
- * frame rate than a lower one whole; a viewer whose link holds it there for a while is moved
- * down a layer (a full-rate picture, not a stuttering one) and tries again later. 'audio'
- * closes the video consumer. The viewer hears of every layer
+ * bandwidth estimate says, below what LayerGuard holds it under for its frame rate or its
+ * losses. 'audio' closes the video consumer. The viewer hears of every layer
  * change (`consumer.layers`), and its quality counts in the stream's layer demand.
  */
 export class ViewerLayers {
@@ -50,8 +40,7 @@ export class ViewerLayers {
   readonly #stream: LocalStream;
   readonly #hooks: ViewerLayersHooks;
   readonly #minIntervalMs: number;
-  readonly #frameRateGraceMs: number;
-  readonly #retryAfterMs: number;
+  readonly #guardOptions: LayerGuardOptions;
   #quality: Quality = 'auto';
   #desired: Quality = 'auto';
   #appliedAt = 0;
@@ -64,8 +53,7 @@ export class ViewerLayers {
     this.#stream = stream;
     this.#hooks = hooks;
     this.#minIntervalMs = options.minIntervalMs ?? 250;
-    this.#frameRateGraceMs = options.frameRateGraceMs ?? 4000;
-    this.#retryAfterMs = options.retryAfterMs ?? 20_000;
+    this.#guardOptions = options;
     stream.layers.setViewer(session.id, this.#quality);
   }
 
@@ -96,17 +84,13 @@ export class ViewerLayers {
     const video: Video = {
       consumer,
       layers: layerCount(producer),
-      temporal: temporalLayers(consumer.rtpParameters.encodings?.[0]),
       started: false,
-      current: undefined,
-      cap: undefined,
-      retryMs: this.#retryAfterMs,
+      guard: new LayerGuard(temporalLayers(consumer.rtpParameters.encodings?.[0]), () => void this.#raise(video), this.#guardOptions),
     };
     this.#drop(this.#video);
     this.#video = video;
     consumer.on('layerschange', (layers) => {
       if (this.#closed) return;
-      video.current = layers;
       this.#session.notify('consumer.layers', {
         consumerId: consumer.id,
         spatialLayer: layers?.spatialLayer ?? null,
@@ -117,8 +101,9 @@ export class ViewerLayers {
         video.started = true;
         void this.#raise(video);
       }
-      this.#checkFrameRate(video);
+      video.guard.layers(layers);
     });
+    consumer.on('score', ({ score }) => video.guard.score(score));
     consumer.observer.once('close', () => {
       if (this.#video === video) this.#drop(video);
     });
@@ -163,9 +148,7 @@ export class ViewerLayers {
     const video = this.#video;
     if (!video) return;
     // A choice of the viewer's starts afresh: no cap from how the previous one went.
-    clearTimeout(video.capTimer);
-    video.cap = undefined;
-    video.retryMs = this.#retryAfterMs;
+    video.guard.reset();
     // Before its first picture the consumer stays on the lowest layer; #raise then uses this quality.
     if (video.started) void this.#raise(video);
   }
@@ -173,47 +156,14 @@ export class ViewerLayers {
   /** Stop following a video consumer (closed, replaced, or the viewer left). */
   #drop(video: Video | undefined): void {
     if (!video) return;
-    clearTimeout(video.lowTimer);
-    clearTimeout(video.capTimer);
+    video.guard.close();
     if (this.#video === video) this.#video = undefined;
-  }
-
-  /**
-   * Held on a higher layer below its full frame rate (by its bandwidth estimate) for
-   * frameRateGraceMs: cap the viewer one layer down, and lift the cap after retryMs (doubling
-   * each time it comes back, so a link that cannot carry the layer is not tried every few seconds).
-   */
-  #checkFrameRate(video: Video): void {
-    const l = video.current;
-    const low = !!l && l.spatialLayer > 0 && (l.temporalLayer ?? video.temporal - 1) < video.temporal - 1;
-    if (!low) {
-      clearTimeout(video.lowTimer);
-      video.lowTimer = undefined;
-      return;
-    }
-    video.lowTimer ??= setTimeout(() => {
-      video.lowTimer = undefined;
-      const now = video.current;
-      if (this.#video !== video || !now || now.spatialLayer === 0 || (now.temporalLayer ?? 0) >= video.temporal - 1) return;
-      video.cap = now.spatialLayer - 1;
-      this.#session.log.debug({ spatialLayer: video.cap, retryMs: video.retryMs }, 'viewer below full frame rate: one layer down');
-      void this.#raise(video);
-      clearTimeout(video.capTimer);
-      video.capTimer = setTimeout(() => {
-        if (this.#video !== video) return;
-        video.cap = undefined;
-        video.retryMs = Math.min(video.retryMs * 2, 300_000);
-        void this.#raise(video);
-      }, video.retryMs);
-      video.capTimer.unref?.();
-    }, this.#frameRateGraceMs);
-    video.lowTimer.unref?.();
   }
 
   async #raise(video: Video): Promise<void> {
     const wanted = maxLayerFor(this.#quality, video.layers);
     if (wanted === undefined || video.consumer.closed || video.layers < 2) return;
-    const spatialLayer = Math.min(wanted, video.cap ?? wanted);
+    const spatialLayer = Math.min(wanted, video.guard.cap ?? wanted);
     if (video.consumer.preferredLayers?.spatialLayer === spatialLayer) return;
     try {
       await video.consumer.setPreferredLayers({ spatialLayer });
