@@ -8,6 +8,10 @@ export interface DecodingViewersOptions {
   count: number;
   /** Frames carry send-time stamps: measure stamp → frame presented. */
   stamped: boolean;
+  /** These decoders sit behind the bandwidth cap (their browser runs in the capped namespace; marked in the results). */
+  capped?: boolean;
+  /** Index of the first decoder (two groups number on). Default 0. */
+  firstIndex?: number;
 }
 
 export interface DecodingViewersDeps {
@@ -123,7 +127,7 @@ export class DecodingViewers {
 
   /** Open every page; resolves when each has joined or failed (never rejects). */
   async start(): Promise<void> {
-    await Promise.all(Array.from({ length: this.#options.count }, (_, i) => this.#open(i)));
+    await Promise.all(Array.from({ length: this.#options.count }, (_, i) => this.#open((this.#options.firstIndex ?? 0) + i)));
   }
 
   /** Read every page's stats once (call about once per second). */
@@ -142,6 +146,7 @@ export class DecodingViewers {
       .map((d) => ({
         index: d.index,
         ok: d.joinMs !== null && d.error === undefined,
+        ...(this.#options.capped ? { capped: true } : {}),
         ...(d.error !== undefined ? { error: d.error } : {}),
         nodeId: d.nodeId,
         joinMs: d.joinMs,

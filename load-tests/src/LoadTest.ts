@@ -1,6 +1,8 @@
 import { cpus, platform } from 'node:os';
 import type { Browser } from 'playwright-core';
 import { saturationWarnings, stampWarning, summarizeRun } from './aggregate.js';
+import { ensureFakeCamera, launchChromiumInNamespace } from '@cascade/testing';
+import { startCappedNetwork, type CappedNetwork } from './cappedNetwork.js';
 import { ChromiumBroadcaster } from './ChromiumBroadcaster.js';
 import { CHROMIUM_ARGS, launchChromium } from './chromium.js';
 import { ensureAvClip, ensureClip } from './clip.js';
@@ -59,6 +61,9 @@ export class LoadTest {
     let casterBrowser: Browser | undefined;
     let decoderBrowser: Browser | undefined;
     let decoders: DecodingViewers | undefined;
+    let cappedBrowser: Browser | undefined;
+    let cappedDecoders: DecodingViewers | undefined;
+    let capNet: CappedNetwork | undefined;
     let fleet: ViewerFleet | undefined;
     let fleetResult: FleetResult | undefined;
     let decoderResults: DecoderResult[] = [];
@@ -95,8 +100,9 @@ export class LoadTest {
               : 'cached VP8 clip replayed by ffmpeg, forwarded by werift with wall-clock RTP timestamps',
           };
         } else {
-          // The fake camera at 30 fps rather than its default 20.
-          casterBrowser = await launchChromium(undefined, CHROMIUM_ARGS.map((a) => (a === '--use-fake-device-for-media-stream' ? `${a}=fps=30` : a)));
+          // The fake camera at 30 fps rather than its default 20, or a testsrc picture as costly to encode as a real camera's.
+          const camera = o.camera === 'testsrc' ? [`--use-file-for-fake-video-capture=${ensureFakeCamera(720)}`] : [];
+          casterBrowser = await launchChromium(undefined, [...CHROMIUM_ARGS.map((a) => (a === '--use-fake-device-for-media-stream' && !camera.length ? `${a}=fps=30` : a)), ...camera]);
           chromiumCaster = await ChromiumBroadcaster.start(casterBrowser, { url: o.url, ...(o.token ? { token: o.token } : {}) });
           streamId = chromiumCaster.streamId;
           broadcaster = { kind: 'chromium', stamped: false, detail: 'web demo /broadcast with the fake camera; frames not stamped, no delay figures' };
@@ -117,7 +123,20 @@ export class LoadTest {
           { now: wallClockMs, elapsedSec: () => this.#elapsedSec() },
         );
       }
-      const decodersStarted = decoders?.start();
+      if (o.capped + o.cappedDecoders > 0) {
+        capNet = await startCappedNetwork(o.url, o.capKbit);
+        this.#deps.print(`capped viewers at ${capNet.url} behind ${o.capKbit} kbit/s each way (${capNet.shaping})`);
+      }
+      if (capNet && o.cappedDecoders > 0) {
+        // The page comes from the test network's address: a secure context (for WebRTC) only by this flag.
+        cappedBrowser = await launchChromiumInNamespace(capNet.netns, [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${capNet.url}`]);
+        cappedDecoders = new DecodingViewers(
+          cappedBrowser,
+          { url: capNet.url, streamId, count: o.cappedDecoders, stamped: broadcaster.stamped, capped: true, firstIndex: o.decoders },
+          { now: wallClockMs, elapsedSec: () => this.#elapsedSec() },
+        );
+      }
+      const decodersStarted = Promise.all([decoders?.start(), cappedDecoders?.start()]);
       fleet = new ViewerFleet({
         url: o.url,
         streamId,
@@ -129,6 +148,7 @@ export class LoadTest {
         freezeGapMs: o.freezeGapMs,
         joinTimeoutMs: o.joinTimeoutMs,
         ...(sink ? { sink, maxInFlightPerProcess: 64 } : {}),
+        ...(capNet && o.capped > 0 ? { capped: { count: o.capped, netns: capNet.netns, url: capNet.url } } : {}),
       });
       await fleet.start();
       this.#t0 = Date.now();
@@ -148,7 +168,7 @@ export class LoadTest {
         }
         // Scrapes and page polls that take longer than a tick are skipped, not queued.
         scraping ??= scraper.scrape().finally(() => (scraping = undefined));
-        if (decoders) polling ??= decoders.poll().finally(() => (polling = undefined));
+        if (decoders || cappedDecoders) polling ??= Promise.all([decoders?.poll(), cappedDecoders?.poll()]).then(() => {}).finally(() => (polling = undefined));
         const point = this.#point(fleet);
         timeline.push(point);
         if (o.progress) this.#deps.print(formatProgress(point, o.viewers, scraper.latest()));
@@ -157,6 +177,7 @@ export class LoadTest {
       await Promise.all([scraping, polling, decodersStarted]);
       fleetResult = await fleet.stop();
       if (decoders) decoderResults = await decoders.stop();
+      if (cappedDecoders) decoderResults = [...decoderResults, ...(await cappedDecoders.stop())];
       this.#warnings.push(...fleetResult.warnings, ...scraper.errors.map((e) => `scrape: ${e}`));
       const viewers = fleetResult.viewers;
       const summary = summarizeRun({
@@ -197,6 +218,9 @@ export class LoadTest {
       if (fleet && !fleetResult) await fleet.stop().catch(() => {});
       if (decoders && decoderResults.length === 0) await decoders.stop().catch(() => {});
       await decoderBrowser?.close().catch(() => {});
+      if (cappedDecoders && !decoderResults.some((d) => d.capped)) await cappedDecoders.stop().catch(() => {});
+      await cappedBrowser?.close().catch(() => {});
+      await capNet?.cleanup();
       await synthetic?.stop();
       await chromiumCaster?.stop();
       await casterBrowser?.close().catch(() => {});

@@ -1,4 +1,5 @@
 /** Shapes of the load-test report (report.json). Times are wall-clock ms unless named otherwise. */
+import type { LayersSummary, ViewerLayerTimes } from './layers.js';
 import type { LogHistogramJSON } from './LogHistogram.js';
 import type { LoadTestOptions } from './options.js';
 import type { RtpReceiveSummary } from './RtpReceiveStats.js';
@@ -23,6 +24,10 @@ export interface ViewerResult {
   nodeChanges: number;
   /** Video RTP accounting; null if no consumer ever came. */
   rtp: RtpReceiveSummary | null;
+  /** Behind the test network's bandwidth cap (--capped). */
+  capped?: boolean;
+  /** The simulcast layer it received over time (werift viewers). */
+  layers?: ViewerLayerTimes;
   /** Sink viewers only (`--client sink`): the WebRTC layer underneath. */
   sink?: SinkViewerDetail;
 }
@@ -120,6 +125,8 @@ export interface DecoderSample {
 export interface DecoderResult {
   index: number;
   ok: boolean;
+  /** Behind the test network's bandwidth cap (--capped-decoders). */
+  capped?: boolean;
   error?: string;
   nodeId: string | null;
   /** page.goto() → window.cascadeWatch set, ms. */
@@ -180,6 +187,8 @@ export interface LoadTestSummary {
     frameWidth: number | null;
     renderDelayMs: Summary | null;
   };
+  /** Layers received, freezes and loss, viewers behind the bandwidth cap apart from the others. */
+  layers?: LayersSummary;
 }
 
 export interface LoadTestReport {

@@ -20,6 +20,11 @@ export interface ViewerFleetOptions {
   maxInFlightPerProcess?: number;
   /** Sink viewers (the Go load sink) instead of werift ones. */
   sink?: SinkLaunch;
+  /**
+   * werift fleets: `count` of the viewers run in a process of their own inside network namespace
+   * `netns` (behind a bandwidth cap), reaching the deployment at `url`. Marked `capped` in the results.
+   */
+  capped?: { count: number; netns: string; url: string };
 }
 
 /** How to run sink processes (see load-tests/sink). */
@@ -116,14 +121,20 @@ export class ViewerFleet {
     this.#target = o.viewers;
     // A sink fleet may start empty and grow by add() (the capacity benchmark's steps).
     if (o.viewers <= 0 && !o.sink) return;
-    const counts = split(o.viewers, o.sink ? o.processes : Math.min(o.processes, o.viewers));
+    const cappedCount = !o.sink && o.capped ? Math.min(o.capped.count, o.viewers) : 0;
+    const free = o.viewers - cappedCount;
+    const counts = free > 0 ? split(free, o.sink ? o.processes : Math.min(o.processes, free)) : [];
+    // The capped viewers last, in one process inside the capped namespace.
+    if (cappedCount > 0) counts.push(cappedCount);
     const script = fileURLToPath(new URL('./viewerProcess.js', import.meta.url));
     let first = 0;
     await Promise.all(
       counts.map(async (count, index) => {
+        const capped = cappedCount > 0 && index === counts.length - 1;
         const config: WorkerConfig = {
           process: index,
-          url: o.url,
+          url: capped ? o.capped!.url : o.url,
+          ...(capped ? { capped: true } : {}),
           streamId: o.streamId,
           // Sink processes number the viewers add() brings after their first ones.
           firstIndex: o.sink ? index * 1_000_000 + first : first,
@@ -137,7 +148,9 @@ export class ViewerFleet {
           joinTimeoutMs: o.joinTimeoutMs,
         };
         first += count;
-        const proc = o.sink ? spawnJsonLines(o.sink.bin, [], o.sink.cores !== undefined ? { cores: o.sink.cores } : {}) : forkChannel(script);
+        const proc = o.sink
+          ? spawnJsonLines(o.sink.bin, [], o.sink.cores !== undefined ? { cores: o.sink.cores } : {})
+          : forkChannel(script, capped ? { netns: o.capped!.netns } : {});
         if (o.sink?.config) Object.assign(config, o.sink.config);
         const child: Child = {
           index,

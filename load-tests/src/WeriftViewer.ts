@@ -2,6 +2,7 @@ import { CascadeEvent, Watch, type WatchOptions } from '@cascade/client-sdk';
 import type { types as msc } from 'mediasoup-client';
 import type { RtpPacket } from 'werift';
 import type { ViewerResult } from './LoadTestTypes.js';
+import { LayerClock } from './layers.js';
 import type { LogHistogram } from './LogHistogram.js';
 import { RtpReceiveStats, type RtpInterval } from './RtpReceiveStats.js';
 
@@ -16,6 +17,8 @@ export interface WeriftViewerOptions {
   joinTimeoutMs: number;
   WebSocket: NonNullable<WatchOptions['WebSocket']>;
   MediaStream: NonNullable<WatchOptions['MediaStream']>;
+  /** Behind the bandwidth cap (reported). */
+  capped?: boolean;
 }
 
 export interface WeriftViewerDeps {
@@ -40,6 +43,7 @@ export class WeriftViewer {
   readonly #options: WeriftViewerOptions;
   readonly #now: () => number;
   readonly #stats: RtpReceiveStats;
+  readonly #layers = new LayerClock();
   #watch: Watch | undefined;
   #state: ViewerState = 'idle';
   #startedAt = 0;
@@ -78,6 +82,7 @@ export class WeriftViewer {
     this.#watch = w;
     w.on(CascadeEvent.Track, (_track, consumer) => this.#hook(consumer));
     w.on(CascadeEvent.Reconnecting, () => this.#reconnects++);
+    w.on(CascadeEvent.Quality, (q) => this.#layers.on(q.spatialLayer, q.layers, this.#now()));
     w.on(CascadeEvent.NodeChanged, (nodeId) => {
       // The first one is the initial join, not a change.
       if (this.#nodeId !== null) this.#nodeChanges++;
@@ -155,6 +160,8 @@ export class WeriftViewer {
       reconnects: this.#reconnects,
       nodeChanges: this.#nodeChanges,
       rtp,
+      ...(this.#options.capped ? { capped: true } : {}),
+      layers: this.#layers.result(this.#now()),
     };
   }
 

@@ -1,5 +1,6 @@
 /** Turns raw per-viewer, per-node and per-process data into the report's summary. */
 import type { DecoderResult, GeneratorSeries, LoadTestSummary, NodeSeries, NodeSummary, TimelinePoint, ViewerResult } from './LoadTestTypes.js';
+import { summarizeLayers } from './layers.js';
 import { LogHistogram, type LogHistogramJSON } from './LogHistogram.js';
 import { summarize } from './stats.js';
 
@@ -52,6 +53,7 @@ export function summarizeRun(input: SummaryInput): LoadTestSummary {
     nodes: input.nodes.map((n) => summarizeNode(n, viewers)),
     generator: summarizeGenerator(input.generator, input.timeline),
     decoders: summarizeDecoders(input.decoders),
+    layers: summarizeLayers(viewers, input.decoders),
   };
 }
 

@@ -86,8 +86,10 @@ class ProcessChannel implements ChildChannel {
 }
 
 /** A Node viewer process (viewerProcess.ts) over IPC. */
-export function forkChannel(script: string): ChildChannel {
-  const proc = fork(script, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+export function forkChannel(script: string, options: { netns?: string } = {}): ChildChannel {
+  // In a network namespace: `ip netns exec` runs node in it, keeping the IPC descriptor.
+  const where = options.netns ? { execPath: 'ip', execArgv: ['netns', 'exec', options.netns, process.execPath] } : {};
+  const proc = fork(script, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json', ...where });
   const ch = new ProcessChannel(proc, (m) => {
     if (proc.connected) proc.send(m);
   });

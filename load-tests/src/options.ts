@@ -30,6 +30,14 @@ export interface LoadTestOptions {
   token?: string;
   /** Headless Chromium viewers that decode. */
   decoders: number;
+  /** Of the simulated viewers, this many behind a bandwidth cap of capKbit (a network namespace; needs root). */
+  capped: number;
+  /** Decoding viewers behind the cap (in addition to `decoders`). */
+  cappedDecoders: number;
+  /** The cap, kbit/s each way. Default 500. */
+  capKbit: number;
+  /** Chromium broadcaster's camera: Chromium's fake one, or testsrc (as costly to encode as a real one). Default fake. */
+  camera: 'fake' | 'testsrc';
   /** Report folder. Default ./load-test-reports/<timestamp>. */
   outDir?: string;
   /** Child processes for the simulated viewers. Default: one per ~200 viewers. */
@@ -80,6 +88,12 @@ export const USAGE = `Usage: node load-tests/dist/cli.js --url http://host:8080 
                      instead of the VP8-only clip (~475 kbit/s)
   --token JWT        broadcast token (production servers); default: the dev server's /api/dev/token
   --decoders N       headless Chromium viewers that decode. Default 2
+  --capped N         of the simulated viewers, N behind a bandwidth cap (a network namespace with a
+                     rate-limited link; needs root, and a deployment listening on all addresses)
+  --capped-decoders N  decoding Chromium viewers behind the cap, besides --decoders. Default 0
+  --cap-kbit K       the cap, kbit/s each way. Default 500
+  --camera C         Chromium broadcaster's camera: fake (default) or testsrc (costly to encode, like
+                     a real camera: simulcast layers reach their bitrates)
   --out DIR          report folder. Default ./load-test-reports/<timestamp>
   --processes N      child processes for the simulated viewers. Default ceil(viewers/${LIMITS.viewersPerProcess})
                      (sink: ceil(viewers/${LIMITS.sinkViewersPerProcess}))
@@ -130,6 +144,10 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
         bitrate: { type: 'string' },
         token: { type: 'string' },
         decoders: { type: 'string' },
+        capped: { type: 'string' },
+        'capped-decoders': { type: 'string' },
+        'cap-kbit': { type: 'string' },
+        camera: { type: 'string' },
         out: { type: 'string' },
         processes: { type: 'string' },
         'freeze-gap': { type: 'string' },
@@ -167,6 +185,10 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
     throw new UsageError('--sink-twcc is on or off, with --client sink');
   }
   const viewers = int('viewers', values.viewers, 10, 0, LIMITS.viewers);
+  const capped = int('capped', values.capped, 0, 0, viewers);
+  if (capped > 0 && client !== 'werift') throw new UsageError('--capped works with werift viewers');
+  const camera = (values.camera ?? 'fake') as 'fake' | 'testsrc';
+  if (camera !== 'fake' && camera !== 'testsrc') throw new UsageError('--camera is fake or testsrc');
   const perProcess = client === 'sink' ? LIMITS.sinkViewersPerProcess : LIMITS.viewersPerProcess;
   const dfltProcesses = Math.max(1, Math.ceil(viewers / perProcess));
   const processes = Math.min(int('processes', values.processes, dfltProcesses, 1, LIMITS.processes), Math.max(1, viewers));
@@ -184,6 +206,10 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
     ...(values.bitrate !== undefined ? { bitrateKbps: int('bitrate', values.bitrate, 0, 100, 20_000) } : {}),
     ...(values.token !== undefined ? { token: values.token } : {}),
     decoders: int('decoders', values.decoders, 2, 0, LIMITS.decoders),
+    capped,
+    cappedDecoders: int('capped-decoders', values['capped-decoders'], 0, 0, LIMITS.decoders),
+    capKbit: int('cap-kbit', values['cap-kbit'], 500, 50, 1_000_000),
+    camera,
     ...(values.out !== undefined ? { outDir: values.out } : {}),
     processes,
     freezeGapMs: int('freeze-gap', values['freeze-gap'], 500, 50, 60_000),

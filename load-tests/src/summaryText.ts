@@ -1,3 +1,4 @@
+import { formatLayers } from './layers.js';
 import type { LoadTestReport } from './LoadTestTypes.js';
 import type { Summary } from './stats.js';
 
@@ -32,6 +33,7 @@ export function formatSummary(r: LoadTestReport): string {
   out.push(`  load generator: ${g.processes} processes (${g.viewersPerProcess.join('/')} viewers), CPU p50 ${f(g.cpuPctPerProcess?.p50, 0)} % p95 ${f(g.cpuPctPerProcess?.p95, 0)} % of a core each; machine p50 ${f(g.hostCpuPct?.p50, 0)} % of all cores`);
   const d = s.decoders;
   out.push(`  decoders: ${d.ok}/${d.count} ok, fps p50 ${f(d.fps?.p50, 0)}, freezes ${d.freezeCount}, width ${d.frameWidth ?? '–'}, render delay p50 ${f(d.renderDelayMs?.p50)} ms`);
+  out.push(...formatLayers(s.layers));
   for (const w of r.warnings.slice(0, 10)) out.push(`  warning: ${w}`);
   return out.join('\n');
 }

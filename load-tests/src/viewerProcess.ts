@@ -77,6 +77,7 @@ function start(c: WorkerConfig): void {
           joinTimeoutMs: c.joinTimeoutMs,
           WebSocket: WebSocket as unknown as NonNullable<WatchOptions['WebSocket']>,
           MediaStream: werift.MediaStream as unknown as NonNullable<WatchOptions['MediaStream']>,
+          ...(c.capped ? { capped: true } : {}),
         },
         { now: wallClockMs },
       ),

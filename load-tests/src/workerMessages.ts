@@ -25,6 +25,8 @@ export interface WorkerConfig {
   stamped: boolean;
   freezeGapMs: number;
   joinTimeoutMs: number;
+  /** This process runs behind the test network's bandwidth cap (werift processes; marked in the results). */
+  capped?: boolean;
   /** Sink processes only (load-tests/sink/main.go sinkConfig); ignored by werift processes. */
   server?: 'cascade' | 'janus';
   /** session.ping period, ms (0: none). Sink default 1000. */

@@ -1,0 +1,58 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { canCreateNamespaces, createTestNetwork, type TestNetwork } from '@cascade/testing';
+
+const execFileP = promisify(execFile);
+
+/** A network namespace whose link the test network holds to a bandwidth cap, for viewers on a slow link. */
+export interface CappedNetwork {
+  /** Namespace to run capped viewers in. */
+  netns: string;
+  /** The deployment's URL as seen from inside (a loopback host becomes the root namespace's test address). */
+  url: string;
+  /** How the cap is applied (the userspace switch on kernels without netem). */
+  shaping: string;
+  cleanup(): Promise<void>;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+/** The source address of this host's default route (its primary address), if any. */
+async function primaryAddress(): Promise<string | undefined> {
+  const { stdout } = await execFileP('ip', ['-4', 'route', 'get', '192.0.2.255'], { timeout: 10_000 }).catch(() => ({ stdout: '' }));
+  return /\bsrc (\S+)/.exec(stdout)?.[1];
+}
+
+/**
+ * One namespace behind a `capKbit` link each way (createTestNetwork: netem, or the userspace
+ * switch where the kernel has no netem/tbf). Its default route goes to the root namespace, so
+ * that viewers inside reach the deployment at any address of this host (packets for a local
+ * address are delivered, never forwarded): the deployment must listen on all addresses and
+ * announce a non-loopback media address, `mediaIp` (default: this host's primary address).
+ * Needs root.
+ *
+ * Replies toward the namespace leave from `mediaIp`: a media server's UDP socket bound to
+ * 0.0.0.0 answers from the route's preferred source, which would be the root's test-subnet
+ * address; a client that checks where its ICE answers come from (werift) would drop them.
+ */
+export async function startCappedNetwork(url: string, capKbit: number, mediaIp?: string): Promise<CappedNetwork> {
+  const support = await canCreateNamespaces();
+  if (!support.ok) throw new Error(`capped viewers need network namespaces: ${support.reason}`);
+  const net: TestNetwork = await createTestNetwork({ count: 1, rateKbit: capKbit });
+  try {
+    const ns = net.namespaces[0]!;
+    await execFileP('ip', ['-n', ns.name, 'route', 'add', 'default', 'via', net.rootIp], { timeout: 10_000 });
+    const src = mediaIp ?? (await primaryAddress());
+    if (src) {
+      const route = (await execFileP('ip', ['-4', 'route', 'show', net.subnet], { timeout: 10_000 })).stdout.trim().split('\n')[0] ?? '';
+      const dev = /\bdev (\S+)/.exec(route)?.[1];
+      if (dev) await execFileP('ip', ['route', 'replace', net.subnet, 'dev', dev, 'scope', 'link', 'src', src], { timeout: 10_000 });
+    }
+    const u = new URL(url);
+    if (LOOPBACK.has(u.hostname)) u.hostname = net.rootIp;
+    return { netns: ns.name, url: u.toString().replace(/\/$/, ''), shaping: `${net.shaping} (${net.shapingNote})`, cleanup: () => net.cleanup() };
+  } catch (err) {
+    await net.cleanup();
+    throw err;
+  }
+}
