@@ -2,7 +2,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other, each figure next to a baseline
  * measured in the same run; results go to bench-results/<date>.json and BENCHMARKS.md.
- *   node load-tests/dist/bench/index.js [--quick] [--only capacity,tree,hops,join,placement,failover] [--no-write]
+ *   node load-tests/dist/bench/index.js [--quick] [--only capacity,tree,hops,join,joinStorm,placement,failover,innerFailover] [--no-write]
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -15,6 +15,7 @@ const BENCHES: Record<string, () => Promise<(ctx: BenchContext) => Promise<Bench
   placement: async () => (await import('./placement.js')).runPlacementBench,
   hops: async () => (await import('./hops.js')).runHopsBench,
   join: async () => (await import('./join.js')).runJoinBench,
+  joinStorm: async () => (await import('./joinStorm.js')).runJoinStormBench,
   failover: async () => (await import('./failover.js')).runFailoverBench,
   innerFailover: async () => (await import('./innerFailover.js')).runInnerFailoverBench,
   capacity: async () => (await import('./capacity.js')).runCapacityBench,

@@ -1,0 +1,184 @@
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, startChromiumBroadcaster, startServer, type NodeProcess, type TestBroadcaster } from '@cascade/testing';
+import { HostCpu } from '../HostCpu.js';
+import type { ViewerResult } from '../LoadTestTypes.js';
+import { summarize, type Summary } from '../stats.js';
+import { ViewerFleet } from '../ViewerFleet.js';
+import type { BenchContext, BenchResult } from './types.js';
+
+/** Machine busier than this during the storm: the figures describe the machine, not the server. */
+const SATURATED_PCT = 85;
+/** After the last join has resolved, time for its first frame to come. */
+const SETTLE_MS = 5000;
+
+/** PLIs and FIRs the broadcaster's browser received for its video, per RTP stream (rid; '' without simulcast). */
+function keyFrameRequests(page: Page): Promise<Record<string, number>> {
+  return page.evaluate(async () => {
+    const b = (window as unknown as { cascadeBroadcast: { producers: { kind: string; getStats(): Promise<Map<string, { type: string; rid?: string; pliCount?: number; firCount?: number }>> }[] } }).cascadeBroadcast;
+    const n: Record<string, number> = {};
+    for (const p of b.producers) {
+      if (p.kind !== 'video') continue;
+      (await p.getStats()).forEach((s) => {
+        if (s.type === 'outbound-rtp') n[s.rid ?? ''] = (n[s.rid ?? ''] ?? 0) + (s.pliCount ?? 0) + (s.firCount ?? 0);
+      });
+    }
+    return n;
+  });
+}
+
+interface Phase {
+  viewers: ViewerResult[];
+  /** Machine busy share (% of all cores) per second while the phase ran. */
+  busy: number[];
+  /** The viewer processes' CPU, % of one core, per sample. */
+  generatorCpu: number[];
+  stopReason: string;
+  durationMs: number;
+}
+
+/**
+ * `count` werift viewers joining the origin at `ratePerSec` (at most `inFlight` joins open at
+ * once per process); ends when every join has resolved or failed and SETTLE_MS passed, or at
+ * `budgetMs`, whichever first.
+ */
+async function runPhase(url: string, streamId: string, o: { count: number; ratePerSec: number; processes: number; inFlight: number; budgetMs: number }): Promise<Phase> {
+  const cpu = new HostCpu();
+  const busy: number[] = [];
+  const fleet = new ViewerFleet({
+    url,
+    streamId,
+    viewers: o.count,
+    processes: o.processes,
+    rampPerSec: o.ratePerSec,
+    durationMs: o.budgetMs,
+    stamped: false,
+    freezeGapMs: 500,
+    joinTimeoutMs: 15_000,
+    maxInFlightPerProcess: o.inFlight,
+  });
+  const started = Date.now();
+  let stopReason = `time budget of ${o.budgetMs / 1000} s reached`;
+  let doneAt: number | undefined;
+  let result: Awaited<ReturnType<ViewerFleet['stop']>>;
+  try {
+    await fleet.start();
+    cpu.sample();
+    while (Date.now() - started < o.budgetMs) {
+      await new Promise((res) => setTimeout(res, 1000));
+      const load = cpu.sample();
+      if (load !== null) busy.push(load);
+      const s = fleet.sample();
+      if (doneAt === undefined && s.joined + s.failed >= o.count) doneAt = Date.now();
+      if (doneAt !== undefined && Date.now() - doneAt >= SETTLE_MS) {
+        stopReason = `all ${o.count} joins resolved or failed, then ${SETTLE_MS / 1000} s for first frames`;
+        break;
+      }
+    }
+  } finally {
+    result = await fleet.stop();
+  }
+  return {
+    viewers: result.viewers,
+    busy,
+    generatorCpu: result.generator.flatMap((g) => g.samples.map((x) => x.cpuPct)),
+    stopReason,
+    durationMs: Date.now() - started,
+  };
+}
+
+const EMPTY: Summary = { count: 0, min: NaN, max: NaN, mean: NaN, p50: NaN, p95: NaN, p99: NaN };
+const s = (v: number[]): Summary => summarize(v) ?? EMPTY;
+const firstFrames = (p: Phase) => p.viewers.flatMap((v) => (v.firstFrameMs !== null ? [v.firstFrameMs] : []));
+const joins = (p: Phase) => p.viewers.flatMap((v) => (v.joinMs !== null ? [v.joinMs] : []));
+/** Viewers that never showed a frame, or whose processes gave no results. */
+const failures = (p: Phase, count: number) => count - firstFrames(p).length;
+
+/**
+ * The join storm of issue 17: `storm` werift viewers joining the origin at 25/s against the
+ * same viewers' first frame one at a time, in the same run, with a simulcast Chromium
+ * broadcaster. Per viewer: watch() to its first complete video frame (a viewer starts on the
+ * lowest layer, so that is its first key frame), and watch() to resolved. The machine's load
+ * during the storm is reported: werift viewers cost CPU on the same two cores, and a saturated
+ * machine measures itself. Key frame requests the broadcaster received during the storm, per
+ * layer, show the throttle at work.
+ */
+export async function runJoinStormBench(ctx: BenchContext): Promise<BenchResult> {
+  const started = Date.now();
+  const full = ctx.scale === 'full';
+  const storm = full ? 200 : 30;
+  const rate = 25;
+  const solo = full ? 20 : 5;
+  const warnings: string[] = [];
+  let origin: NodeProcess | undefined;
+  let browser: Browser | undefined;
+  let b: TestBroadcaster | undefined;
+  let one: Phase;
+  let many: Phase;
+  let requests: Record<string, number> = {};
+  try {
+    origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: String(storm + solo + 20), CASCADE_LOG_LEVEL: 'warn' } });
+    browser = await launchChromium();
+    b = await startChromiumBroadcaster(origin.url, browser);
+    await new Promise((res) => setTimeout(res, 2000));
+    // One at a time: the next join starts ~1.2 s after the previous one began, alone on the machine.
+    ctx.log(`one at a time: ${solo} joins`);
+    one = await runPhase(origin.url, b.streamId, { count: solo, ratePerSec: 0.8, processes: 1, inFlight: 1, budgetMs: solo * 1250 + 30_000 });
+    ctx.log(`one at a time: ${one.stopReason}; first frame p50 ${s(firstFrames(one)).p50} ms`);
+    await new Promise((res) => setTimeout(res, 2000));
+    const before = await keyFrameRequests(b.page);
+    ctx.log(`storm: ${storm} joins at ${rate}/s`);
+    many = await runPhase(origin.url, b.streamId, { count: storm, ratePerSec: rate, processes: Math.max(1, Math.ceil(storm / 100)), inFlight: 64, budgetMs: (storm / rate) * 1000 + 60_000 });
+    const after = await keyFrameRequests(b.page);
+    requests = Object.fromEntries(Object.entries(after).map(([rid, n]) => [rid, n - (before[rid] ?? 0)]));
+    ctx.log(`storm: ${many.stopReason}; first frame p50 ${s(firstFrames(many)).p50} p95 ${s(firstFrames(many)).p95} ms; key frame requests ${JSON.stringify(requests)}`);
+  } finally {
+    await b?.stop();
+    await browser?.close();
+    await origin?.stop();
+  }
+  const ffSolo = s(firstFrames(one));
+  const ffStorm = s(firstFrames(many));
+  const joinSolo = s(joins(one));
+  const joinStorm = s(joins(many));
+  if (ffSolo.count === 0 || ffStorm.count === 0) throw new Error('join storm bench: no first frames');
+  const busy = s(many.busy);
+  const gen = s(many.generatorCpu);
+  const failed = { solo: failures(one, solo), storm: failures(many, storm) };
+  if (failed.storm + failed.solo > 0) warnings.push(`${failed.storm} storm viewers and ${failed.solo} single joins showed no frame (counted as failures, not in the percentiles)`);
+  if (busy.max > SATURATED_PCT) warnings.push(`machine ${busy.max.toFixed(0)} % busy at the storm's peak (p50 ${busy.p50.toFixed(0)} %): the load generator shares the two cores; above ~${SATURATED_PCT} % the figures describe the machine`);
+  const stormNote = `${storm} werift viewers at ${rate}/s on the origin (${ffStorm.count} first frames, ${failed.storm} failures); one at a time: ${solo} joins ~1.25 s apart (${ffSolo.count} first frames). Machine busy during the storm p50 ${busy.p50.toFixed(0)} %, max ${busy.max.toFixed(0)} % of all cores; load generator p50 ${gen.p50?.toFixed?.(0)} % of a core per process. Key frame requests the broadcaster received during the storm, per layer: ${JSON.stringify(requests)}. Stop: ${many.stopReason}.`;
+  return {
+    id: 'joinStorm',
+    title: `Join storm: ${storm} viewers at ${rate}/s, first frame`,
+    figures: [
+      {
+        name: `join storm (${storm} at ${rate}/s): watch() to first frame, p95`,
+        value: ffStorm.p95,
+        unit: 'ms',
+        baseline: { name: 'one join at a time, p95', value: ffSolo.p95, unit: 'ms' },
+        ratio: ffStorm.p95 / ffSolo.p95,
+        note: `${stormNote} Target: p95 < 500 ms with the load generator below saturation. Lower is better.`,
+      },
+      {
+        name: `join storm (${storm} at ${rate}/s): watch() to first frame, p50`,
+        value: ffStorm.p50,
+        unit: 'ms',
+        baseline: { name: 'one join at a time, p50', value: ffSolo.p50, unit: 'ms' },
+        ratio: ffStorm.p50 / ffSolo.p50,
+        note: `Max ${ffStorm.max} ms in the storm, ${ffSolo.max} ms one at a time. watch() resolved: storm p50 ${joinStorm.p50} / p95 ${joinStorm.p95} ms, one at a time p50 ${joinSolo.p50} / p95 ${joinSolo.p95} ms.`,
+      },
+    ],
+    details: {
+      firstFrame: { storm: ffStorm, solo: ffSolo },
+      join: { storm: joinStorm, solo: joinSolo },
+      failures: failed,
+      machineBusyPercent: busy,
+      generatorCpuPercentOfCore: gen,
+      keyFrameRequestsPerLayer: requests,
+      stopReason: { storm: many.stopReason, solo: one.stopReason },
+      phaseMs: { storm: many.durationMs, solo: one.durationMs },
+    },
+    warnings,
+    durationMs: Date.now() - started,
+  };
+}
