@@ -84,7 +84,18 @@ export function originControlPlane(
   return (node, tickets) => {
     if (deps.parts) {
       return new LocalControlPlane(
-        { id: node.id, kind: 'origin', volunteer: false, owner: 'origin', url: deps.publicUrl, mediaIp: node.pipeListenIp.announcedIp, capacity, registeredAt: Date.now() },
+        {
+          id: node.id,
+          kind: 'origin',
+          volunteer: false,
+          owner: 'origin',
+          url: deps.publicUrl,
+          mediaIp: node.pipeListenIp.announcedIp,
+          // The port the operator set (0: one the OS picks per worker, not known here).
+          ...(config.mediasoup.mediaPort > 0 ? { mediaPort: config.mediasoup.mediaPort } : {}),
+          capacity,
+          registeredAt: Date.now(),
+        },
         { controller: deps.parts.controller, router: deps.parts.router, logger: deps.logger },
       );
     }
