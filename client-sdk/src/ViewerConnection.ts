@@ -66,9 +66,15 @@ export class DeviceCache {
  * viewer there): a recv transport and one consumer per source. The only connection a viewer
  * opens to a relay is for media. It does not reconnect; `Watch` does.
  */
+interface Received {
+  bytes: number;
+  packets: number;
+  lost: number;
+}
+
 export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
   readonly nodeId: string;
-  readonly stream: StreamInfo;
+  #stream: StreamInfo;
   readonly #signal: SignalClient;
   readonly #transport: msc.Transport;
   readonly #consumers = new Map<string, msc.Consumer>();
@@ -85,6 +91,10 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
       timeoutMs: options.timeoutMs,
     });
     {
+      // The stream's state may change while we set up (a relay that had just been given the
+      // stream goes live when its pipe opens): the latest word counts, not the watch answer's.
+      let lateState: StreamInfo['state'] | undefined;
+      const stopListening = signal.onNotification('stream.state', ({ state }) => (lateState = state));
       try {
         const res = await signal.request('stream.watch', {
           streamId: options.streamId,
@@ -103,6 +113,9 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
         const conn = new ViewerConnection(res.nodeId, res.stream, signal, transport);
         await conn.#subscribe(device);
         if (res.receiptIntervalMs) conn.#startReceipts(res.receiptIntervalMs);
+        // Nobody listens to this connection's events until it is returned: what changed meanwhile is its starting state.
+        if (lateState) conn.#stream = { ...conn.#stream, state: lateState };
+        stopListening();
         return conn;
       } catch (err) {
         signal.close();
@@ -114,7 +127,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
   private constructor(nodeId: string, stream: StreamInfo, signal: SignalClient, transport: msc.Transport) {
     super();
     this.nodeId = nodeId;
-    this.stream = stream;
+    this.#stream = stream;
     this.#signal = signal;
     this.#transport = transport;
     transport.on('connect', ({ dtlsParameters }, callback, errback) => {
@@ -157,6 +170,11 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     signal.on('suspect', () => void this.#mediaSinceLastPing().then((flowing) => !this.#closed && this.safeEmit(flowing ? 'signalsilent' : 'suspect')));
   }
 
+  /** The stream as this node described it, with its state as of when the connection was handed over. */
+  get stream(): StreamInfo {
+    return this.#stream;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
@@ -185,20 +203,34 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
   }
 
   /** What every consumer received so far (inbound-rtp), or undefined where this environment gives no stats. */
-  async #received(): Promise<{ bytes: number; packets: number; lost: number } | undefined> {
-    let total: { bytes: number; packets: number; lost: number } | undefined;
-    for (const c of this.#consumers.values()) {
+  /** What each consumer received so far (consumers whose stats cannot be read are left out). */
+  async #receivedByConsumer(): Promise<Map<string, Received>> {
+    const out = new Map<string, Received>();
+    for (const [id, c] of this.#consumers) {
       try {
         for (const s of (await c.getStats()).values() as Iterable<{ type: string; bytesReceived?: number; packetsReceived?: number; packetsLost?: number }>) {
           if (s.type !== 'inbound-rtp' || typeof s.bytesReceived !== 'number') continue;
-          total ??= { bytes: 0, packets: 0, lost: 0 };
-          total.bytes += s.bytesReceived;
-          total.packets += s.packetsReceived ?? 0;
-          total.lost += Math.max(0, s.packetsLost ?? 0);
+          const r = out.get(id) ?? { bytes: 0, packets: 0, lost: 0 };
+          r.bytes += s.bytesReceived;
+          r.packets += s.packetsReceived ?? 0;
+          r.lost += Math.max(0, s.packetsLost ?? 0);
+          out.set(id, r);
         }
       } catch {
         // closed meanwhile, or no stats here
       }
+    }
+    return out;
+  }
+
+  async #received(): Promise<Received | undefined> {
+    const byConsumer = await this.#receivedByConsumer();
+    if (byConsumer.size === 0) return undefined;
+    const total = { bytes: 0, packets: 0, lost: 0 };
+    for (const r of byConsumer.values()) {
+      total.bytes += r.bytes;
+      total.packets += r.packets;
+      total.lost += r.lost;
     }
     return total;
   }
@@ -213,14 +245,24 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
    */
   #startReceipts(intervalMs: number): void {
     let seq = 0;
-    let last = { bytes: 0, packets: 0, lost: 0, at: Date.now() };
+    // Per consumer: a consumer replaced meanwhile (a new source, a layer) starts from zero
+    // instead of making the total go backwards and swallowing an interval.
+    let last = new Map<string, Received>();
+    let lastAt = Date.now();
     this.#receiptTimer = setInterval(() => {
-      void this.#received().then((now) => {
-        if (!now || this.#closed) return;
+      void this.#receivedByConsumer().then((now) => {
+        if (now.size === 0 || this.#closed) return;
         const at = Date.now();
-        const delta = { bytes: Math.max(0, now.bytes - last.bytes), packets: Math.max(0, now.packets - last.packets), lost: Math.max(0, now.lost - last.lost) };
-        const intervalMs = Math.max(1, Math.round(at - last.at));
-        last = { ...now, at };
+        const delta = { bytes: 0, packets: 0, lost: 0 };
+        for (const [id, r] of now) {
+          const before = last.get(id) ?? { bytes: 0, packets: 0, lost: 0 };
+          delta.bytes += Math.max(0, r.bytes - before.bytes);
+          delta.packets += Math.max(0, r.packets - before.packets);
+          delta.lost += Math.max(0, r.lost - before.lost);
+        }
+        const intervalMs = Math.max(1, Math.round(at - lastAt));
+        last = now;
+        lastAt = at;
         this.#signal
           .request('viewer.receipt', { streamId: this.stream.id, nodeId: this.nodeId, seq: ++seq, intervalMs, ...delta })
           .catch(() => {
