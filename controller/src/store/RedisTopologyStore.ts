@@ -13,6 +13,7 @@ import type {
 } from '../types.js';
 import { KEYS, TOPOLOGY_LUA } from './redisScript.js';
 import { redactUrl, storeError } from './redisLink.js';
+import { NO_LIMIT } from './scores.js';
 import type { TopologyStore, TopologyStoreOptions } from './TopologyStore.js';
 
 type ScriptRedis = Redis & { cascadeTopology(...args: (string | number)[]): Promise<unknown> };
@@ -42,7 +43,7 @@ export class RedisTopologyStore implements TopologyStore {
   readonly #sub: Redis;
   readonly #log: Logger;
   readonly #handlers = new Set<(e: TopologyEvent) => void>();
-  /** K for restored edges, -1 for none (see TopologyStoreOptions). */
+  /** K for restored edges, NO_LIMIT for none (see TopologyStoreOptions). */
   readonly #maxChildren: number;
   /**
    * The ticket key this instance signs with, once it took it from Redis. Redis may lose it
@@ -67,7 +68,7 @@ export class RedisTopologyStore implements TopologyStore {
 
   private constructor(options: RedisTopologyStoreOptions, logger: Logger) {
     this.#log = logger.child({ component: 'RedisTopologyStore' });
-    this.#maxChildren = options.maxChildren ?? -1;
+    this.#maxChildren = options.maxChildren ?? NO_LIMIT;
     const common = {
       lazyConnect: true,
       enableOfflineQueue: false,
