@@ -9,7 +9,8 @@ import {
   Peer,
   RelayRequests,
   webSocketChannel,
-  type ControlNotificationData,
+  toCascadeError,
+  type ControlNotificationType,
   type ControlParams,
   type Logger,
   type NodeCapacity,
@@ -195,7 +196,16 @@ export class RelayGateway {
       if (suppressed !== undefined) conn.log.info({ type, code: err.code, suppressed }, 'control request refused');
     });
     peer.on('close', () => void this.#onClose(conn));
-    peer.on('notification', (type, data) => this.#onTunnelFrame(conn, type as keyof typeof ControlNotifications, data));
+    peer.onNotification('tunnel.open', (d) =>
+      this.#fromTunnel(conn, 'tunnel.open', d.id, (nodeId) => {
+        if (conn.status === 'probing') throw new CascadeError('CASCADE_ERR_RELAY_NOT_REGISTERED', 'not checked yet');
+        this.#router.fromNode(nodeId, { op: 'open', id: d.id, to: d.to });
+      }),
+    );
+    peer.onNotification('tunnel.data', (d) => this.#fromTunnel(conn, 'tunnel.data', d.id, (nodeId) => this.#router.fromNode(nodeId, { op: 'data', id: d.id, data: d.data })));
+    peer.onNotification('tunnel.close', (d) =>
+      this.#fromTunnel(conn, 'tunnel.close', d.id, (nodeId) => this.#router.fromNode(nodeId, { op: 'close', id: d.id, code: d.code, reason: d.reason })),
+    );
 
     const registered = (): NodeRecord => {
       if (!conn.record) throw new CascadeError('CASCADE_ERR_RELAY_NOT_REGISTERED', 'send node.register first');
@@ -417,21 +427,17 @@ export class RelayGateway {
     }
   }
 
-  #onTunnelFrame(conn: NodeConnection, type: keyof typeof ControlNotifications, data: unknown): void {
+  /** A registered node's tunnel frame, passed on by `pass`; a refused one closes that tunnel (unless it was the close). */
+  #fromTunnel(conn: NodeConnection, type: ControlNotificationType, tunnel: string, pass: (nodeId: string) => void): void {
     const record = conn.record;
     if (!record) return;
-    const d = data as ControlNotificationData<'tunnel.data'> & ControlNotificationData<'tunnel.open'> & ControlNotificationData<'tunnel.close'>;
     try {
-      if (type === 'tunnel.open') {
-        if (conn.status === 'probing') throw new CascadeError('CASCADE_ERR_RELAY_NOT_REGISTERED', 'not checked yet');
-        this.#router.fromNode(record.id, { op: 'open', id: d.id, to: d.to });
-      } else if (type === 'tunnel.data') this.#router.fromNode(record.id, { op: 'data', id: d.id, data: d.data });
-      else if (type === 'tunnel.close') this.#router.fromNode(record.id, { op: 'close', id: d.id, code: d.code, reason: d.reason });
+      pass(record.id);
     } catch (err) {
-      const e = err instanceof CascadeError ? err : new CascadeError('CASCADE_ERR_INTERNAL', undefined, { cause: err });
+      const e = toCascadeError(err);
       const suppressed = this.#refusalLog.take(e.code);
-      if (suppressed !== undefined) conn.log.warn({ code: e.code, type, tunnel: d.id, suppressed }, 'tunnel frame refused');
-      if (type !== 'tunnel.close') conn.peer.notify('tunnel.close', { id: d.id, code: e.closeCode, reason: e.code });
+      if (suppressed !== undefined) conn.log.warn({ code: e.code, type, tunnel, suppressed }, 'tunnel frame refused');
+      if (type !== 'tunnel.close') conn.peer.notify('tunnel.close', { id: tunnel, code: e.closeCode, reason: e.code });
     }
   }
 
