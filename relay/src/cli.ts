@@ -4,8 +4,7 @@
  *   cascade-relay --controller https://cascade.example.org --token <relay token>
  * and sees what it is doing; Ctrl-C moves its viewers away before it exits.
  */
-import { parseArgs } from 'node:util';
-import { createLogger, loadConfig } from '@cascade/config';
+import { createLogger, loadConfig, parseCommandLine } from '@cascade/config';
 import { isCascadeError } from '@cascade/protocol';
 import { defaultRelayId, startRelay } from './startRelay.js';
 
@@ -57,20 +56,7 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
-/** A bad command line (unknown flag, missing value) is one line and the usage, not a stack trace. */
-function parseCommandLine() {
-  try {
-    return parseArgs({ options: OPTIONS });
-  } catch (err) {
-    if (!String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_')) throw err;
-    // "Unknown option '--bogus'. To specify a positional argument…": the first sentence says it.
-    const what = (err as Error).message.split('. ')[0]!;
-    console.error(`cascade-relay: ${what.charAt(0).toLowerCase()}${what.slice(1)}\n\n${USAGE}`);
-    process.exit(2);
-  }
-}
-
-const { values } = parseCommandLine();
+const { values } = parseCommandLine({ name: 'cascade-relay', usage: USAGE }, { options: OPTIONS });
 if (values.help) {
   console.log(USAGE);
   process.exit(0);
