@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { announcedAddress, type CascadeConfig } from '@cascade/config';
 import { CascadeError, type Logger } from '@cascade/protocol';
+import { relayIdFor } from '@cascade/protocol/node';
 import { createPortMapper, type PortMapper } from './nat/index.js';
 import { defaultGateway, isNonPublicIPv4, localAddressTowards } from './nat/localNetwork.js';
 import { RelayNode } from './RelayNode.js';
@@ -110,8 +110,8 @@ async function startRelayNode(
 }
 
 /**
- * `<token subject>-<random>`: readable in the topology, unique per run. The subject is read
- * without verifying the token (the controller verifies it); it only names the relay.
+ * relayIdFor() the token's subject. The subject is read without verifying the token (the
+ * controller verifies it); it only names the relay.
  */
 export function defaultRelayId(token: string): string {
   let sub = 'relay';
@@ -121,5 +121,5 @@ export function defaultRelayId(token: string): string {
   } catch {
     // not a JWT: the controller will say so
   }
-  return `${sub.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 60)}-${randomBytes(3).toString('hex')}`;
+  return relayIdFor(sub);
 }

@@ -16,7 +16,7 @@ import {
   type NodeCapacity,
   type VerifiedTokenClaims,
 } from '@cascade/protocol';
-import { WsEndpoint, type UpgradeRouter } from '@cascade/protocol/node';
+import { relayIdFor, WsEndpoint, type UpgradeRouter } from '@cascade/protocol/node';
 import type { RelayTokens } from '../auth/RelayTokens.js';
 import type { CreditService } from '../credits/CreditService.js';
 import type { TokenService } from '../auth/TokenService.js';
@@ -300,7 +300,7 @@ export class RelayGateway {
     const kind = claims.scope.includes('origin') ? 'origin' : 'relay';
     checkDeclaredCapacity(p.node.capacity, kind);
     const mediaIp = checkMediaAddress(p.node.mediaIp, conn.observedIp, kind === 'origin' ? 'any' : this.#options.addressPolicy);
-    const nodeId = p.node.id ?? `${claims.sub.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 60)}-${randomBytes(3).toString('hex')}`;
+    const nodeId = p.node.id ?? relayIdFor(claims.sub);
     const tokenHash = createHash('sha256').update(p.token).digest('base64url').slice(0, 22);
     const now = Date.now();
     const existing = await this.#controller.getNode(nodeId);
