@@ -37,6 +37,7 @@
  * `csv<tag>`/`csx<tag>`), so parallel runs never collide, and a later run removes what a
  * dead run left behind (namespaces of a pid that no longer exists).
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import type dgramModule from 'node:dgram';
@@ -519,7 +520,7 @@ export async function createTestNetwork(options: TestNetworkOptions): Promise<Te
     if (sw && sw.exitCode === null && sw.signalCode === null) {
       const gone = new Promise((r) => sw.once('exit', r));
       sw.kill('SIGKILL');
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
+      await Promise.race([gone, delay(3000)]);
     }
     for (const ns of [...created].reverse()) {
       await killInside(ns);
