@@ -118,7 +118,8 @@ process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejec
 
 try {
   say(`starting: controller ${config.relay.controllerUrl}, up to ${plural(config.relay.maxViewers, 'viewer')} and ${plural(config.relay.maxChildren, 'child relay')}`);
-  const relay = await startRelay(config, { logger, nodeId, onPortMapping: (message) => say(message) });
+  const running = await startRelay(config, { logger, nodeId, onPortMapping: (message) => say(message) });
+  const { relay } = running;
   const ip = relay.node.pipeListenIp.announcedIp;
   const media = await relay.node.mediaPort();
   const ports = `UDP and TCP ${media}, UDP ${config.mediasoup.rtcMinPort}-${config.mediasoup.rtcMaxPort}`;
@@ -133,7 +134,7 @@ try {
     if (err.code === 'CASCADE_ERR_RELAY_UNREACHABLE') {
       say(`viewers and other relays must reach ${ports} on ${ip}: forward these ports on your router to this machine, or pass --media-ip <your public ip>`);
     }
-    void relay.close().then(() => process.exit(2));
+    void running.close().then(() => process.exit(2));
   });
   await relay.start().catch(() => undefined);
 
@@ -159,7 +160,7 @@ try {
     stopping = true;
     say(`${signal}: moving viewers and child relays away before leaving (Ctrl-C again to force)…`);
     await relay.drain();
-    await relay.close();
+    await running.close();
     say(`bye: relayed ${(relay.meter.latest.bytesOut / 1e6).toFixed(1)} MB in total`);
     process.exit(0);
   };
