@@ -3,7 +3,7 @@ import { CascadeError } from '@cascade/protocol';
 import type { Browser } from 'playwright-core';
 import { saturationWarnings, stampWarning, summarizeRun } from './aggregate.js';
 import { ChromiumBroadcaster } from './ChromiumBroadcaster.js';
-import { CHROMIUM_ARGS, launchChromium } from './chromium.js';
+import { CHROMIUM_ARGS, launchChromium } from '@cascade/clients';
 import { ensureAvClip, ensureClip } from './clip.js';
 import { sleep, wallClockMs } from './clock.js';
 import { DecodingViewers } from './DecodingViewers.js';
