@@ -4,3 +4,4 @@ export * from './WsEndpoint.js';
 export { openWebSocket } from './openWebSocket.js';
 export * from './GuardedHttpServer.js';
 export { relayIdFor } from './relayId.js';
+export * from './PingLiveness.js';
