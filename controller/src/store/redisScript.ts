@@ -5,6 +5,8 @@ import { FULL, HEARTBEAT_PRUNE_GRACE_MS, NO_LIMIT, RECONCILE_GRACE_MS } from './
  * The Redis store's decisions, as one Lua script run atomically by Redis (one round trip per
  * decision). It mirrors MemoryTopologyStore step for step; the store contract tests run the
  * same scenarios against both. Not Redis Cluster safe: keys are derived inside the script.
+ * (Over 450 lines: Redis runs one script per command, and every decision shares its helpers;
+ * splitting the Lua text across files would only hide that it is one program.)
  *
  * Keys (all under `cascade:`):
  *   cascade:nodes                 hash   nodeId => NodeRecord JSON
