@@ -4,6 +4,7 @@
  * environment variable named after its path: `origin.maxViewers` → `CASCADE_ORIGIN_MAX_VIEWERS`.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { IceServer } from '@cascade/protocol';
 
 const Ms = (d: number, min = 0, what = '') => Type.Integer({ minimum: min, default: d, description: what ? `${what} (ms)` : 'ms' });
 
@@ -17,14 +18,8 @@ export const ListenIp = Type.Object(
   { additionalProperties: false },
 );
 
-export const IceServerConfig = Type.Object(
-  {
-    urls: Type.Union([Type.String(), Type.Array(Type.String())]),
-    username: Type.Optional(Type.String()),
-    credential: Type.Optional(Type.String()),
-  },
-  { additionalProperties: false },
-);
+/** The wire's IceServer (what clients are handed), strict: a misspelt key in the config is an error. */
+export const IceServerConfig = Type.Object(IceServer.properties, { additionalProperties: false });
 
 export const ConfigSchema = Type.Object(
   {

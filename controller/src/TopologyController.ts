@@ -89,6 +89,10 @@ const STRAY_PIPE_GRACE_MS = 10_000;
  * the TopologyStore, so several controllers may run side by side; each decision is one atomic
  * store operation, and assignments are published so that whichever instance holds the relay's
  * connection delivers them.
+ *
+ * (Over 450 lines: every decision about the tree is here, each a short method over the store, so
+ * that the order of events a node goes through reads in one place; the policies with state of
+ * their own live apart: NodeHealth, StrayPipes, the stores' placement.)
  */
 export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   readonly observer = new TypedEmitter<TopologyControllerObserverEvents>();

@@ -50,3 +50,4 @@ export {
 export { MemoryLedgerStore } from './credits/MemoryLedgerStore.js';
 export { RedisLedgerStore, type RedisLedgerStoreOptions } from './credits/RedisLedgerStore.js';
 export { CreditService, type CreditServiceOptions, type CreditServiceDeps, type CreditServiceObserverEvents, type ReceiptResult } from './credits/CreditService.js';
+export { registerControllerMetrics, registerAccountMetrics } from './metrics.js';

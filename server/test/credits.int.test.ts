@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import {
@@ -108,7 +109,7 @@ describe('credits for what viewers really received', () => {
   it("each account is credited within 5 % of what its relay's viewers received; nobody else earns", async () => {
     // Half a minute of streaming, then each viewer's total is read and its page closed at once:
     // its receipts (every 500 ms) covered all of it but the last half second.
-    await new Promise((r) => setTimeout(r, 30_000));
+    await delay(30_000);
     const states = await Promise.all(pages.map((p) => demoState(p)));
     // A viewer that moved would have counted bytes from consumers this page no longer has.
     expect(states.map((d) => d.reconnects)).toEqual([0, 0, 0, 0]);
@@ -128,7 +129,7 @@ describe('credits for what viewers really received', () => {
         const c = await credited(name);
         const stable = c.bytesRelayed > 0 && c.bytesRelayed === last;
         last = c.bytesRelayed;
-        await new Promise((r) => setTimeout(r, 1500));
+        await delay(1500);
         return stable ? c : undefined;
       }, { what: `${name}'s credit to settle`, timeoutMs: 30_000 });
       console.log(`[credits] ${name}: viewers received ${measured} B, credited ${got.bytesRelayed} B (${((got.bytesRelayed / measured - 1) * 100).toFixed(2)} %), balance ${got.balance}`);

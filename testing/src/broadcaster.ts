@@ -1,5 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
-import { goLive, launchChromium } from './browser.js';
+import { launchChromium } from '@cascade/clients';
+import { goLive } from './browser.js';
 
 export interface TestBroadcaster {
   streamId: string;
