@@ -7,6 +7,7 @@ import { GuardedHttpServer, rejectUpgrade, type HttpServerLimits } from '@cascad
 import {
   MediaNode,
   NodeHeartbeat,
+  IntegrityService,
   PipeEgressService,
   ProbeResponder,
   RemoteControlPlane,
@@ -162,7 +163,8 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     node
       .use(new TransportService(node))
       .use(new ViewerService(node, { iceServers: options.media.iceServers, streamFor: (id) => this.#puller.streamForViewer(id) }))
-      .use(new PipeEgressService(node));
+      .use(new PipeEgressService(node))
+      .use(new IntegrityService(node));
     this.#heartbeat = new NodeHeartbeat(node, this.meter, this.control, { logger });
 
     this.registry = new Registry();

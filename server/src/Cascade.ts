@@ -119,6 +119,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
           mediasoup: { ...config.mediasoup },
           signalling: { ...config.signalling },
         },
+        ...(config.integrity.enabled ? { integrity: { batchIntervalMs: config.integrity.batchIntervalMs, probeMs: config.integrity.probeMs } } : {}),
         publisher: {
           maxStreams: config.origin.maxStreams,
           maxStreamsPerOwner: config.origin.maxStreamsPerOwner,
