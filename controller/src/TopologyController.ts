@@ -12,6 +12,7 @@ import { generateTicketKey, TicketSigner } from './auth/TicketSigner.js';
 import type { TokenService } from './auth/TokenService.js';
 import type { TopologyStore } from './store/TopologyStore.js';
 import { StrayPipes } from './StrayPipes.js';
+import { IntegrityJudge } from './integrity/IntegrityJudge.js';
 import type { NodeRecord, NodeSnapshot, NodeStatus, NodeView, StreamRecord, TopologyEvent } from './types.js';
 
 export interface Clock {
@@ -60,9 +61,12 @@ export interface TopologyNode {
 }
 
 export type AssignEvent = Extract<TopologyEvent, { type: 'assign' }>;
+export type CondemnEvent = Extract<TopologyEvent, { type: 'condemn' }>;
 export type TopologyControllerEvents = {
   /** A relay must carry a stream from a (new) parent. Delivered on every instance. */
   assign: [event: AssignEvent];
+  /** A relay was caught altering or withholding media (see IntegrityJudge). Delivered on every instance. */
+  condemn: [event: CondemnEvent];
   nodegone: [nodeId: string];
   listenererror: [event: string, error: unknown];
 };
@@ -89,6 +93,9 @@ const STRAY_PIPE_GRACE_MS = 10_000;
 
 /** A relay sending more than this share of its declared upload is saturated (demoted like a lossy one). */
 const UPLINK_DEMOTE_SHARE = 0.9;
+
+/** After the origin found a relay clean, more reports about it are not probed again for this long (ms). */
+const INTEGRITY_COOLDOWN_MS = 30_000;
 
 /** Consecutive unhealthy heartbeats before a relay is demoted, healthy ones before it is restored. */
 const DEMOTE_AFTER = 3;
@@ -132,6 +139,10 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   readonly #pendingOrphans = new Map<string, { streamId: string; childId: string }>();
   readonly #strays: StrayPipes;
   readonly #parentLostBudget = new KeyedTokenBucket({ burst: 3, refillMs: 2000, maxKeys: 100_000 });
+  /** Relays condemned for altering or withholding media (never restored; learned from every instance). */
+  readonly #condemned = new Set<string>();
+  /** Viewers' integrity reports, confirmed by the stream's origin before a relay is touched. */
+  readonly integrity: IntegrityJudge;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #sweeping = false;
   /**
@@ -160,6 +171,10 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     this.#strays = new StrayPipes({ graceMs: Math.max(STRAY_PIPE_GRACE_MS, 4 * options.heartbeatIntervalMs) });
     if (options.watchTokenRequired && !deps.tokens) throw new TypeError('watchTokenRequired needs a TokenService');
     this.#unsubscribe = this.store.subscribe((e) => this.#onEvent(e));
+    this.integrity = new IntegrityJudge(
+      { cooldownMs: INTEGRITY_COOLDOWN_MS },
+      { store: this.store, tickets, logger: deps.logger, now: () => this.#clock.now(), condemn: (nodeId, why) => this.condemnNode(nodeId, why) },
+    );
   }
 
   get closed(): boolean {
@@ -280,6 +295,26 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     await this.#moveChildren(nodeId);
   }
 
+  /**
+   * A relay the stream's origin caught altering or withholding media: demoted for good (healthy
+   * heartbeats do not restore it, nor does registering again, which its revoked token cannot),
+   * children moved make-before-break; every instance learns it, and the one holding the relay's
+   * connection revokes its token and tells its viewers to move.
+   */
+  async condemnNode(nodeId: string, why: { streamId: string; code: string; detail: string }): Promise<void> {
+    this.#condemned.add(nodeId);
+    this.#health.set(nodeId, { bad: 0, good: 0 });
+    this.#log.warn({ nodeId, ...why }, 'relay condemned: demoted, children moved, token to be revoked');
+    await this.setNodeStatus(nodeId, 'demoted');
+    await this.#moveChildren(nodeId);
+    await this.store.publish({ type: 'condemn', nodeId, streamId: why.streamId, code: why.code });
+  }
+
+  /** Whether a relay was condemned (see condemnNode). */
+  isCondemned(nodeId: string): boolean {
+    return this.#condemned.has(nodeId);
+  }
+
   /** Planned departure: no new traffic, children moved (make-before-break: the old pipe stays until the child switches). */
   async drainNode(nodeId: string): Promise<void> {
     await this.setNodeStatus(nodeId, 'draining');
@@ -375,7 +410,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   // ------------------------------------------------------------------ viewers and relays
 
   /** Where a viewer goes, with a ticket for that node. */
-  async placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo }> {
+  async placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo; integrityKey?: string }> {
     if (this.options.watchTokenRequired) {
       const claims = this.#tokens!.verify(request.token, 'watch');
       if (claims.stream && claims.stream !== request.streamId) {
@@ -394,6 +429,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     return {
       placement: { nodeId: res.nodeId, ticket: this.tickets.viewer({ stream: stream.id, node: res.nodeId }) },
       stream: info(stream),
+      ...(stream.integrityKey ? { integrityKey: stream.integrityKey } : {}),
     };
   }
 
@@ -571,7 +607,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
       this.#log.warn({ nodeId: record.id, cpu, lossRate, bitrateOutKbps, upKbps: up }, 'relay demoted');
       await this.setNodeStatus(record.id, 'demoted');
       await this.#moveChildren(record.id);
-    } else if (restore && view.status === 'demoted') {
+    } else if (restore && view.status === 'demoted' && !this.#condemned.has(record.id)) {
       this.#log.info({ nodeId: record.id }, 'relay healthy again');
       await this.setNodeStatus(record.id, 'ready');
     }
@@ -601,6 +637,10 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
         break;
       case 'nodegone':
         this.safeEmit('nodegone', e.nodeId);
+        break;
+      case 'condemn':
+        this.#condemned.add(e.nodeId);
+        this.safeEmit('condemn', e);
         break;
     }
   }

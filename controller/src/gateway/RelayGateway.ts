@@ -19,7 +19,7 @@ import { WsEndpoint, type UpgradeRouter } from '@cascade/protocol/node';
 import type { RelayTokens } from '../auth/RelayTokens.js';
 import type { CreditService } from '../credits/CreditService.js';
 import type { TokenService } from '../auth/TokenService.js';
-import type { AssignEvent, TopologyController } from '../TopologyController.js';
+import type { AssignEvent, CondemnEvent, TopologyController } from '../TopologyController.js';
 import type { TunnelRouter, NodeLink } from '../tunnels/TunnelRouter.js';
 import { MAX_REFUSED_PER_SWEEP } from '../tunnels/TunnelRouter.js';
 import type { NodeRecord, NodeStatus } from '../types.js';
@@ -75,7 +75,14 @@ interface NodeConnection {
   /** The token it registered with, and the end of RelayTokens' watch on it (renewal, revocation). */
   claims?: VerifiedTokenClaims;
   untrackToken?: () => void;
+  /** An origin's probe answers (integrity), withdrawn when the connection closes. */
+  withdrawProber?: () => void;
+  /** Caught altering or withholding media: stays demoted while its revoked token drains it. */
+  condemned?: boolean;
 }
+
+/** How long an origin may take to probe a relay and answer (ms). */
+const PROBE_TIMEOUT_MS = 15_000;
 
 /** Sessions a node may host before its message budget stops growing. */
 const MAX_BUDGETED_TUNNELS = 10_000;
@@ -135,6 +142,7 @@ export class RelayGateway {
     this.#probe = new MediaProbe({ logger: this.#log });
     this.#upload = new UploadMeter(upgrades, { logger: this.#log });
     this.#controller.on('assign', (e) => this.#deliverAssign(e));
+    this.#controller.on('condemn', (e) => void this.#condemn(e));
     this.#router.on('refused', (nodeId, _id, count) => {
       if (count !== MAX_REFUSED_PER_SWEEP) return;
       const conn = this.#nodes.get(nodeId);
@@ -281,6 +289,12 @@ export class RelayGateway {
       .handle('stream.list', async () => {
         origin();
         return { streams: await this.#controller.listStreamRecords() };
+      })
+      // A viewer's integrity report, from the origin it talks to; confirmed before anything happens.
+      .handle('viewer.integrity', async (p) => {
+        const record = origin();
+        void this.#controller.integrity.report(p, { session: record.id });
+        return {};
       });
   }
 
@@ -334,6 +348,8 @@ export class RelayGateway {
       conn.untrackToken = this.#relayTokens?.track(claims, {
         nodeId,
         drain: async () => {
+          // A condemned relay stays demoted (what /status shows); its children moved already.
+          if (conn.condemned) return;
           conn.status = 'draining';
           await this.#controller.drainNode(nodeId);
         },
@@ -388,6 +404,10 @@ export class RelayGateway {
     if (conn.peer.closed || this.#nodes.get(record.id) !== conn) return;
     conn.status = conn.resumeStatus ?? 'ready';
     await this.#controller.setNodeStatus(record.id, conn.status).catch((err) => conn.log.warn({ err }, 'cannot store the status now'));
+    if (record.kind === 'origin') {
+      // Probes of relays suspected of altering this origin's streams run on it.
+      conn.withdrawProber = this.#controller.integrity.registerProber(record.id, (p) => conn.peer.request('integrity.probe', p, { timeoutMs: PROBE_TIMEOUT_MS }));
+    }
     conn.peer.notify('node.ready', { nodeId: record.id });
     conn.log.info({ status: conn.status, capacity: record.capacity }, 'node checked: reachable');
   }
@@ -459,6 +479,18 @@ export class RelayGateway {
       .catch((err) => c.log.warn({ err, streamId: e.stream.id }, 'relay did not take the assignment'));
   }
 
+  /** A relay connected here was caught: its token is revoked (drained, then cut off) and its viewers told to move now. */
+  async #condemn(e: CondemnEvent): Promise<void> {
+    const conn = this.#nodes.get(e.nodeId);
+    if (!conn || conn.condemned) return;
+    conn.condemned = true;
+    conn.status = 'demoted';
+    this.#router.nodeSilent(e.nodeId, 'condemned');
+    conn.log.warn({ streamId: e.streamId, code: e.code, tokenId: conn.claims?.jti }, 'relay caught altering or withholding media: token revoked, viewers moved');
+    if (conn.claims && this.#relayTokens) await this.#relayTokens.revoke(conn.claims.jti).catch((err) => conn.log.error({ err }, 'cannot revoke the relay token'));
+    else conn.peer.closeWithError(new CascadeError('CASCADE_ERR_INTEGRITY_CONFIRMED', e.code));
+  }
+
   async #onSilent(ws: WebSocket, silentMs: number): Promise<void> {
     const conn = this.#byWs.get(ws);
     if (!conn?.record || this.#nodes.get(conn.record.id) !== conn) return;
@@ -475,6 +507,7 @@ export class RelayGateway {
   async #onClose(conn: NodeConnection): Promise<void> {
     clearTimeout(conn.registerTimer);
     conn.untrackToken?.();
+    conn.withdrawProber?.();
     conn.stopProbe?.();
     const record = conn.record;
     if (!record || this.#nodes.get(record.id) !== conn) return;
