@@ -14,3 +14,4 @@ export * from './tlsProxy.js';
 export * from './nsNode.js';
 export * from './whipClient.js';
 export * from './whipBrowser.js';
+export * from './hostile/startHostileRelay.js';

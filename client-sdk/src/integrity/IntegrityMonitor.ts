@@ -39,7 +39,7 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   readonly #options: Required<IntegrityOptions>;
   readonly #browser: BrowserFrameSource | undefined;
   readonly #tids = new Map<number, number>();
-  readonly #codecs = new Map<number, FrameCodec>();
+  readonly #codecs = new Map<number, { codec: FrameCodec; kind: 'audio' | 'video' }>();
   readonly #consumers: msc.Consumer[] = [];
   readonly #stops: (() => void)[] = [];
   readonly #timers: ReturnType<typeof setInterval>[] = [];
@@ -110,13 +110,13 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
     if (this.#browser && consumer.rtpReceiver) {
       // Every receiver goes through the worker (with encoded streams on, one left alone shows nothing); frames of codecs we cannot check pass.
       const tid = this.#browser.attach(consumer.rtpReceiver, this.#options.hold && codec !== undefined);
-      if (codec) this.#codecs.set(tid, codec);
+      if (codec) this.#codecs.set(tid, { codec, kind: consumer.kind });
     } else if (typeof document === 'undefined' && rtpTrackAvailable(consumer.track)) {
       // Node: the RTP is there to rebuild frames from (werift).
       this.#stops.push(
         watchRtpFrames(consumer.track, consumer.rtpParameters.codecs, (f) => {
           if (f.kind === 'video') this.#nodeFrames++;
-          if (this.#verifier) void this.#digest(f.data).then((d) => this.#verifier!.submit(this.#nextId++, d));
+          if (this.#verifier) void this.#digest(f.data).then((d) => this.#verifier!.submit(this.#nextId++, d, f.kind));
         }),
       );
     }
@@ -161,10 +161,10 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   }
 
   async #onEncoded(tid: number, id: number, data: Uint8Array): Promise<void> {
-    const codec = this.#codecs.get(tid);
-    if (!codec || !this.#verifier) return this.#browser?.decide(tid, id, true);
+    const receiver = this.#codecs.get(tid);
+    if (!receiver || !this.#verifier) return this.#browser?.decide(tid, id, true);
     this.#tids.set(id, tid);
-    this.#verifier.submit(id, await this.#digest(canonicalFromEncoded(codec, data)));
+    this.#verifier.submit(id, await this.#digest(canonicalFromEncoded(receiver.codec, data)), receiver.kind);
   }
 
   async #digest(data: Uint8Array): Promise<Uint8Array> {

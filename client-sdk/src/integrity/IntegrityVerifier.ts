@@ -60,9 +60,12 @@ export type IntegrityVerifierEvents = {
   listenererror: [event: string, error: unknown];
 };
 
+export type FrameKind = 'audio' | 'video';
+
 interface Pending {
   id: number;
   key: string;
+  kind: FrameKind;
   /** Local arrival time. */
   at: number;
   /** The origin's clock at arrival (our estimate: never ahead of the truth). */
@@ -110,7 +113,8 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
   readonly #pending: Pending[] = [];
   #status: IntegrityStatus = { state: 'verifying', framesVerified: 0, framesRejected: 0, framesExpired: 0, batches: 0, batchesRefused: 0 };
   #lastProblem: { code: ErrorCode; detail: string } | undefined;
-  #lastVerifiedAt = Number.NEGATIVE_INFINITY;
+  /** Per kind: when a frame last verified (silence repeats: audio may verify while video does not). */
+  readonly #lastVerifiedAt: Record<FrameKind, number> = { audio: Number.NEGATIVE_INFINITY, video: Number.NEGATIVE_INFINITY };
   #firstFrameAt: number | undefined;
   #lastTick: number | undefined;
   /** Origin's video frames per batch, latest: whether the origin gets video (for stall checks). */
@@ -177,9 +181,9 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     }
     if (this.#closed) return;
     if (!ok) return this.#refuse('CASCADE_ERR_INTEGRITY_BAD_SIGNATURE', `batch ${batch.seq}`);
-    if (this.#seenSeqs.has(batch.seq)) return; // a copy of one already taken: harmless
     const age = this.#originNow(arrived) - batch.originTime;
     if (age > this.#o.maxBatchAgeMs) return this.#refuse('CASCADE_ERR_INTEGRITY_STALE', `batch ${batch.seq} is ${Math.round(age)} ms old`);
+    if (this.#seenSeqs.has(batch.seq)) return; // a copy of one already taken, still fresh: harmless
     this.#seenSeqs.add(batch.seq);
     if (this.#seenSeqs.size > 512) this.#seenSeqs.delete(this.#seenSeqs.values().next().value!);
     this.#batches.push({ seq: batch.seq, originTime: batch.originTime });
@@ -192,19 +196,19 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
       const p = this.#pending[i]!;
       if (this.#window.has(p.key)) {
         this.#pending.splice(i, 1);
-        this.#verified(p.id, arrived);
+        this.#verified(p.id, p.kind, arrived);
       } else i++;
     }
   }
 
   /** A frame received: its digest (of its canonical form). The decision comes as a 'decision' event. */
-  submit(id: number, digest: Uint8Array): void {
+  submit(id: number, digest: Uint8Array, kind: FrameKind): void {
     if (this.#closed) return;
     const at = this.#o.now();
     this.#firstFrameAt ??= at;
     const key = digestKey(digest);
-    if (this.#window.has(key)) return this.#verified(id, at);
-    this.#pending.push({ id, key, at, originAt: this.#originNow(at) });
+    if (this.#window.has(key)) return this.#verified(id, kind, at);
+    this.#pending.push({ id, key, kind, at, originAt: this.#originNow(at) });
   }
 
   /** Judge what waits (call every 100 ms or so). */
@@ -242,15 +246,23 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     this.removeAllListeners();
   }
 
-  /** Frames keep coming and none verifies: the digests are withheld, late, forged or replayed. */
+  /**
+   * Frames of one kind keep coming and none of them verifies: the digests are withheld, late,
+   * forged or replayed. Per kind, because identical frames recur (audio silence): an old digest
+   * may still vouch for them while nothing new does.
+   */
   #judgeMissing(now: number): void {
-    const oldest = this.#pending[0];
-    if (!oldest || this.#pending.length < 3) return;
-    if (this.#lastVerifiedAt >= oldest.at || now - oldest.at < this.#o.unverifiedAfterMs) return;
-    // The digest channel is set up after the media: give its first batch time to come.
-    if (this.#batches.length === 0 && this.#status.batchesRefused === 0 && now - this.#firstFrameAt! < this.#o.firstBatchGraceMs) return;
-    const why = this.#lastProblem ?? { code: 'CASCADE_ERR_INTEGRITY_DIGESTS_MISSING' as ErrorCode, detail: `no signed digest for ${this.#pending.length} frames` };
-    this.#setState('unverified', why.code, why.detail);
+    for (const kind of ['video', 'audio'] as const) {
+      const waiting = this.#pending.filter((p) => p.kind === kind);
+      const oldest = waiting[0];
+      if (!oldest || waiting.length < 3) continue;
+      if (this.#lastVerifiedAt[kind] >= oldest.at || now - oldest.at < this.#o.unverifiedAfterMs) continue;
+      // The digest channel is set up after the media: give its first batch time to come.
+      if (this.#batches.length === 0 && this.#status.batchesRefused === 0 && now - this.#firstFrameAt! < this.#o.firstBatchGraceMs) return;
+      const why = this.#lastProblem ?? { code: 'CASCADE_ERR_INTEGRITY_DIGESTS_MISSING' as ErrorCode, detail: `no signed digest for ${waiting.length} ${kind} frames` };
+      this.#setState('unverified', why.code, why.detail);
+      return;
+    }
   }
 
   /**
@@ -279,11 +291,11 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     return true;
   }
 
-  #verified(id: number, at: number): void {
-    this.#lastVerifiedAt = at;
+  #verified(id: number, kind: FrameKind, at: number): void {
+    this.#lastVerifiedAt[kind] = at;
     this.#status.framesVerified++;
     this.safeEmit('decision', id, true);
-    if (this.#status.state === 'verifying' || this.#status.state === 'unverified') this.#setState('verified');
+    if (this.#status.state === 'verifying') this.#setState('verified');
   }
 
   #refuse(code: ErrorCode, detail: string): void {
@@ -296,8 +308,10 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
   }
 
   #setState(state: IntegrityState, code?: ErrorCode, detail?: string): void {
-    // Tampering seen on a connection stays: a relay that tampers now and then is not trusted again.
-    if (this.#status.state === 'tampered' || this.#status.state === state) return;
+    // What went wrong on a connection stays: a relay that tampers or withholds now and then is
+    // not trusted again (the viewer leaves it anyway); only tampered outranks unverified.
+    const was = this.#status.state;
+    if (was === state || was === 'tampered' || (was === 'unverified' && state !== 'tampered')) return;
     this.#status = { ...this.#status, state, ...(code ? { code } : { code: undefined }), ...(detail ? { detail } : { detail: undefined }) };
     this.safeEmit('status', this.status);
   }

@@ -50,7 +50,8 @@ export class IntegrityJudge {
   /** `stream/relay` → the probe under way (one at a time) or when the last clean one ended. */
   readonly #inFlight = new Map<string, Promise<boolean>>();
   readonly #cleared = new Map<string, number>();
-  readonly #condemned = new Map<string, { streamId: string; code: string; at: number }>();
+  /** Relays condemned through this instance: the streams they carried then, why, when. */
+  readonly #condemned = new Map<string, { streams: Set<string>; code: string; at: number }>();
 
   constructor(options: IntegrityJudgeOptions, deps: IntegrityJudgeDeps) {
     this.#options = options;
@@ -66,9 +67,12 @@ export class IntegrityJudge {
     };
   }
 
-  /** Relays condemned through this instance (most recent first), for the API. */
-  get condemned(): { nodeId: string; streamId: string; code: string; at: number }[] {
-    return [...this.#condemned].map(([nodeId, c]) => ({ nodeId, ...c })).sort((a, b) => b.at - a.at);
+  /** Relays condemned through this instance that carried `streamId` (most recent first), for the API. */
+  condemnedFor(streamId: string): { nodeId: string; code: string; at: number }[] {
+    return [...this.#condemned]
+      .filter(([, c]) => c.streams.has(streamId))
+      .map(([nodeId, c]) => ({ nodeId, code: c.code, at: c.at }))
+      .sort((a, b) => b.at - a.at);
   }
 
   isCondemned(nodeId: string): boolean {
@@ -94,7 +98,11 @@ export class IntegrityJudge {
 
   /** Probe `relay` (and, if it shows a fault, its relay parent): whether `relay` was condemned. */
   async #confirm(streamId: string, relay: NodeView, now: number): Promise<boolean> {
-    if (this.#condemned.has(relay.id)) return true;
+    const done = this.#condemned.get(relay.id);
+    if (done) {
+      done.streams.add(streamId);
+      return true;
+    }
     const key = `${streamId}/${relay.id}`;
     const cleared = this.#cleared.get(key);
     if (cleared !== undefined && now - cleared < this.#options.cooldownMs) return false;
@@ -123,7 +131,8 @@ export class IntegrityJudge {
       if (await this.#confirm(streamId, parent, this.#deps.now())) return false;
     }
     this.#log.warn(log, "origin's probe confirms: relay alters or withholds the stream; condemning it");
-    this.#condemned.set(relay.id, { streamId, code: verdict.code ?? 'CASCADE_ERR_INTEGRITY_CONFIRMED', at: this.#deps.now() });
+    const streams = new Set([streamId, ...(await this.#deps.store.nodeStreams(relay.id).catch(() => []))]);
+    this.#condemned.set(relay.id, { streams, code: verdict.code ?? 'CASCADE_ERR_INTEGRITY_CONFIRMED', at: this.#deps.now() });
     this.observer.safeEmit('condemned', relay.id, streamId, verdict.code ?? '');
     await this.#deps.condemn(relay.id, { streamId, code: verdict.code ?? 'CASCADE_ERR_INTEGRITY_CONFIRMED', detail: verdict.detail }).catch((err) => this.#log.error({ err, relayId: relay.id }, 'cannot condemn the relay'));
     return true;
