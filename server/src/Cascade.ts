@@ -6,7 +6,7 @@ import type { Logger } from '@cascade/protocol';
 import { GuardedHttpServer, UpgradeRouter } from '@cascade/protocol/node';
 import { announcedAddress, publicHttpUrl, type CascadeConfig } from '@cascade/config';
 import { RelayGateway, type AccountService, type CreditService, type RevocationList, type TopologyController } from '@cascade/controller';
-import { registerHttpMetrics, registerNodeMetrics } from '@cascade/sfu';
+import { registerHttpMetrics, registerIntegrityMetrics, registerNodeMetrics } from '@cascade/sfu';
 import { registerAccountMetrics } from './accountMetrics.js';
 import { startCredits, startIdentity } from './accounts.js';
 import { accountsRouter } from './http/accountsApi.js';
@@ -153,6 +153,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
       },
     );
     registerNodeMetrics(registry, origin.node, origin.meter);
+    if (origin.integrity) registerIntegrityMetrics(registry, origin.integrity);
   }
   // WHIP, plain RTP ingest, recordings: HTTP front ends of the origin's media node.
   const frontEnds = origin ? await startMediaFrontEnds(config, { app, origin, tokens, registry, logger: log }) : undefined;

@@ -16,7 +16,7 @@ export { RemoteControlPlane, type RemoteControlPlaneOptions, type RemoteControlH
 export { ProbeResponder } from './control/ProbeResponder.js';
 export { runUploadTest } from './control/uploadTest.js';
 export { fromMediasoup, ms } from './mediasoupErrors.js';
-export { registerHttpMetrics, registerNodeMetrics } from './metrics.js';
+export { registerHttpMetrics, registerIntegrityMetrics, registerNodeMetrics } from './metrics.js';
 export { nodeSnapshot } from './snapshot.js';
 export { confirmEnded } from './confirmEnded.js';
 export { IntegrityChannel } from './integrity/IntegrityChannel.js';

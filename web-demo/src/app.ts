@@ -232,6 +232,8 @@ async function watchPage(): Promise<void> {
   demo.streamId = streamId;
   // Deployments with auth.watchTokenRequired hand out watch links with ?token=<watch token>.
   const token = new URLSearchParams(window.location.search).get('token');
+  // ?hold=0: show frames at once, only reporting whether they verify (see the SDK's integrity option).
+  const hold = new URLSearchParams(window.location.search).get('hold') !== '0';
   const video = $<HTMLVideoElement>('video');
   $<HTMLAnchorElement>('statusLink').href = `/status/${encodeURIComponent(streamId)}`;
   const setMessage = (key: keyof typeof MESSAGES | null, extra = '') => {
@@ -264,7 +266,7 @@ async function watchPage(): Promise<void> {
 
   let w: Watch;
   try {
-    w = await watch({ url: origin, streamId, ...(token ? { token } : {}) });
+    w = await watch({ url: origin, streamId, ...(token ? { token } : {}), ...(hold ? {} : { integrity: { hold: false } }) });
   } catch (err) {
     const code = (err as CascadeError).code ?? 'CASCADE_ERR_INTERNAL';
     demo.error = { code, message: (err as Error).message };

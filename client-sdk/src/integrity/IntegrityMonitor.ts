@@ -61,7 +61,7 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
     this.#progressAt = Date.now();
     const browser = typeof document !== 'undefined';
     const unsupported = browser && !encodedStreamsAvailable();
-    const empty = { framesVerified: 0, framesRejected: 0, framesExpired: 0, batches: 0, batchesRefused: 0 };
+    const empty = { framesVerified: 0, framesRejected: 0, framesExpired: 0, batches: 0, batchesRefused: 0, batchBytes: 0 };
     if (!p.anchor || !this.#options.enabled) {
       this.#status = { state: 'off', ...empty };
     } else if (unsupported) {

@@ -28,6 +28,8 @@ export interface IntegrityStatus {
   /** Digest batches that were usable, and that were refused (bad signature, stale, malformed). */
   batches: number;
   batchesRefused: number;
+  /** Bytes of digest batches received (what verifying costs in bandwidth, before SCTP/DTLS/UDP framing). */
+  batchBytes: number;
 }
 
 export interface IntegrityVerifierOptions {
@@ -111,7 +113,7 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
   readonly #batches: ReceivedBatch[] = [];
   readonly #seenSeqs = new Set<number>();
   readonly #pending: Pending[] = [];
-  #status: IntegrityStatus = { state: 'verifying', framesVerified: 0, framesRejected: 0, framesExpired: 0, batches: 0, batchesRefused: 0 };
+  #status: IntegrityStatus = { state: 'verifying', framesVerified: 0, framesRejected: 0, framesExpired: 0, batches: 0, batchesRefused: 0, batchBytes: 0 };
   #lastProblem: { code: ErrorCode; detail: string } | undefined;
   /** Per kind: when a frame last verified (silence repeats: audio may verify while video does not). */
   readonly #lastVerifiedAt: Record<FrameKind, number> = { audio: Number.NEGATIVE_INFINITY, video: Number.NEGATIVE_INFINITY };
@@ -163,6 +165,7 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
   async addBatch(bytes: Uint8Array): Promise<void> {
     if (this.#closed) return;
     const arrived = this.#o.now();
+    this.#status.batchBytes += bytes.length;
     let parsed;
     try {
       parsed = decodeBatch(bytes);

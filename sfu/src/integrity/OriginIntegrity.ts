@@ -1,4 +1,4 @@
-import type { Logger } from '@cascade/protocol';
+import { TypedEmitter, type Logger } from '@cascade/protocol';
 import type { LocalStream } from '../LocalStream.js';
 import type { MediaNode } from '../MediaNode.js';
 import { IntegrityChannel } from './IntegrityChannel.js';
@@ -10,7 +10,13 @@ import { StreamKey } from './StreamKey.js';
  * StreamDigester, whatever its ingest (browser, WHIP, RTP), since all of them become sources of
  * the stream on this node. The public key goes into the stream's record (see PublisherService).
  */
+export type OriginIntegrityObserverEvents = {
+  newdigester: [digester: StreamDigester];
+  listenererror: [event: string, error: unknown];
+};
+
 export class OriginIntegrity {
+  readonly observer = new TypedEmitter<OriginIntegrityObserverEvents>();
   readonly #digesters = new Map<string, StreamDigester>();
   readonly #options: StreamDigesterOptions;
   readonly #log: Logger;
@@ -35,6 +41,7 @@ export class OriginIntegrity {
     if (stream.depth !== 0 || stream.closed) return;
     const d = new StreamDigester(stream, IntegrityChannel.of(stream, { logger: this.#log }), new StreamKey(), this.#options, { logger: this.#log });
     this.#digesters.set(stream.id, d);
+    this.observer.safeEmit('newdigester', d);
     d.observer.once('close', () => {
       if (this.#digesters.get(stream.id) === d) this.#digesters.delete(stream.id);
     });
