@@ -27,8 +27,11 @@ export interface OriginNodeOptions {
   integrity?: { batchIntervalMs: number; probeMs: number };
 }
 
+/** Integrity reports passed on per viewer session (a session reports once or twice per node it leaves). */
+const MAX_REPORTS_PER_SESSION = 4;
+
 /** How long the origin remembers what it sent, for probes (ms): longer than any replay it must recognise as one. */
-const DIGEST_MEMORY_MS = 8000;
+const DIGEST_MEMORY_MS = 15_000;
 
 /** What the origin declares: viewers it serves itself and relay pipes it feeds (K per stream is the placement policy's). */
 export function originCapacity(maxViewers: number, maxChildRelays: number): NodeCapacity {
@@ -95,6 +98,7 @@ export class OriginNode {
       { ...options.publisher, iceServers: options.media.iceServers },
       { control, tokens: deps.tokens, logger: deps.logger, ...(integrity ? { integrityKey: (id: string) => integrity.publicKey(id) } : {}) },
     );
+    const reports = new WeakMap<object, number>();
     node
       .use(new TransportService(node))
       .use(this.publishers)
@@ -103,8 +107,11 @@ export class OriginNode {
           iceServers: options.media.iceServers,
           ...(options.receipts ? { receipts: options.receipts } : {}),
           onIntegrityReport: (session, report) => {
-            // Only about the node this session really is on; the controller confirms before anything happens to it.
-            if (report.nodeId !== (session.forwardedTo ?? node.id)) return;
+            // Only about the node this session really is on, a few per session (each may cost the origin a probe);
+            // the controller confirms before anything happens to the node.
+            const n = (reports.get(session) ?? 0) + 1;
+            reports.set(session, n);
+            if (report.nodeId !== (session.forwardedTo ?? node.id) || n > MAX_REPORTS_PER_SESSION) return;
             control.reportIntegrity(report).catch((err) => session.log.warn({ err }, 'integrity report not passed on'));
           },
           streamFor: (id) => {
