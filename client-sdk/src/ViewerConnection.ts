@@ -3,6 +3,8 @@ import type { types as msc } from 'mediasoup-client';
 import { TypedEmitter, type CascadeError, type ConsumerInfo, type IceServer, type StreamInfo, type StreamState } from '@cascade/protocol';
 import { ConnectionError, typedError } from './errors.js';
 import { closeError, SignalClient, type KeepAliveOptions, type WebSocketCtor } from './SignalClient.js';
+import { IntegrityMonitor, type IntegrityOptions } from './integrity/IntegrityMonitor.js';
+import type { IntegrityStatus } from './integrity/IntegrityVerifier.js';
 
 export interface ViewerConnectionOptions {
   /** The deployment's public endpoint: it serves the viewer, itself or through the node the controller picks. */
@@ -15,6 +17,7 @@ export interface ViewerConnectionOptions {
   devices: DeviceCache;
   timeoutMs: number;
   keepAlive?: KeepAliveOptions | false;
+  integrity?: IntegrityOptions;
 }
 
 export type ViewerConnectionEvents = {
@@ -34,6 +37,10 @@ export type ViewerConnectionEvents = {
    * broken (a frozen or restarting controller in between), not the node. Join again, keeping the media.
    */
   signalsilent: [];
+  /** Whether the frames from this node verify against the origin's signed digests changed. */
+  integrity: [status: IntegrityStatus];
+  /** The picture stopped (nothing new decoded for a while) although the stream is live at its origin. */
+  stalled: [];
   /** The connection is gone (by error, or close()). */
   closed: [error: Error | undefined];
   listenererror: [event: string, error: unknown];
@@ -78,6 +85,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
   readonly #signal: SignalClient;
   readonly #transport: msc.Transport;
   readonly #consumers = new Map<string, msc.Consumer>();
+  readonly #integrity: IntegrityMonitor;
   #queue: Promise<void> = Promise.resolve();
   /** Media bytes received when the last ping left (undefined where stats are unavailable). */
   #atPing: number | undefined;
@@ -95,41 +103,58 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
       // stream goes live when its pipe opens): the latest word counts, not the watch answer's.
       let lateState: StreamInfo['state'] | undefined;
       const stopListening = signal.onNotification('stream.state', ({ state }) => (lateState = state));
+      let integrity: IntegrityMonitor | undefined;
       try {
+        const asked = Date.now();
         const res = await signal.request('stream.watch', {
           streamId: options.streamId,
           ...(options.token ? { token: options.token } : {}),
           ...(options.exclude.length ? { exclude: options.exclude.slice(-16) } : {}),
         });
+        const answeredAt = Date.now();
         const device = await options.devices.get(res.rtpCapabilities as msc.RtpCapabilities);
         const info = await signal.request('transport.create', { direction: 'recv' });
+        // The key that checks every frame comes from the origin we talk to (res.integrity), never from the node.
+        integrity = new IntegrityMonitor({ streamId: options.streamId, anchor: res.integrity, anchorAt: answeredAt, anchorRttMs: answeredAt - asked, ...(options.integrity ? { options: options.integrity } : {}) });
         const transport = device.createRecvTransport({
+          additionalSettings: integrity.peerConnectionSettings,
           id: info.id,
           iceParameters: info.iceParameters as unknown as msc.IceParameters,
           iceCandidates: info.iceCandidates as unknown as msc.IceCandidate[],
           dtlsParameters: info.dtlsParameters as unknown as msc.DtlsParameters,
           iceServers: res.iceServers as IceServer[] as RTCIceServer[],
+          // For the stream's digest channel (a data consumer).
+          ...(info.sctpParameters ? { sctpParameters: info.sctpParameters as unknown as msc.SctpParameters } : {}),
         });
-        const conn = new ViewerConnection(res.nodeId, res.stream, signal, transport);
+        const conn = new ViewerConnection(res.nodeId, res.stream, signal, transport, integrity);
         await conn.#subscribe(device);
+        void integrity.subscribeDigests(signal, transport);
         if (res.receiptIntervalMs) conn.#startReceipts(res.receiptIntervalMs);
         // Nobody listens to this connection's events until it is returned: what changed meanwhile is its starting state.
-        if (lateState) conn.#stream = { ...conn.#stream, state: lateState };
+        if (lateState) {
+          conn.#stream = { ...conn.#stream, state: lateState };
+          integrity.setLive(lateState === 'live');
+        }
         stopListening();
         return conn;
       } catch (err) {
+        integrity?.close();
         signal.close();
         throw typedError(err);
       }
     }
   }
 
-  private constructor(nodeId: string, stream: StreamInfo, signal: SignalClient, transport: msc.Transport) {
+  private constructor(nodeId: string, stream: StreamInfo, signal: SignalClient, transport: msc.Transport, integrity: IntegrityMonitor) {
     super();
     this.nodeId = nodeId;
     this.#stream = stream;
     this.#signal = signal;
     this.#transport = transport;
+    this.#integrity = integrity;
+    integrity.setLive(stream.state === 'live');
+    integrity.on('status', (s) => this.safeEmit('integrity', s));
+    integrity.on('stalled', () => this.safeEmit('stalled'));
     transport.on('connect', ({ dtlsParameters }, callback, errback) => {
       signal
         .request('transport.connect', { transportId: transport.id, dtlsParameters: dtlsParameters as never })
@@ -165,7 +190,10 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
       this.#consumers.get(consumerId)?.close();
       this.#consumers.delete(consumerId);
     });
-    signal.onNotification('stream.state', ({ state }) => this.safeEmit('streamstate', state));
+    signal.onNotification('stream.state', ({ state }) => {
+      integrity.setLive(state === 'live');
+      this.safeEmit('streamstate', state);
+    });
     signal.onNotification('node.draining', () => this.safeEmit('draining'));
     signal.on('suspect', () => void this.#mediaSinceLastPing().then((flowing) => !this.#closed && this.safeEmit(flowing ? 'signalsilent' : 'suspect')));
   }
@@ -183,11 +211,26 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     return [...this.#consumers.values()];
   }
 
+  /** Whether what this node sends verifies (with counts so far). */
+  get integrity(): IntegrityStatus {
+    return this.#integrity.status;
+  }
+
+  /** Tell the origin (never the node) what is wrong with this node; the controller checks it before acting. */
+  report(state: 'tampered' | 'unverified' | 'stalled', code: string, detail?: string): void {
+    this.#signal
+      .request('viewer.integrity', { streamId: this.stream.id, nodeId: this.nodeId, state, code, ...(detail ? { detail: detail.slice(0, 200) } : {}) })
+      .catch(() => {
+        // An older origin, or the connection going: the viewer moves anyway.
+      });
+  }
+
   /** Close the connection (and its consumers) without emitting an error. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#receiptTimer);
+    this.#integrity.close();
     this.#transport.close();
     this.#signal.close();
     this.safeEmit('closed', undefined);
@@ -295,6 +338,8 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
       rtpParameters: info.rtpParameters as unknown as msc.RtpParameters,
     });
     this.#consumers.set(consumer.id, consumer);
+    // Checked from its first frame: the node sends nothing before the resume.
+    this.#integrity.attach(consumer);
     try {
       await this.#signal.request('consumer.resume', { consumerId: consumer.id });
     } catch (err) {
@@ -312,6 +357,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#receiptTimer);
+    this.#integrity.close();
     try {
       this.#transport.close();
     } catch {

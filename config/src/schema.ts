@@ -309,6 +309,15 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    integrity: Type.Object(
+      {
+        /** Sign digests of every frame on the origin, so that viewers can check what relays send them. */
+        enabled: Type.Boolean({ default: true, description: "Sign digests of every frame on the origin (whatever the ingest) and send them with the media, so that viewers' SDKs check every frame a relay sends them and leave a relay that alters or withholds media. Off: nothing is signed, and viewers cannot tell an altered stream." }),
+        batchIntervalMs: Ms(100, 20, 'Period of the signed digest batches: viewers hold a frame until its digest comes, about half of this on average'),
+        probeMs: Ms(2000, 500, "How long the origin watches a stream through a relay a viewer reported before it decides (the relay is condemned only on the origin's own finding)"),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     webDemo: Type.Object(
       {
         /** Serve the web demo pages from this process. */

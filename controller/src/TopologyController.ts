@@ -14,6 +14,7 @@ import type { TopologyStore } from './store/TopologyStore.js';
 import { StrayPipes } from './StrayPipes.js';
 import { NodeHealth, checkFigures } from './NodeHealth.js';
 import { systemClock, type Clock } from './clock.js';
+import { IntegrityJudge } from './integrity/IntegrityJudge.js';
 import type { NodeRecord, NodeSnapshot, NodeStatus, NodeView, StreamRecord, TopologyEvent } from './types.js';
 
 export { systemClock, type Clock } from './clock.js';
@@ -59,9 +60,12 @@ export interface TopologyNode {
 }
 
 export type AssignEvent = Extract<TopologyEvent, { type: 'assign' }>;
+export type CondemnEvent = Extract<TopologyEvent, { type: 'condemn' }>;
 export type TopologyControllerEvents = {
   /** A relay must carry a stream from a (new) parent. Delivered on every instance. */
   assign: [event: AssignEvent];
+  /** A relay was caught altering or withholding media (see IntegrityJudge). Delivered on every instance. */
+  condemn: [event: CondemnEvent];
   nodegone: [nodeId: string];
   listenererror: [event: string, error: unknown];
 };
@@ -82,6 +86,8 @@ const EDGE_TICKET_MAX_AGE_SEC = 24 * 3600;
 /** How long a parent may keep feeding a relay moved away from it before it is told to stop (ms). */
 const STRAY_PIPE_GRACE_MS = 10_000;
 
+/** After the origin found a relay clean, more reports about it are not probed again for this long (ms). */
+const INTEGRITY_COOLDOWN_MS = 30_000;
 
 /**
  * Decides the distribution tree of every stream: which node serves a joining viewer, which
@@ -119,6 +125,10 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   readonly #pendingOrphans = new Map<string, { streamId: string; childId: string }>();
   readonly #strays: StrayPipes;
   readonly #parentLostBudget = new KeyedTokenBucket({ burst: 3, refillMs: 2000, maxKeys: 100_000 });
+  /** Relays condemned for altering or withholding media (never restored; learned from every instance). */
+  readonly #condemned = new Set<string>();
+  /** Viewers' integrity reports, confirmed by the stream's origin before a relay is touched. */
+  readonly integrity: IntegrityJudge;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #sweeping = false;
   /**
@@ -148,6 +158,10 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     this.#strays = new StrayPipes({ graceMs: Math.max(STRAY_PIPE_GRACE_MS, 4 * options.heartbeatIntervalMs) });
     if (options.watchTokenRequired && !deps.tokens) throw new TypeError('watchTokenRequired needs a TokenService');
     this.#unsubscribe = this.store.subscribe((e) => this.#onEvent(e));
+    this.integrity = new IntegrityJudge(
+      { cooldownMs: INTEGRITY_COOLDOWN_MS },
+      { store: this.store, tickets, logger: deps.logger, now: () => this.#clock.now(), condemn: (nodeId, why) => this.condemnNode(nodeId, why) },
+    );
   }
 
   get closed(): boolean {
@@ -267,6 +281,26 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     await this.#moveChildren(nodeId);
   }
 
+  /**
+   * A relay the stream's origin caught altering or withholding media: demoted for good (healthy
+   * heartbeats do not restore it, nor does registering again, which its revoked token cannot),
+   * children moved make-before-break; every instance learns it, and the one holding the relay's
+   * connection revokes its token and tells its viewers to move.
+   */
+  async condemnNode(nodeId: string, why: { streamId: string; code: string; detail: string }): Promise<void> {
+    this.#condemned.add(nodeId);
+    this.#health.restartRun(nodeId);
+    this.#log.warn({ nodeId, ...why }, 'relay condemned: demoted, children moved, token to be revoked');
+    await this.setNodeStatus(nodeId, 'demoted');
+    await this.#moveChildren(nodeId);
+    await this.store.publish({ type: 'condemn', nodeId, streamId: why.streamId, code: why.code });
+  }
+
+  /** Whether a relay was condemned (see condemnNode). */
+  isCondemned(nodeId: string): boolean {
+    return this.#condemned.has(nodeId);
+  }
+
   /** Planned departure: no new traffic, children moved (make-before-break: the old pipe stays until the child switches). */
   async drainNode(nodeId: string): Promise<void> {
     await this.setNodeStatus(nodeId, 'draining');
@@ -362,7 +396,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   // ------------------------------------------------------------------ viewers and relays
 
   /** Where a viewer goes, with a ticket for that node. */
-  async placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo }> {
+  async placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo; integrityKey?: string }> {
     if (this.options.watchTokenRequired) {
       const claims = this.#tokens!.verify(request.token, 'watch');
       if (claims.stream && claims.stream !== request.streamId) {
@@ -381,6 +415,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     return {
       placement: { nodeId: res.nodeId, ticket: this.tickets.viewer({ stream: stream.id, node: res.nodeId }) },
       stream: info(stream),
+      ...(stream.integrityKey ? { integrityKey: stream.integrityKey } : {}),
     };
   }
 
@@ -515,7 +550,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
       this.#log.warn({ nodeId: record.id, cpu, lossRate, bitrateOutKbps, upKbps: record.capacity.upKbps }, 'relay demoted');
       await this.setNodeStatus(record.id, 'demoted');
       await this.#moveChildren(record.id);
-    } else if (verdict === 'restore' && view.status === 'demoted') {
+    } else if (verdict === 'restore' && view.status === 'demoted' && !this.#condemned.has(record.id)) {
       this.#log.info({ nodeId: record.id }, 'relay healthy again');
       await this.setNodeStatus(record.id, 'ready');
     }
@@ -528,6 +563,10 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
         break;
       case 'nodegone':
         this.safeEmit('nodegone', e.nodeId);
+        break;
+      case 'condemn':
+        this.#condemned.add(e.nodeId);
+        this.safeEmit('condemn', e);
         break;
     }
   }

@@ -31,6 +31,13 @@ export function registerControllerMetrics(registry: Registry, c: { controller: T
     registers: [registry],
   });
   router.observer.on('frame', (direction) => frames.inc({ direction }));
+  // Integrity: viewers' reports, the origin's verdicts on them, relays condemned.
+  const reports = new Counter({ name: 'cascade_integrity_reports_total', help: "Viewers' reports that the node serving them alters or withholds media, or stopped their picture", labelNames: ['state'] as const, registers: [registry] });
+  controller.integrity.observer.on('report', (r) => reports.inc({ state: r.state }));
+  const verdicts = new Counter({ name: 'cascade_integrity_probes_total', help: "The origin's probes of reported relays, by verdict", labelNames: ['verdict'] as const, registers: [registry] });
+  controller.integrity.observer.on('verdict', (_s, _r, v) => verdicts.inc({ verdict: v.verdict }));
+  const condemned = new Counter({ name: 'cascade_integrity_condemned_total', help: "Relays condemned (demoted, token revoked) on the origin's finding", registers: [registry] });
+  controller.integrity.observer.on('condemned', () => condemned.inc());
 }
 
 /** Accounts, credits and revocations. */

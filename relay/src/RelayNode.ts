@@ -3,6 +3,7 @@ import { CascadeError, TypedEmitter, type Logger, type NodeCapacity } from '@cas
 import {
   MediaNode,
   NodeHeartbeat,
+  IntegrityService,
   PipeEgressService,
   ProbeResponder,
   RemoteControlPlane,
@@ -131,7 +132,8 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     node
       .use(new TransportService(node))
       .use(new ViewerService(node, { iceServers: options.media.iceServers, streamFor: (id) => this.#puller.streamForViewer(id) }))
-      .use(new PipeEgressService(node));
+      .use(new PipeEgressService(node))
+      .use(new IntegrityService(node));
     this.#heartbeat = new NodeHeartbeat(node, this.meter, this.control, { logger });
   }
 

@@ -11,7 +11,7 @@ import {
   type RevocationList,
   type TopologyController,
 } from '@cascade/controller';
-import { registerNodeMetrics } from '@cascade/sfu';
+import { registerIntegrityMetrics, registerNodeMetrics } from '@cascade/sfu';
 import { startCredits, startIdentity } from './accounts.js';
 import { startController, startGateway, type ControllerParts } from './compose/controlPlane.js';
 import { listenHttp, mountRoutes } from './compose/http.js';
@@ -71,6 +71,7 @@ export async function startCascade(config: Readonly<CascadeConfig>, deps: { logg
     ? await startOrigin(config, { logger: log, upgrades: front.upgrades, tokens, parts, credits, publicUrl: front.publicUrl })
     : undefined;
   if (origin) registerNodeMetrics(registry, origin.node, origin.meter);
+  if (origin?.integrity) registerIntegrityMetrics(registry, origin.integrity);
   // WHIP, plain RTP ingest, recordings: HTTP front ends of the origin's media node.
   const frontEnds = origin ? await startMediaFrontEnds(config, { app: front.app, origin, tokens, registry, logger: log }) : undefined;
 

@@ -13,3 +13,4 @@ export * from './whipClient.js';
 export * from './whipBrowser.js';
 // The Node and browser clients tests share with the load-test tool.
 export * from '@cascade/clients';
+export * from './hostile/startHostileRelay.js';

@@ -25,4 +25,8 @@ export interface NodeConnection {
   /** The token it registered with, and the end of RelayTokens' watch on it (renewal, revocation). */
   claims?: VerifiedTokenClaims;
   untrackToken?: () => void;
+  /** An origin's probe answers (integrity), withdrawn when the connection closes. */
+  withdrawProber?: () => void;
+  /** Caught altering or withholding media: stays demoted while its revoked token drains it. */
+  condemned?: boolean;
 }

@@ -18,7 +18,7 @@ import { relayIdFor, WsEndpoint, type UpgradeRouter } from '@cascade/protocol/no
 import type { RelayTokens } from '../auth/RelayTokens.js';
 import type { CreditService } from '../credits/CreditService.js';
 import type { TokenService } from '../auth/TokenService.js';
-import type { AssignEvent, TopologyController } from '../TopologyController.js';
+import type { AssignEvent, CondemnEvent, TopologyController } from '../TopologyController.js';
 import type { TunnelRouter, NodeLink } from '../tunnels/TunnelRouter.js';
 import { MAX_REFUSED_PER_SWEEP } from '../tunnels/TunnelRouter.js';
 import { systemClock, type Clock } from '../clock.js';
@@ -53,6 +53,9 @@ export interface RelayGatewayOptions {
   /** Upload test at admission, at most this (kbit/s); 0: none. */
   uploadTestMaxKbps: number;
 }
+
+/** How long an origin may take to probe a relay and answer (ms). */
+const PROBE_TIMEOUT_MS = 15_000;
 
 /** Sessions a node may host before its message budget stops growing. */
 const MAX_BUDGETED_TUNNELS = 10_000;
@@ -124,6 +127,7 @@ export class RelayGateway {
     this.#endpoint.on('silent', (ws, silentMs) => void this.#onSilent(ws, silentMs));
     this.#admission = new NodeAdmission(upgrades, { probeTimeoutMs: options.probeTimeoutMs, uploadTestMaxKbps: options.uploadTestMaxKbps }, { controller: this.#controller, logger: this.#log });
     this.#controller.on('assign', (e) => this.#deliverAssign(e));
+    this.#controller.on('condemn', (e) => void this.#condemn(e));
     this.#router.on('refused', (nodeId, _id, count) => {
       if (count !== MAX_REFUSED_PER_SWEEP) return;
       const conn = this.#nodes.get(nodeId);
@@ -284,6 +288,12 @@ export class RelayGateway {
       .handle('stream.list', async () => {
         origin();
         return { streams: await this.#controller.listStreamRecords() };
+      })
+      // A viewer's integrity report, from the origin it talks to; confirmed before anything happens.
+      .handle('viewer.integrity', async (p) => {
+        const record = origin();
+        void this.#controller.integrity.report(p, { session: record.id });
+        return {};
       });
     return conn;
   }
@@ -338,6 +348,8 @@ export class RelayGateway {
       conn.untrackToken = this.#relayTokens?.track(claims, {
         nodeId,
         drain: async () => {
+          // A condemned relay stays demoted (what /status shows); its children moved already.
+          if (conn.condemned) return;
           conn.status = 'draining';
           await this.#controller.drainNode(nodeId);
         },
@@ -371,6 +383,10 @@ export class RelayGateway {
     if (!passed) return;
     conn.status = conn.resumeStatus ?? 'ready';
     await this.#controller.setNodeStatus(record.id, conn.status).catch((err) => conn.log.warn({ err }, 'cannot store the status now'));
+    if (record.kind === 'origin') {
+      // Probes of relays suspected of altering this origin's streams run on it.
+      conn.withdrawProber = this.#controller.integrity.registerProber(record.id, (p) => conn.peer.request('integrity.probe', p, { timeoutMs: PROBE_TIMEOUT_MS }));
+    }
     conn.peer.notify('node.ready', { nodeId: record.id });
     conn.log.info({ status: conn.status, capacity: record.capacity }, 'node checked: reachable');
   }
@@ -413,6 +429,18 @@ export class RelayGateway {
       .catch((err) => c.log.warn({ err, streamId: e.stream.id }, 'relay did not take the assignment'));
   }
 
+  /** A relay connected here was caught: its token is revoked (drained, then cut off) and its viewers told to move now. */
+  async #condemn(e: CondemnEvent): Promise<void> {
+    const conn = this.#nodes.get(e.nodeId);
+    if (!conn || conn.condemned) return;
+    conn.condemned = true;
+    conn.status = 'demoted';
+    this.#router.nodeSilent(e.nodeId, 'condemned');
+    conn.log.warn({ streamId: e.streamId, code: e.code, tokenId: conn.claims?.jti }, 'relay caught altering or withholding media: token revoked, viewers moved');
+    if (conn.claims && this.#relayTokens) await this.#relayTokens.revoke(conn.claims.jti).catch((err) => conn.log.error({ err }, 'cannot revoke the relay token'));
+    else conn.peer.closeWithError(new CascadeError('CASCADE_ERR_INTEGRITY_CONFIRMED', e.code));
+  }
+
   async #onSilent(ws: WebSocket, silentMs: number): Promise<void> {
     const conn = this.#byWs.get(ws);
     if (!conn?.record || this.#nodes.get(conn.record.id) !== conn) return;
@@ -429,6 +457,7 @@ export class RelayGateway {
   async #onClose(conn: NodeConnection): Promise<void> {
     clearTimeout(conn.registerTimer);
     conn.untrackToken?.();
+    conn.withdrawProber?.();
     conn.stopProbe?.();
     const record = conn.record;
     if (!record || this.#nodes.get(record.id) !== conn) return;

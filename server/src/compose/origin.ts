@@ -22,6 +22,7 @@ export function startOrigin(
         mediasoup: { ...config.mediasoup },
         signalling: { ...config.signalling },
       },
+      ...(config.integrity.enabled ? { integrity: { batchIntervalMs: config.integrity.batchIntervalMs, probeMs: config.integrity.probeMs } } : {}),
       publisher: {
         maxStreams: config.origin.maxStreams,
         maxStreamsPerOwner: config.origin.maxStreamsPerOwner,
