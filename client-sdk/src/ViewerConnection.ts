@@ -3,6 +3,8 @@ import type { types as msc } from 'mediasoup-client';
 import { TypedEmitter, type CascadeError, type ConsumerInfo, type IceServer, type NotificationData, type Quality, type StreamInfo, type StreamState } from '@cascade/protocol';
 import { ConnectionError, typedError } from './errors.js';
 import { closeError, SignalClient, type KeepAliveOptions, type WebSocketCtor } from './SignalClient.js';
+import { IntegrityMonitor, type IntegrityOptions } from './integrity/IntegrityMonitor.js';
+import type { IntegrityStatus } from './integrity/IntegrityVerifier.js';
 
 export interface ViewerConnectionOptions {
   /** The deployment's public endpoint: it serves the viewer, itself or through the node the controller picks. */
@@ -17,6 +19,7 @@ export interface ViewerConnectionOptions {
   keepAlive?: KeepAliveOptions | false;
   /** What to receive from the start (sent with the subscription). */
   quality: Quality;
+  integrity?: IntegrityOptions;
 }
 
 export type ViewerConnectionEvents = {
@@ -40,6 +43,10 @@ export type ViewerConnectionEvents = {
    * broken (a frozen or restarting controller in between), not the node. Join again, keeping the media.
    */
   signalsilent: [];
+  /** Whether the frames from this node verify against the origin's signed digests changed. */
+  integrity: [status: IntegrityStatus];
+  /** The picture stopped (nothing new decoded for a while) although the stream is live at its origin. */
+  stalled: [];
   /** The connection is gone (by error, or close()). */
   closed: [error: Error | undefined];
   listenererror: [event: string, error: unknown];
@@ -72,14 +79,21 @@ export class DeviceCache {
  * viewer there): a recv transport and one consumer per source. The only connection a viewer
  * opens to a relay is for media. It does not reconnect; `Watch` does.
  */
+interface Received {
+  bytes: number;
+  packets: number;
+  lost: number;
+}
+
 export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
   readonly nodeId: string;
-  readonly stream: StreamInfo;
+  #stream: StreamInfo;
   /** The quality this connection subscribed with. */
   readonly quality: Quality;
   readonly #signal: SignalClient;
   readonly #transport: msc.Transport;
   readonly #consumers = new Map<string, msc.Consumer>();
+  readonly #integrity: IntegrityMonitor;
   #queue: Promise<void> = Promise.resolve();
   /** Media bytes received when the last ping left (undefined where stats are unavailable). */
   #atPing: number | undefined;
@@ -93,39 +107,63 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
       timeoutMs: options.timeoutMs,
     });
     {
+      // The stream's state may change while we set up (a relay that had just been given the
+      // stream goes live when its pipe opens): the latest word counts, not the watch answer's.
+      let lateState: StreamInfo['state'] | undefined;
+      const stopListening = signal.onNotification('stream.state', ({ state }) => (lateState = state));
+      let integrity: IntegrityMonitor | undefined;
       try {
+        const asked = Date.now();
         const res = await signal.request('stream.watch', {
           streamId: options.streamId,
           ...(options.token ? { token: options.token } : {}),
           ...(options.exclude.length ? { exclude: options.exclude.slice(-16) } : {}),
         });
+        const answeredAt = Date.now();
         const device = await options.devices.get(res.rtpCapabilities as msc.RtpCapabilities);
         const info = await signal.request('transport.create', { direction: 'recv' });
+        // The key that checks every frame comes from the origin we talk to (res.integrity), never from the node.
+        integrity = new IntegrityMonitor({ streamId: options.streamId, anchor: res.integrity, anchorAt: answeredAt, anchorRttMs: answeredAt - asked, ...(options.integrity ? { options: options.integrity } : {}) });
         const transport = device.createRecvTransport({
+          additionalSettings: integrity.peerConnectionSettings,
           id: info.id,
           iceParameters: info.iceParameters as unknown as msc.IceParameters,
           iceCandidates: info.iceCandidates as unknown as msc.IceCandidate[],
           dtlsParameters: info.dtlsParameters as unknown as msc.DtlsParameters,
           iceServers: res.iceServers as IceServer[] as RTCIceServer[],
+          // For the stream's digest channel (a data consumer).
+          ...(info.sctpParameters ? { sctpParameters: info.sctpParameters as unknown as msc.SctpParameters } : {}),
         });
-        const conn = new ViewerConnection(res.nodeId, res.stream, signal, transport, options.quality);
+        const conn = new ViewerConnection(res.nodeId, res.stream, signal, transport, integrity, options.quality);
         await conn.#subscribe(device, options.quality);
+        void integrity.subscribeDigests(signal, transport);
         if (res.receiptIntervalMs) conn.#startReceipts(res.receiptIntervalMs);
+        // Nobody listens to this connection's events until it is returned: what changed meanwhile is its starting state.
+        if (lateState) {
+          conn.#stream = { ...conn.#stream, state: lateState };
+          integrity.setLive(lateState === 'live');
+        }
+        stopListening();
         return conn;
       } catch (err) {
+        integrity?.close();
         signal.close();
         throw typedError(err);
       }
     }
   }
 
-  private constructor(nodeId: string, stream: StreamInfo, signal: SignalClient, transport: msc.Transport, quality: Quality) {
+  private constructor(nodeId: string, stream: StreamInfo, signal: SignalClient, transport: msc.Transport, integrity: IntegrityMonitor, quality: Quality) {
     super();
     this.nodeId = nodeId;
     this.quality = quality;
-    this.stream = stream;
+    this.#stream = stream;
     this.#signal = signal;
     this.#transport = transport;
+    this.#integrity = integrity;
+    integrity.setLive(stream.state === 'live');
+    integrity.on('status', (s) => this.safeEmit('integrity', s));
+    integrity.on('stalled', () => this.safeEmit('stalled'));
     transport.on('connect', ({ dtlsParameters }, callback, errback) => {
       signal
         .request('transport.connect', { transportId: transport.id, dtlsParameters: dtlsParameters as never })
@@ -167,13 +205,21 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     signal.onNotification('consumer.layers', (layers) => {
       if (this.#consumers.has(layers.consumerId)) this.safeEmit('layers', layers);
     });
-    signal.onNotification('stream.state', ({ state }) => this.safeEmit('streamstate', state));
+    signal.onNotification('stream.state', ({ state }) => {
+      integrity.setLive(state === 'live');
+      this.safeEmit('streamstate', state);
+    });
     signal.onNotification('node.draining', () => this.safeEmit('draining'));
     signal.on('suspect', () => void this.#mediaSinceLastPing().then((flowing) => !this.#closed && this.safeEmit(flowing ? 'signalsilent' : 'suspect')));
     // Silent and no media since the ping left: frozen or cut off, most likely. Moving now (make-
     // before-break) instead of at the suspect deadline is what keeps a failover under a second.
     // A node slow to answer while its media flows, or stats we cannot read, wait for that deadline.
     signal.on('slow', () => void this.#mediaStopped().then((stopped) => stopped && !this.#closed && this.safeEmit('suspect')));
+  }
+
+  /** The stream as this node described it, with its state as of when the connection was handed over. */
+  get stream(): StreamInfo {
+    return this.#stream;
   }
 
   get closed(): boolean {
@@ -184,11 +230,26 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     return [...this.#consumers.values()];
   }
 
+  /** Whether what this node sends verifies (with counts so far). */
+  get integrity(): IntegrityStatus {
+    return this.#integrity.status;
+  }
+
+  /** Tell the origin (never the node) what is wrong with this node; the controller checks it before acting. */
+  report(state: 'tampered' | 'unverified' | 'stalled', code: string, detail?: string): void {
+    this.#signal
+      .request('viewer.integrity', { streamId: this.stream.id, nodeId: this.nodeId, state, code, ...(detail ? { detail: detail.slice(0, 200) } : {}) })
+      .catch(() => {
+        // An older origin, or the connection going: the viewer moves anyway.
+      });
+  }
+
   /** Close the connection (and its consumers) without emitting an error. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#receiptTimer);
+    this.#integrity.close();
     this.#transport.close();
     this.#signal.close();
     this.safeEmit('closed', undefined);
@@ -211,20 +272,34 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
   }
 
   /** What every consumer received so far (inbound-rtp), or undefined where this environment gives no stats. */
-  async #received(): Promise<{ bytes: number; packets: number; lost: number } | undefined> {
-    let total: { bytes: number; packets: number; lost: number } | undefined;
-    for (const c of this.#consumers.values()) {
+  /** What each consumer received so far (consumers whose stats cannot be read are left out). */
+  async #receivedByConsumer(): Promise<Map<string, Received>> {
+    const out = new Map<string, Received>();
+    for (const [id, c] of this.#consumers) {
       try {
         for (const s of (await c.getStats()).values() as Iterable<{ type: string; bytesReceived?: number; packetsReceived?: number; packetsLost?: number }>) {
           if (s.type !== 'inbound-rtp' || typeof s.bytesReceived !== 'number') continue;
-          total ??= { bytes: 0, packets: 0, lost: 0 };
-          total.bytes += s.bytesReceived;
-          total.packets += s.packetsReceived ?? 0;
-          total.lost += Math.max(0, s.packetsLost ?? 0);
+          const r = out.get(id) ?? { bytes: 0, packets: 0, lost: 0 };
+          r.bytes += s.bytesReceived;
+          r.packets += s.packetsReceived ?? 0;
+          r.lost += Math.max(0, s.packetsLost ?? 0);
+          out.set(id, r);
         }
       } catch {
         // closed meanwhile, or no stats here
       }
+    }
+    return out;
+  }
+
+  async #received(): Promise<Received | undefined> {
+    const byConsumer = await this.#receivedByConsumer();
+    if (byConsumer.size === 0) return undefined;
+    const total = { bytes: 0, packets: 0, lost: 0 };
+    for (const r of byConsumer.values()) {
+      total.bytes += r.bytes;
+      total.packets += r.packets;
+      total.lost += r.lost;
     }
     return total;
   }
@@ -239,14 +314,24 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
    */
   #startReceipts(intervalMs: number): void {
     let seq = 0;
-    let last = { bytes: 0, packets: 0, lost: 0, at: Date.now() };
+    // Per consumer: a consumer replaced meanwhile (a new source, a layer) starts from zero
+    // instead of making the total go backwards and swallowing an interval.
+    let last = new Map<string, Received>();
+    let lastAt = Date.now();
     this.#receiptTimer = setInterval(() => {
-      void this.#received().then((now) => {
-        if (!now || this.#closed) return;
+      void this.#receivedByConsumer().then((now) => {
+        if (now.size === 0 || this.#closed) return;
         const at = Date.now();
-        const delta = { bytes: Math.max(0, now.bytes - last.bytes), packets: Math.max(0, now.packets - last.packets), lost: Math.max(0, now.lost - last.lost) };
-        const intervalMs = Math.max(1, Math.round(at - last.at));
-        last = { ...now, at };
+        const delta = { bytes: 0, packets: 0, lost: 0 };
+        for (const [id, r] of now) {
+          const before = last.get(id) ?? { bytes: 0, packets: 0, lost: 0 };
+          delta.bytes += Math.max(0, r.bytes - before.bytes);
+          delta.packets += Math.max(0, r.packets - before.packets);
+          delta.lost += Math.max(0, r.lost - before.lost);
+        }
+        const intervalMs = Math.max(1, Math.round(at - lastAt));
+        last = now;
+        lastAt = at;
         this.#signal
           .request('viewer.receipt', { streamId: this.stream.id, nodeId: this.nodeId, seq: ++seq, intervalMs, ...delta })
           .catch(() => {
@@ -286,6 +371,8 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
       rtpParameters: info.rtpParameters as unknown as msc.RtpParameters,
     });
     this.#consumers.set(consumer.id, consumer);
+    // Checked from its first frame: the node sends nothing before the resume.
+    this.#integrity.attach(consumer);
     try {
       await this.#signal.request('consumer.resume', { consumerId: consumer.id });
     } catch (err) {
@@ -303,6 +390,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#receiptTimer);
+    this.#integrity.close();
     try {
       this.#transport.close();
     } catch {

@@ -14,6 +14,11 @@ import { CascadeEvent, ConnectionState } from './events.js';
 import type { KeepAliveOptions, WebSocketCtor } from './SignalClient.js';
 import { DeviceCache, ViewerConnection } from './ViewerConnection.js';
 import { WatchQuality, type Quality, type QualityInfo } from './quality.js';
+import type { IntegrityOptions } from './integrity/IntegrityMonitor.js';
+import type { IntegrityStatus } from './integrity/IntegrityVerifier.js';
+
+/** What CascadeEvent.Integrity carries: the state of the frames from `nodeId`. */
+export type WatchIntegrity = IntegrityStatus & { nodeId: string };
 
 export interface WatchOptions {
   /** Any Cascade node (usually the origin's http(s) URL); the controller picks the node that serves you. */
@@ -27,6 +32,12 @@ export interface WatchOptions {
   timeoutMs?: number;
   /** How a node that froze or dropped off the network is noticed (default: ping when silent for 250 ms; unanswered for 500 ms, move elsewhere; for 1.5 s, gone). */
   keepAlive?: KeepAliveOptions | false;
+  /**
+   * Checking every frame against the origin's signed digests (default: on, frames held until
+   * they verify). `{ hold: false }` shows frames at once and only reports; `{ enabled: false }`
+   * turns checking off.
+   */
+  integrity?: IntegrityOptions;
   /** Node.js only: a WebSocket implementation (e.g. `ws`). */
   WebSocket?: WebSocketCtor;
   /** Node.js only: force a mediasoup-client handler (e.g. 'Chrome111' with werift or wrtc). */
@@ -51,6 +62,7 @@ export type WatchEvents = {
   [CascadeEvent.NodeChanged]: [nodeId: string];
   [CascadeEvent.Track]: [track: MediaStreamTrack, consumer: msc.Consumer];
   [CascadeEvent.Quality]: [info: QualityInfo];
+  [CascadeEvent.Integrity]: [status: WatchIntegrity];
   [CascadeEvent.Error]: [error: CascadeError];
   [CascadeEvent.Stopped]: [];
   listenererror: [event: string, error: unknown];
@@ -126,6 +138,11 @@ export class Watch extends TypedEmitter<WatchEvents> {
     this.#quality.set(quality);
   }
 
+  /** Whether the frames from the current node verify, with counts (undefined before the first connection). */
+  get integrity(): WatchIntegrity | undefined {
+    return this.#conn && { ...this.#conn.integrity, nodeId: this.#conn.nodeId };
+  }
+
   /** The consumers currently feeding mediaStream (for getStats()). */
   get consumers(): msc.Consumer[] {
     return this.#conn?.consumers ?? [];
@@ -180,6 +197,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
       ...(o.keepAlive !== undefined ? { keepAlive: o.keepAlive } : {}),
       ...(o.token ? { token: o.token } : {}),
       ...(o.WebSocket ? { WebSocket: o.WebSocket } : {}),
+      ...(o.integrity ? { integrity: o.integrity } : {}),
     });
   }
 
@@ -202,6 +220,21 @@ export class Watch extends TypedEmitter<WatchEvents> {
       if (this.#moving) this.#lostDuringMove = err;
       else void this.#move('signal lost', err);
     });
+    // Frames that do not verify, or no picture at all: tell the origin (it checks the node itself) and leave.
+    conn.on('integrity', (s) => {
+      if (this.#conn !== conn || this.#stopped) return;
+      this.safeEmit(CascadeEvent.Integrity, { ...s, nodeId: conn.nodeId });
+      if (s.state !== 'tampered' && s.state !== 'unverified') return;
+      this.#log.warn({ nodeId: conn.nodeId, code: s.code, detail: s.detail }, 'frames from this node do not verify: moving');
+      conn.report(s.state, s.code ?? 'CASCADE_ERR_INTEGRITY_DIGESTS_MISSING', s.detail);
+      void this.#move('integrity');
+    });
+    conn.on('stalled', () => {
+      if (this.#conn !== conn || this.#stopped) return;
+      this.#log.warn({ nodeId: conn.nodeId }, 'picture stopped although the stream is live: moving');
+      conn.report('stalled', 'CASCADE_ERR_INTEGRITY_STALLED');
+      void this.#move('stalled');
+    });
     conn.on('closed', (err) => {
       if (this.#conn !== conn || this.#stopped) return;
       this.#onLost(err ?? new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'connection closed'));
@@ -210,6 +243,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
     this.#onStreamState(conn.stream.state);
     if (previous && previous !== conn) previous.close();
     this.safeEmit(CascadeEvent.NodeChanged, conn.nodeId);
+    this.safeEmit(CascadeEvent.Integrity, { ...conn.integrity, nodeId: conn.nodeId });
     this.#log.info({ nodeId: conn.nodeId }, 'watching');
   }
 
@@ -302,7 +336,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
    * join elsewhere, switch once the new node's media flows, then leave. `lost`: the current
    * connection can no longer be used, so a failed move reconnects.
    */
-  async #move(reason: 'draining' | 'unresponsive' | 'signal lost', lost?: CascadeError): Promise<void> {
+  async #move(reason: 'draining' | 'unresponsive' | 'signal lost' | 'integrity' | 'stalled', lost?: CascadeError): Promise<void> {
     if (this.#moving || this.#reconnecting || this.#stopped) {
       if (lost && !this.#moving && !this.#reconnecting && !this.#stopped) void this.#reconnect(lost);
       return;

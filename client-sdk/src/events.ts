@@ -14,6 +14,13 @@ export enum CascadeEvent {
   Reconnected = 'reconnected',
   /** The node serving this client changed (failover, drain, first join). Argument: node id. */
   NodeChanged = 'nodechange',
+  /**
+   * Whether the frames shown verify against the origin's signed digests changed, or the node
+   * serving them changed. Argument: an IntegrityStatus with the node's id (`state`: verifying,
+   * verified, unverified, tampered, unsupported, off). On unverified or tampered the SDK reports
+   * the node to the origin and moves to another node (make-before-break) by itself.
+   */
+  Integrity = 'integrity',
   /** A track was added to (or replaced in) the MediaStream. Argument: the track. */
   Track = 'track',
   /**

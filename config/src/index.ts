@@ -3,3 +3,4 @@ export { loadConfig, describeConfig, envNameFor, defaultWorkerBin, MEDIASOUP_VER
 export { announcedAddress, publicHttpUrl } from './addresses.js';
 export { createLogger, REDACT_PATHS } from './logger.js';
 export { secretEntropyBits, MIN_SECRET_BITS } from './secret.js';
+export { parseCommandLine, usageError, parseArgsProblem, USAGE_EXIT_STATUS, type CommandLineProgram } from './commandLine.js';

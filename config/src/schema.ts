@@ -4,6 +4,7 @@
  * environment variable named after its path: `origin.maxViewers` → `CASCADE_ORIGIN_MAX_VIEWERS`.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { IceServer } from '@cascade/protocol';
 
 const Ms = (d: number, min = 0, what = '') => Type.Integer({ minimum: min, default: d, description: what ? `${what} (ms)` : 'ms' });
 
@@ -17,14 +18,8 @@ export const ListenIp = Type.Object(
   { additionalProperties: false },
 );
 
-export const IceServerConfig = Type.Object(
-  {
-    urls: Type.Union([Type.String(), Type.Array(Type.String())]),
-    username: Type.Optional(Type.String()),
-    credential: Type.Optional(Type.String()),
-  },
-  { additionalProperties: false },
-);
+/** The wire's IceServer (what clients are handed), strict: a misspelt key in the config is an error. */
+export const IceServerConfig = Type.Object(IceServer.properties, { additionalProperties: false });
 
 export const ConfigSchema = Type.Object(
   {
@@ -319,6 +314,15 @@ export const ConfigSchema = Type.Object(
         }),
         receiptIntervalMs: Ms(5000, 500, 'Period of viewers\' receipts; the time caps allow two periods of slack.'),
         settleIntervalMs: Ms(30000, 100, 'How often confirmed bytes are turned into points (one history entry per relay and settlement).'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    integrity: Type.Object(
+      {
+        /** Sign digests of every frame on the origin, so that viewers can check what relays send them. */
+        enabled: Type.Boolean({ default: true, description: "Sign digests of every frame on the origin (whatever the ingest) and send them with the media, so that viewers' SDKs check every frame a relay sends them and leave a relay that alters or withholds media. Off: nothing is signed, and viewers cannot tell an altered stream." }),
+        batchIntervalMs: Ms(100, 20, 'Period of the signed digest batches: viewers hold a frame until its digest comes, about half of this on average'),
+        probeMs: Ms(2000, 500, "How long the origin watches a stream through a relay a viewer reported before it decides (the relay is condemned only on the origin's own finding)"),
       },
       { additionalProperties: false, default: {} },
     ),

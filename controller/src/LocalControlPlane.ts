@@ -1,6 +1,7 @@
 import {
   ManualChannel,
   type HeartbeatAnswer,
+  type IntegrityReport,
   type Logger,
   type MessageChannel,
   type Placement,
@@ -10,6 +11,7 @@ import {
 import type { TopologyController } from './TopologyController.js';
 import type { FrontTunnel, NodeLink, TunnelRouter } from './tunnels/TunnelRouter.js';
 import type { BusMessage } from './tunnels/MessageBus.js';
+import type { Prober } from './integrity/IntegrityJudge.js';
 import type { NodeRecord, NodeSnapshot } from './types.js';
 
 /** Who opened a session hosted here (see sfu's TunnelInfo). */
@@ -33,6 +35,7 @@ export class LocalControlPlane {
   readonly #hosted = new Map<string, ManualChannel>();
   #onTunnel: ((channel: MessageChannel, info: HostedInfo) => void) | undefined;
   #link: NodeLink | undefined;
+  #withdrawProber: (() => void) | undefined;
   #started = false;
 
   constructor(record: NodeRecord, deps: { controller: TopologyController; router: TunnelRouter; logger: Logger }) {
@@ -63,6 +66,7 @@ export class LocalControlPlane {
     if (!this.#link) return;
     this.#router.detachNode(this.#record.id, this.#link, true);
     this.#link = undefined;
+    this.#withdrawProber?.();
     for (const c of [...this.#hosted.values()]) c.closed(1001, 'CASCADE_ERR_NODE_SHUTTING_DOWN');
     this.#hosted.clear();
     await this.#controller.nodeGone(this.#record.id, 'node shutting down').catch((err) => this.#log.warn({ err }, 'cannot remove the node now'));
@@ -74,7 +78,7 @@ export class LocalControlPlane {
     return answer;
   }
 
-  placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo }> {
+  placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo; integrityKey?: string }> {
     return this.#controller.placeViewer(request);
   }
 
@@ -109,6 +113,16 @@ export class LocalControlPlane {
   /** The node with the embedded controller is the origin: it has no parent to judge. */
   async parentSilent(): Promise<boolean> {
     return false;
+  }
+
+  async reportIntegrity(report: IntegrityReport): Promise<void> {
+    // Confirming takes seconds (a probe through the relay): the viewer is not kept waiting.
+    void this.#controller.integrity.report(report, { session: this.#record.id });
+  }
+
+  onProbe(prober: Prober): void {
+    this.#withdrawProber?.();
+    this.#withdrawProber = this.#controller.integrity.registerProber(this.#record.id, prober);
   }
 
   async parentLost(streamId: string, parentNodeId: string): Promise<void> {

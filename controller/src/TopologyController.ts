@@ -12,12 +12,12 @@ import { generateTicketKey, TicketSigner } from './auth/TicketSigner.js';
 import type { TokenService } from './auth/TokenService.js';
 import type { TopologyStore } from './store/TopologyStore.js';
 import { StrayPipes } from './StrayPipes.js';
+import { NodeHealth, checkFigures } from './NodeHealth.js';
+import { systemClock, type Clock } from './clock.js';
+import { IntegrityJudge } from './integrity/IntegrityJudge.js';
 import type { NodeRecord, NodeSnapshot, NodeStatus, NodeView, StreamRecord, TopologyEvent } from './types.js';
 
-export interface Clock {
-  now(): number;
-}
-export const systemClock: Clock = { now: () => Date.now() };
+export { systemClock, type Clock } from './clock.js';
 
 export interface TopologyControllerOptions {
   /** K: child relays per node per stream. */
@@ -60,9 +60,12 @@ export interface TopologyNode {
 }
 
 export type AssignEvent = Extract<TopologyEvent, { type: 'assign' }>;
+export type CondemnEvent = Extract<TopologyEvent, { type: 'condemn' }>;
 export type TopologyControllerEvents = {
   /** A relay must carry a stream from a (new) parent. Delivered on every instance. */
   assign: [event: AssignEvent];
+  /** A relay was caught altering or withholding media (see IntegrityJudge). Delivered on every instance. */
+  condemn: [event: CondemnEvent];
   nodegone: [nodeId: string];
   listenererror: [event: string, error: unknown];
 };
@@ -77,22 +80,14 @@ export type TopologyControllerObserverEvents = {
 /** How long the controller remembers that a node left demoted or draining (ms). */
 const GONE_STATUS_MEMORY_MS = 10 * 60_000;
 
-/** Viewers' reports older than this no longer count (ms). */
-const VIEWER_REPORT_WINDOW_MS = 30_000;
-/** Viewers that must report before what they see counts against a node. */
-const MIN_REPORTING_VIEWERS = 2;
 
 /** How old a pipe ticket may be and still vouch for an edge a relay reports (s): a day of streaming. */
 const EDGE_TICKET_MAX_AGE_SEC = 24 * 3600;
 /** How long a parent may keep feeding a relay moved away from it before it is told to stop (ms). */
 const STRAY_PIPE_GRACE_MS = 10_000;
 
-/** A relay sending more than this share of its declared upload is saturated (demoted like a lossy one). */
-const UPLINK_DEMOTE_SHARE = 0.9;
-
-/** Consecutive unhealthy heartbeats before a relay is demoted, healthy ones before it is restored. */
-const DEMOTE_AFTER = 3;
-const RESTORE_AFTER = 5;
+/** After the origin found a relay clean, more reports about it are not probed again for this long (ms). */
+const INTEGRITY_COOLDOWN_MS = 30_000;
 
 /**
  * Decides the distribution tree of every stream: which node serves a joining viewer, which
@@ -100,6 +95,10 @@ const RESTORE_AFTER = 5;
  * the TopologyStore, so several controllers may run side by side; each decision is one atomic
  * store operation, and assignments are published so that whichever instance holds the relay's
  * connection delivers them.
+ *
+ * (Over 450 lines: every decision about the tree is here, each a short method over the store, so
+ * that the order of events a node goes through reads in one place; the policies with state of
+ * their own live apart: NodeHealth, StrayPipes, the stores' placement.)
  */
 export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   readonly observer = new TypedEmitter<TopologyControllerObserverEvents>();
@@ -110,7 +109,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   readonly #tokens: TokenService | undefined;
   readonly #clock: Clock;
   readonly #unsubscribe: () => void;
-  readonly #health = new Map<string, { bad: number; good: number }>();
+  readonly #health: NodeHealth;
   /**
    * The last status this instance gave each node it registered. The store is the truth, but
    * when it lost everything (Redis restarted empty) this is what the node is re-created with:
@@ -122,16 +121,14 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
    * reconnects (or restarts under the same id) takes that status back, not a fresh 'ready'.
    */
   readonly #goneStatuses = new Map<string, { status: NodeStatus; until: number }>();
-  /**
-   * Loss each node's viewers report (their receipts), per viewer session: what the node really
-   * delivers. Several viewers must agree before it counts against a node (one viewer can lie,
-   * or sit on a bad link of its own).
-   */
-  readonly #viewerLoss = new Map<string, Map<string, { packets: number; lost: number; at: number }>>();
   /** Orphans no node could adopt yet; retried by the sweeper. */
   readonly #pendingOrphans = new Map<string, { streamId: string; childId: string }>();
   readonly #strays: StrayPipes;
   readonly #parentLostBudget = new KeyedTokenBucket({ burst: 3, refillMs: 2000, maxKeys: 100_000 });
+  /** Relays condemned for altering or withholding media (never restored; learned from every instance). */
+  readonly #condemned = new Set<string>();
+  /** Viewers' integrity reports, confirmed by the stream's origin before a relay is touched. */
+  readonly integrity: IntegrityJudge;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #sweeping = false;
   /**
@@ -156,10 +153,15 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     this.#tokens = deps.tokens;
     this.#clock = deps.clock ?? systemClock;
     this.#storeUpSince = this.#clock.now();
+    this.#health = new NodeHealth(options, { store: this.store, clock: this.#clock });
     // Longer than any make-before-break move takes to close its old pipe.
     this.#strays = new StrayPipes({ graceMs: Math.max(STRAY_PIPE_GRACE_MS, 4 * options.heartbeatIntervalMs) });
     if (options.watchTokenRequired && !deps.tokens) throw new TypeError('watchTokenRequired needs a TokenService');
     this.#unsubscribe = this.store.subscribe((e) => this.#onEvent(e));
+    this.integrity = new IntegrityJudge(
+      { cooldownMs: INTEGRITY_COOLDOWN_MS },
+      { store: this.store, tickets, logger: deps.logger, now: () => this.#clock.now(), condemn: (nodeId, why) => this.condemnNode(nodeId, why) },
+    );
   }
 
   get closed(): boolean {
@@ -252,8 +254,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   async nodeGone(nodeId: string, reason: string): Promise<void> {
     const status = (await this.store.getNode(nodeId, this.#clock.now()).catch(() => undefined))?.status ?? this.#statuses.get(nodeId);
     const { orphans, streams } = await this.store.removeNode(nodeId);
-    this.#health.delete(nodeId);
-    this.#viewerLoss.delete(nodeId);
+    this.#health.forget(nodeId);
     this.#statuses.delete(nodeId);
     this.#strays.forget(nodeId);
     const now = this.#clock.now();
@@ -275,9 +276,29 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   async suspectNode(nodeId: string): Promise<void> {
     const view = await this.store.getNode(nodeId, this.#clock.now());
     if (!view || view.status !== 'ready') return;
-    this.#health.set(nodeId, { bad: 0, good: 0 });
+    this.#health.restartRun(nodeId);
     await this.setNodeStatus(nodeId, 'demoted');
     await this.#moveChildren(nodeId);
+  }
+
+  /**
+   * A relay the stream's origin caught altering or withholding media: demoted for good (healthy
+   * heartbeats do not restore it, nor does registering again, which its revoked token cannot),
+   * children moved make-before-break; every instance learns it, and the one holding the relay's
+   * connection revokes its token and tells its viewers to move.
+   */
+  async condemnNode(nodeId: string, why: { streamId: string; code: string; detail: string }): Promise<void> {
+    this.#condemned.add(nodeId);
+    this.#health.restartRun(nodeId);
+    this.#log.warn({ nodeId, ...why }, 'relay condemned: demoted, children moved, token to be revoked');
+    await this.setNodeStatus(nodeId, 'demoted');
+    await this.#moveChildren(nodeId);
+    await this.store.publish({ type: 'condemn', nodeId, streamId: why.streamId, code: why.code });
+  }
+
+  /** Whether a relay was condemned (see condemnNode). */
+  isCondemned(nodeId: string): boolean {
+    return this.#condemned.has(nodeId);
   }
 
   /** Planned departure: no new traffic, children moved (make-before-break: the old pipe stays until the child switches). */
@@ -375,7 +396,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   // ------------------------------------------------------------------ viewers and relays
 
   /** Where a viewer goes, with a ticket for that node. */
-  async placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo }> {
+  async placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo; integrityKey?: string }> {
     if (this.options.watchTokenRequired) {
       const claims = this.#tokens!.verify(request.token, 'watch');
       if (claims.stream && claims.stream !== request.streamId) {
@@ -394,33 +415,13 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     return {
       placement: { nodeId: res.nodeId, ticket: this.tickets.viewer({ stream: stream.id, node: res.nodeId }) },
       stream: info(stream),
+      ...(stream.integrityKey ? { integrityKey: stream.integrityKey } : {}),
     };
   }
 
   /** A viewer's account of what it received from `nodeId` over one interval (its receipt). */
   viewerReport(session: string, nodeId: string, report: { packets: number; lost?: number }): void {
-    if (report.lost === undefined || report.packets + report.lost <= 0) return;
-    let byViewer = this.#viewerLoss.get(nodeId);
-    if (!byViewer) this.#viewerLoss.set(nodeId, (byViewer = new Map()));
-    byViewer.set(session, { packets: report.packets, lost: report.lost, at: this.#clock.now() });
-  }
-
-  /**
-   * The loss a node's viewers see, over the reports of the last VIEWER_REPORT_WINDOW_MS: the
-   * median of their rates, when at least MIN_REPORTING_VIEWERS reported (else 0).
-   */
-  #viewersLossRate(nodeId: string): number {
-    const byViewer = this.#viewerLoss.get(nodeId);
-    if (!byViewer) return 0;
-    const since = this.#clock.now() - VIEWER_REPORT_WINDOW_MS;
-    const rates: number[] = [];
-    for (const [session, r] of byViewer) {
-      if (r.at < since) byViewer.delete(session);
-      else rates.push(r.lost / (r.packets + r.lost));
-    }
-    if (rates.length < MIN_REPORTING_VIEWERS) return 0;
-    rates.sort((a, b) => a - b);
-    return rates[Math.floor(rates.length / 2)]!;
+    this.#health.viewerReport(session, nodeId, report);
   }
 
   async viewerLeft(nodeId: string, streamId: string): Promise<void> {
@@ -538,60 +539,21 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     await this.store.publish({ type: 'assign', nodeId: childId, stream: info(stream), parent: { nodeId: parentId }, ticket });
   }
 
+  /** Demote a relay that delivers badly, restore one that recovered (NodeHealth judges). */
   async #checkHealth(record: NodeRecord, snapshot: NodeSnapshot): Promise<void> {
-    const { cpu, lossRate, bitrateOutKbps } = snapshot.stats;
-    const up = record.capacity.upKbps;
-    // Loss already present at the parent (a broadcaster on bad Wi-Fi, a lossy grandparent) reaches
-    // every node below it: only what this relay adds is held against it, or one bad uplink would
-    // demote the whole tree and leave new viewers nowhere to go.
-    const inherited = lossRate > this.options.demoteLossRate || this.#viewerLoss.has(record.id) ? await this.#inheritedLoss(record.id) : 0;
-    // What its own pipe loses, and what its viewers lose on the way from it: either, beyond what
-    // its parent already lost, makes a relay take no new viewers.
-    const lossy =
-      (lossRate > this.options.demoteLossRate && lossRate - inherited > this.options.demoteLossRate) ||
-      this.#viewersLossRate(record.id) - inherited > this.options.demoteLossRate;
-    const unhealthy = cpu > this.options.demoteCpu || lossy || (up > 0 && bitrateOutKbps > up * UPLINK_DEMOTE_SHARE);
-    const h = this.#health.get(record.id) ?? { bad: 0, good: 0 };
-    if (unhealthy) {
-      h.bad++;
-      h.good = 0;
-    } else {
-      h.good++;
-      h.bad = 0;
-    }
-    this.#health.set(record.id, h);
-    // Every DEMOTE_AFTER bad (RESTORE_AFTER good) heartbeats in a row, not only the first time:
-    // a store write that failed once is tried again instead of leaving the relay as it was.
-    const demote = h.bad > 0 && h.bad % DEMOTE_AFTER === 0;
-    const restore = h.good > 0 && h.good % RESTORE_AFTER === 0;
-    if (!demote && !restore) return;
+    const verdict = await this.#health.verdict(record, snapshot);
+    if (!verdict) return;
     const view = await this.store.getNode(record.id, this.#clock.now());
     if (!view) return;
-    if (demote && view.status === 'ready') {
-      this.#log.warn({ nodeId: record.id, cpu, lossRate, bitrateOutKbps, upKbps: up }, 'relay demoted');
+    if (verdict === 'demote' && view.status === 'ready') {
+      const { cpu, lossRate, bitrateOutKbps } = snapshot.stats;
+      this.#log.warn({ nodeId: record.id, cpu, lossRate, bitrateOutKbps, upKbps: record.capacity.upKbps }, 'relay demoted');
       await this.setNodeStatus(record.id, 'demoted');
       await this.#moveChildren(record.id);
-    } else if (restore && view.status === 'demoted') {
+    } else if (verdict === 'restore' && view.status === 'demoted' && !this.#condemned.has(record.id)) {
       this.#log.info({ nodeId: record.id }, 'relay healthy again');
       await this.setNodeStatus(record.id, 'ready');
     }
-  }
-
-  /**
-   * The worst upstream loss reported by this node's parents, over the streams the store has it
-   * carrying (not the ones it claims). Node-wide figures: a parent with one lossy stream excuses
-   * its children on all of them.
-   */
-  async #inheritedLoss(nodeId: string): Promise<number> {
-    const parents = new Set<string>();
-    for (const streamId of await this.store.nodeStreams(nodeId)) {
-      const parent = (await this.store.getTree(streamId)).find((e) => e.nodeId === nodeId)?.parent;
-      if (parent) parents.add(parent);
-    }
-    const now = this.#clock.now();
-    let worst = 0;
-    for (const id of parents) worst = Math.max(worst, (await this.store.getNode(id, now))?.stats?.lossRate ?? 0);
-    return worst;
   }
 
   #onEvent(e: TopologyEvent): void {
@@ -602,23 +564,14 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
       case 'nodegone':
         this.safeEmit('nodegone', e.nodeId);
         break;
+      case 'condemn':
+        this.#condemned.add(e.nodeId);
+        this.safeEmit('condemn', e);
+        break;
     }
   }
 }
 
 function info(s: StreamRecord): StreamInfo {
   return { id: s.id, title: s.title, state: s.state, createdAt: s.createdAt };
-}
-
-/** Figures no honest node can report, given what it declared. */
-function checkFigures(record: NodeRecord, { stats, streams }: NodeSnapshot): void {
-  const cap = record.capacity;
-  const problems: string[] = [];
-  if (stats.viewers > cap.maxViewers * 2 + 10) problems.push(`viewers ${stats.viewers} > declared ${cap.maxViewers}`);
-  if (stats.children > cap.maxChildren * 2 + 2) problems.push(`children ${stats.children} > declared ${cap.maxChildren}`);
-  if (cap.upKbps > 0 && stats.bitrateOutKbps > cap.upKbps * 4 + 2000) problems.push(`bitrate out exceeds declared uplink`);
-  const sum = streams.reduce((n, s) => n + s.viewers, 0);
-  if (sum > stats.viewers + 10) problems.push('per-stream viewers exceed the total');
-  if (new Set(streams.map((s) => s.streamId)).size !== streams.length) problems.push('a stream is listed twice');
-  if (problems.length > 0) throw new CascadeError('CASCADE_ERR_RELAY_INVALID_STATS', problems.join('; '));
 }

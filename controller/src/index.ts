@@ -1,4 +1,4 @@
-export { TopologyController, systemClock, type Clock, type TopologyControllerOptions, type TopologyNode, type AssignEvent } from './TopologyController.js';
+export { TopologyController, systemClock, type Clock, type TopologyControllerOptions, type TopologyNode, type AssignEvent, type CondemnEvent } from './TopologyController.js';
 export type { TopologyStore, TopologyStoreOptions } from './store/TopologyStore.js';
 export { MemoryTopologyStore } from './store/MemoryTopologyStore.js';
 export { RedisTopologyStore } from './store/RedisTopologyStore.js';
@@ -50,3 +50,5 @@ export {
 export { MemoryLedgerStore } from './credits/MemoryLedgerStore.js';
 export { RedisLedgerStore, type RedisLedgerStoreOptions } from './credits/RedisLedgerStore.js';
 export { CreditService, type CreditServiceOptions, type CreditServiceDeps, type CreditServiceObserverEvents, type ReceiptResult } from './credits/CreditService.js';
+export { registerControllerMetrics, registerAccountMetrics } from './metrics.js';
+export { IntegrityJudge, type Prober, type IntegrityJudgeOptions, type IntegrityJudgeObserverEvents } from './integrity/IntegrityJudge.js';

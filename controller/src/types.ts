@@ -77,4 +77,6 @@ export interface NodeView extends NodeRecord {
 /** Published on the store's channel so that every controller instance sees decisions. */
 export type TopologyEvent =
   | { type: 'assign'; nodeId: string; stream: StreamInfo; parent: { nodeId: string }; ticket: string }
-  | { type: 'nodegone'; nodeId: string };
+  | { type: 'nodegone'; nodeId: string }
+  /** A relay the stream's origin caught altering or withholding media: out for good (token revoked, viewers moved). */
+  | { type: 'condemn'; nodeId: string; streamId: string; code: string };

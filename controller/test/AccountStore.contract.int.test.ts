@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { MAX_ACCOUNT_TOKENS, type AccountStore } from '../src/accounts/AccountStore.js';
 import { account, memoryAccounts, redisAccounts, type Stores } from './accountFixtures.js';
@@ -89,12 +90,12 @@ describe.each(factories)('AccountStore contract: $name', (factory) => {
       const unsubscribe = other.onRevocation((id) => heard.push(id));
       expect(await store.revokeToken('t1', NOW)).toBe(true);
       expect(await store.revokeToken('t1', NOW + 5)).toBe(false);
-      await waitUntil(() => heard.length >= 1);
+      await expect.poll(() => heard.length, { timeout: 10_000, interval: 20 }).toBeGreaterThanOrEqual(1);
       expect(heard).toEqual(['t1']);
       expect(await other.revokedTokens()).toEqual(new Map([['t1', NOW]]));
       unsubscribe();
       await store.revokeToken('t2', NOW);
-      await new Promise((r) => setTimeout(r, 100));
+      await delay(100);
       expect(heard).toEqual(['t1']);
     });
   });
@@ -121,11 +122,3 @@ describe.each(factories)('AccountStore contract: $name', (factory) => {
     });
   });
 });
-
-async function waitUntil(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import jwt from 'jsonwebtoken';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger, type PipeTicketClaims, type ViewerTicketClaims } from '@cascade/protocol';
@@ -76,7 +77,7 @@ async function setup(options: { watchTokenRequired?: boolean; originBudget?: num
   controller.on('assign', (e) => assigns.push(e));
   await controller.registerNode(record('origin', 'origin', { maxViewers: options.originBudget ?? 1, maxChildren: 2 }), 'ready');
   await controller.putStream({ id: 'stream1', title: 'T', state: 'live', createdAt: clock.t, updatedAt: clock.t, originNodeId: 'origin', owner: 'alice' });
-  const flush = () => new Promise((r) => setTimeout(r, 0));
+  const flush = () => delay(0);
   return { store, tokens, controller, assigns, flush };
 }
 

@@ -1,10 +1,10 @@
 import { cpus, platform } from 'node:os';
+import { CascadeError } from '@cascade/protocol';
 import type { Browser } from 'playwright-core';
 import { saturationWarnings, stampWarning, summarizeRun } from './aggregate.js';
-import { ensureFakeCamera, launchChromiumInNamespace } from '@cascade/testing';
 import { startCappedNetwork, type CappedNetwork } from './cappedNetwork.js';
 import { ChromiumBroadcaster } from './ChromiumBroadcaster.js';
-import { CHROMIUM_ARGS, launchChromium } from './chromium.js';
+import { CHROMIUM_ARGS, ensureFakeCamera, launchChromium, launchChromiumInNamespace } from '@cascade/clients';
 import { ensureAvClip, ensureClip } from './clip.js';
 import { sleep, wallClockMs } from './clock.js';
 import { DecodingViewers } from './DecodingViewers.js';
@@ -278,12 +278,13 @@ export class LoadTest {
     while (Date.now() < deadline) {
       try {
         const res = await fetch(`${this.#o.url}/api/streams/${encodeURIComponent(streamId)}`, { signal: AbortSignal.timeout(3000) });
-        if (res.status === 404) throw new Error(`stream ${streamId} not found at ${this.#o.url}`);
+        if (res.status === 404) throw new CascadeError('CASCADE_ERR_STREAM_NOT_FOUND', `${streamId} at ${this.#o.url}`);
         if (res.ok) state = ((await res.json()) as { state: string }).state;
         if (state === 'live') return;
-        if (state === 'ended') throw new Error(`stream ${streamId} has ended`);
+        if (state === 'ended') throw new CascadeError('CASCADE_ERR_STREAM_ENDED', streamId);
       } catch (err) {
-        if ((err as Error).message.startsWith('stream ')) throw err;
+        // The stream's own answer ends the wait; a failed request (timeout, refused) is tried again.
+        if (err instanceof CascadeError) throw err;
       }
       await sleep(250, this.#deps.signal);
       if (this.#deps.signal?.aborted) return;

@@ -4,7 +4,7 @@ import * as werift from 'werift';
 import WebSocket from 'ws';
 import { broadcast, type Broadcast, type BroadcastOptions } from '@cascade/client-sdk';
 import { FrameStamper } from './FrameStamper.js';
-import { installWeriftGlobals } from '@cascade/testing';
+import { installWeriftGlobals } from '@cascade/clients';
 
 export interface SyntheticBroadcasterOptions {
   /** The origin's URL. */

@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { canCreateNamespaces, createTestNetwork, type TestNetwork } from '@cascade/testing';
 
 const execFileP = promisify(execFile);
 
@@ -36,9 +35,12 @@ async function primaryAddress(): Promise<string | undefined> {
  * address; a client that checks where its ICE answers come from (werift) would drop them.
  */
 export async function startCappedNetwork(url: string, capKbit: number, mediaIp?: string): Promise<CappedNetwork> {
+  // The test harness's namespaces and rate-limited links, loaded only for capped viewers: the
+  // load-test tool does not otherwise depend on the harness (see load-tests/package.json).
+  const { canCreateNamespaces, createTestNetwork } = await import('@cascade/testing');
   const support = await canCreateNamespaces();
   if (!support.ok) throw new Error(`capped viewers need network namespaces: ${support.reason}`);
-  const net: TestNetwork = await createTestNetwork({ count: 1, rateKbit: capKbit });
+  const net = await createTestNetwork({ count: 1, rateKbit: capKbit });
   try {
     const ns = net.namespaces[0]!;
     await execFileP('ip', ['-n', ns.name, 'route', 'add', 'default', 'via', net.rootIp], { timeout: 10_000 });

@@ -18,25 +18,12 @@ export function defaultCacheDir(xdgCacheHome?: string): string {
  * between 18 and 35 fps on a busy 2-core box (test-clients/README.md).
  */
 export async function ensureClip(cacheDir = defaultCacheDir()): Promise<string> {
-  const file = path.join(cacheDir, `loadtest-clip-v${CLIP_VERSION}.webm`);
-  if (existsSync(file)) return file;
-  mkdirSync(cacheDir, { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp.webm`;
   // prettier-ignore
-  const args = [
-    '-hide_banner', '-loglevel', 'error', '-y',
+  return encodeOnce(path.join(cacheDir, `loadtest-clip-v${CLIP_VERSION}.webm`), [
     '-f', 'lavfi', '-i', 'testsrc=size=640x360:rate=30', '-t', '20',
     '-c:v', 'libvpx', '-b:v', '600k', '-deadline', 'realtime', '-cpu-used', '8',
     '-g', '30', '-keyint_min', '30', '-error-resilient', '1', '-auto-alt-ref', '0', '-pix_fmt', 'yuv420p',
-    tmp,
-  ];
-  try {
-    await run('ffmpeg', args, ENCODE_TIMEOUT_MS);
-    renameSync(tmp, file);
-  } finally {
-    rmSync(tmp, { force: true });
-  }
-  return file;
+  ]);
 }
 
 /** Bump when the encoding of the audio+video clips changes. */
@@ -53,25 +40,29 @@ export const AV_CLIP_AUDIO_KBPS = 32;
 export async function ensureAvClip(totalKbps: number, cacheDir = defaultCacheDir()): Promise<string> {
   const kbps = Math.round(totalKbps);
   if (!(kbps >= 100 && kbps <= 20_000)) throw new RangeError(`clip bitrate ${totalKbps} kbit/s is out of 100..20000`);
-  const file = path.join(cacheDir, `loadtest-av-v${AV_CLIP_VERSION}-${kbps}k.webm`);
-  if (existsSync(file)) return file;
-  mkdirSync(cacheDir, { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp.webm`;
   const video = `${kbps - AV_CLIP_AUDIO_KBPS}k`;
   const size = kbps <= 800 ? '640x360' : '1280x720';
   // prettier-ignore
-  const args = [
-    '-hide_banner', '-loglevel', 'error', '-y',
+  return encodeOnce(path.join(cacheDir, `loadtest-av-v${AV_CLIP_VERSION}-${kbps}k.webm`), [
     '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=30`,
     '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
     '-t', '20',
     '-c:v', 'libvpx', '-b:v', video, '-minrate', video, '-maxrate', video, '-deadline', 'realtime', '-cpu-used', '8',
     '-g', '30', '-keyint_min', '30', '-error-resilient', '1', '-auto-alt-ref', '0', '-pix_fmt', 'yuv420p',
     '-c:a', 'libopus', '-b:a', `${AV_CLIP_AUDIO_KBPS}k`, '-ac', '2', '-frame_duration', '20',
-    tmp,
-  ];
+  ]);
+}
+
+/**
+ * `file`, encoded by ffmpeg with `args` (inputs and codecs) unless it is cached already. Written
+ * under a temporary name and renamed, so that a run cut short never leaves half a clip behind.
+ */
+async function encodeOnce(file: string, args: string[]): Promise<string> {
+  if (existsSync(file)) return file;
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp.webm`;
   try {
-    await run('ffmpeg', args, ENCODE_TIMEOUT_MS);
+    await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args, tmp], ENCODE_TIMEOUT_MS);
     renameSync(tmp, file);
   } finally {
     rmSync(tmp, { force: true });

@@ -11,7 +11,7 @@ import type { WatchOptions } from '@cascade/client-sdk';
 import { wallClockMs } from './clock.js';
 import { LogHistogram } from './LogHistogram.js';
 import { dueJoins } from './ramp.js';
-import { installWeriftGlobals } from '@cascade/testing';
+import { installWeriftGlobals } from '@cascade/clients';
 import { WeriftViewer } from './WeriftViewer.js';
 import type { ParentMessage, WorkerConfig, WorkerMessage, WorkerTick } from './workerMessages.js';
 

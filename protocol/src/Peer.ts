@@ -209,6 +209,26 @@ export class Peer<
     this.safeEmit('handled', '(forwarded)', 0, error);
   }
 
+  /**
+   * Listen to one type of inbound notification, its data typed by its schema (validated before
+   * any listener sees it). Returns the function that stops listening.
+   *
+   * The schemas are read through `this` (M) rather than N, which keeps N out of the class's
+   * public shape: a Peer built with fewer notifications than its declared type names (the
+   * media node's sessions) still type-checks.
+   */
+  onNotification<T extends keyof M & string, M extends NotificationDefs = N>(
+    this: Peer<In, Out, M>,
+    type: T,
+    handler: (data: Static<M[T]>) => void,
+  ): () => void {
+    const listener = (t: string, data: unknown) => {
+      if (t === type) handler(data as Static<M[T]>);
+    };
+    this.on('notification', listener);
+    return () => this.off('notification', listener);
+  }
+
   notify(type: string, data: unknown): void {
     if (this.#closed) return;
     this.#send(encodeNotification(type, data));

@@ -12,7 +12,16 @@ export type Envelope =
   | { kind: 'request'; id: MessageId; type: string; data: unknown }
   | { kind: 'notification'; type: string; data: unknown }
   | { kind: 'response'; id: MessageId | null; ok: true; data: unknown }
-  | { kind: 'response'; id: MessageId | null; ok: false; error: WireError };
+  | { kind: 'response'; id: MessageId | null; ok: false; error: ReceivedError };
+
+/**
+ * An error as received: shaped like a WireError, its code not yet checked against the registry
+ * (fromWireError() does, degrading an unknown code to INTERNAL).
+ */
+export interface ReceivedError {
+  code: string;
+  message: string;
+}
 
 /** Default limit for one signalling message; SDP-derived parameters stay far below it. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024;
@@ -58,13 +67,11 @@ export function parseEnvelope(raw: string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES)
   const m = msg as Record<string, unknown>;
   if (m.v !== PROTOCOL_VERSION) throw malformed('unsupported or missing "v"', m.id);
   if ('ok' in m) {
-    if (m.id !== null && !isId(m.id)) throw malformed('bad "id"', undefined);
-    const id = m.id as MessageId | null;
+    const id = m.id;
+    if (id !== null && !isId(id)) throw malformed('bad "id"', undefined);
     if (m.ok === true) return { kind: 'response', id, ok: true, data: m.data ?? {} };
-    const e = m.error as Partial<WireError> | undefined;
-    if (m.ok === false && e && typeof e.code === 'string' && typeof e.message === 'string') {
-      return { kind: 'response', id, ok: false, error: { code: e.code, message: e.message } as WireError };
-    }
+    const e = m.error;
+    if (m.ok === false && isReceivedError(e)) return { kind: 'response', id, ok: false, error: { code: e.code, message: e.message } };
     throw malformed('bad response', undefined);
   }
   if (typeof m.type !== 'string' || !TYPE_RE.test(m.type)) throw malformed('bad "type"', m.id);
@@ -72,6 +79,10 @@ export function parseEnvelope(raw: string, maxBytes = DEFAULT_MAX_MESSAGE_BYTES)
   if (m.id === undefined) return { kind: 'notification', type: m.type, data };
   if (!isId(m.id)) throw malformed('bad "id"', undefined);
   return { kind: 'request', id: m.id, type: m.type, data };
+}
+
+function isReceivedError(e: unknown): e is ReceivedError {
+  return typeof e === 'object' && e !== null && 'code' in e && 'message' in e && typeof e.code === 'string' && typeof e.message === 'string';
 }
 
 function malformed(detail: string, id: unknown): EnvelopeError {

@@ -70,6 +70,16 @@ export const ErrorCodes = {
   CASCADE_ERR_RELAY_INVALID_CAPACITY: { status: 400, message: 'declared capacity is impossible' },
   CASCADE_ERR_RELAY_ADDRESS: { status: 403, message: 'relay media address not allowed' },
   CASCADE_ERR_RELAY_UNKNOWN_SESSION: { status: 403, message: 'no such session on this relay' },
+  // Stream integrity (signed frame digests): what a viewer or the origin's probe found wrong with what a node sent.
+  CASCADE_ERR_INTEGRITY_MALFORMED: { status: 400, message: 'digest batch is not one, or is for another stream' },
+  CASCADE_ERR_INTEGRITY_BAD_SIGNATURE: { status: 422, message: 'digest batch signature does not verify with the stream key' },
+  CASCADE_ERR_INTEGRITY_STALE: { status: 422, message: 'digest batches replayed, out of order or too old' },
+  CASCADE_ERR_INTEGRITY_DIGESTS_MISSING: { status: 422, message: 'no signed digests for the frames received (digest channel dropped or delayed)' },
+  CASCADE_ERR_INTEGRITY_FRAME_MISMATCH: { status: 422, message: 'frames that match no signed digest (altered, inserted, swapped or replayed)' },
+  CASCADE_ERR_INTEGRITY_FOREIGN_KEY: { status: 403, message: 'stream key announced by someone other than the origin' },
+  CASCADE_ERR_INTEGRITY_STALLED: { status: 422, message: 'picture stopped: nothing new decoded while the stream is live' },
+  CASCADE_ERR_INTEGRITY_UNSUPPORTED: { status: 501, message: 'this client cannot verify frames (no encoded transform)' },
+  CASCADE_ERR_INTEGRITY_CONFIRMED: { status: 403, message: 'relay confirmed altering or withholding media' },
   // Control plane.
   CASCADE_ERR_STORE_UNAVAILABLE: { status: 503, message: 'topology store unavailable' },
   CASCADE_ERR_CONTROLLER_UNAVAILABLE: { status: 503, message: 'controller unavailable' },

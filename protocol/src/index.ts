@@ -13,3 +13,4 @@ export * from './KeyedTokenBucket.js';
 export * from './tickets.js';
 export * from './url.js';
 export * from './TokenRenewal.js';
+export * from './integrity/index.js';

@@ -105,6 +105,11 @@ export const StreamRecord = Type.Object({
   owner: Type.String({ maxLength: 256 }),
   updatedAt: Type.Number(),
   endedAt: Type.Optional(Type.Number()),
+  /**
+   * The stream's public key (base64 SPKI, ECDSA P-256): what verifies the digest batches its
+   * origin signs. Viewers get it from the origin they talk to, never from a relay.
+   */
+  integrityKey: Type.Optional(Type.String({ maxLength: 512 })),
 });
 export type StreamRecord = Static<typeof StreamRecord>;
 
@@ -113,6 +118,8 @@ export const TransportInfo = Loose({
   iceParameters: Loose({}),
   iceCandidates: Type.Array(Loose({}), { maxItems: 64 }),
   dtlsParameters: DtlsParameters,
+  /** Viewers' transports: SCTP for the stream's digest channel (see `integrity.subscribe`). */
+  sctpParameters: Type.Optional(Loose({})),
 });
 export type TransportInfo = Static<typeof TransportInfo>;
 
@@ -142,6 +149,55 @@ export const PipeProducerInfo = Type.Object({
   paused: Type.Boolean(),
 });
 export type PipeProducerInfo = Static<typeof PipeProducerInfo>;
+
+/** A data channel a node sends on (the stream's digest channel), as mediasoup describes its SCTP stream. */
+export const DataChannelInfo = Type.Object({
+  /** The data consumer's id (viewers), or the data producer's (pipes). */
+  id: Id,
+  dataProducerId: Id,
+  sctpStreamParameters: Loose({ streamId: Type.Integer({ minimum: 0, maximum: 65535 }) }),
+  label: Type.String({ maxLength: 64 }),
+  protocol: Type.String({ maxLength: 64 }),
+});
+export type DataChannelInfo = Static<typeof DataChannelInfo>;
+
+/**
+ * What the origin tells a viewer so that it can check every frame it gets from whichever node
+ * serves it: the stream's public key, and the origin's clock (how old a digest batch is).
+ * Added to the `stream.watch` answer by the origin the viewer talks to, whatever the serving
+ * node said.
+ */
+export const IntegrityAnchor = Type.Object({
+  algorithm: Type.Literal('ECDSA-P256-SHA256'),
+  /** base64 SPKI of the stream's P-256 key. */
+  publicKey: Type.String({ minLength: 16, maxLength: 512 }),
+  /** The origin's clock when it answered (ms since the epoch). */
+  originTime: Type.Number(),
+});
+export type IntegrityAnchor = Static<typeof IntegrityAnchor>;
+
+/** What a viewer found wrong with the node serving it (see `viewer.integrity`). */
+export const IntegrityReport = Type.Object({
+  streamId: StreamId,
+  /** The node serving the viewer when it found this. */
+  nodeId: NodeId,
+  /** tampered: frames that match no signed digest; unverified: no usable signed digests; stalled: the picture stopped. */
+  state: Type.Union([Type.Literal('tampered'), Type.Literal('unverified'), Type.Literal('stalled')]),
+  code: Type.String({ maxLength: 64 }),
+  detail: Type.Optional(Type.String({ maxLength: 200 })),
+});
+export type IntegrityReport = Static<typeof IntegrityReport>;
+
+/** The origin's finding after watching a stream through a suspected relay (see `integrity.probe`). */
+export const IntegrityVerdict = Type.Object({
+  verdict: Type.Union([Type.Literal('tampered'), Type.Literal('clean'), Type.Literal('inconclusive')]),
+  code: Type.Optional(Type.String({ maxLength: 64 })),
+  detail: Type.String({ maxLength: 300 }),
+  /** Complete frames the probe got through the relay, and how many matched no digest of the origin's. */
+  frames: Count(1_000_000),
+  rejected: Count(1_000_000),
+});
+export type IntegrityVerdict = Static<typeof IntegrityVerdict>;
 
 export const NodeCapacity = Type.Object({
   /** Viewers this node may serve, all streams together. */
@@ -294,6 +350,8 @@ export const NodeRequests = {
       stream: StreamInfo,
       /** Send a `viewer.receipt` this often (ms): what the viewer received, from whom. Absent: none. */
       receiptIntervalMs: Type.Optional(Type.Integer({ minimum: 500, maximum: 600_000 })),
+      /** The stream's integrity anchor, from the origin the viewer talks to (absent: frames cannot be verified). */
+      integrity: Type.Optional(IntegrityAnchor),
     }),
   ),
   'transport.create': req(
@@ -339,6 +397,11 @@ export const NodeRequests = {
     }),
   ),
   'consumer.resume': req(Type.Object({ consumerId: Id }), Empty),
+  /**
+   * Viewer: receive the stream's digest channel (signed digests of every frame, from the
+   * origin) on its recv transport, as a data consumer. After stream.subscribe.
+   */
+  'integrity.subscribe': req(Type.Object({ transportId: Id }), Type.Object({ dataConsumer: DataChannelInfo })),
   /** Child relay: open an SRTP pipe for a stream it was assigned (the ticket proves it). */
   'pipe.open': req(
     Type.Object({
@@ -361,12 +424,16 @@ export const NodeRequests = {
       depth: Count(64),
       state: StreamState,
       producers: Type.Array(PipeProducerInfo),
+      /** The stream's digest channel on the pipe's SCTP association (absent from parents that do not send one). */
+      integrity: Type.Optional(DataChannelInfo),
     }),
   ),
   /** Child relay, on its pipe session: the highest spatial layer wanted below it changed (see pipe.open). */
   'pipe.layers': req(Type.Object({ maxSpatialLayer: SpatialLayer }), Empty),
   /** Viewer, to the origin: a receipt for what it received (see ViewerReceipt). */
   'viewer.receipt': req(ViewerReceipt, Type.Object({ counted: Type.Boolean() })),
+  /** Viewer, to the origin: the node serving it sent frames that do not verify, or none it can decode. */
+  'viewer.integrity': req(IntegrityReport, Empty),
 } as const;
 
 /**
@@ -436,8 +503,15 @@ export const ControlRequests = {
       /** The viewer's watch token, checked by the controller where watching needs one. */
       token: Type.Optional(Token),
     }),
-    Type.Object({ placement: Placement, stream: StreamInfo }),
+    Type.Object({
+      placement: Placement,
+      stream: StreamInfo,
+      /** The stream's public key (from its record), for the integrity anchor of the watch answer. */
+      integrityKey: Type.Optional(Type.String({ maxLength: 512 })),
+    }),
   ),
+  /** Origins only: a viewer's integrity report about the node serving it, for the controller to confirm. */
+  'viewer.integrity': req(IntegrityReport, Empty),
   /** Viewers that left this stream since the last report (at most the relay's declared maxViewers). */
   'viewer.left': req(Type.Object({ streamId: StreamId, count: Type.Integer({ minimum: 1, maximum: MAX_VIEWER_DEPARTURES }) }), Empty),
   'stream.parentLost': req(Type.Object({ streamId: StreamId, parentNodeId: NodeId }), Empty),
@@ -508,6 +582,14 @@ export const RelayRequests = {
       durationMs: Type.Integer({ minimum: 100, maximum: 10_000 }),
     }),
     Type.Object({ sentBytes: Type.Integer({ minimum: 0 }) }),
+  ),
+  /**
+   * To an origin: watch `streamId` through relay `relayId` (a pipe opened with `ticket`, as a
+   * child relay would) and compare what comes with the digests of what was sent.
+   */
+  'integrity.probe': req(
+    Type.Object({ streamId: StreamId, relayId: NodeId, ticket: Token }),
+    IntegrityVerdict,
   ),
 } as const;
 

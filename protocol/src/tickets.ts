@@ -4,6 +4,8 @@
  * controller with a private key (ES256) so that untrusted relays can verify them with the
  * public key without being able to mint any.
  */
+import { CascadeError } from './errors.js';
+
 /**
  * operator: the operator's own tools (revocation, the credits listing). origin: an origin
  * without a controller of its own, registering with a remote one (minted by the origin itself
@@ -66,3 +68,12 @@ export type TicketClaims = ViewerTicketClaims | PipeTicketClaims;
 
 export const TICKET_ALGORITHM = 'ES256';
 export const TOKEN_ALGORITHM = 'HS256';
+
+/**
+ * The coded error of a failed JWT check: EXPIRED_TOKEN for jsonwebtoken's TokenExpiredError
+ * (its class name is its documented API), INVALID_TOKEN for anything else; the original as cause.
+ */
+export function tokenError(err: unknown): CascadeError {
+  if (err instanceof Error && err.name === 'TokenExpiredError') return new CascadeError('CASCADE_ERR_AUTH_EXPIRED_TOKEN', undefined, { cause: err });
+  return new CascadeError('CASCADE_ERR_AUTH_INVALID_TOKEN', undefined, { cause: err });
+}

@@ -120,4 +120,23 @@ describe('Peer', () => {
     server.close();
     expect(onClose).toHaveBeenCalledTimes(1);
   });
+
+  it('onNotification() hands one type its validated data, until stopped', async () => {
+    const { client } = pair();
+    const seen: number[] = [];
+    const stop = client.onNotification('note.tell', ({ n }) => seen.push(n));
+    client.receive(JSON.stringify({ v: 1, type: 'note.tell', data: { n: 1 } }));
+    client.receive(JSON.stringify({ v: 1, type: 'note.tell', data: { n: 'x' } }));
+    stop();
+    client.receive(JSON.stringify({ v: 1, type: 'note.tell', data: { n: 2 } }));
+    expect(seen).toEqual([1]);
+  });
+
+  it('an error reply with a code this end does not know rejects with INTERNAL, keeping its message', async () => {
+    const { server, client } = pair();
+    server.handle('echo.say', () => new Promise(() => {}));
+    const answer = client.request('echo.say', { text: 'hi' });
+    client.receive(JSON.stringify({ v: 1, id: 1, ok: false, error: { code: 'CASCADE_ERR_FROM_THE_FUTURE', message: 'later' } }));
+    await expect(answer).rejects.toMatchObject({ code: 'CASCADE_ERR_INTERNAL', message: 'later' });
+  });
 });

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
 import { describe, expect, it, vi } from 'vitest';
 import { Peer, channelPair } from '../src/index.js';
@@ -30,7 +31,7 @@ describe('channelPair()', () => {
     a.close(4001, 'again');
     b.close(4002, 'late');
     a.send('dropped');
-    await new Promise((r) => setTimeout(r, 5));
+    await delay(5);
     expect(events.filter((e) => !e.startsWith('a '))).toEqual(['msg last', 'b closed 4000 bye']);
     expect(events.filter((e) => e.startsWith('a '))).toEqual(['a closed 4000 bye']);
     expect(a.readyState).toBe(3);

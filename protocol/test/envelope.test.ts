@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CascadeError, parseEnvelope, PROTOCOL_VERSION, utf8Length } from '../src/index.js';
+import { CascadeError, EnvelopeError, parseEnvelope, PROTOCOL_VERSION, utf8Length } from '../src/index.js';
 
 const code = (fn: () => unknown) => {
   try {
@@ -42,7 +42,8 @@ describe('parseEnvelope()', () => {
       parseEnvelope(JSON.stringify({ v: 1, id: 7, type: 'BAD TYPE' }));
       expect.unreachable();
     } catch (err) {
-      expect((err as CascadeError & { requestId?: number }).requestId).toBe(7);
+      expect(err).toBeInstanceOf(EnvelopeError);
+      expect(err instanceof EnvelopeError && err.requestId).toBe(7);
     }
   });
 

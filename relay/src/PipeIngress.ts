@@ -56,6 +56,8 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
   readonly #log: Logger;
   /** Parent's producer id → our pipe producer. */
   readonly #producers = new Map<string, types.Producer>();
+  /** The parent's digest channel, as it arrives on this pipe. */
+  #digests: types.DataProducer | undefined;
   #adopted = false;
   #closed = false;
   #stallTimer: ReturnType<typeof setInterval> | undefined;
@@ -68,6 +70,10 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
       listenIp: { ip: listen.ip, announcedIp: listen.announcedIp },
       enableSrtp: true,
       enableRtx: true,
+      // The stream's digest channel comes on the pipe's SCTP association.
+      enableSctp: true,
+      numSctpStreams: { OS: 16, MIS: 16 },
+      maxSctpMessageSize: 256 * 1024,
       appData: { streamId: stream.id, parentId: parent.nodeId },
     });
     let peer: ParentPeer | undefined;
@@ -88,6 +94,10 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
       const ingress = new PipeIngress(stream, pipe, peer, parent.nodeId, control, options, deps.logger);
       if (stream.layers.value !== asked) ingress.#onDemand(stream.layers.value);
       for (const info of res.producers) await ingress.#produce(info);
+      if (res.integrity) {
+        const d = res.integrity;
+        ingress.#digests = await pipe.produceData({ sctpStreamParameters: d.sctpStreamParameters as types.SctpStreamParameters, label: d.label, protocol: d.protocol });
+      }
       stream.setDepth(res.depth);
       if (res.state === 'ended') void ingress.#ended(control);
       else stream.setState(res.state);
@@ -148,6 +158,11 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** The stream's digest channel from this parent (undefined: it sends none). */
+  get digests(): types.DataProducer | undefined {
+    return this.#digests;
   }
 
   /** Make this pipe's producers the stream's sources (replacing those of a previous parent). */

@@ -1,12 +1,9 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import express from 'express';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { setTimeout as delay } from 'node:timers/promises';
 import { CascadeError, TypedEmitter, type Logger, type NodeCapacity } from '@cascade/protocol';
-import { GuardedHttpServer, rejectUpgrade, type HttpServerLimits } from '@cascade/protocol/node';
 import {
   MediaNode,
   NodeHeartbeat,
+  IntegrityService,
   PipeEgressService,
   ProbeResponder,
   RemoteControlPlane,
@@ -15,17 +12,12 @@ import {
   TransportService,
   ViewerService,
   nodeSnapshot,
-  registerHttpMetrics,
-  registerNodeMetrics,
   type MediaNodeOptions,
 } from '@cascade/sfu';
-import type { PortMapper } from './nat/index.js';
 import { StreamPuller } from './StreamPuller.js';
 
 export interface RelayNodeOptions {
   media: Omit<MediaNodeOptions, 'kind'>;
-  /** Health and metrics for the volunteer and the operator's scraper (nobody else needs it); port 0: any. */
-  http: ({ host: string; port: number } & HttpServerLimits) | undefined;
   controllerUrl: string;
   token: string;
   capacity: NodeCapacity;
@@ -55,63 +47,41 @@ const SOFTWARE = 'cascade-relay/0.2.0';
  * re-offers them to its viewers and child relays. Volunteers run it on their own machines; it
  * speaks only to the controller (every session, a viewer's or a child relay's, reaches it
  * through its control connection), never to Redis, listens for media on one port, and can pull
- * only what a signed pipe ticket allows.
+ * only what a signed pipe ticket allows. The process around it (its status page, the home
+ * router's port mapping, finding its address) is startRelay's.
  */
 export class RelayNode extends TypedEmitter<RelayNodeEvents> {
   readonly node: MediaNode;
   readonly meter: TrafficMeter;
   readonly control: RemoteControlPlane;
-  readonly registry: Registry;
-  /** Base URL of the health/metrics server ('' without one). */
-  readonly url: string;
   readonly #options: RelayNodeOptions;
   readonly #log: Logger;
-  readonly #server: GuardedHttpServer | undefined;
   readonly #probe: ProbeResponder;
   readonly #puller: StreamPuller;
   readonly #heartbeat: NodeHeartbeat;
-  /** The home router's forwarding of our ports, kept open while we run (closed with us). */
-  readonly portMapper: PortMapper | undefined;
-  readonly #app: express.Express;
   #draining = false;
   #closed = false;
 
-  static async create(options: RelayNodeOptions, deps: { logger: Logger; portMapper?: PortMapper }): Promise<RelayNode> {
+  static async create(options: RelayNodeOptions, deps: { logger: Logger }): Promise<RelayNode> {
     const tickets = new TicketVerifier();
     const node = await MediaNode.create({ ...options.media, kind: 'relay', signalling: { ...options.media.signalling, endpoint: false } }, { logger: deps.logger, tickets });
-    let probe: ProbeResponder | undefined;
-    let server: GuardedHttpServer | undefined;
     let relay: RelayNode | undefined;
+    let probe: ProbeResponder;
     try {
       const { rtcMinPort, rtcMaxPort } = options.media.mediasoup;
       probe = await ProbeResponder.bind(options.media.listenIps[0]!.ip, { min: rtcMinPort, max: rtcMaxPort }, (nonce) => relay?.control.probeReceived(nonce), deps);
-      if (options.http) {
-        // The status page answers whoever can reach it with the same deadlines and per-address cap as any server of ours.
-        const g = new GuardedHttpServer((req, res) => (relay ? relay.handleHttp(req, res) : res.writeHead(503).end()), options.http, deps);
-        server = g;
-        // No WebSocket of any kind here: a relay's sessions come through the controller.
-        g.server.on('upgrade', (_req, socket) => rejectUpgrade(socket, 'CASCADE_ERR_HTTP_NOT_FOUND', 'a relay has no signalling endpoint'));
-        await new Promise<void>((resolve, reject) => {
-          g.server.once('error', reject);
-          g.server.listen(options.http!.port, options.http!.host, () => resolve());
-        });
-      }
     } catch (err) {
-      probe?.close();
-      server?.server.close();
       await node.close();
       throw err;
     }
-    relay = new RelayNode(options, node, server, probe, tickets, deps.logger, deps.portMapper);
+    relay = new RelayNode(options, node, probe, tickets, deps.logger);
     return relay;
   }
 
-  private constructor(options: RelayNodeOptions, node: MediaNode, server: GuardedHttpServer | undefined, probe: ProbeResponder, tickets: TicketVerifier, logger: Logger, portMapper: PortMapper | undefined) {
+  private constructor(options: RelayNodeOptions, node: MediaNode, probe: ProbeResponder, tickets: TicketVerifier, logger: Logger) {
     super();
     this.#options = options;
-    this.portMapper = portMapper;
     this.node = node;
-    this.#server = server;
     this.#probe = probe;
     this.#log = logger.child({ component: 'RelayNode' });
     this.meter = new TrafficMeter(node, { logger });
@@ -162,21 +132,9 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     node
       .use(new TransportService(node))
       .use(new ViewerService(node, { iceServers: options.media.iceServers, streamFor: (id) => this.#puller.streamForViewer(id) }))
-      .use(new PipeEgressService(node));
+      .use(new PipeEgressService(node))
+      .use(new IntegrityService(node));
     this.#heartbeat = new NodeHeartbeat(node, this.meter, this.control, { logger });
-
-    this.registry = new Registry();
-    this.registry.setDefaultLabels({ node: node.id, role: 'relay' });
-    collectDefaultMetrics({ register: this.registry, prefix: 'cascade_' });
-    registerNodeMetrics(this.registry, node, this.meter);
-    this.#app = this.#healthApp();
-    if (server) {
-      registerHttpMetrics(this.registry, server);
-      const port = (server.server.address() as AddressInfo).port;
-      this.url = `http://${options.http!.host.includes(':') ? `[${options.http!.host}]` : options.http!.host}:${port}`;
-    } else {
-      this.url = '';
-    }
   }
 
   get nodeId(): string | undefined {
@@ -184,6 +142,13 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
   }
   get draining(): boolean {
     return this.#draining;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+  /** The heartbeat period in force (the controller's, once registered), ms. */
+  get heartbeatPeriodMs(): number {
+    return this.#heartbeat.periodMs;
   }
 
   /** Register and start heartbeating; resolves with the node id (rejects if refused). */
@@ -205,7 +170,7 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     for (const s of this.node.sessions) if (s.role === 'viewer') s.notify('node.draining', { reason: 'relay is leaving' });
     const deadline = Date.now() + this.#options.drainTimeoutMs;
     while (Date.now() < deadline && this.node.streams.some((s) => s.viewerCount > 0 || s.childCount > 0)) {
-      await new Promise((r) => setTimeout(r, 100));
+      await delay(100);
     }
   }
 
@@ -217,38 +182,5 @@ export class RelayNode extends TypedEmitter<RelayNodeEvents> {
     this.control.close();
     this.#probe.close();
     await this.node.close();
-    await this.portMapper?.close();
-    if (this.#server) {
-      const s = this.#server.server;
-      s.closeAllConnections();
-      await new Promise<void>((r) => s.close(() => r()));
-    }
-  }
-
-  /** @private The status page's requests (the server exists before this object does). */
-  handleHttp(req: IncomingMessage, res: ServerResponse): void {
-    this.#app(req, res);
-  }
-
-  #healthApp(): express.Express {
-    const app = express();
-    app.disable('x-powered-by');
-    app.get('/healthz', (_req, res) => {
-      const ok = !this.#closed && this.node.pool.workers.length > 0;
-      res.status(ok ? 200 : 503).json({
-        status: ok ? 'ok' : 'unavailable',
-        node: this.control.nodeId ?? null,
-        controller: this.control.connected ? (this.control.ready ? 'ready' : 'probing') : 'disconnected',
-        draining: this.#draining,
-        heartbeatIntervalMs: this.#heartbeat.periodMs,
-        streams: this.node.streams.length,
-        viewers: this.node.streams.reduce((n, s) => n + s.viewerCount, 0),
-        sessions: this.control.hostedCount,
-      });
-    });
-    app.get('/metrics', async (_req, res) => {
-      res.set('Content-Type', this.registry.contentType).send(await this.registry.metrics());
-    });
-    return app;
   }
 }

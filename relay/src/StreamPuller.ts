@@ -1,5 +1,6 @@
 import { CascadeError, TypedEmitter, type Logger, type RelayParams } from '@cascade/protocol';
 import type { ControlPlane, LocalStream, MediaNode } from '@cascade/sfu';
+import { IntegrityForwarder } from './IntegrityForwarder.js';
 import { ParentLossReporter } from './ParentLossReporter.js';
 import { PipeIngress } from './PipeIngress.js';
 
@@ -40,6 +41,8 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
   readonly #lostParents: ParentLossReporter;
   readonly #linger = new Map<string, ReturnType<typeof setTimeout>>();
   readonly #watched = new WeakSet<LocalStream>();
+  /** Per stream carried, its digest channel passed on from the current parent. */
+  readonly #forwarders = new WeakMap<LocalStream, IntegrityForwarder>();
   #draining = false;
   #closed = false;
 
@@ -137,6 +140,7 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
     const replaced = this.#ingress.get(info.id);
     this.#ingress.set(info.id, next);
     next.adopt();
+    this.#forwarder(stream).follow(next.digests).catch(() => {});
     this.#lostParents.recovered(info.id);
     if (replaced && replaced !== next) replaced.close();
     next.on('lost', (reason) => this.#parentLost(info.id, next, reason));
@@ -166,6 +170,12 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
       }
     }, PENDING_ASSIGNMENT_MS).unref();
     return stream;
+  }
+
+  #forwarder(stream: LocalStream): IntegrityForwarder {
+    let f = this.#forwarders.get(stream);
+    if (!f) this.#forwarders.set(stream, (f = new IntegrityForwarder(stream, { logger: this.#log })));
+    return f;
   }
 
   #parentLost(streamId: string, ingress: PipeIngress, reason: string): void {

@@ -4,8 +4,7 @@
  *   cascade-relay --controller https://cascade.example.org --token <relay token>
  * and sees what it is doing; Ctrl-C moves its viewers away before it exits.
  */
-import { parseArgs } from 'node:util';
-import { createLogger, loadConfig } from '@cascade/config';
+import { createLogger, loadConfig, parseCommandLine } from '@cascade/config';
 import { isCascadeError } from '@cascade/protocol';
 import { defaultRelayId, startRelay } from './startRelay.js';
 
@@ -57,20 +56,7 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
-/** A bad command line (unknown flag, missing value) is one line and the usage, not a stack trace. */
-function parseCommandLine() {
-  try {
-    return parseArgs({ options: OPTIONS });
-  } catch (err) {
-    if (!String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_')) throw err;
-    // "Unknown option '--bogus'. To specify a positional argument…": the first sentence says it.
-    const what = (err as Error).message.split('. ')[0]!;
-    console.error(`cascade-relay: ${what.charAt(0).toLowerCase()}${what.slice(1)}\n\n${USAGE}`);
-    process.exit(2);
-  }
-}
-
-const { values } = parseCommandLine();
+const { values } = parseCommandLine({ name: 'cascade-relay', usage: USAGE }, { options: OPTIONS });
 if (values.help) {
   console.log(USAGE);
   process.exit(0);
@@ -132,7 +118,8 @@ process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejec
 
 try {
   say(`starting: controller ${config.relay.controllerUrl}, up to ${plural(config.relay.maxViewers, 'viewer')} and ${plural(config.relay.maxChildren, 'child relay')}`);
-  const relay = await startRelay(config, { logger, nodeId, onPortMapping: (message) => say(message) });
+  const running = await startRelay(config, { logger, nodeId, onPortMapping: (message) => say(message) });
+  const { relay } = running;
   const ip = relay.node.pipeListenIp.announcedIp;
   const media = await relay.node.mediaPort();
   const ports = `UDP and TCP ${media}, UDP ${config.mediasoup.rtcMinPort}-${config.mediasoup.rtcMaxPort}`;
@@ -147,7 +134,7 @@ try {
     if (err.code === 'CASCADE_ERR_RELAY_UNREACHABLE') {
       say(`viewers and other relays must reach ${ports} on ${ip}: forward these ports on your router to this machine, or pass --media-ip <your public ip>`);
     }
-    void relay.close().then(() => process.exit(2));
+    void running.close().then(() => process.exit(2));
   });
   await relay.start().catch(() => undefined);
 
@@ -173,7 +160,7 @@ try {
     stopping = true;
     say(`${signal}: moving viewers and child relays away before leaving (Ctrl-C again to force)…`);
     await relay.drain();
-    await relay.close();
+    await running.close();
     say(`bye: relayed ${(relay.meter.latest.bytesOut / 1e6).toFixed(1)} MB in total`);
     process.exit(0);
   };

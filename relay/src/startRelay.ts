@@ -1,10 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { announcedAddress, type CascadeConfig } from '@cascade/config';
 import { CascadeError, type Logger } from '@cascade/protocol';
+import { relayIdFor } from '@cascade/protocol/node';
 import { createPortMapper, type PortMapper } from './nat/index.js';
 import { defaultGateway, isNonPublicIPv4, localAddressTowards } from './nat/localNetwork.js';
 import { RelayNode } from './RelayNode.js';
+import { StatusPage } from './StatusPage.js';
 
 const WILDCARDS = new Set(['0.0.0.0', '::', '']);
 
@@ -48,11 +49,25 @@ async function mapPorts(config: Readonly<CascadeConfig>, deps: { logger: Logger;
   return mapper;
 }
 
-/** Build a RelayNode from the configuration (the relay's composition root, minus process concerns). */
+/** A relay process's parts: the relay, and what the process holds around it. */
+export interface RunningRelay {
+  readonly relay: RelayNode;
+  /** Its /healthz and /metrics. */
+  readonly status: StatusPage;
+  /** The home router's forwarding of its ports, kept open while it runs. */
+  readonly portMapper: PortMapper | undefined;
+  /** The relay, then the port mapping and the status page; idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * The relay's composition root, minus what only a process does (argv, signals, exit): the
+ * port mapping, the media address, the RelayNode and its status page, from the configuration.
+ */
 export async function startRelay(
   config: Readonly<CascadeConfig>,
   deps: { logger: Logger; nodeId?: string; mediaIp?: string; onPortMapping?: (message: string) => void },
-): Promise<RelayNode> {
+): Promise<RunningRelay> {
   if (!config.relay.controllerUrl) throw new CascadeError('CASCADE_ERR_CONFIG_INVALID', 'relay.controllerUrl is required (--controller)');
   if (!config.relay.token) throw new CascadeError('CASCADE_ERR_CONFIG_INVALID', 'relay.token is required (--token)');
   if (config.mediasoup.mediaPort < 0) throw new CascadeError('CASCADE_ERR_CONFIG_INVALID', 'a relay needs a media port (--media-port)');
@@ -67,17 +82,34 @@ export async function startRelay(
       return { ip: l.ip, announcedIp: found ?? announcedAddress(l) };
     }),
   );
+  let relay: RelayNode | undefined;
   try {
-    return await startRelayNode(config, { ...deps, nodeId, listenIps, ...(mapper ? { portMapper: mapper } : {}) });
+    relay = await createRelayNode(config, { logger: deps.logger, nodeId, listenIps });
+    // The status page is the volunteer's own: loopback unless told otherwise (nobody else needs to reach a relay but for media).
+    const status = await StatusPage.listen(relay, { ...config.http, host: config.http.host || '127.0.0.1' }, deps);
+    const node = relay;
+    let closing: Promise<void> | undefined;
+    return {
+      relay: node,
+      status,
+      portMapper: mapper,
+      close: () =>
+        (closing ??= (async () => {
+          await node.close();
+          await mapper?.close();
+          await status.close();
+        })()),
+    };
   } catch (err) {
+    await relay?.close();
     await mapper?.close();
     throw err;
   }
 }
 
-async function startRelayNode(
+function createRelayNode(
   config: Readonly<CascadeConfig>,
-  deps: { logger: Logger; nodeId: string; listenIps: { ip: string; announcedIp: string }[]; portMapper?: PortMapper },
+  deps: { logger: Logger; nodeId: string; listenIps: { ip: string; announcedIp: string }[] },
 ): Promise<RelayNode> {
   const { nodeId, listenIps } = deps;
   return RelayNode.create(
@@ -89,8 +121,6 @@ async function startRelayNode(
         mediasoup: { ...config.mediasoup },
         signalling: { ...config.signalling },
       },
-      // The status page is the volunteer's own: loopback unless told otherwise (nobody else needs to reach a relay but for media).
-      http: { ...config.http, host: config.http.host || '127.0.0.1' },
       controllerUrl: config.relay.controllerUrl,
       token: config.relay.token,
       capacity: {
@@ -105,13 +135,13 @@ async function startRelayNode(
       drainTimeoutMs: config.relay.drainTimeoutMs,
       requestTimeoutMs: config.signalling.requestTimeoutMs,
     },
-    { logger: deps.logger, ...(deps.portMapper ? { portMapper: deps.portMapper } : {}) },
+    { logger: deps.logger },
   );
 }
 
 /**
- * `<token subject>-<random>`: readable in the topology, unique per run. The subject is read
- * without verifying the token (the controller verifies it); it only names the relay.
+ * relayIdFor() the token's subject. The subject is read without verifying the token (the
+ * controller verifies it); it only names the relay.
  */
 export function defaultRelayId(token: string): string {
   let sub = 'relay';
@@ -121,5 +151,5 @@ export function defaultRelayId(token: string): string {
   } catch {
     // not a JWT: the controller will say so
   }
-  return `${sub.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 60)}-${randomBytes(3).toString('hex')}`;
+  return relayIdFor(sub);
 }

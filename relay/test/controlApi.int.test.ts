@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -217,7 +218,7 @@ describe('pulling streams', () => {
       const c = await RawClient.open(origin.url);
       const ticket = signer.pipe({ stream: streamId, node: nodeId, child: `gone${i}`, childIp: '127.0.0.1' });
       c.send(JSON.stringify({ v: 1, id: 1, type: 'pipe.open', data: { ticket, streamId, ip: '127.0.0.1', port: 40999, srtpParameters: fakeSrtpParameters() } }));
-      if (i % 2) await new Promise((r) => setTimeout(r, i));
+      if (i % 2) await delay(i);
       c.ws.terminate();
     }
     await waitFor(async () => ((await transports()) === baseline ? true : undefined), { what: 'every pipe transport closed' });

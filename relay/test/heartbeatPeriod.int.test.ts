@@ -1,8 +1,8 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   getJson,
   issueToken,
-  sleep,
   startRelay,
   startServer,
   type NodeProcess,
@@ -56,7 +56,7 @@ describe('heartbeat period', () => {
       const n = nodes.find((x) => x.id === relay.nodeId);
       const health = (await getJson<{ controller: string }>(`${relay.url}/healthz`)).body.controller;
       seen.push(`${n ? `${n.status}${n.alive ? '' : ' (expired)'}` : 'absent'}/${health}`);
-      await sleep(200);
+      await delay(200);
     }
     expect(seen.filter((s) => s !== 'ready/ready'), seen.join(' ')).toEqual([]);
     expect(logged(origin, 'relay registered')).toHaveLength(1);

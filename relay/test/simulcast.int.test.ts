@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CHROMIUM_ARGS,
@@ -7,7 +8,6 @@ import {
   issueToken,
   launchChromium,
   launchChromiumInNamespace,
-  sleep,
   startChromiumBroadcaster,
   startNodeViewer,
   startRelay,

@@ -7,9 +7,8 @@
  * server's operator API. `cascade ingest --url … --token …` asks an origin for plain RTP ports and
  * prints (or runs) the ffmpeg command that goes live through them.
  */
-import { parseArgs } from 'node:util';
 import { runIngest } from './ingest/ingestCommand.js';
-import { loadConfig, type CascadeConfig } from '@cascade/config';
+import { loadConfig, parseCommandLine, usageError as usageErrorOf, type CascadeConfig } from '@cascade/config';
 import { RedisAccountStore, TokenService } from '@cascade/controller';
 import { silentLogger, type TokenScope } from '@cascade/protocol';
 
@@ -37,40 +36,28 @@ function seconds(d: string): number {
   return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
 }
 
-/** A bad command line: one line saying what is wrong, the usage, exit status 2. */
-function usageError(what: string): never {
-  console.error(`cascade: ${what}\n\n${USAGE}`);
-  process.exit(2);
-}
+const PROGRAM = { name: 'cascade', usage: USAGE };
+const usageError = (what: string): never => usageErrorOf(PROGRAM, what);
 
-function parseCommandLine() {
-  try {
-    return parseArgs({
-      allowPositionals: true,
-      options: {
-        sub: { type: 'string' },
-        stream: { type: 'string' },
-        volunteer: { type: 'boolean', default: false },
-        ttl: { type: 'string' },
-        url: { type: 'string' },
-        config: { type: 'string', short: 'c' },
-        help: { type: 'boolean', short: 'h' },
-        token: { type: 'string' },
-        video: { type: 'string' },
-        'no-audio': { type: 'boolean', default: false },
-        title: { type: 'string' },
-        input: { type: 'string' },
-        loop: { type: 'boolean', default: false },
-        record: { type: 'boolean', default: false },
-      },
-    });
-  } catch (err) {
-    if (!String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_')) throw err;
-    // "Unknown option '--bogus'. To specify a positional argument…": the first sentence says it.
-    const what = (err as Error).message.split('. ')[0]!;
-    return usageError(what.charAt(0).toLowerCase() + what.slice(1));
-  }
-}
+const { values, positionals } = parseCommandLine(PROGRAM, {
+  allowPositionals: true,
+  options: {
+    sub: { type: 'string' },
+    stream: { type: 'string' },
+    volunteer: { type: 'boolean', default: false },
+    ttl: { type: 'string' },
+    url: { type: 'string' },
+    config: { type: 'string', short: 'c' },
+    help: { type: 'boolean', short: 'h' },
+    token: { type: 'string' },
+    video: { type: 'string' },
+    'no-audio': { type: 'boolean', default: false },
+    title: { type: 'string' },
+    input: { type: 'string' },
+    loop: { type: 'boolean', default: false },
+    record: { type: 'boolean', default: false },
+  },
+});
 
 function secretOf(config: Readonly<CascadeConfig>): string {
   if (!config.auth.secret) throw new Error('no secret: set CASCADE_AUTH_SECRET (the same one the controller uses)');
@@ -105,7 +92,6 @@ async function revoke(config: Readonly<CascadeConfig>, id: string, url: string |
   console.log(body.revoked ? `revoked ${id}` : `${id} was already revoked`);
 }
 
-const { values, positionals } = parseCommandLine();
 const [command, scope] = positionals;
 if (values.help) {
   console.log(USAGE);

@@ -3,8 +3,7 @@
  * `npm start`: origin + controller + web demo on one machine with the defaults, or whatever
  * roles the config asks for. The only place that reads process.env.
  */
-import { parseArgs } from 'node:util';
-import { createLogger, loadConfig, type CascadeConfig } from '@cascade/config';
+import { createLogger, loadConfig, parseCommandLine, type CascadeConfig } from '@cascade/config';
 import { isCascadeError } from '@cascade/protocol';
 import { startCascade } from './Cascade.js';
 
@@ -15,19 +14,10 @@ const USAGE = `usage: node server/dist/main.js [--config <file>]   (npm start ru
 
 Every setting also has a CASCADE_* environment variable (docs/configuration.md).`;
 
-function parseCommandLine() {
-  try {
-    return parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: false });
-  } catch (err) {
-    if (!String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_')) throw err;
-    // "Unknown option '--bogus'. To specify a positional argument…": the first sentence says it.
-    const what = (err as Error).message.split('. ')[0]!;
-    console.error(`cascade: ${what.charAt(0).toLowerCase()}${what.slice(1)}\n\n${USAGE}`);
-    process.exit(2);
-  }
-}
-
-const { values } = parseCommandLine();
+const { values } = parseCommandLine(
+  { name: 'cascade', usage: USAGE },
+  { options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: false },
+);
 if (values.help) {
   console.log(USAGE);
   process.exit(0);

@@ -15,8 +15,9 @@ import { RecordingService } from './recording/RecordingService.js';
 import { WhepService, directOpener } from './whep/WhepService.js';
 import { WhipService } from './whip/WhipService.js';
 
-/** What a broadcaster's "record this" (WHIP ?record=1, RTP ingest `record: true`) does: the answer header's value. */
-export type RecordHook = (streamId: string, owner: string) => Promise<'started' | 'disabled' | 'failed'>;
+import type { RecordHook } from './recording/RecordHook.js';
+
+export type { RecordHook };
 
 /**
  * The origin's HTTP front ends to its media node, each driving the node's own signalling:

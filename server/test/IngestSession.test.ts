@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it, vi } from 'vitest';
 import { NodeRequests, Peer, channelPair, type Logger } from '@cascade/protocol';
 import { IngestSession, type Published } from '../src/ingest/IngestSession.js';
@@ -51,7 +52,7 @@ describe('IngestSession', () => {
   it('media that stops for idleTimeoutMs counts as the broadcaster lost; media that flows does not', async () => {
     const { transport, closed } = setup(2000);
     const flowing = setInterval(() => (transport.bytes += 1000), 50);
-    await new Promise((r) => setTimeout(r, 900));
+    await delay(900);
     expect(closed).not.toHaveBeenCalled();
     clearInterval(flowing);
     await vi.waitFor(() => expect(closed).toHaveBeenCalledWith('no media for 2000 ms'), { timeout: 8000 });

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   RawClient,
   issueToken,
@@ -171,16 +171,8 @@ describe('HTTP', () => {
 });
 
 /** Open a /ws connection from `localAddress` once the server has seen an earlier one close. */
-async function waitForOpen(localAddress: string): Promise<RawClient> {
-  const deadline = Date.now() + CEILING_MS;
-  for (;;) {
-    try {
-      return await RawClient.open(origin.url, '/ws', undefined, { localAddress });
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+function waitForOpen(localAddress: string): Promise<RawClient> {
+  return vi.waitFor(() => RawClient.open(origin.url, '/ws', undefined, { localAddress }), { timeout: CEILING_MS, interval: 100 });
 }
 
 describe('a relay has the same deadlines', () => {

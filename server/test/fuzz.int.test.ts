@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '@cascade/controller';
 import WebSocket from 'ws';
 import { ControlRequests, NodeRequests, PROTOCOL_VERSION } from '@cascade/protocol';
 import {
@@ -37,16 +38,9 @@ let origin: NodeProcess;
 let broadcaster: TestBroadcaster;
 let viewer: NodeViewer;
 
-/** mulberry32: small, seedable, good enough to pick messages. */
+/** The placement simulation's seeded generator, with the helpers that pick messages. */
 function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   const int = (n: number) => Math.floor(next() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
   return { next, int, pick, chance: (p: number) => next() < p };

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -8,7 +9,6 @@ import {
   getJson,
   issueToken,
   launchChromium,
-  sleep,
   startNodeViewer,
   startServer,
   startWeriftWhip,
@@ -81,7 +81,7 @@ describe('a recorded stream', () => {
     // Media flows from the moment DTLS is up (what werift is handed before is dropped).
     await waitFor(() => pub.pc.connectionState === 'connected' && pub.packetsSent > 0, { what: 'media to flow', intervalMs: 20 });
     const firstPacket = Date.now();
-    await sleep(20_000);
+    await delay(20_000);
     const del = pub.delete();
     const lastPacket = Date.now();
     expect((await del).status).toBe(200);
@@ -156,7 +156,7 @@ describe('a recorded stream', () => {
     expect((await as(token('mallory'), 'POST')).status).toBe(403);
     expect((await as(token('api-user'), 'POST')).status).toBe(201);
     const r = await recordingOf(origin, pub.streamId, 'recording');
-    await sleep(3000);
+    await delay(3000);
     expect((await as(token('api-user'), 'DELETE')).status).toBe(200);
     const done = await recordingOf(origin, pub.streamId, 'complete');
     expect(done.id).toBe(r.id);

@@ -28,7 +28,8 @@ let page: Page;
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: '0' } });
+  // Settled every second, at a rate that shows on the page within seconds of relaying.
+  origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_CREDITS_SETTLE_INTERVAL_MS: '1000', CASCADE_CREDITS_RECEIPT_INTERVAL_MS: '1000', CASCADE_CREDITS_POINTS_PER_GB: '1000' } });
   browser = await launchChromium();
   ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await ctx.newPage();
@@ -87,6 +88,10 @@ describe('volunteering from the demo', () => {
     await waitFor(async () => (await status.getByTestId('volunteer-name').count()) > 0, { what: 'the volunteer on the status page' });
     expect(await status.getByTestId('volunteer-name').first().textContent()).toBe('Vera');
     await status.screenshot({ path: path.join(ARTIFACTS, 'status-volunteer.png') });
+    // The Volunteer page refreshes itself: Vera's balance grows while her relay serves the viewer.
+    const balance = async () => Number(await page.getByTestId('balance').textContent());
+    const first = await waitFor(async () => ((await balance()) > 0 ? balance() : undefined), { what: "Vera's balance to grow", timeoutMs: 30_000 });
+    await waitFor(async () => (await balance()) > first, { what: 'her balance to keep growing', timeoutMs: 30_000 });
     await page.screenshot({ path: path.join(ARTIFACTS, 'volunteer.png'), fullPage: true });
     await Promise.all([broadcaster.close(), viewer.close(), status.close()]);
   });

@@ -1,4 +1,4 @@
-import type { HeartbeatAnswer, MessageChannel, NodeSnapshot, Placement, StreamInfo, StreamRecord } from '@cascade/protocol';
+import type { HeartbeatAnswer, IntegrityReport, IntegrityVerdict, MessageChannel, NodeSnapshot, Placement, StreamInfo, StreamRecord } from '@cascade/protocol';
 
 /**
  * A node session hosted on another media node, reached through the controller: the frames of
@@ -51,7 +51,7 @@ export interface ControlPlane {
   readonly heartbeatIntervalMs: number;
 
   /** Where a viewer of `streamId` should go (possibly this node), its place reserved there. Throws coded errors. */
-  placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo }>;
+  placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo; integrityKey?: string }>;
   /** A viewer placed on this node left. */
   viewerLeft(streamId: string): void;
   /** A place reserved on `nodeId` was never taken (the viewer could not reach it). */
@@ -69,6 +69,10 @@ export interface ControlPlane {
   listStreams(): Promise<StreamRecord[]>;
   /** One stream and its audience over every node, or undefined. */
   getStream(streamId: string): Promise<{ stream: StreamRecord; viewers: number } | undefined>;
+  /** A viewer's report that the node serving it alters or withholds media (the controller confirms it before acting). */
+  reportIntegrity(report: IntegrityReport): Promise<void>;
+  /** How this origin answers the controller's requests to watch a stream through a suspected relay. */
+  onProbe(prober: (p: { streamId: string; relayId: string; ticket: string }) => Promise<IntegrityVerdict>): void;
 
   // ---- relays
   /** This relay lost its parent for a stream: the controller picks another. */

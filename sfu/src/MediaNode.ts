@@ -264,6 +264,8 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
       enableUdp: true,
       enableTcp: true,
       preferUdp: true,
+      // Viewers receive the stream's digest channel over SCTP (integrity.subscribe).
+      ...(direction === 'recv' ? { enableSctp: true, numSctpStreams: { OS: 16, MIS: 16 }, maxSctpMessageSize: 256 * 1024 } : {}),
       initialAvailableOutgoingBitrate: o.mediasoup.initialAvailableOutgoingBitrate,
       appData: { direction, router },
     });

@@ -13,6 +13,7 @@ import type { Session } from './Session.js';
 import { consumeEachSource } from './sources.js';
 import { LayeredPipeConsumer } from './layers/layeredPipe.js';
 import { layerCount } from './layers/quality.js';
+import { IntegrityChannel } from './integrity/IntegrityChannel.js';
 
 /**
  * The parent side of a relay pipe: a child relay holding a pipe ticket for a stream this node
@@ -77,6 +78,10 @@ export class PipeEgressService implements NodeService {
       listenIp: { ip: listen.ip, announcedIp: listen.announcedIp },
       enableSrtp: true,
       enableRtx: true,
+      // The stream's digest channel travels on the pipe's SCTP association.
+      enableSctp: true,
+      numSctpStreams: { OS: 16, MIS: 16 },
+      maxSctpMessageSize: 256 * 1024,
       appData: { streamId: stream.id, childId },
     });
     session.addTransport(pipe);
@@ -105,6 +110,9 @@ export class PipeEgressService implements NodeService {
     };
 
     const producers = (await consumeEachSource(() => stream.sources, consume)).results.filter((i): i is PipeProducerInfo => i !== undefined);
+    const integrity = await IntegrityChannel.of(stream, { logger: session.log })
+      .consumeOn(pipe, router)
+      .catch((err) => void session.log.warn({ err }, 'no digest channel on this pipe'));
     // The child may have gone while we awaited: registering it now would count a child nobody feeds, forever.
     if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
     const onSource = (producer: types.Producer) =>
@@ -138,6 +146,7 @@ export class PipeEgressService implements NodeService {
       depth: stream.depth + 1,
       state: stream.state,
       producers,
+      ...(integrity ? { integrity } : {}),
     };
   }
 

@@ -90,6 +90,7 @@ export class TransportService implements NodeService {
       iceParameters: transport.iceParameters,
       iceCandidates: transport.iceCandidates,
       dtlsParameters: transport.dtlsParameters,
+      ...(transport.sctpParameters ? { sctpParameters: transport.sctpParameters } : {}),
     };
   }
 

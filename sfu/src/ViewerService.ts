@@ -11,6 +11,7 @@ import type { MediaNode, NodeService } from './MediaNode.js';
 import { fromMediasoup } from './mediasoupErrors.js';
 import type { Session } from './Session.js';
 import { forwardViewer } from './forwardViewer.js';
+import { withIntegrityAnchor } from './integrity/anchor.js';
 import { consumeEachSource } from './sources.js';
 import { ViewerLayers } from './layers/ViewerLayers.js';
 
@@ -34,6 +35,8 @@ export interface ViewerServiceOptions {
     onPlaced(session: Session, streamId: string, nodeId: string): void;
     onReceipt(session: Session, receipt: NodeParams<'viewer.receipt'>): Promise<boolean>;
   };
+  /** Viewers' integrity reports about the node serving them, where this node is their endpoint. Absent: ignored. */
+  onIntegrityReport?(session: Session, report: NodeParams<'viewer.integrity'>): void;
 }
 
 interface ViewerState {
@@ -71,6 +74,11 @@ export class ViewerService implements NodeService {
         session.requireRole('viewer');
         const receipts = this.#options.receipts;
         return { counted: receipts ? await receipts.onReceipt(session, p) : false };
+      })
+      .handle('viewer.integrity', async (p) => {
+        session.requireRole('viewer');
+        this.#options.onIntegrityReport?.(session, p);
+        return {};
       })
       .handle('consumer.resume', async ({ consumerId }) => {
         session.requireRole('viewer');
@@ -111,16 +119,20 @@ export class ViewerService implements NodeService {
       // The controller reserved this viewer's place here.
       return this.#serveReserved(session, p.streamId);
     }
-    const { placement } = await node.control.placeViewer({
+    const { placement, integrityKey } = await node.control.placeViewer({
       streamId: p.streamId,
       ...(p.exclude ? { exclude: p.exclude } : {}),
       ...(p.token ? { token: p.token } : {}),
     });
     const receipts = this.#options.receipts;
-    const res =
+    // The stream's key reaches the viewer from here, never from the node serving it.
+    const res = withIntegrityAnchor(
       placement.nodeId === node.id
         ? await this.#serveReserved(session, p.streamId)
-        : await forwardViewer(session, node.control, { streamId: p.streamId, placement, timeoutMs: node.options.signalling.requestTimeoutMs });
+        : await forwardViewer(session, node.control, { streamId: p.streamId, placement, timeoutMs: node.options.signalling.requestTimeoutMs }),
+      integrityKey,
+      session.log,
+    );
     if (!receipts) return res;
     receipts.onPlaced(session, p.streamId, res.nodeId);
     return { ...res, receiptIntervalMs: receipts.intervalMs };

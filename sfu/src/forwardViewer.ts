@@ -109,8 +109,8 @@ export async function forwardViewer(
   session.claimRole('viewer', streamId);
   session.forwardedTo = placement.nodeId;
   session.peer.forward((msg) => {
-    // Receipts are for the controller behind this endpoint, never for the node they are about.
-    if (msg.type === 'viewer.receipt') return false;
+    // Receipts and integrity reports are for the controller behind this endpoint, never for the node they are about.
+    if (msg.type === 'viewer.receipt' || msg.type === 'viewer.integrity') return false;
     if (tunnel.reachable) {
       if (msg.type !== 'session.ping') {
         tunnel.send(msg.raw);

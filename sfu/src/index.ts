@@ -16,8 +16,15 @@ export { RemoteControlPlane, type RemoteControlPlaneOptions, type RemoteControlH
 export { ProbeResponder } from './control/ProbeResponder.js';
 export { runUploadTest } from './control/uploadTest.js';
 export { fromMediasoup, ms } from './mediasoupErrors.js';
-export { registerHttpMetrics, registerNodeMetrics } from './metrics.js';
+export { registerHttpMetrics, registerIntegrityMetrics, registerNodeMetrics } from './metrics.js';
 export { nodeSnapshot } from './snapshot.js';
 export { confirmEnded } from './confirmEnded.js';
 export { LayeredSource, delayForLayer, type LayeredSourceOptions } from './layers/LayeredSource.js';
 export { layerCount, maxLayerFor } from './layers/quality.js';
+export { IntegrityChannel } from './integrity/IntegrityChannel.js';
+export { IntegrityService } from './integrity/IntegrityService.js';
+export { OriginIntegrity } from './integrity/OriginIntegrity.js';
+export { StreamDigester, frameDigest, type StreamDigesterOptions } from './integrity/StreamDigester.js';
+export { StreamKey, verifySignature } from './integrity/StreamKey.js';
+export { tapFrames } from './integrity/frameTap.js';
+export { probeRelay, type ProbeOptions } from './integrity/probeRelay.js';

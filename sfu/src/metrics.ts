@@ -4,6 +4,7 @@ import { NodeRequests, type ErrorCode } from '@cascade/protocol';
 import type { GuardedHttpServer } from '@cascade/protocol/node';
 import type { MediaNode } from './MediaNode.js';
 import type { TrafficMeter } from './TrafficMeter.js';
+import type { OriginIntegrity } from './integrity/OriginIntegrity.js';
 
 /**
  * Prometheus metrics of a media node, driven by observer events and computed at scrape
@@ -120,4 +121,18 @@ export function registerHttpMetrics(registry: Registry, http: GuardedHttpServer)
     registers: [registry],
   });
   http.observer.on('clienterror', (kind) => clientErrors.inc({ kind }));
+}
+
+/** The origin's signing: batches and their bytes (what every viewer of a stream receives too). */
+export function registerIntegrityMetrics(registry: Registry, integrity: OriginIntegrity): void {
+  const batches = new Counter({ name: 'cascade_integrity_batches_total', help: 'Signed digest batches sent, all streams', registers: [registry] });
+  const bytes = new Counter({ name: 'cascade_integrity_batch_bytes_total', help: 'Bytes of signed digest batches sent (per stream; each viewer receives them)', registers: [registry] });
+  const digests = new Counter({ name: 'cascade_integrity_digests_total', help: 'Frame digests sent (each twice: in its batch and the next)', registers: [registry] });
+  integrity.observer.on('newdigester', (d) =>
+    d.observer.on('batch', (n, count) => {
+      batches.inc();
+      bytes.inc(n);
+      digests.inc(count);
+    }),
+  );
 }

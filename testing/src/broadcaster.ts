@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
-import { CHROMIUM_ARGS, goLive, launchChromium } from './browser.js';
-import { ensureFakeCamera } from './fakeCamera.js';
+import { CHROMIUM_ARGS, ensureFakeCamera, launchChromium } from '@cascade/clients';
+import { goLive } from './browser.js';
 
 export interface TestBroadcaster {
   streamId: string;

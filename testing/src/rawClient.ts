@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import WebSocket from 'ws';
@@ -120,7 +121,7 @@ export class RawClient {
         return m as unknown as RawReply;
       }
       if (this.ws.readyState === WebSocket.CLOSED) break;
-      await new Promise((r) => setTimeout(r, 10));
+      await delay(10);
     }
     throw new Error(`no reply to ${id}`);
   }

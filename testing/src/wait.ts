@@ -1,7 +1,17 @@
 /**
- * Poll `fn` until it returns a truthy value; reject with the last value after `timeoutMs`.
- * Timeouts here are generous ceilings for "it eventually happens", never performance claims.
+ * Polling for "it eventually happens" in integration tests and the benchmark scripts.
+ *
+ * Why not vitest's `vi.waitFor` / `expect.poll` (which tests use where they fit): this one
+ * waits for a *truthy* value and returns it (`const node = await waitFor(() => find(...))`;
+ * vi.waitFor resolves on the first call that does not throw, expect.poll returns no value),
+ * its default ceiling (20 s) suits real processes on a loaded machine (vi.waitFor's is 1 s),
+ * its error names what was awaited and the last value seen, and it runs outside vitest too:
+ * the benchmark scripts (load-tests/src/bench) use it under plain node.
+ * Timeouts here are generous ceilings, never performance claims. Plain sleeps are
+ * `setTimeout` from node:timers/promises.
  */
+import { setTimeout as delay } from 'node:timers/promises';
+
 export async function waitFor<T>(
   fn: () => T | Promise<T>,
   options: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
@@ -18,8 +28,6 @@ export async function waitFor<T>(
     if (Date.now() > deadline) {
       throw new Error(`timed out waiting for ${options.what ?? 'condition'} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
     }
-    await new Promise((r) => setTimeout(r, options.intervalMs ?? 100));
+    await delay(options.intervalMs ?? 100);
   }
 }
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

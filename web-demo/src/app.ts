@@ -33,6 +33,9 @@ interface DemoState {
   error?: { code: string; message: string };
   /** Where the broadcast token came from (url, account, development). */
   tokenSource?: string;
+  /** Watch page: whether the frames shown verify (see CascadeEvent.Integrity), and every change with its time. */
+  integrity?: { state: string; code?: string; nodeId: string };
+  integrityLog?: { state: string; code?: string; nodeId: string; at: number }[];
 }
 const demo: DemoState = { page: document.body.dataset.page ?? '', state: 'init', reconnects: 0 };
 (window as unknown as { cascadeDemo: DemoState }).cascadeDemo = demo;
@@ -252,6 +255,8 @@ async function watchPage(): Promise<void> {
   demo.streamId = streamId;
   // Deployments with auth.watchTokenRequired hand out watch links with ?token=<watch token>.
   const token = new URLSearchParams(window.location.search).get('token');
+  // ?hold=0: show frames at once, only reporting whether they verify (see the SDK's integrity option).
+  const hold = new URLSearchParams(window.location.search).get('hold') !== '0';
   const video = $<HTMLVideoElement>('video');
   $<HTMLAnchorElement>('statusLink').href = `/status/${encodeURIComponent(streamId)}`;
   const setMessage = (key: keyof typeof MESSAGES | null, extra = '') => {
@@ -288,7 +293,7 @@ async function watchPage(): Promise<void> {
   if (isQuality(asked)) menu.value = asked;
   let w: Watch;
   try {
-    w = await watch({ url: origin, streamId, ...(token ? { token } : {}), ...(isQuality(asked) ? { quality: asked } : {}) });
+    w = await watch({ url: origin, streamId, ...(token ? { token } : {}), ...(isQuality(asked) ? { quality: asked } : {}), ...(hold ? {} : { integrity: { hold: false } }) });
   } catch (err) {
     const code = (err as CascadeError).code ?? 'CASCADE_ERR_INTERNAL';
     demo.error = { code, message: (err as Error).message };
@@ -352,6 +357,39 @@ async function watchPage(): Promise<void> {
   menu.addEventListener('change', () => {
     if (isQuality(menu.value)) w.setQuality(menu.value);
   });
+  showIntegrity(w);
+}
+
+const INTEGRITY_LABELS: Record<string, string> = {
+  verifying: 'Checking…',
+  verified: 'Verified ✓',
+  unverified: 'Not verified',
+  tampered: 'Altered by the relay',
+  unsupported: 'Cannot verify in this browser',
+  off: 'Not signed',
+};
+
+/** Whether what plays is the broadcaster's stream as the origin signed it, and what happens when it is not. */
+function showIntegrity(w: Watch): void {
+  demo.integrityLog = [];
+  const badge = $('verifiedBadge');
+  const banner = $('tamperBanner');
+  const show = (s: { state: string; code?: string; nodeId: string }) => {
+    demo.integrity = { state: s.state, nodeId: s.nodeId, ...(s.code ? { code: s.code } : {}) };
+    demo.integrityLog!.push({ ...demo.integrity, at: Date.now() });
+    $('integrity').textContent = INTEGRITY_LABELS[s.state] ?? s.state;
+    $('integrity').title = s.code ?? '';
+    badge.hidden = !['verified', 'unverified', 'tampered'].includes(s.state);
+    badge.className = `badge verified-pill ${s.state === 'verified' ? '' : s.state}`;
+    badge.textContent = s.state === 'verified' ? '✓ Verified' : s.state === 'tampered' ? '⚠ Altered' : '⚠ Not verified';
+    if (s.state === 'tampered' || s.state === 'unverified') {
+      banner.hidden = false;
+      banner.textContent = `${s.state === 'tampered' ? 'The relay serving you altered the stream' : 'The relay serving you withholds the signatures of the stream'}: moving you to another server (${s.code ?? ''}).`;
+    } else if (s.state === 'verified') banner.hidden = true;
+  };
+  const current = w.integrity;
+  if (current) show(current);
+  w.on(CascadeEvent.Integrity, show);
 }
 
 // ---------------------------------------------------------------- status
@@ -369,7 +407,15 @@ interface TopologyNode {
   /** A volunteer's name (its relay token's subject). */
   name?: string;
 }
-interface Topology { streamId: string; viewers: number; depth: number; relayShare: number; nodes: TopologyNode[] }
+interface Topology {
+  streamId: string;
+  viewers: number;
+  depth: number;
+  relayShare: number;
+  nodes: TopologyNode[];
+  /** Relays the origin caught altering or withholding this stream. */
+  removed?: { nodeId: string; code: string; at: number }[];
+}
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
@@ -415,6 +461,11 @@ async function statusPage(): Promise<void> {
       const ids = new Set(topo.nodes.map((n) => n.id));
       const roots = topo.nodes.filter((n) => n.parent === null || !ids.has(n.parent));
       $('tree').innerHTML = roots.map((n) => renderNode(n, byParent)).join('');
+      const removed = topo.removed ?? [];
+      $('removedBox').hidden = removed.length === 0;
+      $('removed').innerHTML = removed
+        .map((r) => `<li data-testid="removed-relay" data-node-id="${escapeHtml(r.nodeId)}"><span class="id">${escapeHtml(r.nodeId)}</span> <span class="badge condemned">demoted</span> <span class="muted">${escapeHtml(new Date(r.at).toLocaleTimeString())} · <code>${escapeHtml(r.code)}</code></span></li>`)
+        .join('');
       demo.state = stream.state;
       demo.viewers = topo.viewers;
     } catch (err) {

@@ -5,7 +5,7 @@ import type { RevocationList } from '../auth/RevocationList.js';
 import type { IssuedToken, TokenService } from '../auth/TokenService.js';
 import type { LedgerStore } from '../credits/LedgerStore.js';
 import { SampledLog } from '../credits/SampledLog.js';
-import { systemClock, type Clock } from '../TopologyController.js';
+import { systemClock, type Clock } from '../clock.js';
 import { foldName, type AccountRecord, type AccountStore, type AccountTokenRecord } from './AccountStore.js';
 import type { PasswordHasher } from './PasswordHasher.js';
 

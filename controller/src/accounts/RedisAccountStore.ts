@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { CascadeError, type Logger } from '@cascade/protocol';
-import { RedisLink, redisOptions } from '../store/redisLink.js';
+import { RedisLink, subscriberOptions } from '../store/redisLink.js';
 import { ACCOUNT_KEYS as K, ACCOUNTS_LUA } from './accountsLua.js';
 import { MAX_ACCOUNT_TOKENS, type AccountRecord, type AccountStore, type AccountTokenRecord, type SessionRecord } from './AccountStore.js';
 
@@ -39,7 +39,7 @@ export class RedisAccountStore implements AccountStore {
   private constructor(options: RedisAccountStoreOptions, logger: Logger) {
     const log = logger.child({ component: 'RedisAccountStore' });
     this.#link = new RedisLink(options.url, { name: 'cascadeAccounts', lua: ACCOUNTS_LUA }, { logger: log, ...(options.commandTimeoutMs ? { commandTimeoutMs: options.commandTimeoutMs } : {}) });
-    this.#sub = new Redis(options.url, { ...redisOptions(undefined), enableOfflineQueue: true, commandTimeout: undefined });
+    this.#sub = new Redis(options.url, subscriberOptions());
     this.#sub.on('error', () => {});
     this.#sub.on('message', (_channel: string, tokenId: string) => {
       for (const h of [...this.#handlers]) {

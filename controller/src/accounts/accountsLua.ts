@@ -1,3 +1,5 @@
+import { luaKeyFunctions, luaLocals, redisKey } from '../store/lua.js';
+
 /**
  * The Redis account store's writes that must be atomic, as one Lua script. Mirrors
  * MemoryAccountStore; the account store contract tests run the same scenarios against both.
@@ -16,36 +18,43 @@ export const ACCOUNT_KEYS = {
   accounts: 'cascade:accounts',
   names: 'cascade:accounts:names',
   order: 'cascade:accounts:order',
-  session: (id: string) => `cascade:session:${id}`,
-  tokens: (accountId: string) => `cascade:account:${accountId}:tokens`,
+  session: redisKey('cascade:session:{}'),
+  tokens: redisKey('cascade:account:{}:tokens'),
   revoked: 'cascade:revoked',
   revocations: 'cascade:revocations',
+  rateLimit: redisKey('cascade:ratelimit:{}:{}'),
 } as const;
 
-export const ACCOUNTS_LUA = String.raw`
+const K = ACCOUNT_KEYS;
+const PRELUDE = [
+  luaLocals({ ACCOUNTS: K.accounts, NAMES: K.names, ORDER: K.order, REVOKED: K.revoked, REVOCATIONS: K.revocations }),
+  luaKeyFunctions({ tokensKey: K.tokens, rateLimitKey: K.rateLimit }),
+].join('\n');
+
+export const ACCOUNTS_LUA = PRELUDE + String.raw`
 local op = ARGV[1]
 if op == 'create' then
   -- ARGV: id, key, record JSON, createdAt
-  if redis.call('HSETNX', 'cascade:accounts:names', ARGV[3], ARGV[2]) == 0 then return 'TAKEN' end
-  redis.call('HSET', 'cascade:accounts', ARGV[2], ARGV[4])
-  redis.call('ZADD', 'cascade:accounts:order', tonumber(ARGV[5]), ARGV[2])
+  if redis.call('HSETNX', NAMES, ARGV[3], ARGV[2]) == 0 then return 'TAKEN' end
+  redis.call('HSET', ACCOUNTS, ARGV[2], ARGV[4])
+  redis.call('ZADD', ORDER, tonumber(ARGV[5]), ARGV[2])
   return 'OK'
 elseif op == 'addToken' then
   -- ARGV: accountId, token JSON, max kept
-  local k = 'cascade:account:' .. ARGV[2] .. ':tokens'
+  local k = tokensKey(ARGV[2])
   redis.call('LPUSH', k, ARGV[3])
   redis.call('LTRIM', k, 0, tonumber(ARGV[4]) - 1)
   return 'OK'
 elseif op == 'revoke' then
   -- ARGV: tokenId, revokedAt
-  if redis.call('HSETNX', 'cascade:revoked', ARGV[2], ARGV[3]) == 0 then return 0 end
-  redis.call('PUBLISH', 'cascade:revocations', ARGV[2])
+  if redis.call('HSETNX', REVOKED, ARGV[2], ARGV[3]) == 0 then return 0 end
+  redis.call('PUBLISH', REVOCATIONS, ARGV[2])
   return 1
 elseif op == 'hit' then
   -- ARGV: key, windowMs, now
   local windowMs, now = tonumber(ARGV[3]), tonumber(ARGV[4])
   local window = math.floor(now / windowMs)
-  local k = 'cascade:ratelimit:' .. ARGV[2] .. ':' .. window
+  local k = rateLimitKey(ARGV[2], window)
   local n = redis.call('INCR', k)
   -- Relative to the caller's clock (not Redis's): the window ends (window + 1) * windowMs.
   if n == 1 then redis.call('PEXPIRE', k, math.max(1, (window + 1) * windowMs - now)) end

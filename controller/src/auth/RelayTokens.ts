@@ -58,6 +58,11 @@ export class RelayTokens {
     };
   }
 
+  /** Revoke a relay's token everywhere (a relay caught tampering): it is drained and cut off like any revoked one. */
+  async revoke(tokenId: string): Promise<void> {
+    await this.#revocations.revoke(tokenId);
+  }
+
   /** A fresh token for the one a relay registered with (same id); refused once revoked. */
   renew(claims: VerifiedTokenClaims): IssuedToken {
     return this.#tokens.renew(claims, this.#options.ttlSec);

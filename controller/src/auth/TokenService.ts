@@ -5,16 +5,12 @@ import {
   TOKEN_ALGORITHM,
   TOKEN_SCOPES,
   tokenAudience,
+  tokenError,
   type OperatorTokenClaims,
   type TokenScope,
   type VerifiedTokenClaims,
 } from '@cascade/protocol';
 import { deriveKey } from './keys.js';
-
-function tokenError(err: unknown): CascadeError {
-  if ((err as Error)?.name === 'TokenExpiredError') return new CascadeError('CASCADE_ERR_AUTH_EXPIRED_TOKEN', undefined, { cause: err });
-  return new CascadeError('CASCADE_ERR_AUTH_INVALID_TOKEN', undefined, { cause: err });
-}
 
 /** What TokenService asks of the revocation list: a synchronous answer, kept current from the store. */
 export interface RevocationCheck {

@@ -9,7 +9,7 @@ import {
 } from '@cascade/protocol';
 import { foldName, type AccountStore } from '../accounts/AccountStore.js';
 import type { TopologyStore } from '../store/TopologyStore.js';
-import { systemClock, type Clock } from '../TopologyController.js';
+import { systemClock, type Clock } from '../clock.js';
 import type { NodeRecord } from '../types.js';
 import type { LedgerStore, NodeCountInput, ReceiptOutcome, Settlement } from './LedgerStore.js';
 import { utcDay } from './LedgerStore.js';

@@ -1,6 +1,6 @@
 import { CascadeError, type Logger } from '@cascade/protocol';
 import { RedisLink } from '../store/redisLink.js';
-import { LEDGER_LUA } from './ledgerLua.js';
+import { LEDGER_KEYS as K, LEDGER_LUA } from './ledgerLua.js';
 import {
   HISTORY_MAX,
   type ChildConfirmationInput,
@@ -21,7 +21,6 @@ export interface RedisLedgerStoreOptions {
 }
 
 const ENTRY_FIELDS = ['earned', 'granted', 'spent', 'bytes', 'viewersServed', 'onlineMs'] as const;
-const ledgerKey = (accountId: string) => `cascade:ledger:${accountId}`;
 
 /** The deployment ledger, in Redis (ledgerLua.ts lists its keys). */
 export class RedisLedgerStore implements LedgerStore {
@@ -53,7 +52,7 @@ export class RedisLedgerStore implements LedgerStore {
   async getMany(accountIds: string[]): Promise<LedgerEntry[]> {
     if (accountIds.length === 0) return [];
     const pipe = this.#link.redis.pipeline();
-    for (const id of accountIds) pipe.hmget(ledgerKey(id), ...ENTRY_FIELDS);
+    for (const id of accountIds) pipe.hmget(K.ledger(id), ...ENTRY_FIELDS);
     const res = await this.#link.call(() => pipe.exec());
     const out: LedgerEntry[] = [];
     accountIds.forEach((accountId, i) => {
@@ -69,14 +68,14 @@ export class RedisLedgerStore implements LedgerStore {
 
   async history(accountId: string, limit: number): Promise<LedgerHistoryEntry[]> {
     if (limit <= 0) return [];
-    const raws = await this.#link.call(() => this.#link.redis.lrange(`${ledgerKey(accountId)}:history`, -limit, -1));
+    const raws = await this.#link.call(() => this.#link.redis.lrange(K.history(accountId), -limit, -1));
     return raws.map((r) => JSON.parse(r) as LedgerHistoryEntry).reverse();
   }
 
   async daily(accountId: string, days: string[]): Promise<DailyTotals[]> {
     if (days.length === 0) return [];
     const fields = days.flatMap((d) => [`${d}:earned`, `${d}:spent`, `${d}:bytes`]);
-    const v = await this.#link.call(() => this.#link.redis.hmget(`${ledgerKey(accountId)}:daily`, ...fields));
+    const v = await this.#link.call(() => this.#link.redis.hmget(K.daily(accountId), ...fields));
     return days.map((day, i) => ({ day, earned: Number(v[3 * i] ?? 0), spent: Number(v[3 * i + 1] ?? 0), bytes: Number(v[3 * i + 2] ?? 0) }));
   }
 

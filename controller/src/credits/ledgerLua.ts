@@ -1,3 +1,5 @@
+import { luaKeyFunctions, luaLocals, redisKey } from '../store/lua.js';
+
 /**
  * The Redis ledger, as one Lua script run atomically by Redis: an operation and its
  * idempotency check (a receipt's sequence number, a node's running total) are one step, so a
@@ -17,23 +19,48 @@
  *   cascade:credit:viewer:<viewer>:<stream>         hash   since bytes (expires likewise)
  *   cascade:credit:edge:<stream>:<child>:<parent>   hash   since at last bytes (expires likewise)
  */
-export const LEDGER_LUA = String.raw`
+export const LEDGER_KEYS = {
+  ledger: redisKey('cascade:ledger:{}'),
+  history: redisKey('cascade:ledger:{}:history'),
+  daily: redisKey('cascade:ledger:{}:daily'),
+  watched: redisKey('cascade:ledger:{}:watched'),
+  node: redisKey('cascade:credit:node:{}'),
+  pending: 'cascade:credit:pending',
+  bind: redisKey('cascade:credit:bind:{}:{}:{}'),
+  viewer: redisKey('cascade:credit:viewer:{}:{}'),
+  edge: redisKey('cascade:credit:edge:{}:{}:{}'),
+} as const;
+
+const K = LEDGER_KEYS;
+const PRELUDE = [
+  luaLocals({ PENDING: K.pending }),
+  luaKeyFunctions({
+    ledgerKey: K.ledger,
+    historyKey: K.history,
+    dailyKey: K.daily,
+    watchedKey: K.watched,
+    creditNodeKey: K.node,
+    bindKey: K.bind,
+    viewerKey: K.viewer,
+    edgeKey: K.edge,
+  }),
+].join('\n');
+
+export const LEDGER_LUA = PRELUDE + String.raw`
 local function int(x) return string.format('%d', math.floor(x)) end
 local function num(x) return tonumber(x) or 0 end
-local function ledgerKey(a) return 'cascade:ledger:' .. a end
-local PENDING = 'cascade:credit:pending'
 
 local function hgetnum(key, field) return num(redis.call('HGET', key, field)) end
 
 local function append(acct, entry, max)
-  local k = ledgerKey(acct) .. ':history'
+  local k = historyKey(acct)
   redis.call('RPUSH', k, cjson.encode(entry))
   redis.call('LTRIM', k, -max, -1)
 end
 
 -- A node's counters, started afresh when it now belongs to another account.
 local function nodeKey(nodeId, acct)
-  local k = 'cascade:credit:node:' .. nodeId
+  local k = creditNodeKey(nodeId)
   local owner = redis.call('HGET', k, 'account')
   if owner ~= acct then
     redis.call('DEL', k)
@@ -59,18 +86,18 @@ elseif op == 'charge' then
   local k = ledgerKey(acct)
   if redis.call('EXISTS', k) == 0 then return { 'INSUFFICIENT', 0 } end
   local balance = hgetnum(k, 'earned') + hgetnum(k, 'granted') - hgetnum(k, 'spent')
-  if redis.call('HEXISTS', k .. ':watched', stream) == 1 then return { 'ALREADY', int(balance) } end
+  if redis.call('HEXISTS', watchedKey(acct), stream) == 1 then return { 'ALREADY', int(balance) } end
   if balance < cost then return { 'INSUFFICIENT', int(balance) } end
-  redis.call('HSET', k .. ':watched', stream, int(now))
+  redis.call('HSET', watchedKey(acct), stream, int(now))
   redis.call('HINCRBY', k, 'spent', int(cost))
-  redis.call('HINCRBY', k .. ':daily', day .. ':spent', int(cost))
+  redis.call('HINCRBY', dailyKey(acct), day .. ':spent', int(cost))
   append(acct, { at = now, kind = 'spend', micro = cost, bytes = 0, ref = stream }, tonumber(ARGV[7]))
   return { 'CHARGED', int(balance - cost) }
 
 elseif op == 'bind' then
   -- session, viewer, streamId, nodeId, now, ttlMs
-  local bk = 'cascade:credit:bind:' .. ARGV[2] .. ':' .. ARGV[4] .. ':' .. ARGV[5]
-  local vk = 'cascade:credit:viewer:' .. ARGV[3] .. ':' .. ARGV[4]
+  local bk = bindKey(ARGV[2], ARGV[4], ARGV[5])
+  local vk = viewerKey(ARGV[3], ARGV[4])
   local now, ttl = ARGV[6], tonumber(ARGV[7])
   redis.call('HSETNX', bk, 'since', now)
   redis.call('HSETNX', bk, 'lastSeq', 0)
@@ -83,11 +110,11 @@ elseif op == 'bind' then
 
 elseif op == 'receipt' then
   -- session, viewer, streamId, nodeId, seq, bytes, maxBytes, accountId ('' for none), now, maxBytesPerMs, graceMs, ttlMs
-  local bk = 'cascade:credit:bind:' .. ARGV[2] .. ':' .. ARGV[4] .. ':' .. ARGV[5]
+  local bk = bindKey(ARGV[2], ARGV[4], ARGV[5])
   if redis.call('EXISTS', bk) == 0 then return { 'unplaced', 0 } end
   local seq = tonumber(ARGV[6])
   if seq <= hgetnum(bk, 'lastSeq') then return { 'duplicate', 0 } end
-  local vk = 'cascade:credit:viewer:' .. ARGV[3] .. ':' .. ARGV[4]
+  local vk = viewerKey(ARGV[3], ARGV[4])
   local bytes, maxBytes, acct, now = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
   local rate, grace, ttl = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
   local bSince, bBytes = hgetnum(bk, 'since'), hgetnum(bk, 'bytes')
@@ -115,7 +142,7 @@ elseif op == 'receipt' then
 
 elseif op == 'child' then
   -- streamId, childId, parentId, bytesFromParent, accountId ('' for none), now, maxBytesPerMs, graceMs, ttlMs
-  local ek = 'cascade:credit:edge:' .. ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[4]
+  local ek = edgeKey(ARGV[2], ARGV[3], ARGV[4])
   local value, acct, now = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
   local rate, grace, ttl = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
   local since, at, last, used = now, now, 0, 0
@@ -173,7 +200,7 @@ elseif op == 'settle' then
   local now, day, rate, max = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
   local out = {}
   for _, nodeId in ipairs(redis.call('SMEMBERS', PENDING)) do
-    local nk = 'cascade:credit:node:' .. nodeId
+    local nk = creditNodeKey(nodeId)
     local acct = redis.call('HGET', nk, 'account')
     if acct then
       local delta = math.min(hgetnum(nk, 'confirmed'), hgetnum(nk, 'claimed')) - hgetnum(nk, 'credited')
@@ -183,8 +210,8 @@ elseif op == 'settle' then
         redis.call('HINCRBY', nk, 'credited', int(delta))
         redis.call('HINCRBY', lk, 'earned', int(micro))
         redis.call('HINCRBY', lk, 'bytes', int(delta))
-        redis.call('HINCRBY', lk .. ':daily', day .. ':earned', int(micro))
-        redis.call('HINCRBY', lk .. ':daily', day .. ':bytes', int(delta))
+        redis.call('HINCRBY', dailyKey(acct), day .. ':earned', int(micro))
+        redis.call('HINCRBY', dailyKey(acct), day .. ':bytes', int(delta))
         append(acct, { at = now, kind = 'credit', micro = micro, bytes = delta, ref = nodeId }, max)
         table.insert(out, { nodeId = nodeId, accountId = acct, bytes = delta, micro = micro })
       end

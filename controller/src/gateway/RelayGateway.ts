@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import {
   CascadeError,
@@ -9,24 +8,25 @@ import {
   Peer,
   RelayRequests,
   webSocketChannel,
-  type ControlNotificationData,
+  toCascadeError,
+  type ControlNotificationType,
   type ControlParams,
   type Logger,
-  type NodeCapacity,
-  type VerifiedTokenClaims,
+  type MessageChannel,
 } from '@cascade/protocol';
-import { WsEndpoint, type UpgradeRouter } from '@cascade/protocol/node';
+import { relayIdFor, WsEndpoint, type UpgradeRouter } from '@cascade/protocol/node';
 import type { RelayTokens } from '../auth/RelayTokens.js';
 import type { CreditService } from '../credits/CreditService.js';
 import type { TokenService } from '../auth/TokenService.js';
-import type { AssignEvent, TopologyController } from '../TopologyController.js';
+import type { AssignEvent, CondemnEvent, TopologyController } from '../TopologyController.js';
 import type { TunnelRouter, NodeLink } from '../tunnels/TunnelRouter.js';
 import { MAX_REFUSED_PER_SWEEP } from '../tunnels/TunnelRouter.js';
-import type { NodeRecord, NodeStatus } from '../types.js';
+import { systemClock, type Clock } from '../clock.js';
+import type { NodeRecord } from '../types.js';
 import { clientAddress } from './addresses.js';
 import { checkDeclaredCapacity, checkMediaAddress, type AddressPolicy } from './admission.js';
-import { MediaProbe } from './MediaProbe.js';
-import { UploadMeter } from './UploadMeter.js';
+import { NodeAdmission } from './NodeAdmission.js';
+import type { ControlPeer, NodeConnection } from './NodeConnection.js';
 
 export interface RelayGatewayOptions {
   /** Ping period of node connections. */
@@ -54,29 +54,8 @@ export interface RelayGatewayOptions {
   uploadTestMaxKbps: number;
 }
 
-type ControlPeer = Peer<typeof ControlRequests, typeof RelayRequests, typeof ControlNotifications>;
-
-interface NodeConnection {
-  peer: ControlPeer;
-  ws: WebSocket;
-  log: Logger;
-  /** The address it connects from (behind a trusted proxy: the one the proxy names). */
-  observedIp: string;
-  record?: NodeRecord;
-  /** What it declared at registration (record.capacity may be lower: declared upload, measured upload). */
-  declared?: NodeCapacity;
-  status: NodeStatus;
-  /** The status to take once checked (a relay the controller had demoted or drained keeps that). */
-  resumeStatus?: NodeStatus;
-  tokenHash?: string;
-  nonce?: string;
-  stopProbe?: () => void;
-  link?: NodeLink;
-  registerTimer?: ReturnType<typeof setTimeout>;
-  /** The token it registered with, and the end of RelayTokens' watch on it (renewal, revocation). */
-  claims?: VerifiedTokenClaims;
-  untrackToken?: () => void;
-}
+/** How long an origin may take to probe a relay and answer (ms). */
+const PROBE_TIMEOUT_MS = 15_000;
 
 /** A parent unheard this long when its child reports its media stopped is gone (ms; pings go every heartbeat/4). */
 const PARENT_SILENT_MS = 300;
@@ -92,7 +71,10 @@ const MAX_BUDGETED_TUNNELS = 10_000;
  * policy, reachability checks of the one port viewers use and of the pipe ports, an upload test,
  * heartbeats, assignments decided by any controller instance, and the tunnels that carry
  * viewers' and child relays' sessions to the node. Nothing but registration is served before
- * the checks pass, except the tunnels a node brings back from an earlier connection.
+ * the checks pass (NodeAdmission), except the tunnels a node brings back from an earlier connection.
+ *
+ * (Over 400 lines: the /control request table, one handler per request type with the guard it
+ * needs, reads best in one place beside the connection state it serves.)
  */
 export class RelayGateway {
   readonly #controller: TopologyController;
@@ -105,8 +87,10 @@ export class RelayGateway {
   readonly #endpoint: WsEndpoint;
   readonly #nodes = new Map<string, NodeConnection>();
   readonly #byWs = new WeakMap<WebSocket, NodeConnection>();
-  readonly #probe: MediaProbe;
-  readonly #upload: UploadMeter;
+  /** A connection's WebSocket, to ping it (one attached on another channel has none). */
+  readonly #wsOf = new WeakMap<NodeConnection, WebSocket>();
+  readonly #admission: NodeAdmission;
+  readonly #clock: Clock;
   readonly #budgetTimer: ReturnType<typeof setInterval>;
   /** Refusals a node can cause are logged a few per second and code, all nodes together (a flood must not flood the log). */
   readonly #refusalLog = new LogBudget(5);
@@ -115,7 +99,16 @@ export class RelayGateway {
   constructor(
     upgrades: UpgradeRouter,
     options: RelayGatewayOptions,
-    deps: { controller: TopologyController; tokens: TokenService; router: TunnelRouter; logger: Logger; relayTokens?: RelayTokens; credits?: CreditService },
+    deps: {
+      controller: TopologyController;
+      tokens: TokenService;
+      router: TunnelRouter;
+      logger: Logger;
+      relayTokens?: RelayTokens;
+      credits?: CreditService;
+      /** Registration times and the endpoint's ping liveness; its timers (pings, registration deadline) are the platform's. */
+      clock?: Clock;
+    },
   ) {
     this.#controller = deps.controller;
     this.#tokens = deps.tokens;
@@ -124,6 +117,7 @@ export class RelayGateway {
     this.#router = deps.router;
     this.#options = options;
     this.#log = deps.logger.child({ component: 'RelayGateway' });
+    this.#clock = deps.clock ?? systemClock;
     this.#endpoint = new WsEndpoint(
       upgrades,
       {
@@ -134,13 +128,17 @@ export class RelayGateway {
         deadAfterMs: options.deadAfterMs,
         maxPayloadBytes: 4 * 1024 * 1024,
       },
-      { logger: this.#log },
+      { logger: this.#log, clock: this.#clock },
     );
-    this.#endpoint.on('connection', (ws, req) => this.#onConnection(ws, req));
+    this.#endpoint.on('connection', (ws, req) => {
+      const conn = this.#attach(webSocketChannel(ws), clientAddress(req, options.trustProxy));
+      this.#byWs.set(ws, conn);
+      this.#wsOf.set(conn, ws);
+    });
     this.#endpoint.on('silent', (ws, silentMs) => void this.#onSilent(ws, silentMs));
-    this.#probe = new MediaProbe({ logger: this.#log });
-    this.#upload = new UploadMeter(upgrades, { logger: this.#log });
+    this.#admission = new NodeAdmission(upgrades, { probeTimeoutMs: options.probeTimeoutMs, uploadTestMaxKbps: options.uploadTestMaxKbps }, { controller: this.#controller, logger: this.#log });
     this.#controller.on('assign', (e) => this.#deliverAssign(e));
+    this.#controller.on('condemn', (e) => void this.#condemn(e));
     this.#router.on('refused', (nodeId, _id, count) => {
       if (count !== MAX_REFUSED_PER_SWEEP) return;
       const conn = this.#nodes.get(nodeId);
@@ -167,14 +165,21 @@ export class RelayGateway {
     clearInterval(this.#budgetTimer);
     // Nodes keep their media and their tunnels; they reconnect to another controller instance.
     await this.#endpoint.close(1012, 'controller restarting');
-    this.#probe.close();
-    this.#upload.close();
+    this.#admission.close();
   }
 
-  #onConnection(ws: WebSocket, req: IncomingMessage): void {
+  /**
+   * Serve a node's control connection on `channel` (a WebSocket to /control; tests give an
+   * in-process channel). `observedIp` is the address it connects from.
+   */
+  attach(channel: MessageChannel, observedIp: string): void {
+    this.#attach(channel, observedIp);
+  }
+
+  #attach(channel: MessageChannel, observedIp: string): NodeConnection {
     const o = this.#options;
     const peer: ControlPeer = new Peer({
-      channel: webSocketChannel(ws),
+      channel,
       inbound: ControlRequests,
       outbound: RelayRequests,
       notifications: ControlNotifications,
@@ -182,9 +187,7 @@ export class RelayGateway {
       rateLimitPerSec: o.rateLimitPerSec,
       requestTimeoutMs: o.requestTimeoutMs,
     });
-    const observedIp = clientAddress(req, o.trustProxy);
-    const conn: NodeConnection = { peer, ws, observedIp, log: this.#log.child({ connId: randomBytes(4).toString('hex') }), status: 'probing' };
-    this.#byWs.set(ws, conn);
+    const conn: NodeConnection = { peer, observedIp, log: this.#log.child({ connId: randomBytes(4).toString('hex') }), status: 'probing' };
     conn.registerTimer = setTimeout(() => {
       conn.log.warn({ observedIp }, 'connection did not register in time: closed');
       peer.closeWithError(new CascadeError('CASCADE_ERR_RELAY_NOT_REGISTERED', `register within ${o.registerTimeoutMs} ms`));
@@ -201,7 +204,16 @@ export class RelayGateway {
       if (suppressed !== undefined) conn.log.info({ type, code: err.code, suppressed }, 'control request refused');
     });
     peer.on('close', () => void this.#onClose(conn));
-    peer.on('notification', (type, data) => this.#onTunnelFrame(conn, type as keyof typeof ControlNotifications, data));
+    peer.onNotification('tunnel.open', (d) =>
+      this.#fromTunnel(conn, 'tunnel.open', d.id, (nodeId) => {
+        if (conn.status === 'probing') throw new CascadeError('CASCADE_ERR_RELAY_NOT_REGISTERED', 'not checked yet');
+        this.#router.fromNode(nodeId, { op: 'open', id: d.id, to: d.to });
+      }),
+    );
+    peer.onNotification('tunnel.data', (d) => this.#fromTunnel(conn, 'tunnel.data', d.id, (nodeId) => this.#router.fromNode(nodeId, { op: 'data', id: d.id, data: d.data })));
+    peer.onNotification('tunnel.close', (d) =>
+      this.#fromTunnel(conn, 'tunnel.close', d.id, (nodeId) => this.#router.fromNode(nodeId, { op: 'close', id: d.id, code: d.code, reason: d.reason })),
+    );
 
     const registered = (): NodeRecord => {
       if (!conn.record) throw new CascadeError('CASCADE_ERR_RELAY_NOT_REGISTERED', 'send node.register first');
@@ -288,7 +300,14 @@ export class RelayGateway {
       .handle('stream.list', async () => {
         origin();
         return { streams: await this.#controller.listStreamRecords() };
+      })
+      // A viewer's integrity report, from the origin it talks to; confirmed before anything happens.
+      .handle('viewer.integrity', async (p) => {
+        const record = origin();
+        void this.#controller.integrity.report(p, { session: record.id });
+        return {};
       });
+    return conn;
   }
 
   async #register(conn: NodeConnection, p: ControlParams<'node.register'>) {
@@ -297,9 +316,9 @@ export class RelayGateway {
     const kind = claims.scope.includes('origin') ? 'origin' : 'relay';
     checkDeclaredCapacity(p.node.capacity, kind);
     const mediaIp = checkMediaAddress(p.node.mediaIp, conn.observedIp, kind === 'origin' ? 'any' : this.#options.addressPolicy);
-    const nodeId = p.node.id ?? `${claims.sub.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 60)}-${randomBytes(3).toString('hex')}`;
+    const nodeId = p.node.id ?? relayIdFor(claims.sub);
     const tokenHash = createHash('sha256').update(p.token).digest('base64url').slice(0, 22);
-    const now = Date.now();
+    const now = this.#clock.now();
     const existing = await this.#controller.getNode(nodeId);
     if (existing && existing.owner !== claims.sub && existing.alive) {
       throw new CascadeError('CASCADE_ERR_RELAY_ALREADY_REGISTERED', `${nodeId} belongs to another relay`);
@@ -341,6 +360,8 @@ export class RelayGateway {
       conn.untrackToken = this.#relayTokens?.track(claims, {
         nodeId,
         drain: async () => {
+          // A condemned relay stays demoted (what /status shows); its children moved already.
+          if (conn.condemned) return;
           conn.status = 'draining';
           await this.#controller.drainNode(nodeId);
         },
@@ -368,77 +389,31 @@ export class RelayGateway {
     };
   }
 
-  /** The checks before any traffic: the media port and the pipe ports answer, then (relays) the upload test. */
+  /** Admission, then traffic: the node is ready (or keeps the status it had) once it passed. */
   async #admit(conn: NodeConnection, record: NodeRecord, p: ControlParams<'node.register'>): Promise<void> {
-    const o = this.#options;
-    // An origin is the operator's own machine: its pipe ports are the operator's firewall's business.
-    const pipe = record.kind === 'relay' ? this.#probe.nonce(record.mediaIp, p.node.probePort, o.probeTimeoutMs) : { nonce: '', stop: () => {} };
-    conn.nonce = pipe.nonce || undefined;
-    const pipeAnswered = record.kind !== 'relay' ? Promise.resolve(true) : new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), o.probeTimeoutMs);
-      timer.unref();
-      conn.stopProbe = () => {
-        clearTimeout(timer);
-        pipe.stop();
-        resolve(true);
-      };
-    });
-    const [media, pipes] = await Promise.all([this.#probe.stun(record.mediaIp, p.node.mediaPort, p.node.probe, o.probeTimeoutMs), pipeAnswered]);
-    if (conn.peer.closed || this.#nodes.get(record.id) !== conn) return;
-    if (!media || !pipes) {
-      const what = !media ? `UDP ${p.node.mediaPort} (viewers' media)` : `UDP ${p.node.probePort} (pipes between relays)`;
-      conn.log.warn({ mediaIp: record.mediaIp, mediaPort: p.node.mediaPort, probePort: p.node.probePort, media, pipes }, 'node failed the reachability check');
-      conn.peer.closeWithError(new CascadeError('CASCADE_ERR_RELAY_UNREACHABLE', `no answer from ${record.mediaIp} on ${what}`));
-      return;
-    }
-    if (record.kind === 'relay' && o.uploadTestMaxKbps > 0) await this.#uploadTest(conn, record);
-    if (conn.peer.closed || this.#nodes.get(record.id) !== conn) return;
+    const passed = await this.#admission.check(conn, record, p, () => !conn.peer.closed && this.#nodes.get(record.id) === conn);
+    if (!passed) return;
     conn.status = conn.resumeStatus ?? 'ready';
     await this.#controller.setNodeStatus(record.id, conn.status).catch((err) => conn.log.warn({ err }, 'cannot store the status now'));
+    if (record.kind === 'origin') {
+      // Probes of relays suspected of altering this origin's streams run on it.
+      conn.withdrawProber = this.#controller.integrity.registerProber(record.id, (p) => conn.peer.request('integrity.probe', p, { timeoutMs: PROBE_TIMEOUT_MS }));
+    }
     conn.peer.notify('node.ready', { nodeId: record.id });
     conn.log.info({ status: conn.status, capacity: record.capacity }, 'node checked: reachable');
   }
 
-  /** Hold the relay to the upload that really arrives here, when less than it declared. */
-  async #uploadTest(conn: NodeConnection, record: NodeRecord): Promise<void> {
-    const declared = conn.declared!;
-    const kbps = Math.min(declared.upKbps, this.#options.uploadTestMaxKbps);
-    const durationMs = 1000;
-    const { nonce, result } = this.#upload.expect(durationMs * 6);
-    try {
-      await conn.peer.request('node.uploadTest', { nonce, kbps: Math.ceil(kbps), durationMs }, { timeoutMs: durationMs * 6 });
-    } catch (err) {
-      conn.log.warn({ err }, 'upload test failed: holding the relay to what arrived');
-    }
-    const measured = (await result) ?? 0;
-    // Measured close to what was asked: the link carries at least that (above the test's ceiling,
-    // the declaration stands, and viewers' loss reports catch a link that cannot carry it).
-    // Otherwise the relay gets what arrived (a relay that delivered nothing gets no viewers).
-    const upKbps = measured >= kbps * 0.8 ? declared.upKbps : Math.max(1, measured);
-    if (upKbps < declared.upKbps) {
-      record.capacity = this.#controller.relayCapacity({ ...declared, upKbps });
-      conn.log.warn({ declaredKbps: declared.upKbps, measuredKbps: Math.round(measured), capacity: record.capacity }, 'relay uploads less than it declared: held to what it delivers');
-      await this.#controller.registerNode(record, 'probing');
-    } else {
-      conn.log.info({ declaredKbps: declared.upKbps, measuredKbps: Math.round(measured) }, 'upload test passed');
-    }
-  }
-
-  #onTunnelFrame(conn: NodeConnection, type: keyof typeof ControlNotifications, data: unknown): void {
+  /** A registered node's tunnel frame, passed on by `pass`; a refused one closes that tunnel (unless it was the close). */
+  #fromTunnel(conn: NodeConnection, type: ControlNotificationType, tunnel: string, pass: (nodeId: string) => void): void {
     const record = conn.record;
     if (!record) return;
-    const d = data as ControlNotificationData<'tunnel.data'> & ControlNotificationData<'tunnel.open'> & ControlNotificationData<'tunnel.close'>;
     try {
-      if (type === 'tunnel.open') {
-        if (conn.status === 'probing') throw new CascadeError('CASCADE_ERR_RELAY_NOT_REGISTERED', 'not checked yet');
-        this.#router.fromNode(record.id, { op: 'open', id: d.id, to: d.to });
-      } else if (type === 'tunnel.data') this.#router.fromNode(record.id, { op: 'data', id: d.id, data: d.data });
-      else if (type === 'tunnel.close') this.#router.fromNode(record.id, { op: 'close', id: d.id, code: d.code, reason: d.reason });
+      pass(record.id);
     } catch (err) {
-      const e = err instanceof CascadeError ? err : new CascadeError('CASCADE_ERR_INTERNAL', undefined, { cause: err });
+      const e = toCascadeError(err);
       const suppressed = this.#refusalLog.take(e.code);
-      if (suppressed !== undefined) conn.log.warn({ code: e.code, type, tunnel: d.id, suppressed }, 'tunnel frame refused');
-      if (type !== 'tunnel.close') conn.peer.notify('tunnel.close', { id: d.id, code: e.closeCode, reason: e.code });
+      if (suppressed !== undefined) conn.log.warn({ code: e.code, type, tunnel, suppressed }, 'tunnel frame refused');
+      if (type !== 'tunnel.close') conn.peer.notify('tunnel.close', { id: tunnel, code: e.closeCode, reason: e.code });
     }
   }
 
@@ -476,16 +451,29 @@ export class RelayGateway {
    */
   async #parentSilent(child: NodeRecord, streamId: string, parentId: string): Promise<boolean> {
     const parent = this.#nodes.get(parentId);
-    if (!parent?.record || parent.record.kind !== 'relay' || parent.peer.closed) return false;
+    const ws = parent && this.#wsOf.get(parent);
+    if (!parent?.record || !ws || parent.record.kind !== 'relay' || parent.peer.closed) return false;
     const tree = await this.#controller.topology(streamId);
     if (tree.find((n) => n.id === child.id)?.parent !== parentId) return false;
-    const silent = this.#endpoint.silentFor(parent.ws);
-    if (silent < PARENT_SILENT_MS && (await this.#endpoint.probe(parent.ws, PARENT_PROBE_MS))) return false;
+    const silent = this.#endpoint.silentFor(ws);
+    if (silent < PARENT_SILENT_MS && (await this.#endpoint.probe(ws, PARENT_PROBE_MS))) return false;
     if (this.#nodes.get(parentId) !== parent) return false;
-    parent.log.warn({ streamId, childId: child.id, silentMs: this.#endpoint.silentFor(parent.ws) }, 'relay silent and its child lost its media: declared gone');
+    parent.log.warn({ streamId, childId: child.id, silentMs: this.#endpoint.silentFor(ws) }, 'relay silent and its child lost its media: declared gone');
     this.#router.nodeSilent(parentId);
     await this.#controller.nodeGone(parentId, 'silent, and its child relay lost its media');
     return true;
+  }
+
+  /** A relay connected here was caught: its token is revoked (drained, then cut off) and its viewers told to move now. */
+  async #condemn(e: CondemnEvent): Promise<void> {
+    const conn = this.#nodes.get(e.nodeId);
+    if (!conn || conn.condemned) return;
+    conn.condemned = true;
+    conn.status = 'demoted';
+    this.#router.nodeSilent(e.nodeId, 'condemned');
+    conn.log.warn({ streamId: e.streamId, code: e.code, tokenId: conn.claims?.jti }, 'relay caught altering or withholding media: token revoked, viewers moved');
+    if (conn.claims && this.#relayTokens) await this.#relayTokens.revoke(conn.claims.jti).catch((err) => conn.log.error({ err }, 'cannot revoke the relay token'));
+    else conn.peer.closeWithError(new CascadeError('CASCADE_ERR_INTEGRITY_CONFIRMED', e.code));
   }
 
   async #onSilent(ws: WebSocket, silentMs: number): Promise<void> {
@@ -504,6 +492,7 @@ export class RelayGateway {
   async #onClose(conn: NodeConnection): Promise<void> {
     clearTimeout(conn.registerTimer);
     conn.untrackToken?.();
+    conn.withdrawProber?.();
     conn.stopProbe?.();
     const record = conn.record;
     if (!record || this.#nodes.get(record.id) !== conn) return;

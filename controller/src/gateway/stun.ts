@@ -37,6 +37,19 @@ function withLength(message: Buffer, bodyLength: number): Buffer<ArrayBufferLike
   return copy;
 }
 
+/** Header and attributes, then MESSAGE-INTEGRITY (with `pwd`) and FINGERPRINT, the header's length set. */
+function signed(header: Buffer, attrs: Buffer, pwd: string): Buffer<ArrayBufferLike> {
+  // MESSAGE-INTEGRITY covers everything before it, with the length counting it (24 bytes).
+  let message: Buffer<ArrayBufferLike> = Buffer.concat([header, attrs]);
+  const hmac = createHmac('sha1', pwd).update(withLength(message, attrs.length + 24)).digest();
+  message = Buffer.concat([message, attribute(ATTR.MESSAGE_INTEGRITY, hmac)]);
+  // FINGERPRINT covers everything before it, with the length counting it (8 bytes).
+  const bodyLength = message.length - 20 + 8;
+  const fp = Buffer.alloc(4);
+  fp.writeUInt32BE((crc32(withLength(message, bodyLength)) ^ FINGERPRINT_XOR) >>> 0, 0);
+  return withLength(Buffer.concat([message, attribute(ATTR.FINGERPRINT, fp)]), bodyLength);
+}
+
 /** A Binding request to the ICE server whose local fragment is `ufrag`, signed with its `pwd`. */
 export function bindingRequest(ufrag: string, pwd: string): { message: Buffer<ArrayBufferLike>; transactionId: Buffer } {
   const transactionId = randomBytes(12);
@@ -51,16 +64,7 @@ export function bindingRequest(ufrag: string, pwd: string): { message: Buffer<Ar
     attribute(ATTR.PRIORITY, priority),
     attribute(ATTR.ICE_CONTROLLING, randomBytes(8)),
   ]);
-  // MESSAGE-INTEGRITY covers everything before it, with the length counting it (24 bytes).
-  let message: Buffer<ArrayBufferLike> = Buffer.concat([header, attrs]);
-  const hmac = createHmac('sha1', pwd).update(withLength(message, attrs.length + 24)).digest();
-  message = Buffer.concat([message, attribute(ATTR.MESSAGE_INTEGRITY, hmac)]);
-  // FINGERPRINT covers everything before it, with the length counting it (8 bytes).
-  const bodyLength = message.length - 20 + 8;
-  const fp = Buffer.alloc(4);
-  fp.writeUInt32BE((crc32(withLength(message, bodyLength)) ^ FINGERPRINT_XOR) >>> 0, 0);
-  message = withLength(Buffer.concat([message, attribute(ATTR.FINGERPRINT, fp)]), bodyLength);
-  return { message, transactionId };
+  return { message: signed(header, attrs, pwd), transactionId };
 }
 
 /** The transaction id of a STUN success response, or undefined if `msg` is not one. */
@@ -106,12 +110,5 @@ export function bindingSuccess(request: Buffer, pwd: string, from: { address: st
   xma.writeUInt16BE(from.port ^ (MAGIC_COOKIE >>> 16), 2);
   const ip = from.address.replace(/^::ffff:/, '').split('.').map(Number);
   xma.writeUInt32BE(((((ip[0]! << 24) | (ip[1]! << 16) | (ip[2]! << 8) | ip[3]!) >>> 0) ^ MAGIC_COOKIE) >>> 0, 4);
-  const attrs = attribute(0x0020, xma);
-  let message: Buffer<ArrayBufferLike> = Buffer.concat([header, attrs]);
-  const hmac = createHmac('sha1', pwd).update(withLength(message, attrs.length + 24)).digest();
-  message = Buffer.concat([message, attribute(ATTR.MESSAGE_INTEGRITY, hmac)]);
-  const bodyLength = message.length - 20 + 8;
-  const fp = Buffer.alloc(4);
-  fp.writeUInt32BE((crc32(withLength(message, bodyLength)) ^ FINGERPRINT_XOR) >>> 0, 0);
-  return withLength(Buffer.concat([message, attribute(ATTR.FINGERPRINT, fp)]), bodyLength);
+  return signed(header, attribute(0x0020, xma), pwd);
 }

@@ -10,13 +10,9 @@ import type {
   TopologyEvent,
   TreeEntry,
 } from '../types.js';
-import { FULL, parentScore, reconcileCount, relayScore, serveScore } from './scores.js';
+import { belowLimit, FULL, HEARTBEAT_PRUNE_GRACE_MS, NO_LIMIT, parentScore, reconcileCount, relayScore, serveScore } from './scores.js';
 import { SortedSet } from './SortedSet.js';
 import type { TopologyStore, TopologyStoreOptions } from './TopologyStore.js';
-
-/** Tree entries a node stopped reporting are kept this long after they were created (ms),
- *  so that a heartbeat sent before an assignment arrived does not undo it. */
-export const HEARTBEAT_PRUNE_GRACE_MS = 5000;
 
 /** What a node's last heartbeat said about one stream that the tree does not show (yet). */
 interface EdgeClaim {
@@ -30,6 +26,10 @@ interface EdgeClaim {
  * The single-machine store: the same indexes as the Redis store (sorted sets per stream for
  * serving and parent candidates, one for relays to add), held in process. Operations are
  * synchronous inside, hence atomic.
+ *
+ * (Over 450 lines: it mirrors the Lua script of redisScript.ts step for step, and keeping each
+ * decision with the index upkeep it shares in one file is what lets a reader hold the two side
+ * by side; the shared formulas and constants are in scores.ts.)
  */
 export class MemoryTopologyStore implements TopologyStore {
   readonly kind = 'memory' as const;
@@ -54,7 +54,7 @@ export class MemoryTopologyStore implements TopologyStore {
   #closed = false;
 
   constructor(options: TopologyStoreOptions = {}) {
-    this.#maxChildren = options.maxChildren ?? Number.POSITIVE_INFINITY;
+    this.#maxChildren = options.maxChildren ?? NO_LIMIT;
   }
 
   // ------------------------------------------------------------------ nodes
@@ -461,7 +461,7 @@ export class MemoryTopologyStore implements TopologyStore {
     const parent = this.#nodes.get(parentId);
     const p = tree?.get(parentId);
     if (!tree || !p || !parent || child?.kind !== 'relay' || childId === parentId || tree.has(childId)) return false;
-    if (p.children >= this.#maxChildren || this.#childTotal(parentId) >= parent.capacity.maxChildren) return false;
+    if (!belowLimit(p.children, this.#maxChildren) || this.#childTotal(parentId) >= parent.capacity.maxChildren) return false;
     if (this.#isDescendant(tree, parentId, childId)) return false;
     const depth = this.#attach(streamId, childId, parentId, now);
     let below = 0;

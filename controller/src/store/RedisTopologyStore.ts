@@ -12,10 +12,10 @@ import type {
   TreeEntry,
 } from '../types.js';
 import { KEYS, TOPOLOGY_LUA } from './redisScript.js';
-import { redactUrl, storeError } from './redisLink.js';
+import { redactUrl, RedisLink, storeError, subscriberOptions } from './redisLink.js';
+import { NO_LIMIT } from './scores.js';
 import type { TopologyStore, TopologyStoreOptions } from './TopologyStore.js';
 
-type ScriptRedis = Redis & { cascadeTopology(...args: (string | number)[]): Promise<unknown> };
 type TicketKey = { privateKey: string; publicKey: string };
 
 export interface RedisTopologyStoreOptions extends TopologyStoreOptions {
@@ -38,11 +38,11 @@ export interface RedisTopologyStoreOptions extends TopologyStoreOptions {
  */
 export class RedisTopologyStore implements TopologyStore {
   readonly kind = 'redis' as const;
-  readonly #redis: ScriptRedis;
+  readonly #link: RedisLink;
   readonly #sub: Redis;
   readonly #log: Logger;
   readonly #handlers = new Set<(e: TopologyEvent) => void>();
-  /** K for restored edges, -1 for none (see TopologyStoreOptions). */
+  /** K for restored edges, NO_LIMIT for none (see TopologyStoreOptions). */
   readonly #maxChildren: number;
   /**
    * The ticket key this instance signs with, once it took it from Redis. Redis may lose it
@@ -51,47 +51,34 @@ export class RedisTopologyStore implements TopologyStore {
    * new one whose tickets relays verifying with this one's would refuse.
    */
   #ticketKey: TicketKey | undefined;
-  #closed = false;
 
   static async connect(options: RedisTopologyStoreOptions, deps: { logger: Logger }): Promise<RedisTopologyStore> {
     const store = new RedisTopologyStore(options, deps.logger);
     try {
-      await Promise.all([store.#redis.connect(), store.#sub.connect()]);
+      await Promise.all([store.#link.connect(options.url), store.#sub.connect()]);
       await store.#sub.subscribe(KEYS.channel);
     } catch (err) {
       await store.close();
-      throw new CascadeError('CASCADE_ERR_STORE_UNAVAILABLE', `cannot connect to ${redactUrl(options.url)}`, { cause: err });
+      throw err instanceof CascadeError ? err : new CascadeError('CASCADE_ERR_STORE_UNAVAILABLE', `cannot connect to ${redactUrl(options.url)}`, { cause: err });
     }
     return store;
   }
 
   private constructor(options: RedisTopologyStoreOptions, logger: Logger) {
     this.#log = logger.child({ component: 'RedisTopologyStore' });
-    this.#maxChildren = options.maxChildren ?? -1;
-    const common = {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: options.commandTimeoutMs ?? 2000,
-      // Keep retrying for ever, quickly: a restarted Redis should be picked up within a second.
-      retryStrategy: (times: number) => Math.min(100 * times, 1000),
-    };
-    this.#redis = new Redis(options.url, { ...common, enableAutoPipelining: options.autoPipelining ?? false }) as ScriptRedis;
-    this.#redis.defineCommand('cascadeTopology', { numberOfKeys: 0, lua: TOPOLOGY_LUA });
-    this.#sub = new Redis(options.url, { ...common, enableOfflineQueue: true, commandTimeout: undefined });
-    let down = false;
-    let connected = false;
-    this.#redis.on('error', (err) => {
-      if (!down) this.#log.warn({ err }, 'redis unreachable');
-      down = true;
-    });
-    this.#redis.on('ready', () => {
-      if (down) this.#log.info({}, 'redis reachable again');
-      down = false;
-      // Any reconnection may be to a Redis that restarted empty (a quick one raises no error).
-      if (connected) void this.#restoreTicketKey();
-      connected = true;
-    });
+    this.#maxChildren = options.maxChildren ?? NO_LIMIT;
+    this.#link = new RedisLink(
+      options.url,
+      { name: 'cascadeTopology', lua: TOPOLOGY_LUA },
+      {
+        logger: this.#log,
+        commandTimeoutMs: options.commandTimeoutMs,
+        autoPipelining: options.autoPipelining,
+        // Any reconnection may be to a Redis that restarted empty (a quick one raises no error).
+        onReconnect: () => void this.#restoreTicketKey(),
+      },
+    );
+    this.#sub = new Redis(options.url, subscriberOptions());
     this.#sub.on('error', () => {});
     this.#sub.on('message', (_channel: string, message: string) => {
       let event: TopologyEvent;
@@ -132,12 +119,12 @@ export class RedisTopologyStore implements TopologyStore {
   }
 
   async listNodes(now: number): Promise<NodeView[]> {
-    const ids = await this.#call(() => this.#redis.hkeys(KEYS.nodes));
+    const ids = await this.#link.call(() => this.#link.redis.hkeys(KEYS.nodes));
     return this.#views(ids, now);
   }
 
   async expiredNodes(now: number): Promise<string[]> {
-    return this.#call(() => this.#redis.zrangebyscore(KEYS.expiry, '-inf', now));
+    return this.#link.call(() => this.#link.redis.zrangebyscore(KEYS.expiry, '-inf', now));
   }
 
   async removeNode(nodeId: string): Promise<{ orphans: { streamId: string; childId: string }[]; streams: string[] }> {
@@ -156,12 +143,12 @@ export class RedisTopologyStore implements TopologyStore {
   }
 
   async getStream(streamId: string): Promise<StreamRecord | undefined> {
-    const raw = await this.#call(() => this.#redis.hget(KEYS.streams, streamId));
+    const raw = await this.#link.call(() => this.#link.redis.hget(KEYS.streams, streamId));
     return raw ? (JSON.parse(raw) as StreamRecord) : undefined;
   }
 
   async listStreams(): Promise<StreamRecord[]> {
-    const all = await this.#call(() => this.#redis.hvals(KEYS.streams));
+    const all = await this.#link.call(() => this.#link.redis.hvals(KEYS.streams));
     return all.map((raw) => JSON.parse(raw) as StreamRecord);
   }
 
@@ -170,7 +157,7 @@ export class RedisTopologyStore implements TopologyStore {
   }
 
   async getTree(streamId: string): Promise<TreeEntry[]> {
-    const all = await this.#call(() => this.#redis.hvals(KEYS.tree(streamId)));
+    const all = await this.#link.call(() => this.#link.redis.hvals(KEYS.tree(streamId)));
     return all.map((raw) => {
       const e = JSON.parse(raw) as TreeEntry;
       return { ...e, parent: e.parent ?? null };
@@ -178,7 +165,7 @@ export class RedisTopologyStore implements TopologyStore {
   }
 
   async nodeStreams(nodeId: string): Promise<string[]> {
-    return this.#call(() => this.#redis.smembers(KEYS.nodeStreams(nodeId)));
+    return this.#link.call(() => this.#link.redis.smembers(KEYS.nodeStreams(nodeId)));
   }
 
   // ------------------------------------------------------------------ decisions
@@ -214,7 +201,7 @@ export class RedisTopologyStore implements TopologyStore {
   // ------------------------------------------------------------------ events, keys
 
   async publish(event: TopologyEvent): Promise<void> {
-    await this.#call(() => this.#redis.publish(KEYS.channel, JSON.stringify(event)));
+    await this.#link.call(() => this.#link.redis.publish(KEYS.channel, JSON.stringify(event)));
   }
 
   subscribe(handler: (event: TopologyEvent) => void): () => void {
@@ -231,10 +218,9 @@ export class RedisTopologyStore implements TopologyStore {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    // Idempotent as they are (a failed connect() has closed the link already, not the subscriber).
     this.#handlers.clear();
-    this.#redis.disconnect();
+    this.#link.close();
     this.#sub.disconnect();
   }
 
@@ -243,14 +229,14 @@ export class RedisTopologyStore implements TopologyStore {
   /** Two round trips however many nodes and streams: the records, then the tree entries that give each node's children. */
   async #views(ids: string[], now: number): Promise<NodeView[]> {
     if (ids.length === 0) return [];
-    const pipe = this.#redis.pipeline();
+    const pipe = this.#link.redis.pipeline();
     pipe.hmget(KEYS.nodes, ...ids);
     pipe.hmget(KEYS.status, ...ids);
     pipe.hmget(KEYS.viewers, ...ids);
     pipe.hmget(KEYS.stats, ...ids);
     for (const id of ids) pipe.zscore(KEYS.expiry, id);
     for (const id of ids) pipe.smembers(KEYS.nodeStreams(id));
-    const res = await this.#call(() => pipe.exec());
+    const res = await this.#link.call(() => pipe.exec());
     const reply = (i: number) => pipelineReply(res, i);
     const col = (i: number) => (reply(i) ?? []) as (string | null)[];
     const [nodes, statuses, viewers, stats] = [col(0), col(1), col(2), col(3)];
@@ -261,9 +247,9 @@ export class RedisTopologyStore implements TopologyStore {
     for (let i = 0; i < ids.length; i++) if (nodes[i]) for (const s of streamsOf(i)) entries.push({ i, streamId: s });
     const children = new Array<number>(ids.length).fill(0);
     if (entries.length > 0) {
-      const treePipe = this.#redis.pipeline();
+      const treePipe = this.#link.redis.pipeline();
       for (const { i, streamId } of entries) treePipe.hget(KEYS.tree(streamId), ids[i]!);
-      const trees = await this.#call(() => treePipe.exec());
+      const trees = await this.#link.call(() => treePipe.exec());
       entries.forEach(({ i }, k) => {
         const raw = pipelineReply(trees, k);
         if (raw) children[i]! += (JSON.parse(raw as string) as TreeEntry).children;
@@ -291,7 +277,7 @@ export class RedisTopologyStore implements TopologyStore {
   /** Write back the ticket key this instance holds where Redis has none (never over another). */
   async #restoreTicketKey(): Promise<void> {
     const mine = this.#ticketKey;
-    if (!mine || this.#closed) return;
+    if (!mine || this.#link.closed) return;
     try {
       const [privateKey] = (await this.#script('ticketKey', mine.privateKey, mine.publicKey)) as [string, string];
       if (privateKey !== mine.privateKey) {
@@ -303,16 +289,7 @@ export class RedisTopologyStore implements TopologyStore {
   }
 
   #script(...args: (string | number)[]): Promise<unknown> {
-    return this.#call(() => this.#redis.cascadeTopology(...args));
-  }
-
-  async #call<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#closed) throw new CascadeError('CASCADE_ERR_STORE_UNAVAILABLE', 'store closed');
-    try {
-      return await fn();
-    } catch (err) {
-      throw storeError(err);
-    }
+    return this.#link.script(...args);
   }
 }
 

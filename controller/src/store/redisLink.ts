@@ -20,8 +20,18 @@ export function redisOptions(commandTimeoutMs: number | undefined) {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     commandTimeout: commandTimeoutMs ?? 2000,
+    // Keep retrying for ever, quickly: a restarted Redis should be picked up within a second.
     retryStrategy: (times: number) => Math.min(100 * times, 1000),
   };
+}
+
+/**
+ * Settings of a pub/sub connection: like the stores' but its SUBSCRIBE may wait for the
+ * connection (ioredis subscribes again by itself after a reconnect), and no command timeout
+ * (a subscribed connection waits for messages, not answers).
+ */
+export function subscriberOptions() {
+  return { ...redisOptions(undefined), enableOfflineQueue: true, commandTimeout: undefined };
 }
 
 /**
@@ -34,11 +44,23 @@ export class RedisLink {
   readonly #scriptName: string;
   #closed = false;
 
-  constructor(url: string, script: { name: string; lua: string }, deps: { logger: Logger; commandTimeoutMs?: number }) {
-    this.redis = new Redis(url, redisOptions(deps.commandTimeoutMs));
+  constructor(
+    url: string,
+    script: { name: string; lua: string },
+    deps: {
+      logger: Logger;
+      commandTimeoutMs?: number | undefined;
+      /** ioredis auto-pipelining. Default false. */
+      autoPipelining?: boolean | undefined;
+      /** Every time the connection is ready again after the first: Redis may have restarted empty. */
+      onReconnect?: () => void;
+    },
+  ) {
+    this.redis = new Redis(url, { ...redisOptions(deps.commandTimeoutMs), enableAutoPipelining: deps.autoPipelining ?? false });
     this.redis.defineCommand(script.name, { numberOfKeys: 0, lua: script.lua });
     this.#scriptName = script.name;
     let down = false;
+    let connected = false;
     this.redis.on('error', (err) => {
       if (!down) deps.logger.warn({ err }, 'redis unreachable');
       down = true;
@@ -46,6 +68,8 @@ export class RedisLink {
     this.redis.on('ready', () => {
       if (down) deps.logger.info({}, 'redis reachable again');
       down = false;
+      if (connected) deps.onReconnect?.();
+      connected = true;
     });
   }
 

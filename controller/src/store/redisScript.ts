@@ -1,7 +1,12 @@
+import { luaKeyFunctions, luaLocals, redisKey } from './lua.js';
+import { FULL, HEARTBEAT_PRUNE_GRACE_MS, NO_LIMIT, RECONCILE_GRACE_MS } from './scores.js';
+
 /**
  * The Redis store's decisions, as one Lua script run atomically by Redis (one round trip per
  * decision). It mirrors MemoryTopologyStore step for step; the store contract tests run the
  * same scenarios against both. Not Redis Cluster safe: keys are derived inside the script.
+ * (Over 450 lines: Redis runs one script per command, and every decision shares its helpers;
+ * splitting the Lua text across files would only hide that it is one program.)
  *
  * Keys (all under `cascade:`):
  *   cascade:nodes                 hash   nodeId => NodeRecord JSON
@@ -26,27 +31,41 @@ export const KEYS = {
   expiry: 'cascade:nodes:expiry',
   status: 'cascade:nodes:status',
   viewers: 'cascade:nodes:viewers',
+  overSince: 'cascade:nodes:oversince',
   stats: 'cascade:nodes:stats',
   claims: 'cascade:nodes:claims',
   relays: 'cascade:relays',
   streams: 'cascade:streams',
   ticketKey: 'cascade:ticketkey',
   channel: 'cascade:events',
-  nodeStreams: (nodeId: string) => `cascade:node:${nodeId}:streams`,
-  tree: (streamId: string) => `cascade:stream:${streamId}:tree`,
-  serve: (streamId: string) => `cascade:stream:${streamId}:serve`,
-  parents: (streamId: string) => `cascade:stream:${streamId}:parents`,
+  nodeStreams: redisKey('cascade:node:{}:streams'),
+  tree: redisKey('cascade:stream:{}:tree'),
+  serve: redisKey('cascade:stream:{}:serve'),
+  parents: redisKey('cascade:stream:{}:parents'),
 } as const;
 
-export const TOPOLOGY_LUA = String.raw`
-local FULL = 1e13
-local PRUNE_GRACE = 5000
-local NODES, EXPIRY, STATUS, VIEWERS, STATS = 'cascade:nodes', 'cascade:nodes:expiry', 'cascade:nodes:status', 'cascade:nodes:viewers', 'cascade:nodes:stats'
-local RELAYS, STREAMS, TICKETKEY = 'cascade:relays', 'cascade:streams', 'cascade:ticketkey'
-local function nodeStreamsKey(id) return 'cascade:node:' .. id .. ':streams' end
-local function treeKey(s) return 'cascade:stream:' .. s .. ':tree' end
-local function serveKey(s) return 'cascade:stream:' .. s .. ':serve' end
-local function parentsKey(s) return 'cascade:stream:' .. s .. ':parents' end
+/** The script's names for what it shares with TypeScript (keys, scores.ts's constants). */
+const PRELUDE = [
+  luaLocals({
+    FULL,
+    NO_LIMIT,
+    PRUNE_GRACE: HEARTBEAT_PRUNE_GRACE_MS,
+    RECONCILE_GRACE: RECONCILE_GRACE_MS,
+    NODES: KEYS.nodes,
+    EXPIRY: KEYS.expiry,
+    STATUS: KEYS.status,
+    VIEWERS: KEYS.viewers,
+    OVERSINCE: KEYS.overSince,
+    STATS: KEYS.stats,
+    CLAIMS: KEYS.claims,
+    RELAYS: KEYS.relays,
+    STREAMS: KEYS.streams,
+    TICKETKEY: KEYS.ticketKey,
+  }),
+  luaKeyFunctions({ nodeStreamsKey: KEYS.nodeStreams, treeKey: KEYS.tree, serveKey: KEYS.serve, parentsKey: KEYS.parents }),
+].join('\n');
+
+export const TOPOLOGY_LUA = PRELUDE + String.raw`
 
 local function floor(x) return math.floor(x) end
 local function serveScore(depth, viewers, maxViewers)
@@ -87,8 +106,6 @@ end
 local function putEntry(s, e) redis.call('HSET', treeKey(s), e.nodeId, cjson.encode(e)) end
 local function isNull(v) return v == nil or v == cjson.null end
 local function viewersOf(id) return tonumber(redis.call('HGET', VIEWERS, id) or '0') end
-local OVERSINCE, RECONCILE_GRACE = 'cascade:nodes:oversince', 10000
-local CLAIMS = 'cascade:nodes:claims'
 -- Mirror of reconcileCount() in scores.ts.
 local function reconcile(stored, reported, overSince, now)
   if reported >= stored then return reported, 0 end
@@ -315,7 +332,7 @@ elseif cmd == 'setStatus' then
 
 elseif cmd == 'heartbeat' then
   local id, snap, ttl, now, K = ARGV[2], cjson.decode(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-  if K < 0 then K = math.huge end
+  if K == NO_LIMIT then K = math.huge end
   if redis.call('HEXISTS', NODES, id) == 0 then return 'UNKNOWN' end
   redis.call('ZADD', EXPIRY, now + ttl, id)
   local v, over = reconcile(viewersOf(id), snap.stats.viewers, tonumber(redis.call('HGET', OVERSINCE, id) or '0'), now)

@@ -1,8 +1,27 @@
 /**
- * Sort keys of the placement indexes. Both stores use these formulas (the Redis Lua scripts
- * carry a copy; the store contract tests check both agree). Lower is better.
+ * What both topology stores share: the sort keys of the placement indexes (lower is better),
+ * the reconciliation of viewer counts, and their constants. The Redis Lua script carries its
+ * own copy of the formulas (the store contract tests check both agree); the constants are
+ * written into it from here (redisScript.ts).
  */
+
+/** Added to a score to mark its node full: scans stop at the first score at or above it. */
 export const FULL = 1e13;
+
+/**
+ * "No bound" for a limit both stores take (TopologyStoreOptions.maxChildren). A number rather
+ * than Infinity because the Redis store passes it to Lua as a script argument.
+ */
+export const NO_LIMIT = -1;
+
+/** Whether `count` is below `limit` (NO_LIMIT: always). */
+export function belowLimit(count: number, limit: number): boolean {
+  return limit === NO_LIMIT || count < limit;
+}
+
+/** Tree entries a node stopped reporting are kept this long after they were created (ms),
+ *  so that a heartbeat sent before an assignment arrived does not undo it. */
+export const HEARTBEAT_PRUNE_GRACE_MS = 5000;
 
 /** Serving candidates of a stream: shallowest first, then least loaded; full ones last. */
 export function serveScore(depth: number, viewers: number, maxViewers: number): number {

@@ -26,7 +26,7 @@ export interface BusMessage {
   /** op open: the viewer's address, for the hosting node's logs and limits. */
   remoteAddress?: string;
   /** op notice: something the far end should tell its client (e.g. the node went silent). */
-  notice?: 'silent';
+  notice?: 'silent' | 'condemned';
   /** How many instances forwarded it already (a stale route is followed once, never in a loop). */
   hops?: number;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { CascadeError, type Logger } from '@cascade/protocol';
+import { redisOptions, subscriberOptions } from '../store/redisLink.js';
 import { CONTROLLER_ENDPOINT_PREFIX, type BusMessage, type MessageBus } from './MessageBus.js';
 
 /** Redis keys of the bus. */
@@ -51,15 +52,8 @@ export class RedisMessageBus implements MessageBus {
 
   private constructor(options: { url: string; commandTimeoutMs?: number }, logger: Logger) {
     this.#log = logger.child({ component: 'RedisMessageBus' });
-    const common = {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: options.commandTimeoutMs ?? 2000,
-      retryStrategy: (times: number) => Math.min(100 * times, 1000),
-    };
-    this.#redis = new Redis(options.url, common);
-    this.#sub = new Redis(options.url, { ...common, enableOfflineQueue: true, commandTimeout: undefined });
+    this.#redis = new Redis(options.url, redisOptions(options.commandTimeoutMs));
+    this.#sub = new Redis(options.url, subscriberOptions());
     this.#redis.on('error', () => {});
     this.#sub.on('error', () => {});
     this.#sub.on('message', (_channel: string, text: string) => {

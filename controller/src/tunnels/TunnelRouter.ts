@@ -148,11 +148,14 @@ export class TunnelRouter extends TypedEmitter<TunnelRouterEvents> {
     for (const [id, target] of state.opened) void this.#send({ op: 'close', id, to: target, from: nodeId, code: 4502, reason });
   }
 
-  /** The node stopped answering: tell whoever it serves, so that viewers move before it is declared gone. */
-  nodeSilent(nodeId: string): void {
+  /**
+   * The node stopped answering (or was caught altering media): tell whoever it serves, so that
+   * viewers move before it is declared gone.
+   */
+  nodeSilent(nodeId: string, notice: 'silent' | 'condemned' = 'silent'): void {
     const state = this.#links.get(nodeId);
     if (!state) return;
-    for (const [id, peer] of state.hosted) void this.#send({ op: 'notice', id, to: peer, from: nodeId, notice: 'silent' });
+    for (const [id, peer] of state.hosted) void this.#send({ op: 'notice', id, to: peer, from: nodeId, notice });
   }
 
   /**
@@ -289,7 +292,9 @@ export class TunnelRouter extends TypedEmitter<TunnelRouterEvents> {
         break;
       case 'notice':
         // The node went silent: a notification the viewer's SDK already acts on (a make-before-break move).
-        tunnel.deliver(JSON.stringify({ v: 1, type: 'node.draining', data: { reason: 'the node serving you stopped answering' } }));
+        tunnel.deliver(
+          JSON.stringify({ v: 1, type: 'node.draining', data: { reason: msg.notice === 'condemned' ? 'the node serving you altered the stream' : 'the node serving you stopped answering' } }),
+        );
         break;
       case 'close':
         this.#fronts.delete(msg.id);

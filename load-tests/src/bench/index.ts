@@ -2,7 +2,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other, each figure next to a baseline
  * measured in the same run; results go to bench-results/<date>.json and BENCHMARKS.md.
- *   node load-tests/dist/bench/index.js [--quick] [--only capacity,tree,hops,join,joinStorm,placement,failover,innerFailover] [--no-write]
+  *   node load-tests/dist/bench/index.js [--quick] [--only capacity,tree,hops,join,joinStorm,placement,failover,innerFailover,integrity] [--no-write]
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -20,6 +20,7 @@ const BENCHES: Record<string, () => Promise<(ctx: BenchContext) => Promise<Bench
   innerFailover: async () => (await import('./innerFailover.js')).runInnerFailoverBench,
   capacity: async () => (await import('./capacity.js')).runCapacityBench,
   tree: async () => (await import('./tree.js')).runTreeBench,
+  integrity: async () => (await import('./integrity.js')).runIntegrityBench,
 };
 
 const { values } = parseArgs({

@@ -4,6 +4,7 @@ import { SUPPORTED_PROTOCOL_VERSIONS } from '../version.js';
 import { TypedEmitter } from '../TypedEmitter.js';
 import type { Logger } from '../Logger.js';
 import { rejectUpgrade, type UpgradeRouter } from './httpUpgrade.js';
+import { PingLiveness, type LivenessClock } from './PingLiveness.js';
 
 export interface WsEndpointOptions {
   path: string;
@@ -42,19 +43,18 @@ export type EndpointState = 'running' | 'closing' | 'closed';
  */
 export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
   readonly #wss: WebSocketServer;
-  readonly #options: WsEndpointOptions;
   readonly #log: Logger;
-  /** When each client last answered a ping (or connected). */
-  readonly #lastPong = new WeakMap<WebSocket, number>();
-  /** Clients reported silent and not heard from since. */
-  readonly #suspect = new WeakSet<WebSocket>();
+  readonly #liveness: PingLiveness<WebSocket>;
   readonly #timer: ReturnType<typeof setInterval>;
   #state: EndpointState = 'running';
 
-  constructor(router: UpgradeRouter, options: WsEndpointOptions, deps: { logger: Logger }) {
+  constructor(router: UpgradeRouter, options: WsEndpointOptions, deps: { logger: Logger; clock?: LivenessClock }) {
     super();
-    this.#options = options;
     this.#log = deps.logger.child({ component: 'WsEndpoint', path: options.path });
+    this.#liveness = new PingLiveness(
+      { deadAfterMs: options.deadAfterMs ?? 2 * options.pingIntervalMs, ...(options.suspectAfterMs !== undefined ? { suspectAfterMs: options.suspectAfterMs } : {}) },
+      deps.clock ? { clock: deps.clock } : {},
+    );
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, clientTracking: true });
     router.route(options.path, (req, socket, head, url) => {
       if (this.#state !== 'running') return rejectUpgrade(socket, 'CASCADE_ERR_NODE_SHUTTING_DOWN');
@@ -67,11 +67,8 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
         return rejectUpgrade(socket, 'CASCADE_ERR_PROTOCOL_VERSION', `supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(',')}`);
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
-        this.#lastPong.set(ws, Date.now());
-        ws.on('pong', () => {
-          this.#lastPong.set(ws, Date.now());
-          this.#suspect.delete(ws);
-        });
+        this.#liveness.heard(ws);
+        ws.on('pong', () => this.#liveness.heard(ws));
         // ws reports oversized frames and protocol violations here; the close follows.
         ws.on('error', (err) => this.#log.warn({ err }, 'websocket error'));
         this.safeEmit('connection', ws, req);
@@ -87,7 +84,7 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
 
   /** How long `ws` has not answered a ping (ms). */
   silentFor(ws: WebSocket): number {
-    return Date.now() - (this.#lastPong.get(ws) ?? Date.now());
+    return this.#liveness.silentFor(ws);
   }
 
   /** Ping `ws` now: true once it answers, false if it does not within `timeoutMs`. */
@@ -112,6 +109,7 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
       }
     });
   }
+
   get connections(): number {
     return this.#wss.clients.size;
   }
@@ -130,19 +128,14 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
   }
 
   #heartbeat(): void {
-    const deadAfter = this.#options.deadAfterMs ?? 2 * this.#options.pingIntervalMs;
-    const now = Date.now();
     for (const ws of this.#wss.clients) {
-      const silentMs = now - (this.#lastPong.get(ws) ?? now);
-      if (silentMs > deadAfter) {
+      const { verdict, silentMs } = this.#liveness.verdict(ws);
+      if (verdict === 'dead') {
         this.#log.info({ silentMs }, 'terminating connection that stopped answering pings');
         ws.terminate();
         continue;
       }
-      if (this.#options.suspectAfterMs !== undefined && silentMs > this.#options.suspectAfterMs && !this.#suspect.has(ws) && ws.readyState === ws.OPEN) {
-        this.#suspect.add(ws);
-        this.safeEmit('silent', ws, silentMs);
-      }
+      if (verdict === 'silent' && ws.readyState === ws.OPEN) this.safeEmit('silent', ws, silentMs);
       try {
         ws.ping();
       } catch {

@@ -3,3 +3,5 @@ export * from './httpUpgrade.js';
 export * from './WsEndpoint.js';
 export { openWebSocket } from './openWebSocket.js';
 export * from './GuardedHttpServer.js';
+export { relayIdFor } from './relayId.js';
+export * from './PingLiveness.js';

@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { CascadeError } from '../errors.js';
+import { CascadeError, fromWireError } from '../errors.js';
 import { signallingUrl } from '../url.js';
 
 /** Open a WebSocket from Node and wait for it; a refusal becomes a CascadeError with the server's code. */
@@ -23,8 +23,8 @@ export function openWebSocket(base: string, path: string, options: { timeoutMs?:
       res.on('end', () => {
         let err = new CascadeError('CASCADE_ERR_CLIENT_CONNECTION', `HTTP ${res.statusCode}`);
         try {
-          const j = JSON.parse(body) as { code?: string; message?: string };
-          if (j.code) err = Object.assign(new CascadeError(j.code as never), { message: j.message ?? '' });
+          const j = JSON.parse(body) as { code?: unknown };
+          if (j.code) err = fromWireError(j);
         } catch {
           // not our JSON: keep the generic error
         }

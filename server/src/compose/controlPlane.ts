@@ -2,16 +2,20 @@ import { readFileSync } from 'node:fs';
 import { createPublicKey } from 'node:crypto';
 import type { Logger } from '@cascade/protocol';
 import type { CascadeConfig } from '@cascade/config';
+import type { UpgradeRouter } from '@cascade/protocol/node';
 import {
   LocalControlPlane,
   MemoryMessageBus,
   MemoryTopologyStore,
   RedisMessageBus,
   RedisTopologyStore,
+  RelayGateway,
   TokenService,
   TopologyController,
   TunnelRouter,
+  type CreditService,
   type MessageBus,
+  type RelayTokens,
   type TopologyStore,
 } from '@cascade/controller';
 import { RemoteControlPlane, nodeSnapshot, type ControlPlane, type MediaNode, type TicketVerifier, type TrafficMeter } from '@cascade/sfu';
@@ -71,6 +75,43 @@ export async function startController(config: Readonly<CascadeConfig>, deps: { l
   };
 }
 
+/** The controller's `/control` endpoint for media nodes, its timings derived from the heartbeat period. */
+export function startGateway(
+  config: Readonly<CascadeConfig>,
+  deps: { parts: ControllerParts; upgrades: UpgradeRouter; tokens: TokenService; relayTokens: RelayTokens; credits: CreditService | undefined; logger: Logger },
+): RelayGateway {
+  const hb = config.topology.heartbeatIntervalMs;
+  const development = config.mode === 'development';
+  return new RelayGateway(
+    deps.upgrades,
+    {
+      // Frequent pings catch a silent relay quickly (its viewers move, no new traffic); it is only cut
+      // off later, so that a link stalling for a moment (TCP retransmitting) does not churn the tree.
+      pingIntervalMs: Math.max(100, Math.floor(hb / 4)),
+      suspectAfterMs: Math.max(1500, hb * 1.5),
+      deadAfterMs: Math.max(5000, hb * 5, config.topology.nodeTtlMs + hb),
+      maxConnections: 10_000,
+      maxMessageBytes: config.signalling.maxMessageBytes * 4,
+      rateLimitPerSec: config.signalling.rateLimitPerSec * 4,
+      requestTimeoutMs: config.signalling.requestTimeoutMs,
+      probeTimeoutMs: config.topology.probeTimeoutMs,
+      registerTimeoutMs: config.topology.registerTimeoutMs,
+      heartbeatIntervalMs: hb,
+      addressPolicy: config.topology.relayAddresses === 'auto' ? (development ? 'any' : 'public') : config.topology.relayAddresses,
+      trustProxy: config.http.trustProxy,
+      uploadTestMaxKbps: config.topology.uploadTestMaxKbps,
+    },
+    {
+      controller: deps.parts.controller,
+      tokens: deps.tokens,
+      router: deps.parts.router,
+      logger: deps.logger,
+      relayTokens: deps.relayTokens,
+      ...(deps.credits ? { credits: deps.credits } : {}),
+    },
+  );
+}
+
 /**
  * The origin's way to the controller: in process when this process has the controller role,
  * otherwise over `/control` of `origin.controllerUrl`, with a token the origin makes itself from
@@ -84,7 +125,18 @@ export function originControlPlane(
   return (node, tickets) => {
     if (deps.parts) {
       return new LocalControlPlane(
-        { id: node.id, kind: 'origin', volunteer: false, owner: 'origin', url: deps.publicUrl, mediaIp: node.pipeListenIp.announcedIp, capacity, registeredAt: Date.now() },
+        {
+          id: node.id,
+          kind: 'origin',
+          volunteer: false,
+          owner: 'origin',
+          url: deps.publicUrl,
+          mediaIp: node.pipeListenIp.announcedIp,
+          // The port the operator set (0: one the OS picks per worker, not known here).
+          ...(config.mediasoup.mediaPort > 0 ? { mediaPort: config.mediasoup.mediaPort } : {}),
+          capacity,
+          registeredAt: Date.now(),
+        },
         { controller: deps.parts.controller, router: deps.parts.router, logger: deps.logger },
       );
     }

@@ -111,6 +111,8 @@ export function apiRouter(deps: ApiDeps): express.Router {
       /** Share of the audience served by relays rather than the origin, 0..1. */
       relayShare: viewers > 0 ? byRelays / viewers : 0,
       nodes,
+      /** Relays the stream's origin caught altering or withholding it (demoted, token revoked). */
+      removed: controller.integrity.condemnedFor(id),
     });
   });
 

@@ -1,7 +1,7 @@
 import express from 'express';
 import { CascadeError, type Logger } from '@cascade/protocol';
 import type { RtpIngestService } from '../ingest/RtpIngestService.js';
-import type { RecordHook } from '../mediaFrontEnds.js';
+import type { RecordHook } from '../recording/RecordHook.js';
 import type { RtpVideoCodec } from '../ingest/RtpIngestSession.js';
 import { ffmpegCommand, ffmpegOutputArgs, senderSdp } from '../ingest/rtpRecipe.js';
 import { bearerToken, logRefusals, methodNotAllowed } from './sdpHttp.js';

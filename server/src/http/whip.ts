@@ -1,6 +1,6 @@
 import express from 'express';
 import type { IceServer, Logger } from '@cascade/protocol';
-import type { RecordHook } from '../mediaFrontEnds.js';
+import type { RecordHook } from '../recording/RecordHook.js';
 import type { WhipService } from '../whip/WhipService.js';
 import { FRAGMENT, RECORDING_HEADER, STREAM_ID_HEADER, bearerToken, cors, iceServerLinks, logRefusals, methodNotAllowed, patchIce, textBody } from './sdpHttp.js';
 

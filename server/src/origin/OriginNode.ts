@@ -1,8 +1,10 @@
 import { CascadeError, type Logger, type NodeCapacity } from '@cascade/protocol';
 import type { TokenService } from '@cascade/controller';
 import {
+  IntegrityService,
   MediaNode,
   NodeHeartbeat,
+  OriginIntegrity,
   PipeEgressService,
   TicketVerifier,
   TrafficMeter,
@@ -11,6 +13,7 @@ import {
   type ControlPlane,
   type MediaNodeOptions,
   type ViewerServiceOptions,
+  probeRelay,
 } from '@cascade/sfu';
 import type { UpgradeRouter } from '@cascade/protocol/node';
 import { PublisherService, type PublisherServiceOptions } from './PublisherService.js';
@@ -20,7 +23,15 @@ export interface OriginNodeOptions {
   publisher: Omit<PublisherServiceOptions, 'iceServers'>;
   /** Viewers' receipts, where the credits live with this process (see ViewerServiceOptions). */
   receipts?: ViewerServiceOptions['receipts'];
+  /** Signed digests of every frame (config integrity.*); absent: nothing is signed. */
+  integrity?: { batchIntervalMs: number; probeMs: number };
 }
+
+/** Integrity reports passed on per viewer session (a session reports once or twice per node it leaves). */
+const MAX_REPORTS_PER_SESSION = 4;
+
+/** How long the origin remembers what it sent, for probes (ms): longer than any replay it must recognise as one. */
+const DIGEST_MEMORY_MS = 15_000;
 
 /** What the origin declares: viewers it serves itself and relay pipes it feeds (K per stream is the placement policy's). */
 export function originCapacity(maxViewers: number, maxChildRelays: number): NodeCapacity {
@@ -38,6 +49,8 @@ export class OriginNode {
   readonly meter: TrafficMeter;
   readonly publishers: PublisherService;
   readonly control: ControlPlane;
+  /** Stream keys and digests (undefined with integrity off). */
+  readonly integrity: OriginIntegrity | undefined;
   readonly #log: Logger;
   readonly #heartbeat: NodeHeartbeat;
   #closed = false;
@@ -78,7 +91,14 @@ export class OriginNode {
     this.#log = deps.logger.child({ component: 'OriginNode', nodeId: node.id });
     this.meter = new TrafficMeter(node, deps);
     node.control = control;
-    this.publishers = new PublisherService(node, { ...options.publisher, iceServers: options.media.iceServers }, { control, tokens: deps.tokens, logger: deps.logger });
+    this.integrity = options.integrity ? this.#startIntegrity(options.integrity, deps.logger) : undefined;
+    const integrity = this.integrity;
+    this.publishers = new PublisherService(
+      node,
+      { ...options.publisher, iceServers: options.media.iceServers },
+      { control, tokens: deps.tokens, logger: deps.logger, ...(integrity ? { integrityKey: (id: string) => integrity.publicKey(id) } : {}) },
+    );
+    const reports = new WeakMap<object, number>();
     node
       .use(new TransportService(node))
       .use(this.publishers)
@@ -86,6 +106,14 @@ export class OriginNode {
         new ViewerService(node, {
           iceServers: options.media.iceServers,
           ...(options.receipts ? { receipts: options.receipts } : {}),
+          onIntegrityReport: (session, report) => {
+            // Only about the node this session really is on, a few per session (each may cost the origin a probe);
+            // the controller confirms before anything happens to the node.
+            const n = (reports.get(session) ?? 0) + 1;
+            reports.set(session, n);
+            if (report.nodeId !== (session.forwardedTo ?? node.id) || n > MAX_REPORTS_PER_SESSION) return;
+            control.reportIntegrity(report).catch((err) => session.log.warn({ err }, 'integrity report not passed on'));
+          },
           streamFor: (id) => {
             const s = node.stream(id);
             if (!s) throw new CascadeError('CASCADE_ERR_STREAM_NOT_FOUND', id);
@@ -93,7 +121,8 @@ export class OriginNode {
           },
         }),
       )
-      .use(new PipeEgressService(node));
+      .use(new PipeEgressService(node))
+      .use(new IntegrityService(node));
     // The origin's own records first, so that a store that lost everything knows the streams
     // before relays report carrying them.
     this.#heartbeat = new NodeHeartbeat(node, this.meter, control, {
@@ -102,6 +131,18 @@ export class OriginNode {
         for (const r of this.publishers.records) await control.putStream(r);
       },
     });
+  }
+
+  /** Digests and stream keys for every stream here, and the probe the controller asks for when a viewer reports a relay. */
+  #startIntegrity(o: { batchIntervalMs: number; probeMs: number }, logger: Logger): OriginIntegrity {
+    const integrity = new OriginIntegrity(this.node, { intervalMs: o.batchIntervalMs, memoryMs: DIGEST_MEMORY_MS }, { logger });
+    const timeoutMs = this.node.options.signalling.requestTimeoutMs;
+    this.control.onProbe(async (p) => {
+      const digester = integrity.digester(p.streamId);
+      if (!digester) return { verdict: 'inconclusive', detail: 'stream not carried by this origin', frames: 0, rejected: 0 };
+      return probeRelay(this.node, this.control, digester, p, { durationMs: o.probeMs, maxAgeMs: 3000, maxDigestLagMs: 700, requestTimeoutMs: timeoutMs }, { logger });
+    });
+    return integrity;
   }
 
   async close(): Promise<void> {

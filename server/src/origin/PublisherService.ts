@@ -55,12 +55,15 @@ export class PublisherService implements NodeService {
   readonly #streams = new Map<string, Published>();
   /** Stream ids being published (between the first check and the stream's creation), with their owner. */
   readonly #pending = new Map<string, string>();
+  /** The public key of a stream opened here (integrity on), for its record. */
+  readonly #integrityKey: ((streamId: string) => string | undefined) | undefined;
 
   constructor(
     node: MediaNode,
     options: PublisherServiceOptions,
-    deps: { control: ControlPlane; tokens: TokenService; logger: Logger },
+    deps: { control: ControlPlane; tokens: TokenService; logger: Logger; integrityKey?: (streamId: string) => string | undefined },
   ) {
+    this.#integrityKey = deps.integrityKey;
     this.#node = node;
     this.#control = deps.control;
     this.#tokens = deps.tokens;
@@ -106,7 +109,10 @@ export class PublisherService implements NodeService {
     for (const r of records) {
       if (r.originNodeId !== this.#node.id || r.state === 'ended' || this.#streams.has(r.id)) continue;
       const local = this.#node.openStream(r.id, { depth: 0, state: 'reconnecting', title: r.title, createdAt: r.createdAt });
-      const pub: Published = { record: { ...r, state: 'reconnecting', updatedAt: Date.now() }, local, session: undefined };
+      // A new key: the one before went with the process that had it.
+      const { integrityKey: _lost, ...kept } = r;
+      const key = this.#integrityKey?.(r.id);
+      const pub: Published = { record: { ...kept, state: 'reconnecting', updatedAt: Date.now(), ...(key ? { integrityKey: key } : {}) }, local, session: undefined };
       this.#streams.set(r.id, pub);
       this.#startGrace(pub);
       await this.#save(pub.record);
@@ -197,6 +203,8 @@ export class PublisherService implements NodeService {
       const old = this.#node.stream(streamId);
       if (old) old.close(); // an ended stream id being reused
       local = this.#node.openStream(streamId, { depth: 0, state: 'waiting', title: record.title, createdAt: now });
+      const key = this.#integrityKey?.(streamId);
+      if (key) record.integrityKey = key;
       const rtpCapabilities = await local.router.rtpCapabilities();
       if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
       session.claimRole('publisher', streamId);

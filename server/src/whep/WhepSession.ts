@@ -146,7 +146,9 @@ export class WhepSession extends TypedEmitter<WhepSessionEvents> {
       }
     });
     // On this process's node the transport is visible: a player that vanished without a word is noticed by its silence.
-    const transport = parts.node.session && !parts.node.session.closed ? parts.node.session.transport(parts.transportId) : undefined;
+    // (A session forwarded to a relay has no transport here: the relay's heartbeats and the player's DTLS tell.)
+    const local = parts.node.session;
+    const transport = local && !local.closed && !local.forwardedTo ? local.transport(parts.transportId) : undefined;
     if (transport) this.#watchSilence(transport, options.idleTimeoutMs);
     this.#log.info({}, 'WHEP viewer connected');
   }

@@ -17,6 +17,8 @@ import {
   type ControlRequestType,
   type ControlResult,
   type HeldTunnel,
+  type IntegrityReport,
+  type IntegrityVerdict,
   type Logger,
   type MessageChannel,
   type NodeAnnouncement,
@@ -128,6 +130,7 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
   readonly #hosted = new Map<string, { channel: ManualChannel; peer: string }>();
   readonly #opened = new Map<string, ClientTunnel>();
   readonly #left = new Map<string, number>();
+  #prober: ((p: RelayParams<'integrity.probe'>) => Promise<IntegrityVerdict>) | undefined;
   #onTunnel: ((channel: MessageChannel, info: TunnelInfo) => void) | undefined;
   #peer: ControlPeer | undefined;
   #nodeId: string | undefined;
@@ -245,7 +248,7 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
     }
   }
 
-  async placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo }> {
+  async placeViewer(request: { streamId: string; exclude?: string[]; token?: string }): Promise<{ placement: Placement; stream: StreamInfo; integrityKey?: string }> {
     return this.request('viewer.place', request);
   }
 
@@ -295,6 +298,14 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
   async getStream(streamId: string): Promise<{ stream: StreamRecord; viewers: number } | undefined> {
     const res = await this.request('stream.get', { streamId });
     return res.stream ? { stream: res.stream, viewers: res.viewers } : undefined;
+  }
+
+  async reportIntegrity(report: IntegrityReport): Promise<void> {
+    await this.request('viewer.integrity', report);
+  }
+
+  onProbe(prober: (p: RelayParams<'integrity.probe'>) => Promise<IntegrityVerdict>): void {
+    this.#prober = prober;
   }
 
   async parentLost(streamId: string, parentNodeId: string): Promise<void> {
@@ -437,6 +448,10 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
       if (!this.#handlers.assign) throw new CascadeError('CASCADE_ERR_PROTOCOL_UNKNOWN_TYPE', 'this node carries no assigned streams');
       await this.#handlers.assign(p);
       return {};
+    });
+    peer.handle('integrity.probe', (p) => {
+      if (!this.#prober) throw new CascadeError('CASCADE_ERR_PROTOCOL_UNKNOWN_TYPE', 'this node does not probe relays');
+      return this.#prober(p);
     });
     peer.handle('node.uploadTest', async (p) => ({
       sentBytes: await runUploadTest(o.controllerUrl, { ...p, timeoutMs: o.timeoutMs }),

@@ -25,6 +25,8 @@ export interface NodeViewer {
     reconnectCauses: string[];
     /** What the SDK logged at warn level or above (e.g. a planned move that failed), for failure messages. */
     warnings: string[];
+    /** Every CascadeEvent.Integrity, with when it came (Date.now()). */
+    integrity: { state: string; code?: string; nodeId: string; at: number }[];
   };
   /**
    * Called with a timestamp (Date.now()) when each video frame completes; `key` for key frames;
@@ -45,9 +47,9 @@ export interface NodeViewer {
  * A cheap receive-only viewer (werift, no decoding) going through the real SDK and viewer
  * flow: controller placement, redirect, reconnection.
  */
-export async function startNodeViewer(url: string, streamId: string, options: Pick<WatchOptions, 'keepAlive' | 'timeoutMs' | 'quality'> = {}): Promise<NodeViewer> {
+export async function startNodeViewer(url: string, streamId: string, options: Pick<WatchOptions, 'keepAlive' | 'timeoutMs' | 'integrity' | 'quality'> = {}): Promise<NodeViewer> {
   installWeriftGlobals();
-  const counters = { packets: 0, videoPackets: 0, bytes: 0, frames: 0, keyframes: 0, firstKeyframeAt: undefined as number | undefined, reconnects: 0, ended: false, nodeIds: [] as string[], reconnectCauses: [] as string[], warnings: [] as string[] };
+  const counters = { packets: 0, videoPackets: 0, bytes: 0, frames: 0, keyframes: 0, firstKeyframeAt: undefined as number | undefined, reconnects: 0, ended: false, nodeIds: [] as string[], reconnectCauses: [] as string[], warnings: [] as string[], integrity: [] as NodeViewer['counters']['integrity'] };
   const viewer: NodeViewer = { watch: undefined as unknown as Watch, counters, videoTracks: 0, liveVideoTrack: undefined, stop: () => w.stop() };
   const w = new Watch({
     url,
@@ -82,6 +84,7 @@ export async function startNodeViewer(url: string, streamId: string, options: Pi
   w.on(CascadeEvent.Reconnected, () => counters.reconnects++);
   w.on(CascadeEvent.Reconnecting, (cause) => counters.reconnectCauses.push(`${(cause as { code?: string }).code ?? ''} ${cause.message}`));
   w.on(CascadeEvent.Ended, () => (counters.ended = true));
+  w.on(CascadeEvent.Integrity, (s) => counters.integrity.push({ state: s.state, nodeId: s.nodeId, at: Date.now(), ...(s.code ? { code: s.code } : {}) }));
   viewer.watch = w;
   await w.start();
   return viewer;

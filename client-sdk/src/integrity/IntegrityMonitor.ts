@@ -1,0 +1,210 @@
+import type { types as msc } from 'mediasoup-client';
+import { DIGEST_BYTES, TypedEmitter, canonicalFromEncoded, frameCodecOf, type IntegrityAnchor, type FrameCodec } from '@cascade/protocol';
+import { BrowserFrameSource, ENCODED_STREAMS_SETTINGS, encodedStreamsAvailable } from './browserFrames.js';
+import { IntegrityVerifier, type IntegrityStatus } from './IntegrityVerifier.js';
+import { rtpTrackAvailable, watchRtpFrames } from './rtpFrames.js';
+import type { SignalClient } from '../SignalClient.js';
+
+/** How a viewer checks what it receives (the `integrity` option of watch()). */
+export interface IntegrityOptions {
+  /** Check frames against the origin's signed digests (where the origin sends them). Default true. */
+  enabled?: boolean;
+  /**
+   * Browsers: show a frame only once it verified (false: show every frame at once and only
+   * report; the state still says whether they verify). Default true.
+   */
+  hold?: boolean;
+  /** The picture has stopped this long while the stream is live: move elsewhere (ms). Default 1200. */
+  stallAfterMs?: number;
+}
+
+export type IntegrityMonitorEvents = {
+  status: [status: IntegrityStatus];
+  /** Nothing new decoded for stallAfterMs while the stream is live and its origin gets video. Once per connection. */
+  stalled: [];
+  listenererror: [event: string, error: unknown];
+};
+
+const TICK_MS = 100;
+const STALL_CHECK_MS = 250;
+/** Before the first decoded frame, how long a connection may take to show one (ms). */
+const FIRST_FRAME_GRACE_MS = 6000;
+
+/**
+ * One viewer connection's checks: the frames of its consumers (an encoded transform in a
+ * browser, the RTP in Node) against the digest channel, and whether its picture moves at all.
+ */
+export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
+  readonly #verifier: IntegrityVerifier | undefined;
+  readonly #options: Required<IntegrityOptions>;
+  readonly #browser: BrowserFrameSource | undefined;
+  readonly #tids = new Map<number, number>();
+  readonly #codecs = new Map<number, { codec: FrameCodec; kind: 'audio' | 'video' }>();
+  readonly #consumers: msc.Consumer[] = [];
+  readonly #stops: (() => void)[] = [];
+  readonly #timers: ReturnType<typeof setInterval>[] = [];
+  #status: IntegrityStatus;
+  #nextId = 1;
+  /** Video frames decoded (browsers) or complete (Node): the picture's progress. */
+  #progress = 0;
+  #progressAt: number;
+  /** Node: complete video frames so far. */
+  #nodeFrames = 0;
+  #sawFrame = false;
+  #live = false;
+  #stalled = false;
+  #closed = false;
+
+  constructor(p: { streamId: string; anchor: IntegrityAnchor | undefined; anchorAt: number; anchorRttMs: number; options?: IntegrityOptions }) {
+    super();
+    this.#options = { enabled: p.options?.enabled ?? true, hold: p.options?.hold ?? true, stallAfterMs: p.options?.stallAfterMs ?? 1200 };
+    this.#progressAt = Date.now();
+    const browser = typeof document !== 'undefined';
+    const unsupported = browser && !encodedStreamsAvailable();
+    const empty = { framesVerified: 0, framesRejected: 0, framesExpired: 0, batches: 0, batchesRefused: 0, batchBytes: 0 };
+    if (!p.anchor || !this.#options.enabled) {
+      this.#status = { state: 'off', ...empty };
+    } else if (unsupported) {
+      this.#status = { state: 'unsupported', code: 'CASCADE_ERR_INTEGRITY_UNSUPPORTED', detail: 'this browser has no encoded streams', ...empty };
+    } else {
+      const v = new IntegrityVerifier({ streamId: p.streamId, anchor: p.anchor, anchorAt: p.anchorAt, anchorRttMs: p.anchorRttMs });
+      this.#verifier = v;
+      this.#status = v.status;
+      v.on('status', (s) => {
+        this.#status = s;
+        this.safeEmit('status', s);
+      });
+      v.on('decision', (id, ok) => {
+        const tid = this.#tids.get(id);
+        this.#tids.delete(id);
+        if (tid !== undefined) this.#browser?.decide(tid, id, ok);
+      });
+      if (browser) this.#browser = new BrowserFrameSource((f) => void this.#onEncoded(f.tid, f.id, f.data));
+      this.#timers.push(setInterval(() => v.tick(), TICK_MS));
+    }
+    this.#timers.push(setInterval(() => void this.#checkStall(), STALL_CHECK_MS));
+    for (const t of this.#timers) (t as { unref?: () => void }).unref?.();
+  }
+
+  /** What the recv transport's RTCPeerConnection needs (browsers: encoded streams for frames to be read). */
+  get peerConnectionSettings(): Record<string, unknown> {
+    return this.#browser ? { ...ENCODED_STREAMS_SETTINGS } : {};
+  }
+
+  /** The current state, with counts up to now. */
+  get status(): IntegrityStatus {
+    return this.#verifier ? this.#verifier.status : { ...this.#status };
+  }
+
+  /** Whether the stream is live (a picture is expected). */
+  setLive(live: boolean): void {
+    if (live && !this.#live) this.#progressAt = Date.now();
+    this.#live = live;
+  }
+
+  /** A new consumer, before it is resumed: its frames are checked from the first. */
+  attach(consumer: msc.Consumer): void {
+    if (this.#closed) return;
+    this.#consumers.push(consumer);
+    const codec = frameCodecOf(consumer.rtpParameters.codecs[0]?.mimeType ?? '');
+    if (this.#browser && consumer.rtpReceiver) {
+      // Every receiver goes through the worker (with encoded streams on, one left alone shows nothing); frames of codecs we cannot check pass.
+      const tid = this.#browser.attach(consumer.rtpReceiver, this.#options.hold && codec !== undefined);
+      if (codec) this.#codecs.set(tid, { codec, kind: consumer.kind });
+    } else if (typeof document === 'undefined' && rtpTrackAvailable(consumer.track)) {
+      // Node: the RTP is there to rebuild frames from (werift).
+      this.#stops.push(
+        watchRtpFrames(consumer.track, consumer.rtpParameters.codecs, (f) => {
+          if (f.kind === 'video') this.#nodeFrames++;
+          if (this.#verifier) void this.#digest(f.data).then((d) => this.#verifier!.submit(this.#nextId++, d, f.kind));
+        }),
+      );
+    }
+  }
+
+  /** Receive the stream's digest channel on `transport` (after the media consumers). */
+  async subscribeDigests(signal: SignalClient, transport: msc.Transport): Promise<void> {
+    if (!this.#verifier || this.#closed) return;
+    try {
+      const { dataConsumer: d } = await signal.request('integrity.subscribe', { transportId: transport.id });
+      const dc = await transport.consumeData({
+        id: d.id,
+        dataProducerId: d.dataProducerId,
+        sctpStreamParameters: d.sctpStreamParameters as msc.SctpStreamParameters,
+        label: d.label,
+        protocol: d.protocol,
+      });
+      if (this.#closed) return dc.close();
+      dc.on('message', (m: unknown) => void this.#onBatch(m));
+      this.#stops.push(() => dc.close());
+    } catch {
+      // A node that refuses the digest channel gets judged like one that withholds it: no batches come.
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    for (const stop of this.#stops) stop();
+    this.#verifier?.close();
+    this.#browser?.close();
+    this.removeAllListeners();
+  }
+
+  async #onBatch(m: unknown): Promise<void> {
+    let bytes: Uint8Array | undefined;
+    if (m instanceof ArrayBuffer) bytes = new Uint8Array(m);
+    else if (ArrayBuffer.isView(m)) bytes = new Uint8Array(m.buffer, m.byteOffset, m.byteLength);
+    else if (typeof Blob !== 'undefined' && m instanceof Blob) bytes = new Uint8Array(await m.arrayBuffer());
+    if (bytes) await this.#verifier?.addBatch(bytes);
+  }
+
+  async #onEncoded(tid: number, id: number, data: Uint8Array): Promise<void> {
+    const receiver = this.#codecs.get(tid);
+    if (!receiver || !this.#verifier) return this.#browser?.decide(tid, id, true);
+    this.#tids.set(id, tid);
+    this.#verifier.submit(id, await this.#digest(canonicalFromEncoded(receiver.codec, data)), receiver.kind);
+  }
+
+  async #digest(data: Uint8Array): Promise<Uint8Array> {
+    return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', data as BufferSource)).subarray(0, DIGEST_BYTES);
+  }
+
+  /** Nothing new decoded for a while although the stream is live and its origin gets video: the node fails us. */
+  async #checkStall(): Promise<void> {
+    if (this.#closed || this.#stalled) return;
+    const video = this.#consumers.filter((c) => !c.closed && c.kind === 'video');
+    const progress = typeof document !== 'undefined' ? await decodedFrames(video) : this.#nodeFrames;
+    const now = Date.now();
+    if (progress !== this.#progress) {
+      this.#progress = progress;
+      this.#progressAt = now;
+      this.#sawFrame ||= progress > 0;
+      return;
+    }
+    if (!this.#live || video.length === 0) {
+      this.#progressAt = now;
+      return;
+    }
+    // Only a picture the origin really has counts as stopped here (a broadcaster whose camera froze stops it everywhere).
+    const originHasVideo = !this.#verifier || now - this.#verifier.originVideoAt < 1500;
+    const limit = this.#sawFrame ? this.#options.stallAfterMs : FIRST_FRAME_GRACE_MS;
+    if (!originHasVideo || now - this.#progressAt < limit) return;
+    this.#stalled = true;
+    this.safeEmit('stalled');
+  }
+}
+
+/** Video frames the browser decoded on these consumers so far. */
+async function decodedFrames(video: msc.Consumer[]): Promise<number> {
+  let decoded = 0;
+  for (const c of video) {
+    try {
+      for (const s of (await c.getStats()).values() as Iterable<{ type: string; framesDecoded?: number }>) if (s.type === 'inbound-rtp') decoded += s.framesDecoded ?? 0;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return decoded;
+}

@@ -1,0 +1,175 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DIGEST_BYTES, encodeBatchBody, signedBatch } from '@cascade/protocol';
+import { IntegrityVerifier, type IntegrityStatus } from '../src/integrity/IntegrityVerifier.js';
+
+/**
+ * The verifier with a fake clock (the origin's and ours agree here) and a real P-256 key: batches
+ * every 100 ms, each with its period's digests and the previous period's, as the origin sends.
+ */
+const STREAM = 'k3v9d2xq7m';
+const T0 = 1_796_400_000_000;
+let keys: CryptoKeyPair;
+let publicKey: string;
+
+beforeAll(async () => {
+  keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  publicKey = Buffer.from(await crypto.subtle.exportKey('spki', keys.publicKey)).toString('base64');
+});
+
+const digest = (n: number) => new Uint8Array(DIGEST_BYTES).fill(n % 256).map((x, i) => (i === 0 ? n >> 8 : x));
+
+class Harness {
+  now = T0;
+  readonly v: IntegrityVerifier;
+  readonly decisions = new Map<number, boolean>();
+  readonly states: IntegrityStatus[] = [];
+  /** Digests of the frames the origin had, per batch period (seq → digests). */
+  readonly periods = new Map<number, Uint8Array[]>();
+  seq = 0;
+
+  constructor(o: { rttMs?: number } = {}) {
+    this.v = new IntegrityVerifier({ streamId: STREAM, anchor: { algorithm: 'ECDSA-P256-SHA256', publicKey, originTime: T0 }, anchorAt: T0, anchorRttMs: o.rttMs ?? 20, now: () => this.now });
+    this.v.on('decision', (id, ok) => this.decisions.set(id, ok));
+    this.v.on('status', (s) => this.states.push(s));
+  }
+
+  /** The origin had these frames during the current period. */
+  originHad(...ns: number[]): void {
+    const p = this.periods.get(this.seq + 1) ?? [];
+    p.push(...ns.map(digest));
+    this.periods.set(this.seq + 1, p);
+  }
+
+  /** The origin's next batch (this period's digests and the previous one's), signed. */
+  async batch(o: { tamperSignature?: boolean; originTime?: number; streamId?: string } = {}): Promise<Uint8Array> {
+    this.seq++;
+    const digests = [...(this.periods.get(this.seq) ?? []), ...(this.periods.get(this.seq - 1) ?? [])];
+    const body = encodeBatchBody({ streamId: o.streamId ?? STREAM, seq: this.seq, originTime: o.originTime ?? this.now, intervalMs: 100, videoFrames: 1, audioFrames: 0, digests });
+    const sig = new Uint8Array(await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, keys.privateKey, body as BufferSource));
+    if (o.tamperSignature) sig[3]! ^= 1;
+    return signedBatch(body, sig);
+  }
+
+  /** Time passes in 100 ms steps, ticking, with (or without) the batches arriving. */
+  async run(ms: number, o: { frames?: (step: number) => number[]; deliver?: (seq: number) => boolean; reorder?: (seq: number, b: Uint8Array) => Uint8Array[]; batch?: () => Promise<Uint8Array> } = {}): Promise<void> {
+    for (let step = 0; step < ms / 100; step++) {
+      for (const n of o.frames?.(step) ?? []) this.v.submit(n, digest(n), 'video');
+      this.now += 100;
+      const b = await (o.batch ?? (() => this.batch()))();
+      if (o.deliver?.(this.seq) ?? true) for (const x of o.reorder?.(this.seq, b) ?? [b]) await this.v.addBatch(x);
+      this.v.tick();
+    }
+  }
+}
+
+let frameNo = 1000;
+/** Frames the origin had and that reach the viewer (`n` per step). */
+const honest = (h: Harness, n = 2) => () => {
+  const ids = Array.from({ length: n }, () => frameNo++);
+  h.originHad(...ids);
+  return ids;
+};
+
+describe('IntegrityVerifier', () => {
+  it('frames verify as their digests come (before or after the frame), and the state says so', async () => {
+    const h = new Harness();
+    await h.run(2000, { frames: honest(h) });
+    expect([...h.decisions.values()].every(Boolean)).toBe(true);
+    expect(h.decisions.size).toBe(40);
+    expect(h.v.status).toMatchObject({ state: 'verified', framesVerified: 40, framesRejected: 0, framesExpired: 0 });
+  });
+
+  it('a frame the origin never had is refused once the batches of its time came: tampered', async () => {
+    const h = new Harness();
+    await h.run(2000, { frames: honest(h) });
+    await h.run(1000, { frames: (step) => (step === 0 ? [1] : honest(h)()) });
+    expect(h.decisions.get(1)).toBe(false);
+    expect(h.states.at(-1)).toMatchObject({ state: 'tampered', code: 'CASCADE_ERR_INTEGRITY_FRAME_MISMATCH' });
+  });
+
+  it('loss, reordering and a lost batch (its digests come again in the next one) raise nothing', async () => {
+    const h = new Harness();
+    let held: Uint8Array | undefined;
+    await h.run(3000, {
+      frames: honest(h),
+      // Every 7th batch is lost; every 5th arrives after the next one.
+      deliver: (seq) => seq % 7 !== 0,
+      reorder: (seq, b) => {
+        if (seq % 5 === 0) {
+          held = b;
+          return [];
+        }
+        const out = held ? [b, held] : [b];
+        held = undefined;
+        return out;
+      },
+    });
+    expect(h.v.status).toMatchObject({ state: 'verified', framesRejected: 0, framesExpired: 0 });
+  });
+
+  it('two batches in a row lost: the frames of that time are dropped unchecked, not called altered', async () => {
+    const h = new Harness();
+    await h.run(2000, { frames: honest(h) });
+    await h.run(2000, { frames: honest(h), deliver: (seq) => seq !== 25 && seq !== 26 });
+    const s = h.v.status;
+    expect(s.framesRejected).toBe(0);
+    expect(s.framesExpired).toBeGreaterThan(0);
+    expect(s.state).toBe('verified');
+  });
+
+  it('the digest channel dropped: unverified within a second, DIGESTS_MISSING', async () => {
+    const h = new Harness();
+    await h.run(2000, { frames: honest(h) });
+    const at = h.now;
+    await h.run(1500, { frames: honest(h), deliver: () => false });
+    const alarm = h.states.find((s) => s.state === 'unverified')!;
+    expect(alarm.code).toBe('CASCADE_ERR_INTEGRITY_DIGESTS_MISSING');
+    expect(h.states.at(-1)!.state).toBe('unverified');
+    expect(h.now - at).toBeLessThanOrEqual(1500);
+  });
+
+  it('batches with a bad signature, of another stream, or old (replayed): refused with their code', async () => {
+    for (const [o, code] of [
+      [{ tamperSignature: true }, 'CASCADE_ERR_INTEGRITY_BAD_SIGNATURE'],
+      [{ streamId: 'anotherone' }, 'CASCADE_ERR_INTEGRITY_MALFORMED'],
+      [{ originTime: 0 }, 'CASCADE_ERR_INTEGRITY_STALE'],
+    ] as const) {
+      const h = new Harness();
+      await h.run(2000, { frames: honest(h) });
+      await h.run(1500, { frames: honest(h), batch: () => h.batch(o as { originTime?: number }) });
+      expect(h.states.find((s) => s.state === 'unverified'), code).toMatchObject({ code });
+      expect(h.v.status.batchesRefused).toBeGreaterThan(0);
+    }
+  });
+
+  it('the first batch may come a while after the first frames (the digest channel opens after the media): no alarm', async () => {
+    const h = new Harness();
+    await h.run(1500, { frames: honest(h), deliver: () => false });
+    await h.run(1500, { frames: honest(h) });
+    expect(h.states.map((s) => s.state)).toEqual(['verified']);
+    expect(h.v.status.framesRejected).toBe(0);
+  });
+
+  it('video that stops verifying is noticed even while repeated audio (silence) still matches old digests', async () => {
+    const h = new Harness();
+    h.originHad(7);
+    await h.run(1000, { frames: honest(h) });
+    await h.run(1500, {
+      deliver: () => false,
+      frames: () => {
+        h.v.submit(frameNo++, digest(7), 'audio');
+        return honest(h)();
+      },
+    });
+    expect(h.states.at(-1)).toMatchObject({ state: 'unverified' });
+  });
+
+  it('a starved tick (the page was busy) judges nothing', async () => {
+    const h = new Harness();
+    await h.run(1000, { frames: honest(h) });
+    for (let i = 0; i < 10; i++) h.v.submit(frameNo++, digest(frameNo), 'video');
+    h.now += 2000;
+    h.v.tick();
+    expect(h.v.status.state).toBe('verified');
+  });
+});

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { PingLiveness } from '../src/node/PingLiveness.js';
+
+function setup(options: { deadAfterMs: number; suspectAfterMs?: number }) {
+  const clock = { t: 1000, now() { return this.t; } };
+  return { clock, liveness: new PingLiveness<object>(options, { clock }) };
+}
+
+describe('PingLiveness', () => {
+  it('a client that answers stays alive however long it lives', () => {
+    const { clock, liveness } = setup({ deadAfterMs: 1000, suspectAfterMs: 300 });
+    const c = {};
+    liveness.heard(c);
+    for (let i = 0; i < 20; i++) {
+      clock.t += 250;
+      expect(liveness.verdict(c).verdict).toBe('alive');
+      liveness.heard(c);
+    }
+  });
+
+  it('silence is reported once after suspectAfterMs, and the client is dead after deadAfterMs', () => {
+    const { clock, liveness } = setup({ deadAfterMs: 1000, suspectAfterMs: 300 });
+    const c = {};
+    liveness.heard(c);
+    clock.t += 300;
+    expect(liveness.verdict(c)).toEqual({ verdict: 'alive', silentMs: 300 });
+    clock.t += 1;
+    expect(liveness.verdict(c)).toEqual({ verdict: 'silent', silentMs: 301 });
+    clock.t += 200;
+    expect(liveness.verdict(c).verdict).toBe('alive');
+    clock.t += 500;
+    expect(liveness.verdict(c)).toEqual({ verdict: 'dead', silentMs: 1001 });
+  });
+
+  it('a pong ends a silence: the next one is reported again', () => {
+    const { clock, liveness } = setup({ deadAfterMs: 10_000, suspectAfterMs: 300 });
+    const c = {};
+    liveness.heard(c);
+    clock.t += 400;
+    expect(liveness.verdict(c).verdict).toBe('silent');
+    liveness.heard(c);
+    clock.t += 400;
+    expect(liveness.verdict(c).verdict).toBe('silent');
+  });
+
+  it('without suspectAfterMs a client is alive until dead', () => {
+    const { clock, liveness } = setup({ deadAfterMs: 500 });
+    const c = {};
+    liveness.heard(c);
+    clock.t += 500;
+    expect(liveness.verdict(c).verdict).toBe('alive');
+    clock.t += 1;
+    expect(liveness.verdict(c).verdict).toBe('dead');
+  });
+});

@@ -1,0 +1,166 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import {
+  framesGrow,
+  getJson,
+  issueToken,
+  launchChromium,
+  startChromiumBroadcaster,
+  startHostileRelay,
+  startNodeViewer,
+  startRelay,
+  startServer,
+  waitFor,
+  type HostileMode,
+  type HostileRelay,
+  type NodeProcess,
+  type NodeViewer,
+  type TestBroadcaster,
+} from '@cascade/testing';
+
+/**
+ * Issue 19: a relay that alters or withholds media is caught by every viewer under it, which
+ * moves (make-before-break) to an honest relay and plays again; the origin, asked by the
+ * controller, watches through the relay itself and only its finding condemns the relay
+ * (demoted, token revoked, shown on /status/<id>).
+ *
+ * The hostile relay is the real relay process with a test module preloaded
+ * (testing/src/hostile/hostileRelayPreload.ts): honest-looking until the test switches it into a
+ * mode. Each mode gets a fresh hostile relay and fresh viewers: a Chromium watch page (frames
+ * checked in an encoded-streams worker, held until they verify) and a Node viewer (werift,
+ * frames rebuilt from RTP). How long each took to notice is printed, not asserted (timings on a
+ * shared 2-core machine are measured, not promised); BENCHMARKS.md has the figures.
+ */
+let origin: NodeProcess;
+let a: TestBroadcaster;
+let b: TestBroadcaster;
+let viewersBrowser: Browser;
+const detections: { mode: string; client: string; ms: number; code: string }[] = [];
+
+interface PageIntegrity { state: string; code?: string; nodeId: string; at: number }
+const pageLog = (page: Page) => page.evaluate(() => (window as unknown as { cascadeDemo: { integrityLog?: PageIntegrity[] } }).cascadeDemo.integrityLog ?? []);
+const pageNode = (page: Page) => page.evaluate(() => (window as unknown as { cascadeDemo: { nodeId?: string } }).cascadeDemo.nodeId);
+
+beforeAll(async () => {
+  origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: '0' } });
+  a = await startChromiumBroadcaster(origin.url);
+  b = await startChromiumBroadcaster(origin.url, a.browser);
+  viewersBrowser = await launchChromium();
+}, 120_000);
+
+afterAll(async () => {
+  console.info(`[integrity] detection after the switch (ms):\n${detections.map((d) => `  ${d.mode.padEnd(14)} ${d.client.padEnd(9)} ${String(d.ms).padStart(5)}  ${d.code}`).join('\n')}`);
+  await viewersBrowser?.close().catch(() => {});
+  await b?.stop();
+  await a?.stop();
+  await origin?.stop();
+});
+
+const ALARM = new Set(['tampered', 'unverified']);
+
+/** One round: viewers settle on a fresh hostile relay, an honest one comes, the hostile one switches to `mode`. */
+async function round(mode: HostileMode, expectCodes: string[], options: { swap?: boolean; minCarryMs?: number } = {}) {
+  const hostile: HostileRelay = await startHostileRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: `mallory-${mode}` }), maxViewers: 6 });
+  let honest: (NodeProcess & { nodeId: string }) | undefined;
+  let nodeViewer: NodeViewer | undefined;
+  let otherViewer: NodeViewer | undefined;
+  const context = await viewersBrowser.newContext();
+  try {
+    const page = await context.newPage();
+    const carriedSince = Date.now();
+    // The hostile relay is the only one with room: everyone goes there.
+    await page.goto(`${origin.url}/watch/${a.streamId}`);
+    nodeViewer = await startNodeViewer(origin.url, a.streamId);
+    if (options.swap) otherViewer = await startNodeViewer(origin.url, b.streamId);
+    expect(nodeViewer.watch.nodeId).toBe(hostile.nodeId);
+    if (otherViewer) expect(otherViewer.watch.nodeId).toBe(hostile.nodeId);
+    await waitFor(async () => (await pageNode(page)) === hostile.nodeId && (await pageLog(page)).some((e) => e.state === 'verified'), { what: 'the page to verify frames from the hostile relay', timeoutMs: 30_000 });
+    await waitFor(() => nodeViewer!.watch.integrity?.state === 'verified' && (!otherViewer || otherViewer.watch.integrity?.state === 'verified'), { what: 'the Node viewers to verify frames', timeoutMs: 30_000 });
+    if (options.minCarryMs) await new Promise((r) => setTimeout(r, Math.max(0, carriedSince + options.minCarryMs! - Date.now())));
+    honest = await startRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: `honest-${mode}` }), maxViewers: 6 });
+
+    const at = await hostile.setMode(mode);
+    // Every viewer under the relay notices, by itself.
+    const nodeAlarm = await waitFor(() => nodeViewer!.counters.integrity.find((e) => e.at >= at && e.nodeId === hostile.nodeId && ALARM.has(e.state)), { what: `the Node viewer to notice ${mode}`, timeoutMs: 15_000 });
+    const pageAlarm = await waitFor(async () => (await pageLog(page)).find((e) => e.at >= at && e.nodeId === hostile.nodeId && ALARM.has(e.state)), { what: `the page to notice ${mode}`, timeoutMs: 15_000 });
+    detections.push({ mode, client: 'node', ms: nodeAlarm.at - at, code: nodeAlarm.code ?? '' }, { mode, client: 'chromium', ms: pageAlarm.at - at, code: pageAlarm.code ?? '' });
+    expect(expectCodes).toContain(nodeAlarm.code);
+    expect(expectCodes).toContain(pageAlarm.code);
+    if (otherViewer) {
+      const otherAlarm = await waitFor(() => otherViewer!.counters.integrity.find((e) => e.at >= at && e.nodeId === hostile.nodeId && ALARM.has(e.state)), { what: 'the viewer of the other stream to notice the swap', timeoutMs: 15_000 });
+      detections.push({ mode, client: 'node (B)', ms: otherAlarm.at - at, code: otherAlarm.code ?? '' });
+    }
+
+    // They move to the honest relay and play again, verified.
+    await waitFor(() => nodeViewer!.watch.nodeId === honest!.nodeId && nodeViewer!.watch.integrity?.state === 'verified', { what: 'the Node viewer verified on the honest relay', timeoutMs: 30_000 });
+    const verified = nodeViewer.watch.integrity!.framesVerified;
+    await waitFor(() => (nodeViewer!.watch.integrity?.framesVerified ?? 0) >= verified + 30, { what: 'the Node viewer to verify more frames there', timeoutMs: 30_000 });
+    await waitFor(async () => (await pageNode(page)) === honest!.nodeId && (await pageLog(page)).at(-1)?.state === 'verified', { what: 'the page verified on the honest relay', timeoutMs: 30_000 });
+    await framesGrow(page, 20);
+    expect(await page.getByTestId('integrity').textContent()).toBe('Verified ✓');
+    if (otherViewer) await waitFor(() => otherViewer!.watch.nodeId === honest!.nodeId && otherViewer!.watch.integrity?.state === 'verified', { what: 'the viewer of the other stream verified on the honest relay', timeoutMs: 30_000 });
+
+    // The origin confirmed it itself: condemned, token revoked, on /status/<id>.
+    await waitFor(() => origin.logs.some((l) => l.includes('relay condemned') && l.includes(hostile.nodeId)) || undefined, { what: 'the relay condemned', timeoutMs: 15_000 });
+    await waitFor(() => origin.logs.some((l) => l.includes('token revoked') && l.includes(hostile.nodeId)) || undefined, { what: "the relay's token revoked" });
+    const topo = await getJson<{ removed: { nodeId: string; code: string }[] }>(`${origin.url}/api/streams/${a.streamId}/topology`);
+    expect(topo.body.removed.map((r) => r.nodeId)).toContain(hostile.nodeId);
+    const status = await context.newPage();
+    await status.goto(`${origin.url}/status/${a.streamId}`);
+    await status.locator(`[data-testid="removed-relay"][data-node-id="${hostile.nodeId}"]`).waitFor({ timeout: 10_000 });
+    // Cut off once drained: registering again with its token is refused.
+    await waitFor(() => hostile.logs.some((l) => l.includes('CASCADE_ERR_AUTH_REVOKED_TOKEN')) || undefined, { what: 'the relay cut off with its revoked token', timeoutMs: 20_000 });
+  } finally {
+    nodeViewer?.stop();
+    otherViewer?.stop();
+    await context.close().catch(() => {});
+    await honest?.stop();
+    await hostile.stop();
+  }
+}
+
+/** A relay that answers everything but sends no media: its viewers' pictures stop, and they move. */
+async function stall() {
+  const hostile = await startHostileRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: 'mallory-blackhole' }), maxViewers: 6 });
+  let honest: (NodeProcess & { nodeId: string }) | undefined;
+  let nodeViewer: NodeViewer | undefined;
+  const context = await viewersBrowser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(`${origin.url}/watch/${a.streamId}`);
+    nodeViewer = await startNodeViewer(origin.url, a.streamId);
+    await waitFor(async () => (await pageNode(page)) === hostile.nodeId && (await pageLog(page)).some((e) => e.state === 'verified'), { what: 'the page to play from the relay', timeoutMs: 30_000 });
+    await waitFor(() => nodeViewer!.watch.integrity?.state === 'verified', { what: 'the Node viewer to play from the relay', timeoutMs: 30_000 });
+    honest = await startRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: 'honest-blackhole' }), maxViewers: 6 });
+    const at = await hostile.setMode('blackhole');
+    await waitFor(() => nodeViewer!.watch.nodeId === honest!.nodeId || undefined, { what: 'the Node viewer to leave the silent relay', timeoutMs: 20_000 });
+    const nodeMoved = Date.now();
+    await waitFor(async () => (await pageNode(page)) === honest!.nodeId || undefined, { what: 'the page to leave the silent relay', timeoutMs: 20_000 });
+    const pageMoved = Date.now();
+    detections.push({ mode: 'blackhole', client: 'node', ms: nodeMoved - at, code: 'moved (stalled)' }, { mode: 'blackhole', client: 'chromium', ms: pageMoved - at, code: 'moved (stalled)' });
+    expect(nodeViewer.counters.warnings.join('\n')).toContain('picture stopped');
+    await framesGrow(page, 20);
+    const verified = nodeViewer.watch.integrity?.framesVerified ?? 0;
+    await waitFor(() => (nodeViewer!.watch.integrity?.framesVerified ?? 0) >= verified + 30, { what: 'the Node viewer to play again', timeoutMs: 30_000 });
+    // The controller heard of it; a stopped picture alone condemns nobody (the origin's probe sees no frame to judge).
+    await waitFor(() => origin.logs.some((l) => l.includes('"state":"stalled"') && l.includes(hostile.nodeId)) || undefined, { what: 'the report of the stall at the controller' });
+    expect(origin.logs.some((l) => l.includes('relay condemned') && l.includes(hostile.nodeId))).toBe(false);
+  } finally {
+    nodeViewer?.stop();
+    await context.close().catch(() => {});
+    await honest?.stop();
+    await hostile.stop();
+  }
+}
+
+describe('a viewer whose picture stops moves, whatever the cause', () => {
+  it('a relay that sends no media while it answers everything else', () => stall(), 150_000);
+});
+
+describe('a hostile relay is caught by every viewer under it, and condemned on the origin\'s own finding', () => {
+  it('flipped bits in video payloads (headers intact)', () => round('flip', ['CASCADE_ERR_INTEGRITY_FRAME_MISMATCH']), 150_000);
+  it("another stream's frames instead", () => round('swap', ['CASCADE_ERR_INTEGRITY_FRAME_MISMATCH'], { swap: true }), 150_000);
+  it('media and digests replayed from 10 s earlier', () => round('replay', ['CASCADE_ERR_INTEGRITY_STALE', 'CASCADE_ERR_INTEGRITY_FRAME_MISMATCH', 'CASCADE_ERR_INTEGRITY_DIGESTS_MISSING'], { minCarryMs: 11_000 }), 150_000);
+  it('digest channel dropped', () => round('drop-digests', ['CASCADE_ERR_INTEGRITY_DIGESTS_MISSING']), 150_000);
+  it('digest channel delayed by 2 s', () => round('delay-digests', ['CASCADE_ERR_INTEGRITY_DIGESTS_MISSING', 'CASCADE_ERR_INTEGRITY_STALE']), 150_000);
+});

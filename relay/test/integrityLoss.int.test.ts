@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import {
+  canCreateNamespaces,
+  createTestNetwork,
+  freePort,
+  getJson,
+  issueToken,
+  relayInNamespace,
+  startChromiumBroadcaster,
+  startNodeViewer,
+  startRelay,
+  startServer,
+  waitFor,
+  type NodeProcess,
+  type NodeViewer,
+  type TestBroadcaster,
+  type TestNetwork,
+} from '@cascade/testing';
+
+/**
+ * An honest tree (origin → relay → relay, depth 2) whose relays sit behind links losing 2 % of
+ * the packets each way (the userspace switch of testing/src/netns.ts where the kernel has no
+ * netem), for several minutes: NACK repairs, late and reordered packets, key frames asked for
+ * again. Not one viewer may take a frame for altered or find the digests missing, and no relay is
+ * condemned. What the viewers saw (frames verified, dropped for want of a digest in time, moves
+ * for a stopped picture) is printed.
+ */
+const support = await canCreateNamespaces();
+if (!support.ok) console.warn(`[integrityLoss.int.test] SKIPPED: cannot build network namespaces here: ${support.reason}`);
+
+const LOSS_PERCENT = 2;
+/** How long the tree runs under loss (s). */
+const RUN_SEC = Number(process.env.CASCADE_TEST_INTEGRITY_LOSS_SEC ?? 180);
+const RELAY_PORT = 8090;
+
+let net: TestNetwork;
+let origin: NodeProcess;
+const relays: (NodeProcess & { nodeId: string })[] = [];
+let broadcaster: TestBroadcaster;
+let page: Page;
+const viewers: NodeViewer[] = [];
+const killOrigin = () => origin?.proc.kill('SIGKILL');
+
+interface PageIntegrity { state: string; code?: string; nodeId: string; at: number }
+const pageLog = (p: Page) => p.evaluate(() => (window as unknown as { cascadeDemo: { integrityLog?: PageIntegrity[] } }).cascadeDemo.integrityLog ?? []);
+const pageStatus = (p: Page) => p.evaluate(() => (window as unknown as { cascadeWatch?: { integrity?: { framesVerified: number; framesRejected: number; framesExpired: number } } }).cascadeWatch?.integrity);
+
+describe.skipIf(!support.ok)(`an honest tree under ${LOSS_PERCENT} % loss raises no integrity alarm${support.ok ? '' : ` (SKIPPED: ${support.reason})`}`, () => {
+  beforeAll(async () => {
+    net = await createTestNetwork({ count: 2, delayMs: 10, lossPercent: LOSS_PERCENT, lossUdpOnly: true });
+    console.info(`[integrityLoss] shaping: ${net.shaping} (${net.shapingNote})`);
+    const port = await freePort();
+    origin = await startServer({
+      port,
+      host: net.rootIp,
+      env: {
+        CASCADE_ORIGIN_MAX_VIEWERS: '0',
+        CASCADE_TOPOLOGY_MAX_CHILDREN: '1',
+        CASCADE_HTTP_PUBLIC_URL: `http://${net.rootIp}:${port}`,
+        CASCADE_MEDIASOUP_LISTEN_IPS: JSON.stringify([{ ip: net.rootIp, announcedIp: net.rootIp }]),
+        // Loss is what is tested here, not the demotion of lossy relays (demotion.int.test.ts).
+        CASCADE_TOPOLOGY_DEMOTE_LOSS_RATE: '0.5',
+      },
+    });
+    process.once('exit', killOrigin);
+    // The first relay serves two viewers, then the second one hangs under it (K = 1) and serves three.
+    for (const [i, maxViewers] of [[0, 2], [1, 3]] as const) {
+      relays.push(await startRelay({ ...relayInNamespace(net.namespaces[i]!, RELAY_PORT), controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: `lossy-${i}` }), maxViewers, timeoutMs: 60_000 }));
+    }
+    broadcaster = await startChromiumBroadcaster(`http://127.0.0.1:${port}`);
+  }, 180_000);
+
+  afterAll(async () => {
+    try {
+      for (const v of viewers) v.stop();
+      await page?.context().close().catch(() => {});
+      await broadcaster?.stop();
+      await Promise.all(relays.map((r) => r.stop()));
+      await origin?.stop();
+    } finally {
+      process.off('exit', killOrigin);
+      await net?.cleanup();
+    }
+  });
+
+  it(`${RUN_SEC} s of a depth-2 tree under loss: every frame that arrives whole verifies, none is rejected, nobody moves or reports`, async () => {
+    const url = `http://${net.rootIp}:${origin.port}`;
+    page = await (await broadcaster.browser.newContext()).newPage();
+    // Loopback is a secure context (the page needs one for WebRTC); its media still goes to the relays' addresses.
+    await page.goto(`http://127.0.0.1:${origin.port}/watch/${broadcaster.streamId}`);
+    await waitFor(async () => (await pageLog(page)).some((e) => e.state === 'verified'), { what: 'the page to verify frames', timeoutMs: 60_000 }).catch(async (err) => {
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(await page.evaluate(() => ({ demo: (window as unknown as { cascadeDemo: unknown }).cascadeDemo, integrity: (window as unknown as { cascadeWatch?: { integrity?: unknown } }).cascadeWatch?.integrity })))}`);
+    });
+    for (let i = 0; i < 4; i++) viewers.push(await startNodeViewer(url, broadcaster.streamId, { timeoutMs: 15_000 }));
+    const served = new Set([await page.evaluate(() => (window as unknown as { cascadeDemo: { nodeId?: string } }).cascadeDemo.nodeId), ...viewers.map((v) => v.watch.nodeId)]);
+    expect([...served].sort()).toEqual(relays.map((r) => r.nodeId).sort());
+    const topo = await getJson<{ depth: number }>(`${origin.url}/api/streams/${broadcaster.streamId}/topology`);
+    expect(topo.body.depth).toBe(2);
+
+    const end = Date.now() + RUN_SEC * 1000;
+    while (Date.now() < end) await new Promise((r) => setTimeout(r, 5000));
+
+    const log = await pageLog(page);
+    const alarms = [...log.map((e) => ({ who: 'chromium', ...e })), ...viewers.flatMap((v, i) => v.counters.integrity.map((e) => ({ who: `node${i}`, ...e })))].filter((e) => e.state === 'tampered' || e.state === 'unverified');
+    const p = (await pageStatus(page))!;
+    const rows = [
+      { who: 'chromium', verified: p.framesVerified, rejected: p.framesRejected, expired: p.framesExpired, moves: log.filter((e) => e.state === 'verifying').length - 1 },
+      ...viewers.map((v, i) => ({ who: `node${i}`, verified: v.watch.integrity!.framesVerified, rejected: v.watch.integrity!.framesRejected, expired: v.watch.integrity!.framesExpired, moves: v.counters.nodeIds.length - 1 })),
+    ];
+    console.info(`[integrityLoss] ${RUN_SEC} s at ${LOSS_PERCENT} % loss (${net.shaping}):\n${rows.map((r) => `  ${r.who.padEnd(9)} verified ${r.verified}, rejected ${r.rejected}, dropped without a digest in time ${r.expired}, moves ${r.moves}`).join('\n')}`);
+    // The loss was there: what the page's receivers counted lost and asked again for, and what the relays measured upstream.
+    const rtp = await page.evaluate(async () => {
+      let lost = 0;
+      let nacks = 0;
+      for (const c of (window as unknown as { cascadeWatch: { consumers: { getStats(): Promise<Map<string, { type: string; packetsLost?: number; nackCount?: number }>> }[] } }).cascadeWatch.consumers) {
+        (await c.getStats()).forEach((st) => {
+          if (st.type === 'inbound-rtp') {
+            lost += st.packetsLost ?? 0;
+            nacks += st.nackCount ?? 0;
+          }
+        });
+      }
+      return { lost, nacks };
+    });
+    const nodes = (await getJson<{ nodes: { id: string; stats: { lossRate: number } | null }[] }>(`${origin.url}/api/nodes`)).body.nodes;
+    console.info(`[integrityLoss] page: ${rtp.lost} packets lost for good, ${rtp.nacks} NACKs sent; relays' upstream loss: ${relays.map((r) => `${r.nodeId} ${((nodes.find((n) => n.id === r.nodeId)?.stats?.lossRate ?? 0) * 100).toFixed(1)} %`).join(', ')}`);
+    const stalls = origin.logs.filter((l) => l.includes('"state":"stalled"'));
+    if (stalls.length) console.info(`[integrityLoss] stopped pictures reported: ${stalls.length}`);
+    expect(alarms).toEqual([]);
+    for (const r of rows) {
+      expect(r.rejected, r.who).toBe(0);
+      expect(r.verified, r.who).toBeGreaterThan(RUN_SEC * 20);
+    }
+    expect(origin.logs.some((l) => l.includes('relay condemned'))).toBe(false);
+  }, (RUN_SEC + 120) * 1000);
+});

@@ -1,0 +1,122 @@
+import type { types } from 'mediasoup';
+import { CascadeError, INTEGRITY_LABEL, InvalidStateError, type DataChannelInfo, type Logger } from '@cascade/protocol';
+import type { LocalStream } from '../LocalStream.js';
+
+/** SCTP protocol name of the digest channel. */
+export const INTEGRITY_PROTOCOL = 'cascade-integrity/1';
+
+/**
+ * Digest batches may be lost on the way (each one repeats the previous one's digests) but must
+ * never be late: unordered, at most one retransmission, so that a lost packet never holds the
+ * batches behind it back.
+ */
+const DELIVERY = { ordered: false, maxRetransmits: 1 } as const;
+
+/**
+ * One stream's digest channel on one node: a data producer on the stream's primary router that
+ * every viewer and child pipe of the stream consumes. The origin sends the batches it signs on
+ * it; a relay sends what its current parent's pipe brings (so that viewers keep their data
+ * consumer when the relay changes parents). Created on first use; closed with the stream.
+ */
+export class IntegrityChannel {
+  readonly #stream: LocalStream;
+  readonly #log: Logger;
+  #direct: Promise<{ transport: types.DirectTransport; producer: types.DataProducer; router: types.Router }> | undefined;
+  #closed = false;
+
+  static readonly #channels = new WeakMap<LocalStream, IntegrityChannel>();
+
+  /** The channel of `stream` on this node (one per stream). */
+  static of(stream: LocalStream, deps: { logger: Logger }): IntegrityChannel {
+    let c = IntegrityChannel.#channels.get(stream);
+    if (!c) {
+      c = new IntegrityChannel(stream, deps);
+      IntegrityChannel.#channels.set(stream, c);
+    }
+    return c;
+  }
+
+  private constructor(stream: LocalStream, deps: { logger: Logger }) {
+    this.#stream = stream;
+    this.#log = deps.logger.child({ component: 'IntegrityChannel', streamId: stream.id });
+    stream.observer.once('close', () => this.close());
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Send one message to every consumer of the channel (dropped silently if the channel cannot be made now). */
+  async send(message: Uint8Array): Promise<void> {
+    if (this.#closed) return;
+    try {
+      const { producer } = await this.#ensure();
+      if (!producer.closed) producer.send(Buffer.from(message.buffer, message.byteOffset, message.byteLength));
+    } catch (err) {
+      if (!this.#closed) this.#log.warn({ err }, 'cannot send on the digest channel');
+    }
+  }
+
+  /**
+   * A data consumer of the channel on `transport` (a viewer's WebRTC transport or a child's
+   * pipe, both with SCTP), on `router` (the transport's).
+   */
+  async consumeOn(transport: types.Transport, router: types.Router): Promise<DataChannelInfo> {
+    if (this.#closed) throw new InvalidStateError('digest channel closed');
+    const { producer, router: primary } = await this.#ensure();
+    if (router !== primary) {
+      if (router.appData.worker === primary.appData.worker) {
+        // pipeToRouter cannot join two routers of one worker; the SDK's viewers are never put there.
+        throw new CascadeError('CASCADE_ERR_INTEGRITY_UNSUPPORTED', 'digest channel not available on this router');
+      }
+      const piped = (router.appData.pipedData ??= new Map<string, Promise<void>>()) as Map<string, Promise<void>>;
+      let p = piped.get(producer.id);
+      if (!p) {
+        p = primary.pipeToRouter({ dataProducerId: producer.id, router }).then(() => undefined);
+        piped.set(producer.id, p);
+        p.catch(() => piped.delete(producer.id));
+      }
+      await p;
+    }
+    const dc = await transport.consumeData({ dataProducerId: producer.id, ...DELIVERY });
+    return {
+      id: dc.id,
+      dataProducerId: dc.dataProducerId,
+      sctpStreamParameters: dc.sctpStreamParameters as DataChannelInfo['sctpStreamParameters'],
+      label: dc.label,
+      protocol: dc.protocol,
+    };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    void this.#direct?.then((d) => d.transport.close(), () => {});
+    this.#direct = undefined;
+  }
+
+  #ensure(): Promise<{ transport: types.DirectTransport; producer: types.DataProducer; router: types.Router }> {
+    if (this.#closed) return Promise.reject(new InvalidStateError('digest channel closed'));
+    const make = async () => {
+      const router = await this.#stream.router.primary();
+      const transport = await router.createDirectTransport({ maxMessageSize: 256 * 1024 });
+      const producer = await transport.produceData({ label: INTEGRITY_LABEL, protocol: INTEGRITY_PROTOCOL });
+      return { transport, producer, router };
+    };
+    const current = this.#direct;
+    if (!current) {
+      this.#direct = make();
+      this.#direct.catch(() => (this.#direct = undefined));
+      return this.#direct;
+    }
+    // The primary router was replaced (its worker died): the channel moves with the stream.
+    return current.then((d) => {
+      if (!d.transport.closed) return d;
+      if (this.#direct === current) {
+        this.#direct = make();
+        this.#direct.catch(() => (this.#direct = undefined));
+      }
+      return this.#direct!;
+    });
+  }
+}

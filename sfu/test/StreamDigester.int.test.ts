@@ -1,0 +1,94 @@
+import dgram from 'node:dgram';
+import type { types } from 'mediasoup';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { canonicalFromRtp, decodeBatch, digestKey, silentLogger } from '@cascade/protocol';
+import { defaultWorkerBin } from '@cascade/config';
+import { loadMediasoup } from '../src/loadMediasoup.js';
+import { WorkerPool } from '../src/WorkerPool.js';
+import { LocalStream } from '../src/LocalStream.js';
+import { IntegrityChannel } from '../src/integrity/IntegrityChannel.js';
+import { StreamDigester, frameDigest } from '../src/integrity/StreamDigester.js';
+import { StreamKey, verifySignature } from '../src/integrity/StreamKey.js';
+
+/**
+ * The origin's side of integrity with a real worker: RTP sent to a producer becomes frames, their
+ * digests go out in signed batches on the stream's digest channel, and closing is clean.
+ */
+let pool: WorkerPool;
+beforeAll(async () => {
+  pool = await WorkerPool.create(await loadMediasoup(defaultWorkerBin(process.env)), { numWorkers: 1, logLevel: 'warn', rtcMinPort: 47200, rtcMaxPort: 47299 }, { logger: silentLogger });
+});
+afterAll(() => pool?.close());
+
+async function streamWithSource(id: string) {
+  const stream = new LocalStream(pool, { id, consumersPerRouter: 100, depth: 0, state: 'live', title: '', createdAt: Date.now() }, { logger: silentLogger });
+  const router = await stream.router.primary();
+  const plain = await router.createPlainTransport({ listenIp: { ip: '127.0.0.1' }, rtcpMux: true, comedia: true });
+  // Opus: every packet a frame (video consumers wait for a key frame that mediasoup recognises, beside the point here).
+  const producer = await plain.produce({ kind: 'audio', rtpParameters: { codecs: [{ mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 }], encodings: [{ ssrc: 1111 }] } });
+  return { stream, router, plain, producer };
+}
+
+/** Opus frame `n`: one RTP packet. */
+function frame(n: number): Buffer {
+  const b = Buffer.alloc(12);
+  b[0] = 0x80;
+  b[1] = 100;
+  b.writeUInt16BE(1000 + n, 2);
+  b.writeUInt32BE(n * 960, 4);
+  b.writeUInt32BE(1111, 8);
+  return Buffer.concat([b, Buffer.from([0x78, n, 1, 2, 3])]);
+}
+
+describe('StreamDigester', () => {
+  it('signs a batch of the digests of every frame received, on the digest channel', async () => {
+    const { stream, router, plain, producer } = await streamWithSource('digests1');
+    const key = new StreamKey();
+    const digester = new StreamDigester(stream, IntegrityChannel.of(stream, { logger: silentLogger }), key, { intervalMs: 50, memoryMs: 5000 }, { logger: silentLogger });
+    stream.setSource(producer);
+    const direct = await router.createDirectTransport();
+    const messages: Buffer[] = [];
+    direct.observer.on('newdataconsumer', (dc: types.DataConsumer) => dc.on('message', (m: Buffer) => messages.push(m)));
+    await IntegrityChannel.of(stream, { logger: silentLogger }).consumeOn(direct, router);
+    // The digester's tap is created as the source is set (a request to the worker): let it be there first.
+    await vi.waitFor(() => expect(messages.length).toBeGreaterThan(0));
+    await new Promise((r) => setTimeout(r, 200));
+    const socket = dgram.createSocket('udp4');
+    for (let n = 0; n < 10; n++) socket.send(frame(n), plain.tuple.localPort, '127.0.0.1');
+    const want = Array.from({ length: 10 }, (_, n) => digestKey(frameDigest(canonicalFromRtp('opus', [frame(n).subarray(12)]))));
+    await vi.waitFor(() => {
+      const got = new Set(messages.flatMap((m) => decodeBatch(m).batch.digests.map(digestKey)));
+      expect(want.every((d) => got.has(d))).toBe(true);
+    }, { timeout: 5000 });
+    for (const m of messages) {
+      const { batch, body, signature } = decodeBatch(m);
+      expect(batch.streamId).toBe('digests1');
+      expect(verifySignature(key.publicKey, body, signature)).toBe(true);
+      expect(verifySignature(new StreamKey().publicKey, body, signature)).toBe(false);
+    }
+    const seqs = messages.map((m) => decodeBatch(m).batch.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(digester.sentAt(frameDigest(canonicalFromRtp('opus', [frame(3).subarray(12)])))).toBeTypeOf('number');
+    socket.close();
+    stream.close();
+  });
+
+  it('close() twice emits one close; the stream closing closes the digester and the channel; a closed channel sends nothing', async () => {
+    const { stream } = await streamWithSource('digests2');
+    const channel = IntegrityChannel.of(stream, { logger: silentLogger });
+    const d1 = new StreamDigester(stream, channel, new StreamKey(), { intervalMs: 50, memoryMs: 5000 }, { logger: silentLogger });
+    const closes = vi.fn();
+    d1.observer.on('close', closes);
+    d1.close();
+    d1.close();
+    expect(closes).toHaveBeenCalledTimes(1);
+    const d2 = new StreamDigester(stream, channel, new StreamKey(), { intervalMs: 50, memoryMs: 5000 }, { logger: silentLogger });
+    const closes2 = vi.fn();
+    d2.observer.on('close', closes2);
+    stream.close();
+    expect(closes2).toHaveBeenCalledTimes(1);
+    expect(channel.closed).toBe(true);
+    await channel.send(new Uint8Array(10));
+    await expect(channel.consumeOn({} as types.Transport, {} as types.Router)).rejects.toMatchObject({ code: 'CASCADE_ERR_INVALID_STATE' });
+  });
+});
