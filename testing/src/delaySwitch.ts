@@ -6,9 +6,18 @@
  */
 import type dgramModule from 'node:dgram';
 
-/** VXLAN network id and UDP port of the userspace mode (each namespace has its own port space). */
+/**
+ * VXLAN network id of the shaping probe, and UDP port of the userspace mode (each namespace has
+ * its own port space). A network's own VXLAN devices take an id of their own (networkVni()):
+ * its root-namespace device shares the root's port with every other network running at once.
+ */
 export const VNI = 42;
 export const VXLAN_PORT = 4789;
+
+/** A VXLAN id for one test network: two networks at once (two test runs) must not share one in the root namespace. */
+export function networkVni(random: (max: number) => number): number {
+  return 1000 + random(16_000_000);
+}
 
 /** One member as the switch sees it: its underlay address and its link's shaping. */
 export interface SwitchPeer {

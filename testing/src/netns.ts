@@ -43,7 +43,7 @@ import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { delaySwitch, VNI, VXLAN_PORT, type SwitchPeer } from './delaySwitch.js';
+import { delaySwitch, networkVni, VNI, VXLAN_PORT, type SwitchPeer } from './delaySwitch.js';
 import { firstLine, reachProbe, spawnFunction } from './nsFunction.js';
 import { pickSubnets } from './subnets.js';
 
@@ -288,6 +288,7 @@ export async function createTestNetwork(options: TestNetworkOptions): Promise<Te
   await cleanupStaleNetworks();
 
   const tag = newTag();
+  const vni = networkVni((max) => randomInt(max));
   const hub = `${NS_PREFIX}${tag}-hub`;
   const rootVeth = `csv${tag}`;
   const rootVxlan = `csx${tag}`;
@@ -392,7 +393,7 @@ export async function createTestNetwork(options: TestNetworkOptions): Promise<Te
       await ip(['-n', hub, 'link', 'set', `m${m.k}`, 'up']);
       await ip([...n, 'link', 'set', m.veth, 'up']);
       if (shaping === 'userspace') {
-        await ip([...n, 'link', 'add', m.dev, 'type', 'vxlan', 'id', String(VNI), 'remote', underIp(4 * m.k + 1), 'local', underIp(4 * m.k + 2), 'dstport', String(VXLAN_PORT), 'dev', m.veth, 'nolearning']);
+        await ip([...n, 'link', 'add', m.dev, 'type', 'vxlan', 'id', String(vni), 'remote', underIp(4 * m.k + 1), 'local', underIp(4 * m.k + 2), 'dstport', String(VXLAN_PORT), 'dev', m.veth, 'nolearning']);
         await ip([...n, 'addr', 'add', `${m.ip}/24`, 'dev', m.dev]);
         await ip([...n, 'link', 'set', m.dev, 'up']);
       }
