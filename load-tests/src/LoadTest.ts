@@ -61,8 +61,8 @@ export class LoadTest {
     let casterBrowser: Browser | undefined;
     let decoderBrowser: Browser | undefined;
     let decoders: DecodingViewers | undefined;
-    let cappedBrowser: Browser | undefined;
-    let cappedDecoders: DecodingViewers | undefined;
+    const cappedBrowsers: Browser[] = [];
+    const cappedDecoders: DecodingViewers[] = [];
     let capNet: CappedNetwork | undefined;
     let fleet: ViewerFleet | undefined;
     let fleetResult: FleetResult | undefined;
@@ -124,19 +124,23 @@ export class LoadTest {
         );
       }
       if (o.capped + o.cappedDecoders > 0) {
-        capNet = await startCappedNetwork(o.url, o.capKbit);
-        this.#deps.print(`capped viewers at ${capNet.url} behind ${o.capKbit} kbit/s each way (${capNet.shaping})`);
+        capNet = await startCappedNetwork(o.url, o.capKbit, o.capped + o.cappedDecoders);
+        this.#deps.print(`${o.capped + o.cappedDecoders} capped viewers at ${capNet.url}, each behind its own ${o.capKbit} kbit/s link each way (${capNet.shaping})`);
       }
-      if (capNet && o.cappedDecoders > 0) {
+      // A browser per capped decoder, each in its own namespace (the werift viewers take the first ones).
+      for (let i = 0; capNet && i < o.cappedDecoders; i++) {
         // The page comes from the test network's address: a secure context (for WebRTC) only by this flag.
-        cappedBrowser = await launchChromiumInNamespace(capNet.netns, [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${capNet.url}`]);
-        cappedDecoders = new DecodingViewers(
-          cappedBrowser,
-          { url: capNet.url, streamId, count: o.cappedDecoders, stamped: broadcaster.stamped, capped: true, firstIndex: o.decoders },
-          { now: wallClockMs, elapsedSec: () => this.#elapsedSec() },
+        const b = await launchChromiumInNamespace(capNet.netns[o.capped + i]!, [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${capNet.url}`]);
+        cappedBrowsers.push(b);
+        cappedDecoders.push(
+          new DecodingViewers(
+            b,
+            { url: capNet.url, streamId, count: 1, stamped: broadcaster.stamped, capped: true, firstIndex: o.decoders + i },
+            { now: wallClockMs, elapsedSec: () => this.#elapsedSec() },
+          ),
         );
       }
-      const decodersStarted = Promise.all([decoders?.start(), cappedDecoders?.start()]);
+      const decodersStarted = Promise.all([decoders?.start(), ...cappedDecoders.map((d) => d.start())]);
       fleet = new ViewerFleet({
         url: o.url,
         streamId,
@@ -148,7 +152,7 @@ export class LoadTest {
         freezeGapMs: o.freezeGapMs,
         joinTimeoutMs: o.joinTimeoutMs,
         ...(sink ? { sink, maxInFlightPerProcess: 64 } : {}),
-        ...(capNet && o.capped > 0 ? { capped: { count: o.capped, netns: capNet.netns, url: capNet.url } } : {}),
+        ...(capNet && o.capped > 0 ? { capped: { netns: capNet.netns.slice(0, o.capped), url: capNet.url } } : {}),
       });
       await fleet.start();
       this.#t0 = Date.now();
@@ -168,7 +172,7 @@ export class LoadTest {
         }
         // Scrapes and page polls that take longer than a tick are skipped, not queued.
         scraping ??= scraper.scrape().finally(() => (scraping = undefined));
-        if (decoders || cappedDecoders) polling ??= Promise.all([decoders?.poll(), cappedDecoders?.poll()]).then(() => {}).finally(() => (polling = undefined));
+        if (decoders || cappedDecoders.length) polling ??= Promise.all([decoders?.poll(), ...cappedDecoders.map((d) => d.poll())]).then(() => {}).finally(() => (polling = undefined));
         const point = this.#point(fleet);
         timeline.push(point);
         if (o.progress) this.#deps.print(formatProgress(point, o.viewers, scraper.latest()));
@@ -177,7 +181,7 @@ export class LoadTest {
       await Promise.all([scraping, polling, decodersStarted]);
       fleetResult = await fleet.stop();
       if (decoders) decoderResults = await decoders.stop();
-      if (cappedDecoders) decoderResults = [...decoderResults, ...(await cappedDecoders.stop())];
+      for (const d of cappedDecoders) decoderResults = [...decoderResults, ...(await d.stop())];
       this.#warnings.push(...fleetResult.warnings, ...scraper.errors.map((e) => `scrape: ${e}`));
       const viewers = fleetResult.viewers;
       const summary = summarizeRun({
@@ -218,8 +222,8 @@ export class LoadTest {
       if (fleet && !fleetResult) await fleet.stop().catch(() => {});
       if (decoders && decoderResults.length === 0) await decoders.stop().catch(() => {});
       await decoderBrowser?.close().catch(() => {});
-      if (cappedDecoders && !decoderResults.some((d) => d.capped)) await cappedDecoders.stop().catch(() => {});
-      await cappedBrowser?.close().catch(() => {});
+      if (!decoderResults.some((d) => d.capped)) for (const d of cappedDecoders) await d.stop().catch(() => {});
+      for (const b of cappedBrowsers) await b.close().catch(() => {});
       await capNet?.cleanup();
       await synthetic?.stop();
       await chromiumCaster?.stop();

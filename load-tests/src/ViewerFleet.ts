@@ -21,10 +21,11 @@ export interface ViewerFleetOptions {
   /** Sink viewers (the Go load sink) instead of werift ones. */
   sink?: SinkLaunch;
   /**
-   * werift fleets: `count` of the viewers run in a process of their own inside network namespace
-   * `netns` (behind a bandwidth cap), reaching the deployment at `url`. Marked `capped` in the results.
+   * werift fleets: one viewer per namespace of `netns` (each behind a bandwidth cap of its own),
+   * each in a process of its own there, reaching the deployment at `url`; taken from `viewers`.
+   * Marked `capped` in the results.
    */
-  capped?: { count: number; netns: string; url: string };
+  capped?: { netns: readonly string[]; url: string };
 }
 
 /** How to run sink processes (see load-tests/sink). */
@@ -121,16 +122,18 @@ export class ViewerFleet {
     this.#target = o.viewers;
     // A sink fleet may start empty and grow by add() (the capacity benchmark's steps).
     if (o.viewers <= 0 && !o.sink) return;
-    const cappedCount = !o.sink && o.capped ? Math.min(o.capped.count, o.viewers) : 0;
-    const free = o.viewers - cappedCount;
+    const cappedNs = !o.sink && o.capped ? o.capped.netns.slice(0, o.viewers) : [];
+    const free = o.viewers - cappedNs.length;
     const counts = free > 0 ? split(free, o.sink ? o.processes : Math.min(o.processes, free)) : [];
-    // The capped viewers last, in one process inside the capped namespace.
-    if (cappedCount > 0) counts.push(cappedCount);
+    // The capped viewers last, one process each inside its own namespace.
+    const freeProcesses = counts.length;
+    for (let i = 0; i < cappedNs.length; i++) counts.push(1);
     const script = fileURLToPath(new URL('./viewerProcess.js', import.meta.url));
     let first = 0;
     await Promise.all(
       counts.map(async (count, index) => {
-        const capped = cappedCount > 0 && index === counts.length - 1;
+        const netns = index >= freeProcesses ? cappedNs[index - freeProcesses] : undefined;
+        const capped = netns !== undefined;
         const config: WorkerConfig = {
           process: index,
           url: capped ? o.capped!.url : o.url,
@@ -150,7 +153,7 @@ export class ViewerFleet {
         first += count;
         const proc = o.sink
           ? spawnJsonLines(o.sink.bin, [], o.sink.cores !== undefined ? { cores: o.sink.cores } : {})
-          : forkChannel(script, capped ? { netns: o.capped!.netns } : {});
+          : forkChannel(script, netns !== undefined ? { netns } : {});
         if (o.sink?.config) Object.assign(config, o.sink.config);
         const child: Child = {
           index,

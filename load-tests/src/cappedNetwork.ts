@@ -3,10 +3,10 @@ import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
 
-/** A network namespace whose link the test network holds to a bandwidth cap, for viewers on a slow link. */
+/** Network namespaces, each behind a link the test network holds to a bandwidth cap: one per viewer on a slow link. */
 export interface CappedNetwork {
-  /** Namespace to run capped viewers in. */
-  netns: string;
+  /** Namespaces to run capped viewers in, one viewer each (each has its own cap). */
+  netns: string[];
   /** The deployment's URL as seen from inside (a loopback host becomes the root namespace's test address). */
   url: string;
   /** How the cap is applied (the userspace switch on kernels without netem). */
@@ -23,8 +23,8 @@ async function primaryAddress(): Promise<string | undefined> {
 }
 
 /**
- * One namespace behind a `capKbit` link each way (createTestNetwork: netem, or the userspace
- * switch where the kernel has no netem/tbf). Its default route goes to the root namespace, so
+ * `count` namespaces, each behind its own `capKbit` link each way (createTestNetwork: netem, or the userspace
+ * switch where the kernel has no netem/tbf). Their default route goes to the root namespace, so
  * that viewers inside reach the deployment at any address of this host (packets for a local
  * address are delivered, never forwarded): the deployment must listen on all addresses and
  * announce a non-loopback media address, `mediaIp` (default: this host's primary address).
@@ -34,16 +34,15 @@ async function primaryAddress(): Promise<string | undefined> {
  * 0.0.0.0 answers from the route's preferred source, which would be the root's test-subnet
  * address; a client that checks where its ICE answers come from (werift) would drop them.
  */
-export async function startCappedNetwork(url: string, capKbit: number, mediaIp?: string): Promise<CappedNetwork> {
+export async function startCappedNetwork(url: string, capKbit: number, count: number, mediaIp?: string): Promise<CappedNetwork> {
   // The test harness's namespaces and rate-limited links, loaded only for capped viewers: the
   // load-test tool does not otherwise depend on the harness (see load-tests/package.json).
   const { canCreateNamespaces, createTestNetwork } = await import('@cascade/testing');
   const support = await canCreateNamespaces();
   if (!support.ok) throw new Error(`capped viewers need network namespaces: ${support.reason}`);
-  const net = await createTestNetwork({ count: 1, rateKbit: capKbit });
+  const net = await createTestNetwork({ count, rateKbit: capKbit });
   try {
-    const ns = net.namespaces[0]!;
-    await execFileP('ip', ['-n', ns.name, 'route', 'add', 'default', 'via', net.rootIp], { timeout: 10_000 });
+    for (const ns of net.namespaces) await execFileP('ip', ['-n', ns.name, 'route', 'add', 'default', 'via', net.rootIp], { timeout: 10_000 });
     const src = mediaIp ?? (await primaryAddress());
     if (src) {
       const route = (await execFileP('ip', ['-4', 'route', 'show', net.subnet], { timeout: 10_000 })).stdout.trim().split('\n')[0] ?? '';
@@ -52,7 +51,7 @@ export async function startCappedNetwork(url: string, capKbit: number, mediaIp?:
     }
     const u = new URL(url);
     if (LOOPBACK.has(u.hostname)) u.hostname = net.rootIp;
-    return { netns: ns.name, url: u.toString().replace(/\/$/, ''), shaping: `${net.shaping} (${net.shapingNote})`, cleanup: () => net.cleanup() };
+    return { netns: net.namespaces.map((ns) => ns.name), url: u.toString().replace(/\/$/, ''), shaping: `${net.shaping} (${net.shapingNote})`, cleanup: () => net.cleanup() };
   } catch (err) {
     await net.cleanup();
     throw err;

@@ -56,6 +56,8 @@ export const LIMITS = {
   durationSec: 3600,
   rampPerSec: 1000,
   decoders: 20,
+  /** Viewers behind a cap, werift and decoding together: a namespace (and a process or a browser) each. */
+  capped: 32,
   processes: 64,
   /**
    * Default werift viewers per process. Measured here: ~0.7–0.8 % of a core per viewer at
@@ -88,8 +90,9 @@ export const USAGE = `Usage: node load-tests/dist/cli.js --url http://host:8080 
                      instead of the VP8-only clip (~475 kbit/s)
   --token JWT        broadcast token (production servers); default: the dev server's /api/dev/token
   --decoders N       headless Chromium viewers that decode. Default 2
-  --capped N         of the simulated viewers, N behind a bandwidth cap (a network namespace with a
-                     rate-limited link; needs root, and a deployment listening on all addresses)
+  --capped N         of the simulated viewers, N behind a bandwidth cap each (a network namespace and a
+                     process each, on a rate-limited link; needs root, and a deployment listening on
+                     all addresses). At most ${LIMITS.capped} capped viewers and decoders together
   --capped-decoders N  decoding Chromium viewers behind the cap, besides --decoders. Default 0
   --cap-kbit K       the cap, kbit/s each way. Default 500
   --camera C         Chromium broadcaster's camera: fake (default) or testsrc (costly to encode, like
@@ -185,7 +188,7 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
     throw new UsageError('--sink-twcc is on or off, with --client sink');
   }
   const viewers = int('viewers', values.viewers, 10, 0, LIMITS.viewers);
-  const capped = int('capped', values.capped, 0, 0, viewers);
+  const capped = int('capped', values.capped, 0, 0, Math.min(viewers, LIMITS.capped));
   if (capped > 0 && client !== 'werift') throw new UsageError('--capped works with werift viewers');
   const camera = (values.camera ?? 'fake') as 'fake' | 'testsrc';
   if (camera !== 'fake' && camera !== 'testsrc') throw new UsageError('--camera is fake or testsrc');
@@ -207,7 +210,7 @@ export function parseCliArgs(argv: string[]): LoadTestOptions | null {
     ...(values.token !== undefined ? { token: values.token } : {}),
     decoders: int('decoders', values.decoders, 2, 0, LIMITS.decoders),
     capped,
-    cappedDecoders: int('capped-decoders', values['capped-decoders'], 0, 0, LIMITS.decoders),
+    cappedDecoders: int('capped-decoders', values['capped-decoders'], 0, 0, Math.min(LIMITS.decoders, LIMITS.capped - capped)),
     capKbit: int('cap-kbit', values['cap-kbit'], 500, 50, 1_000_000),
     camera,
     ...(values.out !== undefined ? { outDir: values.out } : {}),
