@@ -26,6 +26,8 @@ export interface ViewerFleetOptions {
    * Marked `capped` in the results.
    */
   capped?: { netns: readonly string[]; url: string };
+  /** werift fleets: what every viewer watches with (Watch's quality), and whether it offers transport-cc. */
+  werift?: Pick<WorkerConfig, 'quality' | 'twcc'>;
 }
 
 /** How to run sink processes (see load-tests/sink). */
@@ -94,7 +96,8 @@ interface Child {
   series: GeneratorSeries;
 }
 
-const READY_TIMEOUT_MS = 20_000;
+// A busy machine starting many viewer processes at once (capped viewers: one each) may take a while.
+const READY_TIMEOUT_MS = 60_000;
 const FINAL_TIMEOUT_MS = 20_000;
 
 /**
@@ -138,6 +141,7 @@ export class ViewerFleet {
           process: index,
           url: capped ? o.capped!.url : o.url,
           ...(capped ? { capped: true } : {}),
+          ...(!o.sink && o.werift ? o.werift : {}),
           streamId: o.streamId,
           // Sink processes number the viewers add() brings after their first ones.
           firstIndex: o.sink ? index * 1_000_000 + first : first,

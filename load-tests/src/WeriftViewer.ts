@@ -19,6 +19,8 @@ export interface WeriftViewerOptions {
   MediaStream: NonNullable<WatchOptions['MediaStream']>;
   /** Behind the bandwidth cap (reported). */
   capped?: boolean;
+  /** watch({ quality }); default 'auto'. */
+  quality?: WatchOptions['quality'];
 }
 
 export interface WeriftViewerDeps {
@@ -78,6 +80,7 @@ export class WeriftViewer {
       WebSocket: o.WebSocket,
       MediaStream: o.MediaStream,
       handlerName: 'Chrome111',
+      ...(o.quality ? { quality: o.quality } : {}),
     });
     this.#watch = w;
     w.on(CascadeEvent.Track, (_track, consumer) => this.#hook(consumer));

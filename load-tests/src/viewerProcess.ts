@@ -61,7 +61,7 @@ send({ type: 'ready', pid: process.pid });
 
 function start(c: WorkerConfig): void {
   config = c;
-  installWeriftGlobals();
+  installWeriftGlobals({ twcc: c.twcc === true });
   cpuBase = process.cpuUsage();
   const t0 = Date.now();
   lastReportAt = t0;
@@ -78,6 +78,7 @@ function start(c: WorkerConfig): void {
           WebSocket: WebSocket as unknown as NonNullable<WatchOptions['WebSocket']>,
           MediaStream: werift.MediaStream as unknown as NonNullable<WatchOptions['MediaStream']>,
           ...(c.capped ? { capped: true } : {}),
+          ...(c.quality ? { quality: c.quality } : {}),
         },
         { now: wallClockMs },
       ),

@@ -27,11 +27,13 @@ export interface WorkerConfig {
   joinTimeoutMs: number;
   /** This process runs behind the test network's bandwidth cap (werift processes; marked in the results). */
   capped?: boolean;
+  /** werift processes: the quality every viewer watches with (default 'auto'). */
+  quality?: 'auto' | 'high' | 'medium' | 'low' | 'audio';
   /** Sink processes only (load-tests/sink/main.go sinkConfig); ignored by werift processes. */
   server?: 'cascade' | 'janus';
   /** session.ping period, ms (0: none). Sink default 1000. */
   pingMs?: number;
-  /** Negotiate transport-wide congestion control. Sink default true. */
+  /** Negotiate transport-wide congestion control, as browsers do. Sink default true; werift default false (it then offers REMB, which it never sends). */
   twcc?: boolean;
   /** Decrypt one packet in this many per stream. Sink default 50. */
   decryptEvery?: number;

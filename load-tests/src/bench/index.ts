@@ -2,7 +2,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other, each figure next to a baseline
  * measured in the same run; results go to bench-results/<date>.json and BENCHMARKS.md.
-  *   node load-tests/dist/bench/index.js [--quick] [--only capacity,tree,hops,join,joinStorm,placement,failover,innerFailover,integrity] [--no-write]
+  *   node load-tests/dist/bench/index.js [--quick] [--only capacity,tree,hops,join,joinStorm,placement,failover,innerFailover,layerLoss,integrity] [--no-write]
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,6 +18,7 @@ const BENCHES: Record<string, () => Promise<(ctx: BenchContext) => Promise<Bench
   joinStorm: async () => (await import('./joinStorm.js')).runJoinStormBench,
   failover: async () => (await import('./failover.js')).runFailoverBench,
   innerFailover: async () => (await import('./innerFailover.js')).runInnerFailoverBench,
+  layerLoss: async () => (await import('./layerLoss.js')).runLayerLossBench,
   capacity: async () => (await import('./capacity.js')).runCapacityBench,
   tree: async () => (await import('./tree.js')).runTreeBench,
   integrity: async () => (await import('./integrity.js')).runIntegrityBench,
