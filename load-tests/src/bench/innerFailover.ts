@@ -39,8 +39,8 @@ interface Samples {
 export async function runInnerFailoverBench(ctx: BenchContext): Promise<BenchResult> {
   const started = Date.now();
   const full = ctx.scale === 'full';
-  const roundsOf = (c: Case) => (c.startsWith('inner') ? (full ? 6 : 2) : full ? 4 : 1);
-  const budgetMs = full ? 9 * 60_000 : 4 * 60_000;
+  const roundsOf = (c: Case) => (c.startsWith('inner') ? (full ? 5 : 2) : full ? 4 : 1);
+  const budgetMs = full ? 8 * 60_000 : 4 * 60_000;
   const perRelay = full ? 3 : 2;
   const warnings: string[] = [];
   const fresh = (): Samples => ({ werift: { lost: [], below: [] }, chromium: { lost: [], below: [] }, failures: 0, rounds: 0 });
