@@ -11,6 +11,7 @@ import {
   issueToken,
   startServer,
   vp8RtpParameters,
+  settled,
   waitFor,
   type NodeProcess,
 } from '@cascade/testing';
@@ -272,16 +273,8 @@ describe('a client that disconnects at any moment leaves nothing behind', () => 
     const baseline = await mediaObjects(origin.url);
     // A broadcaster that stays, so viewers have something to consume.
     const live = await publish(broadcastToken('dave'));
-    // The origin's stream integrity opens its transports shortly after the stream starts (the
-    // digest tap, then the digest channel at the first batch): the baseline is the settled count.
-    let last = '';
-    let same = 0;
-    const withBroadcaster = await waitFor(async () => {
-      const m = await mediaObjects(origin.url);
-      same = JSON.stringify(m) === last ? same + 1 : 0;
-      last = JSON.stringify(m);
-      return same >= 3 ? m : undefined;
-    }, { what: 'the broadcaster-only count to settle', intervalMs: 200 });
+    // Stream integrity opens the stream's digest tap and channel within its first batch period.
+    const withBroadcaster = await settled(() => mediaObjects(origin.url), { what: 'the broadcaster-only count' });
     const steps = [
       async (c: RawClient) => c.request('stream.publish', { token: broadcastToken('eve') }),
       async (c: RawClient) => {
