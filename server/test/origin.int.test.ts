@@ -11,6 +11,7 @@ import {
   issueToken,
   startServer,
   vp8RtpParameters,
+  settled,
   waitFor,
   type NodeProcess,
 } from '@cascade/testing';
@@ -272,7 +273,8 @@ describe('a client that disconnects at any moment leaves nothing behind', () => 
     const baseline = await mediaObjects(origin.url);
     // A broadcaster that stays, so viewers have something to consume.
     const live = await publish(broadcastToken('dave'));
-    const withBroadcaster = await mediaObjects(origin.url);
+    // Stream integrity opens the stream's digest tap and channel within its first batch period.
+    const withBroadcaster = await settled(() => mediaObjects(origin.url), { what: 'the broadcaster-only count' });
     const steps = [
       async (c: RawClient) => c.request('stream.publish', { token: broadcastToken('eve') }),
       async (c: RawClient) => {

@@ -31,3 +31,25 @@ export async function waitFor<T>(
     await delay(options.intervalMs ?? 100);
   }
 }
+
+/**
+ * The value `fn` settles on: the same (by JSON) `samples` times in a row, `intervalMs` apart.
+ * For baselines of counts that a node finishes changing shortly after an event (stream
+ * integrity opens its digest tap and channel within the first batch period of a stream).
+ */
+export async function settled<T>(fn: () => T | Promise<T>, options: { samples?: number; intervalMs?: number; timeoutMs?: number; what?: string } = {}): Promise<T> {
+  let last = '';
+  let same = 0;
+  let value: T | undefined;
+  await waitFor(
+    async () => {
+      value = await fn();
+      const json = JSON.stringify(value);
+      same = json === last ? same + 1 : 0;
+      last = json;
+      return same >= (options.samples ?? 3);
+    },
+    { intervalMs: options.intervalMs ?? 200, timeoutMs: options.timeoutMs ?? 20_000, what: options.what ?? 'a settled value' },
+  );
+  return value as T;
+}
