@@ -1,6 +1,5 @@
-import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, startChromiumBroadcaster, startNodeViewer, startServer, waitFor, type NodeProcess, type NodeViewer, type TestBroadcaster } from '@cascade/testing';
+import { keyFrameRequestsSeen, launchChromium, startChromiumBroadcaster, startNodeViewer, startServer, waitFor, type NodeProcess, type NodeViewer, type TestBroadcaster } from '@cascade/testing';
 import type { Browser } from 'playwright-core';
 
 /**
@@ -30,21 +29,6 @@ afterAll(async () => {
   await origin?.stop();
 });
 
-/** PLIs and FIRs the broadcaster's browser has received for its video, per RTP stream (by rid; '' without simulcast). */
-function requestsSeen(page: Page): Promise<Record<string, number>> {
-  return page.evaluate(async () => {
-    const b = (window as unknown as { cascadeBroadcast: { producers: { kind: string; getStats(): Promise<Map<string, { type: string; rid?: string; pliCount?: number; firCount?: number }>> }[] } }).cascadeBroadcast;
-    const n: Record<string, number> = {};
-    for (const p of b.producers) {
-      if (p.kind !== 'video') continue;
-      (await p.getStats()).forEach((s) => {
-        if (s.type === 'outbound-rtp') n[s.rid ?? ''] = (n[s.rid ?? ''] ?? 0) + (s.pliCount ?? 0) + (s.firCount ?? 0);
-      });
-    }
-    return n;
-  });
-}
-
 /** ROUNDS bursts of PER_ROUND joins; resolves with the time it took once every viewer of each burst got a key frame. */
 async function joinStorm(streamId: string): Promise<number> {
   const started = Date.now();
@@ -67,11 +51,11 @@ describe('key frame requests toward a simulcast broadcaster', () => {
   afterAll(() => b?.stop());
 
   it(`${ROUNDS * PER_ROUND} viewers joining in bursts: every one gets a key frame, each layer at most one request per its period (${LAYER_DELAYS_MS.join(' / ')} ms)`, async () => {
-    const before = await requestsSeen(b.page);
+    const before = await keyFrameRequestsSeen(b.page);
     expect(Object.keys(before).sort()).toEqual(['r0', 'r1', 'r2']);
     const elapsedMs = await joinStorm(b.streamId);
     // Joins step up from the lowest layer on their own time; what they have asked for by now counts.
-    const after = await requestsSeen(b.page);
+    const after = await keyFrameRequestsSeen(b.page);
     const elapsedNow = elapsedMs + 1000;
     const counts = ['r0', 'r1', 'r2'].map((rid) => after[rid]! - before[rid]!);
     console.info(`[keyFrames] requests per layer over ${elapsedNow} ms: ${counts.join(" / ")}`);
@@ -93,11 +77,11 @@ describe('key frame requests toward a single-layer broadcaster', () => {
   afterAll(() => b?.stop());
 
   it(`${ROUNDS * PER_ROUND} viewers joining in bursts: every one gets a key frame, the broadcaster at most one request per ${DELAY_MS} ms`, async () => {
-    const before = await requestsSeen(b.page);
+    const before = await keyFrameRequestsSeen(b.page);
     expect(Object.keys(before)).toEqual(['']);
     const elapsedMs = await joinStorm(b.streamId);
     const bound = Math.floor(elapsedMs / DELAY_MS) + 2;
-    const requests = (await requestsSeen(b.page))['']! - before['']!;
+    const requests = (await keyFrameRequestsSeen(b.page))['']! - before['']!;
     expect(requests, `${requests} requests in ${elapsedMs} ms for ${ROUNDS * PER_ROUND} joins`).toBeLessThanOrEqual(bound);
     expect(requests).toBeGreaterThan(0);
   });

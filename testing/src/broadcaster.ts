@@ -63,3 +63,21 @@ export async function startChromiumBroadcaster(
     },
   };
 }
+
+/**
+ * Key frame requests (PLIs and FIRs) the broadcast page's browser has received for its video so
+ * far, per RTP stream: by rid with simulcast ('r0' the lowest), '' without.
+ */
+export function keyFrameRequestsSeen(page: Page): Promise<Record<string, number>> {
+  return page.evaluate(async () => {
+    const b = (window as unknown as { cascadeBroadcast: { producers: { kind: string; getStats(): Promise<Map<string, { type: string; rid?: string; pliCount?: number; firCount?: number }>> }[] } }).cascadeBroadcast;
+    const n: Record<string, number> = {};
+    for (const p of b.producers) {
+      if (p.kind !== 'video') continue;
+      (await p.getStats()).forEach((s) => {
+        if (s.type === 'outbound-rtp') n[s.rid ?? ''] = (n[s.rid ?? ''] ?? 0) + (s.pliCount ?? 0) + (s.firCount ?? 0);
+      });
+    }
+    return n;
+  });
+}

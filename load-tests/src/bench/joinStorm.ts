@@ -1,5 +1,5 @@
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium, startChromiumBroadcaster, startServer, type NodeProcess, type TestBroadcaster } from '@cascade/testing';
+import type { Browser } from 'playwright-core';
+import { keyFrameRequestsSeen, launchChromium, startChromiumBroadcaster, startServer, type NodeProcess, type TestBroadcaster } from '@cascade/testing';
 import { HostCpu } from '../HostCpu.js';
 import type { ViewerResult } from '../LoadTestTypes.js';
 import { summarize, type Summary } from '../stats.js';
@@ -10,21 +10,6 @@ import type { BenchContext, BenchResult } from './types.js';
 const SATURATED_PCT = 85;
 /** After the last join has resolved, time for its first frame to come. */
 const SETTLE_MS = 5000;
-
-/** PLIs and FIRs the broadcaster's browser received for its video, per RTP stream (rid; '' without simulcast). */
-function keyFrameRequests(page: Page): Promise<Record<string, number>> {
-  return page.evaluate(async () => {
-    const b = (window as unknown as { cascadeBroadcast: { producers: { kind: string; getStats(): Promise<Map<string, { type: string; rid?: string; pliCount?: number; firCount?: number }>> }[] } }).cascadeBroadcast;
-    const n: Record<string, number> = {};
-    for (const p of b.producers) {
-      if (p.kind !== 'video') continue;
-      (await p.getStats()).forEach((s) => {
-        if (s.type === 'outbound-rtp') n[s.rid ?? ''] = (n[s.rid ?? ''] ?? 0) + (s.pliCount ?? 0) + (s.firCount ?? 0);
-      });
-    }
-    return n;
-  });
-}
 
 interface Phase {
   viewers: ViewerResult[];
@@ -125,10 +110,10 @@ export async function runJoinStormBench(ctx: BenchContext): Promise<BenchResult>
     one = await runPhase(origin.url, b.streamId, { count: solo, ratePerSec: 0.8, processes: 1, inFlight: 1, budgetMs: solo * 1250 + 30_000 });
     ctx.log(`one at a time: ${one.stopReason}; first frame p50 ${s(firstFrames(one)).p50} ms`);
     await new Promise((res) => setTimeout(res, 2000));
-    const before = await keyFrameRequests(b.page);
+    const before = await keyFrameRequestsSeen(b.page);
     ctx.log(`storm: ${storm} joins at ${rate}/s`);
     many = await runPhase(origin.url, b.streamId, { count: storm, ratePerSec: rate, processes: Math.max(1, Math.ceil(storm / 100)), inFlight: 64, budgetMs: (storm / rate) * 1000 + 60_000 });
-    const after = await keyFrameRequests(b.page);
+    const after = await keyFrameRequestsSeen(b.page);
     requests = Object.fromEntries(Object.entries(after).map(([rid, n]) => [rid, n - (before[rid] ?? 0)]));
     ctx.log(`storm: ${many.stopReason}; first frame p50 ${s(firstFrames(many)).p50} p95 ${s(firstFrames(many)).p95} ms; key frame requests ${JSON.stringify(requests)}`);
   } finally {
