@@ -51,7 +51,14 @@ describe('key frame requests toward a simulcast broadcaster', () => {
   afterAll(() => b?.stop());
 
   it(`${ROUNDS * PER_ROUND} viewers joining in bursts: every one gets a key frame, each layer at most one request per its period (${LAYER_DELAYS_MS.join(' / ')} ms)`, async () => {
-    const before = await keyFrameRequestsSeen(b.page);
+    // The page's stats list a layer once it has sent on it; right after going live that may be the top one only.
+    const before = await waitFor(
+      async () => {
+        const n = await keyFrameRequestsSeen(b.page);
+        return Object.keys(n).length === 3 ? n : undefined;
+      },
+      { what: "the broadcast page's stats of its three layers", timeoutMs: 15_000 },
+    );
     expect(Object.keys(before).sort()).toEqual(['r0', 'r1', 'r2']);
     const elapsedMs = await joinStorm(b.streamId);
     // Joins step up from the lowest layer on their own time; what they have asked for by now counts.
