@@ -127,8 +127,14 @@ export async function runInnerFailoverBench(ctx: BenchContext): Promise<BenchRes
           await leaf.kill();
           await spare?.kill();
         }
-        // The origin's relay slot frees once the controller has seen them go.
-        await new Promise((res) => setTimeout(res, 1500));
+        // The origin's relay slot frees once the controller has seen them go: the next round's
+        // inner relay must take it (a frozen one is noticed only when its heartbeats expire).
+        const gone = [inner.nodeId, leaf.nodeId, ...(spare ? [spare.nodeId] : [])];
+        const cleared = await waitFor(
+          async () => (await getJson<{ nodes: { id: string }[] }>(`${origin!.url}/api/nodes`)).body.nodes.every((n) => !gone.includes(n.id)) || undefined,
+          { what: "this round's relays gone from the controller", timeoutMs: 20_000 },
+        ).catch(() => false);
+        if (!cleared) warnings.push(`${c}#${r}: the controller still listed this round's relays 20 s after they ended`);
       }
     }
   } finally {
