@@ -3,7 +3,8 @@ import { keyFrameRequestsSeen, launchChromium, startChromiumBroadcaster, startSe
 import { HostCpu } from '../HostCpu.js';
 import type { ViewerResult } from '../LoadTestTypes.js';
 import { summarize, type Summary } from '../stats.js';
-import { ViewerFleet } from '../ViewerFleet.js';
+import { ensureSink } from '../sink.js';
+import { ViewerFleet, type SinkLaunch } from '../ViewerFleet.js';
 import type { BenchContext, BenchResult } from './types.js';
 
 /** Machine busier than this during the storm: the figures describe the machine, not the server. */
@@ -26,7 +27,11 @@ interface Phase {
  * once per process); ends when every join has resolved or failed and SETTLE_MS passed, or at
  * `budgetMs`, whichever first.
  */
-async function runPhase(url: string, streamId: string, o: { count: number; ratePerSec: number; processes: number; inFlight: number; budgetMs: number }): Promise<Phase> {
+async function runPhase(
+  url: string,
+  streamId: string,
+  o: { count: number; ratePerSec: number; processes: number; inFlight: number; budgetMs: number; sink?: SinkLaunch },
+): Promise<Phase> {
   const cpu = new HostCpu();
   const busy: number[] = [];
   const fleet = new ViewerFleet({
@@ -40,6 +45,7 @@ async function runPhase(url: string, streamId: string, o: { count: number; rateP
     freezeGapMs: 500,
     joinTimeoutMs: 15_000,
     maxInFlightPerProcess: o.inFlight,
+    ...(o.sink ? { sink: o.sink } : {}),
   });
   const started = Date.now();
   let stopReason = `time budget of ${o.budgetMs / 1000} s reached`;
@@ -99,6 +105,7 @@ export async function runJoinStormBench(ctx: BenchContext): Promise<BenchResult>
   let b: TestBroadcaster | undefined;
   let one: Phase;
   let many: Phase;
+  let cheap: Phase | undefined;
   let requests: Record<string, number> = {};
   try {
     origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: String(storm + solo + 20), CASCADE_LOG_LEVEL: 'warn' } });
@@ -116,6 +123,18 @@ export async function runJoinStormBench(ctx: BenchContext): Promise<BenchResult>
     const after = await keyFrameRequestsSeen(b.page);
     requests = Object.fromEntries(Object.entries(after).map(([rid, n]) => [rid, n - (before[rid] ?? 0)]));
     ctx.log(`storm: ${many.stopReason}; first frame p50 ${s(firstFrames(many)).p50} p95 ${s(firstFrames(many)).p95} ms; key frame requests ${JSON.stringify(requests)}`);
+    // The same storm with the Go load sink (a WebRTC viewer at a fraction of werift's CPU): the
+    // server's figure with the load generator below saturation, where werift saturates this machine.
+    await new Promise((res) => setTimeout(res, 3000));
+    const bin = await ensureSink().catch((err: unknown) => {
+      warnings.push(`no storm with the load sink: ${(err as Error).message}`);
+      return undefined;
+    });
+    if (bin) {
+      ctx.log(`storm with the load sink: ${storm} joins at ${rate}/s`);
+      cheap = await runPhase(origin.url, b.streamId, { count: storm, ratePerSec: rate, processes: 1, inFlight: 64, budgetMs: (storm / rate) * 1000 + 60_000, sink: { bin, config: { twcc: true } } });
+      ctx.log(`storm with the load sink: ${cheap.stopReason}; first frame p50 ${s(firstFrames(cheap)).p50} p95 ${s(firstFrames(cheap)).p95} ms; machine p50 ${s(cheap.busy).p50?.toFixed(0)} %`);
+    }
   } finally {
     await b?.stop();
     await browser?.close();
@@ -128,7 +147,10 @@ export async function runJoinStormBench(ctx: BenchContext): Promise<BenchResult>
   if (ffSolo.count === 0 || ffStorm.count === 0) throw new Error('join storm bench: no first frames');
   const busy = s(many.busy);
   const gen = s(many.generatorCpu);
-  const failed = { solo: failures(one, solo), storm: failures(many, storm) };
+  const ffSink = cheap ? s(firstFrames(cheap)) : EMPTY;
+  const sinkBusy = cheap ? s(cheap.busy) : EMPTY;
+  const failed = { solo: failures(one, solo), storm: failures(many, storm), ...(cheap ? { sinkStorm: failures(cheap, storm) } : {}) };
+  if (cheap && failed.sinkStorm! > 0) warnings.push(`${failed.sinkStorm} load-sink storm viewers showed no frame (counted as failures, not in the percentiles)`);
   if (failed.storm + failed.solo > 0) warnings.push(`${failed.storm} storm viewers and ${failed.solo} single joins showed no frame (counted as failures, not in the percentiles)`);
   if (busy.max > SATURATED_PCT) warnings.push(`machine ${busy.max.toFixed(0)} % busy at the storm's peak (p50 ${busy.p50.toFixed(0)} %): the load generator shares the two cores; above ~${SATURATED_PCT} % the figures describe the machine`);
   const stormNote = `${storm} werift viewers at ${rate}/s on the origin (${ffStorm.count} first frames, ${failed.storm} failures); one at a time: ${solo} joins ~1.25 s apart (${ffSolo.count} first frames). Machine busy during the storm p50 ${busy.p50.toFixed(0)} %, max ${busy.max.toFixed(0)} % of all cores; load generator p50 ${gen.p50?.toFixed?.(0)} % of a core per process. Key frame requests the broadcaster received during the storm, per layer: ${JSON.stringify(requests)}. Stop: ${many.stopReason}.`;
@@ -136,6 +158,18 @@ export async function runJoinStormBench(ctx: BenchContext): Promise<BenchResult>
     id: 'joinStorm',
     title: `Join storm: ${storm} viewers at ${rate}/s, first frame`,
     figures: [
+      ...(cheap && ffSink.count > 0
+        ? [
+            {
+              name: `join storm (${storm} at ${rate}/s), load-sink viewers: watch to first frame, p95`,
+              value: ffSink.p95,
+              unit: 'ms',
+              baseline: { name: 'one werift join at a time, p95', value: ffSolo.p95, unit: 'ms' },
+              ratio: ffSink.p95 / ffSolo.p95,
+              note: `The same storm with the Go load sink (real ICE, DTLS-SRTP, RTCP, transport-cc; about 0.05 % of a core per viewer) instead of werift: ${ffSink.count} first frames, ${failed.sinkStorm} failures; p50 ${ffSink.p50} ms, max ${ffSink.max} ms. Machine busy during it p50 ${sinkBusy.p50?.toFixed?.(0)} %, max ${sinkBusy.max?.toFixed?.(0)} %. Stop: ${cheap.stopReason}. Target: p95 < 500 ms with the load generator below saturation. Lower is better.`,
+            },
+          ]
+        : []),
       {
         name: `join storm (${storm} at ${rate}/s): watch() to first frame, p95`,
         value: ffStorm.p95,
@@ -157,6 +191,7 @@ export async function runJoinStormBench(ctx: BenchContext): Promise<BenchResult>
       firstFrame: { storm: ffStorm, solo: ffSolo },
       join: { storm: joinStorm, solo: joinSolo },
       failures: failed,
+      ...(cheap ? { sinkStorm: { firstFrame: ffSink, join: s(joins(cheap)), machineBusyPercent: sinkBusy, stopReason: cheap.stopReason } } : {}),
       machineBusyPercent: busy,
       generatorCpuPercentOfCore: gen,
       keyFrameRequestsPerLayer: requests,
