@@ -7,7 +7,7 @@ import {
   type Logger,
   type PipeProducerInfo,
 } from '@cascade/protocol';
-import { confirmEnded, type ControlPlane, type LocalStream, type MediaNode } from '@cascade/sfu';
+import { confirmEnded, pipeTransportOptions, type ControlPlane, type LocalStream, type MediaNode } from '@cascade/sfu';
 
 export interface PipeIngressOptions {
   stream: LocalStream;
@@ -66,16 +66,7 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     const { stream, parent } = options;
     const router = await stream.router.primary();
     const listen = node.pipeListenIp;
-    const pipe = await router.createPipeTransport({
-      listenIp: { ip: listen.ip, announcedIp: listen.announcedIp },
-      enableSrtp: true,
-      enableRtx: true,
-      // The stream's digest channel comes on the pipe's SCTP association.
-      enableSctp: true,
-      numSctpStreams: { OS: 16, MIS: 16 },
-      maxSctpMessageSize: 256 * 1024,
-      appData: { streamId: stream.id, parentId: parent.nodeId },
-    });
+    const pipe = await router.createPipeTransport(pipeTransportOptions(listen, { streamId: stream.id, parentId: parent.nodeId }));
     let peer: ParentPeer | undefined;
     try {
       const tunnel = control.openTunnel(parent.nodeId, { remoteAddress: '' });

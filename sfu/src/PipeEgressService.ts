@@ -9,6 +9,7 @@ import {
 import type { LocalStream } from './LocalStream.js';
 import type { MediaNode, NodeService } from './MediaNode.js';
 import { ms } from './mediasoupErrors.js';
+import { pipeTransportOptions } from './pipeTransport.js';
 import type { Session } from './Session.js';
 import { consumeEachSource } from './sources.js';
 import { LayeredPipeConsumer } from './layers/layeredPipe.js';
@@ -74,16 +75,7 @@ export class PipeEgressService implements NodeService {
     const node = this.#node;
     const router = await stream.router.routerForConsumer();
     const listen = node.pipeListenIpFor(p.ip);
-    const pipe = await router.createPipeTransport({
-      listenIp: { ip: listen.ip, announcedIp: listen.announcedIp },
-      enableSrtp: true,
-      enableRtx: true,
-      // The stream's digest channel travels on the pipe's SCTP association.
-      enableSctp: true,
-      numSctpStreams: { OS: 16, MIS: 16 },
-      maxSctpMessageSize: 256 * 1024,
-      appData: { streamId: stream.id, childId },
-    });
+    const pipe = await router.createPipeTransport(pipeTransportOptions(listen, { streamId: stream.id, childId }));
     session.addTransport(pipe);
     await ms(pipe.connect({ ip: p.ip, port: p.port, srtpParameters: p.srtpParameters as types.SrtpParameters }));
 

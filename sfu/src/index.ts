@@ -28,3 +28,4 @@ export { StreamDigester, frameDigest, type StreamDigesterOptions } from './integ
 export { StreamKey, verifySignature } from './integrity/StreamKey.js';
 export { tapFrames } from './integrity/frameTap.js';
 export { probeRelay, type ProbeOptions } from './integrity/probeRelay.js';
+export { pipeTransportOptions } from './pipeTransport.js';

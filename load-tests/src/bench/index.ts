@@ -31,6 +31,11 @@ const { values } = parseArgs({
     'no-write': { type: 'boolean', default: false },
   },
 });
+/**
+ * The results BENCHMARKS.md was last written from, kept in git beside it: bench-results/ is not,
+ * so on a fresh clone a run with --only would otherwise drop every section it did not re-run.
+ */
+const CARRIED = 'BENCHMARKS.json';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const ids = values.only ? values.only.split(',') : Object.keys(BENCHES);
 const unknown = ids.filter((id) => !BENCHES[id]);
@@ -64,22 +69,32 @@ if (!values['no-write']) {
   const file = path.join(dir, `${stamp}.json`);
   writeFileSync(file, JSON.stringify({ machine: machineInfo(), date: new Date().toISOString(), command, scale: ctx.scale, results, failed }, null, 2));
   if (ctx.scale === 'full' || process.env.CASCADE_BENCH_WRITE_MD === '1') {
-    writeFileSync(path.join(root, 'BENCHMARKS.md'), renderBenchmarksMd({ results: latestResults(dir, ctx.scale), failed, command, date: new Date() }));
-    console.log(`\nwrote ${file} and BENCHMARKS.md`);
+    const latest = latestResults(dir, ctx.scale);
+    writeFileSync(path.join(root, 'BENCHMARKS.md'), renderBenchmarksMd({ results: latest, failed, command, date: new Date() }));
+    writeFileSync(path.join(root, CARRIED), JSON.stringify(latest, null, 1) + '\n');
+    console.log(`\nwrote ${file}, BENCHMARKS.md and ${CARRIED}`);
   } else {
     console.log(`\nwrote ${file} (quick runs do not update BENCHMARKS.md)`);
   }
 }
 process.exit(failed.length ? 1 : 0);
 
-/** The newest result of each benchmark among the runs of this scale kept in `dir`, in runner order. */
+/** The newest result of each benchmark: those BENCHMARKS.md shows, then the full runs kept in `dir`, in runner order. */
 function latestResults(dir: string, scale: string): DatedResult[] {
   const latest = new Map<string, DatedResult>();
+  try {
+    for (const r of JSON.parse(readFileSync(path.join(root, CARRIED), 'utf8')) as DatedResult[]) latest.set(r.result.id, r);
+  } catch {
+    // none yet, or unreadable: the runs in `dir` alone
+  }
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.json')).sort()) {
     try {
       const run = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { date: string; command: string; scale?: string; results: DatedResult['result'][] };
       if ((run.scale ?? 'full') !== scale) continue;
-      for (const r of run.results) latest.set(r.id, { result: r, date: run.date, command: run.command });
+      for (const r of run.results) {
+        const known = latest.get(r.id);
+        if (!known || known.date <= run.date) latest.set(r.id, { result: r, date: run.date, command: run.command });
+      }
     } catch {
       // a file from an older format or a broken run: skip it
     }

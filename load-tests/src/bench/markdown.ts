@@ -52,7 +52,7 @@ export function renderBenchmarksMd(run: { results: DatedResult[]; failed: { id: 
 
 Written by \`${run.command}\` on ${run.date.toISOString().slice(0, 10)} (${run.date.toISOString()}); each section
 names the run it comes from. Every figure is measured next to a baseline in the same run; the ratio is figure / baseline
-unless the note says otherwise. Raw results of each run are kept in \`bench-results/\` (not in git).
+unless the note says otherwise. Raw results of each run are kept in \`bench-results/\` (not in git); the results shown here are in \`BENCHMARKS.json\`, so that a run with \`--only\` keeps the other sections.
 
 Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}; load average at the end ${m.loadAverage}.
 This is a shared 2-core machine: read the figures as orders of magnitude and compare ratios, not absolute values.

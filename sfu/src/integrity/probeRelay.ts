@@ -12,6 +12,7 @@ import {
 } from '@cascade/protocol';
 import type { ControlPlane } from '../ControlPlane.js';
 import type { MediaNode } from '../MediaNode.js';
+import { pipeTransportOptions } from '../pipeTransport.js';
 import { MEDIA_CODECS } from '../mediaCodecs.js';
 import { tapFrames } from './frameTap.js';
 import { frameDigest, type StreamDigester } from './StreamDigester.js';
@@ -57,14 +58,7 @@ export async function probeRelay(
   const tally = new Tally(digester, p.streamId, options, now);
   try {
     const listen = node.pipeListenIp;
-    const pipe = await router.createPipeTransport({
-      listenIp: { ip: listen.ip, announcedIp: listen.announcedIp },
-      enableSrtp: true,
-      enableRtx: true,
-      enableSctp: true,
-      numSctpStreams: { OS: 16, MIS: 16 },
-      maxSctpMessageSize: 256 * 1024,
-    });
+    const pipe = await router.createPipeTransport(pipeTransportOptions(listen));
     const direct = await router.createDirectTransport({ maxMessageSize: 256 * 1024 });
     peer = new Peer({ channel: control.openTunnel(p.relayId, { remoteAddress: '' }), inbound: {}, outbound: NodeRequests, notifications: Notifications, ignoreUnknownNotifications: true, requestTimeoutMs: options.requestTimeoutMs });
     const res = await peer.request('pipe.open', {
