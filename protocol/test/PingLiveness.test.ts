@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PingLiveness } from '../src/node/PingLiveness.js';
 
-function setup(options: { deadAfterMs: number; suspectAfterMs?: number }) {
+function setup(options: { deadAfterMs: number; suspectAfterMs?: number; roundIntervalMs?: number }) {
   const clock = { t: 1000, now() { return this.t; } };
   return { clock, liveness: new PingLiveness<object>(options, { clock }) };
 }
@@ -51,5 +51,37 @@ describe('PingLiveness', () => {
     expect(liveness.verdict(c).verdict).toBe('alive');
     clock.t += 1;
     expect(liveness.verdict(c).verdict).toBe('dead');
+  });
+
+  it('after this process stood still (a round far too late), silence counts from when it resumed', () => {
+    const { clock, liveness } = setup({ deadAfterMs: 1000, suspectAfterMs: 300, roundIntervalMs: 250 });
+    const c = {};
+    liveness.heard(c);
+    liveness.round();
+    clock.t += 250;
+    liveness.round();
+    expect(liveness.verdict(c).verdict).toBe('alive');
+    // Frozen for 10 s: the client's pongs are unread, not missing.
+    clock.t += 10_000;
+    liveness.round();
+    expect(liveness.verdict(c)).toEqual({ verdict: 'alive', silentMs: 0 });
+    // A client that really stopped answering is still found out, a deadAfterMs after the resume.
+    clock.t += 250;
+    liveness.round();
+    expect(liveness.verdict(c)).toEqual({ verdict: 'alive', silentMs: 250 });
+    clock.t += 751;
+    liveness.round();
+    expect(liveness.verdict(c)).toEqual({ verdict: 'dead', silentMs: 1001 });
+  });
+
+  it('rounds on time give no allowance', () => {
+    const { clock, liveness } = setup({ deadAfterMs: 1000, roundIntervalMs: 250 });
+    const c = {};
+    liveness.heard(c);
+    for (let i = 0; i < 4; i++) {
+      clock.t += 260;
+      liveness.round();
+    }
+    expect(liveness.verdict(c)).toEqual({ verdict: 'dead', silentMs: 1040 });
   });
 });

@@ -8,6 +8,13 @@ export interface PingLivenessOptions {
   deadAfterMs: number;
   /** Silence after which a client is reported once, but kept, ms. Default: never. */
   suspectAfterMs?: number;
+  /**
+   * The time between ping rounds, ms. A round that comes more than twice this late means this
+   * process itself stood still (frozen, swapped out, a long GC): its clients' pongs may be
+   * unread in the socket buffers, so their silence counts only from the moment it resumed.
+   * Default: no such allowance.
+   */
+  roundIntervalMs?: number;
 }
 
 /**
@@ -22,6 +29,9 @@ export class PingLiveness<C extends object> {
   readonly #lastPong = new WeakMap<C, number>();
   /** Clients reported silent and not heard from since. */
   readonly #suspect = new WeakSet<C>();
+  #lastRound: number | undefined;
+  /** When this process last resumed after standing still (silence before it is not the clients'). */
+  #resumedAt = -Infinity;
 
   constructor(options: PingLivenessOptions, deps: { clock?: LivenessClock } = {}) {
     this.#options = options;
@@ -34,10 +44,22 @@ export class PingLiveness<C extends object> {
     this.#suspect.delete(client);
   }
 
-  /** How long the client has not answered (ms). */
+  /**
+   * A ping round begins (call before the round's verdicts). After a round that came far too late
+   * (this process stood still), silence is counted from now: on resuming, Node runs its timers
+   * before it reads the pongs that arrived meanwhile, and every client would look dead.
+   */
+  round(): void {
+    const now = this.#clock.now();
+    const every = this.#options.roundIntervalMs;
+    if (every !== undefined && this.#lastRound !== undefined && now - this.#lastRound > 2 * every) this.#resumedAt = now;
+    this.#lastRound = now;
+  }
+
+  /** How long the client has not answered (ms), not counting a stall of this process. */
   silentFor(client: C): number {
     const now = this.#clock.now();
-    return now - (this.#lastPong.get(client) ?? now);
+    return now - Math.max(this.#lastPong.get(client) ?? now, this.#resumedAt);
   }
 
   /** The verdict at a ping round, and how long the client has been silent (ms). */

@@ -52,7 +52,7 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
     super();
     this.#log = deps.logger.child({ component: 'WsEndpoint', path: options.path });
     this.#liveness = new PingLiveness(
-      { deadAfterMs: options.deadAfterMs ?? 2 * options.pingIntervalMs, ...(options.suspectAfterMs !== undefined ? { suspectAfterMs: options.suspectAfterMs } : {}) },
+      { deadAfterMs: options.deadAfterMs ?? 2 * options.pingIntervalMs, roundIntervalMs: options.pingIntervalMs, ...(options.suspectAfterMs !== undefined ? { suspectAfterMs: options.suspectAfterMs } : {}) },
       deps.clock ? { clock: deps.clock } : {},
     );
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, clientTracking: true });
@@ -128,6 +128,7 @@ export class WsEndpoint extends TypedEmitter<WsEndpointEvents> {
   }
 
   #heartbeat(): void {
+    this.#liveness.round();
     for (const ws of this.#wss.clients) {
       const { verdict, silentMs } = this.#liveness.verdict(ws);
       if (verdict === 'dead') {
