@@ -130,6 +130,8 @@ export class SyntheticBroadcaster {
       stream: new werift.MediaStream(tracks) as unknown as MediaStream,
       WebSocket: WebSocket as unknown as NonNullable<BroadcastOptions['WebSocket']>,
       handlerName: 'Chrome111',
+      // One encoding: the clip is encoded once, at one size (werift cannot send simulcast layers).
+      simulcast: false,
       title: o.title ?? 'Cascade load test',
       ...(o.streamId ? { streamId: o.streamId } : {}),
     });
