@@ -127,7 +127,8 @@ export class ViewerFleet {
     if (o.viewers <= 0 && !o.sink) return;
     const cappedNs = !o.sink && o.capped ? o.capped.netns.slice(0, o.viewers) : [];
     const free = o.viewers - cappedNs.length;
-    const counts = free > 0 ? split(free, o.sink ? o.processes : Math.min(o.processes, free)) : [];
+    // Sink processes start even when empty: the capacity benchmark's steps add() their viewers.
+    const counts = o.sink ? split(free, o.processes) : free > 0 ? split(free, Math.min(o.processes, free)) : [];
     // The capped viewers last, one process each inside its own namespace.
     const freeProcesses = counts.length;
     for (let i = 0; i < cappedNs.length; i++) counts.push(1);
