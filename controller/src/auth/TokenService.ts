@@ -55,7 +55,8 @@ export class TokenService {
   mint(claims: OperatorTokenClaims, ttlSec: number): IssuedToken {
     if (claims.scope.length !== 1) throw new TypeError('a token grants exactly one scope');
     const scope = claims.scope[0]!;
-    const id = claims.jti ?? randomBytes(12).toString('base64url');
+    // Hex, not base64url: an id starting with '-' (1 in 64) read as an option by `cascade token revoke <id>`.
+    const id = claims.jti ?? randomBytes(12).toString('hex');
     const now = Math.floor(Date.now() / 1000);
     const exp = now + Math.floor(ttlSec);
     const token = jwt.sign({ ...claims, jti: id, iat: now, exp }, this.#key(scope), {
