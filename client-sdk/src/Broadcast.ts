@@ -8,6 +8,7 @@ import {
   type Logger,
   type ReconnectPolicy,
 } from '@cascade/protocol';
+import { retryLoop } from './retryLoop.js';
 import { ConnectionError, isRetryable, typedError } from './errors.js';
 import { CascadeEvent, ConnectionState } from './events.js';
 import { closeError, SignalClient, type KeepAliveOptions, type WebSocketCtor } from './SignalClient.js';
@@ -209,26 +210,20 @@ export class Broadcast extends TypedEmitter<BroadcastEvents> {
     this.#setState(ConnectionState.Reconnecting);
     this.safeEmit(CascadeEvent.Reconnecting, cause);
     try {
-      for (let retryCount = 0; !this.#stopped; retryCount++) {
-        const delay = this.#policy.nextRetryDelayMs({ retryCount, elapsedMs: Date.now() - started });
-        if (delay === null) throw new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'gave up reconnecting');
-        if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-        if (this.#stopped) return;
-        try {
-          const link = await this.#connect(true);
-          if (this.#stopped) {
-            this.#close(link);
-            return;
-          }
-          this.#link = link;
-          this.#setState(ConnectionState.Connected);
-          this.safeEmit(CascadeEvent.Reconnected, Date.now() - started);
-          return;
-        } catch (err) {
-          const e = typedError(err);
-          if (!isRetryable(e)) throw e;
-        }
+      const link = await retryLoop({
+        policy: this.#policy,
+        stopped: () => this.#stopped,
+        attempt: () => this.#connect(true),
+        retryable: (e) => isRetryable(e),
+      });
+      if (!link) return;
+      if (this.#stopped) {
+        this.#close(link);
+        return;
       }
+      this.#link = link;
+      this.#setState(ConnectionState.Connected);
+      this.safeEmit(CascadeEvent.Reconnected, Date.now() - started);
     } catch (err) {
       const e = typedError(err);
       this.#log.warn({ code: e.code }, 'broadcast failed');

@@ -13,6 +13,7 @@ import { CapacityError, ConnectionError, isRetryable, StreamEndedError, StreamNo
 import { CascadeEvent, ConnectionState } from './events.js';
 import type { KeepAliveOptions, WebSocketCtor } from './SignalClient.js';
 import { DeviceCache, ViewerConnection } from './ViewerConnection.js';
+import { retryLoop } from './retryLoop.js';
 import { WatchQuality, type Quality, type QualityInfo } from './quality.js';
 import type { IntegrityOptions } from './integrity/IntegrityMonitor.js';
 import type { IntegrityStatus } from './integrity/IntegrityVerifier.js';
@@ -296,34 +297,31 @@ export class Watch extends TypedEmitter<WatchEvents> {
     this.safeEmit(CascadeEvent.Reconnecting, cause);
     this.#log.info({ cause: cause.message }, 'reconnecting');
     try {
-      for (let retryCount = 0; !this.#stopped; retryCount++) {
-        const delay = this.#policy.nextRetryDelayMs({ retryCount, elapsedMs: Date.now() - started });
-        if (delay === null) throw new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'gave up reconnecting');
-        if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-        if (this.#stopped) return;
-        try {
-          const conn = await this.#open();
-          if (this.#stopped) {
-            conn.close();
-            return;
-          }
-          this.#adopt(conn);
-          this.#setState(ConnectionState.Connected);
-          this.safeEmit(CascadeEvent.Reconnected, Date.now() - started);
-          // Nodes that failed us may be fine again later.
-          this.#exclude = this.#exclude.slice(-4);
-          return;
-        } catch (err) {
-          const e = typedError(err);
+      const conn = await retryLoop({
+        policy: this.#policy,
+        stopped: () => this.#stopped,
+        attempt: () => this.#open(),
+        retryable: (e, retryCount) => {
           // A stream we were watching live that the controller does not know at this moment lost its
           // record with the control plane (a store restarting empty): its origin puts it back.
           const forgotten = e instanceof StreamNotFoundError && this.#streamState !== 'ended';
-          if (!isRetryable(e) && !forgotten) throw e;
+          if (!isRetryable(e) && !forgotten) return false;
           // The nodes we avoid may be the only ones with room (they were fine after all).
           if (e instanceof CapacityError) this.#exclude = [];
           this.#log.debug({ err: e.message, retryCount }, 'reconnect attempt failed');
-        }
+          return true;
+        },
+      });
+      if (!conn) return;
+      if (this.#stopped) {
+        conn.close();
+        return;
       }
+      this.#adopt(conn);
+      this.#setState(ConnectionState.Connected);
+      this.safeEmit(CascadeEvent.Reconnected, Date.now() - started);
+      // Nodes that failed us may be fine again later.
+      this.#exclude = this.#exclude.slice(-4);
     } catch (err) {
       this.#fatal(typedError(err));
     } finally {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   framesGrow,
   getJson,
@@ -71,6 +71,16 @@ async function allReceive(viewers: NodeViewer[], frames = 20, what = 'every view
       .filter(({ got }) => got < frames)
       .map(({ v, got }) => `${got} frames, node ${v.watch.nodeId} (${v.watch.state}, stream ${v.watch.streamState}), nodes ${v.counters.nodeIds.join('>')}, reconnects ${v.counters.reconnects}: ${v.counters.reconnectCauses.join('; ')}; SDK warnings: ${v.counters.warnings.join('; ')}`);
     throw new Error(`${(err as Error).message}\n${stuck.join('\n')}`);
+  }
+}
+
+/** `fn`, and if it fails, what each process logged last (warnings and errors) added to its message. */
+async function withLogs<T>(processes: { nodeId?: string; url: string; logs: string[] }[], fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const tails = processes.map((p) => `--- ${p.nodeId ?? p.url}\n${p.logs.filter((l) => /"level":(40|50|60)|tunnel|parent|pipe/i.test(l)).slice(-20).join('\n')}`);
+    throw new Error(`${(err as Error).message}\n${tails.join('\n')}`);
   }
 }
 
@@ -418,10 +428,15 @@ describe('the control plane restarts', () => {
   it('a frozen controller (SIGSTOP: connections open, nothing answered) does not stop media; relays notice and register again', async () => {
     const warned = (r: Relay) => r.logs.some((l) => l.includes('the controller stopped answering'));
     const before = relays.filter(warned).length;
+    const t0 = Date.now();
+    const phases: string[] = [];
+    const phase = (what: string) => phases.push(`${what} +${Date.now() - t0} ms`);
     controller.freeze();
     try {
       await waitFor(() => relays.every(warned), { what: 'each relay to notice that the controller went silent', timeoutMs: RECOVERY_MS });
+      phase('relays noticed');
       await allReceive(viewers, 20, 'media to keep flowing while the controller is frozen');
+      phase('media flowing while frozen');
     } finally {
       controller.thaw();
     }
@@ -430,9 +445,18 @@ describe('the control plane restarts', () => {
       const h = await Promise.all(relays.map((r) => getJson<{ controller: string }>(`${r.url}/healthz`)));
       return h.every((x) => x.body.controller === 'ready');
     }, { what: 'relays registered again once the controller answers', timeoutMs: RECOVERY_MS });
+    // The relays left because the controller stood still, not because they died: it must not
+    // declare them gone (that would cut every session and pipe they serve) but keep them for their return.
+    // (This controller process started in the test before: its log covers only these two tests.)
+    expect(controller.logs.filter((l) => l.includes('node left to connect again')).length).toBeGreaterThanOrEqual(relays.length);
+    expect(controller.logs.filter((l) => l.includes('node disconnected'))).toEqual([]);
+    phase('relays registered again');
     const joined = await waitFor(() => startNodeViewer(origin.url, b.streamId), { what: 'a new join through a relay', timeoutMs: RECOVERY_MS });
+    phase('new viewer joined');
+    onTestFinished(() => console.info(`[chaos] frozen controller: ${phases.join(', ')}`));
     try {
-      await allReceive([...viewers, joined]);
+      await withLogs([origin, controller, ...relays], () => allReceive([...viewers, joined]));
+      phase('everyone receiving');
     } finally {
       joined.stop(); // the relays' places are counted for the tests that follow
     }

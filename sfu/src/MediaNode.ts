@@ -18,6 +18,7 @@ import { loadMediasoup } from './loadMediasoup.js';
 import { Session } from './Session.js';
 import type { TicketVerifier } from './auth/TicketVerifier.js';
 import { WorkerPool } from './WorkerPool.js';
+import type { ClientTransportData, ClientWebRtcTransport, StreamRouterHandle } from './appData.js';
 
 export interface ListenIp {
   ip: string;
@@ -76,7 +77,7 @@ export type MediaNodeEvents = {
 export type MediaNodeObserverEvents = {
   newstream: [stream: LocalStream];
   newsession: [session: Session];
-  newtransport: [transport: types.Transport];
+  newtransport: [transport: types.Transport, router: StreamRouterHandle];
   close: [];
   listenererror: [event: string, error: unknown];
 };
@@ -248,7 +249,7 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
       this.safeEmit('streamclose', stream);
     });
     stream.router.observer.on('newrouter', (router) => {
-      router.observer.on('newtransport', (t) => this.observer.safeEmit('newtransport', t));
+      router.observer.on('newtransport', (t) => this.observer.safeEmit('newtransport', t, router));
     });
     this.log.info({ streamId: id, depth: init.depth }, 'stream opened');
     this.observer.safeEmit('newstream', stream);
@@ -256,10 +257,10 @@ export class MediaNode extends TypedEmitter<MediaNodeEvents> {
   }
 
   /** A WebRTC transport for a session, on `router`. */
-  async createWebRtcTransport(router: types.Router, direction: 'send' | 'recv'): Promise<types.WebRtcTransport> {
+  async createWebRtcTransport(router: StreamRouterHandle, direction: 'send' | 'recv'): Promise<ClientWebRtcTransport> {
     const o = this.options;
-    const webRtcServer = this.pool.webRtcServerOf(router.appData.worker as types.Worker);
-    const transport = await router.createWebRtcTransport({
+    const webRtcServer = this.pool.webRtcServerOf(router.appData.worker);
+    const transport = await router.createWebRtcTransport<ClientTransportData>({
       ...(webRtcServer ? { webRtcServer } : { listenIps: o.listenIps.map((l) => ({ ip: l.ip, announcedIp: l.announcedIp })) }),
       enableUdp: true,
       enableTcp: true,

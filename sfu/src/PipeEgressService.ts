@@ -15,6 +15,7 @@ import { consumeEachSource } from './sources.js';
 import { LayeredPipeConsumer } from './layers/layeredPipe.js';
 import { layerCount } from './layers/quality.js';
 import { IntegrityChannel } from './integrity/IntegrityChannel.js';
+import type { StreamRouterHandle } from './appData.js';
 
 /**
  * The parent side of a relay pipe: a child relay holding a pipe ticket for a stream this node
@@ -76,7 +77,7 @@ export class PipeEgressService implements NodeService {
     const router = await stream.router.routerForConsumer();
     const listen = node.pipeListenIpFor(p.ip);
     const pipe = await router.createPipeTransport(pipeTransportOptions(listen, { streamId: stream.id, childId }));
-    session.addTransport(pipe);
+    session.addPipeTransport(pipe);
     await ms(pipe.connect({ ip: p.ip, port: p.port, srtpParameters: p.srtpParameters as types.SrtpParameters }));
 
     // The child wants these layers (its viewers' qualities, its children's demand); the lowest always flows.
@@ -146,7 +147,7 @@ export class PipeEgressService implements NodeService {
   async #consumeLayers(
     session: Session,
     pipe: types.PipeTransport,
-    router: types.Router,
+    router: StreamRouterHandle,
     stream: LocalStream,
     producerId: string,
     layers: number,

@@ -12,6 +12,7 @@ import {
   type NotificationType,
   type NotificationData,
 } from '@cascade/protocol';
+import { isWebRtc, type ClientTransport, type ClientWebRtcTransport } from './appData.js';
 
 export type SessionRole = 'none' | 'viewer' | 'publisher' | 'pipe';
 
@@ -52,7 +53,10 @@ export class Session extends TypedEmitter<SessionEvents> {
   streamId: string | undefined;
   /** A viewer served by another node through the controller: that node's id (this session only forwards). */
   forwardedTo: string | undefined;
+  /** Every transport the session owns (a pipe session's pipe too): closed with it. */
   readonly #transports = new Map<string, types.Transport>();
+  /** Those a client signals about (transport.connect, producer.create, …), typed for that. */
+  readonly #clientTransports = new Map<string, ClientTransport>();
   /** Transports being created: they count against the limit before the first await. */
   #reservedTransports = 0;
   readonly #limits: SessionLimits;
@@ -166,23 +170,45 @@ export class Session extends TypedEmitter<SessionEvents> {
     };
   }
 
-  /** Own a transport: closed with the session; its router dying ends the session. */
-  addTransport(transport: types.Transport): void {
+  /** Own a client's transport (WebRTC, or plain RTP for an ingest): found by id from then on. */
+  addTransport(transport: ClientTransport): void {
+    const owned: types.Transport = transport;
+    if (!this.#own(owned)) return;
+    this.#clientTransports.set(transport.id, transport);
+    owned.observer.once('close', () => this.#clientTransports.delete(transport.id));
+  }
+
+  /** Own a pipe toward a child node: closed with the session, never addressed by the client. */
+  addPipeTransport(transport: types.PipeTransport): void {
+    this.#own(transport);
+  }
+
+  /** Closed with the session; its router dying ends the session. False: the session had already ended. */
+  #own(transport: types.Transport): boolean {
     if (this.#closed) {
       transport.close();
-      return;
+      return false;
     }
     this.#transports.set(transport.id, transport);
     transport.observer.once('close', () => this.#transports.delete(transport.id));
     transport.once('routerclose', () => {
       this.fail(new CascadeError('CASCADE_ERR_MEDIA_WORKER_DIED', 'the media router of this session closed; reconnect'));
     });
+    return true;
   }
 
-  transport<T extends types.Transport = types.WebRtcTransport>(id: string): T {
-    const t = this.#transports.get(id);
+  /** A client transport of this session, by id. */
+  transport(id: string): ClientTransport {
+    const t = this.#clientTransports.get(id);
     if (!t) throw new CascadeError('CASCADE_ERR_MEDIA_TRANSPORT_NOT_FOUND', id);
-    return t as T;
+    return t;
+  }
+
+  /** A WebRTC transport of this session (a plain RTP one, an ingest's, is refused). */
+  webRtcTransport(id: string): ClientWebRtcTransport {
+    const t = this.transport(id);
+    if (!isWebRtc(t)) throw new CascadeError('CASCADE_ERR_PROTOCOL_INVALID_PARAMS', 'not a WebRTC transport');
+    return t;
   }
 
   notify<T extends NotificationType>(type: T, data: NotificationData<T>): void {

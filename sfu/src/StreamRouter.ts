@@ -2,6 +2,7 @@ import type { types } from 'mediasoup';
 import { InvalidStateError, TypedEmitter, type Logger } from '@cascade/protocol';
 import { MEDIA_CODECS } from './mediaCodecs.js';
 import type { WorkerPool } from './WorkerPool.js';
+import type { RouterData, StreamRouterHandle } from './appData.js';
 
 export interface StreamRouterOptions {
   streamId: string;
@@ -13,13 +14,13 @@ export type StreamRouterEvents = {
   listenererror: [event: string, error: unknown];
 };
 export type StreamRouterObserverEvents = {
-  newrouter: [router: types.Router];
+  newrouter: [router: StreamRouterHandle];
   close: [];
   listenererror: [event: string, error: unknown];
 };
 
 interface RouterSlot {
-  router: types.Router;
+  router: StreamRouterHandle;
   consumers: number;
 }
 
@@ -35,10 +36,10 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
   readonly #log: Logger;
   #primary: RouterSlot | undefined;
   #creatingPrimary: Promise<RouterSlot> | undefined;
-  readonly #fanout = new Map<types.Router, RouterSlot>();
+  readonly #fanout = new Map<StreamRouterHandle, RouterSlot>();
   /** Routers numbering codecs as some clients do (WHEP players), by numbering. */
   readonly #numbered = new Map<string, Promise<RouterSlot>>();
-  readonly #numberedRouters = new Map<types.Router, RouterSlot>();
+  readonly #numberedRouters = new Map<StreamRouterHandle, RouterSlot>();
   #closed = false;
 
   constructor(pool: WorkerPool, options: StreamRouterOptions, deps: { logger: Logger }) {
@@ -52,7 +53,7 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
     return this.#closed;
   }
 
-  get routers(): types.Router[] {
+  get routers(): StreamRouterHandle[] {
     return [...(this.#primary ? [this.#primary.router] : []), ...this.#fanout.keys(), ...this.#numberedRouters.keys()];
   }
 
@@ -63,7 +64,7 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
   }
 
   /** The router that holds the stream's source producers (created on first use). */
-  async primary(): Promise<types.Router> {
+  async primary(): Promise<StreamRouterHandle> {
     return (await this.#primarySlot()).router;
   }
 
@@ -73,12 +74,12 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
   }
 
   /** A router for one more consumer, spilling to another worker when the current ones are full. */
-  async routerForConsumer(): Promise<types.Router> {
+  async routerForConsumer(): Promise<StreamRouterHandle> {
     const primary = await this.#primarySlot();
     const slots = [primary, ...this.#fanout.values()];
     const open = slots.filter((s) => s.consumers < this.#options.consumersPerRouter);
     if (open.length > 0) return open.reduce((a, b) => (b.consumers < a.consumers ? b : a)).router;
-    const used = new Set(slots.map((s) => s.router.appData.worker as types.Worker));
+    const used = new Set(slots.map((s) => s.router.appData.worker));
     let worker: types.Worker;
     try {
       worker = this.#pool.leastLoaded(used);
@@ -100,11 +101,11 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
    * the primary's own worker (a numbered one, on a one-worker node) cannot hold a second
    * producer with that id, so the pipe is made by hand and the copy gets its own id.
    */
-  async ensureProducer(router: types.Router, producer: types.Producer): Promise<string> {
+  async ensureProducer(router: StreamRouterHandle, producer: types.Producer): Promise<string> {
     if (this.#closed) throw new InvalidStateError('stream router closed');
     const primary = await this.primary();
     if (router === primary) return producer.id;
-    const piped = router.appData.piped as Map<string, Promise<string>>;
+    const piped = router.appData.piped;
     let p = piped.get(producer.id);
     if (!p) {
       p =
@@ -118,8 +119,8 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
     return p;
   }
 
-  async #pipeWithinWorker(primary: types.Router, router: types.Router, producer: types.Producer): Promise<string> {
-    const a = router.appData as { pipePair?: Promise<{ from: types.PipeTransport; to: types.PipeTransport }> };
+  async #pipeWithinWorker(primary: StreamRouterHandle, router: StreamRouterHandle, producer: types.Producer): Promise<string> {
+    const a = router.appData;
     a.pipePair ??= (async () => {
       const from = await primary.createPipeTransport({ listenIp: { ip: '127.0.0.1' } });
       const to = await router.createPipeTransport({ listenIp: { ip: '127.0.0.1' } });
@@ -145,7 +146,7 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
    * numbering, shared by the clients that number alike (players of one browser), fed by
    * pipeToRouter like any other. Without RTX: its numbers could not be the client's.
    */
-  async routerNumbering(codecs: types.RtpCodecCapability[]): Promise<types.Router> {
+  async routerNumbering(codecs: types.RtpCodecCapability[]): Promise<StreamRouterHandle> {
     if (this.#closed) throw new InvalidStateError('stream router closed');
     const key = codecs.map((c) => `${c.mimeType}/${c.clockRate}/${c.preferredPayloadType}`).sort().join(',');
     let slot = this.#numbered.get(key);
@@ -167,10 +168,10 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
   }
 
   /** Consumers (viewer or pipe) count against their router's share. */
-  addConsumer(router: types.Router, delta: 1 | -1): void {
+  addConsumer(router: StreamRouterHandle, delta: 1 | -1): void {
     const slot = this.#primary?.router === router ? this.#primary : (this.#fanout.get(router) ?? this.#numberedRouters.get(router));
     if (slot) slot.consumers = Math.max(0, slot.consumers + delta);
-    this.#pool.addLoad(router.appData.worker as types.Worker, delta);
+    this.#pool.addLoad(router.appData.worker, delta);
   }
 
   close(): void {
@@ -207,8 +208,8 @@ export class StreamRouter extends TypedEmitter<StreamRouterEvents> {
     return this.#creatingPrimary;
   }
 
-  async #createRouter(worker: types.Worker, mediaCodecs: types.RtpCodecCapability[] = MEDIA_CODECS): Promise<types.Router> {
-    const router = await worker.createRouter({
+  async #createRouter(worker: types.Worker, mediaCodecs: types.RtpCodecCapability[] = MEDIA_CODECS): Promise<StreamRouterHandle> {
+    const router = await worker.createRouter<RouterData>({
       mediaCodecs,
       appData: { worker, streamId: this.#options.streamId, piped: new Map<string, Promise<string>>() },
     });

@@ -1,6 +1,7 @@
 import type { types } from 'mediasoup';
 import type { Logger } from '@cascade/protocol';
 import type { MediaNode } from './MediaNode.js';
+import { upstreamOf } from './layers/LayeredSource.js';
 
 export interface StreamTraffic {
   bitrateInKbps: number;
@@ -57,10 +58,10 @@ export class TrafficMeter {
   constructor(node: MediaNode, deps: { logger: Logger }) {
     this.#node = node;
     this.#log = deps.logger.child({ component: 'TrafficMeter' });
-    node.observer.on('newtransport', (t) => {
+    node.observer.on('newtransport', (t, router) => {
       // Loopback plumbing inside the node (a LayeredSource) carries nothing in or out.
       if (t.appData.internal) return;
-      const streamId = String((t.appData.router as types.Router | undefined)?.appData.streamId ?? t.appData.streamId ?? '');
+      const streamId = router.appData.streamId;
       const counter: Counter = { streamId, bytesIn: 0, bytesOut: 0 };
       this.#transports.set(t, counter);
       t.observer.once('close', () => {
@@ -163,7 +164,7 @@ export class TrafficMeter {
     for (const stream of this.#node.streams) {
       for (const source of stream.sources) {
         // A layered source's loss is its broadcaster's, on the producer it is built on.
-        const p = (source.appData.upstream as types.Producer | undefined) ?? source;
+        const p = upstreamOf(source);
         seen.add(p.id);
         try {
           const stats = (await p.getStats()) as { packetCount?: number; packetsLost?: number }[];

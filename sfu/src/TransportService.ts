@@ -3,6 +3,7 @@ import { CascadeError, type NodeParams, type TransportInfo } from '@cascade/prot
 import type { MediaNode, NodeService } from './MediaNode.js';
 import { ms } from './mediasoupErrors.js';
 import type { Session } from './Session.js';
+import type { ClientWebRtcTransport } from './appData.js';
 
 /**
  * The router's codecs with the payload types the client gave them (codecs it gave no number
@@ -43,7 +44,7 @@ export class TransportService implements NodeService {
       .handle('transport.create', (p) => this.#create(session, p))
       .handle('transport.connect', (p) => this.#connect(session, p))
       .handle('transport.restartIce', async (p) => {
-        const t = session.transport(p.transportId);
+        const t = session.webRtcTransport(p.transportId);
         return { iceParameters: await ms(t.restartIce()) };
       });
   }
@@ -61,7 +62,7 @@ export class TransportService implements NodeService {
     if (!stream) throw new CascadeError('CASCADE_ERR_STREAM_NOT_FOUND', session.streamId);
     // Counted before the first await: a burst of requests cannot all pass the limit.
     const release = session.reserveTransport();
-    let transport: types.WebRtcTransport;
+    let transport: ClientWebRtcTransport;
     try {
       let router = role === 'viewer' ? await stream.router.routerForConsumer() : await stream.router.primary();
       // A player that numbers codecs its own way (a WHEP player) gets a router numbered likewise.
@@ -95,7 +96,7 @@ export class TransportService implements NodeService {
   }
 
   async #connect(session: Session, { transportId, dtlsParameters }: NodeParams<'transport.connect'>): Promise<object> {
-    const t = session.transport<types.WebRtcTransport>(transportId);
+    const t = session.webRtcTransport(transportId);
     if (t.appData.connected) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'transport already connected');
     if (t.appData.connecting) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'transport.connect already in progress');
     // In progress while the worker answers (a second call is refused); connected only once it

@@ -14,6 +14,7 @@ import { forwardViewer } from './forwardViewer.js';
 import { withIntegrityAnchor } from './integrity/anchor.js';
 import { consumeEachSource } from './sources.js';
 import { ViewerLayers } from './layers/ViewerLayers.js';
+import type { ClientWebRtcTransport } from './appData.js';
 
 export interface ViewerServiceOptions {
   iceServers: IceServer[];
@@ -41,7 +42,7 @@ export interface ViewerServiceOptions {
 
 interface ViewerState {
   stream: LocalStream;
-  transport: types.WebRtcTransport | undefined;
+  transport: ClientWebRtcTransport | undefined;
   rtpCapabilities: types.RtpCapabilities | undefined;
   consumers: Map<string, types.Consumer>;
   /** Set once the initial consumers exist; from then on new sources are pushed. */
@@ -217,7 +218,7 @@ export class ViewerService implements NodeService {
     const state = this.#states.get(session);
     if (!state) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'stream.watch has not finished');
     if (state.transport) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'already subscribed');
-    const transport = session.transport(p.transportId);
+    const transport = session.webRtcTransport(p.transportId);
     if (transport.appData.direction !== 'recv') {
       throw new CascadeError('CASCADE_ERR_PROTOCOL_INVALID_PARAMS', 'subscribe needs a recv transport');
     }
@@ -244,7 +245,7 @@ export class ViewerService implements NodeService {
   async #consume(session: Session, state: ViewerState, producer: types.Producer): Promise<ConsumerInfo | undefined> {
     const transport = state.transport!;
     if (producer.kind === 'video' && !state.layers.wantsVideo) return undefined;
-    const router = transport.appData.router as types.Router;
+    const router = transport.appData.router;
     const streamRouter = state.stream.router;
     try {
       const producerId = await streamRouter.ensureProducer(router, producer);

@@ -29,3 +29,4 @@ export { StreamKey, verifySignature } from './integrity/StreamKey.js';
 export { tapFrames } from './integrity/frameTap.js';
 export { probeRelay, type ProbeOptions } from './integrity/probeRelay.js';
 export { pipeTransportOptions } from './pipeTransport.js';
+export type { ClientTransport, ClientTransportData, ClientWebRtcTransport, StreamRouterHandle } from './appData.js';

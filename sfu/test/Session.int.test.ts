@@ -3,6 +3,7 @@ import { channelPair, silentLogger } from '@cascade/protocol';
 import { Session } from '../src/Session.js';
 import type { WorkerPool } from '../src/WorkerPool.js';
 import { closePool, killWorker, startPool } from './mediaFixtures.js';
+import type { ClientTransportData, RouterData } from '../src/appData.js';
 
 const OPTIONS = { maxMessageBytes: 64 * 1024, rateLimitPerSec: 0, requestTimeoutMs: 5000, remoteAddress: '127.0.0.1', maxTransports: 2 };
 
@@ -21,7 +22,11 @@ describe('Session', () => {
     if (pool) await closePool(pool);
     pool = undefined;
   });
-  const transport = async () => (await pool!.leastLoaded().createRouter({ mediaCodecs: [] })).createPlainTransport({ listenIp: { ip: '127.0.0.1' } });
+  const transport = async () => {
+    const worker = pool!.leastLoaded();
+    const router = await worker.createRouter<RouterData>({ mediaCodecs: [], appData: { worker, streamId: 's', piped: new Map() } });
+    return router.createPlainTransport<ClientTransportData>({ listenIp: { ip: '127.0.0.1' }, appData: { direction: 'send', router } });
+  };
 
   it('close() twice emits close once, closes its transports and its connection', async () => {
     pool = await startPool(1);
@@ -86,5 +91,21 @@ describe('Session', () => {
     client.close(1001, 'gone');
     await expect.poll(() => onClose.mock.calls.length).toBe(1);
     expect(session.closed).toBe(true);
+  });
+  it('finds client transports by id with their kind checked; a pipe it owns is closed with it but never found', async () => {
+    pool = await startPool(1);
+    const { session } = open();
+    const plain = await transport();
+    session.addTransport(plain);
+    expect(session.transport(plain.id)).toBe(plain);
+    // A plain RTP transport (an ingest's) asked for as WebRTC: a coded refusal, not a crash on a missing method.
+    expect(() => session.webRtcTransport(plain.id)).toThrow(expect.objectContaining({ code: 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS' }));
+    const pipe = await pool.leastLoaded().createRouter({ mediaCodecs: [] }).then((r) => r.createPipeTransport({ listenIp: { ip: '127.0.0.1' } }));
+    session.addPipeTransport(pipe);
+    expect(session.transportCount).toBe(2);
+    expect(() => session.transport(pipe.id)).toThrow(expect.objectContaining({ code: 'CASCADE_ERR_MEDIA_TRANSPORT_NOT_FOUND' }));
+    session.close();
+    expect(pipe.closed).toBe(true);
+    expect(plain.closed).toBe(true);
   });
 });

@@ -9,6 +9,7 @@ import { LocalStream } from '../src/LocalStream.js';
 import { IntegrityChannel } from '../src/integrity/IntegrityChannel.js';
 import { StreamDigester, frameDigest } from '../src/integrity/StreamDigester.js';
 import { StreamKey, verifySignature } from '../src/integrity/StreamKey.js';
+import type { StreamRouterHandle } from '../src/appData.js';
 
 /**
  * The origin's side of integrity with a real worker: RTP sent to a producer becomes frames, their
@@ -89,6 +90,6 @@ describe('StreamDigester', () => {
     expect(closes2).toHaveBeenCalledTimes(1);
     expect(channel.closed).toBe(true);
     await channel.send(new Uint8Array(10));
-    await expect(channel.consumeOn({} as types.Transport, {} as types.Router)).rejects.toMatchObject({ code: 'CASCADE_ERR_INVALID_STATE' });
+    await expect(channel.consumeOn({} as types.Transport, {} as StreamRouterHandle)).rejects.toMatchObject({ code: 'CASCADE_ERR_INVALID_STATE' });
   });
 });

@@ -3,13 +3,13 @@
  * same-site paths only) or to the Volunteer page.
  */
 import { api, ApiError, fetchMe, signOut } from './session.js';
+import { $ } from './page.js';
 
 interface PageState {
   state: string;
   error?: { code: string; message: string };
 }
 
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
 const MESSAGES: Record<string, string> = {
   CASCADE_ERR_ACCOUNT_BAD_CREDENTIALS: 'Wrong name or password.',

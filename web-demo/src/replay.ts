@@ -2,6 +2,8 @@
  * `/recordings` (what was recorded) and `/replay/<id>` (plays one, with seeking: the file is
  * served with range requests). State is mirrored on `window.cascadeDemo` as on the other pages.
  */
+import { $, escapeHtml } from './page.js';
+
 interface Recording {
   id: string;
   title: string;
@@ -19,8 +21,6 @@ interface PageState {
   error?: { code: string; message: string };
 }
 
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 function describe(r: Recording): string {
   const parts = [new Date(r.startedAt).toLocaleString()];

@@ -4,6 +4,7 @@
  * server, one the server hands out (`/api/dev/token`), kept for this tab.
  */
 import { api, fetchMe } from './session.js';
+import { isAuthError } from './page.js';
 
 const DEV_TOKEN_KEY = 'cascade-token';
 
@@ -15,8 +16,6 @@ async function devToken(): Promise<string> {
   sessionStorage.setItem(DEV_TOKEN_KEY, token);
   return token;
 }
-
-const isAuthError = (err: unknown) => String((err as { code?: string } | undefined)?.code ?? '').startsWith('CASCADE_ERR_AUTH_');
 
 /** Run `start` with the right broadcast token; says which kind it used. */
 export async function withBroadcastToken<T>(given: string | null, start: (token: string) => Promise<T>): Promise<{ result: T; source: 'url' | 'account' | 'development' }> {

@@ -5,6 +5,7 @@
  * the balance grows on screen while a relay serves.
  */
 import { api, fetchMe, signOut, type Me } from './session.js';
+import { $ } from './page.js';
 
 interface PageState {
   state: string;
@@ -22,7 +23,6 @@ interface TokenInfo { id: string; kind: 'relay' | 'broadcast'; issuedAt: number;
 /** What tests (and the curious) can read: `window.cascadeVolunteer`. */
 interface VolunteerState { balance?: number; bytesRelayed?: number; command?: string; tokenId?: string; tokens?: TokenInfo[] }
 
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 const fmtPoints = (p: number) => (p === 0 ? '0' : p >= 100 ? p.toFixed(0) : p >= 1 ? p.toFixed(2) : p.toFixed(4));
 const when = (ms: number) => new Date(ms).toLocaleString();

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import type { types } from 'mediasoup';
 import { CascadeError, type Logger } from '@cascade/protocol';
-import type { MediaNode } from '@cascade/sfu';
+import type { ClientTransportData, MediaNode } from '@cascade/sfu';
 import { IngestSession, publishLocally, type Published } from './IngestSession.js';
 
 export type RtpVideoCodec = 'VP8' | 'H264';
@@ -29,7 +29,7 @@ export interface RtpIngestOptions {
 }
 
 interface Made {
-  transport: types.PlainTransport;
+  transport: types.PlainTransport<ClientTransportData>;
   /** The transport's producers (mediasoup does not list them), for the diagnostics. */
   producers: Set<types.Producer>;
   target: RtpTrackTarget;
@@ -77,9 +77,9 @@ export class RtpIngestSession extends IngestSession {
       for (const [kind, codec] of wanted) {
         // Counted before the await, as for any transport of a session.
         const release = published.session.reserveTransport();
-        let transport: types.PlainTransport;
+        let transport: types.PlainTransport<ClientTransportData>;
         try {
-          transport = await router.createPlainTransport({
+          transport = await router.createPlainTransport<ClientTransportData>({
             listenIp: { ip: listen.ip, announcedIp: listen.announcedIp },
             rtcpMux: false,
             comedia: true,

@@ -10,7 +10,7 @@ import {
   type StreamState,
 } from '@cascade/protocol';
 import type { TokenService } from '@cascade/controller';
-import { LayeredSource, layerCount, ms, type ControlPlane, type LocalStream, type MediaNode, type NodeService, type Session } from '@cascade/sfu';
+import { LayeredSource, layerCount, ms, type ClientTransport, type ControlPlane, type LocalStream, type MediaNode, type NodeService, type Session } from '@cascade/sfu';
 
 export interface PublisherServiceOptions {
   maxStreams: number;
@@ -245,7 +245,7 @@ export class PublisherService implements NodeService {
       // Viewers and relays number layers 0..MAX_LAYERS-1: more would be layers nobody can ask for.
       throw new CascadeError('CASCADE_ERR_MEDIA_INVALID_RTP_PARAMETERS', `at most ${MAX_LAYERS} simulcast encodings`);
     }
-    const kinds = (transport.appData.kinds ??= new Set<string>()) as Set<string>;
+    const kinds = (transport.appData.kinds ??= new Set<string>());
     if (kinds.has(p.kind)) throw new CascadeError('CASCADE_ERR_MEDIA_LIMIT', `already sending ${p.kind}`);
     kinds.add(p.kind);
     const layers = p.kind === 'video' ? Math.max(1, p.rtpParameters.encodings?.length ?? 1) : 0;
@@ -279,9 +279,9 @@ export class PublisherService implements NodeService {
   }
 
   /** A simulcast producer's stream source: the same layers, each with its own key frame throttle. */
-  async #layered(transport: types.Transport, producer: types.Producer): Promise<types.Producer> {
+  async #layered(transport: ClientTransport, producer: types.Producer): Promise<types.Producer> {
     try {
-      const layered = await LayeredSource.create(transport.appData.router as types.Router, producer, { keyFrameRequestDelayMs: this.#options.layerKeyFrameRequestDelayMs });
+      const layered = await LayeredSource.create(transport.appData.router, producer, { keyFrameRequestDelayMs: this.#options.layerKeyFrameRequestDelayMs });
       return layered.producer;
     } catch (err) {
       producer.close();

@@ -48,7 +48,7 @@ export class WhipSession extends IngestSession {
   }
 
   private constructor(published: Published, transportId: string, owner: string, answer: string, options: WhipSessionOptions, logger: Logger) {
-    const transport = published.session.transport<types.WebRtcTransport>(transportId);
+    const transport = published.session.webRtcTransport(transportId);
     super(published, owner, { transports: [transport], idleTimeoutMs: options.idleTimeoutMs, what: 'WHIP' }, logger);
     this.answer = answer;
     this.#transportId = transportId;

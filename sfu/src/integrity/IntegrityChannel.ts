@@ -1,6 +1,7 @@
 import type { types } from 'mediasoup';
 import { CascadeError, INTEGRITY_LABEL, InvalidStateError, type DataChannelInfo, type Logger } from '@cascade/protocol';
 import type { LocalStream } from '../LocalStream.js';
+import type { StreamRouterHandle } from '../appData.js';
 
 /** SCTP protocol name of the digest channel. */
 export const INTEGRITY_PROTOCOL = 'cascade-integrity/1';
@@ -21,7 +22,7 @@ const DELIVERY = { ordered: false, maxRetransmits: 1 } as const;
 export class IntegrityChannel {
   readonly #stream: LocalStream;
   readonly #log: Logger;
-  #direct: Promise<{ transport: types.DirectTransport; producer: types.DataProducer; router: types.Router }> | undefined;
+  #direct: Promise<{ transport: types.DirectTransport; producer: types.DataProducer; router: StreamRouterHandle }> | undefined;
   #closed = false;
 
   static readonly #channels = new WeakMap<LocalStream, IntegrityChannel>();
@@ -61,7 +62,7 @@ export class IntegrityChannel {
    * A data consumer of the channel on `transport` (a viewer's WebRTC transport or a child's
    * pipe, both with SCTP), on `router` (the transport's).
    */
-  async consumeOn(transport: types.Transport, router: types.Router): Promise<DataChannelInfo> {
+  async consumeOn(transport: types.Transport, router: StreamRouterHandle): Promise<DataChannelInfo> {
     if (this.#closed) throw new InvalidStateError('digest channel closed');
     const { producer, router: primary } = await this.#ensure();
     if (router !== primary) {
@@ -69,7 +70,7 @@ export class IntegrityChannel {
         // pipeToRouter cannot join two routers of one worker; the SDK's viewers are never put there.
         throw new CascadeError('CASCADE_ERR_INTEGRITY_UNSUPPORTED', 'digest channel not available on this router');
       }
-      const piped = (router.appData.pipedData ??= new Map<string, Promise<void>>()) as Map<string, Promise<void>>;
+      const piped = (router.appData.pipedData ??= new Map<string, Promise<void>>());
       let p = piped.get(producer.id);
       if (!p) {
         p = primary.pipeToRouter({ dataProducerId: producer.id, router }).then(() => undefined);
@@ -95,7 +96,7 @@ export class IntegrityChannel {
     this.#direct = undefined;
   }
 
-  #ensure(): Promise<{ transport: types.DirectTransport; producer: types.DataProducer; router: types.Router }> {
+  #ensure(): Promise<{ transport: types.DirectTransport; producer: types.DataProducer; router: StreamRouterHandle }> {
     if (this.#closed) return Promise.reject(new InvalidStateError('digest channel closed'));
     const make = async () => {
       const router = await this.#stream.router.primary();

@@ -1,4 +1,3 @@
-import type { types } from 'mediasoup';
 import { CascadeError, type NodeParams, type NodeResult } from '@cascade/protocol';
 import type { MediaNode, NodeService } from '../MediaNode.js';
 import type { Session } from '../Session.js';
@@ -23,14 +22,14 @@ export class IntegrityService implements NodeService {
     const streamId = session.requireRole('viewer');
     const stream = this.#node.stream(streamId);
     if (!stream) throw new CascadeError('CASCADE_ERR_STREAM_NOT_FOUND', streamId);
-    const transport = session.transport<types.WebRtcTransport>(p.transportId);
+    const transport = session.webRtcTransport(p.transportId);
     if (transport.appData.direction !== 'recv' || !transport.sctpParameters) {
       throw new CascadeError('CASCADE_ERR_PROTOCOL_INVALID_PARAMS', 'the digest channel needs a recv transport with SCTP');
     }
     if (transport.appData.integrity) throw new CascadeError('CASCADE_ERR_PROTOCOL_OUT_OF_ORDER', 'already subscribed to the digest channel');
     transport.appData.integrity = true;
     try {
-      const dataConsumer = await IntegrityChannel.of(stream, { logger: session.log }).consumeOn(transport, transport.appData.router as types.Router);
+      const dataConsumer = await IntegrityChannel.of(stream, { logger: session.log }).consumeOn(transport, transport.appData.router);
       return { dataConsumer };
     } catch (err) {
       transport.appData.integrity = false;

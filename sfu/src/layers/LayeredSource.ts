@@ -1,6 +1,7 @@
 import type { types } from 'mediasoup';
 import { LayeredPipeConsumer } from './layeredPipe.js';
 import { layerCount } from './quality.js';
+import type { StreamRouterHandle } from '../appData.js';
 
 export interface LayeredSourceOptions {
   /**
@@ -33,13 +34,21 @@ export function delayForLayer(delays: readonly number[], layer: number): number 
  * loopback hops per packet, a fraction of a millisecond. The internal transports carry
  * `appData.internal` so that traffic figures leave them out.
  */
+/** Each merged producer's broadcaster producer (see upstreamOf). */
+const upstreams = new WeakMap<types.Producer, types.Producer>();
+
+/** The producer a stream's source is built on: the broadcaster's own for a layered source, else itself. */
+export function upstreamOf(source: types.Producer): types.Producer {
+  return upstreams.get(source) ?? source;
+}
+
 export class LayeredSource {
   /** The merged simulcast producer: the stream's source. */
   readonly producer: types.Producer;
   readonly #transports: types.PipeTransport[];
   #closed = false;
 
-  static async create(router: types.Router, source: types.Producer, options: LayeredSourceOptions): Promise<LayeredSource> {
+  static async create(router: StreamRouterHandle, source: types.Producer, options: LayeredSourceOptions): Promise<LayeredSource> {
     const layers = layerCount(source);
     if (layers < 2) throw new TypeError('a layered source needs a simulcast producer');
     const pipe = (): Promise<types.PipeTransport> =>
@@ -83,9 +92,9 @@ export class LayeredSource {
           }),
           ...(first.rtcp ? { rtcp: first.rtcp } : {}),
         },
-        // What the broadcaster really sends (its upstream loss) is measured on the producer it feeds.
-        appData: { layered: true, upstream: source },
       });
+      // What the broadcaster really sends (its upstream loss) is measured on the producer it feeds.
+      upstreams.set(merged, source);
       return new LayeredSource(merged, [a, b], source);
     } catch (err) {
       a.close();
