@@ -60,8 +60,10 @@ export class NodeScraper {
     const carrying = (topo?.nodes ?? []).slice(0, MAX_NODES);
     const unknown = carrying.some((n) => n.kind !== 'origin' && !this.#urls.has(n.id));
     if (round % NODES_REFRESH_ROUNDS === 0 || unknown) {
-      const list = await this.#json<{ nodes: { id: string; kind: string; url: string }[] }>('/api/nodes');
-      if (list) this.#urls = new Map(list.nodes.map((n) => [n.id, { url: n.url, kind: n.kind }]));
+      // A relay's url is empty (relays open no HTTP port to viewers) and a volunteer's is null
+      // without an operator token: such relays are followed through the topology only.
+      const list = await this.#json<{ nodes: { id: string; kind: string; url: string | null }[] }>('/api/nodes');
+      if (list) this.#urls = new Map(list.nodes.map((n) => [n.id, { url: n.url ?? '', kind: n.kind }]));
     }
     this.#originId ??=
       carrying.find((n) => n.kind === 'origin')?.id ?? [...this.#urls].find(([, v]) => v.kind === 'origin')?.[0];
@@ -71,7 +73,8 @@ export class NodeScraper {
     for (const n of carrying) {
       if (n.kind === 'origin') continue;
       const u = this.#urls.get(n.id);
-      if (u) targets.set(n.id, { url: u.url.replace(/\/$/, ''), kind: n.kind });
+      if (u?.url) targets.set(n.id, { url: u.url.replace(/\/$/, ''), kind: n.kind });
+      else if (u) this.#error('relays announce no address to read their /metrics from: their figures come from the topology only');
     }
     await Promise.all([...targets].map(([id, t]) => this.#scrapeNode(id, t.url, t.kind)));
   }
