@@ -378,3 +378,42 @@ func (s *rtpStats) takeReceptionReport() receptionReport {
 	return receptionReport{fractionLost: fraction, totalLost: uint32(total), extHighestSeq: uint32(s.maxExt - 65536),
 		jitter: uint32(s.jitter), hasData: true}
 }
+
+// mergeSummaries is one viewer's reception over several consecutive streams of one kind (its
+// consumer replaced: a relay that changed parent, a move): counts add up, first times are the
+// earliest, last the latest; jitter and delay are those of the stream that carried most.
+func mergeSummaries(a, b rtpSummary) rtpSummary {
+	major := a
+	if b.Packets > a.Packets {
+		major = b
+	}
+	minPtr := func(x, y *float64) *float64 {
+		if x == nil || (y != nil && *y < *x) {
+			return y
+		}
+		return x
+	}
+	maxPtr := func(x, y *float64) *float64 {
+		if x == nil || (y != nil && *y > *x) {
+			return y
+		}
+		return x
+	}
+	out := major
+	out.Packets, out.Bytes, out.Duplicates = a.Packets+b.Packets, a.Bytes+b.Bytes, a.Duplicates+b.Duplicates
+	out.Expected, out.Lost, out.Frames = a.Expected+b.Expected, a.Lost+b.Lost, a.Frames+b.Frames
+	out.Freezes, out.FreezeTotalMs = a.Freezes+b.Freezes, a.FreezeTotalMs+b.FreezeTotalMs
+	out.LongestFreezeMs = math.Max(a.LongestFreezeMs, b.LongestFreezeMs)
+	out.JitterMaxMs = math.Max(a.JitterMaxMs, b.JitterMaxMs)
+	out.ImplausibleDelays = a.ImplausibleDelays + b.ImplausibleDelays
+	out.FirstPacketAt, out.FirstFrameAt = minPtr(a.FirstPacketAt, b.FirstPacketAt), minPtr(a.FirstFrameAt, b.FirstFrameAt)
+	out.LastPacketAt = maxPtr(a.LastPacketAt, b.LastPacketAt)
+	out.LossFraction, out.BitrateKbps = 0, 0
+	if out.Expected > 0 {
+		out.LossFraction = float64(out.Lost) / float64(out.Expected)
+	}
+	if out.FirstPacketAt != nil && out.LastPacketAt != nil && *out.LastPacketAt > *out.FirstPacketAt {
+		out.BitrateKbps = float64(out.Bytes) * 8 / (*out.LastPacketAt - *out.FirstPacketAt)
+	}
+	return out
+}

@@ -253,3 +253,22 @@ func TestLogHistogramMatchesTheTypeScriptOne(t *testing.T) {
 		t.Fatal("extremes")
 	}
 }
+
+// A viewer whose first consumer never carried (a relay still pulling the stream) and whose
+// second carried everything is reported as receiving: the streams add up.
+func TestSummariesOfReplacedStreamsAddUp(t *testing.T) {
+	empty := newRTPStats(90000, 500, false, true).summary()
+	s := newRTPStats(90000, 500, false, true)
+	feed(s, []uint16{10, 11, 13, 14}, 2000)
+	second := s.summary()
+	m := mergeSummaries(empty, second)
+	if m.Packets != 4 || m.Expected != 5 || m.Lost != 1 || m.FirstPacketAt == nil || *m.FirstPacketAt != 2000 || m.LossFraction != 0.2 {
+		t.Fatalf("merged %+v", m)
+	}
+	early := newRTPStats(90000, 500, false, true)
+	feed(early, []uint16{1, 2}, 1000)
+	m = mergeSummaries(early.summary(), second)
+	if m.Packets != 6 || *m.FirstPacketAt != 1000 || *m.LastPacketAt != 2000+3*33 || m.Frames != 6 {
+		t.Fatalf("merged %+v", m)
+	}
+}

@@ -317,13 +317,25 @@ func (v *viewer) result(process int) viewerResult {
 			for _, m := range streams {
 				r.Sink.Nacked += m.stats.nacked
 				r.Sink.Repaired += m.stats.repaired
-				if m.spec.kind == "video" && r.Rtp == nil {
+				// A consumer replaced (the relay changed parent, the viewer moved) leaves its stream
+				// here: the viewer's reception is the sum over the streams of each kind.
+				if m.spec.kind == "video" {
 					sum := m.stats.summary()
+					if r.Rtp != nil {
+						sum = mergeSummaries(*r.Rtp, sum)
+					}
 					r.Rtp = &sum
 					r.FirstPacketMs = since(sum.FirstPacketAt)
 					r.FirstFrameMs = since(sum.FirstFrameAt)
-				} else if m.spec.kind == "audio" && r.Sink.Audio == nil {
-					r.Sink.Audio = &audioSummary{Packets: m.stats.packets, Expected: m.stats.totalExpected(), Lost: m.stats.lost(), JitterMs: m.stats.toMs(m.stats.jitter)}
+				} else if m.spec.kind == "audio" {
+					a := audioSummary{Packets: m.stats.packets, Expected: m.stats.totalExpected(), Lost: m.stats.lost(), JitterMs: m.stats.toMs(m.stats.jitter)}
+					if r.Sink.Audio != nil {
+						if r.Sink.Audio.Packets > a.Packets {
+							a.JitterMs = r.Sink.Audio.JitterMs
+						}
+						a.Packets, a.Expected, a.Lost = a.Packets+r.Sink.Audio.Packets, a.Expected+r.Sink.Audio.Expected, a.Lost+r.Sink.Audio.Lost
+					}
+					r.Sink.Audio = &a
 				}
 			}
 		})
