@@ -122,6 +122,10 @@ export async function runCapacityBench(ctx: BenchContext, options: CapacityBench
   let janusUnavailable: string | undefined;
   const build = workerBuildInfo(workerBin) as { srtpLibDir?: string } | null;
   const janusSslLib = options.janusLibraryPath === null ? undefined : (options.janusLibraryPath ?? (build?.srtpLibDir || undefined));
+  if (s.variants && !janusSslLib && options.janusLibraryPath !== null) {
+    // Without it Janus runs on Debian's libsrtp2 (NSS crypto) while the worker has OpenSSL's: say so beside the ratio.
+    warnings.push("Janus ran on Debian's libsrtp2 (NSS crypto backend) only: the worker build recorded no shared OpenSSL libsrtp2 (build-info.json srtpLibDir; a worker cached from before the build made one), so the like-for-like series with Janus on the worker's OpenSSL libsrtp2 was not run");
+  }
   try {
     let janusDirs = 0;
     for (const [bi, kbps] of s.bitratesKbps.entries()) {

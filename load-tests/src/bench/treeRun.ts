@@ -90,7 +90,7 @@ export async function runTree(o: TreeRunOptions): Promise<TreeRunResult> {
   const started = Date.now();
   let redis: RedisServer | undefined;
   let origin: NodeProcess | undefined;
-  const relays: NodeProcess[] = [];
+  const relays: (NodeProcess & { nodeId: string })[] = [];
   let caster: SyntheticBroadcaster | undefined;
   let fleet: ViewerFleet | undefined;
   try {
@@ -174,10 +174,10 @@ export async function runTree(o: TreeRunOptions): Promise<TreeRunResult> {
     const sinkCpu = (fleet.pids.reduce((x, pid) => x + (processCpuSeconds(pid) ?? 0), 0) - sinkBefore) / sec;
     const media = windowMedia(a, b, sec);
     const topo = (await getJson<{ nodes: { id: string; parent: string | null; depth: number; viewers: number; children: number; bitrateOutKbps: number }[] }>(`${origin.url}/api/streams/${streamId}/topology`)).body;
-    const nodeList = (await getJson<{ nodes: { id: string; url: string }[] }>(`${origin.url}/api/nodes`)).body.nodes;
+    const nodeList = (await getJson<{ nodes: { id: string; kind: string }[] }>(`${origin.url}/api/nodes`)).body.nodes;
     const nodes: NodeFigures[] = nodeProcs().map(({ p, pids }, i) => {
-      // Nodes announce their own address (not necessarily the loopback one used here): match by port.
-      const entry = nodeList.find((n) => new URL(n.url).port === String(p.port));
+      // Relays have no address of their own to match (they open no signalling port): by id, which each relay told us.
+      const entry = nodeList.find((n) => (i === 0 ? n.kind === 'origin' : n.id === relays[i - 1]!.nodeId));
       const tn = topo.nodes.find((n) => n.id === entry?.id);
       return {
         id: entry?.id ?? p.url,
