@@ -465,10 +465,13 @@ describe('the control plane restarts', () => {
   it('restarting redis-server (empty) does not stop media; state is rebuilt from the nodes; joins resume', async () => {
     await redis.restart();
     await allReceive(viewers, 20, 'media to keep flowing across the Redis restart');
+    let last: TopoNode[] = [];
     const t = await waitFor(async () => {
-      const nodes = await topology(origin.url, b.streamId);
+      const nodes = (last = await topology(origin.url, b.streamId));
       return nodes.length === 3 && nodes.reduce((n, x) => n + x.viewers, 0) === viewers.length ? nodes : undefined;
-    }, { what: 'the tree rebuilt in Redis from heartbeats', timeoutMs: RECOVERY_MS });
+    }, { what: 'the tree rebuilt in Redis from heartbeats', timeoutMs: RECOVERY_MS }).catch((err: Error) => {
+      throw new Error(`${err.message}: ${viewers.length} viewers, tree ${JSON.stringify(last.map((n) => ({ id: n.id, parent: n.parent, viewers: n.viewers })))}`);
+    });
     expect(t.filter((n) => n.kind === 'relay').every((n) => n.parent !== null)).toBe(true);
     viewers.push(await waitFor(() => startNodeViewer(origin.url, b.streamId), { what: 'a new join after the Redis restart', timeoutMs: RECOVERY_MS }));
     await allReceive(viewers);
