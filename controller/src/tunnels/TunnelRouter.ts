@@ -255,10 +255,6 @@ export class TunnelRouter extends TypedEmitter<TunnelRouterEvents> {
     if (!state) {
       // A node that is not (or no longer) connected here: say so to whoever spoke, once.
       if (msg.op === 'open' || msg.op === 'data') void this.#bus.send({ op: 'close', id: msg.id, to: msg.from, from: msg.to, code: 4504, reason: 'CASCADE_ERR_NODE_UNREACHABLE' });
-      // A close must still reach it: a node away for a moment (registering again, here or on another
-      // instance, after it found us silent) would otherwise keep a session whose viewer is gone,
-      // counted as a viewer for ever. Sent again at each sweep until it lands.
-      else if (msg.op === 'close' && this.#undelivered.length < 10_000) this.#undelivered.push(msg);
       return;
     }
     switch (msg.op) {
