@@ -40,6 +40,9 @@ export function tokenExpiry(token: string): number | undefined {
  * client: start() after each registration with the token it registered with, stop() when the
  * connection goes, and register with `token` after a reconnect.
  */
+/** setTimeout's longest delay (ms); a longer one is taken as 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class TokenRenewal extends TypedEmitter<TokenRenewalEvents> {
   readonly #renew: () => Promise<{ token: string; expiresAt: number }>;
   readonly #whenLeft: number;
@@ -79,7 +82,16 @@ export class TokenRenewal extends TypedEmitter<TokenRenewalEvents> {
 
   #schedule(delayMs: number, exp: number): void {
     const generation = this.#generation;
-    this.#timer = setTimeout(() => void this.#attempt(generation, exp), Math.max(0, delayMs));
+    // A timer longer than setTimeout's limit (about 24.8 days) fires at once: a long-lived token
+    // (an operator's, a year) was renewed immediately, before its node was even registered.
+    // Longer waits go in steps.
+    const wait = Math.max(0, delayMs);
+    const step = Math.min(wait, MAX_TIMER_MS);
+    this.#timer = setTimeout(() => {
+      if (generation !== this.#generation) return;
+      if (wait > step) this.#schedule(wait - step, exp);
+      else void this.#attempt(generation, exp);
+    }, step);
     (this.#timer as { unref?: () => void }).unref?.();
   }
 

@@ -40,6 +40,21 @@ describe('TokenRenewal', () => {
     r.stop();
   });
 
+  it('a token valid for a year is not renewed at once (longer than a timer can wait), but near its end', async () => {
+    const year = 365 * 24 * 3600 * 1000;
+    const renew = vi.fn(async () => ({ token: token(Date.now() + year), expiresAt: Date.now() + year }));
+    const r = new TokenRenewal(renew);
+    r.start(token(Date.now() + year));
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(renew).not.toHaveBeenCalled();
+    // Renewal at two thirds of the lifetime: after several timer-sized steps.
+    await vi.advanceTimersByTimeAsync((2 * year) / 3 - 120_000);
+    expect(renew).not.toHaveBeenCalled();
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(renew).toHaveBeenCalledTimes(1);
+    r.stop();
+  });
+
   it('retries a failed renewal before expiry, and stops for good on a revoked token', async () => {
     const now = Date.now();
     const renew = vi.fn<() => Promise<{ token: string; expiresAt: number }>>()
