@@ -115,6 +115,8 @@ describe('IntegrityVerifier', () => {
     expect(s.framesRejected).toBe(0);
     expect(s.framesExpired).toBeGreaterThan(0);
     expect(s.state).toBe('verified');
+    // What the channel's loss looked like: two batches never came, and 300 ms passed between two that did.
+    expect(s).toMatchObject({ batchesMissed: 2, batchGapMaxMs: 300 });
   });
 
   it('the digest channel dropped: unverified within a second, DIGESTS_MISSING', async () => {

@@ -90,10 +90,10 @@ export async function startNodeViewer(url: string, streamId: string, options: Pi
   return viewer;
 }
 
-/** A Logger that keeps warn and error lines (message and fields) in `sink`, the last 20. */
+/** A Logger that keeps warn and error lines (UTC time, message and fields) in `sink`, the last 20. */
 function warningsInto(sink: string[]): Logger {
   const keep = (obj: object, msg: string) => {
-    sink.push(`${msg} ${JSON.stringify(obj)}`);
+    sink.push(`${new Date().toISOString().slice(11, 23)} ${msg} ${JSON.stringify(obj)}`);
     if (sink.length > 20) sink.shift();
   };
   const logger: Logger = { debug() {}, info() {}, warn: keep, error: keep, child: () => logger };

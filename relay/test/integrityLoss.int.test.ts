@@ -17,6 +17,7 @@ import {
   type TestBroadcaster,
   type TestNetwork,
 } from '@cascade/testing';
+import type { IntegrityStatus } from '@cascade/client-sdk';
 
 /**
  * An honest tree (origin → relay → relay, depth 2) whose relays sit behind links losing 2 % of
@@ -44,7 +45,7 @@ const killOrigin = () => origin?.proc.kill('SIGKILL');
 
 interface PageIntegrity { state: string; code?: string; nodeId: string; at: number }
 const pageLog = (p: Page) => p.evaluate(() => (window as unknown as { cascadeDemo: { integrityLog?: PageIntegrity[] } }).cascadeDemo.integrityLog ?? []);
-const pageStatus = (p: Page) => p.evaluate(() => (window as unknown as { cascadeWatch?: { integrity?: { framesVerified: number; framesRejected: number; framesExpired: number } } }).cascadeWatch?.integrity);
+const pageStatus = (p: Page) => p.evaluate(() => (window as unknown as { cascadeWatch?: { integrity?: IntegrityStatus } }).cascadeWatch?.integrity);
 
 describe.skipIf(!support.ok)(`an honest tree under ${LOSS_PERCENT} % loss raises no integrity alarm${support.ok ? '' : ` (SKIPPED: ${support.reason})`}`, () => {
   beforeAll(async () => {
@@ -98,17 +99,32 @@ describe.skipIf(!support.ok)(`an honest tree under ${LOSS_PERCENT} % loss raises
     const topo = await getJson<{ depth: number }>(`${origin.url}/api/streams/${broadcaster.streamId}/topology`);
     expect(topo.body.depth).toBe(2);
 
-    const end = Date.now() + RUN_SEC * 1000;
+    const started = Date.now();
+    const end = started + RUN_SEC * 1000;
     while (Date.now() < end) await new Promise((r) => setTimeout(r, 5000));
 
     const log = await pageLog(page);
     const alarms = [...log.map((e) => ({ who: 'chromium', ...e })), ...viewers.flatMap((v, i) => v.counters.integrity.map((e) => ({ who: `node${i}`, ...e })))].filter((e) => e.state === 'tampered' || e.state === 'unverified');
-    const p = (await pageStatus(page))!;
-    const rows = [
-      { who: 'chromium', verified: p.framesVerified, rejected: p.framesRejected, expired: p.framesExpired, moves: log.filter((e) => e.state === 'verifying').length - 1 },
-      ...viewers.map((v, i) => ({ who: `node${i}`, verified: v.watch.integrity!.framesVerified, rejected: v.watch.integrity!.framesRejected, expired: v.watch.integrity!.framesExpired, moves: v.counters.nodeIds.length - 1 })),
-    ];
-    console.info(`[integrityLoss] ${RUN_SEC} s at ${LOSS_PERCENT} % loss (${net.shaping}):\n${rows.map((r) => `  ${r.who.padEnd(9)} verified ${r.verified}, rejected ${r.rejected}, dropped without a digest in time ${r.expired}, moves ${r.moves}`).join('\n')}`);
+    const p = await pageStatus(page);
+    if (!p) {
+      // The page's Watch stopped (it gave up, or the stream ended): say what it last saw.
+      const demo = await page.evaluate(() => (window as unknown as { cascadeDemo: unknown }).cascadeDemo);
+      throw new Error(`the page no longer watches: ${JSON.stringify(demo)}; alarms ${JSON.stringify(alarms)}`);
+    }
+    const integrities = [p, ...viewers.map((v) => v.watch.integrity)];
+    const rows = integrities.map((s, i) => ({
+      who: i === 0 ? 'chromium' : `node${i - 1}`,
+      verified: s?.framesVerified ?? 0,
+      rejected: s?.framesRejected ?? 0,
+      expired: s?.framesExpired ?? 0,
+      missed: s?.batchesMissed ?? 0,
+      gap: s?.batchGapMaxMs ?? 0,
+      moves: i === 0 ? log.filter((e) => e.state === 'verifying').length - 1 : viewers[i - 1]!.counters.nodeIds.length - 1,
+    }));
+    console.info(
+      `[integrityLoss] ${RUN_SEC} s at ${LOSS_PERCENT} % loss (${net.shaping}) (on its current node: frames verified, rejected, dropped without a digest in time; batches missed, longest wait between batches; moves):\n` +
+        rows.map((r) => `  ${r.who.padEnd(9)} verified ${r.verified}, rejected ${r.rejected}, expired ${r.expired}; batches missed ${r.missed}, longest gap ${Math.round(r.gap)} ms; moves ${r.moves}`).join('\n'),
+    );
     // The loss was there: what the page's receivers counted lost and asked again for, and what the relays measured upstream.
     const rtp = await page.evaluate(async () => {
       let lost = 0;
@@ -126,7 +142,8 @@ describe.skipIf(!support.ok)(`an honest tree under ${LOSS_PERCENT} % loss raises
     const nodes = (await getJson<{ nodes: { id: string; stats: { lossRate: number } | null }[] }>(`${origin.url}/api/nodes`)).body.nodes;
     console.info(`[integrityLoss] page: ${rtp.lost} packets lost for good, ${rtp.nacks} NACKs sent; relays' upstream loss: ${relays.map((r) => `${r.nodeId} ${((nodes.find((n) => n.id === r.nodeId)?.stats?.lossRate ?? 0) * 100).toFixed(1)} %`).join(', ')}`);
     const stalls = origin.logs.filter((l) => l.includes('"state":"stalled"'));
-    if (stalls.length) console.info(`[integrityLoss] stopped pictures reported: ${stalls.length}`);
+    if (stalls.length) console.info(`[integrityLoss] stopped pictures reported: ${stalls.length}\n  ${stalls.slice(0, 5).join('\n  ')}`);
+    for (const [i, v] of viewers.entries()) if (v.counters.warnings.length) console.info(`[integrityLoss] node${i} SDK warnings (started ${new Date(started).toISOString().slice(11, 23)}):\n  ${v.counters.warnings.join('\n  ')}`);
     expect(alarms).toEqual([]);
     for (const r of rows) {
       expect(r.rejected, r.who).toBe(0);

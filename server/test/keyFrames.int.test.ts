@@ -67,8 +67,11 @@ describe('key frame requests toward a simulcast broadcaster', () => {
     const counts = ['r0', 'r1', 'r2'].map((rid) => after[rid]! - before[rid]!);
     console.info(`[keyFrames] requests per layer over ${elapsedNow} ms: ${counts.join(" / ")}`);
     counts.forEach((n, layer) => {
-      // The last request may go out just as the window closes, and the layer's own start asks once: two more than the periods elapsed.
-      const bound = Math.floor(elapsedNow / LAYER_DELAYS_MS[layer]!) + 2;
+      // The last request may go out just as the window closes, and the layer's own start asks once;
+      // and mediasoup asks again when a requested key frame has not come within a second
+      // (KeyFrameRetransmissionWaitTime in its KeyFrameRequestManager), which a busy machine's
+      // encoder can take: three more than the periods elapsed, still far below one per join.
+      const bound = Math.floor(elapsedNow / LAYER_DELAYS_MS[layer]!) + 3;
       expect(n, `layer ${layer}: ${n} requests in ${elapsedNow} ms for ${ROUNDS * PER_ROUND} joins (${JSON.stringify(counts)})`).toBeLessThanOrEqual(bound);
     });
     // Joins start on the lowest layer: its key frames are the ones asked for.
@@ -87,7 +90,8 @@ describe('key frame requests toward a single-layer broadcaster', () => {
     const before = await keyFrameRequestsSeen(b.page);
     expect(Object.keys(before)).toEqual(['']);
     const elapsedMs = await joinStorm(b.streamId);
-    const bound = Math.floor(elapsedMs / DELAY_MS) + 2;
+    // As above: the edges of the window, and mediasoup's own repeat of a request unanswered for a second.
+    const bound = Math.floor(elapsedMs / DELAY_MS) + 3;
     const requests = (await keyFrameRequestsSeen(b.page))['']! - before['']!;
     expect(requests, `${requests} requests in ${elapsedMs} ms for ${ROUNDS * PER_ROUND} joins`).toBeLessThanOrEqual(bound);
     expect(requests).toBeGreaterThan(0);

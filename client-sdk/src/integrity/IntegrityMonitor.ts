@@ -14,7 +14,10 @@ export interface IntegrityOptions {
    * report; the state still says whether they verify). Default true.
    */
   hold?: boolean;
-  /** The picture has stopped this long while the stream is live: move elsewhere (ms). Default 1200. */
+  /**
+   * The picture has stopped this long while the stream is live: move elsewhere (ms). Default
+   * 1200; 2500 more while video packets still arrive (a key frame being waited for).
+   */
   stallAfterMs?: number;
 }
 
@@ -29,6 +32,13 @@ const TICK_MS = 100;
 const STALL_CHECK_MS = 250;
 /** Before the first decoded frame, how long a connection may take to show one (ms). */
 const FIRST_FRAME_GRACE_MS = 6000;
+/**
+ * Packets still come but nothing decodes: the decoder waits for a key frame after a loss that
+ * could not be repaired (asked from the broadcaster through every hop, throttled per layer at the
+ * origin, and sent back over the same lossy links). That much longer before a stall is called:
+ * on weak links it happens every few minutes and is no fault of the node (ms).
+ */
+const KEY_FRAME_WAIT_MS = 2500;
 
 /**
  * One viewer connection's checks: the frames of its consumers (an encoded transform in a
@@ -48,6 +58,9 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   /** Video frames decoded (browsers) or complete (Node): the picture's progress. */
   #progress = 0;
   #progressAt: number;
+  /** Video packets received (browsers; Node counts frames): whether media still arrives while nothing decodes. */
+  #arrived = 0;
+  #arrivedAt: number;
   /** Node: complete video frames so far. */
   #nodeFrames = 0;
   #sawFrame = false;
@@ -58,10 +71,10 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   constructor(p: { streamId: string; anchor: IntegrityAnchor | undefined; anchorAt: number; anchorRttMs: number; options?: IntegrityOptions }) {
     super();
     this.#options = { enabled: p.options?.enabled ?? true, hold: p.options?.hold ?? true, stallAfterMs: p.options?.stallAfterMs ?? 1200 };
-    this.#progressAt = Date.now();
+    this.#progressAt = this.#arrivedAt = Date.now();
     const browser = typeof document !== 'undefined';
     const unsupported = browser && !encodedStreamsAvailable();
-    const empty = { framesVerified: 0, framesRejected: 0, framesExpired: 0, batches: 0, batchesRefused: 0, batchBytes: 0 };
+    const empty = { framesVerified: 0, framesRejected: 0, framesExpired: 0, batches: 0, batchesRefused: 0, batchBytes: 0, batchesMissed: 0, batchGapMaxMs: 0 };
     if (!p.anchor || !this.#options.enabled) {
       this.#status = { state: 'off', ...empty };
     } else if (unsupported) {
@@ -98,7 +111,7 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
 
   /** Whether the stream is live (a picture is expected). */
   setLive(live: boolean): void {
-    if (live && !this.#live) this.#progressAt = Date.now();
+    if (live && !this.#live) this.#progressAt = this.#arrivedAt = Date.now();
     this.#live = live;
   }
 
@@ -171,40 +184,53 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
     return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', data as BufferSource)).subarray(0, DIGEST_BYTES);
   }
 
-  /** Nothing new decoded for a while although the stream is live and its origin gets video: the node fails us. */
+  /**
+   * Nothing new decoded for a while although the stream is live and its origin gets video: the
+   * node fails us. Longer while packets still come (a key frame on its way, see KEY_FRAME_WAIT_MS).
+   */
   async #checkStall(): Promise<void> {
     if (this.#closed || this.#stalled) return;
     const video = this.#consumers.filter((c) => !c.closed && c.kind === 'video');
-    const progress = typeof document !== 'undefined' ? await decodedFrames(video) : this.#nodeFrames;
+    const { decoded, packets } = typeof document !== 'undefined' ? await videoStats(video) : { decoded: this.#nodeFrames, packets: this.#nodeFrames };
     const now = Date.now();
-    if (progress !== this.#progress) {
-      this.#progress = progress;
+    if (packets !== this.#arrived) {
+      this.#arrived = packets;
+      this.#arrivedAt = now;
+    }
+    if (decoded !== this.#progress) {
+      this.#progress = decoded;
       this.#progressAt = now;
-      this.#sawFrame ||= progress > 0;
+      this.#sawFrame ||= decoded > 0;
       return;
     }
     if (!this.#live || video.length === 0) {
-      this.#progressAt = now;
+      this.#progressAt = this.#arrivedAt = now;
       return;
     }
     // Only a picture the origin really has counts as stopped here (a broadcaster whose camera froze stops it everywhere).
     const originHasVideo = !this.#verifier || now - this.#verifier.originVideoAt < 1500;
     const limit = this.#sawFrame ? this.#options.stallAfterMs : FIRST_FRAME_GRACE_MS;
-    if (!originHasVideo || now - this.#progressAt < limit) return;
+    const arriving = now - this.#arrivedAt < limit;
+    if (!originHasVideo || now - this.#progressAt < limit + (arriving ? KEY_FRAME_WAIT_MS : 0)) return;
     this.#stalled = true;
     this.safeEmit('stalled');
   }
 }
 
-/** Video frames the browser decoded on these consumers so far. */
-async function decodedFrames(video: msc.Consumer[]): Promise<number> {
+/** Video frames the browser decoded, and packets it received, on these consumers so far. */
+async function videoStats(video: msc.Consumer[]): Promise<{ decoded: number; packets: number }> {
   let decoded = 0;
+  let packets = 0;
   for (const c of video) {
     try {
-      for (const s of (await c.getStats()).values() as Iterable<{ type: string; framesDecoded?: number }>) if (s.type === 'inbound-rtp') decoded += s.framesDecoded ?? 0;
+      for (const s of (await c.getStats()).values() as Iterable<{ type: string; framesDecoded?: number; packetsReceived?: number }>) {
+        if (s.type !== 'inbound-rtp') continue;
+        decoded += s.framesDecoded ?? 0;
+        packets += s.packetsReceived ?? 0;
+      }
     } catch {
       // closed meanwhile
     }
   }
-  return decoded;
+  return { decoded, packets };
 }

@@ -30,6 +30,10 @@ export interface IntegrityStatus {
   batchesRefused: number;
   /** Bytes of digest batches received (what verifying costs in bandwidth, before SCTP/DTLS/UDP framing). */
   batchBytes: number;
+  /** Batches that never came (gaps in the sequence between the first and the latest usable one). */
+  batchesMissed: number;
+  /** The longest wait between two usable batches (local ms): how late the digest channel ran at its worst. */
+  batchGapMaxMs: number;
 }
 
 export interface IntegrityVerifierOptions {
@@ -113,11 +117,14 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
   readonly #batches: ReceivedBatch[] = [];
   readonly #seenSeqs = new Set<number>();
   readonly #pending: Pending[] = [];
-  #status: IntegrityStatus = { state: 'verifying', framesVerified: 0, framesRejected: 0, framesExpired: 0, batches: 0, batchesRefused: 0, batchBytes: 0 };
+  #status: IntegrityStatus = { state: 'verifying', framesVerified: 0, framesRejected: 0, framesExpired: 0, batches: 0, batchesRefused: 0, batchBytes: 0, batchesMissed: 0, batchGapMaxMs: 0 };
   #lastProblem: { code: ErrorCode; detail: string } | undefined;
   /** Per kind: when a frame last verified (silence repeats: audio may verify while video does not). */
   readonly #lastVerifiedAt: Record<FrameKind, number> = { audio: Number.NEGATIVE_INFINITY, video: Number.NEGATIVE_INFINITY };
   #firstFrameAt: number | undefined;
+  /** Sequence span and arrival of usable batches, for batchesMissed and batchGapMaxMs. */
+  #seqRange: { first: number; last: number } | undefined;
+  #lastBatchAt: number | undefined;
   #lastTick: number | undefined;
   /** Origin's video frames per batch, latest: whether the origin gets video (for stall checks). */
   #originVideoAt = Number.NEGATIVE_INFINITY;
@@ -193,6 +200,7 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     this.#batches.sort((a, b) => a.seq - b.seq);
     if (batch.videoFrames > 0) this.#originVideoAt = arrived;
     this.#status.batches++;
+    this.#countGaps(batch.seq, arrived);
     for (const d of batch.digests) this.#window.set(digestKey(d), batch.originTime);
     // Frames waiting for these digests can be shown.
     for (let i = 0; i < this.#pending.length; ) {
@@ -292,6 +300,15 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
       if (x.originTime > to + interval) break;
     }
     return true;
+  }
+
+  #countGaps(seq: number, arrived: number): void {
+    const r = (this.#seqRange ??= { first: seq, last: seq });
+    r.first = Math.min(r.first, seq);
+    r.last = Math.max(r.last, seq);
+    this.#status.batchesMissed = Math.max(0, r.last - r.first + 1 - this.#status.batches);
+    if (this.#lastBatchAt !== undefined) this.#status.batchGapMaxMs = Math.max(this.#status.batchGapMaxMs, arrived - this.#lastBatchAt);
+    this.#lastBatchAt = arrived;
   }
 
   #verified(id: number, kind: FrameKind, at: number): void {

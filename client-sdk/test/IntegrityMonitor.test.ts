@@ -1,0 +1,76 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { types as msc } from 'mediasoup-client';
+import { IntegrityMonitor } from '../src/integrity/IntegrityMonitor.js';
+
+/**
+ * The monitor's stall check as a page runs it (a `document` exists: it reads the browser's
+ * inbound-rtp stats), with fake time and a fake video consumer whose counters the test moves.
+ * No digests here (no anchor): only whether the picture moves.
+ */
+class FakeVideo {
+  decoded = 0;
+  packets = 0;
+  readonly kind = 'video';
+  readonly closed = false;
+  readonly rtpParameters = { codecs: [{ mimeType: 'video/VP8' }] };
+  async getStats(): Promise<Map<string, unknown>> {
+    return new Map([['in', { type: 'inbound-rtp', framesDecoded: this.decoded, packetsReceived: this.packets }]]);
+  }
+}
+
+let monitor: IntegrityMonitor;
+let stalledAt: number | undefined;
+let video: FakeVideo;
+
+/** `ms` of playback in 50 ms steps: `decode` and `receive` say whether frames decode and packets come in each step. */
+async function play(ms: number, o: { decode: boolean; receive: boolean }): Promise<void> {
+  for (let t = 0; t < ms; t += 50) {
+    if (o.decode) video.decoded++;
+    if (o.receive) video.packets += 3;
+    await vi.advanceTimersByTimeAsync(50);
+  }
+}
+
+describe('IntegrityMonitor stall check (browser)', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.stubGlobal('document', {});
+    stalledAt = undefined;
+    video = new FakeVideo();
+    monitor = new IntegrityMonitor({ streamId: 'k3v9d2xq7m', anchor: undefined, anchorAt: 0, anchorRttMs: 0 });
+    monitor.on('stalled', () => (stalledAt ??= Date.now()));
+    monitor.attach(video as unknown as msc.Consumer);
+    monitor.setLive(true);
+  });
+
+  afterEach(() => {
+    monitor.close();
+    vi.unstubAllGlobals();
+    vi.useRealTimers();
+  });
+
+  it('nothing arrives any more (a node that stopped sending): stalled about stallAfterMs after the last frame', async () => {
+    await play(2000, { decode: true, receive: true });
+    const stopped = Date.now();
+    await play(3000, { decode: false, receive: false });
+    expect(stalledAt).toBeDefined();
+    expect(stalledAt! - stopped).toBeGreaterThanOrEqual(1200);
+    expect(stalledAt! - stopped).toBeLessThan(1200 + 2 * 250);
+  });
+
+  it('packets keep coming but nothing decodes (a key frame on its way over a lossy link): not a stall for the key-frame wait', async () => {
+    await play(2000, { decode: true, receive: true });
+    const stopped = Date.now();
+    await play(3000, { decode: false, receive: true });
+    expect(stalledAt).toBeUndefined();
+    // The key frame came: the picture moves again, and nothing was reported.
+    await play(2000, { decode: true, receive: true });
+    expect(stalledAt).toBeUndefined();
+    // It never comes: stalled after the longer wait.
+    const again = Date.now();
+    await play(5000, { decode: false, receive: true });
+    expect(stalledAt).toBeDefined();
+    expect(stalledAt! - again).toBeGreaterThanOrEqual(1200 + 2500);
+    expect(stopped).toBeLessThan(again);
+  });
+});
