@@ -52,6 +52,23 @@ export type ViewerConnectionEvents = {
   listenererror: [event: string, error: unknown];
 };
 
+/**
+ * What a Watch uses of its connection to a node (each join, move and reconnect makes one): a
+ * ViewerConnection, or a test's fake driven without sockets or WebRTC.
+ */
+export interface WatchConnection {
+  readonly nodeId: string;
+  readonly stream: StreamInfo;
+  readonly quality: Quality;
+  readonly closed: boolean;
+  readonly consumers: msc.Consumer[];
+  readonly integrity: IntegrityStatus;
+  report(state: 'tampered' | 'unverified' | 'stalled', code: string, detail?: string): void;
+  close(): void;
+  setQuality(quality: Quality): Promise<void>;
+  on<K extends keyof ViewerConnectionEvents>(event: K, listener: (...args: ViewerConnectionEvents[K]) => void): unknown;
+}
+
 /** One Device per distinct router capability set (all Cascade routers share one). */
 export class DeviceCache {
   readonly #handlerName: msc.BuiltinHandlerName | undefined;
@@ -85,7 +102,7 @@ interface Received {
   lost: number;
 }
 
-export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> {
+export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> implements WatchConnection {
   readonly nodeId: string;
   #stream: StreamInfo;
   /** The quality this connection subscribed with. */

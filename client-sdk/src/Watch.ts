@@ -12,7 +12,7 @@ import {
 import { CapacityError, ConnectionError, isRetryable, StreamEndedError, StreamNotFoundError, typedError } from './errors.js';
 import { CascadeEvent, ConnectionState } from './events.js';
 import type { KeepAliveOptions, WebSocketCtor } from './SignalClient.js';
-import { DeviceCache, ViewerConnection } from './ViewerConnection.js';
+import { DeviceCache, ViewerConnection, type ViewerConnectionOptions, type WatchConnection } from './ViewerConnection.js';
 import { retryLoop } from './retryLoop.js';
 import { WatchQuality, type Quality, type QualityInfo } from './quality.js';
 import type { IntegrityOptions } from './integrity/IntegrityMonitor.js';
@@ -69,6 +69,12 @@ export type WatchEvents = {
   listenererror: [event: string, error: unknown];
 };
 
+/** What a Watch is given apart from its options; internal (not in index.ts): tests hand in fake connections. */
+export interface WatchDeps {
+  /** Joins the stream at one node (each join, reconnect and move). Default: ViewerConnection.open. */
+  openConnection?: (options: ViewerConnectionOptions) => Promise<WatchConnection>;
+}
+
 /** Browsers decode what they receive (and report framesDecoded); Node clients hand RTP to the caller. */
 const DECODES_MEDIA = typeof document !== 'undefined';
 
@@ -90,7 +96,8 @@ export class Watch extends TypedEmitter<WatchEvents> {
   #policy: ReconnectPolicy;
   #devices: DeviceCache;
   #log: Logger;
-  #conn: ViewerConnection | undefined;
+  readonly #openConnection: (options: ViewerConnectionOptions) => Promise<WatchConnection>;
+  #conn: WatchConnection | undefined;
   readonly #quality: WatchQuality;
   #state = ConnectionState.Connecting;
   #streamState: StreamState = 'waiting';
@@ -103,9 +110,10 @@ export class Watch extends TypedEmitter<WatchEvents> {
   /** Nodes that failed us recently; the controller avoids them. */
   #exclude: string[] = [];
 
-  constructor(options: WatchOptions) {
+  constructor(options: WatchOptions, deps: WatchDeps = {}) {
     super();
     this.#options = options;
+    this.#openConnection = deps.openConnection ?? ((o) => ViewerConnection.open(o));
     this.streamId = options.streamId;
     this.#policy = options.reconnectPolicy ?? new DefaultReconnectPolicy();
     this.#devices = new DeviceCache(options.handlerName);
@@ -151,7 +159,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
 
   /** Join; resolves once connected to a node, rejects with a typed error if the stream cannot be watched. */
   async start(): Promise<this> {
-    let conn: ViewerConnection;
+    let conn: WatchConnection;
     for (let attempt = 0; ; attempt++) {
       try {
         conn = await this.#open();
@@ -186,9 +194,9 @@ export class Watch extends TypedEmitter<WatchEvents> {
     this.removeAllListeners();
   }
 
-  #open(): Promise<ViewerConnection> {
+  #open(): Promise<WatchConnection> {
     const o = this.#options;
-    return ViewerConnection.open({
+    return this.#openConnection({
       entryUrl: o.url,
       streamId: o.streamId,
       exclude: this.#exclude,
@@ -202,7 +210,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
     });
   }
 
-  #adopt(conn: ViewerConnection): void {
+  #adopt(conn: WatchConnection): void {
     const previous = this.#conn;
     this.#conn = conn;
     this.#stream = conn.stream;
@@ -393,7 +401,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
  * (browsers report framesDecoded), or, where nothing decodes (Node clients), media bytes
  * received; or after `timeoutMs`, or as soon as `giveUp()` says waiting is pointless.
  */
-async function waitForMedia(conn: ViewerConnection, timeoutMs: number, giveUp: () => boolean = () => false): Promise<void> {
+async function waitForMedia(conn: WatchConnection, timeoutMs: number, giveUp: () => boolean = () => false): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !conn.closed && !giveUp()) {
     // Audio arrives before the first video key frame: judge by video where there is some.

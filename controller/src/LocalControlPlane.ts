@@ -1,4 +1,5 @@
 import {
+  InvalidStateError,
   ManualChannel,
   type HeartbeatAnswer,
   type IntegrityReport,
@@ -37,12 +38,21 @@ export class LocalControlPlane {
   #link: NodeLink | undefined;
   #withdrawProber: (() => void) | undefined;
   #started = false;
+  #closed = false;
+  /** Settled by start() (admitted) or close(); whenReady() hands it out. */
+  readonly #admitted: Promise<void>;
+  #admit!: (err?: Error) => void;
 
   constructor(record: NodeRecord, deps: { controller: TopologyController; router: TunnelRouter; logger: Logger }) {
     this.#record = record;
     this.#controller = deps.controller;
     this.#router = deps.router;
     this.#log = deps.logger.child({ component: 'LocalControlPlane', nodeId: record.id });
+    this.#admitted = new Promise<void>((resolve, reject) => {
+      this.#admit = (err) => (err ? reject(err) : resolve());
+    });
+    // Nobody may ever ask (a node closed before it started): no unhandled rejection for that.
+    this.#admitted.catch(() => {});
   }
 
   get nodeId(): string | undefined {
@@ -59,10 +69,22 @@ export class LocalControlPlane {
     this.#link = link;
     await this.#router.attachNode(this.#record.id, link);
     this.#started = true;
+    this.#admit();
     return this.#record.id;
   }
 
+  /** The embedded controller registers this node as ready in start(): no reachability check to wait for. */
+  whenReady(): Promise<void> {
+    if (this.#closed) return Promise.reject(new InvalidStateError('control plane closed'));
+    return this.#admitted;
+  }
+
   async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      // Before start() completed: its waiters must not wait forever (after it, this is a no-op).
+      this.#admit(new InvalidStateError('control plane closed'));
+    }
     if (!this.#link) return;
     this.#router.detachNode(this.#record.id, this.#link, true);
     this.#link = undefined;

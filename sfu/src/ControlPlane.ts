@@ -36,8 +36,17 @@ export interface ControlPlane {
   /** This node's id, once the controller knows it. */
   readonly nodeId: string | undefined;
 
-  /** Register (and, for a remote node, pass the reachability check); resolves with the node id. */
+  /** Register; resolves with the node id once the controller knows the node (see whenReady). */
   start(): Promise<string>;
+  /**
+   * Resolves once the controller takes this node's traffic and requests. A remote controller
+   * admits a node only after the reachability check that follows its registration (`node.ready`),
+   * and refuses its requests until then (CASCADE_ERR_RELAY_NOT_REGISTERED); an embedded one admits
+   * it at start(). While admitted it resolves at once; after a lost connection it waits for the
+   * next admission. Rejects with the refusal when the node is turned away for good, and with
+   * InvalidStateError once closed.
+   */
+  whenReady(): Promise<void>;
   /** Leave for good: the controller forgets this node; tunnels hosted here close with it. Idempotent. */
   close(): Promise<void> | void;
 

@@ -12,7 +12,7 @@ export { TrafficMeter, type TrafficSample } from './TrafficMeter.js';
 export { TicketVerifier, tokenError } from './auth/TicketVerifier.js';
 export type { ControlPlane, Tunnel, TunnelInfo } from './ControlPlane.js';
 export { NodeHeartbeat } from './NodeHeartbeat.js';
-export { RemoteControlPlane, type RemoteControlPlaneOptions, type RemoteControlHandlers } from './control/RemoteControlPlane.js';
+export { RemoteControlPlane, type RemoteControlPlaneOptions, type RemoteControlHandlers, type ControlConnector } from './control/RemoteControlPlane.js';
 export { ProbeResponder } from './control/ProbeResponder.js';
 export { runUploadTest } from './control/uploadTest.js';
 export { fromMediasoup, ms } from './mediasoupErrors.js';

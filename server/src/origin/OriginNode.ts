@@ -76,7 +76,9 @@ export class OriginNode {
     const origin = new OriginNode(node, control, options, deps);
     try {
       await control.start();
-      await origin.publishers.adoptStale(await listWhenAdmitted(control));
+      // A remote controller refuses requests until its reachability check admitted the node.
+      await control.whenReady();
+      await origin.publishers.adoptStale(await control.listStreams());
     } catch (err) {
       await origin.close();
       throw err;
@@ -152,21 +154,5 @@ export class OriginNode {
     await this.node.close();
     await this.control.close();
     this.#log.info({}, 'origin closed');
-  }
-}
-
-/**
- * The streams the control plane knows, once it takes this node's traffic. A remote controller
- * admits a node only after its reachability check (node.ready), a moment after registration;
- * asking before that is refused, and the origin gave up starting (seen in originOnly.int).
- */
-async function listWhenAdmitted(control: ControlPlane): Promise<Awaited<ReturnType<ControlPlane['listStreams']>>> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await control.listStreams();
-    } catch (err) {
-      if (!(err instanceof CascadeError && err.code === 'CASCADE_ERR_RELAY_NOT_REGISTERED') || attempt >= 100) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
   }
 }

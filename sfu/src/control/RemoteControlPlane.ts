@@ -3,6 +3,7 @@ import {
   CascadeError,
   ControlRequests,
   DefaultReconnectPolicy,
+  InvalidStateError,
   MAX_VIEWER_DEPARTURES,
   ManualChannel,
   Peer,
@@ -56,6 +57,11 @@ export interface RemoteControlHandlers {
   /** Carry a stream from a parent (relays). */
   assign?(p: RelayParams<'stream.assign'>): Promise<void>;
 }
+
+/** Opens the `/control` connection (default: a WebSocket); tests hand in an in-process channel. */
+export type ControlConnector = (controllerUrl: string, path: string, options: { timeoutMs: number }) => Promise<MessageChannel>;
+
+const connectWebSocket: ControlConnector = async (url, path, options) => webSocketChannel(await openWebSocket(url, path, options));
 
 export type RemoteControlPlaneEvents = {
   /** Registered (again); the ticket key is known, and the heartbeat period this controller expects (ms). */
@@ -130,6 +136,9 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
   readonly #hosted = new Map<string, { channel: ManualChannel; peer: string }>();
   readonly #opened = new Map<string, ClientTunnel>();
   readonly #left = new Map<string, number>();
+  readonly #connect: ControlConnector;
+  /** Callers of whenReady() waiting for the controller to admit this node. */
+  readonly #readyWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
   #prober: ((p: RelayParams<'integrity.probe'>) => Promise<IntegrityVerdict>) | undefined;
   #onTunnel: ((channel: MessageChannel, info: TunnelInfo) => void) | undefined;
   #peer: ControlPeer | undefined;
@@ -144,10 +153,11 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
   /** Keeps the (short-lived) token fresh: the newest one registers after a reconnect. */
   readonly #renewal: TokenRenewal;
 
-  constructor(options: RemoteControlPlaneOptions, deps: { logger: Logger; handlers: RemoteControlHandlers }) {
+  constructor(options: RemoteControlPlaneOptions, deps: { logger: Logger; handlers: RemoteControlHandlers; connect?: ControlConnector }) {
     super();
     this.#options = options;
     this.#handlers = deps.handlers;
+    this.#connect = deps.connect ?? connectWebSocket;
     this.#log = deps.logger.child({ component: 'RemoteControlPlane' });
     this.#nodeId = options.nodeId;
     this.#heartbeatMs = options.heartbeatIntervalMs;
@@ -184,9 +194,21 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
     });
   }
 
+  /**
+   * Resolves once the controller admitted this node (`node.ready`, the event relays report as
+   * `ready`): registration alone is not enough, requests before the reachability check are
+   * refused. See ControlPlane.whenReady.
+   */
+  whenReady(): Promise<void> {
+    if (this.#closed) return Promise.reject(new InvalidStateError('control plane closed'));
+    if (this.ready) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#readyWaiters.push({ resolve, reject }));
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#settleReadyWaiters(new InvalidStateError('control plane closed'));
     this.#renewal.stop();
     this.#peer?.close(1000, 'node stopping');
     this.#peer = undefined;
@@ -392,6 +414,7 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
       }
       case 'node.ready':
         this.#ready = true;
+        this.#settleReadyWaiters();
         this.safeEmit('ready', this.#nodeId!);
         return;
     }
@@ -413,6 +436,8 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
         const e = err instanceof CascadeError ? err : new CascadeError('CASCADE_ERR_CONTROLLER_UNAVAILABLE', String(err));
         if (FATAL.has(e.code)) {
           this.#log.error({ code: e.code, msg: e.message }, 'controller refused this node');
+          // Waiters learn why, not just that the plane closed.
+          this.#settleReadyWaiters(e);
           this.safeEmit('fatal', e);
           this.close();
           return;
@@ -427,9 +452,9 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
   /** One connected session: resolves to a promise that settles when the connection closes. */
   async #session(): Promise<Promise<void>> {
     const o = this.#options;
-    const ws = await openWebSocket(o.controllerUrl, '/control', { timeoutMs: o.timeoutMs });
+    const channel = await this.#connect(o.controllerUrl, '/control', { timeoutMs: o.timeoutMs });
     const peer: ControlPeer = new Peer({
-      channel: webSocketChannel(ws),
+      channel,
       inbound: RelayRequests,
       outbound: ControlRequests,
       notifications: RelayNotifications,
@@ -489,6 +514,14 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
     return lost.then(() => {
       if (closedWith && FATAL.has(closedWith.reason)) throw fromWireError({ code: closedWith.reason, message: closedWith.reason });
     });
+  }
+
+  /** Resolve (admitted) or reject (turned away, closed) everyone waiting in whenReady(). */
+  #settleReadyWaiters(err?: Error): void {
+    for (const w of this.#readyWaiters.splice(0)) {
+      if (err) w.reject(err);
+      else w.resolve();
+    }
   }
 
   async #ackProbe(): Promise<void> {

@@ -1,0 +1,270 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { TypedEmitter, type CascadeError, type Quality, type ReconnectPolicy, type StreamInfo } from '@cascade/protocol';
+import { Watch } from '../src/Watch.js';
+import { CascadeEvent, ConnectionState } from '../src/events.js';
+import { ConnectionError } from '../src/errors.js';
+import type { ViewerConnectionEvents, ViewerConnectionOptions, WatchConnection } from '../src/ViewerConnection.js';
+import type { IntegrityStatus } from '../src/integrity/IntegrityVerifier.js';
+
+const STREAM: StreamInfo = { id: 'k3v9d2xq7m', title: 't', state: 'live', createdAt: 1 };
+
+const VERIFIED: IntegrityStatus = { state: 'verified', framesVerified: 10, framesRejected: 0, framesExpired: 0, batches: 1, batchesRefused: 0, batchBytes: 100 };
+
+/** A connection to one node, driven by the test: it emits what a ViewerConnection would. */
+class FakeConnection extends TypedEmitter<ViewerConnectionEvents> implements WatchConnection {
+  readonly nodeId: string;
+  readonly quality: Quality;
+  readonly stream = STREAM;
+  readonly consumers = [];
+  readonly integrity = VERIFIED;
+  readonly reports: [state: string, code: string, detail?: string][] = [];
+  closed = false;
+
+  constructor(nodeId: string, options: ViewerConnectionOptions) {
+    super();
+    this.nodeId = nodeId;
+    this.quality = options.quality;
+  }
+
+  report(state: 'tampered' | 'unverified' | 'stalled', code: string, detail?: string): void {
+    this.reports.push(detail === undefined ? [state, code] : [state, code, detail]);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.safeEmit('closed', undefined);
+    this.removeAllListeners();
+  }
+
+  async setQuality(): Promise<void> {}
+
+  /** The node went away (what a ViewerConnection reports when its transport or socket fails). */
+  lose(err: Error): void {
+    this.closed = true;
+    this.safeEmit('closed', err);
+  }
+}
+
+/**
+ * The nodes a Watch can join: each join gets the next node (node-1, node-2, ...) unless a
+ * failure was queued for it. Records what each join asked to avoid.
+ */
+function fakeNodes() {
+  const connections: FakeConnection[] = [];
+  const failures: Error[] = [];
+  const excluded: string[][] = [];
+  const open = vi.fn(async (o: ViewerConnectionOptions): Promise<WatchConnection> => {
+    // Copied: the Watch hands in its own list, which changes later.
+    excluded.push([...o.exclude]);
+    const failure = failures.shift();
+    if (failure) throw failure;
+    const conn = new FakeConnection(`node-${connections.length + 1}`, o);
+    connections.push(conn);
+    return conn;
+  });
+  return {
+    open,
+    connections,
+    excluded,
+    /** The next joins fail with these, in order. */
+    fail: (...errors: Error[]) => failures.push(...errors),
+    get last(): FakeConnection {
+      return connections.at(-1)!;
+    },
+  };
+}
+
+class FakeMediaStream {
+  readonly #tracks: MediaStreamTrack[] = [];
+  getTracks = () => [...this.#tracks];
+  addTrack = (t: MediaStreamTrack) => void this.#tracks.push(t);
+  removeTrack = (t: MediaStreamTrack) => void this.#tracks.splice(this.#tracks.indexOf(t), 1);
+}
+
+/** Delays by retry count, then null (give up). */
+const steps = (...delays: number[]): ReconnectPolicy => ({ nextRetryDelayMs: ({ retryCount }) => delays[retryCount] ?? null });
+
+const timeout = () => new ConnectionError('CASCADE_ERR_CLIENT_TIMEOUT', 'no answer');
+
+async function started(policy: ReconnectPolicy) {
+  const nodes = fakeNodes();
+  const watch = new Watch({ url: 'http://origin.test', streamId: STREAM.id, reconnectPolicy: policy, MediaStream: FakeMediaStream as unknown as new () => MediaStream }, { openConnection: nodes.open });
+  const events = {
+    reconnecting: vi.fn(),
+    reconnected: vi.fn(),
+    nodechange: vi.fn(),
+    error: vi.fn(),
+    stopped: vi.fn(),
+    state: vi.fn(),
+    integrity: vi.fn(),
+  };
+  watch.on(CascadeEvent.Reconnecting, events.reconnecting);
+  watch.on(CascadeEvent.Reconnected, events.reconnected);
+  watch.on(CascadeEvent.NodeChanged, events.nodechange);
+  watch.on(CascadeEvent.Error, events.error);
+  watch.on(CascadeEvent.Stopped, events.stopped);
+  watch.on(CascadeEvent.StateChanged, events.state);
+  watch.on(CascadeEvent.Integrity, events.integrity);
+  await watch.start();
+  return { watch, nodes, events };
+}
+
+beforeEach(() => vi.useFakeTimers());
+afterEach(() => vi.useRealTimers());
+
+describe('Watch: moving and reconnecting (fake connections, fake time)', () => {
+  it('start() joins one node and reports it', async () => {
+    const { watch, nodes, events } = await started(steps(0));
+    expect(watch.state).toBe(ConnectionState.Connected);
+    expect(watch.nodeId).toBe('node-1');
+    expect(nodes.open).toHaveBeenCalledTimes(1);
+    expect(events.nodechange).toHaveBeenCalledWith('node-1');
+    watch.stop();
+  });
+
+  it('signal lost with the media still up: joins again, keeping the node (not avoided), and closes the old connection once switched', async () => {
+    const { watch, nodes, events } = await started(steps(0));
+    const first = nodes.last;
+    first.safeEmit('signallost', new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'endpoint went away'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(nodes.open).toHaveBeenCalledTimes(2);
+    expect(nodes.excluded[1]).toEqual([]);
+    expect(watch.nodeId).toBe('node-2');
+    expect(first.closed).toBe(true);
+    expect(events.nodechange).toHaveBeenLastCalledWith('node-2');
+    // A move, not a reconnect: the viewer saw no interruption.
+    expect(events.reconnecting).not.toHaveBeenCalled();
+    expect(watch.state).toBe(ConnectionState.Connected);
+    watch.stop();
+  });
+
+  it('signal lost and the join fails: reconnects on the retry policy’s delays, then reports Reconnected with the time it took', async () => {
+    const { watch, nodes, events } = await started(steps(0, 1000, 1000));
+    const lost = new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'endpoint went away');
+    // The move's join, then the first (immediate) retry fail; the second retry, 1 s later, succeeds.
+    nodes.fail(timeout(), timeout());
+    nodes.last.safeEmit('signallost', lost);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(events.reconnecting).toHaveBeenCalledWith(lost);
+    expect(watch.state).toBe(ConnectionState.Reconnecting);
+    expect(nodes.open).toHaveBeenCalledTimes(3);
+
+    await vi.advanceTimersByTimeAsync(999);
+    expect(nodes.open).toHaveBeenCalledTimes(3);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(nodes.open).toHaveBeenCalledTimes(4);
+    expect(watch.state).toBe(ConnectionState.Connected);
+    expect(watch.nodeId).toBe('node-2');
+    expect(events.reconnected).toHaveBeenCalledExactlyOnceWith(1000);
+    expect(events.error).not.toHaveBeenCalled();
+    watch.stop();
+  });
+
+  it('a node that vanished is avoided by the reconnect', async () => {
+    const { watch, nodes, events } = await started(steps(0));
+    nodes.last.lose(timeout());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(events.reconnecting).toHaveBeenCalledTimes(1);
+    expect(nodes.excluded[1]).toEqual(['node-1']);
+    expect(watch.nodeId).toBe('node-2');
+    watch.stop();
+  });
+
+  it('a draining node: moves to another (make-before-break), avoiding it, and closes it after', async () => {
+    const { watch, nodes, events } = await started(steps(0));
+    const draining = nodes.last;
+    draining.safeEmit('draining');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(nodes.excluded[1]).toEqual(['node-1']);
+    expect(watch.nodeId).toBe('node-2');
+    expect(draining.closed).toBe(true);
+    expect(events.nodechange).toHaveBeenLastCalledWith('node-2');
+    expect(events.reconnecting).not.toHaveBeenCalled();
+    watch.stop();
+  });
+
+  it('frames that do not verify: reports the node to the origin, tells the app, and moves away from it', async () => {
+    const { watch, nodes, events } = await started(steps(0));
+    const tampering = nodes.last;
+    const alarm: IntegrityStatus = { ...VERIFIED, state: 'tampered', code: 'CASCADE_ERR_INTEGRITY_FRAME_MISMATCH', detail: '3 frames', framesRejected: 3 };
+    tampering.safeEmit('integrity', alarm);
+    expect(events.integrity).toHaveBeenLastCalledWith({ ...alarm, nodeId: 'node-1' });
+    expect(tampering.reports).toEqual([['tampered', 'CASCADE_ERR_INTEGRITY_FRAME_MISMATCH', '3 frames']]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(nodes.excluded[1]).toEqual(['node-1']);
+    expect(watch.nodeId).toBe('node-2');
+    expect(tampering.closed).toBe(true);
+    watch.stop();
+  });
+
+  it('gives up when the retry policy says stop (null): one error event, then stopped and disconnected', async () => {
+    const { watch, nodes, events } = await started(steps(0, 500));
+    nodes.fail(timeout(), timeout());
+    nodes.last.lose(timeout());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(nodes.open).toHaveBeenCalledTimes(2);
+    expect(events.error).not.toHaveBeenCalled();
+    await vi.advanceTimersByTimeAsync(500);
+    expect(nodes.open).toHaveBeenCalledTimes(3);
+    expect(events.error).toHaveBeenCalledTimes(1);
+    const err = events.error.mock.calls[0]![0] as CascadeError;
+    expect(err).toMatchObject({ code: 'CASCADE_ERR_CLIENT_CONNECTION', message: expect.stringContaining('gave up reconnecting') });
+    expect(events.stopped).toHaveBeenCalledTimes(1);
+    expect(watch.state).toBe(ConnectionState.Disconnected);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(nodes.open).toHaveBeenCalledTimes(3);
+  });
+
+  it('a retry policy that throws is a stop: an error event, not an unhandled rejection', async () => {
+    const policy: ReconnectPolicy = {
+      nextRetryDelayMs: () => {
+        throw new TypeError('app bug');
+      },
+    };
+    const { watch, nodes, events } = await started(policy);
+    nodes.last.lose(timeout());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(events.error).toHaveBeenCalledTimes(1);
+    expect(events.error.mock.calls[0]![0]).toMatchObject({ code: 'CASCADE_ERR_CLIENT_CONNECTION', message: expect.stringContaining('app bug') });
+    expect(events.stopped).toHaveBeenCalledTimes(1);
+    expect(watch.state).toBe(ConnectionState.Disconnected);
+    expect(nodes.open).toHaveBeenCalledTimes(1);
+  });
+
+  it('stop() is idempotent and cancels the retry waiting for its delay', async () => {
+    const { watch, nodes, events } = await started(steps(0, 5000));
+    nodes.fail(timeout());
+    nodes.last.lose(timeout());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(nodes.open).toHaveBeenCalledTimes(2);
+    watch.stop();
+    watch.stop();
+    expect(events.stopped).toHaveBeenCalledTimes(1);
+    expect(events.state.mock.calls.filter(([s]) => s === ConnectionState.Disconnected)).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(nodes.open).toHaveBeenCalledTimes(2);
+    expect(events.error).not.toHaveBeenCalled();
+  });
+
+  it('stop() while a move is joining closes the connection that arrives after', async () => {
+    const { watch, nodes } = await started(steps(0));
+    let arrive!: () => void;
+    const gate = new Promise<void>((r) => (arrive = r));
+    const open = nodes.open.getMockImplementation()!;
+    nodes.open.mockImplementationOnce(async (o) => {
+      await gate;
+      return open(o);
+    });
+    const first = nodes.last;
+    first.safeEmit('draining');
+    await vi.advanceTimersByTimeAsync(0);
+    watch.stop();
+    expect(first.closed).toBe(true);
+    arrive();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(nodes.connections).toHaveLength(2);
+    expect(nodes.last.closed).toBe(true);
+    expect(watch.nodeId).toBeUndefined();
+  });
+});
