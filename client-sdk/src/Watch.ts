@@ -53,6 +53,10 @@ export interface WatchOptions {
   logger?: Logger;
 }
 
+/** Why a Watch changed nodes (see CascadeEvent.NodeChanged). */
+export type NodeChangeReason = 'joined' | 'reconnected' | MoveReason;
+type MoveReason = 'draining' | 'unresponsive' | 'signal lost' | 'integrity' | 'stalled';
+
 export type WatchEvents = {
   [CascadeEvent.StateChanged]: [state: ConnectionState];
   [CascadeEvent.Live]: [];
@@ -60,7 +64,8 @@ export type WatchEvents = {
   [CascadeEvent.Ended]: [];
   [CascadeEvent.Reconnecting]: [cause: Error];
   [CascadeEvent.Reconnected]: [ms: number];
-  [CascadeEvent.NodeChanged]: [nodeId: string];
+  /** Served by another node: why (the first join, a reconnect after the node was lost, or a planned move and its reason). */
+  [CascadeEvent.NodeChanged]: [nodeId: string, why: NodeChangeReason];
   [CascadeEvent.Track]: [track: MediaStreamTrack, consumer: msc.Consumer];
   [CascadeEvent.Quality]: [info: QualityInfo];
   [CascadeEvent.Integrity]: [status: WatchIntegrity];
@@ -176,7 +181,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
       conn.close();
       throw new ConnectionError('CASCADE_ERR_CLIENT_CLOSED', 'stopped while starting');
     }
-    this.#adopt(conn);
+    this.#adopt(conn, 'joined');
     this.#setState(ConnectionState.Connected);
     return this;
   }
@@ -210,7 +215,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
     });
   }
 
-  #adopt(conn: WatchConnection): void {
+  #adopt(conn: WatchConnection, why: NodeChangeReason): void {
     const previous = this.#conn;
     this.#conn = conn;
     this.#stream = conn.stream;
@@ -251,7 +256,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
     for (const c of conn.consumers) this.#onConsumer(c);
     this.#onStreamState(conn.stream.state);
     if (previous && previous !== conn) previous.close();
-    this.safeEmit(CascadeEvent.NodeChanged, conn.nodeId);
+    this.safeEmit(CascadeEvent.NodeChanged, conn.nodeId, why);
     this.safeEmit(CascadeEvent.Integrity, { ...conn.integrity, nodeId: conn.nodeId });
     this.#log.info({ nodeId: conn.nodeId }, 'watching');
   }
@@ -325,7 +330,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
         conn.close();
         return;
       }
-      this.#adopt(conn);
+      this.#adopt(conn, 'reconnected');
       this.#setState(ConnectionState.Connected);
       this.safeEmit(CascadeEvent.Reconnected, Date.now() - started);
       // Nodes that failed us may be fine again later.
@@ -342,7 +347,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
    * join elsewhere, switch once the new node's media flows, then leave. `lost`: the current
    * connection can no longer be used, so a failed move reconnects.
    */
-  async #move(reason: 'draining' | 'unresponsive' | 'signal lost' | 'integrity' | 'stalled', lost?: CascadeError): Promise<void> {
+  async #move(reason: MoveReason, lost?: CascadeError): Promise<void> {
     if (this.#moving || this.#reconnecting || this.#stopped) {
       if (lost && !this.#moving && !this.#reconnecting && !this.#stopped) void this.#reconnect(lost);
       return;
@@ -368,7 +373,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
         next.close();
         return;
       }
-      this.#adopt(next);
+      this.#adopt(next, reason);
       moved = true;
       this.#log.info({ from: old?.nodeId, to: next.nodeId, reason }, 'moved (make-before-break)');
     } catch (err) {

@@ -3,7 +3,7 @@
  * `WebSocket`, `handlerName` and `MediaStream` options, in Node (werift or wrtc).
  */
 export { broadcast, Broadcast, type BroadcastOptions, type BroadcastEvents } from './Broadcast.js';
-export { watch, Watch, type WatchOptions, type WatchEvents, type WatchIntegrity } from './Watch.js';
+export { watch, Watch, type WatchOptions, type WatchEvents, type WatchIntegrity, type NodeChangeReason } from './Watch.js';
 export { IntegrityVerifier, type IntegrityState, type IntegrityStatus, type IntegrityVerifierOptions } from './integrity/IntegrityVerifier.js';
 export type { IntegrityOptions } from './integrity/IntegrityMonitor.js';
 export { CascadeEvent, ConnectionState } from './events.js';

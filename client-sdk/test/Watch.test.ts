@@ -8,7 +8,7 @@ import type { IntegrityStatus } from '../src/integrity/IntegrityVerifier.js';
 
 const STREAM: StreamInfo = { id: 'k3v9d2xq7m', title: 't', state: 'live', createdAt: 1 };
 
-const VERIFIED: IntegrityStatus = { state: 'verified', framesVerified: 10, framesRejected: 0, framesExpired: 0, batches: 1, batchesRefused: 0, batchBytes: 100 };
+const VERIFIED: IntegrityStatus = { state: 'verified', framesVerified: 10, framesRejected: 0, framesExpired: 0, batches: 1, batchesRefused: 0, batchBytes: 100, batchesMissed: 0, batchGapMaxMs: 0 };
 
 /** A connection to one node, driven by the test: it emits what a ViewerConnection would. */
 class FakeConnection extends TypedEmitter<ViewerConnectionEvents> implements WatchConnection {
@@ -119,7 +119,7 @@ describe('Watch: moving and reconnecting (fake connections, fake time)', () => {
     expect(watch.state).toBe(ConnectionState.Connected);
     expect(watch.nodeId).toBe('node-1');
     expect(nodes.open).toHaveBeenCalledTimes(1);
-    expect(events.nodechange).toHaveBeenCalledWith('node-1');
+    expect(events.nodechange).toHaveBeenCalledWith('node-1', 'joined');
     watch.stop();
   });
 
@@ -132,7 +132,7 @@ describe('Watch: moving and reconnecting (fake connections, fake time)', () => {
     expect(nodes.excluded[1]).toEqual([]);
     expect(watch.nodeId).toBe('node-2');
     expect(first.closed).toBe(true);
-    expect(events.nodechange).toHaveBeenLastCalledWith('node-2');
+    expect(events.nodechange).toHaveBeenLastCalledWith('node-2', 'signal lost');
     // A move, not a reconnect: the viewer saw no interruption.
     expect(events.reconnecting).not.toHaveBeenCalled();
     expect(watch.state).toBe(ConnectionState.Connected);
@@ -157,6 +157,7 @@ describe('Watch: moving and reconnecting (fake connections, fake time)', () => {
     expect(watch.state).toBe(ConnectionState.Connected);
     expect(watch.nodeId).toBe('node-2');
     expect(events.reconnected).toHaveBeenCalledExactlyOnceWith(1000);
+    expect(events.nodechange).toHaveBeenLastCalledWith('node-2', 'reconnected');
     expect(events.error).not.toHaveBeenCalled();
     watch.stop();
   });
@@ -179,7 +180,7 @@ describe('Watch: moving and reconnecting (fake connections, fake time)', () => {
     expect(nodes.excluded[1]).toEqual(['node-1']);
     expect(watch.nodeId).toBe('node-2');
     expect(draining.closed).toBe(true);
-    expect(events.nodechange).toHaveBeenLastCalledWith('node-2');
+    expect(events.nodechange).toHaveBeenLastCalledWith('node-2', 'draining');
     expect(events.reconnecting).not.toHaveBeenCalled();
     watch.stop();
   });

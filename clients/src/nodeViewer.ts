@@ -21,6 +21,8 @@ export interface NodeViewer {
     reconnects: number;
     ended: boolean;
     nodeIds: string[];
+    /** Why each node in nodeIds was taken (joined, reconnected, or the reason of a planned move). */
+    nodeReasons: string[];
     /** Why each reconnect episode started (code and message), for failure messages. */
     reconnectCauses: string[];
     /** What the SDK logged at warn level or above (e.g. a planned move that failed), for failure messages. */
@@ -49,7 +51,7 @@ export interface NodeViewer {
  */
 export async function startNodeViewer(url: string, streamId: string, options: Pick<WatchOptions, 'keepAlive' | 'timeoutMs' | 'integrity' | 'quality'> = {}): Promise<NodeViewer> {
   installWeriftGlobals();
-  const counters = { packets: 0, videoPackets: 0, bytes: 0, frames: 0, keyframes: 0, firstKeyframeAt: undefined as number | undefined, reconnects: 0, ended: false, nodeIds: [] as string[], reconnectCauses: [] as string[], warnings: [] as string[], integrity: [] as NodeViewer['counters']['integrity'] };
+  const counters = { packets: 0, videoPackets: 0, bytes: 0, frames: 0, keyframes: 0, firstKeyframeAt: undefined as number | undefined, reconnects: 0, ended: false, nodeIds: [] as string[], nodeReasons: [] as string[], reconnectCauses: [] as string[], warnings: [] as string[], integrity: [] as NodeViewer['counters']['integrity'] };
   const viewer: NodeViewer = { watch: undefined as unknown as Watch, counters, videoTracks: 0, liveVideoTrack: undefined, stop: () => w.stop() };
   const w = new Watch({
     url,
@@ -80,7 +82,10 @@ export async function startNodeViewer(url: string, streamId: string, options: Pi
       inKeyframe = false;
     });
   });
-  w.on(CascadeEvent.NodeChanged, (id) => counters.nodeIds.push(id));
+  w.on(CascadeEvent.NodeChanged, (id, why) => {
+    counters.nodeIds.push(id);
+    counters.nodeReasons.push(`${new Date().toISOString().slice(11, 23)} ${why}`);
+  });
   w.on(CascadeEvent.Reconnected, () => counters.reconnects++);
   w.on(CascadeEvent.Reconnecting, (cause) => counters.reconnectCauses.push(`${(cause as { code?: string }).code ?? ''} ${cause.message}`));
   w.on(CascadeEvent.Ended, () => (counters.ended = true));

@@ -169,3 +169,41 @@ describe('RemoteControlPlane.whenReady()', () => {
     expect(controller.connections).toBe(1);
   });
 });
+
+describe('RemoteControlPlane start() and tunnels', () => {
+  it('start() rejects when the plane is closed before it registered (it used to hang: close() dropped its listeners)', async () => {
+    const never: ControlConnector = () => new Promise(() => {});
+    const control = new RemoteControlPlane(
+      { controllerUrl: 'http://controller.test', token: 't', timeoutMs: 1000, maxViewers: 1, heartbeatIntervalMs: 1000, announcement: async () => ({}) as never },
+      { logger: silentLogger, handlers: { carried: () => [] }, connect: never },
+    );
+    const started = control.start();
+    control.close();
+    await expect(started).rejects.toBeInstanceOf(InvalidStateError);
+  });
+
+  it('sessions opened here through the controller are hosted, declared on registration, carried both ways, and closed with the plane', async () => {
+    const controller = fakeController();
+    const control = plane(controller);
+    const hosted: { data: string[]; closed?: string } = { data: [] };
+    control.onTunnel((channel) => {
+      channel.onMessage((d) => hosted.data.push(String(d)));
+      channel.onClose((_code, reason) => (hosted.closed = reason));
+    });
+    const sent: { type: string; data: unknown }[] = [];
+    await control.start();
+    controller.current.on('notification', (type, data) => sent.push({ type, data }));
+    controller.current.notify('tunnel.open', { id: 'tunnel-0000000001', from: 'front-1' });
+    controller.current.notify('tunnel.data', { id: 'tunnel-0000000001', data: 'hello' });
+    await settle();
+    expect(control.hostedCount).toBe(1);
+    expect(hosted.data).toEqual(['hello']);
+    const opened = control.openTunnel('parent-1');
+    await settle();
+    expect(sent.map((s) => s.type)).toEqual(['tunnel.open']);
+    expect(sent[0]!.data).toMatchObject({ id: opened.id, to: 'parent-1' });
+    control.close();
+    expect(hosted.closed).toBe('CASCADE_ERR_NODE_SHUTTING_DOWN');
+    expect(control.hostedCount).toBe(0);
+  });
+});

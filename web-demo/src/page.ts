@@ -12,6 +12,8 @@ export interface DemoState {
   quality?: QualityInfo;
   streamId?: string;
   nodeId?: string;
+  /** Watch page: every node taken, why and when (CascadeEvent.NodeChanged). */
+  nodes?: { nodeId: string; why: string; at: number }[];
   viewers?: number;
   reconnects: number;
   recording?: boolean;

@@ -106,7 +106,11 @@ export async function watchPage(): Promise<void> {
   w.on(CascadeEvent.Live, () => applyStreamState('live'));
   w.on(CascadeEvent.Waiting, (s) => applyStreamState(s));
   w.on(CascadeEvent.Ended, () => applyStreamState('ended'));
-  w.on(CascadeEvent.NodeChanged, showNode);
+  demo.nodes = w.nodeId ? [{ nodeId: w.nodeId, why: 'joined', at: Date.now() }] : [];
+  w.on(CascadeEvent.NodeChanged, (nodeId, why) => {
+    demo.nodes!.push({ nodeId, why, at: Date.now() });
+    showNode();
+  });
   w.on(CascadeEvent.Reconnecting, () => {
     setMessage('nodelost');
     setState('nodelost');

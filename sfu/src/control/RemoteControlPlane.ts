@@ -1,11 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import {
   CascadeError,
   ControlRequests,
   DefaultReconnectPolicy,
   InvalidStateError,
   MAX_VIEWER_DEPARTURES,
-  ManualChannel,
   Peer,
   RelayNotifications,
   RelayRequests,
@@ -17,7 +15,6 @@ import {
   type ControlParams,
   type ControlRequestType,
   type ControlResult,
-  type HeldTunnel,
   type IntegrityReport,
   type IntegrityVerdict,
   type Logger,
@@ -27,7 +24,6 @@ import {
   type NodeSnapshot,
   type Placement,
   type ReconnectPolicy,
-  type RelayNotificationData,
   type RelayParams,
   type StreamInfo,
   type StreamRecord,
@@ -35,6 +31,7 @@ import {
 import { openWebSocket } from '@cascade/protocol/node';
 import type { ControlPlane, Tunnel, TunnelInfo } from '../ControlPlane.js';
 import { runUploadTest } from './uploadTest.js';
+import { ControlTunnels } from './ControlTunnels.js';
 
 export interface RemoteControlPlaneOptions {
   controllerUrl: string;
@@ -97,30 +94,6 @@ const FATAL = new Set([
   'CASCADE_ERR_PROTOCOL_VERSION',
 ]);
 
-/** A tunnel this node opened (a pipe to its parent): reachable while the control connection is up. */
-class ClientTunnel extends ManualChannel implements Tunnel {
-  readonly id: string;
-  readonly nodeId: string;
-  readonly #plane: RemoteControlPlane;
-
-  constructor(id: string, nodeId: string, plane: RemoteControlPlane, send: (d: string) => void, close: (code: number, reason: string) => void) {
-    super(send, close);
-    this.id = id;
-    this.nodeId = nodeId;
-    this.#plane = plane;
-  }
-
-  get reachable(): boolean {
-    return this.#plane.connected;
-  }
-
-  sendChecked(data: string): Promise<boolean> {
-    const ok = this.reachable && this.readyState === 1;
-    if (ok) this.send(data);
-    return Promise.resolve(ok);
-  }
-}
-
 /**
  * A media node's control plane over its `/control` connection to a remote controller (relays;
  * origins without a controller of their own): it registers, answers the reachability checks,
@@ -133,14 +106,14 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
   readonly #handlers: RemoteControlHandlers;
   readonly #log: Logger;
   readonly #policy: ReconnectPolicy;
-  readonly #hosted = new Map<string, { channel: ManualChannel; peer: string }>();
-  readonly #opened = new Map<string, ClientTunnel>();
+  readonly #tunnels: ControlTunnels;
   readonly #left = new Map<string, number>();
   readonly #connect: ControlConnector;
   /** Callers of whenReady() waiting for the controller to admit this node. */
   readonly #readyWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
   #prober: ((p: RelayParams<'integrity.probe'>) => Promise<IntegrityVerdict>) | undefined;
-  #onTunnel: ((channel: MessageChannel, info: TunnelInfo) => void) | undefined;
+  /** Rejects start() when the plane is closed before it registered. */
+  #abortStart: (() => void) | undefined;
   #peer: ControlPeer | undefined;
   #nodeId: string | undefined;
   #ready = false;
@@ -158,6 +131,7 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
     this.#options = options;
     this.#handlers = deps.handlers;
     this.#connect = deps.connect ?? connectWebSocket;
+    this.#tunnels = new ControlTunnels({ connected: () => this.connected, notify: (type, data) => this.#notify(type, data) });
     this.#log = deps.logger.child({ component: 'RemoteControlPlane' });
     this.#nodeId = options.nodeId;
     this.#heartbeatMs = options.heartbeatIntervalMs;
@@ -182,7 +156,7 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
   }
   /** Sessions other nodes hold here through the controller. */
   get hostedCount(): number {
-    return this.#hosted.size;
+    return this.#tunnels.hostedCount;
   }
 
   /** Connect and keep connected until close(). Resolves after the first registration (or rejects if it is refused). */
@@ -190,6 +164,7 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
     return new Promise((resolve, reject) => {
       this.once('registered', (id) => resolve(id));
       this.once('fatal', (err) => reject(err));
+      this.#abortStart = () => reject(new InvalidStateError('control plane closed'));
       void this.#loop();
     });
   }
@@ -209,13 +184,11 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
     if (this.#closed) return;
     this.#closed = true;
     this.#settleReadyWaiters(new InvalidStateError('control plane closed'));
+    this.#abortStart?.();
     this.#renewal.stop();
     this.#peer?.close(1000, 'node stopping');
     this.#peer = undefined;
-    for (const { channel } of this.#hosted.values()) channel.closed(1001, 'CASCADE_ERR_NODE_SHUTTING_DOWN');
-    for (const t of this.#opened.values()) t.closed(1001, 'CASCADE_ERR_NODE_SHUTTING_DOWN');
-    this.#hosted.clear();
-    this.#opened.clear();
+    this.#tunnels.closeAll(1001, 'CASCADE_ERR_NODE_SHUTTING_DOWN');
     this.removeAllListeners();
   }
 
@@ -284,29 +257,11 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
   }
 
   openTunnel(nodeId: string): Tunnel {
-    const id = randomBytes(16).toString('base64url');
-    const tunnel: ClientTunnel = new ClientTunnel(
-      id,
-      nodeId,
-      this,
-      (data) => this.#notify('tunnel.data', { id, data }),
-      (code, reason) => {
-        this.#opened.delete(id);
-        this.#notify('tunnel.close', { id, code, reason: reason.slice(0, 200) });
-      },
-    );
-    this.#opened.set(id, tunnel);
-    if (!this.connected) {
-      this.#opened.delete(id);
-      queueMicrotask(() => tunnel.closed(4503, 'CASCADE_ERR_CONTROLLER_UNAVAILABLE'));
-    } else {
-      this.#notify('tunnel.open', { id, to: nodeId });
-    }
-    return tunnel;
+    return this.#tunnels.open(nodeId);
   }
 
   onTunnel(handler: (channel: MessageChannel, info: TunnelInfo) => void): void {
-    this.#onTunnel = handler;
+    this.#tunnels.onTunnel(handler);
   }
 
   async putStream(record: StreamRecord): Promise<void> {
@@ -374,49 +329,12 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
     if (this.connected) this.#peer!.notify(type, data);
   }
 
-  #heldTunnels(): HeldTunnel[] {
-    return [
-      ...[...this.#hosted].map(([id, h]) => ({ id, peer: h.peer, role: 'host' as const })),
-      ...[...this.#opened].map(([id, t]) => ({ id, peer: t.nodeId, role: 'client' as const })),
-    ];
-  }
-
-  #onTunnelMessage(type: keyof typeof RelayNotifications, data: unknown): void {
-    switch (type) {
-      case 'tunnel.open': {
-        const d = data as RelayNotificationData<'tunnel.open'>;
-        if (this.#hosted.has(d.id) || !this.#onTunnel) return;
-        const id = d.id;
-        const channel = new ManualChannel(
-          (frame) => this.#notify('tunnel.data', { id, data: frame }),
-          (code, reason) => {
-            this.#hosted.delete(id);
-            this.#notify('tunnel.close', { id, code, reason: reason.slice(0, 200) });
-          },
-        );
-        this.#hosted.set(id, { channel, peer: d.from });
-        channel.onClose(() => this.#hosted.delete(id));
-        this.#onTunnel(channel, { id, from: d.from, remoteAddress: d.remoteAddress ?? '' });
-        return;
-      }
-      case 'tunnel.data': {
-        const d = data as RelayNotificationData<'tunnel.data'>;
-        (this.#hosted.get(d.id)?.channel ?? this.#opened.get(d.id))?.deliver(d.data);
-        return;
-      }
-      case 'tunnel.close': {
-        const d = data as RelayNotificationData<'tunnel.close'>;
-        const channel = this.#hosted.get(d.id)?.channel ?? this.#opened.get(d.id);
-        this.#hosted.delete(d.id);
-        this.#opened.delete(d.id);
-        channel?.closed(d.code, d.reason);
-        return;
-      }
-      case 'node.ready':
-        this.#ready = true;
-        this.#settleReadyWaiters();
-        this.safeEmit('ready', this.#nodeId!);
-        return;
+  #onNotification(type: keyof typeof RelayNotifications, data: unknown): void {
+    if (this.#tunnels.receive(type, data)) return;
+    if (type === 'node.ready') {
+      this.#ready = true;
+      this.#settleReadyWaiters();
+      this.safeEmit('ready', this.#nodeId!);
     }
   }
 
@@ -481,7 +399,7 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
     peer.handle('node.uploadTest', async (p) => ({
       sentBytes: await runUploadTest(o.controllerUrl, { ...p, timeoutMs: o.timeoutMs }),
     }));
-    peer.on('notification', (type, data) => this.#onTunnelMessage(type as keyof typeof RelayNotifications, data));
+    peer.on('notification', (type, data) => this.#onNotification(type as keyof typeof RelayNotifications, data));
     this.#peer = peer;
     let res: ControlResult<'node.register'>;
     try {
@@ -489,7 +407,7 @@ export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> i
         token: this.#renewal.token || o.token,
         node: { ...(await o.announcement()), ...(this.#nodeId ? { id: this.#nodeId } : {}) },
         streams: this.#handlers.carried(),
-        tunnels: this.#heldTunnels(),
+        tunnels: this.#tunnels.held(),
       });
     } catch (err) {
       peer.close();
