@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { types as msc } from 'mediasoup-client';
+import { DIGEST_BYTES, encodeBatchBody, signedBatch } from '@cascade/protocol';
 import { IntegrityMonitor } from '../src/integrity/IntegrityMonitor.js';
 
 /**
@@ -72,5 +73,26 @@ describe('IntegrityMonitor stall check (browser)', () => {
     expect(stalledAt).toBeDefined();
     expect(stalledAt! - again).toBeGreaterThanOrEqual(1200 + 2500);
     expect(stopped).toBeLessThan(again);
+  });
+});
+
+describe('IntegrityMonitor digest channel (Node)', () => {
+  it('the batches a node hands over with the data consumer (the last second) count at once, before any comes on the channel; garbage among them is ignored', async () => {
+    const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const publicKey = Buffer.from(await crypto.subtle.exportKey('spki', keys.publicKey)).toString('base64');
+    const now = Date.now();
+    const batch = async (seq: number) => {
+      const body = encodeBatchBody({ streamId: 'k3v9d2xq7m', seq, originTime: now - 300 + seq * 100, intervalMs: 100, videoFrames: 3, audioFrames: 5, digests: [new Uint8Array(DIGEST_BYTES).fill(seq)] });
+      const sig = new Uint8Array(await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, keys.privateKey, body as BufferSource));
+      return Buffer.from(signedBatch(body, sig)).toString('base64');
+    };
+    const m = new IntegrityMonitor({ streamId: 'k3v9d2xq7m', anchor: { algorithm: 'ECDSA-P256-SHA256', publicKey, originTime: now }, anchorAt: now, anchorRttMs: 10 });
+    const recent = [await batch(1), 'not base64 !!', await batch(2), await batch(3)];
+    const signal = { request: async () => ({ dataConsumer: { id: 'dc', dataProducerId: 'dp', sctpStreamParameters: { streamId: 1 }, label: 'l', protocol: 'p' }, recent }) };
+    const channel = { on: () => {}, close: () => {} };
+    const transport = { id: 't', consumeData: async () => channel };
+    await m.subscribeDigests(signal as never, transport as never);
+    expect(m.status).toMatchObject({ batches: 3, batchesRefused: 0, batchesMissed: 0 });
+    m.close();
   });
 });

@@ -26,7 +26,7 @@ describe('messages split by role', () => {
     for (const k of Object.keys({ ...BroadcasterRequests, ...ViewerRequests, ...PipeRequests })) expect(NodeRequests).toHaveProperty([k]);
   });
 
-  it('the `/ws` endpoint still answers every request type and sends every notification it did in one file', () => {
+  it('the `/ws` endpoint answers every request type and sends every notification it did in one file (and integrity.recent, added since)', () => {
     expect(Object.keys(NodeRequests).sort()).toEqual(
       [
         'session.ping',
@@ -36,6 +36,7 @@ describe('messages split by role', () => {
         'transport.create',
         'transport.connect',
         'transport.restartIce',
+        'integrity.recent',
         'producer.create',
         'stream.subscribe',
         'quality.set',

@@ -26,8 +26,13 @@ export class IntegrityForwarder {
     stream.observer.once('close', () => this.close());
   }
 
-  /** Forward from this data producer (the adopted pipe's) from now on. */
-  async follow(source: types.DataProducer | undefined): Promise<void> {
+  /**
+   * Forward from this data producer (the adopted pipe's) from now on. `missed` fetches what the
+   * parent sent during the last second: asked once the pipe's channel delivers (it is up), since
+   * the batches sent while it was being set up never came on it, and without them the viewers
+   * here hold their first frames from the new parent (a key frame) until they expire.
+   */
+  async follow(source: types.DataProducer | undefined, missed?: () => Promise<string[]>): Promise<void> {
     if (this.#closed) return;
     const generation = ++this.#generation;
     const previous = this.#consumer;
@@ -47,7 +52,19 @@ export class IntegrityForwarder {
         return;
       }
       this.#consumer = consumer;
-      consumer.on('message', (message: Buffer) => this.forward(message));
+      let first = true;
+      consumer.on('message', (message: Buffer) => {
+        this.forward(message);
+        if (!first || !missed) return;
+        first = false;
+        missed().then(
+          (recent) => {
+            // Viewers drop the copies they already have (by sequence number).
+            if (generation === this.#generation && !this.#closed) for (const b of recent) this.forward(Buffer.from(b, 'base64'));
+          },
+          (err) => this.#log.debug({ err }, 'cannot fetch the batches missed from the parent'),
+        );
+      });
     } catch (err) {
       if (!source.closed && !this.#closed) this.#log.warn({ err }, 'cannot follow the parent digest channel');
     }

@@ -156,6 +156,11 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     return this.#digests;
   }
 
+  /** The digest batches the parent passed on during the last second (see integrity.recent). */
+  async recentDigests(): Promise<string[]> {
+    return (await this.#peer.request('integrity.recent', {})).recent;
+  }
+
   /** Make this pipe's producers the stream's sources (replacing those of a previous parent). */
   adopt(): void {
     if (this.#closed || this.#adopted) return;

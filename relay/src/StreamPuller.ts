@@ -140,7 +140,7 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
     const replaced = this.#ingress.get(info.id);
     this.#ingress.set(info.id, next);
     next.adopt();
-    this.#forwarder(stream).follow(next.digests).catch(() => {});
+    this.#forwarder(stream).follow(next.digests, () => next.recentDigests()).catch(() => {});
     this.#lostParents.recovered(info.id);
     if (replaced && replaced !== next) replaced.close();
     next.on('lost', (reason) => this.#parentLost(info.id, next, reason));

@@ -92,4 +92,24 @@ describe('StreamDigester', () => {
     await channel.send(new Uint8Array(10));
     await expect(channel.consumeOn({} as types.Transport, {} as StreamRouterHandle)).rejects.toMatchObject({ code: 'CASCADE_ERR_INVALID_STATE' });
   });
+
+  it('the channel keeps the last second of batches for a viewer subscribing now (integrity.subscribe hands them over), oldest first', async () => {
+    const { stream, producer } = await streamWithSource('digests3');
+    const channel = IntegrityChannel.of(stream, { logger: silentLogger });
+    const digester = new StreamDigester(stream, channel, new StreamKey(), { intervalMs: 50, memoryMs: 5000 }, { logger: silentLogger });
+    stream.setSource(producer);
+    await new Promise((r) => setTimeout(r, 1600));
+    const recent = channel.recent().map((b) => decodeBatch(Buffer.from(b, 'base64')).batch);
+    // 50 ms batches for 1.6 s: a second's worth (bounded at 20), consecutive, the newest just sent.
+    expect(recent.length).toBeGreaterThanOrEqual(14);
+    expect(recent.length).toBeLessThanOrEqual(20);
+    expect(recent.every((b, i) => i === 0 || b.seq === recent[i - 1]!.seq + 1)).toBe(true);
+    expect(recent.every((b) => b.streamId === 'digests3')).toBe(true);
+    expect(Date.now() - recent.at(-1)!.originTime).toBeLessThan(200);
+    expect(Date.now() - recent[0]!.originTime).toBeLessThanOrEqual(1100);
+    // Nothing is handed over once the stream (and its channel) closed.
+    digester.close();
+    stream.close();
+    expect(channel.recent()).toEqual([]);
+  });
 });

@@ -1,7 +1,7 @@
 import type { types as msc } from 'mediasoup-client';
 import { DIGEST_BYTES, TypedEmitter, canonicalFromEncoded, frameCodecOf, type IntegrityAnchor, type FrameCodec } from '@cascade/protocol';
 import { BrowserFrameSource, ENCODED_STREAMS_SETTINGS, encodedStreamsAvailable } from './browserFrames.js';
-import { IntegrityVerifier, type IntegrityStatus } from './IntegrityVerifier.js';
+import { IntegrityVerifier, fromBase64, type IntegrityStatus } from './IntegrityVerifier.js';
 import { rtpTrackAvailable, watchRtpFrames } from './rtpFrames.js';
 import type { SignalClient } from '../SignalClient.js';
 
@@ -29,6 +29,14 @@ export type IntegrityMonitorEvents = {
 };
 
 const TICK_MS = 100;
+/**
+ * A frame has waited this long for its digest: the batch that carried it was probably lost (or
+ * went out before our channel was up): ask the node for the last second's batches, at most once
+ * per ASK_AGAIN_MS. Well before the verifier gives up on the frame (1 s): a dropped key frame
+ * costs the picture until the next one.
+ */
+const ASK_MISSED_AFTER_MS = 300;
+const ASK_AGAIN_MS = 500;
 const STALL_CHECK_MS = 250;
 /** Before the first decoded frame, how long a connection may take to show one (ms). */
 const FIRST_FRAME_GRACE_MS = 6000;
@@ -52,6 +60,9 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   readonly #codecs = new Map<number, { codec: FrameCodec; kind: 'audio' | 'video' }>();
   readonly #consumers: msc.Consumer[] = [];
   readonly #stops: (() => void)[] = [];
+  /** Asks the node for the batches of the last second (set once the digest channel is subscribed). */
+  #askRecent: (() => void) | undefined;
+  #askedAt = Number.NEGATIVE_INFINITY;
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #status: IntegrityStatus;
   #nextId = 1;
@@ -93,7 +104,12 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
         if (tid !== undefined) this.#browser?.decide(tid, id, ok);
       });
       if (browser) this.#browser = new BrowserFrameSource((f) => void this.#onEncoded(f.tid, f.id, f.data));
-      this.#timers.push(setInterval(() => v.tick(), TICK_MS));
+      this.#timers.push(
+        setInterval(() => {
+          v.tick();
+          if (v.oldestPendingMs >= ASK_MISSED_AFTER_MS) this.#askMissed();
+        }, TICK_MS),
+      );
     }
     this.#timers.push(setInterval(() => void this.#checkStall(), STALL_CHECK_MS));
     for (const t of this.#timers) (t as { unref?: () => void }).unref?.();
@@ -139,7 +155,7 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   async subscribeDigests(signal: SignalClient, transport: msc.Transport): Promise<void> {
     if (!this.#verifier || this.#closed) return;
     try {
-      const { dataConsumer: d } = await signal.request('integrity.subscribe', { transportId: transport.id });
+      const { dataConsumer: d, recent } = await signal.request('integrity.subscribe', { transportId: transport.id });
       const dc = await transport.consumeData({
         id: d.id,
         dataProducerId: d.dataProducerId,
@@ -148,10 +164,41 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
         protocol: d.protocol,
       });
       if (this.#closed) return dc.close();
-      dc.on('message', (m: unknown) => void this.#onBatch(m));
+      this.#askRecent = () => void signal.request('integrity.recent', {}).then((r) => this.#addRecent(r.recent), () => {});
+      let first = true;
+      dc.on('message', (m: unknown) => {
+        void this.#onBatch(m);
+        // The channel is up now; what was sent while it was being set up never came on it: ask for it.
+        if (first) {
+          first = false;
+          this.#askMissed();
+        }
+      });
       this.#stops.push(() => dc.close());
+      // The batches of the last second, sent before our channel opened: the frames already here verify now.
+      await this.#addRecent(recent ?? []);
     } catch {
       // A node that refuses the digest channel gets judged like one that withholds it: no batches come.
+    }
+  }
+
+  #askMissed(): void {
+    const now = Date.now();
+    if (!this.#askRecent || this.#closed || now - this.#askedAt < ASK_AGAIN_MS) return;
+    this.#askedAt = now;
+    this.#askRecent();
+  }
+
+  /** Batches handed over by the node (base64), as if they had come on the channel. */
+  async #addRecent(recent: string[]): Promise<void> {
+    for (const b of recent) {
+      let bytes: Uint8Array;
+      try {
+        bytes = fromBase64(b);
+      } catch {
+        continue; // not base64: the node's problem, judged like a batch that never came
+      }
+      await this.#verifier?.addBatch(bytes);
     }
   }
 

@@ -88,7 +88,8 @@ const REFUTE_MARGIN_MS = 300;
 /** A tick this much later than due means the page or process was starved: nothing is judged on it. */
 const STARVED_MS = 300;
 
-function b64(s: string): Uint8Array {
+/** Bytes of a base64 string (browsers and Node alike). */
+export function fromBase64(s: string): Uint8Array {
   const bin = atob(s);
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
@@ -146,7 +147,7 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     this.#offset = options.anchor.originTime - options.anchorAt;
     this.#rtt = Math.max(0, Math.min(options.anchorRttMs, 2000));
     this.#key = globalThis.crypto.subtle
-      .importKey('spki', b64(options.anchor.publicKey) as BufferSource, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify'])
+      .importKey('spki', fromBase64(options.anchor.publicKey) as BufferSource, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify'])
       .catch(() => {
         this.#problem('CASCADE_ERR_INTEGRITY_MALFORMED', 'the stream key cannot be read');
         return undefined;
@@ -160,6 +161,12 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
   /** When the latest usable batch said the origin had received video frames (local ms; -Infinity: never). */
   get originVideoAt(): number {
     return this.#originVideoAt;
+  }
+
+  /** How long the oldest frame still waiting for its digest has waited (ms; 0: none waits). */
+  get oldestPendingMs(): number {
+    const p = this.#pending[0];
+    return p ? this.#o.now() - p.at : 0;
   }
 
   /** Whether usable batches came lately (within the unverified delay). */

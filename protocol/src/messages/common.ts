@@ -130,3 +130,9 @@ export type IntegrityReport = Static<typeof IntegrityReport>;
 
 export type ParamsOf<D extends Defs, T extends keyof D> = Static<D[T]['params']>;
 export type ResultOf<D extends Defs, T extends keyof D> = Static<D[T]['result']>;
+
+/** Digest batches a node passed on lately (see integrity.recent): a second's worth, and a bound on each. */
+export const MAX_RECENT_BATCHES = 20;
+export const MAX_RECENT_BATCH_CHARS = 16 * 1024;
+/** Signed digest batches as sent on the digest channel, base64, oldest first. */
+export const RecentBatches = Type.Array(Type.String({ maxLength: MAX_RECENT_BATCH_CHARS }), { maxItems: MAX_RECENT_BATCHES });

@@ -4,7 +4,7 @@
  * its own file; these are the sets the Peer on each end validates against.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { DtlsParameters, RtpCapabilities, StreamId, StreamState, TransportInfo, type ParamsOf, type ResultOf } from './common.js';
+import { DtlsParameters, RecentBatches, RtpCapabilities, StreamId, StreamState, TransportInfo, type ParamsOf, type ResultOf } from './common.js';
 import { BroadcasterNotifications, BroadcasterRequests } from './broadcaster.js';
 import { PipeNotifications, PipeRequests } from './pipe.js';
 import { ViewerNotifications, ViewerRequests } from './viewer.js';
@@ -29,6 +29,13 @@ const SessionRequests = {
   ),
   'transport.connect': req(Type.Object({ transportId: Id, dtlsParameters: DtlsParameters }), Empty),
   'transport.restartIce': req(Type.Object({ transportId: Id }), Type.Object({ iceParameters: Loose({}) })),
+  /**
+   * Viewers and child relays: the digest batches this node passed on during the last second.
+   * Asked once the digest channel delivers its first batch: the batches sent while it was being
+   * set up never came on it, and the frames they vouch for (a new node's first key frame) would
+   * otherwise wait for the next key frame.
+   */
+  'integrity.recent': req(Empty, Type.Object({ recent: RecentBatches })),
 } as const;
 
 /** What any client may be told. */

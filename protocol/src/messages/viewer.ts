@@ -1,6 +1,6 @@
 /** What a viewer asks of a node on `/ws`, and what the node tells it. */
 import { Type, type Static } from '@sinclair/typebox';
-import { DataChannelInfo, IceServer, IntegrityReport, MediaKind, NodeId, RtpCapabilities, RtpParameters, StreamId, StreamInfo } from './common.js';
+import { DataChannelInfo, IceServer, IntegrityReport, MediaKind, NodeId, RecentBatches, RtpCapabilities, RtpParameters, StreamId, StreamInfo } from './common.js';
 import { Count, Empty, Id, MAX_LAYERS, SpatialLayer, Token, req } from './schema.js';
 
 export const ConsumerInfo = Type.Object({
@@ -113,7 +113,18 @@ export const ViewerRequests = {
    * Viewer: receive the stream's digest channel (signed digests of every frame, from the
    * origin) on its recv transport, as a data consumer. After stream.subscribe.
    */
-  'integrity.subscribe': req(Type.Object({ transportId: Id }), Type.Object({ dataConsumer: DataChannelInfo })),
+  'integrity.subscribe': req(
+    Type.Object({ transportId: Id }),
+    Type.Object({
+      dataConsumer: DataChannelInfo,
+      /**
+       * The batches this node passed on during the last second (base64, signed by the origin as
+       * on the channel): the frames that came before the channel opened, a failover's first key
+       * frame among them, verify at once instead of waiting for the next key frame.
+       */
+      recent: Type.Optional(RecentBatches),
+    }),
+  ),
   /** Viewer, to the origin: a receipt for what it received (see ViewerReceipt). */
   'viewer.receipt': req(ViewerReceipt, Type.Object({ counted: Type.Boolean() })),
   /** Viewer, to the origin: the node serving it sent frames that do not verify, or none it can decode. */

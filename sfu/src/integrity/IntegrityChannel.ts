@@ -1,5 +1,5 @@
 import type { types } from 'mediasoup';
-import { CascadeError, INTEGRITY_LABEL, InvalidStateError, type DataChannelInfo, type Logger } from '@cascade/protocol';
+import { CascadeError, INTEGRITY_LABEL, InvalidStateError, MAX_RECENT_BATCHES, MAX_RECENT_BATCH_CHARS, type DataChannelInfo, type Logger } from '@cascade/protocol';
 import type { LocalStream } from '../LocalStream.js';
 import type { StreamRouterHandle } from '../appData.js';
 
@@ -12,6 +12,8 @@ export const INTEGRITY_PROTOCOL = 'cascade-integrity/1';
  * batches behind it back.
  */
 const DELIVERY = { ordered: false, maxRetransmits: 1 } as const;
+/** How far back a new viewer is handed the batches sent (ms): about as long as a frame waits for its digest. */
+const RECENT_MS = 1000;
 
 /**
  * One stream's digest channel on one node: a data producer on the stream's primary router that
@@ -24,6 +26,8 @@ export class IntegrityChannel {
   readonly #log: Logger;
   #direct: Promise<{ transport: types.DirectTransport; producer: types.DataProducer; router: StreamRouterHandle }> | undefined;
   #closed = false;
+  /** What was sent lately, for viewers that subscribe now (see recent()). */
+  #recent: { at: number; base64: string }[] = [];
 
   static readonly #channels = new WeakMap<LocalStream, IntegrityChannel>();
 
@@ -50,6 +54,7 @@ export class IntegrityChannel {
   /** Send one message to every consumer of the channel (dropped silently if the channel cannot be made now). */
   async send(message: Uint8Array): Promise<void> {
     if (this.#closed) return;
+    this.#remember(message);
     try {
       const { producer } = await this.#ensure();
       if (!producer.closed) producer.send(Buffer.from(message.buffer, message.byteOffset, message.byteLength));
@@ -89,11 +94,27 @@ export class IntegrityChannel {
     };
   }
 
+  /**
+   * The messages sent during the last second, oldest first (base64): a viewer subscribing now
+   * gets them with its data consumer, so that the frames it already has (a failover's first key
+   * frame) find their digests although their batches went out before its channel opened.
+   */
+  recent(now = Date.now()): string[] {
+    return this.#recent.filter((m) => now - m.at <= RECENT_MS).map((m) => m.base64);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#recent = [];
     void this.#direct?.then((d) => d.transport.close(), () => {});
     this.#direct = undefined;
+  }
+
+  #remember(message: Uint8Array, now = Date.now()): void {
+    if (message.byteLength * 4 > MAX_RECENT_BATCH_CHARS * 3) return;
+    this.#recent.push({ at: now, base64: Buffer.from(message.buffer, message.byteOffset, message.byteLength).toString('base64') });
+    while (this.#recent.length > MAX_RECENT_BATCHES || (this.#recent.length > 0 && now - this.#recent[0]!.at > RECENT_MS)) this.#recent.shift();
   }
 
   #ensure(): Promise<{ transport: types.DirectTransport; producer: types.DataProducer; router: StreamRouterHandle }> {
