@@ -187,8 +187,10 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
         .then(() => callback(), errback);
     });
     let disconnectTimer: ReturnType<typeof setTimeout> | undefined;
+    integrity.setMediaConnected(transport.connectionState === 'connected');
     transport.on('connectionstatechange', (state) => {
       clearTimeout(disconnectTimer);
+      integrity.setMediaConnected(state === 'connected');
       if (state === 'failed' || state === 'closed') {
         this.#fail(new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', `media transport ${state}`));
       } else if (state === 'disconnected') {

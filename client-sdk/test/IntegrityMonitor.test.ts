@@ -42,6 +42,7 @@ describe('IntegrityMonitor stall check (browser)', () => {
     monitor.on('stalled', () => (stalledAt ??= Date.now()));
     monitor.attach(video as unknown as msc.Consumer);
     monitor.setLive(true);
+    monitor.setMediaConnected(true);
   });
 
   afterEach(() => {
@@ -57,6 +58,16 @@ describe('IntegrityMonitor stall check (browser)', () => {
     expect(stalledAt).toBeDefined();
     expect(stalledAt! - stopped).toBeGreaterThanOrEqual(1200);
     expect(stalledAt! - stopped).toBeLessThan(1200 + 2 * 250);
+  });
+
+  it('a media transport that is not connected (its handshake lost on a weak link) owes no picture: no stall, however long', async () => {
+    monitor.setMediaConnected(false);
+    await play(10_000, { decode: false, receive: false });
+    expect(stalledAt).toBeUndefined();
+    // Once it connects, the clock starts (the first frame's grace, then the usual limit).
+    monitor.setMediaConnected(true);
+    await play(8000, { decode: false, receive: false });
+    expect(stalledAt).toBeDefined();
   });
 
   it('packets keep coming but nothing decodes (a key frame on its way over a lossy link): not a stall for the key-frame wait', async () => {

@@ -119,6 +119,28 @@ describe('IntegrityVerifier', () => {
     expect(s).toMatchObject({ batchesMissed: 2, batchGapMaxMs: 300 });
   });
 
+  it('a late batch vouching for old frames does not put off the alarm for the newer frames nobody vouches for', async () => {
+    const h = new Harness();
+    await h.run(2000, { frames: honest(h) });
+    const from = h.now;
+    let late: Uint8Array | undefined;
+    let alarmAt: number | undefined;
+    h.v.on('status', (st) => {
+      if (st.state === 'unverified') alarmAt ??= h.now;
+    });
+    // The digests stop; the first withheld batch comes 600 ms late (a relay trickling old ones to look alive).
+    for (let step = 0; step < 20; step++) {
+      for (const n of honest(h)()) h.v.submit(n, digest(n), 'video');
+      h.now += 100;
+      const b = await h.batch();
+      if (step === 0) late = b;
+      if (step === 6) await h.v.addBatch(late!);
+      h.v.tick();
+    }
+    expect(alarmAt).toBeDefined();
+    expect(alarmAt! - from).toBeLessThanOrEqual(1000);
+  });
+
   it('the digest channel dropped: unverified within a second, DIGESTS_MISSING', async () => {
     const h = new Harness();
     await h.run(2000, { frames: honest(h) });

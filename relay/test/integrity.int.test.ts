@@ -79,9 +79,15 @@ async function round(mode: HostileMode, expectCodes: string[], options: { swap?:
     if (options.minCarryMs) await new Promise((r) => setTimeout(r, Math.max(0, carriedSince + options.minCarryMs! - Date.now())));
     honest = await startRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: `honest-${mode}` }), maxViewers: 6 });
 
+    // Honest so far: an alarm before the switch would be a false one (and would hide the real one, states stick).
+    const early = nodeViewer.counters.integrity.filter((e) => ALARM.has(e.state));
+    expect(early, `alarms before the switch: ${JSON.stringify(early)}; integrity ${JSON.stringify(nodeViewer.watch.integrity)}; SDK warnings: ${nodeViewer.counters.warnings.join('; ')}`).toEqual([]);
     const at = await hostile.setMode(mode);
     // Every viewer under the relay notices, by itself.
-    const nodeAlarm = await waitFor(() => nodeViewer!.counters.integrity.find((e) => e.at >= at && e.nodeId === hostile.nodeId && ALARM.has(e.state)), { what: `the Node viewer to notice ${mode}`, timeoutMs: 15_000 });
+    const nodeAlarm = await waitFor(() => nodeViewer!.counters.integrity.find((e) => e.at >= at && e.nodeId === hostile.nodeId && ALARM.has(e.state)), { what: `the Node viewer to notice ${mode}`, timeoutMs: 15_000 }).catch((err: Error) => {
+      const v = nodeViewer!;
+      throw new Error(`${err.message}; it was on ${v.watch.nodeId} (${v.counters.nodeReasons.join(', ')}), integrity ${JSON.stringify(v.watch.integrity)}, events ${JSON.stringify(v.counters.integrity.slice(-5))}, SDK warnings: ${v.counters.warnings.join('; ')}`);
+    });
     const pageAlarm = await waitFor(async () => (await pageLog(page)).find((e) => e.at >= at && e.nodeId === hostile.nodeId && ALARM.has(e.state)), { what: `the page to notice ${mode}`, timeoutMs: 15_000 });
     detections.push({ mode, client: 'node', ms: nodeAlarm.at - at, code: nodeAlarm.code ?? '' }, { mode, client: 'chromium', ms: pageAlarm.at - at, code: pageAlarm.code ?? '' });
     expect(expectCodes).toContain(nodeAlarm.code);

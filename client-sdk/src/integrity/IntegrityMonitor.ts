@@ -29,14 +29,6 @@ export type IntegrityMonitorEvents = {
 };
 
 const TICK_MS = 100;
-/**
- * A frame has waited this long for its digest: the batch that carried it was probably lost (or
- * went out before our channel was up): ask the node for the last second's batches, at most once
- * per ASK_AGAIN_MS. Well before the verifier gives up on the frame (1 s): a dropped key frame
- * costs the picture until the next one.
- */
-const ASK_MISSED_AFTER_MS = 300;
-const ASK_AGAIN_MS = 500;
 const STALL_CHECK_MS = 250;
 /** Before the first decoded frame, how long a connection may take to show one (ms). */
 const FIRST_FRAME_GRACE_MS = 6000;
@@ -60,9 +52,6 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   readonly #codecs = new Map<number, { codec: FrameCodec; kind: 'audio' | 'video' }>();
   readonly #consumers: msc.Consumer[] = [];
   readonly #stops: (() => void)[] = [];
-  /** Asks the node for the batches of the last second (set once the digest channel is subscribed). */
-  #askRecent: (() => void) | undefined;
-  #askedAt = Number.NEGATIVE_INFINITY;
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #status: IntegrityStatus;
   #nextId = 1;
@@ -76,6 +65,8 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   #nodeFrames = 0;
   #sawFrame = false;
   #live = false;
+  /** The media transport is connected: before that (or while it is not), no picture is owed. */
+  #connected = false;
   #stalled = false;
   #closed = false;
 
@@ -104,12 +95,7 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
         if (tid !== undefined) this.#browser?.decide(tid, id, ok);
       });
       if (browser) this.#browser = new BrowserFrameSource((f) => void this.#onEncoded(f.tid, f.id, f.data));
-      this.#timers.push(
-        setInterval(() => {
-          v.tick();
-          if (v.oldestPendingMs >= ASK_MISSED_AFTER_MS) this.#askMissed();
-        }, TICK_MS),
-      );
+      this.#timers.push(setInterval(() => v.tick(), TICK_MS));
     }
     this.#timers.push(setInterval(() => void this.#checkStall(), STALL_CHECK_MS));
     for (const t of this.#timers) (t as { unref?: () => void }).unref?.();
@@ -129,6 +115,16 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   setLive(live: boolean): void {
     if (live && !this.#live) this.#progressAt = this.#arrivedAt = Date.now();
     this.#live = live;
+  }
+
+  /**
+   * Whether the media transport is connected. A transport that never connects (its handshake
+   * lost on a weak link) fails by itself as a connection problem; it is not the node stopping
+   * the picture, and no stall is called for it.
+   */
+  setMediaConnected(connected: boolean): void {
+    if (connected && !this.#connected) this.#progressAt = this.#arrivedAt = Date.now();
+    this.#connected = connected;
   }
 
   /** A new consumer, before it is resumed: its frames are checked from the first. */
@@ -164,14 +160,13 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
         protocol: d.protocol,
       });
       if (this.#closed) return dc.close();
-      this.#askRecent = () => void signal.request('integrity.recent', {}).then((r) => this.#addRecent(r.recent), () => {});
       let first = true;
       dc.on('message', (m: unknown) => {
         void this.#onBatch(m);
-        // The channel is up now; what was sent while it was being set up never came on it: ask for it.
+        // The channel is up now; what was sent while it was being set up never came on it: ask for it (once).
         if (first) {
           first = false;
-          this.#askMissed();
+          signal.request('integrity.recent', {}).then((r) => this.#addRecent(r.recent), () => {});
         }
       });
       this.#stops.push(() => dc.close());
@@ -180,13 +175,6 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
     } catch {
       // A node that refuses the digest channel gets judged like one that withholds it: no batches come.
     }
-  }
-
-  #askMissed(): void {
-    const now = Date.now();
-    if (!this.#askRecent || this.#closed || now - this.#askedAt < ASK_AGAIN_MS) return;
-    this.#askedAt = now;
-    this.#askRecent();
   }
 
   /** Batches handed over by the node (base64), as if they had come on the channel. */
@@ -250,7 +238,7 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
       this.#sawFrame ||= decoded > 0;
       return;
     }
-    if (!this.#live || video.length === 0) {
+    if (!this.#live || !this.#connected || video.length === 0) {
       this.#progressAt = this.#arrivedAt = now;
       return;
     }

@@ -120,7 +120,7 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
   readonly #pending: Pending[] = [];
   #status: IntegrityStatus = { state: 'verifying', framesVerified: 0, framesRejected: 0, framesExpired: 0, batches: 0, batchesRefused: 0, batchBytes: 0, batchesMissed: 0, batchGapMaxMs: 0 };
   #lastProblem: { code: ErrorCode; detail: string } | undefined;
-  /** Per kind: when a frame last verified (silence repeats: audio may verify while video does not). */
+  /** Per kind: when the latest frame that verified arrived (silence repeats: audio may verify while video does not). */
   readonly #lastVerifiedAt: Record<FrameKind, number> = { audio: Number.NEGATIVE_INFINITY, video: Number.NEGATIVE_INFINITY };
   #firstFrameAt: number | undefined;
   /** Sequence span and arrival of usable batches, for batchesMissed and batchGapMaxMs. */
@@ -161,12 +161,6 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
   /** When the latest usable batch said the origin had received video frames (local ms; -Infinity: never). */
   get originVideoAt(): number {
     return this.#originVideoAt;
-  }
-
-  /** How long the oldest frame still waiting for its digest has waited (ms; 0: none waits). */
-  get oldestPendingMs(): number {
-    const p = this.#pending[0];
-    return p ? this.#o.now() - p.at : 0;
   }
 
   /** Whether usable batches came lately (within the unverified delay). */
@@ -214,7 +208,8 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
       const p = this.#pending[i]!;
       if (this.#window.has(p.key)) {
         this.#pending.splice(i, 1);
-        this.#verified(p.id, p.kind, arrived);
+        // As of the frame's arrival: a late batch vouching for old frames says nothing of the newer ones still waiting.
+        this.#verified(p.id, p.kind, p.at);
       } else i++;
     }
   }
