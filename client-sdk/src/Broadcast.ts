@@ -12,7 +12,7 @@ import { retryLoop } from './retryLoop.js';
 import { ConnectionError, isRetryable, typedError } from './errors.js';
 import { CascadeEvent, ConnectionState } from './events.js';
 import { closeError, SignalClient, type KeepAliveOptions, type WebSocketCtor } from './SignalClient.js';
-import { DeviceCache } from './ViewerConnection.js';
+import { DeviceCache } from './DeviceCache.js';
 import { videoEncodings, type SimulcastLayer } from './quality.js';
 
 export interface BroadcastOptions {

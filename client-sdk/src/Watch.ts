@@ -12,7 +12,8 @@ import {
 import { CapacityError, ConnectionError, isRetryable, StreamEndedError, StreamNotFoundError, typedError } from './errors.js';
 import { CascadeEvent, ConnectionState } from './events.js';
 import type { KeepAliveOptions, WebSocketCtor } from './SignalClient.js';
-import { DeviceCache, ViewerConnection, type ViewerConnectionOptions, type WatchConnection } from './ViewerConnection.js';
+import { DeviceCache } from './DeviceCache.js';
+import { ViewerConnection, type ViewerConnectionOptions, type WatchConnection } from './ViewerConnection.js';
 import { retryLoop } from './retryLoop.js';
 import { WatchQuality, type Quality, type QualityInfo } from './quality.js';
 import type { IntegrityOptions } from './integrity/IntegrityMonitor.js';
