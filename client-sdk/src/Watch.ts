@@ -94,6 +94,10 @@ const MOVE_MEDIA_WAIT_MS = 3000;
  * Watching one stream. `mediaStream` stays the same object for the whole session: when the
  * SDK moves to another node (failover or drain) the new tracks replace the old ones in it,
  * so a `<video>` keeps playing without being touched.
+ *
+ * (Over 350 lines: one state machine, join, move, reconnect and stop, whose transitions guard
+ * one another through #moving, #reconnecting and #lostDuringMove, and read best together. The
+ * connection to a node is ViewerConnection; the retry loop is retryLoop.ts.)
  */
 export class Watch extends TypedEmitter<WatchEvents> {
   readonly mediaStream: MediaStream;
