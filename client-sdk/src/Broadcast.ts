@@ -1,18 +1,11 @@
 import type { types as msc } from 'mediasoup-client';
-import {
-  CascadeError,
-  DefaultReconnectPolicy,
-  TypedEmitter,
-  silentLogger,
-  type IceServer,
-  type Logger,
-  type ReconnectPolicy,
-} from '@cascade/protocol';
+import { CascadeError, DefaultReconnectPolicy, TypedEmitter, silentLogger, type Logger, type ReconnectPolicy } from '@cascade/protocol';
 import { retryLoop } from './retryLoop.js';
-import { ConnectionError, isRetryable, typedError } from './errors.js';
+import { isRetryable, typedError } from './errors.js';
 import { CascadeEvent, ConnectionState } from './events.js';
-import { closeError, SignalClient, type KeepAliveOptions, type WebSocketCtor } from './SignalClient.js';
-import { DeviceCache } from './ViewerConnection.js';
+import type { KeepAliveOptions, WebSocketCtor } from './SignalClient.js';
+import { DeviceCache } from './DeviceCache.js';
+import { PublishConnection, type BroadcastConnection, type PublishConnectionOptions } from './PublishConnection.js';
 import { videoEncodings, type SimulcastLayer } from './quality.js';
 
 export interface BroadcastOptions {
@@ -55,35 +48,37 @@ export type BroadcastEvents = {
   listenererror: [event: string, error: unknown];
 };
 
-interface Link {
-  signal: SignalClient;
-  transport: msc.Transport;
-  producers: msc.Producer[];
+/** What a Broadcast is given apart from its options; internal (not in index.ts): tests hand in fake connections. */
+export interface BroadcastDeps {
+  /** Publishes at the origin (start, and each reconnect). Default: PublishConnection.open. */
+  openConnection?: (options: PublishConnectionOptions) => Promise<BroadcastConnection>;
 }
 
 /**
  * Going live. The connection is kept: if it drops, the SDK reconnects with the same stream id
  * (`resume`) and produces the same tracks again, and viewers pick the new media up without
- * rejoining.
+ * rejoining. Each connection to the origin is a PublishConnection; this owns the retry loop.
  */
 export class Broadcast extends TypedEmitter<BroadcastEvents> {
   #options: BroadcastOptions;
   #policy: ReconnectPolicy;
   #devices: DeviceCache;
   #log: Logger;
-  #link: Link | undefined;
+  readonly #openConnection: (options: PublishConnectionOptions) => Promise<BroadcastConnection>;
+  #link: BroadcastConnection | undefined;
   #streamId: string | undefined;
   #state = ConnectionState.Connecting;
   #viewers = 0;
   #stopped = false;
   #reconnecting = false;
 
-  constructor(options: BroadcastOptions) {
+  constructor(options: BroadcastOptions, deps: BroadcastDeps = {}) {
     super();
     // Wrong layers are the caller's mistake: a TypeError now, not a failed connection later.
     videoEncodings(options.simulcast, options.maxVideoBitrate ?? 1_500_000, options.videoCodec ?? 'vp8');
     if (options.videoCodec !== undefined && options.videoCodec !== 'vp8' && options.videoCodec !== 'h264') throw new TypeError("videoCodec: 'vp8' or 'h264'");
     this.#options = options;
+    this.#openConnection = deps.openConnection ?? ((o) => PublishConnection.open(o));
     this.#streamId = options.streamId;
     this.#policy = options.reconnectPolicy ?? new DefaultReconnectPolicy({ maxElapsedMs: 5 * 60_000 });
     this.#devices = new DeviceCache(options.handlerName);
@@ -118,87 +113,42 @@ export class Broadcast extends TypedEmitter<BroadcastEvents> {
     this.#stopped = true;
     const link = this.#link;
     this.#link = undefined;
-    if (link && !link.signal.closed) {
-      await link.signal.request('stream.unpublish', {}, 2000).catch(() => {});
-    }
-    this.#close(link);
+    if (link && !link.closed) await link.unpublish(2000);
+    link?.close();
     this.#setState(ConnectionState.Disconnected);
     this.safeEmit(CascadeEvent.Stopped);
     this.removeAllListeners();
   }
 
-  async #connect(resume: boolean): Promise<Link> {
+  async #connect(resume: boolean): Promise<BroadcastConnection> {
     const o = this.#options;
-    const signal = await SignalClient.connect(o.url, {
-      ...(o.WebSocket ? { WebSocket: o.WebSocket } : {}),
-      ...(o.keepAlive !== undefined ? { keepAlive: o.keepAlive } : {}),
+    return this.#openConnection({
+      url: o.url,
+      token: o.token,
+      stream: o.stream,
+      ...(this.#streamId ? { streamId: this.#streamId } : {}),
+      ...(o.title ? { title: o.title } : {}),
+      resume,
+      simulcast: o.simulcast,
+      maxVideoBitrate: o.maxVideoBitrate ?? 1_500_000,
+      videoCodec: o.videoCodec ?? 'vp8',
       timeoutMs: o.timeoutMs ?? 5000,
-    });
-    try {
-      const res = await signal.request('stream.publish', {
-        token: o.token,
-        ...(this.#streamId ? { streamId: this.#streamId } : {}),
-        ...(o.title ? { title: o.title } : {}),
-        resume,
-      });
-      this.#streamId = res.streamId;
-      const device = await this.#devices.get(res.rtpCapabilities as msc.RtpCapabilities);
-      const info = await signal.request('transport.create', { direction: 'send' });
-      const transport = device.createSendTransport({
-        id: info.id,
-        iceParameters: info.iceParameters as unknown as msc.IceParameters,
-        iceCandidates: info.iceCandidates as unknown as msc.IceCandidate[],
-        dtlsParameters: info.dtlsParameters as unknown as msc.DtlsParameters,
-        iceServers: res.iceServers as IceServer[] as RTCIceServer[],
-      });
-      transport.on('connect', ({ dtlsParameters }, cb, eb) => {
-        signal.request('transport.connect', { transportId: transport.id, dtlsParameters: dtlsParameters as never }).then(() => cb(), eb);
-      });
-      transport.on('produce', ({ kind, rtpParameters }, cb, eb) => {
-        signal
-          .request('producer.create', { transportId: transport.id, kind, rtpParameters: rtpParameters as never })
-          .then(({ id }) => cb({ id }), eb);
-      });
-      const link: Link = { signal, transport, producers: [] };
-      signal.onNotification('stream.viewers', ({ viewers }) => {
+      ...(o.keepAlive !== undefined ? { keepAlive: o.keepAlive } : {}),
+      ...(o.WebSocket ? { WebSocket: o.WebSocket } : {}),
+      devices: this.#devices,
+      logger: this.#log,
+      onPublished: (streamId) => (this.#streamId = streamId),
+      onViewers: (viewers) => {
         this.#viewers = viewers;
         this.safeEmit(CascadeEvent.Viewers, viewers);
-      });
-      signal.on('close', (code, reason) => this.#lost(link, closeError(code, reason)));
-      transport.on('connectionstatechange', (s) => {
-        if (s === 'failed') this.#lost(link, new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'media transport failed'));
-      });
-      const codecName = o.videoCodec ?? 'vp8';
-      const encodings = videoEncodings(o.simulcast, o.maxVideoBitrate ?? 1_500_000, codecName);
-      const codec = device.rtpCapabilities.codecs?.find((c) => c.mimeType.toLowerCase() === `video/${codecName}`);
-      if (!codec) throw new CascadeError('CASCADE_ERR_CLIENT_MEDIA', `this browser cannot send ${codecName}`);
-      const tracks = o.stream.getTracks().filter((t) => t.readyState === 'live');
-      if (tracks.length === 0) throw new CascadeError('CASCADE_ERR_CLIENT_MEDIA', 'the MediaStream has no live track');
-      for (const track of tracks) {
-        if (!device.canProduce(track.kind as msc.MediaKind)) continue;
-        const producer =
-          track.kind === 'video'
-            ? await transport.produce({
-                track,
-                codec,
-                encodings,
-                codecOptions: { videoGoogleStartBitrate: 1000 },
-                stopTracks: false,
-              })
-            : await transport.produce({ track, stopTracks: false });
-        link.producers.push(producer);
-      }
-      this.#log.info({ streamId: this.#streamId, resumed: res.resumed, producers: link.producers.length }, 'broadcasting');
-      return link;
-    } catch (err) {
-      signal.close();
-      throw typedError(err);
-    }
+      },
+      onLost: (link, cause) => this.#lost(link, cause),
+    });
   }
 
-  #lost(link: Link, cause: Error): void {
+  #lost(link: BroadcastConnection, cause: Error): void {
     if (this.#stopped || this.#link !== link) return;
-    this.#close(link);
+    link.close();
     this.#link = undefined;
     void this.#reconnect(cause);
   }
@@ -218,7 +168,7 @@ export class Broadcast extends TypedEmitter<BroadcastEvents> {
       });
       if (!link) return;
       if (this.#stopped) {
-        this.#close(link);
+        link.close();
         return;
       }
       this.#link = link;
@@ -232,17 +182,6 @@ export class Broadcast extends TypedEmitter<BroadcastEvents> {
     } finally {
       this.#reconnecting = false;
     }
-  }
-
-  #close(link: Link | undefined): void {
-    if (!link) return;
-    for (const p of link.producers) p.close();
-    try {
-      link.transport.close();
-    } catch {
-      // already closed
-    }
-    link.signal.close();
   }
 
   #setState(s: ConnectionState): void {

@@ -1,10 +1,10 @@
-import { Device } from 'mediasoup-client';
-import type { types as msc } from 'mediasoup-client';
+import type { Device, types as msc } from 'mediasoup-client';
 import { TypedEmitter, type CascadeError, type ConsumerInfo, type IceServer, type NotificationData, type Quality, type StreamInfo, type StreamState } from '@cascade/protocol';
 import { ConnectionError, typedError } from './errors.js';
 import { closeError, SignalClient, type KeepAliveOptions, type WebSocketCtor } from './SignalClient.js';
 import { IntegrityMonitor, type IntegrityOptions } from './integrity/IntegrityMonitor.js';
 import type { IntegrityStatus } from './integrity/IntegrityVerifier.js';
+import type { DeviceCache } from './DeviceCache.js';
 
 export interface ViewerConnectionOptions {
   /** The deployment's public endpoint: it serves the viewer, itself or through the node the controller picks. */
@@ -69,25 +69,10 @@ export interface WatchConnection {
   on<K extends keyof ViewerConnectionEvents>(event: K, listener: (...args: ViewerConnectionEvents[K]) => void): unknown;
 }
 
-/** One Device per distinct router capability set (all Cascade routers share one). */
-export class DeviceCache {
-  readonly #handlerName: msc.BuiltinHandlerName | undefined;
-  #device: Device | undefined;
-  #caps = '';
-
-  constructor(handlerName?: msc.BuiltinHandlerName) {
-    this.#handlerName = handlerName;
-  }
-
-  async get(routerRtpCapabilities: msc.RtpCapabilities): Promise<Device> {
-    const key = JSON.stringify(routerRtpCapabilities);
-    if (this.#device && key === this.#caps) return this.#device;
-    const device = this.#handlerName ? new Device({ handlerName: this.#handlerName }) : await Device.factory();
-    await device.load({ routerRtpCapabilities });
-    this.#device = device;
-    this.#caps = key;
-    return device;
-  }
+interface Received {
+  bytes: number;
+  packets: number;
+  lost: number;
 }
 
 /**
@@ -95,13 +80,11 @@ export class DeviceCache {
  * deployment's public endpoint (which carries it to a relay when the controller places the
  * viewer there): a recv transport and one consumer per source. The only connection a viewer
  * opens to a relay is for media. It does not reconnect; `Watch` does.
+ *
+ * (Over 350 lines: what the socket, the transport and the node say all lands on one connection
+ * state, and whether media still arrives, read from the same consumers, is what decides between
+ * signal lost, suspect and failed; split, each part would need the others' private state.)
  */
-interface Received {
-  bytes: number;
-  packets: number;
-  lost: number;
-}
-
 export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> implements WatchConnection {
   readonly nodeId: string;
   #stream: StreamInfo;
@@ -290,7 +273,6 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
     for (const c of consumers) await this.#enqueue(() => this.#consume(c));
   }
 
-  /** What every consumer received so far (inbound-rtp), or undefined where this environment gives no stats. */
   /** What each consumer received so far (consumers whose stats cannot be read are left out). */
   async #receivedByConsumer(): Promise<Map<string, Received>> {
     const out = new Map<string, Received>();
@@ -311,6 +293,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
     return out;
   }
 
+  /** What every consumer received so far (inbound-rtp), or undefined where this environment gives no stats. */
   async #received(): Promise<Received | undefined> {
     const byConsumer = await this.#receivedByConsumer();
     if (byConsumer.size === 0) return undefined;

@@ -12,7 +12,8 @@ import {
 import { CapacityError, ConnectionError, isRetryable, StreamEndedError, StreamNotFoundError, typedError } from './errors.js';
 import { CascadeEvent, ConnectionState } from './events.js';
 import type { KeepAliveOptions, WebSocketCtor } from './SignalClient.js';
-import { DeviceCache, ViewerConnection, type ViewerConnectionOptions, type WatchConnection } from './ViewerConnection.js';
+import { DeviceCache } from './DeviceCache.js';
+import { ViewerConnection, type ViewerConnectionOptions, type WatchConnection } from './ViewerConnection.js';
 import { retryLoop } from './retryLoop.js';
 import { WatchQuality, type Quality, type QualityInfo } from './quality.js';
 import type { IntegrityOptions } from './integrity/IntegrityMonitor.js';
@@ -93,6 +94,10 @@ const MOVE_MEDIA_WAIT_MS = 3000;
  * Watching one stream. `mediaStream` stays the same object for the whole session: when the
  * SDK moves to another node (failover or drain) the new tracks replace the old ones in it,
  * so a `<video>` keeps playing without being touched.
+ *
+ * (Over 350 lines: one state machine, join, move, reconnect and stop, whose transitions guard
+ * one another through #moving, #reconnecting and #lostDuringMove, and read best together. The
+ * connection to a node is ViewerConnection; the retry loop is retryLoop.ts.)
  */
 export class Watch extends TypedEmitter<WatchEvents> {
   readonly mediaStream: MediaStream;

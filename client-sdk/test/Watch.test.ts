@@ -268,4 +268,105 @@ describe('Watch: moving and reconnecting (fake connections, fake time)', () => {
     expect(nodes.last.closed).toBe(true);
     expect(watch.nodeId).toBeUndefined();
   });
+
+  it('a move asked for while a move is joining is ignored: one new connection, the first move’s reason', async () => {
+    const { watch, nodes, events } = await started(steps(0));
+    const arrive = gateNextJoin(nodes);
+    const first = nodes.last;
+    first.safeEmit('draining');
+    await vi.advanceTimersByTimeAsync(0);
+    first.safeEmit('suspect');
+    first.safeEmit('stalled');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(nodes.open).toHaveBeenCalledTimes(2);
+    arrive();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(watch.nodeId).toBe('node-2');
+    expect(events.nodechange).toHaveBeenLastCalledWith('node-2', 'draining');
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(nodes.open).toHaveBeenCalledTimes(2);
+    expect(nodes.connections).toHaveLength(2);
+    expect(events.nodechange).toHaveBeenCalledTimes(2);
+    watch.stop();
+  });
+
+  it('the node lost while a move is joining: the move’s connection takes over, no reconnect', async () => {
+    const { watch, nodes, events } = await started(steps(0));
+    const arrive = gateNextJoin(nodes);
+    const first = nodes.last;
+    first.safeEmit('suspect');
+    await vi.advanceTimersByTimeAsync(0);
+    first.lose(timeout());
+    await vi.advanceTimersByTimeAsync(0);
+    // Still joining: nothing else is tried meanwhile.
+    expect(nodes.open).toHaveBeenCalledTimes(2);
+    expect(events.reconnecting).not.toHaveBeenCalled();
+    arrive();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(watch.nodeId).toBe('node-2');
+    expect(events.nodechange).toHaveBeenLastCalledWith('node-2', 'unresponsive');
+    expect(events.reconnecting).not.toHaveBeenCalled();
+    expect(events.state).not.toHaveBeenCalledWith(ConnectionState.Reconnecting);
+    expect(watch.state).toBe(ConnectionState.Connected);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(nodes.open).toHaveBeenCalledTimes(2);
+    watch.stop();
+  });
+
+  it('the node lost while a move is joining, and the move fails: a reconnect follows, avoiding the lost node', async () => {
+    const { watch, nodes, events } = await started(steps(0));
+    const arrive = gateNextJoin(nodes, timeout());
+    const first = nodes.last;
+    first.safeEmit('suspect');
+    await vi.advanceTimersByTimeAsync(0);
+    const gone = timeout();
+    first.lose(gone);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(events.reconnecting).not.toHaveBeenCalled();
+    arrive();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(events.reconnecting).toHaveBeenCalledExactlyOnceWith(gone);
+    expect(nodes.open).toHaveBeenCalledTimes(3);
+    expect(nodes.excluded.at(-1)).toEqual(['node-1']);
+    expect(watch.nodeId).toBe('node-2');
+    expect(events.nodechange).toHaveBeenLastCalledWith('node-2', 'reconnected');
+    expect(events.reconnected).toHaveBeenCalledTimes(1);
+    expect(watch.state).toBe(ConnectionState.Connected);
+    watch.stop();
+  });
+
+  it('signal lost while a move is joining, and the move fails: a reconnect follows', async () => {
+    const { watch, nodes, events } = await started(steps(0));
+    const arrive = gateNextJoin(nodes, timeout());
+    const first = nodes.last;
+    first.safeEmit('draining');
+    await vi.advanceTimersByTimeAsync(0);
+    const gone = new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', 'endpoint went away');
+    first.safeEmit('signallost', gone);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(nodes.open).toHaveBeenCalledTimes(2);
+    arrive();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(events.reconnecting).toHaveBeenCalledExactlyOnceWith(gone);
+    expect(nodes.open).toHaveBeenCalledTimes(3);
+    expect(watch.nodeId).toBe('node-2');
+    expect(events.nodechange).toHaveBeenLastCalledWith('node-2', 'reconnected');
+    watch.stop();
+  });
 });
+
+/**
+ * The next join waits until the returned function is called, then succeeds as usual or, given
+ * `failure`, fails with it.
+ */
+function gateNextJoin(nodes: ReturnType<typeof fakeNodes>, failure?: Error): () => void {
+  let arrive!: () => void;
+  const gate = new Promise<void>((r) => (arrive = r));
+  const open = nodes.open.getMockImplementation()!;
+  nodes.open.mockImplementationOnce(async (o) => {
+    await gate;
+    if (failure) throw failure;
+    return open(o);
+  });
+  return arrive;
+}

@@ -15,6 +15,7 @@ import { StrayPipes } from './StrayPipes.js';
 import { NodeHealth, checkFigures } from './NodeHealth.js';
 import { systemClock, type Clock } from './clock.js';
 import { IntegrityJudge } from './integrity/IntegrityJudge.js';
+import { Reparenter, streamInfo } from './Reparenter.js';
 import type { NodeRecord, NodeSnapshot, NodeStatus, NodeView, StreamRecord, TopologyEvent } from './types.js';
 
 export { systemClock, type Clock } from './clock.js';
@@ -80,7 +81,6 @@ export type TopologyControllerObserverEvents = {
 /** How long the controller remembers that a node left demoted or draining (ms). */
 const GONE_STATUS_MEMORY_MS = 10 * 60_000;
 
-
 /** How old a pipe ticket may be and still vouch for an edge a relay reports (s): a day of streaming. */
 const EDGE_TICKET_MAX_AGE_SEC = 24 * 3600;
 /** How long a parent may keep feeding a relay moved away from it before it is told to stop (ms). */
@@ -98,7 +98,7 @@ const INTEGRITY_COOLDOWN_MS = 30_000;
  *
  * (Over 450 lines: every decision about the tree is here, each a short method over the store, so
  * that the order of events a node goes through reads in one place; the policies with state of
- * their own live apart: NodeHealth, StrayPipes, the stores' placement.)
+ * their own live apart: NodeHealth, StrayPipes, Reparenter (moving children), the stores' placement.)
  */
 export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   readonly observer = new TypedEmitter<TopologyControllerObserverEvents>();
@@ -121,8 +121,8 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
    * reconnects (or restarts under the same id) takes that status back, not a fresh 'ready'.
    */
   readonly #goneStatuses = new Map<string, { status: NodeStatus; until: number }>();
-  /** Orphans no node could adopt yet; retried by the sweeper. */
-  readonly #pendingOrphans = new Map<string, { streamId: string; childId: string }>();
+  /** Moves relays to new parents and tells them; keeps orphans for the sweeper to retry. */
+  readonly #reparenter: Reparenter;
   readonly #strays: StrayPipes;
   readonly #parentLostBudget = new KeyedTokenBucket({ burst: 3, refillMs: 2000, maxKeys: 100_000 });
   /** Relays condemned for altering or withholding media (never restored; learned from every instance). */
@@ -156,6 +156,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     this.#health = new NodeHealth(options, { store: this.store, clock: this.#clock });
     // Longer than any make-before-break move takes to close its old pipe.
     this.#strays = new StrayPipes({ graceMs: Math.max(STRAY_PIPE_GRACE_MS, 4 * options.heartbeatIntervalMs) });
+    this.#reparenter = new Reparenter(options, { store: this.store, tickets, logger: this.#log, clock: this.#clock, onReparent: (...a) => this.observer.safeEmit('reparent', ...a) });
     if (options.watchTokenRequired && !deps.tokens) throw new TypeError('watchTokenRequired needs a TokenService');
     this.#unsubscribe = this.store.subscribe((e) => this.#onEvent(e));
     this.integrity = new IntegrityJudge(
@@ -180,7 +181,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     this.#closed = true;
     if (this.#sweeper) clearInterval(this.#sweeper);
     this.#unsubscribe();
-    this.#pendingOrphans.clear();
+    this.#reparenter.clear();
     this.observer.safeEmit('close');
   }
 
@@ -264,7 +265,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     this.#log.warn({ nodeId, reason, streams: streams.length, orphans: orphans.length }, 'node gone');
     this.observer.safeEmit('nodegone', nodeId);
     await this.store.publish({ type: 'nodegone', nodeId }).catch(() => {});
-    await Promise.all(orphans.map((o) => this.#adopt(o.streamId, o.childId, [nodeId])));
+    await Promise.all(orphans.map((o) => this.#reparenter.adopt(o.streamId, o.childId, [nodeId])));
   }
 
   /**
@@ -278,7 +279,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     if (!view || view.status !== 'ready') return;
     this.#health.restartRun(nodeId);
     await this.setNodeStatus(nodeId, 'demoted');
-    await this.#moveChildren(nodeId);
+    await this.#reparenter.moveChildren(nodeId);
   }
 
   /**
@@ -292,7 +293,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     this.#health.restartRun(nodeId);
     this.#log.warn({ nodeId, ...why }, 'relay condemned: demoted, children moved, token to be revoked');
     await this.setNodeStatus(nodeId, 'demoted');
-    await this.#moveChildren(nodeId);
+    await this.#reparenter.moveChildren(nodeId);
     await this.store.publish({ type: 'condemn', nodeId, streamId: why.streamId, code: why.code });
   }
 
@@ -304,7 +305,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   /** Planned departure: no new traffic, children moved (make-before-break: the old pipe stays until the child switches). */
   async drainNode(nodeId: string): Promise<void> {
     await this.setNodeStatus(nodeId, 'draining');
-    await this.#moveChildren(nodeId);
+    await this.#reparenter.moveChildren(nodeId);
     this.#log.info({ nodeId }, 'node draining');
   }
 
@@ -409,12 +410,12 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     const stream = res.stream;
     if (res.attached) {
       const a = res.attached;
-      await this.#publishAssign(stream, a.nodeId, a.parentId, a.childIp);
+      await this.#reparenter.publishAssign(stream, a.nodeId, a.parentId, a.childIp);
     }
     this.observer.safeEmit('placement', stream.id, res.nodeId, !!res.attached);
     return {
       placement: { nodeId: res.nodeId, ticket: this.tickets.viewer({ stream: stream.id, node: res.nodeId }) },
-      stream: info(stream),
+      stream: streamInfo(stream),
       ...(stream.integrityKey ? { integrityKey: stream.integrityKey } : {}),
     };
   }
@@ -446,16 +447,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
       throw new CascadeError('CASCADE_ERR_PROTOCOL_RATE_LIMITED', `parent losses of ${streamId} reported too often`);
     }
     this.#strays.condemn(parentId, streamId, childId);
-    const tree = await this.store.getTree(streamId);
-    const entry = tree.find((e) => e.nodeId === childId);
-    if (!entry) return;
-    if (entry.parent !== parentId && entry.parent !== null) {
-      // Already moved (e.g. the controller saw the parent die first): resend the assignment.
-      const stream = await this.store.getStream(streamId);
-      if (stream) await this.#assign(stream, childId, entry.parent);
-      return;
-    }
-    await this.#adopt(streamId, childId, [parentId]);
+    await this.#reparenter.parentLost(childId, streamId, parentId);
   }
 
   /** A relay stopped carrying a stream (no viewers or children for a while). */
@@ -479,12 +471,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
       if (now - this.#storeUpSince >= this.options.nodeTtlMs) {
         for (const id of expired) await this.nodeGone(id, 'heartbeats stopped');
       }
-      for (const [key, o] of [...this.#pendingOrphans]) {
-        this.#pendingOrphans.delete(key);
-        // Retry without the exclusion: a parent that was refused (e.g. its worker had just died)
-        // may be the only one with room, and dead nodes are gone from the tree anyway.
-        await this.#adopt(o.streamId, o.childId, []);
-      }
+      await this.#reparenter.retryPending();
       // Ended streams are remembered for a while, and never more than maxEndedStreams of them
       // (publishing and ending streams in a loop must not grow the store): the oldest go first.
       const endedAt = (s: StreamRecord) => s.endedAt ?? s.updatedAt;
@@ -501,44 +488,6 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     }
   }
 
-  async #adopt(streamId: string, childId: string, exclude: string[]): Promise<void> {
-    try {
-      const stream = await this.store.getStream(streamId);
-      if (!stream || stream.state === 'ended') return;
-      const r = await this.store.reparent(streamId, childId, { maxChildren: this.options.maxChildren, now: this.#clock.now() }, exclude);
-      if (!r) {
-        this.#log.warn({ streamId, childId }, 'no parent with room; will retry');
-        this.#pendingOrphans.set(`${streamId}/${childId}`, { streamId, childId });
-        return;
-      }
-      this.observer.safeEmit('reparent', streamId, childId, r.parentId);
-      this.#log.info({ streamId, childId, parentId: r.parentId, depth: r.depth }, 'relay re-parented');
-      await this.#assign(stream, childId, r.parentId);
-    } catch (err) {
-      this.#log.warn({ err, streamId, childId }, 'cannot re-parent; will retry');
-      this.#pendingOrphans.set(`${streamId}/${childId}`, { streamId, childId });
-    }
-  }
-
-  async #moveChildren(nodeId: string): Promise<void> {
-    for (const streamId of await this.store.nodeStreams(nodeId)) {
-      const tree = await this.store.getTree(streamId);
-      await Promise.all(tree.filter((e) => e.parent === nodeId).map((e) => this.#adopt(streamId, e.nodeId, [nodeId])));
-    }
-  }
-
-  async #assign(stream: StreamRecord, childId: string, parentId: string): Promise<void> {
-    const now = this.#clock.now();
-    const [parent, child] = await Promise.all([this.store.getNode(parentId, now), this.store.getNode(childId, now)]);
-    if (!parent || !child) return;
-    await this.#publishAssign(stream, childId, parentId, child.mediaIp);
-  }
-
-  async #publishAssign(stream: StreamRecord, childId: string, parentId: string, childIp: string): Promise<void> {
-    const ticket = this.tickets.pipe({ stream: stream.id, node: parentId, child: childId, childIp });
-    await this.store.publish({ type: 'assign', nodeId: childId, stream: info(stream), parent: { nodeId: parentId }, ticket });
-  }
-
   /** Demote a relay that delivers badly, restore one that recovered (NodeHealth judges). */
   async #checkHealth(record: NodeRecord, snapshot: NodeSnapshot): Promise<void> {
     const verdict = await this.#health.verdict(record, snapshot);
@@ -549,7 +498,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
       const { cpu, lossRate, bitrateOutKbps } = snapshot.stats;
       this.#log.warn({ nodeId: record.id, cpu, lossRate, bitrateOutKbps, upKbps: record.capacity.upKbps }, 'relay demoted');
       await this.setNodeStatus(record.id, 'demoted');
-      await this.#moveChildren(record.id);
+      await this.#reparenter.moveChildren(record.id);
     } else if (verdict === 'restore' && view.status === 'demoted' && !this.#condemned.has(record.id)) {
       this.#log.info({ nodeId: record.id }, 'relay healthy again');
       await this.setNodeStatus(record.id, 'ready');
@@ -570,8 +519,4 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
         break;
     }
   }
-}
-
-function info(s: StreamRecord): StreamInfo {
-  return { id: s.id, title: s.title, state: s.state, createdAt: s.createdAt };
 }

@@ -104,6 +104,9 @@ const FINAL_TIMEOUT_MS = 20_000;
  * The simulated viewers, spread over child processes (viewerProcess.ts with werift, or the Go
  * sink), each joining its share at its share of the ramp rate. The parent only aggregates
  * what they report.
+ *
+ * (Over 350 lines: forking, the ramp, and adding up what the processes report all work on the
+ * same list of children; what each viewer does is in viewerProcess.ts and the sinks.)
  */
 export class ViewerFleet {
   readonly #options: ViewerFleetOptions;

@@ -6,6 +6,10 @@
  *
  * It runs on a MessageChannel (a WebSocket through `webSocketChannel()`, a tunnel through the
  * controller, an in-process pair) and wires itself to it.
+ *
+ * (Over 350 lines: one engine. Inbound checks, dispatch, correlation and rate limiting all work
+ * on the same pending-request table and close state, and keeping them together is what makes it
+ * the one place where framing and errors are written; the envelope codec is in envelope.ts.)
  */
 import type { Static, TSchema } from '@sinclair/typebox';
 import {

@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  FrameAssembler,
-  canonicalFromEncoded,
-  canonicalFromRtp,
-  parseRtp,
-  type AssembledFrame,
-  type FrameCodec,
-  type RtpPacketView,
-} from '../src/integrity/frames.js';
+import { canonicalFromEncoded, canonicalFromRtp, type FrameCodec } from '../src/integrity/frames.js';
+import { FrameAssembler, parseRtp, type AssembledFrame, type RtpPacketView } from '../src/integrity/FrameAssembler.js';
 
 const u8 = (...b: number[]) => Uint8Array.from(b);
 const VP8 = 96;

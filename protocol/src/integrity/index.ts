@@ -1,2 +1,3 @@
 export * from './frames.js';
+export * from './FrameAssembler.js';
 export * from './batch.js';

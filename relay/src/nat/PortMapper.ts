@@ -5,6 +5,10 @@
  * close(). When nothing works it says in plain words which ports to forward by hand, and keeps
  * trying in the background. Nothing it hears from a router can throw into the caller: every
  * fault is a PortMappingError caught here and turned into a status, a log line and an event.
+ *
+ * (Over 350 lines: one loop of attempts, map, renew, retry and remove, serialised on one queue
+ * over the router client and the mappings it holds, with the plain-words messages beside the
+ * states they describe. The router protocols are NatPmpClient and UpnpIgdClient.)
  */
 import { DefaultReconnectPolicy, TypedEmitter, type Logger, type ReconnectPolicy } from '@cascade/protocol';
 import { PortMappingError, asPortMappingError } from './errors.js';

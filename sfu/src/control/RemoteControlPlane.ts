@@ -100,6 +100,10 @@ const FATAL = new Set([
  * heartbeats (departures batched in), takes assignments, and carries the sessions other nodes
  * open here and the ones this node opens elsewhere (tunnels). When the controller goes away the
  * node keeps serving: media and sessions stay, and everything resumes on the next registration.
+ *
+ * (Over 350 lines: most of it is the ControlPlane interface, a page of one-line requests over the
+ * one connection; the connection loop, registration and heartbeats beside them share that
+ * connection's state. The tunnels it carries live in ControlTunnels.)
  */
 export class RemoteControlPlane extends TypedEmitter<RemoteControlPlaneEvents> implements ControlPlane {
   readonly #options: RemoteControlPlaneOptions;
