@@ -46,7 +46,8 @@ export type ViewerConnectionEvents = {
   /** Whether the frames from this node verify against the origin's signed digests changed. */
   integrity: [status: IntegrityStatus];
   /** The picture stopped (nothing new decoded for a while) although the stream is live at its origin. */
-  stalled: [];
+  /** The picture stopped (see IntegrityMonitor); what was measured, for the report. */
+  stalled: [detail: string];
   /** The connection is gone (by error, or close()). */
   closed: [error: Error | undefined];
   listenererror: [event: string, error: unknown];
@@ -163,7 +164,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
     this.#integrity = integrity;
     integrity.setLive(stream.state === 'live');
     integrity.on('status', (s) => this.safeEmit('integrity', s));
-    integrity.on('stalled', () => this.safeEmit('stalled'));
+    integrity.on('stalled', (detail) => this.safeEmit('stalled', detail));
     transport.on('connect', ({ dtlsParameters }, callback, errback) => {
       signal
         .request('transport.connect', { transportId: transport.id, dtlsParameters: dtlsParameters as never })

@@ -248,10 +248,10 @@ export class Watch extends TypedEmitter<WatchEvents> {
       conn.report(s.state, s.code ?? 'CASCADE_ERR_INTEGRITY_DIGESTS_MISSING', s.detail);
       void this.#move('integrity');
     });
-    conn.on('stalled', () => {
+    conn.on('stalled', (detail) => {
       if (this.#conn !== conn || this.#stopped) return;
       this.#log.warn({ nodeId: conn.nodeId }, 'picture stopped although the stream is live: moving');
-      conn.report('stalled', 'CASCADE_ERR_INTEGRITY_STALLED');
+      conn.report('stalled', 'CASCADE_ERR_INTEGRITY_STALLED', detail);
       void this.#move('stalled');
     });
     conn.on('closed', (err) => {

@@ -21,6 +21,7 @@ class FakeVideo {
 
 let monitor: IntegrityMonitor;
 let stalledAt: number | undefined;
+let lastDetail = '';
 let video: FakeVideo;
 
 /** `ms` of playback in 50 ms steps: `decode` and `receive` say whether frames decode and packets come in each step. */
@@ -39,7 +40,10 @@ describe('IntegrityMonitor stall check (browser)', () => {
     stalledAt = undefined;
     video = new FakeVideo();
     monitor = new IntegrityMonitor({ streamId: 'k3v9d2xq7m', anchor: undefined, anchorAt: 0, anchorRttMs: 0 });
-    monitor.on('stalled', () => (stalledAt ??= Date.now()));
+    monitor.on('stalled', (detail) => {
+      stalledAt ??= Date.now();
+      lastDetail = detail;
+    });
     monitor.attach(video as unknown as msc.Consumer);
     monitor.setLive(true);
     monitor.setMediaConnected(true);
@@ -58,6 +62,20 @@ describe('IntegrityMonitor stall check (browser)', () => {
     expect(stalledAt).toBeDefined();
     expect(stalledAt! - stopped).toBeGreaterThanOrEqual(1200);
     expect(stalledAt! - stopped).toBeLessThan(1200 + 2 * 250);
+    // The report says what was measured.
+    expect(lastDetail).toMatch(/^nothing decoded for \d+ ms; last video packet \d+ ms ago; 0 key frame requests since$/);
+  });
+
+  it('a starved page (its checks late by seconds) calls no stall for the gap; a real one after it is still called', async () => {
+    await play(2000, { decode: true, receive: true });
+    // The page got no CPU for 3 s: no timer ran, and the stats moved on by nothing.
+    vi.setSystemTime(Date.now() + 3000);
+    await play(300, { decode: false, receive: false });
+    expect(stalledAt).toBeUndefined();
+    const from = Date.now();
+    await play(2000, { decode: false, receive: false });
+    expect(stalledAt).toBeDefined();
+    expect(stalledAt! - from).toBeGreaterThanOrEqual(900);
   });
 
   it('a media transport that is not connected (its handshake lost on a weak link) owes no picture: no stall, however long', async () => {

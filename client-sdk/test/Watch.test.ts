@@ -276,7 +276,7 @@ describe('Watch: moving and reconnecting (fake connections, fake time)', () => {
     first.safeEmit('draining');
     await vi.advanceTimersByTimeAsync(0);
     first.safeEmit('suspect');
-    first.safeEmit('stalled');
+    first.safeEmit('stalled', 'nothing decoded for 1200 ms');
     await vi.advanceTimersByTimeAsync(0);
     expect(nodes.open).toHaveBeenCalledTimes(2);
     arrive();

@@ -23,13 +23,18 @@ export interface IntegrityOptions {
 
 export type IntegrityMonitorEvents = {
   status: [status: IntegrityStatus];
-  /** Nothing new decoded for stallAfterMs while the stream is live and its origin gets video. Once per connection. */
-  stalled: [];
+  /**
+   * Nothing new decoded for stallAfterMs while the stream is live and its origin gets video. Once
+   * per connection; `detail` says what was measured (for the viewer's report and the operator's log).
+   */
+  stalled: [detail: string];
   listenererror: [event: string, error: unknown];
 };
 
 const TICK_MS = 100;
 const STALL_CHECK_MS = 250;
+/** A check this much later than due: the page or process was starved (its stats and timers late), nothing is judged on it. */
+const STARVED_MS = 300;
 /** Before the first decoded frame, how long a connection may take to show one (ms). */
 const FIRST_FRAME_GRACE_MS = 6000;
 /**
@@ -67,6 +72,9 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   #live = false;
   /** The media transport is connected: before that (or while it is not), no picture is owed. */
   #connected = false;
+  #lastCheckAt: number | undefined;
+  /** Key frame requests the browser had sent when the picture last moved. */
+  #keyFrameRequestsAtProgress = 0;
   #stalled = false;
   #closed = false;
 
@@ -226,8 +234,15 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   async #checkStall(): Promise<void> {
     if (this.#closed || this.#stalled) return;
     const video = this.#consumers.filter((c) => !c.closed && c.kind === 'video');
-    const { decoded, packets } = typeof document !== 'undefined' ? await videoStats(video) : { decoded: this.#nodeFrames, packets: this.#nodeFrames };
+    const { decoded, packets, keyFrameRequests } = typeof document !== 'undefined' ? await videoStats(video) : { decoded: this.#nodeFrames, packets: this.#nodeFrames, keyFrameRequests: 0 };
     const now = Date.now();
+    const last = this.#lastCheckAt;
+    this.#lastCheckAt = now;
+    if (last !== undefined && now - last > STALL_CHECK_MS + STARVED_MS) {
+      // Starved (a busy machine, a background tab): what the stats say of the gap is no fault of the node.
+      this.#progressAt = this.#arrivedAt = now;
+      return;
+    }
     if (packets !== this.#arrived) {
       this.#arrived = packets;
       this.#arrivedAt = now;
@@ -235,6 +250,7 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
     if (decoded !== this.#progress) {
       this.#progress = decoded;
       this.#progressAt = now;
+      this.#keyFrameRequestsAtProgress = keyFrameRequests;
       this.#sawFrame ||= decoded > 0;
       return;
     }
@@ -248,24 +264,27 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
     const arriving = now - this.#arrivedAt < limit;
     if (!originHasVideo || now - this.#progressAt < limit + (arriving ? KEY_FRAME_WAIT_MS : 0)) return;
     this.#stalled = true;
-    this.safeEmit('stalled');
+    const requests = keyFrameRequests - this.#keyFrameRequestsAtProgress;
+    this.safeEmit('stalled', `nothing decoded for ${now - this.#progressAt} ms; last video packet ${now - this.#arrivedAt} ms ago; ${requests} key frame requests since`);
   }
 }
 
-/** Video frames the browser decoded, and packets it received, on these consumers so far. */
-async function videoStats(video: msc.Consumer[]): Promise<{ decoded: number; packets: number }> {
+/** Video frames the browser decoded, packets it received and key frames it asked for, on these consumers so far. */
+async function videoStats(video: msc.Consumer[]): Promise<{ decoded: number; packets: number; keyFrameRequests: number }> {
   let decoded = 0;
   let packets = 0;
+  let keyFrameRequests = 0;
   for (const c of video) {
     try {
-      for (const s of (await c.getStats()).values() as Iterable<{ type: string; framesDecoded?: number; packetsReceived?: number }>) {
+      for (const s of (await c.getStats()).values() as Iterable<{ type: string; framesDecoded?: number; packetsReceived?: number; pliCount?: number; firCount?: number }>) {
         if (s.type !== 'inbound-rtp') continue;
         decoded += s.framesDecoded ?? 0;
         packets += s.packetsReceived ?? 0;
+        keyFrameRequests += (s.pliCount ?? 0) + (s.firCount ?? 0);
       }
     } catch {
       // closed meanwhile
     }
   }
-  return { decoded, packets };
+  return { decoded, packets, keyFrameRequests };
 }
