@@ -1,5 +1,5 @@
 /** Shapes of the load-test report (report.json). Times are wall-clock ms unless named otherwise. */
-import type { LayersSummary, ViewerLayerTimes } from './layers.js';
+import type { LayersSummary, ViewerLayerTimes } from './layerTypes.js';
 import type { LogHistogramJSON } from './LogHistogram.js';
 import type { LoadTestOptions } from './options.js';
 import type { RtpReceiveSummary } from './RtpReceiveStats.js';

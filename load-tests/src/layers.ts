@@ -3,18 +3,10 @@
  * cap fared against free ones (layers, freezes, loss).
  */
 import type { DecoderResult, ViewerResult } from './LoadTestTypes.js';
-import { summarize, type Summary } from './stats.js';
+import { summarize } from './stats.js';
+import type { DecoderGroupSummary, LayerGroupSummary, LayersSummary, ViewerLayerTimes } from './layerTypes.js';
 
-/** Time a viewer spent on each spatial layer (index 0 the lowest), from the SDK's CascadeEvent.Quality. */
-export interface ViewerLayerTimes {
-  msPerLayer: number[];
-  /** The layer at the end (null: none, e.g. no video). */
-  final: number | null;
-  /** Spatial layer changes. */
-  changes: number;
-  /** Spatial layers the stream had. */
-  layers: number;
-}
+export type { DecoderGroupSummary, LayerGroupSummary, LayersSummary, ViewerLayerTimes };
 
 /** Follows one viewer's spatial layer over time. */
 export class LayerClock {
@@ -45,37 +37,6 @@ export class LayerClock {
     while (this.#ms.length <= this.#layer) this.#ms.push(0);
     this.#ms[this.#layer]! += Math.max(0, now - this.#since);
   }
-}
-
-export interface LayerGroupSummary {
-  viewers: number;
-  /** Of all the time this group spent receiving video, the share on each layer (0..1, lowest first). */
-  shareOnLayer: number[];
-  /** Viewers by the layer they were on at the end ('none': no video). */
-  finalLayer: Record<string, number>;
-  /** Spatial layer changes per viewer. */
-  changesPerViewer: Summary | null;
-  freezesPerViewer: Summary | null;
-  freezeMsPerViewer: Summary | null;
-  lossPct: Summary | null;
-  bitrateKbps: Summary | null;
-}
-
-/** Decoding viewers of one group: the resolution they showed and their freezes (Chromium's counters). */
-export interface DecoderGroupSummary {
-  decoders: number;
-  /** Share of samples at each frame height, e.g. { "180": 0.9, "360": 0.1 }. */
-  heightShare: Record<string, number>;
-  /** Freezes (Chromium's freezeCount) per decoder over the run. */
-  freezesPerDecoder: Summary | null;
-  fps: Summary | null;
-}
-
-export interface LayersSummary {
-  free: LayerGroupSummary | null;
-  capped: LayerGroupSummary | null;
-  freeDecoders: DecoderGroupSummary | null;
-  cappedDecoders: DecoderGroupSummary | null;
 }
 
 export function summarizeLayers(viewers: readonly ViewerResult[], decoders: readonly DecoderResult[]): LayersSummary {
