@@ -69,7 +69,7 @@ export type RemoteControlPlaneEvents = {
   disconnected: [reason: string];
   /** Registration refused for a reason retrying cannot fix (bad token, unreachable, id taken). */
   fatal: [error: CascadeError];
-  /** The pipe-port probe arrived (the ProbeResponder hands it here to echo). */
+  /** A listener threw (TypedEmitter's safeEmit): the event and the error. */
   listenererror: [event: string, error: unknown];
 };
 
