@@ -6,6 +6,14 @@ import { IntegrityMonitor, type IntegrityOptions } from './integrity/IntegrityMo
 import type { IntegrityStatus } from './integrity/IntegrityVerifier.js';
 import type { DeviceCache } from './DeviceCache.js';
 
+/**
+ * A media transport that has not connected this long after its first consumer failed (ms): a
+ * handshake lost for good on a weak link (werift itself gives up only after 30 s) is a failed
+ * connection, and the viewer goes elsewhere instead of waiting. Three DTLS retransmissions in a
+ * row (1, 2 and 4 s) fit in it.
+ */
+const MEDIA_CONNECT_DEADLINE_MS = 8000;
+
 export interface ViewerConnectionOptions {
   /** The deployment's public endpoint: it serves the viewer, itself or through the node the controller picks. */
   entryUrl: string;
@@ -99,6 +107,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
   /** Media bytes received when the last ping left (undefined where stats are unavailable). */
   #atPing: number | undefined;
   #receiptTimer: ReturnType<typeof setInterval> | undefined;
+  #connectDeadline: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
   static async open(options: ViewerConnectionOptions): Promise<ViewerConnection> {
@@ -165,6 +174,11 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
     integrity.setLive(stream.state === 'live');
     integrity.on('status', (s) => this.safeEmit('integrity', s));
     integrity.on('stalled', (detail) => this.safeEmit('stalled', detail));
+    integrity.on('keyframewanted', () => {
+      for (const c of this.#consumers.values()) {
+        if (c.kind === 'video' && !c.closed) this.#signal.request('consumer.requestKeyFrame', { consumerId: c.id }).catch(() => {});
+      }
+    });
     transport.on('connect', ({ dtlsParameters }, callback, errback) => {
       signal
         .request('transport.connect', { transportId: transport.id, dtlsParameters: dtlsParameters as never })
@@ -174,6 +188,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
     integrity.setMediaConnected(transport.connectionState === 'connected');
     transport.on('connectionstatechange', (state) => {
       clearTimeout(disconnectTimer);
+      if (state === 'connected') clearTimeout(this.#connectDeadline);
       integrity.setMediaConnected(state === 'connected');
       if (state === 'failed' || state === 'closed') {
         this.#fail(new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', `media transport ${state}`));
@@ -252,6 +267,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#receiptTimer);
+    clearTimeout(this.#connectDeadline);
     this.#integrity.close();
     this.#transport.close();
     this.#signal.close();
@@ -374,6 +390,13 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
       rtpParameters: info.rtpParameters as unknown as msc.RtpParameters,
     });
     this.#consumers.set(consumer.id, consumer);
+    // The transport connects with its first consumer (mediasoup-client connects it then).
+    if (!this.#connectDeadline && this.#transport.connectionState !== 'connected') {
+      this.#connectDeadline = setTimeout(() => {
+        if (this.#transport.connectionState !== 'connected') this.#fail(new ConnectionError('CASCADE_ERR_CLIENT_CONNECTION', `media transport not connected after ${MEDIA_CONNECT_DEADLINE_MS / 1000} s`));
+      }, MEDIA_CONNECT_DEADLINE_MS);
+      (this.#connectDeadline as { unref?: () => void }).unref?.();
+    }
     // Checked from its first frame: the node sends nothing before the resume.
     this.#integrity.attach(consumer);
     try {
@@ -393,6 +416,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#receiptTimer);
+    clearTimeout(this.#connectDeadline);
     this.#integrity.close();
     try {
       this.#transport.close();

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { types as msc } from 'mediasoup-client';
-import { DIGEST_BYTES, encodeBatchBody, signedBatch } from '@cascade/protocol';
+import { DIGEST_BYTES, encodeBatchBody, signedBatch, type IntegrityAnchor } from '@cascade/protocol';
 import { IntegrityMonitor } from '../src/integrity/IntegrityMonitor.js';
 
 /**
@@ -21,8 +21,23 @@ class FakeVideo {
 
 let monitor: IntegrityMonitor;
 let stalledAt: number | undefined;
+/** When the monitor asked for a key frame over signalling (keyframewanted). */
+let askedAt: number[] = [];
 let lastDetail = '';
 let video: FakeVideo;
+
+/** A monitor on the fake video consumer, its stalls and key frame requests recorded (a digest anchor or none). */
+function watching(anchor: IntegrityAnchor | undefined): IntegrityMonitor {
+  const now = Date.now();
+  const m = new IntegrityMonitor({ streamId: 'k3v9d2xq7m', anchor, anchorAt: now, anchorRttMs: 10 });
+  m.on('stalled', (detail) => {
+    stalledAt ??= Date.now();
+    lastDetail = detail;
+  });
+  m.on('keyframewanted', () => askedAt.push(Date.now()));
+  m.attach(video as unknown as msc.Consumer);
+  return m;
+}
 
 /** `ms` of playback in 50 ms steps: `decode` and `receive` say whether frames decode and packets come in each step. */
 async function play(ms: number, o: { decode: boolean; receive: boolean }): Promise<void> {
@@ -38,13 +53,9 @@ describe('IntegrityMonitor stall check (browser)', () => {
     vi.useFakeTimers();
     vi.stubGlobal('document', {});
     stalledAt = undefined;
+    askedAt = [];
     video = new FakeVideo();
-    monitor = new IntegrityMonitor({ streamId: 'k3v9d2xq7m', anchor: undefined, anchorAt: 0, anchorRttMs: 0 });
-    monitor.on('stalled', (detail) => {
-      stalledAt ??= Date.now();
-      lastDetail = detail;
-    });
-    monitor.attach(video as unknown as msc.Consumer);
+    monitor = watching(undefined);
     monitor.setLive(true);
     monitor.setMediaConnected(true);
   });
@@ -63,7 +74,7 @@ describe('IntegrityMonitor stall check (browser)', () => {
     expect(stalledAt! - stopped).toBeGreaterThanOrEqual(1200);
     expect(stalledAt! - stopped).toBeLessThan(1200 + 2 * 250);
     // The report says what was measured.
-    expect(lastDetail).toMatch(/^nothing decoded for \d+ ms; last video packet \d+ ms ago; 0 key frame requests since$/);
+    expect(lastDetail).toMatch(/^nothing decoded for \d+ ms; last video packet \d+ ms ago; 0 key frame requests since, 0 asked of the node$/);
   });
 
   it('a starved page (its checks late by seconds) calls no stall for the gap; a real one after it is still called', async () => {
@@ -102,6 +113,25 @@ describe('IntegrityMonitor stall check (browser)', () => {
     expect(stalledAt).toBeDefined();
     expect(stalledAt! - again).toBeGreaterThanOrEqual(1200 + 2500);
     expect(stopped).toBeLessThan(again);
+    expect(lastDetail).toMatch(/, 3 asked of the node$/);
+  });
+
+  it('packets keep coming but nothing decodes: a key frame is asked of the node every stallAfterMs (the decoder\'s own request may be lost), never while the picture moves or nothing arrives', async () => {
+    await play(3000, { decode: true, receive: true });
+    expect(askedAt).toEqual([]);
+    const stopped = Date.now();
+    await play(3000, { decode: false, receive: true });
+    expect(askedAt.length).toBe(2);
+    expect(askedAt[0]! - stopped).toBeGreaterThanOrEqual(1200);
+    expect(askedAt[0]! - stopped).toBeLessThan(1200 + 2 * 250);
+    expect(askedAt[1]! - askedAt[0]!).toBeGreaterThanOrEqual(1200);
+    // The key frame came: nothing more is asked, and the count starts again.
+    await play(3000, { decode: true, receive: true });
+    expect(askedAt.length).toBe(2);
+    // A node that sends nothing gets no key frame request (there is nothing to repair): it is left.
+    await play(3000, { decode: false, receive: false });
+    expect(askedAt.length).toBe(2);
+    expect(stalledAt).toBeDefined();
   });
 });
 
@@ -123,5 +153,79 @@ describe('IntegrityMonitor digest channel (Node)', () => {
     await m.subscribeDigests(signal as never, transport as never);
     expect(m.status).toMatchObject({ batches: 3, batchesRefused: 0, batchesMissed: 0 });
     m.close();
+  });
+});
+
+describe('IntegrityMonitor stall check against the origin\'s video (browser)', () => {
+  // Real crypto (signing, verifying) runs on Node's thread pool: only timers and Date are faked.
+  let keys: CryptoKeyPair;
+  let publicKey: string;
+  let onMessage: ((m: unknown) => void) | undefined;
+  let seq = 0;
+
+  beforeEach(async () => {
+    keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+    publicKey = Buffer.from(await crypto.subtle.exportKey('spki', keys.publicKey)).toString('base64');
+    vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval', 'clearTimeout', 'clearInterval', 'Date'] });
+    vi.stubGlobal('document', {});
+    // A browser with encoded streams (the frames themselves are not part of these tests).
+    vi.stubGlobal('RTCRtpReceiver', class { createEncodedStreams() {} });
+    vi.stubGlobal('Worker', class { onmessage = null; postMessage() {} terminate() {} });
+    stalledAt = undefined;
+    askedAt = [];
+    seq = 0;
+    video = new FakeVideo();
+    const now = Date.now();
+    monitor = watching({ algorithm: 'ECDSA-P256-SHA256', publicKey, originTime: now });
+    const channel = { on: (_: string, cb: (m: unknown) => void) => (onMessage = cb), close: () => {} };
+    const signal = { request: async (type: string) => (type === 'integrity.subscribe' ? { dataConsumer: { id: 'dc', dataProducerId: 'dp', sctpStreamParameters: { streamId: 1 }, label: 'l', protocol: 'p' } } : { recent: [] }) };
+    await monitor.subscribeDigests(signal as never, { id: 't', consumeData: async () => channel } as never);
+    monitor.setLive(true);
+    monitor.setMediaConnected(true);
+  });
+
+  afterEach(() => {
+    monitor.close();
+    vi.unstubAllGlobals();
+    vi.useRealTimers();
+  });
+
+  /** One batch from the origin, now, saying whether it got video frames; waits until the monitor has checked it. */
+  async function batch(videoFrames: number): Promise<void> {
+    const s = ++seq;
+    const body = encodeBatchBody({ streamId: 'k3v9d2xq7m', seq: s, originTime: Date.now(), intervalMs: 100, videoFrames, audioFrames: 5, digests: [] });
+    const sig = new Uint8Array(await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, keys.privateKey, body as BufferSource));
+    onMessage!(signedBatch(body, sig));
+    while (monitor.status.batches < s) await new Promise((r) => setImmediate(r));
+  }
+
+  /** `ms` of the stream in 100 ms steps, a batch each: whether the origin gets video, whether this viewer decodes and receives. */
+  async function stream(ms: number, o: { originVideo: boolean; decode: boolean; receive: boolean }): Promise<void> {
+    for (let t = 0; t < ms; t += 100) {
+      if (o.decode) video.decoded += 3;
+      if (o.receive) video.packets += 6;
+      await batch(o.originVideo ? 3 : 0);
+      await vi.advanceTimersByTimeAsync(100);
+    }
+  }
+
+  it('a broadcaster that pauses for 1.5 s (no video at the origin) stops every picture: no stall is called, then or just after it comes back', async () => {
+    await stream(3000, { originVideo: true, decode: true, receive: true });
+    await stream(1500, { originVideo: false, decode: false, receive: false });
+    // The origin has video again; this viewer's picture comes a moment later.
+    await stream(300, { originVideo: true, decode: false, receive: false });
+    await stream(2000, { originVideo: true, decode: true, receive: true });
+    expect(stalledAt, lastDetail + ' ' + JSON.stringify(monitor.status)).toBeUndefined();
+  });
+
+  it('the origin has video and this viewer gets none: a stall, about stallAfterMs after the origin\'s video came back', async () => {
+    await stream(3000, { originVideo: true, decode: true, receive: true });
+    await stream(1500, { originVideo: false, decode: false, receive: false });
+    const back = Date.now();
+    await stream(3000, { originVideo: true, decode: false, receive: false });
+    expect(stalledAt).toBeDefined();
+    expect(stalledAt! - back).toBeGreaterThanOrEqual(1200);
+    expect(stalledAt! - back).toBeLessThan(1200 + 2 * 250 + 100);
+    expect(lastDetail).toMatch(/^nothing decoded for \d+ ms \(the origin's video back \d+ ms ago\); /);
   });
 });

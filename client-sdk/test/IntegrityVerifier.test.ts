@@ -174,6 +174,30 @@ describe('IntegrityVerifier', () => {
     expect(h.v.status.framesRejected).toBe(0);
   });
 
+  it('batches handed over with the channel (the last second), then the channel itself 3.6 s after the first frame (an SCTP handshake packet lost on a weak link costs a 3 s retransmission): no alarm', async () => {
+    const h = new Harness();
+    // The node's last second, handed over; the first frames (its last 300 ms) verify with it.
+    const handed: Uint8Array[] = [];
+    const first = honest(h);
+    await h.run(1000, { frames: (step) => (step >= 7 ? first() : []), batch: async () => (handed.push(await h.batch()), new Uint8Array(0)), deliver: () => false });
+    for (const b of handed) await h.v.addBatch(b, 'handover');
+    expect(h.v.status.framesVerified).toBe(6);
+    // The channel delivers its first batch 3.6 s after the first frame; the frames of that time were dropped unchecked.
+    await h.run(3300, { frames: honest(h), deliver: () => false });
+    await h.run(1500, { frames: honest(h) });
+    expect(h.states.map((s) => s.state), JSON.stringify(h.states.at(-1))).toEqual(['verified']);
+    expect(h.v.status.framesRejected).toBe(0);
+  });
+
+  it('handed-over batches, then a channel that never delivers: unverified once the first-batch grace is over', async () => {
+    const h = new Harness();
+    const handed: Uint8Array[] = [];
+    await h.run(1000, { frames: honest(h), batch: async () => (handed.push(await h.batch()), new Uint8Array(0)), deliver: () => false });
+    for (const b of handed) await h.v.addBatch(b, 'handover');
+    await h.run(6000, { frames: honest(h), deliver: () => false });
+    expect(h.v.status).toMatchObject({ state: 'unverified', code: 'CASCADE_ERR_INTEGRITY_DIGESTS_MISSING' });
+  });
+
   it('video that stops verifying is noticed even while repeated audio (silence) still matches old digests', async () => {
     const h = new Harness();
     h.originHad(7);

@@ -41,6 +41,7 @@ describe('messages split by role', () => {
         'stream.subscribe',
         'quality.set',
         'consumer.resume',
+        'consumer.requestKeyFrame',
         'integrity.subscribe',
         'pipe.open',
         'pipe.layers',

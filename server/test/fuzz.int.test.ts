@@ -124,6 +124,7 @@ function template(type: string, r: Rng, streamId: string, mem: Memory): unknown 
     case 'stream.subscribe':
       return { transportId, rtpCapabilities: { codecs: [{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000, preferredPayloadType: 96 }] } };
     case 'consumer.resume':
+    case 'consumer.requestKeyFrame':
       return { consumerId: mem.consumers.length ? r.pick(mem.consumers) : randomString(r) };
     case 'pipe.open':
       return { ticket: randomBytes(40).toString('base64url'), streamId, ip: '127.0.0.1', port: 1 + r.int(65535), srtpParameters: fakeSrtpParameters() };

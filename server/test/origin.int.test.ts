@@ -140,6 +140,13 @@ describe('signalling refuses bad input with a coded error', () => {
     expect(c.messages[0]).toMatchObject({ ok: false, error: { code: 'CASCADE_ERR_PROTOCOL_TOO_LARGE' } });
   });
 
+  it('a viewer whose picture stopped asks for a key frame: one a second per consumer is passed on, an unknown consumer is NOT_FOUND', async () => {
+    const { viewer, consumerId } = bystander;
+    expect(await viewer.request('consumer.requestKeyFrame', { consumerId })).toMatchObject({ ok: true, data: { requested: true } });
+    for (let i = 0; i < 5; i++) expect(await viewer.request('consumer.requestKeyFrame', { consumerId })).toMatchObject({ ok: true, data: { requested: false } });
+    expect(await viewer.request('consumer.requestKeyFrame', { consumerId: 'nosuchconsumer' })).toMatchObject({ error: { code: 'CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND' } });
+  });
+
   it('a message flood is cut off with 4429', async () => {
     const c = await RawClient.open(origin.url);
     for (let i = 0; i < 400; i++) c.send(JSON.stringify({ v: 1, id: i, type: 'nope.nope' }));
@@ -151,6 +158,7 @@ describe('signalling refuses bad input with a coded error', () => {
     expect(await c.request('stream.subscribe', { transportId: 'x', rtpCapabilities: {} })).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_OUT_OF_ORDER' } });
     expect(await c.request('transport.create', { direction: 'recv' })).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_OUT_OF_ORDER' } });
     expect(await c.request('consumer.resume', { consumerId: 'x' })).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_OUT_OF_ORDER' } });
+    expect(await c.request('consumer.requestKeyFrame', { consumerId: 'x' })).toMatchObject({ error: { code: 'CASCADE_ERR_PROTOCOL_OUT_OF_ORDER' } });
     expect(await c.request('producer.create', { transportId: 'x', kind: 'video', rtpParameters: vp8RtpParameters() })).toMatchObject({
       error: { code: 'CASCADE_ERR_PROTOCOL_OUT_OF_ORDER' },
     });

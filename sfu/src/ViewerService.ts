@@ -16,6 +16,9 @@ import { consumeEachSource } from './sources.js';
 import { ViewerLayers } from './layers/ViewerLayers.js';
 import type { ClientWebRtcTransport } from './appData.js';
 
+/** At most one key frame asked for per consumer in this long on a viewer's request (ms). */
+const KEY_FRAME_ASK_GAP_MS = 1000;
+
 export interface ViewerServiceOptions {
   iceServers: IceServer[];
   /**
@@ -45,6 +48,8 @@ interface ViewerState {
   transport: ClientWebRtcTransport | undefined;
   rtpCapabilities: types.RtpCapabilities | undefined;
   consumers: Map<string, types.Consumer>;
+  /** Per consumer, when a key frame was last asked for on the viewer's behalf (consumer.requestKeyFrame). */
+  keyFramesAskedAt: Map<string, number>;
   /** Set once the initial consumers exist; from then on new sources are pushed. */
   subscribed: boolean;
   /** Quality, video layers, fast start (see ViewerLayers). */
@@ -94,6 +99,19 @@ export class ViewerService implements NodeService {
           throw fromMediasoup(err, 'CASCADE_ERR_PROTOCOL_INVALID_PARAMS');
         }
         return {};
+      })
+      .handle('consumer.requestKeyFrame', async ({ consumerId }) => {
+        session.requireRole('viewer');
+        const state = this.#states.get(session);
+        const consumer = state?.consumers.get(consumerId);
+        if (!state || !consumer) throw new CascadeError('CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND', consumerId);
+        // One a second is what a stopped picture needs; more would only press on the broadcaster (throttled at the origin anyway).
+        const now = Date.now();
+        if (consumer.kind !== 'video' || consumer.closed || now - (state.keyFramesAskedAt.get(consumerId) ?? 0) < KEY_FRAME_ASK_GAP_MS) return { requested: false };
+        state.keyFramesAskedAt.set(consumerId, now);
+        await consumer.requestKeyFrame().catch((err: unknown) => session.log.debug({ err, consumerId }, 'cannot ask for a key frame'));
+        session.log.info({ consumerId }, 'viewer asks for a key frame: its picture stopped while packets came');
+        return { requested: true };
       })
       .handle('quality.set', async ({ quality }) => {
         session.requireRole('viewer');
@@ -171,7 +189,7 @@ export class ViewerService implements NodeService {
         }
       },
     });
-    const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), subscribed: false, layers };
+    const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), keyFramesAskedAt: new Map(), subscribed: false, layers };
     this.#states.set(session, state);
     stream.addViewer(session.id);
     const onState = (s: LocalStream['state']) => session.notify('stream.state', { streamId: stream.id, state: s });
@@ -264,6 +282,7 @@ export class ViewerService implements NodeService {
       consumer.observer.once('close', () => {
         streamRouter.addConsumer(router, -1);
         state.consumers.delete(consumer.id);
+        state.keyFramesAskedAt.delete(consumer.id);
       });
       consumer.once('producerclose', () => session.notify('consumer.closed', { consumerId: consumer.id }));
       state.layers.adopt(consumer, producer);

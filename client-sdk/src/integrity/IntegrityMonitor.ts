@@ -1,7 +1,7 @@
 import type { types as msc } from 'mediasoup-client';
 import { DIGEST_BYTES, TypedEmitter, canonicalFromEncoded, frameCodecOf, type IntegrityAnchor, type FrameCodec } from '@cascade/protocol';
 import { BrowserFrameSource, ENCODED_STREAMS_SETTINGS, encodedStreamsAvailable } from './browserFrames.js';
-import { IntegrityVerifier, fromBase64, type IntegrityStatus } from './IntegrityVerifier.js';
+import { IntegrityVerifier, ORIGIN_VIDEO_GAP_MS, fromBase64, type IntegrityStatus } from './IntegrityVerifier.js';
 import { rtpTrackAvailable, watchRtpFrames } from './rtpFrames.js';
 import type { SignalClient } from '../SignalClient.js';
 
@@ -28,6 +28,12 @@ export type IntegrityMonitorEvents = {
    * per connection; `detail` says what was measured (for the viewer's report and the operator's log).
    */
   stalled: [detail: string];
+  /**
+   * The picture has stopped while video packets still come: ask the node for a key frame over
+   * signalling (the decoder's own request travels as RTCP over the same weak link and may be
+   * lost; a browser asks again only after 3 s). Every stallAfterMs while it lasts.
+   */
+  keyframewanted: [];
   listenererror: [event: string, error: unknown];
 };
 
@@ -75,6 +81,9 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   #lastCheckAt: number | undefined;
   /** Key frame requests the browser had sent when the picture last moved. */
   #keyFrameRequestsAtProgress = 0;
+  /** Since the picture last moved: key frames asked of the node (keyframewanted), and when last. */
+  #keyFramesAsked = 0;
+  #keyFrameAskedAt = 0;
   #stalled = false;
   #closed = false;
 
@@ -194,7 +203,7 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
       } catch {
         continue; // not base64: the node's problem, judged like a batch that never came
       }
-      await this.#verifier?.addBatch(bytes);
+      await this.#verifier?.addBatch(bytes, 'handover');
     }
   }
 
@@ -251,6 +260,7 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
       this.#progress = decoded;
       this.#progressAt = now;
       this.#keyFrameRequestsAtProgress = keyFrameRequests;
+      this.#keyFramesAsked = 0;
       this.#sawFrame ||= decoded > 0;
       return;
     }
@@ -258,14 +268,26 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
       this.#progressAt = this.#arrivedAt = now;
       return;
     }
-    // Only a picture the origin really has counts as stopped here (a broadcaster whose camera froze stops it everywhere).
-    const originHasVideo = !this.#verifier || now - this.#verifier.originVideoAt < 1500;
+    // Only a picture the origin really has counts as stopped here (a broadcaster whose camera froze
+    // stops it everywhere): the origin's batches said video a moment ago, and the picture is owed
+    // only from when its video last came back after a pause (a broadcaster starved for a second
+    // stopped every viewer's picture for that second).
+    const v = this.#verifier;
+    const originHasVideo = !v || now - v.originVideoAt < ORIGIN_VIDEO_GAP_MS;
     const limit = this.#sawFrame ? this.#options.stallAfterMs : FIRST_FRAME_GRACE_MS;
     const arriving = now - this.#arrivedAt < limit;
-    if (!originHasVideo || now - this.#progressAt < limit + (arriving ? KEY_FRAME_WAIT_MS : 0)) return;
+    if (!originHasVideo) return;
+    const stoppedFor = now - Math.max(this.#progressAt, v ? v.originVideoSince : Number.NEGATIVE_INFINITY);
+    if (arriving && this.#sawFrame && stoppedFor >= limit && now - this.#keyFrameAskedAt >= limit) {
+      this.#keyFramesAsked++;
+      this.#keyFrameAskedAt = now;
+      this.safeEmit('keyframewanted');
+    }
+    if (stoppedFor < limit + (arriving ? KEY_FRAME_WAIT_MS : 0)) return;
     this.#stalled = true;
     const requests = keyFrameRequests - this.#keyFrameRequestsAtProgress;
-    this.safeEmit('stalled', `nothing decoded for ${now - this.#progressAt} ms; last video packet ${now - this.#arrivedAt} ms ago; ${requests} key frame requests since`);
+    const resumed = stoppedFor < now - this.#progressAt ? ` (the origin's video back ${stoppedFor} ms ago)` : '';
+    this.safeEmit('stalled', `nothing decoded for ${now - this.#progressAt} ms${resumed}; last video packet ${now - this.#arrivedAt} ms ago; ${requests} key frame requests since, ${this.#keyFramesAsked} asked of the node`);
   }
 }
 

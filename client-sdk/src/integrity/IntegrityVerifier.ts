@@ -34,6 +34,8 @@ export interface IntegrityStatus {
   batchesMissed: number;
   /** The longest wait between two usable batches (local ms): how late the digest channel ran at its worst. */
   batchGapMaxMs: number;
+  /** How long after the first frame the digest channel delivered its first message (local ms; absent: not yet). */
+  channelAfterMs?: number;
 }
 
 export interface IntegrityVerifierOptions {
@@ -51,7 +53,12 @@ export interface IntegrityVerifierOptions {
   holdMs?: number;
   /** Frames come, none verifies for this long: unverified (ms). Default 700. */
   unverifiedAfterMs?: number;
-  /** Before the first batch, how long frames may come without one (the digest channel is set up after the media) (ms). Default 3000. */
+  /**
+   * Before the digest channel delivers, how long frames may come without a batch (ms). The
+   * channel is set up after the media, and one SCTP handshake packet lost on a weak link costs a
+   * retransmission 3 s later (the initial RTO of usrsctp and werift). Batches handed over by the
+   * node (the last second, see addBatch) do not end it. Default 4500.
+   */
   firstBatchGraceMs?: number;
   /** How long before a frame reached us the origin may have had it: batches must cover that much before it can be refuted (ms). Default 1500. */
   lookbackMs?: number;
@@ -87,6 +94,8 @@ interface ReceivedBatch {
 const REFUTE_MARGIN_MS = 300;
 /** A tick this much later than due means the page or process was starved: nothing is judged on it. */
 const STARVED_MS = 300;
+/** Batches without video frames for this long: the origin's video paused (a broadcaster's encoder or CPU stalled), see originVideoSince (ms). */
+export const ORIGIN_VIDEO_GAP_MS = 500;
 
 /** Bytes of a base64 string (browsers and Node alike). */
 export function fromBase64(s: string): Uint8Array {
@@ -129,6 +138,10 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
   #lastTick: number | undefined;
   /** Origin's video frames per batch, latest: whether the origin gets video (for stall checks). */
   #originVideoAt = Number.NEGATIVE_INFINITY;
+  /** When the origin's current run of video began (local ms): after a pause of ORIGIN_VIDEO_GAP_MS or more. */
+  #originVideoSince = Number.NEGATIVE_INFINITY;
+  /** The digest channel has delivered something (handed-over batches aside): the first-batch grace is over. */
+  #channelDelivered = false;
   #closed = false;
 
   constructor(options: IntegrityVerifierOptions) {
@@ -140,7 +153,7 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
       windowMs: options.windowMs ?? 4000,
       holdMs: options.holdMs ?? 1000,
       unverifiedAfterMs: options.unverifiedAfterMs ?? 700,
-      firstBatchGraceMs: options.firstBatchGraceMs ?? 3000,
+      firstBatchGraceMs: options.firstBatchGraceMs ?? 4500,
       lookbackMs: options.lookbackMs ?? 1500,
       now,
     };
@@ -163,16 +176,32 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     return this.#originVideoAt;
   }
 
+  /**
+   * Since when (local ms) the origin has been getting video without a pause (batches without
+   * video frames for ORIGIN_VIDEO_GAP_MS). A broadcaster whose encoder paused stops the picture
+   * of every viewer: a picture is owed only from when the origin's video came back.
+   */
+  get originVideoSince(): number {
+    return this.#originVideoSince;
+  }
+
   /** Whether usable batches came lately (within the unverified delay). */
   get digestsFlowing(): boolean {
     const last = this.#batches.at(-1);
     return last !== undefined && this.#originNow() - last.originTime < this.#o.maxBatchAgeMs;
   }
 
-  /** One message from the digest channel. */
-  async addBatch(bytes: Uint8Array): Promise<void> {
+  /**
+   * One batch: a message from the digest channel, or one the node handed over ('handover': sent
+   * before our channel opened, see integrity.subscribe and integrity.recent).
+   */
+  async addBatch(bytes: Uint8Array, via: 'channel' | 'handover' = 'channel'): Promise<void> {
     if (this.#closed) return;
     const arrived = this.#o.now();
+    if (via === 'channel' && !this.#channelDelivered) {
+      this.#channelDelivered = true;
+      if (this.#firstFrameAt !== undefined) this.#status.channelAfterMs = arrived - this.#firstFrameAt;
+    }
     this.#status.batchBytes += bytes.length;
     let parsed;
     try {
@@ -199,7 +228,10 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     if (this.#seenSeqs.size > 512) this.#seenSeqs.delete(this.#seenSeqs.values().next().value!);
     this.#batches.push({ seq: batch.seq, originTime: batch.originTime });
     this.#batches.sort((a, b) => a.seq - b.seq);
-    if (batch.videoFrames > 0) this.#originVideoAt = arrived;
+    if (batch.videoFrames > 0) {
+      if (arrived - this.#originVideoAt >= ORIGIN_VIDEO_GAP_MS) this.#originVideoSince = arrived;
+      this.#originVideoAt = Math.max(this.#originVideoAt, arrived);
+    }
     this.#status.batches++;
     this.#countGaps(batch.seq, arrived);
     for (const d of batch.digests) this.#window.set(digestKey(d), batch.originTime);
@@ -271,7 +303,7 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
       if (!oldest || waiting.length < 3) continue;
       if (this.#lastVerifiedAt[kind] >= oldest.at || now - oldest.at < this.#o.unverifiedAfterMs) continue;
       // The digest channel is set up after the media: give its first batch time to come.
-      if (this.#batches.length === 0 && this.#status.batchesRefused === 0 && now - this.#firstFrameAt! < this.#o.firstBatchGraceMs) return;
+      if (!this.#channelDelivered && this.#status.batchesRefused === 0 && now - this.#firstFrameAt! < this.#o.firstBatchGraceMs) return;
       const why = this.#lastProblem ?? { code: 'CASCADE_ERR_INTEGRITY_DIGESTS_MISSING' as ErrorCode, detail: `no signed digest for ${waiting.length} ${kind} frames` };
       this.#setState('unverified', why.code, why.detail);
       return;

@@ -110,6 +110,13 @@ export const ViewerRequests = {
   ),
   'consumer.resume': req(Type.Object({ consumerId: Id }), Empty),
   /**
+   * Viewer: its picture has stopped while the packets still come, the decoder waiting for a key
+   * frame (its own request, RTCP over the same weak link, may have been lost: a browser asks
+   * again only after 3 s). Asked over signalling, which loses nothing. At most one a second per
+   * consumer is passed on (`requested: false` for the others).
+   */
+  'consumer.requestKeyFrame': req(Type.Object({ consumerId: Id }), Type.Object({ requested: Type.Boolean() })),
+  /**
    * Viewer: receive the stream's digest channel (signed digests of every frame, from the
    * origin) on its recv transport, as a data consumer. After stream.subscribe.
    */
