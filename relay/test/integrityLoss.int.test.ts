@@ -144,6 +144,9 @@ describe.skipIf(!support.ok)(`an honest tree under ${LOSS_PERCENT} % loss raises
     });
     const nodes = (await getJson<{ nodes: { id: string; stats: { lossRate: number } | null }[] }>(`${origin.url}/api/nodes`)).body.nodes;
     console.info(`[integrityLoss] page: ${rtp.lost} packets lost for good, ${rtp.nacks} NACKs sent; relays' upstream loss: ${relays.map((r) => `${r.nodeId} ${((nodes.find((n) => n.id === r.nodeId)?.stats?.lossRate ?? 0) * 100).toFixed(1)} %`).join(', ')}`);
+    // Pictures that stopped while packets came, for which a viewer asked its relay for a key frame over signalling.
+    const asked = relays.map((r) => `${r.nodeId} ${r.logs.filter((l) => l.includes('viewer asks for a key frame')).length}`);
+    console.info(`[integrityLoss] key frames asked of the relays over signalling: ${asked.join(', ')}`);
     const stalls = origin.logs.filter((l) => l.includes('"state":"stalled"'));
     if (stalls.length) console.info(`[integrityLoss] FALSE ALARM: stopped pictures reported on honest relays: ${stalls.length}\n  ${stalls.slice(0, 5).join('\n  ')}`);
     if (pageNodes.length > 1) console.info(`[integrityLoss] chromium moves: ${pageNodes.map((n) => `${new Date(n.at).toISOString().slice(11, 23)} ${n.why} → ${n.nodeId}`).join(', ')}`);
