@@ -1,3 +1,4 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import {
@@ -23,8 +24,8 @@ import type { IntegrityStatus } from '@cascade/client-sdk';
  * An honest tree (origin → relay → relay, depth 2) whose relays sit behind links losing 2 % of
  * the packets each way (the userspace switch of testing/src/netns.ts where the kernel has no
  * netem), for several minutes: NACK repairs, late and reordered packets, key frames asked for
- * again. Not one viewer may take a frame for altered or find the digests missing (and report or
- * leave its relay for it), and no relay is condemned. What the viewers saw (frames verified,
+ * again. Not one viewer may take a frame for altered, find the digests missing or call its
+ * picture stopped (and report or leave its relay for it), and no relay is condemned. What the viewers saw (frames verified,
  * dropped for want of a digest in time, batches missed, every move and why, stopped pictures
  * reported with what was measured) is printed.
  */
@@ -148,7 +149,23 @@ describe.skipIf(!support.ok)(`an honest tree under ${LOSS_PERCENT} % loss raises
     const asked = relays.map((r) => `${r.nodeId} ${r.logs.filter((l) => l.includes('viewer asks for a key frame')).length}`);
     console.info(`[integrityLoss] key frames asked of the relays over signalling: ${asked.join(', ')}`);
     const stalls = origin.logs.filter((l) => l.includes('"state":"stalled"'));
-    if (stalls.length) console.info(`[integrityLoss] FALSE ALARM: stopped pictures reported on honest relays: ${stalls.length}\n  ${stalls.slice(0, 5).join('\n  ')}`);
+    if (stalls.length) {
+      console.info(`[integrityLoss] FALSE ALARM: stopped pictures reported on honest relays: ${stalls.length}\n  ${stalls.slice(0, 5).join('\n  ')}`);
+      // Every node's log from 3 s before each report to 1 s after it, to find out why.
+      const times = stalls.map((l) => (JSON.parse(l) as { time: number }).time);
+      const near = (l: string) => {
+        let t = 0;
+        try {
+          t = (JSON.parse(l) as { time?: number }).time ?? 0;
+        } catch {
+          return false;
+        }
+        return times.some((at) => t >= at - 3000 && t <= at + 1000);
+      };
+      const lines = [origin, ...relays].flatMap((n) => n.logs.filter(near));
+      mkdirSync('test-artifacts', { recursive: true });
+      writeFileSync('test-artifacts/integrityLoss-stalls.log', lines.join('\n') + '\n');
+    }
     if (pageNodes.length > 1) console.info(`[integrityLoss] chromium moves: ${pageNodes.map((n) => `${new Date(n.at).toISOString().slice(11, 23)} ${n.why} → ${n.nodeId}`).join(', ')}`);
     for (const [i, v] of viewers.entries()) if (v.counters.nodeIds.length > 1) console.info(`[integrityLoss] node${i} moves: ${v.counters.nodeIds.map((id, k) => `${v.counters.nodeReasons[k]} → ${id}`).join(', ')}; reconnect causes: ${v.counters.reconnectCauses.join('; ') || 'none'}`);
     for (const [i, v] of viewers.entries()) if (v.counters.warnings.length) console.info(`[integrityLoss] node${i} SDK warnings (started ${new Date(started).toISOString().slice(11, 23)}):\n  ${v.counters.warnings.join('\n  ')}`);
@@ -157,9 +174,10 @@ describe.skipIf(!support.ok)(`an honest tree under ${LOSS_PERCENT} % loss raises
     // Nobody leaves its relay for frames that do not verify.
     const alarmMoves = [...pageNodes.map((n) => `chromium ${n.why}`), ...viewers.flatMap((v, i) => v.counters.nodeReasons.map((r) => `node${i} ${r}`))].filter((m) => / integrity$/.test(m));
     expect(alarmMoves).toEqual([]);
-    // A picture called stopped on an honest relay is a false alarm too, but Chromium still calls one
-    // now and then under this loss (printed above with what it measured); not asserted until that is
-    // understood (see the README's integrity section).
+    // A picture called stopped on an honest relay is a false alarm too, but a viewer still calls one
+    // now and then under this loss (about one 3-minute run in four; printed above with what it
+    // measured, the nodes' logs around it in test-artifacts/integrityLoss-stalls.log); not asserted
+    // until that is understood (see the README's integrity section).
     for (const r of rows) {
       expect(r.rejected, r.who).toBe(0);
       expect(r.verified, r.who).toBeGreaterThan(RUN_SEC * 20);
