@@ -2,7 +2,7 @@ import type { Browser, Page } from 'playwright-core';
 import { getJson, issueToken, launchChromium, startChromiumBroadcaster, startRelay, startServer, waitFor, type NodeProcess, type TestBroadcaster } from '@cascade/testing';
 import { HostCpu } from '../HostCpu.js';
 import { summarize, type Summary } from '../stats.js';
-import { browserViewer, longestGap, nextKeyframe, pageNode, presentedFrames, recordFrames, spawnViewer, type BenchViewer } from './failover.js';
+import { browserViewer, longestGap, nextKeyframe, pageNode, presentedFrames, recordFrames, spawnViewer, type BenchViewer } from './measuredViewers.js';
 import type { BenchContext, BenchFigure, BenchResult } from './types.js';
 
 type Relay = NodeProcess & { nodeId: string };
