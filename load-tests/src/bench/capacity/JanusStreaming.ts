@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { freePort } from '@cascade/testing';
+import { AUDIO_PT, MOUNTPOINT, VIDEO_PT, writeJanusConfig } from './janusConfig.js';
 import { allowedCpus, childPids, processName } from './procStat.js';
 import { TargetUnavailableError, type RealTarget } from './RealTarget.js';
 
@@ -32,10 +33,7 @@ export interface JanusStreamingOptions {
   eventLoops?: number;
 }
 
-const MOUNTPOINT = 1;
 const READY_TIMEOUT_MS = 15_000;
-const AUDIO_PT = 111;
-const VIDEO_PT = 96;
 
 /** Where Debian (and a source build) put Janus and its Streaming plugin and WebSocket transport. */
 function findJanus(explicit?: string): { bin: string; libDir: string } {
@@ -139,61 +137,21 @@ export class JanusStreaming implements RealTarget {
 
   async #start(o: JanusStreamingOptions, bin: string, libDir: string): Promise<void> {
     this.#eventLoops = o.eventLoops ?? 1;
-    const conf = path.join(o.dir, 'conf');
     for (const d of ['conf', 'plugins', 'transports', 'events', 'loggers']) mkdirSync(path.join(o.dir, d), { recursive: true });
     symlinkSync(path.join(libDir, 'plugins', 'libjanus_streaming.so'), path.join(o.dir, 'plugins', 'libjanus_streaming.so'));
     symlinkSync(path.join(libDir, 'transports', 'libjanus_websockets.so'), path.join(o.dir, 'transports', 'libjanus_websockets.so'));
     const wsPort = await freePort();
     const audioPort = await freeUdpPort();
     const videoPort = await freeUdpPort();
-    writeFileSync(
-      path.join(conf, 'janus.jcfg'),
-      `general: {
-  configs_folder = "${conf}"
-  plugins_folder = "${path.join(o.dir, 'plugins')}"
-  transports_folder = "${path.join(o.dir, 'transports')}"
-  events_folder = "${path.join(o.dir, 'events')}"
-  loggers_folder = "${path.join(o.dir, 'loggers')}"
-  debug_level = 2
-  session_timeout = 0
-${this.#eventLoops > 0 ? `  event_loops = ${this.#eventLoops}\n` : ''}}
-media: {}
-nat: {
-  nice_debug = false
-  ice_enforce_list = "lo"
-}
-plugins: {}
-transports: {}
-events: { broadcast = false }
-loggers: {}
-`,
-    );
-    writeFileSync(
-      path.join(conf, 'janus.transport.websockets.jcfg'),
-      `general: {
-  json = "compact"
-  ws = true
-  ws_port = ${wsPort}
-  ws_ip = "127.0.0.1"
-  wss = false
-}
-admin: { admin_ws = false }
-`,
-    );
-    writeFileSync(
-      path.join(conf, 'janus.plugin.streaming.jcfg'),
-      `general: {}
-capacity: {
-  type = "rtp"
-  id = ${MOUNTPOINT}
-  description = "capacity benchmark"
-  media = (
-    { type = "audio" mid = "a" label = "audio" port = ${audioPort} pt = ${AUDIO_PT} codec = "opus" },
-    { type = "video" mid = "v" label = "video" port = ${videoPort} pt = ${VIDEO_PT} codec = "vp8" }
-  )
-}
-`,
-    );
+    const conf = writeJanusConfig(o.dir, this.#eventLoops, { wsPort, audioPort, videoPort });
+    const proc = this.#spawnJanus(o, bin, conf);
+    this.join = { server: 'janus', url: `ws://127.0.0.1:${wsPort}/`, streamId: String(MOUNTPOINT) };
+    await this.#whenReady(proc);
+    this.#startFeed(o, audioPort, videoPort);
+  }
+
+  /** Starts Janus on its core (LD_LIBRARY_PATH for another libsrtp2), keeping the tail of its output for errors. */
+  #spawnJanus(o: JanusStreamingOptions, bin: string, conf: string): ChildProcess {
     // `timeout` bounds Janus's life even if this process dies; taskset execs janus.
     const proc = spawn(
       'timeout',
@@ -211,8 +169,11 @@ capacity: {
       process.off('exit', this.#onExit);
     });
     proc.on('error', () => (this.#exited = true));
-    this.join = { server: 'janus', url: `ws://127.0.0.1:${wsPort}/`, streamId: String(MOUNTPOINT) };
+    return proc;
+  }
 
+  /** Waits until Janus (the process taskset became) answers `info` on its WebSocket API; throws if it exits or stays silent. */
+  async #whenReady(proc: ChildProcess): Promise<void> {
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
       if (this.#exited) throw new Error(`janus exited at start: ${this.#output.trim().slice(-1500)}`);
@@ -230,6 +191,10 @@ capacity: {
       if (Date.now() > deadline) throw new Error(`janus did not answer on ${this.join.url}: ${this.#output.trim().slice(-1500)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  /** The feed: ffmpeg replaying the clip to the mountpoint's ports, on the feed core. */
+  #startFeed(o: JanusStreamingOptions, audioPort: number, videoPort: number): void {
     // ffmpeg stops by itself at the deadline (-t per output); in its own process group so that
     // close() ends it and not only the taskset wrapper (which execs it).
     const t = String(o.deadlineSec);

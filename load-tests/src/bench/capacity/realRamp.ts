@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ViewerFleet, type FleetTotals, type SinkLaunch } from '../../ViewerFleet.js';
-import { coreBusyShares, processCpuSeconds, readCoreTimes, type CoreTimes } from './procStat.js';
-import { limitBreaches, nextStepSize, summarizeRamp, type RampLimits, type RampStep, type RampSummary, type StepPlan } from './ramp.js';
+import { ViewerFleet, type SinkLaunch } from '../../ViewerFleet.js';
+import { nextStepSize, summarizeRamp, type RampLimits, type RampStep, type RampSummary, type StepPlan } from './ramp.js';
 import type { RealTarget } from './RealTarget.js';
-import { joinCostMs, windowMedia, type MediaWindow } from './realWindow.js';
+import { joinCostMs } from './realWindow.js';
+import { StepMeter, type RealStep } from './StepMeter.js';
 
 export interface RealRampOptions {
   /** Label for logs and the report, e.g. "cascade 500 kbit/s #2". */
@@ -29,27 +29,6 @@ export interface RealRampOptions {
   log: (line: string) => void;
 }
 
-/** One measured window at a number of viewers. */
-export interface RealStep extends RampStep {
-  /** `cpu` is procCpu + softirq + steal of the server core: all of it counts against the server. */
-  procCpu: number;
-  softirq: number;
-  steal: number;
-  /** Busy time of the server core that was none of the above (a neighbour's work). */
-  coreOther: number;
-  media: MediaWindow;
-  /** Server CPU per join while this step's viewers joined, above the steady state (ms of CPU). */
-  joinCpuMs: number | null;
-  /** Wall time for this step's viewers to join (ms) and joins that failed in it. */
-  addMs: number;
-  joinFailures: number;
-  /** CPU of the sink processes (share of one core) and how busy the load core was. */
-  sinkCpu: number;
-  loadCoreBusy: number;
-  remeasured: boolean;
-  breaches: string[];
-}
-
 export interface RealRampRun {
   label: string;
   kind: string;
@@ -67,14 +46,6 @@ export interface RealRampRun {
   notes: string[];
 }
 
-interface Reading {
-  t: number;
-  serverCpu: number;
-  sinkCpu: number;
-  cores: CoreTimes[];
-  fleet: FleetTotals;
-}
-
 /** Sinks above this share of the load core may start to lag: the ramp stops (a lower bound then). */
 const SINK_CPU_LIMIT = 0.8;
 /** A load core busier than this (others' jobs included) may have delayed the sinks: noted. */
@@ -84,173 +55,187 @@ const SINK_DROPS_LIMIT = 0.001;
 /** Joins of one step must settle within this long, plus their share of the join rate. */
 const JOIN_GRACE_MS = 30_000;
 
+/** What a ramp gathers as it runs, kept apart from its phases so that an error midway still reports what came before. */
+interface RampState {
+  target?: RealTarget;
+  fleet?: ViewerFleet;
+  meter?: StepMeter;
+  steps: RealStep[];
+  /** The 0-viewer window's CPU: the server receiving the stream, forwarding it nowhere. */
+  idleCpu: number | null;
+  notes: string[];
+  /** Steps (viewers) at which the load core was nearly full. */
+  busyLoadCore: number[];
+  failuresByCode: Record<string, number>;
+}
+
+/** Why a ramp ended, and whether the server had reached a limit (else its figure is a lower bound). */
+interface RampOutcome {
+  stopReason: string;
+  saturated: boolean;
+}
+
+/** What adding one step's viewers took. */
+interface Joins {
+  /** Wall time until they settled (ms), and the server's CPU seconds meanwhile. */
+  addMs: number;
+  cpuSeconds: number;
+  failures: number;
+  /** Viewers lost meanwhile (the fleet's lostViewers). */
+  dropped: number;
+  /** Joins neither connected nor failed when the grace period ended. */
+  unsettled: number;
+}
+
 /** One ramp against one server: start it, add sink viewers in steps until a limit stops it. */
 export async function runRealRamp(o: RealRampOptions): Promise<RealRampRun> {
   const started = Date.now();
-  let target: RealTarget | undefined;
-  let fleet: ViewerFleet | undefined;
-  const steps: RealStep[] = [];
-  const notes: string[] = [];
-  let idleCpu: number | null = null;
-  let stopReason = 'error';
-  let saturated = false;
-  let lastTotals: FleetTotals | undefined;
-  const failuresByCode: Record<string, number> = {};
-  /** Steps (viewers) at which the load core was nearly full. */
-  const busyLoadCore: number[] = [];
+  const r: RampState = { steps: [], idleCpu: null, notes: [], busyLoadCore: [], failuresByCode: {} };
+  let outcome: RampOutcome;
   try {
-    target = await o.startTarget();
-    const t = target;
-    fleet = new ViewerFleet({
-      url: t.join.url,
-      streamId: t.join.streamId,
-      viewers: 0,
-      processes: o.sinkProcesses,
-      rampPerSec: o.joinRatePerSec,
-      durationMs: o.budgetMs + 600_000,
-      stamped: false,
-      freezeGapMs: 500,
-      joinTimeoutMs: 20_000,
-      maxInFlightPerProcess: 64,
-      sink: { bin: o.sinkBin, cores: String(o.loadCore), config: { ...o.sinkConfig, server: t.join.server } },
-    });
-    await fleet.start();
-    const f = fleet;
-
-    const serverCpu = () => {
-      let sum = 0;
-      for (const pid of t.pids()) sum += processCpuSeconds(pid) ?? 0;
-      return sum;
-    };
-    const read = async (): Promise<Reading> => {
-      const fleetTotals = await f.snapshot();
-      lastTotals = fleetTotals;
-      return {
-        t: performance.now(),
-        serverCpu: serverCpu(),
-        sinkCpu: f.pids.reduce((a, pid) => a + (processCpuSeconds(pid) ?? 0), 0),
-        cores: readCoreTimes(),
-        fleet: fleetTotals,
-      };
-    };
-    const measure = async (viewers: number, extra: Pick<RealStep, 'joinCpuMs' | 'addMs' | 'joinFailures'>, remeasured: boolean): Promise<RealStep> => {
-      const a = await read();
-      await sleep(o.windowMs);
-      const b = await read();
-      const failure = t.failure();
-      if (failure) throw new Error(failure);
-      const sec = (b.t - a.t) / 1000;
-      const shares = coreBusyShares(a.cores, b.cores)[o.serverCore] ?? { busy: 0, softirq: 0, steal: 0 };
-      const procCpu = (b.serverCpu - a.serverCpu) / sec;
-      const media = windowMedia(a.fleet, b.fleet, sec);
-      const step: RealStep = {
-        viewers,
-        procCpu,
-        softirq: shares.softirq,
-        steal: shares.steal,
-        cpu: procCpu + shares.softirq + shares.steal,
-        coreOther: Math.max(0, shares.busy - procCpu - shares.softirq - shares.steal),
-        loss: media.loss,
-        media,
-        passed: false,
-        sinkCpu: (b.sinkCpu - a.sinkCpu) / sec,
-        loadCoreBusy: coreBusyShares(a.cores, b.cores)[o.loadCore]?.busy ?? 0,
-        remeasured,
-        breaches: [],
-        ...extra,
-      };
-      step.breaches = limitBreaches(step, o.limits);
-      if (media.silentViewers > 0) step.breaches.push(`${media.silentViewers} of ${media.viewers} viewers received nothing`);
-      step.passed = step.breaches.length === 0;
-      return step;
-    };
-
+    r.target = await o.startTarget();
+    r.fleet = viewerFleet(o, r.target);
+    await r.fleet.start();
+    r.meter = new StepMeter(o, r.target, r.fleet);
+    // The idle window (no viewers yet): the CPU fit's first point and the first steady state.
     await sleep(o.settleMs);
-    const idle = await measure(0, { joinCpuMs: null, addMs: 0, joinFailures: 0 }, false);
-    idleCpu = idle.cpu;
-    const points = [{ viewers: 0, cpu: idle.cpu }];
-    let viewers = 0;
-    let steadyCpu = idle.cpu;
-    for (;;) {
-      if (Date.now() - started > o.budgetMs) {
-        stopReason = `time budget (${Math.round(o.budgetMs / 1000)} s) used up at ${viewers} viewers`;
-        break;
-      }
-      const step = nextStepSize(points, o.plan, o.limits);
-      if (step <= 0) {
-        stopReason = `reached the ramp's cap of ${o.plan.maxViewers} viewers`;
-        break;
-      }
-      // The joins: the server's CPU above its steady state while they happen is their cost.
-      const before = { t: performance.now(), cpu: serverCpu(), totals: f.totals() };
-      f.add(step, o.joinRatePerSec);
-      const want = viewers + step;
-      const settleBy = Date.now() + JOIN_GRACE_MS + (step / o.joinRatePerSec) * 1000;
-      let now = f.totals();
-      while (now.connected + now.failed + now.lostViewers < want && Date.now() < settleBy) {
-        await sleep(200);
-        now = f.totals();
-      }
-      now = await f.snapshot();
-      const addMs = performance.now() - before.t;
-      const joinCpuSeconds = serverCpu() - before.cpu;
-      const joinFailures = now.failed - before.totals.failed;
-      viewers = want;
-      const unsettled = want - (now.connected + now.failed + now.lostViewers);
-      if (unsettled > 0) {
-        stopReason = `${unsettled} of ${step} joins had not completed after ${Math.round(addMs / 1000)} s`;
-        saturated = steps.some((s) => s.passed);
-        break;
-      }
-      if (joinFailures > 0 || now.lostViewers > before.totals.lostViewers) {
-        stopReason = `${joinFailures} of ${step} joins failed, ${now.lostViewers - before.totals.lostViewers} viewers dropped at ${viewers} viewers`;
-        saturated = steps.some((s) => s.passed);
-        break;
-      }
-      await sleep(o.settleMs);
-      let sample = await measure(viewers, { joinCpuMs: null, addMs, joinFailures }, false);
-      if (!sample.passed) {
-        // One breach may be a neighbour's burst on a shared machine: measure once more before stopping.
-        o.log(`[capacity] ${o.label} ${viewers} viewers: ${sample.breaches.join(', ')}; measuring again`);
-        sample = await measure(viewers, { joinCpuMs: null, addMs, joinFailures }, true);
-      }
-      // The steady state grew from the last window's to this one's while the viewers arrived.
-      const joinCpuMs = joinCostMs({ cpuSeconds: joinCpuSeconds, seconds: addMs / 1000, steadyCpu: (steadyCpu + sample.cpu) / 2, joins: step });
-      sample.joinCpuMs = joinCpuMs;
-      steps.push(sample);
-      points.push({ viewers, cpu: sample.cpu });
-      steadyCpu = sample.cpu;
-      o.log(
-        `[capacity] ${o.label} ${viewers} viewers: cpu ${(sample.cpu * 100).toFixed(1)} % (process ${(sample.procCpu * 100).toFixed(1)}, softirq ${(sample.softirq * 100).toFixed(1)}, steal ${(sample.steal * 100).toFixed(1)}), ` +
-          `loss ${(sample.loss * 100).toFixed(2)} %, ${sample.media.ppsPerViewer.toFixed(0)} pkt/s and ${sample.media.kbpsPerViewer.toFixed(0)} kbit/s per viewer, ` +
-          `join ${joinCpuMs === null ? '–' : joinCpuMs.toFixed(1)} ms CPU each, sinks ${(sample.sinkCpu * 100).toFixed(0)} %, load core ${(sample.loadCoreBusy * 100).toFixed(0)} %`,
-      );
-      if (!sample.passed) {
-        stopReason = sample.breaches.join(', ');
-        saturated = true;
-        break;
-      }
-      if (sample.media.sinkDrops > SINK_DROPS_LIMIT * sample.media.expected) {
-        stopReason = `the sinks' sockets dropped ${sample.media.sinkDrops} datagrams at ${viewers} viewers (the load generator fell behind)`;
-        break;
-      }
-      if (sample.sinkCpu > SINK_CPU_LIMIT) {
-        stopReason = `the sinks used ${(sample.sinkCpu * 100).toFixed(0)} % of the load core at ${viewers} viewers: beyond, the load generator would set the limit`;
-        break;
-      }
-      if (sample.loadCoreBusy > LOAD_CORE_BUSY_WARN) busyLoadCore.push(viewers);
-    }
+    r.idleCpu = (await r.meter.measure(0, { joinCpuMs: null, addMs: 0, joinFailures: 0 }, false)).cpu;
+    outcome = await rampUp(o, started, r.fleet, r.meter, r);
   } catch (err) {
-    stopReason = `error: ${(err as Error).message}`;
-    if (steps.length === 0) throw err;
-    notes.push(`${o.label}: ${stopReason}`);
+    outcome = { stopReason: `error: ${(err as Error).message}`, saturated: false };
+    if (r.steps.length === 0) throw err;
+    r.notes.push(`${o.label}: ${outcome.stopReason}`);
   } finally {
-    const result = await fleet?.stop().catch(() => undefined);
-    await target?.close().catch(() => undefined);
-    for (const v of result?.viewers ?? []) {
-      if (v.error && v.error.code !== 'CASCADE_ERR_LOADTEST_NOT_STARTED') failuresByCode[v.error.code] = (failuresByCode[v.error.code] ?? 0) + 1;
-    }
+    r.failuresByCode = await stopRamp(r.fleet, r.target);
   }
+  return rampResult(o, started, r, outcome);
+}
+
+/** The sink viewers, none yet: each step adds its own at the join rate. */
+function viewerFleet(o: RealRampOptions, t: RealTarget): ViewerFleet {
+  return new ViewerFleet({
+    url: t.join.url,
+    streamId: t.join.streamId,
+    viewers: 0,
+    processes: o.sinkProcesses,
+    rampPerSec: o.joinRatePerSec,
+    durationMs: o.budgetMs + 600_000,
+    stamped: false,
+    freezeGapMs: 500,
+    joinTimeoutMs: 20_000,
+    maxInFlightPerProcess: 64,
+    sink: { bin: o.sinkBin, cores: String(o.loadCore), config: { ...o.sinkConfig, server: t.join.server } },
+  });
+}
+
+/**
+ * Adds viewers step by step, each step measured once settled, until a limit, the joins, the load
+ * generator, the cap or the time budget stops the ramp. Measured steps go into `r.steps` as they
+ * come, so that an error keeps them.
+ */
+async function rampUp(o: RealRampOptions, started: number, f: ViewerFleet, meter: StepMeter, r: RampState): Promise<RampOutcome> {
+  const points = [{ viewers: 0, cpu: r.idleCpu! }];
+  let viewers = 0;
+  let steadyCpu = r.idleCpu!;
+  for (;;) {
+    if (Date.now() - started > o.budgetMs) return { stopReason: `time budget (${Math.round(o.budgetMs / 1000)} s) used up at ${viewers} viewers`, saturated: false };
+    const step = nextStepSize(points, o.plan, o.limits);
+    if (step <= 0) return { stopReason: `reached the ramp's cap of ${o.plan.maxViewers} viewers`, saturated: false };
+    const joins = await addViewers(o, f, meter, viewers + step, step);
+    viewers += step;
+    const joinTrouble = joinStop(joins, step, viewers);
+    if (joinTrouble) return { stopReason: joinTrouble, saturated: r.steps.some((s) => s.passed) };
+    const sample = await measureStep(o, meter, viewers, joins);
+    // The steady state grew from the last window's to this one's while the viewers arrived.
+    sample.joinCpuMs = joinCostMs({ cpuSeconds: joins.cpuSeconds, seconds: joins.addMs / 1000, steadyCpu: (steadyCpu + sample.cpu) / 2, joins: step });
+    r.steps.push(sample);
+    points.push({ viewers, cpu: sample.cpu });
+    steadyCpu = sample.cpu;
+    logStep(o, viewers, sample);
+    const stop = stepStop(sample, viewers);
+    if (stop) return stop;
+    if (sample.loadCoreBusy > LOAD_CORE_BUSY_WARN) r.busyLoadCore.push(viewers);
+  }
+}
+
+/** Adds one step's viewers and waits until `want` have connected or failed (or the grace period ends). */
+async function addViewers(o: RealRampOptions, f: ViewerFleet, meter: StepMeter, want: number, step: number): Promise<Joins> {
+  // The joins: the server's CPU above its steady state while they happen is their cost.
+  const before = { t: performance.now(), cpu: meter.serverCpu(), totals: f.totals() };
+  f.add(step, o.joinRatePerSec);
+  const settleBy = Date.now() + JOIN_GRACE_MS + (step / o.joinRatePerSec) * 1000;
+  let now = f.totals();
+  while (now.connected + now.failed + now.lostViewers < want && Date.now() < settleBy) {
+    await sleep(200);
+    now = f.totals();
+  }
+  now = await f.snapshot();
+  const addMs = performance.now() - before.t;
+  const cpuSeconds = meter.serverCpu() - before.cpu;
+  return {
+    addMs,
+    cpuSeconds,
+    failures: now.failed - before.totals.failed,
+    dropped: now.lostViewers - before.totals.lostViewers,
+    unsettled: want - (now.connected + now.failed + now.lostViewers),
+  };
+}
+
+/** Why a step's joins end the ramp (some never settled, some failed, viewers dropped), or null. */
+function joinStop(j: Joins, step: number, viewers: number): string | null {
+  if (j.unsettled > 0) return `${j.unsettled} of ${step} joins had not completed after ${Math.round(j.addMs / 1000)} s`;
+  if (j.failures > 0 || j.dropped > 0) return `${j.failures} of ${step} joins failed, ${j.dropped} viewers dropped at ${viewers} viewers`;
+  return null;
+}
+
+/** Lets the new consumers get their key frame, then measures the step; a breach is measured once more before it counts. */
+async function measureStep(o: RealRampOptions, meter: StepMeter, viewers: number, j: Joins): Promise<RealStep> {
+  await sleep(o.settleMs);
+  let sample = await meter.measure(viewers, { joinCpuMs: null, addMs: j.addMs, joinFailures: j.failures }, false);
+  if (!sample.passed) {
+    // One breach may be a neighbour's burst on a shared machine: measure once more before stopping.
+    o.log(`[capacity] ${o.label} ${viewers} viewers: ${sample.breaches.join(', ')}; measuring again`);
+    sample = await meter.measure(viewers, { joinCpuMs: null, addMs: j.addMs, joinFailures: j.failures }, true);
+  }
+  return sample;
+}
+
+/** The step's line in the log: the server's CPU by part, what the viewers received, the joins' cost, the load side. */
+function logStep(o: RealRampOptions, viewers: number, sample: RealStep): void {
+  const joinCpuMs = sample.joinCpuMs;
+  o.log(
+    `[capacity] ${o.label} ${viewers} viewers: cpu ${(sample.cpu * 100).toFixed(1)} % (process ${(sample.procCpu * 100).toFixed(1)}, softirq ${(sample.softirq * 100).toFixed(1)}, steal ${(sample.steal * 100).toFixed(1)}), ` +
+      `loss ${(sample.loss * 100).toFixed(2)} %, ${sample.media.ppsPerViewer.toFixed(0)} pkt/s and ${sample.media.kbpsPerViewer.toFixed(0)} kbit/s per viewer, ` +
+      `join ${joinCpuMs === null ? '–' : joinCpuMs.toFixed(1)} ms CPU each, sinks ${(sample.sinkCpu * 100).toFixed(0)} %, load core ${(sample.loadCoreBusy * 100).toFixed(0)} %`,
+  );
+}
+
+/** Why a measured step ends the ramp: a limit breached (the server saturated), or the load generator at its own limit; null to go on. */
+function stepStop(sample: RealStep, viewers: number): RampOutcome | null {
+  if (!sample.passed) return { stopReason: sample.breaches.join(', '), saturated: true };
+  if (sample.media.sinkDrops > SINK_DROPS_LIMIT * sample.media.expected) {
+    return { stopReason: `the sinks' sockets dropped ${sample.media.sinkDrops} datagrams at ${viewers} viewers (the load generator fell behind)`, saturated: false };
+  }
+  if (sample.sinkCpu > SINK_CPU_LIMIT) {
+    return { stopReason: `the sinks used ${(sample.sinkCpu * 100).toFixed(0)} % of the load core at ${viewers} viewers: beyond, the load generator would set the limit`, saturated: false };
+  }
+  return null;
+}
+
+/** Stops the viewers and the server, whatever happened; the viewers' failures by error code (viewers never started aside). */
+async function stopRamp(fleet: ViewerFleet | undefined, target: RealTarget | undefined): Promise<Record<string, number>> {
+  const failuresByCode: Record<string, number> = {};
+  const result = await fleet?.stop().catch(() => undefined);
+  await target?.close().catch(() => undefined);
+  for (const v of result?.viewers ?? []) {
+    if (v.error && v.error.code !== 'CASCADE_ERR_LOADTEST_NOT_STARTED') failuresByCode[v.error.code] = (failuresByCode[v.error.code] ?? 0) + 1;
+  }
+  return failuresByCode;
+}
+
+/** The ramp's record: its steps, the CPU fit over the passing ones (the idle window first), why it stopped, the join times. */
+function rampResult(o: RealRampOptions, started: number, r: RampState, outcome: RampOutcome): RealRampRun {
+  const { steps, idleCpu, notes, busyLoadCore, target, failuresByCode } = r;
   if (busyLoadCore.length > 0) {
     notes.push(
       `${o.label}: the load core was over ${LOAD_CORE_BUSY_WARN * 100} % busy at ${busyLoadCore.length} of ${steps.length} steps (${busyLoadCore.join(', ')} viewers), mostly not the sinks (see sinkCpuPct): delays at the sinks may have shown as loss`,
@@ -258,7 +243,8 @@ export async function runRealRamp(o: RealRampOptions): Promise<RealRampRun> {
   }
   const passedSteps = steps.filter((s) => s.passed);
   const fitSteps: RampStep[] = idleCpu !== null ? [{ viewers: 0, cpu: idleCpu, loss: 0, passed: true }, ...passedSteps] : passedSteps;
-  const summary = summarizeRamp(fitSteps, o.limits, saturated);
+  const summary = summarizeRamp(fitSteps, o.limits, outcome.saturated);
+  const lastTotals = r.meter?.lastTotals;
   const joinH = lastTotals?.sink.joinMs;
   const dtlsH = lastTotals?.sink.dtlsMs;
   return {
@@ -267,7 +253,7 @@ export async function runRealRamp(o: RealRampOptions): Promise<RealRampRun> {
     steps,
     idleCpu,
     summary,
-    stopReason,
+    stopReason: outcome.stopReason,
     target: target?.info() ?? {},
     join: {
       p50: joinH?.count ? joinH.percentile(50) : null,
