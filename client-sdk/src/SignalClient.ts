@@ -12,6 +12,7 @@ import {
   type NodeResult,
   type NotificationData,
   type NotificationType,
+  type PeerClock,
 } from '@cascade/protocol';
 import { ConnectionError, typedError } from './errors.js';
 
@@ -50,6 +51,8 @@ export interface SignalClientOptions {
   timeoutMs?: number;
   /** Ping the node to notice one that froze or dropped off the network; `false` turns it off. */
   keepAlive?: KeepAliveOptions | false;
+  /** Time as the keep-alive judges it (and the Peer under it); injected in tests. Default: Date.now. */
+  clock?: PeerClock;
 }
 
 export type SignalClientEvents = {
@@ -73,9 +76,10 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
   readonly #peer: Peer<Record<string, never>, typeof NodeRequests, typeof Notifications>;
   #closed = false;
   /** When the node last sent anything, and when our oldest unanswered ping left. */
-  #lastHeard = Date.now();
+  #lastHeard: number;
   #pingSentAt: number | undefined;
   #keepAliveTimer: ReturnType<typeof setInterval> | undefined;
+  readonly #clock: PeerClock;
 
   static connect(baseUrl: string, options: SignalClientOptions = {}): Promise<SignalClient> {
     const Ctor = options.WebSocket ?? (globalThis.WebSocket as WebSocketCtor | undefined);
@@ -102,7 +106,7 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
       const onOpen = () => {
         clearTimeout(timer);
         ws.removeEventListener('error', onError);
-        resolve(new SignalClient(url, ws, options.keepAlive ?? DEFAULT_KEEP_ALIVE));
+        resolve(new SignalClient(url, ws, options.keepAlive ?? DEFAULT_KEEP_ALIVE, options.clock ?? { now: () => Date.now() }));
       };
       const onError = () => {
         clearTimeout(timer);
@@ -114,14 +118,17 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
     });
   }
 
-  private constructor(url: string, ws: WebSocket, keepAlive: KeepAliveOptions | false) {
+  private constructor(url: string, ws: WebSocket, keepAlive: KeepAliveOptions | false, clock: PeerClock) {
     super();
     this.url = url;
+    this.#clock = clock;
+    this.#lastHeard = clock.now();
     const channel = webSocketChannel(ws);
     // Anything the node sends counts as heard (before the Peer reads it: its handlers may be slow).
-    channel.onMessage(() => (this.#lastHeard = Date.now()));
+    channel.onMessage(() => (this.#lastHeard = clock.now()));
     this.#peer = new Peer({
       channel,
+      clock,
       inbound: {},
       outbound: NodeRequests,
       notifications: Notifications,
@@ -143,12 +150,12 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
   }
 
   #startKeepAlive({ intervalMs, deadAfterMs, suspectAfterMs = deadAfterMs / 3, pingAfterMs = intervalMs, quickSuspectAfterMs }: KeepAliveOptions): void {
-    let lastTick = Date.now();
+    let lastTick = this.#clock.now();
     let suspected: number | undefined;
     let slowed: number | undefined;
     const answered = () => this.#pingSentAt === undefined || this.#lastHeard >= this.#pingSentAt;
     this.#keepAliveTimer = setInterval(() => {
-      const now = Date.now();
+      const now = this.#clock.now();
       // A tick that comes late means our own thread was stalled (or the tab throttled): the
       // answer may be waiting unread behind this timer, so judge nothing this round.
       const stalled = now - lastTick > 2 * intervalMs;

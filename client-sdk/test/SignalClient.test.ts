@@ -230,4 +230,28 @@ describe('SignalClient keep-alive', () => {
     expect(pings).toEqual([]);
     expect(closed).toEqual([]);
   });
+
+  it('judges by the clock it is given: a node silent by that clock is suspected and closed; while that clock stands still, nothing is judged', async () => {
+    // Only the timers are faked: Date.now runs on, and the client must not read it.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+    const clock = { t: 1_000_000, now() { return this.t; } };
+    const alive = { value: false };
+    const { WebSocket } = node(alive);
+    const c = await SignalClient.connect('http://h:1', { WebSocket, clock });
+    const closed: Array<[number, string]> = [];
+    c.on('close', (code, reason) => closed.push([code, reason]));
+    let suspicions = 0;
+    c.on('suspect', () => suspicions++);
+    // Ten seconds of timer ticks while the given clock stands still: no ping is even due.
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(suspicions).toBe(0);
+    expect(closed).toEqual([]);
+    // The clock moves with the ticks: the silent node is suspected, then closed.
+    for (let i = 0; i < 30; i++) {
+      clock.t += 100;
+      await vi.advanceTimersByTimeAsync(100);
+    }
+    expect(suspicions).toBe(1);
+    expect(closed).toEqual([[4504, 'CASCADE_ERR_CLIENT_TIMEOUT']]);
+  });
 });
