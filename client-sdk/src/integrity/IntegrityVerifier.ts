@@ -116,6 +116,10 @@ export function fromBase64(s: string): Uint8Array {
  * (each digest travels in two consecutive batches) and it is in none of them. Frames that simply
  * find no digest in time are dropped unchecked, and only a run of them with nothing verifying
  * turns the state to unverified.
+ *
+ * (Over 350 lines: the refutation rule, the missing-digest judgement, the gap counts and the
+ * origin's video runs all read the same list of received batches and waiting frames, kept in
+ * step as each batch or frame comes; split, each part would need the others' private state.)
  */
 export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
   readonly #o: Required<Omit<IntegrityVerifierOptions, 'anchor' | 'streamId' | 'anchorAt' | 'anchorRttMs'>> & { streamId: string };
