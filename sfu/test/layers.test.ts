@@ -1,8 +1,10 @@
+import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LayerDemand } from '../src/layers/LayerDemand.js';
 import { LayerGuard } from '../src/layers/LayerGuard.js';
 import { pipeLayerCapabilities } from '../src/layers/layeredPipe.js';
 import { layerCount, maxLayerFor, temporalLayers } from '../src/layers/quality.js';
+import { ViewerLayers } from '../src/layers/ViewerLayers.js';
 
 describe('maxLayerFor()', () => {
   it('maps each quality to a spatial layer of the stream, the nearest one it has', () => {
@@ -183,5 +185,56 @@ describe('LayerGuard', () => {
     g.close();
     vi.advanceTimersByTime(60_000);
     expect(caps()).toBe(1);
+  });
+});
+
+describe('ViewerLayers', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  /** A viewer on a 3-layer stream with a fake video consumer; `raised` records each preferred layer asked for, with when. */
+  const viewer = () => {
+    const raised: { spatialLayer: number; at: number }[] = [];
+    const consumer = Object.assign(new EventEmitter(), {
+      id: 'c1',
+      kind: 'video',
+      closed: false,
+      observer: new EventEmitter(),
+      rtpParameters: { encodings: [{ scalabilityMode: 'L1T3' }] },
+      preferredLayers: { spatialLayer: 0 } as { spatialLayer: number } | undefined,
+      async setPreferredLayers(l: { spatialLayer: number }) {
+        consumer.preferredLayers = l;
+        raised.push({ ...l, at: Date.now() });
+      },
+    });
+    const session = { id: 's1', notify: () => {}, log: { debug: () => {}, warn: () => {} } };
+    const stream = { layers: { setViewer: () => {} }, videoLayers: 3 };
+    const layers = new ViewerLayers(session as never, stream as never, { addVideo: async () => {}, removeVideo: () => {} });
+    layers.adopt(consumer as never, { kind: 'video', rtpParameters: { encodings: [{}, {}, {}] } } as never);
+    return { layers, consumer, raised };
+  };
+
+  it("raises a new consumer to the top layer 350 ms after its first picture went out, not at once (Chrome ignores a key frame request within 300 ms of the join's own)", async () => {
+    const { layers, consumer, raised } = viewer();
+    const firstPicture = Date.now();
+    consumer.emit('layerschange', { spatialLayer: 0, temporalLayer: 0 });
+    await vi.advanceTimersByTimeAsync(300);
+    expect(raised).toEqual([]);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(raised).toEqual([{ spatialLayer: 2, at: firstPicture + 350 }]);
+    // Later layer changes raise nothing more (mediasoup moves it within what is allowed).
+    consumer.emit('layerschange', { spatialLayer: 2, temporalLayer: 2 });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(raised).toHaveLength(1);
+    layers.close();
+  });
+
+  it('a viewer that leaves before the raise is due leaves no timer behind', async () => {
+    const { layers, consumer, raised } = viewer();
+    consumer.emit('layerschange', { spatialLayer: 0, temporalLayer: 0 });
+    layers.close();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(raised).toEqual([]);
+    expect(vi.getTimerCount()).toBe(0);
   });
 });

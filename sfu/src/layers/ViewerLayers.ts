@@ -10,11 +10,25 @@ export interface ViewerLayersOptions extends LayerGuardOptions {
   minIntervalMs?: number;
 }
 
+/**
+ * The first raise waits this long after the first picture went out (ms). Its higher layer's key
+ * frame is asked of the broadcaster, and Chrome ignores a key frame request that comes within
+ * 300 ms of the previous one it acted on (libwebrtc's minimum key frame interval, all layers
+ * together): here the join's own, sent a few tens of ms before that first picture. mediasoup
+ * repeats an unanswered request only after a second. Raised at once, the step-up waited that
+ * second (traced at the origin: the join's PLI, the step-up's 264 ms later, its repeat 1.0 s
+ * after that), and the repeat pushed the next join's request into the same wait (joins at the
+ * origin took 1.2 s to a first frame instead of 0.2 s).
+ */
+const RAISE_AFTER_FIRST_PICTURE_MS = 350;
+
 interface Video {
   consumer: types.Consumer;
   /** Spatial layers of the stream. */
   layers: number;
   started: boolean;
+  /** The first raise, waiting for RAISE_AFTER_FIRST_PICTURE_MS. */
+  raiseTimer?: ReturnType<typeof setTimeout>;
   /** When to hold it below what its bandwidth estimate allows. */
   guard: LayerGuard;
 }
@@ -30,7 +44,7 @@ export interface ViewerLayersHooks {
  * One viewer's video layers on this node. Its video consumer starts on the lowest layer (a
  * small key frame, asked for and sent fastest: the first picture comes quickly, on a join as
  * after a failover) and is raised to what the viewer's quality allows once that first picture
- * went out; from there mediasoup moves it between the allowed layers as the viewer's
+ * went out (RAISE_AFTER_FIRST_PICTURE_MS later); from there mediasoup moves it between the allowed layers as the viewer's
  * bandwidth estimate says, below what LayerGuard holds it under for its frame rate or its
  * losses. 'audio' closes the video consumer. The viewer hears of every layer
  * change (`consumer.layers`), and its quality counts in the stream's layer demand.
@@ -99,7 +113,7 @@ export class ViewerLayers {
       });
       if (layers && !video.started) {
         video.started = true;
-        void this.#raise(video);
+        video.raiseTimer = setTimeout(() => void this.#raise(video), RAISE_AFTER_FIRST_PICTURE_MS);
       }
       video.guard.layers(layers);
     });
@@ -156,11 +170,13 @@ export class ViewerLayers {
   /** Stop following a video consumer (closed, replaced, or the viewer left). */
   #drop(video: Video | undefined): void {
     if (!video) return;
+    clearTimeout(video.raiseTimer);
     video.guard.close();
     if (this.#video === video) this.#video = undefined;
   }
 
   async #raise(video: Video): Promise<void> {
+    if (this.#closed) return;
     const wanted = maxLayerFor(this.#quality, video.layers);
     if (wanted === undefined || video.consumer.closed || video.layers < 2) return;
     const spatialLayer = Math.min(wanted, video.guard.cap ?? wanted);
