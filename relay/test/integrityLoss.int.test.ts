@@ -175,7 +175,7 @@ describe.skipIf(!support.ok)(`an honest tree under ${LOSS_PERCENT} % loss raises
     const alarmMoves = [...pageNodes.map((n) => `chromium ${n.why}`), ...viewers.flatMap((v, i) => v.counters.nodeReasons.map((r) => `node${i} ${r}`))].filter((m) => / integrity$/.test(m));
     expect(alarmMoves).toEqual([]);
     // A picture called stopped on an honest relay is a false alarm too, but a viewer still calls one
-    // now and then under this loss (about one 3-minute run in four; printed above with what it
+    // now and then under this loss (one 3-minute run in seven on this stop's code; printed above with what it
     // measured, the nodes' logs around it in test-artifacts/integrityLoss-stalls.log); not asserted
     // until that is understood (see the README's integrity section).
     for (const r of rows) {
