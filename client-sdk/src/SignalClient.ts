@@ -43,7 +43,7 @@ export interface KeepAliveOptions {
   deadAfterMs: number;
 }
 
-export const DEFAULT_KEEP_ALIVE: KeepAliveOptions = { intervalMs: 100, pingAfterMs: 200, quickSuspectAfterMs: 200, suspectAfterMs: 500, deadAfterMs: 1500 };
+export const DEFAULT_KEEP_ALIVE: KeepAliveOptions = { intervalMs: 100, pingAfterMs: 200, quickSuspectAfterMs: 150, suspectAfterMs: 500, deadAfterMs: 1500 };
 
 export interface SignalClientOptions {
   WebSocket?: WebSocketCtor;
@@ -147,6 +147,11 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Whether a keep-alive ping is out and unanswered. */
+  get pingUnanswered(): boolean {
+    return this.#pingSentAt !== undefined && this.#lastHeard < this.#pingSentAt;
   }
 
   #startKeepAlive({ intervalMs, deadAfterMs, suspectAfterMs = deadAfterMs / 3, pingAfterMs = intervalMs, quickSuspectAfterMs }: KeepAliveOptions): void {

@@ -14,6 +14,9 @@ import type { DeviceCache } from './DeviceCache.js';
  */
 const MEDIA_CONNECT_DEADLINE_MS = 8000;
 
+/** A node slow to answer a ping while media came after it left: how long the media must then stop to call it frozen (ms). Audio alone brings a packet every 20 ms. */
+const SLOW_RECHECK_MS = 120;
+
 export interface ViewerConnectionOptions {
   /** The deployment's public endpoint: it serves the viewer, itself or through the node the controller picks. */
   entryUrl: string;
@@ -232,7 +235,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
     // Silent and no media since the ping left: frozen or cut off, most likely. Moving now (make-
     // before-break) instead of at the suspect deadline is what keeps a failover under a second.
     // A node slow to answer while its media flows, or stats we cannot read, wait for that deadline.
-    signal.on('slow', () => void this.#mediaStopped().then((stopped) => stopped && !this.#closed && this.safeEmit('suspect')));
+    signal.on('slow', () => void this.#judgeSlow());
   }
 
   /** The stream as this node described it, with its state as of when the connection was handed over. */
@@ -359,6 +362,24 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
       });
     }, intervalMs);
     (this.#receiptTimer as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * A ping has gone unanswered for a moment: frozen, if the media stopped too. Usually nothing came
+   * since the ping left. When some came (the node froze just after the ping left, its last packets
+   * behind it), the media is looked at again over SLOW_RECHECK_MS: without this, such a freeze
+   * waited for the suspect deadline (traced: moves 490 ms after a freeze instead of 300).
+   */
+  async #judgeSlow(): Promise<void> {
+    if (await this.#mediaStopped()) {
+      if (!this.#closed) this.safeEmit('suspect');
+      return;
+    }
+    const before = await this.#bytesReceived();
+    if (before === undefined) return;
+    await new Promise((r) => setTimeout(r, SLOW_RECHECK_MS));
+    if (this.#closed || !this.#signal.pingUnanswered) return;
+    if ((await this.#bytesReceived()) === before && !this.#closed) this.safeEmit('suspect');
   }
 
   /** Whether we can tell that no media arrived since the last ping left (false when it flows, or cannot be told). */

@@ -32,7 +32,7 @@ export interface WatchOptions {
   reconnectPolicy?: ReconnectPolicy;
   /** ms to wait for a node to answer. Default 5000. */
   timeoutMs?: number;
-  /** How a node that froze or dropped off the network is noticed (default: ping when silent for 250 ms; unanswered for 500 ms, move elsewhere; for 1.5 s, gone). */
+  /** How a node that froze or dropped off the network is noticed (default: ping when nothing was heard for 200 ms; unanswered for 150 ms while the media stopped too, or for 500 ms, move elsewhere; for 1.5 s, gone). */
   keepAlive?: KeepAliveOptions | false;
   /**
    * Checking every frame against the origin's signed digests (default: on, frames held until

@@ -152,6 +152,43 @@ describe('IntegrityVerifier', () => {
     expect(h.now - at).toBeLessThanOrEqual(1500);
   });
 
+  it('unverifiedForMs: how long frames have waited with none verified (what the monitor asks the node for recent batches on), back to 0 once batches vouch again', async () => {
+    const h = new Harness();
+    await h.run(1000, { frames: honest(h) });
+    expect(h.v.unverifiedForMs).toBe(0);
+    // The channel stalls: frames keep coming, their batches do not.
+    const missed: Uint8Array[] = [];
+    const stuck = async () => {
+      const b = await h.batch();
+      missed.push(b);
+      return b;
+    };
+    await h.run(400, { frames: honest(h), deliver: () => false, batch: stuck });
+    expect(h.v.unverifiedForMs).toBeGreaterThanOrEqual(300);
+    expect(h.v.unverifiedForMs).toBeLessThanOrEqual(400);
+    expect(h.states.at(-1)!.state).toBe('verified');
+    // The missed batches handed over (what integrity.recent gives): everything waiting verifies, no alarm.
+    for (const b of missed) await h.v.addBatch(b, 'handover');
+    h.v.tick();
+    expect(h.v.unverifiedForMs).toBe(0);
+    await h.run(500, { frames: honest(h) });
+    expect(h.states.some((x) => x.state === 'unverified')).toBe(false);
+  });
+
+  it('a node that stops altogether (frozen: frames and batches both stop) is not called unverified for its last frames; one that sends frames without digests is', async () => {
+    const frozen = new Harness();
+    await frozen.run(1000, { frames: honest(frozen) });
+    // Three frames arrive, then nothing more: their batches never come.
+    await frozen.run(100, { frames: honest(frozen, 3), deliver: () => false });
+    await frozen.run(2000, { deliver: () => false });
+    expect(frozen.states.some((x) => x.state === 'unverified')).toBe(false);
+
+    const withholding = new Harness();
+    await withholding.run(1000, { frames: honest(withholding) });
+    await withholding.run(1200, { frames: honest(withholding), deliver: () => false });
+    expect(withholding.states.at(-1)).toMatchObject({ state: 'unverified', code: 'CASCADE_ERR_INTEGRITY_DIGESTS_MISSING' });
+  });
+
   it('batches with a bad signature, of another stream, or old (replayed): refused with their code', async () => {
     for (const [o, code] of [
       [{ tamperSignature: true }, 'CASCADE_ERR_INTEGRITY_BAD_SIGNATURE'],

@@ -145,16 +145,19 @@ describe('SignalClient keep-alive', () => {
     const { WebSocket } = node(alive);
     const { c } = await connect(WebSocket);
     const seen: [string, number][] = [];
-    c.on('slow', () => seen.push(['slow', Date.now()]));
+    const unanswered: boolean[] = [];
+    c.on('slow', () => (seen.push(['slow', Date.now()]), unanswered.push(c.pingUnanswered)));
     c.on('suspect', () => seen.push(['suspect', Date.now()]));
     await vi.advanceTimersByTimeAsync(3000);
     expect(seen).toEqual([]);
+    expect(c.pingUnanswered).toBe(false);
     alive.value = false;
     const frozenAt = Date.now();
     await vi.advanceTimersByTimeAsync(1000);
     expect(seen.map(([e]) => e)).toEqual(['slow', 'suspect']);
-    // A ping within 300 ms of silence, slow 200 ms after it.
-    expect(seen[0]![1] - frozenAt).toBeLessThanOrEqual(550);
+    expect(unanswered).toEqual([true]);
+    // A ping within 300 ms of silence, slow 150 ms after it.
+    expect(seen[0]![1] - frozenAt).toBeLessThanOrEqual(500);
   });
 
   it('a node that answers late, within deadAfterMs, is suspected but kept', async () => {

@@ -16,6 +16,8 @@ export interface PipeIngressOptions {
   /** No media from the parent for this long while the stream is live → parent lost. */
   stallTimeoutMs: number;
   timeoutMs: number;
+  /** Ask the parent to hold the video until releaseVideo() (viewers here are about to move onto this pipe). */
+  holdVideo?: boolean;
 }
 
 export type PipeIngressEvents = {
@@ -28,10 +30,13 @@ export type PipeIngressEvents = {
 
 /**
  * Media stopped this long on a live stream (ms): the parent may be frozen. The lowest video
- * layer and the audio always flow (dozens of packets a second), so a pause this long is not
- * jitter; the controller checks the parent before anything moves.
+ * layer and the audio always flow (two hundred packets a second and more on a pipe), so a pause
+ * this long is not jitter or loss; the controller checks the parent before anything moves, and a
+ * parent that answers it is left alone (the broadcaster may be pausing). On the path of every
+ * viewer below a frozen relay: at 250 ms, a child's new parent came 390 ms after the freeze in
+ * the inner-freeze benchmark, and its viewers' first picture a key frame slot (350 ms) later.
  */
-const SILENT_MS = 250;
+const SILENT_MS = 150;
 
 /** Live producers one pipe may bring (a stream's sources, with room for a broadcaster's replacements in flight). */
 const MAX_PIPE_PRODUCERS = 8;
@@ -59,6 +64,10 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
   /** The parent's digest channel, as it arrives on this pipe. */
   #digests: types.DataProducer | undefined;
   #adopted = false;
+  /** The parent holds our video until we ask for layers (see releaseVideo()). */
+  #videoHeld: boolean;
+  /** The parent's media has been quiet for SILENT_MS (and has not come back since). */
+  #silent = false;
   #closed = false;
   #stallTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -80,6 +89,7 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
         srtpParameters: pipe.srtpParameters as { cryptoSuite: string; keyBase64: string },
         // Only the layers someone here wants; pipe.layers asks for more when that changes.
         maxSpatialLayer: asked,
+        ...(options.holdVideo ? { holdVideo: true } : {}),
       });
       await pipe.connect({ ip: res.ip, port: res.port, srtpParameters: res.srtpParameters as types.SrtpParameters });
       const ingress = new PipeIngress(stream, pipe, peer, parent.nodeId, control, options, deps.logger);
@@ -115,6 +125,7 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     this.#peer = peer;
     this.parentId = parentId;
     this.#ticket = options.ticket;
+    this.#videoHeld = options.holdVideo === true;
     this.#log = logger.child({ component: 'PipeIngress', streamId: stream.id, parentId });
     peer.on('close', (code, reason) => this.#lose(`parent session closed (${code}${reason ? ` ${reason}` : ''})`));
     pipe.observer.once('close', () => this.#lose('pipe transport closed'));
@@ -141,11 +152,23 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     stream.layers.on('change', this.#onDemand);
   }
 
-  /** What viewers and children here want of the video layers changed: tell the parent. */
+  /** What viewers and children here want of the video layers changed: tell the parent (releaseVideo() will, while held). */
   readonly #onDemand = (maxSpatialLayer: number): void => {
-    if (this.#closed) return;
+    if (this.#closed || this.#videoHeld) return;
     this.#peer.request('pipe.layers', { maxSpatialLayer }).catch((err: unknown) => this.#log.debug({ err }, 'parent did not take the layer demand'));
   };
+
+  /** Have the parent start the video it holds (a pipe opened with holdVideo); idempotent. */
+  releaseVideo(): void {
+    if (!this.#videoHeld) return;
+    this.#videoHeld = false;
+    this.#onDemand(this.#stream.layers.value);
+  }
+
+  /** Whether the parent's media has stopped for a while (it may be frozen: see 'silent'). */
+  get silent(): boolean {
+    return this.#silent;
+  }
 
   get closed(): boolean {
     return this.#closed;
@@ -247,7 +270,7 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
         if (bytes !== last) {
           last = bytes;
           lastChange = Date.now();
-          silenceReported = false;
+          silenceReported = this.#silent = false;
           return;
         }
         // Silence is normal while the broadcaster is away; only a live stream must flow.
@@ -255,7 +278,7 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
         const quiet = Date.now() - lastChange;
         if (quiet > stallTimeoutMs) this.#lose(`no media from parent for ${stallTimeoutMs} ms`);
         else if (quiet > SILENT_MS && !silenceReported) {
-          silenceReported = true;
+          silenceReported = this.#silent = true;
           this.safeEmit('silent');
         }
       });

@@ -24,6 +24,22 @@ const PENDING_ASSIGNMENT_MS = 10_000;
 const MOVE_MEDIA_WAIT_MS = 2000;
 
 /**
+ * A new parent's video waits this long at most for this relay's viewers to take up its new
+ * consumers (ms). The broadcaster sends a key frame at most every 350 ms (and Chrome none within
+ * 300 ms of the last): the one the new pipe's start asks for, sent before the viewers' new
+ * consumers are resumed, was lost to them, and they waited for the next slot. Traced in the
+ * inner-freeze benchmark: key frame 17 ms after the new pipe, viewers resumed 100 to 200 ms
+ * later, their first picture 350 ms after the pipe's.
+ */
+const HOLD_FOR_VIEWERS_MS = 400;
+/**
+ * ... and until none has been setting up for this long (ms): viewers of the failed node arrive
+ * here too, one after the other, and those that came after the release waited a slot more (traced:
+ * this relay's own viewers at 340 ms, the failed relay's at 700).
+ */
+const HOLD_SETTLE_MS = 80;
+
+/**
  * What a relay carries: the streams the controller assigns, each pulled from its parent over a
  * pipe (make-before-break when the parent changes), reported lost when that pipe fails, and
  * dropped a while after its last viewer and child left.
@@ -106,12 +122,15 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
     this.#assignments.set(info.id, seq);
     // The controller has moved on: a loss report still waiting would name a parent it already replaced.
     this.#lostParents.cancel(info.id);
+    // Viewers here whose picture stopped (no parent, or a silent one) move onto the new pipe's
+    // producers: its video waits until they can all take its first key frame (see HOLD_FOR_VIEWERS_MS).
+    const hold = stream.viewerCount > 0 && (!current || current.closed || current.silent);
     let next: PipeIngress;
     try {
       next = await PipeIngress.open(
         this.#node,
         this.#control,
-        { stream, parent, ticket, stallTimeoutMs: this.#options.stallTimeoutMs, timeoutMs: this.#options.requestTimeoutMs },
+        { stream, parent, ticket, stallTimeoutMs: this.#options.stallTimeoutMs, timeoutMs: this.#options.requestTimeoutMs, holdVideo: hold },
         { logger: this.#log },
       );
     } catch (err) {
@@ -129,7 +148,7 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
       return;
     }
     // Make-before-break: while the old parent still feeds us, switch only once the new pipe carries media.
-    if (current && !current.closed) await next.waitForMedia(MOVE_MEDIA_WAIT_MS);
+    if (current && !current.closed && !hold) await next.waitForMedia(MOVE_MEDIA_WAIT_MS);
     if (next.closed) {
       // The new parent failed before taking over (its 'lost' came before anyone listened):
       // keep what still feeds us, and have the controller pick another parent.
@@ -140,6 +159,13 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
     const replaced = this.#ingress.get(info.id);
     this.#ingress.set(info.id, next);
     next.adopt();
+    if (hold) {
+      const heldAt = Date.now();
+      void stream.whenViewersReady(HOLD_FOR_VIEWERS_MS, HOLD_SETTLE_MS).then(() => {
+        next.releaseVideo();
+        this.#log.info({ streamId: info.id, parentId: parent.nodeId, heldMs: Date.now() - heldAt }, "new parent's video released: this relay's viewers are ready for its first key frame");
+      });
+    }
     this.#forwarder(stream).follow(next.digests, () => next.recentDigests()).catch(() => {});
     this.#lostParents.recovered(info.id);
     if (replaced && replaced !== next) replaced.close();

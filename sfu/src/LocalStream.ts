@@ -12,6 +12,8 @@ export type LocalStreamEvents = {
   depthchange: [depth: number];
   /** Nobody uses the stream any more (no viewer, no child, no publisher). */
   idle: [];
+  /** The last viewer setting up a consumer of a new video source here is done (see viewerVideoPending). */
+  viewersready: [];
   '@close': [];
   listenererror: [event: string, error: unknown];
 };
@@ -54,6 +56,8 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
   readonly #sources = new Map<MediaKind, types.Producer>();
   /** Viewer sessions; child pipe sessions with the relay each feeds. */
   readonly #users = { viewers: new Set<string>(), children: new Map<string, string>() };
+  /** Viewers setting up a consumer of a new video source: created, announced, not yet resumed. */
+  readonly #viewersSettingUp = new Set<symbol>();
   #state: StreamState;
   #depth: number;
   #closed = false;
@@ -131,6 +135,51 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
     if (producer.kind === 'video') this.layers.update();
   }
 
+  /**
+   * A viewer here starts setting up a consumer of a new video source; call the function returned
+   * once it resumed it (or gave up). A relay whose parent changed holds the new parent's video
+   * until then (whenViewersReady), so that the first key frame it asks for reaches every viewer.
+   */
+  viewerVideoPending(): () => void {
+    const token = Symbol('viewer video');
+    this.#viewersSettingUp.add(token);
+    return () => {
+      if (this.#viewersSettingUp.delete(token) && this.#viewersSettingUp.size === 0) this.safeEmit('viewersready');
+    };
+  }
+
+  /**
+   * Resolves once no viewer here has been setting up a consumer of a new video source (see
+   * viewerVideoPending) for `settleMs` (viewers moving here from a failed node arrive one after
+   * the other), or after `maxMs` in all.
+   */
+  whenViewersReady(maxMs: number, settleMs = 0): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      let settle: ReturnType<typeof setTimeout> | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        clearTimeout(settle);
+        this.off('viewersready', check);
+        this.off('@close', done);
+        resolve();
+      };
+      const check = () => {
+        clearTimeout(settle);
+        if (this.#viewersSettingUp.size > 0) return;
+        if (settleMs <= 0) return done();
+        // Once more after the pause: someone may have started meanwhile.
+        settle = setTimeout(() => (this.#viewersSettingUp.size === 0 ? done() : undefined), settleMs);
+        settle.unref?.();
+      };
+      const timer = setTimeout(done, maxMs);
+      timer.unref?.();
+      this.on('viewersready', check);
+      this.on('@close', done);
+      check();
+    });
+  }
+
   addViewer(sessionId: string): void {
     this.#users.viewers.add(sessionId);
   }
@@ -157,6 +206,7 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
     this.router.close();
     this.#users.viewers.clear();
     this.#users.children.clear();
+    this.#viewersSettingUp.clear();
     this.safeEmit('@close');
     this.observer.safeEmit('close');
   }

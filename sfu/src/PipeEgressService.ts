@@ -25,10 +25,29 @@ import type { StreamRouterHandle } from './appData.js';
 /** Pipes of one stream a parent keeps open to one relay: the current one and a move's new one. */
 const MAX_PIPES_PER_CHILD = 2;
 
+/** How long a pipe opened with `holdVideo` waits for the child's word before its video flows anyway (ms). */
+const HOLD_MAX_MS = 1000;
+
+/** Per pipe session: its simulcast video sent layer by layer, the layers the child wants, whether held. */
+interface LayerState {
+  stream: LocalStream;
+  max: number;
+  pipes: Set<LayeredPipeConsumer>;
+  /** Opened with holdVideo and not yet released: no video sent (see pipe.open). */
+  held: boolean;
+}
+
+/** Start the video of a held pipe (the child's first pipe.layers, or HOLD_MAX_MS). */
+async function release(state: LayerState): Promise<void> {
+  if (!state.held) return;
+  state.held = false;
+  await Promise.all([...state.pipes].map((l) => l.release()));
+}
+
 export class PipeEgressService implements NodeService {
   readonly #node: MediaNode;
   /** Per pipe session: its simulcast video sent layer by layer, and the stream it pipes. */
-  readonly #layered = new WeakMap<Session, { stream: LocalStream; max: number; pipes: Set<LayeredPipeConsumer> }>();
+  readonly #layered = new WeakMap<Session, LayerState>();
 
   constructor(node: MediaNode) {
     this.#node = node;
@@ -44,6 +63,7 @@ export class PipeEgressService implements NodeService {
         state.stream.layers.setChild(session.id, maxSpatialLayer);
         await Promise.all([...state.pipes].map((l) => l.setMax(maxSpatialLayer)));
       }
+      await release(state);
       return {};
     });
   }
@@ -81,8 +101,14 @@ export class PipeEgressService implements NodeService {
     await ms(pipe.connect({ ip: p.ip, port: p.port, srtpParameters: p.srtpParameters as types.SrtpParameters }));
 
     // The child wants these layers (its viewers' qualities, its children's demand); the lowest always flows.
-    const layerState = { stream, max: p.maxSpatialLayer ?? MAX_LAYERS - 1, pipes: new Set<LayeredPipeConsumer>() };
+    const layerState: LayerState = { stream, max: p.maxSpatialLayer ?? MAX_LAYERS - 1, pipes: new Set<LayeredPipeConsumer>(), held: p.holdVideo === true };
     this.#layered.set(session, layerState);
+    if (layerState.held) {
+      // A child that never asks is sent its video anyway, a moment later.
+      const timer = setTimeout(() => void release(layerState), HOLD_MAX_MS);
+      timer.unref();
+      session.once('close', () => clearTimeout(timer));
+    }
     const consumed = new Set<string>();
     const consume = async (producer: types.Producer): Promise<PipeProducerInfo | undefined> => {
       if (consumed.has(producer.id)) return undefined;
@@ -151,9 +177,9 @@ export class PipeEgressService implements NodeService {
     stream: LocalStream,
     producerId: string,
     layers: number,
-    state: { max: number; pipes: Set<LayeredPipeConsumer> },
+    state: LayerState,
   ): Promise<PipeProducerInfo> {
-    const layered = await LayeredPipeConsumer.create(pipe, router, { producerId, layers, maxSpatialLayer: state.max });
+    const layered = await LayeredPipeConsumer.create(pipe, router, { producerId, layers, maxSpatialLayer: state.max, hold: state.held });
     state.pipes.add(layered);
     for (const c of layered.consumers) {
       stream.router.addConsumer(router, 1);
@@ -162,8 +188,9 @@ export class PipeEgressService implements NodeService {
     const first = layered.consumers[0]!;
     first.once('producerclose', () => session.notify('pipe.producer.closed', { producerId }));
     first.observer.once('close', () => state.pipes.delete(layered));
-    // The child may have asked for other layers while these were being created.
+    // The child may have asked for other layers, or for its video, while these were being created.
     if (state.max !== layered.maxSpatialLayer) await layered.setMax(state.max);
+    if (!state.held) await layered.release();
     return { id: producerId, kind: 'video', rtpParameters: layered.rtpParameters as PipeProducerInfo['rtpParameters'], paused: first.producerPaused };
   }
 }

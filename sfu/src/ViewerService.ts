@@ -54,6 +54,8 @@ interface ViewerState {
   subscribed: boolean;
   /** Quality, video layers, fast start (see ViewerLayers). */
   layers: ViewerLayers;
+  /** New video consumers announced and not yet resumed by the viewer (or JOINING before it subscribed): each one's LocalStream.viewerVideoPending() done. */
+  settingUp: Map<string, () => void>;
 }
 
 /**
@@ -92,6 +94,9 @@ export class ViewerService implements NodeService {
         if (!consumer) throw new CascadeError('CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND', consumerId);
         try {
           await consumer.resume();
+          const state = this.#states.get(session);
+          state?.layers.resumed(consumer);
+          settled(state, consumerId);
         } catch (err) {
           // Its producer closed (the source was replaced) while the request was on its way to the
           // worker: the consumer is gone, and a consumer.closed follows.
@@ -189,13 +194,21 @@ export class ViewerService implements NodeService {
         }
       },
     });
-    const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), keyFramesAskedAt: new Map(), subscribed: false, layers };
+    const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), keyFramesAskedAt: new Map(), subscribed: false, layers, settingUp: new Map() };
+    // A viewer arriving (often one whose node failed) is counted from now until it resumes its video.
+    state.settingUp.set(JOINING, stream.viewerVideoPending());
     this.#states.set(session, state);
     stream.addViewer(session.id);
     const onState = (s: LocalStream['state']) => session.notify('stream.state', { streamId: stream.id, state: s });
     const onSource = (producer: types.Producer) => {
       if (!state.subscribed) return;
-      void this.#consume(session, state, producer).then((info) => info && session.notify('consumer.new', info));
+      // Counted until this viewer resumes its new video consumer (see LocalStream.viewerVideoPending).
+      const done = producer.kind === 'video' ? stream.viewerVideoPending() : undefined;
+      void this.#consume(session, state, producer).then((info) => {
+        if (!info) return done?.();
+        if (done) state.settingUp.set(info.id, done);
+        session.notify('consumer.new', info);
+      });
     };
     stream.on('statechange', onState);
     stream.on('sourceadd', onSource);
@@ -210,6 +223,8 @@ export class ViewerService implements NodeService {
       stream.off('statechange', onState);
       stream.off('sourceadd', onSource);
       stream.removeUser('viewers', session.id);
+      for (const done of state.settingUp.values()) done();
+      state.settingUp.clear();
       state.layers.close();
       this.#viewerLeft(session, stream.id);
     });
@@ -250,6 +265,12 @@ export class ViewerService implements NodeService {
       (producer) => (producer.kind === 'video' && !state.layers.wantsVideo ? (skipped++, Promise.resolve(undefined)) : this.#consume(session, state, producer)),
     );
     const consumers = results.filter((c): c is ConsumerInfo => c !== undefined);
+    // Counted until its video consumer is resumed (or at once when it takes none).
+    const joining = state.settingUp.get(JOINING);
+    state.settingUp.delete(JOINING);
+    const video = consumers.find((c) => c.kind === 'video');
+    if (joining && video) state.settingUp.set(video.id, joining);
+    else joining?.();
     if (attempted - skipped > 0 && consumers.length === 0) {
       // Nothing was consumed: undo, so that the viewer may subscribe again (other capabilities, or once sources exist).
       state.transport = undefined;
@@ -283,6 +304,7 @@ export class ViewerService implements NodeService {
         streamRouter.addConsumer(router, -1);
         state.consumers.delete(consumer.id);
         state.keyFramesAskedAt.delete(consumer.id);
+        settled(state, consumer.id);
       });
       consumer.once('producerclose', () => session.notify('consumer.closed', { consumerId: consumer.id }));
       state.layers.adopt(consumer, producer);
@@ -293,4 +315,13 @@ export class ViewerService implements NodeService {
       return undefined;
     }
   }
+}
+
+/** state.settingUp's key for a viewer that has not subscribed yet. */
+const JOINING = 'joining';
+
+/** The viewer is done with a new video consumer (resumed, or it closed): no longer counted as setting up. */
+function settled(state: ViewerState | undefined, consumerId: string): void {
+  state?.settingUp.get(consumerId)?.();
+  state?.settingUp.delete(consumerId);
 }

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '@cascade/protocol';
 import { LocalStream } from '../src/LocalStream.js';
 import type { WorkerPool } from '../src/WorkerPool.js';
-import { closePool, opusProducer, startPool } from './mediaFixtures.js';
+import { LayeredPipeConsumer } from '../src/layers/layeredPipe.js';
+import { closePool, opusProducer, startPool, vp8SimulcastProducer } from './mediaFixtures.js';
 
 describe('LocalStream', () => {
   let pool: WorkerPool | undefined;
@@ -86,5 +87,80 @@ describe('LocalStream', () => {
     expect(idle).toHaveBeenCalledTimes(1);
     s.removeUser('children', 'p2');
     expect(idle).toHaveBeenCalledTimes(1);
+  });
+
+  it("is ready for a new parent's video once every viewer setting up a new video consumer is done, or after the wait", async () => {
+    pool = await startPool(1);
+    const s = make();
+    let ready = false;
+    // Nobody setting up: at once.
+    await s.whenViewersReady(10_000);
+    const a = s.viewerVideoPending();
+    const b = s.viewerVideoPending();
+    const waiting = s.whenViewersReady(10_000).then(() => (ready = true));
+    a();
+    a(); // twice: counted once
+    await new Promise((r) => setTimeout(r, 20));
+    expect(ready).toBe(false);
+    b();
+    await waiting;
+    expect(ready).toBe(true);
+    // With a pause to settle: a viewer starting to set up during it is waited for too.
+    const first = s.viewerVideoPending();
+    let settled = false;
+    const settling = s.whenViewersReady(10_000, 60).then(() => (settled = true));
+    first();
+    await new Promise((r) => setTimeout(r, 20));
+    const late = s.viewerVideoPending();
+    await new Promise((r) => setTimeout(r, 80));
+    expect(settled).toBe(false);
+    late();
+    await settling;
+    // A viewer that never resumes holds nobody beyond the wait (this resolves).
+    s.viewerVideoPending();
+    await s.whenViewersReady(100);
+    // Closing the stream ends the wait.
+    const c = make();
+    c.viewerVideoPending();
+    const closing = c.whenViewersReady(60_000);
+    c.close();
+    await closing;
+  });
+});
+
+describe('LayeredPipeConsumer', () => {
+  let pool: WorkerPool | undefined;
+  afterEach(async () => {
+    if (pool) await closePool(pool);
+    pool = undefined;
+  });
+
+  it('created with hold sends no layer, the lowest included, until release(); setMax() meanwhile only records the max', async () => {
+    pool = await startPool(1);
+    const s = new LocalStream(pool, { id: 's2', consumersPerRouter: 100, depth: 0, state: 'live', title: 'T', createdAt: 1 }, { logger: silentLogger });
+    const router = await s.router.primary();
+    const producer = await vp8SimulcastProducer(router, 3);
+    const pipe = await router.createPipeTransport({ listenIp: { ip: '127.0.0.1' } });
+    const other = await router.createPipeTransport({ listenIp: { ip: '127.0.0.1' } });
+    await pipe.connect({ ip: '127.0.0.1', port: other.tuple.localPort });
+    const paused = (l: LayeredPipeConsumer) => l.consumers.map((c) => c.paused);
+
+    const held = await LayeredPipeConsumer.create(pipe, router, { producerId: producer.id, layers: 3, maxSpatialLayer: 1, hold: true });
+    expect(held.held).toBe(true);
+    expect(paused(held)).toEqual([true, true, true]);
+    await held.setMax(2);
+    expect(paused(held)).toEqual([true, true, true]);
+    await held.release();
+    expect(held.held).toBe(false);
+    expect(paused(held)).toEqual([false, false, false]);
+    await held.setMax(0);
+    expect(paused(held)).toEqual([false, true, true]);
+
+    // Without hold, as before: the lowest layer and those up to the max flow at once.
+    const open = await LayeredPipeConsumer.create(pipe, router, { producerId: producer.id, layers: 3, maxSpatialLayer: 1 });
+    expect(paused(open)).toEqual([false, false, true]);
+    await open.release();
+    expect(paused(open)).toEqual([false, false, true]);
+    s.close();
   });
 });

@@ -194,15 +194,16 @@ describe('ViewerLayers', () => {
 
   /** A viewer on a 3-layer stream with a fake video consumer; `raised` records each preferred layer asked for, with when. */
   const viewer = () => {
-    const raised: { spatialLayer: number; at: number }[] = [];
+    const raised: { spatialLayer: number; temporalLayer?: number; at: number }[] = [];
     const consumer = Object.assign(new EventEmitter(), {
       id: 'c1',
       kind: 'video',
+      type: 'simulcast',
       closed: false,
       observer: new EventEmitter(),
       rtpParameters: { encodings: [{ scalabilityMode: 'L1T3' }] },
-      preferredLayers: { spatialLayer: 0 } as { spatialLayer: number } | undefined,
-      async setPreferredLayers(l: { spatialLayer: number }) {
+      preferredLayers: { spatialLayer: 0 } as { spatialLayer: number; temporalLayer?: number } | undefined,
+      async setPreferredLayers(l: { spatialLayer: number; temporalLayer?: number }) {
         consumer.preferredLayers = l;
         raised.push({ ...l, at: Date.now() });
       },
@@ -227,6 +228,68 @@ describe('ViewerLayers', () => {
     await vi.advanceTimersByTimeAsync(1000);
     expect(raised).toHaveLength(1);
     layers.close();
+  });
+
+  it('on resume, toggles the preferred temporal layer every 100 ms until the first layer comes, then puts it back (mediasoup shares out a bandwidth estimate only on a change)', async () => {
+    const { layers, consumer, raised } = viewer();
+    const t0 = Date.now();
+    layers.resumed(consumer as never);
+    await vi.advanceTimersByTimeAsync(250);
+    expect(raised).toEqual([
+      { spatialLayer: 0, temporalLayer: 0, at: t0 },
+      { spatialLayer: 0, at: t0 + 100 },
+      { spatialLayer: 0, temporalLayer: 0, at: t0 + 200 },
+    ]);
+    // Its first layer: the toggle is undone and stops.
+    consumer.emit('layerschange', { spatialLayer: 0, temporalLayer: 0 });
+    await vi.advanceTimersByTimeAsync(300);
+    expect(raised.slice(3)).toEqual([{ spatialLayer: 0, at: t0 + 300 }]);
+    expect(consumer.preferredLayers).toEqual({ spatialLayer: 0 });
+    // Then the raise, as without the toggle.
+    await vi.advanceTimersByTimeAsync(100);
+    expect(raised.slice(4)).toEqual([{ spatialLayer: 2, at: t0 + 250 + 350 }]);
+    layers.close();
+  });
+
+  it('on resume, gives up after 4 s without a layer and leaves the preferred layers as they were', async () => {
+    const { layers, consumer, raised } = viewer();
+    layers.resumed(consumer as never);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(raised.length).toBeGreaterThan(30);
+    expect(raised.length).toBeLessThan(45);
+    expect(consumer.preferredLayers).toEqual({ spatialLayer: 0 });
+    expect(vi.getTimerCount()).toBe(0);
+    layers.close();
+  });
+
+  it('on resume, leaves alone a consumer that already forwards, one of another kind, and one raised by someone else; close() stops the toggle', async () => {
+    const started = viewer();
+    started.consumer.emit('layerschange', { spatialLayer: 0, temporalLayer: 2 });
+    started.layers.resumed(started.consumer as never);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(started.raised).toEqual([]);
+    started.layers.close();
+
+    const simple = viewer();
+    Object.assign(simple.consumer, { type: 'simple' });
+    simple.layers.resumed(simple.consumer as never);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(simple.raised).toEqual([]);
+    simple.layers.close();
+
+    const raisedMeanwhile = viewer();
+    raisedMeanwhile.layers.resumed(raisedMeanwhile.consumer as never);
+    await raisedMeanwhile.consumer.setPreferredLayers({ spatialLayer: 2 });
+    await vi.advanceTimersByTimeAsync(300);
+    expect(raisedMeanwhile.raised.map(({ at: _, ...l }) => l)).toEqual([{ spatialLayer: 0, temporalLayer: 0 }, { spatialLayer: 2 }]);
+    raisedMeanwhile.layers.close();
+
+    const closed = viewer();
+    closed.layers.resumed(closed.consumer as never);
+    closed.layers.close();
+    await vi.advanceTimersByTimeAsync(300);
+    expect(closed.raised).toHaveLength(1);
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it('a viewer that leaves before the raise is due leaves no timer behind', async () => {

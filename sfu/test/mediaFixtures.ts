@@ -54,3 +54,16 @@ export async function opusProducer(router: types.Router): Promise<types.Producer
     rtpParameters: { codecs: [{ mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 }], encodings: [{ ssrc: 11110000 + Math.floor(Math.random() * 9999) }] },
   });
 }
+
+/** A VP8 simulcast producer of `layers` encodings on `router`, fed by nobody. */
+export async function vp8SimulcastProducer(router: types.Router, layers: number): Promise<types.Producer> {
+  const transport = await router.createPlainTransport({ listenIp: { ip: '127.0.0.1' }, rtcpMux: true, comedia: true });
+  const base = 22220000 + Math.floor(Math.random() * 9999) * 10;
+  return transport.produce({
+    kind: 'video',
+    rtpParameters: {
+      codecs: [{ mimeType: 'video/VP8', payloadType: 101, clockRate: 90000 }],
+      encodings: Array.from({ length: layers }, (_, i) => ({ ssrc: base + i, scalabilityMode: 'L1T3' })),
+    },
+  });
+}

@@ -38,6 +38,17 @@ export type IntegrityMonitorEvents = {
 };
 
 const TICK_MS = 100;
+/**
+ * Frames have waited this long for their digests (ms): the batches may be stuck on the digest
+ * channel (an SCTP retransmission waits a second or more, and the channel gives each message one
+ * retransmission only), so the node is asked over signalling for the ones it passed on lately
+ * (integrity.recent), at most every RECENT_AGAIN_MS. A node that withholds them is no better off:
+ * what it hands over is signed and dated by the origin, and unverified still comes at 700 ms.
+ * Seen in the failover benchmark: werift viewers calling honest relays unverified ("no signed
+ * digest for 20 video frames") a few seconds after moving to them.
+ */
+const ASK_RECENT_AFTER_MS = 350;
+const RECENT_AGAIN_MS = 500;
 const STALL_CHECK_MS = 250;
 /** A check this much later than due: the page or process was starved (its stats and timers late), nothing is judged on it. */
 const STARVED_MS = 300;
@@ -85,6 +96,11 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   #keyFramesAsked = 0;
   #keyFrameAskedAt = 0;
   #stalled = false;
+  /** The signalling to the node, once the digest channel is set up (for integrity.recent). */
+  #signal: SignalClient | undefined;
+  #recentAskedAt = 0;
+  /** Times the node was asked for recent batches because frames waited (see ASK_RECENT_AFTER_MS). */
+  #recentAsked = 0;
   #closed = false;
 
   constructor(p: { streamId: string; anchor: IntegrityAnchor | undefined; anchorAt: number; anchorRttMs: number; options?: IntegrityOptions }) {
@@ -112,7 +128,12 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
         if (tid !== undefined) this.#browser?.decide(tid, id, ok);
       });
       if (browser) this.#browser = new BrowserFrameSource((f) => void this.#onEncoded(f.tid, f.id, f.data));
-      this.#timers.push(setInterval(() => v.tick(), TICK_MS));
+      this.#timers.push(
+        setInterval(() => {
+          v.tick();
+          this.#askRecentIfStuck(v);
+        }, TICK_MS),
+      );
     }
     this.#timers.push(setInterval(() => void this.#checkStall(), STALL_CHECK_MS));
     for (const t of this.#timers) (t as { unref?: () => void }).unref?.();
@@ -124,6 +145,11 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   }
 
   /** The current state, with counts up to now. */
+  /** Times the node was asked over signalling for its recent batches because frames waited for their digests. */
+  get recentAsked(): number {
+    return this.#recentAsked;
+  }
+
   get status(): IntegrityStatus {
     return this.#verifier ? this.#verifier.status : { ...this.#status };
   }
@@ -177,6 +203,7 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
         protocol: d.protocol,
       });
       if (this.#closed) return dc.close();
+      this.#signal = signal;
       let first = true;
       dc.on('message', (m: unknown) => {
         void this.#onBatch(m);
@@ -192,6 +219,16 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
     } catch {
       // A node that refuses the digest channel gets judged like one that withholds it: no batches come.
     }
+  }
+
+  /** Frames wait for their digests (see ASK_RECENT_AFTER_MS): ask the node for what it passed on lately. */
+  #askRecentIfStuck(v: IntegrityVerifier): void {
+    const signal = this.#signal;
+    const now = Date.now();
+    if (!signal || this.#closed || v.unverifiedForMs < ASK_RECENT_AFTER_MS || now - this.#recentAskedAt < RECENT_AGAIN_MS) return;
+    this.#recentAskedAt = now;
+    this.#recentAsked++;
+    signal.request('integrity.recent', {}).then((r) => this.#addRecent(r.recent), () => {});
   }
 
   /** Batches handed over by the node (base64), as if they had come on the channel. */

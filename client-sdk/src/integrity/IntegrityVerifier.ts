@@ -97,6 +97,9 @@ const STARVED_MS = 300;
 /** Batches without video frames for this long: the origin's video paused (a broadcaster's encoder or CPU stalled), see originVideoSince (ms). */
 export const ORIGIN_VIDEO_GAP_MS = 500;
 
+/** Frames of a kind whose latest came longer ago than this (ms) have stopped coming: no unverified call on them (see #judgeMissing). */
+const STILL_COMING_MS = 300;
+
 /** Bytes of a base64 string (browsers and Node alike). */
 export function fromBase64(s: string): Uint8Array {
   const bin = atob(s);
@@ -187,6 +190,20 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
    */
   get originVideoSince(): number {
     return this.#originVideoSince;
+  }
+
+  /**
+   * How long frames of one kind have waited with none of that kind verified since (ms; 0 when
+   * nothing waits so). At unverifiedAfterMs the node is called unverified.
+   */
+  get unverifiedForMs(): number {
+    const now = this.#o.now();
+    let longest = 0;
+    for (const kind of ['video', 'audio'] as const) {
+      const oldest = this.#pending.find((p) => p.kind === kind);
+      if (oldest && this.#lastVerifiedAt[kind] < oldest.at) longest = Math.max(longest, now - oldest.at);
+    }
+    return longest;
   }
 
   /** Whether usable batches came lately (within the unverified delay). */
@@ -306,6 +323,11 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
       const oldest = waiting[0];
       if (!oldest || waiting.length < 3) continue;
       if (this.#lastVerifiedAt[kind] >= oldest.at || now - oldest.at < this.#o.unverifiedAfterMs) continue;
+      // Frames no longer come either: the node (or one above it) stopped altogether, frozen or cut
+      // off, the batches for its last frames behind them. That is a stopped picture (the stall
+      // check's), not digests withheld from frames that keep coming. Traced: every viewer below a
+      // frozen relay, its child's included, called its node unverified 0.7 s after the freeze.
+      if (now - waiting.at(-1)!.at > STILL_COMING_MS) continue;
       // The digest channel is set up after the media: give its first batch time to come.
       if (!this.#channelDelivered && this.#status.batchesRefused === 0 && now - this.#firstFrameAt! < this.#o.firstBatchGraceMs) return;
       const why = this.#lastProblem ?? { code: 'CASCADE_ERR_INTEGRITY_DIGESTS_MISSING' as ErrorCode, detail: `no signed digest for ${waiting.length} ${kind} frames` };

@@ -12,7 +12,7 @@ import {
   type TestBroadcaster,
 } from '@cascade/testing';
 import { summarize } from '../stats.js';
-import { browserViewer, longestGap, nextKeyframe, nextNodeChange, pageNode, presentedFrames, recordFrames, spawnViewer, type BenchViewer } from './measuredViewers.js';
+import { browserViewer, falseAlarms, longestGap, nextKeyframe, nextNodeChange, pageGapOncePlaying, pageNode, recordFrames, spawnViewer, type BenchViewer } from './measuredViewers.js';
 import type { BenchContext, BenchFigure, BenchResult } from './types.js';
 
 type Relay = NodeProcess & { nodeId: string };
@@ -64,6 +64,8 @@ interface Measured {
   joins: number[];
   /** Viewer-rounds with no key frame (or no switch) within 15 s. */
   failures: number;
+  /** What the SDK of each werift viewer among those said (see BenchViewer.report()). */
+  neverRecovered: string[];
 }
 
 /**
@@ -95,7 +97,7 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
   const plan = planFor(ctx.scale);
   const warnings: string[] = [];
   const procs: Procs = { relays: [], viewers: [], keepers: [], pages: [] };
-  const m: Measured = { samples: { kill: [], freeze: [], drain: [] }, freezes: { kill: [], freeze: [], drain: [] }, browserFreezes: { kill: [], freeze: [], drain: [] }, joins: [], failures: 0 };
+  const m: Measured = { samples: { kill: [], freeze: [], drain: [] }, freezes: { kill: [], freeze: [], drain: [] }, browserFreezes: { kill: [], freeze: [], drain: [] }, joins: [], failures: 0, neverRecovered: [] };
   try {
     procs.origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_TOPOLOGY_MAX_CHILDREN: '2', CASCADE_LOG_LEVEL: 'warn' } });
     procs.browser = await launchChromium();
@@ -110,6 +112,8 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
         current = next;
       }
     }
+    const alarms = await falseAlarms(procs.viewers);
+    warnings.push(`integrity alarms raised by the measured werift viewers (every relay is honest): ${alarms.length}${alarms.length ? ` (${alarms.slice(0, 6).join('; ')})` : ''}`);
   } finally {
     await stopAll(procs);
   }
@@ -188,9 +192,13 @@ async function failAndMeasure(ctx: BenchContext, rig: Rig, current: Relay, mode:
   else if (mode === 'freeze') current.freeze();
   else void current.stop('SIGTERM');
   const results = await Promise.all(waits);
-  for (const at of results) {
-    if (at === null) m.failures++;
-    else m.samples[mode].push(at - t0);
+  for (const [i, at] of results.entries()) {
+    if (at !== null) {
+      m.samples[mode].push(at - t0);
+      continue;
+    }
+    m.failures++;
+    m.neverRecovered.push(`${mode}#${r}: ${(await viewers[i]!.report()).join('; ')}`);
   }
   // Frames keep coming for a moment after the switch; the window covers the move and its aftermath.
   const windowEnd = Math.max(...results.map((a) => a ?? t0)) + 1000;
@@ -199,7 +207,11 @@ async function failAndMeasure(ctx: BenchContext, rig: Rig, current: Relay, mode:
     const times = stop();
     if (results[i] !== null) m.freezes[mode].push(longestGap(times, t0 - 200, windowEnd));
   });
-  for (const p of pages) m.browserFreezes[mode].push(longestGap(await presentedFrames(p), t0 - 200, windowEnd));
+  for (const p of pages) {
+    const gap = await pageGapOncePlaying(p, t0 - 200, windowEnd, t0 + 15_000);
+    if (gap === null) m.failures++;
+    else m.browserFreezes[mode].push(gap);
+  }
   if (mode === 'drain') await current.exited;
   // The frozen machine never comes back in this benchmark.
   if (mode === 'freeze') await current.kill();
@@ -240,7 +252,8 @@ type Sums = ReturnType<typeof summaries>;
 
 /** The figures, the warnings and the distributions behind them. */
 function failoverResult(plan: Plan, m: Measured, warnings: string[], started: number): BenchResult {
-  if (m.failures > 0) warnings.push(`${m.failures} viewer-rounds got no key frame within 15 s (counted as lost, not in the percentiles)`);
+  if (m.failures > 0) warnings.push(`${m.failures} viewer-rounds got no key frame (werift) or showed no picture (browser) within 15 s (counted as lost, not in the percentiles)`);
+  for (const n of m.neverRecovered) warnings.push(`never recovered, ${n}`);
   const x = summaries(m);
   const { killAll, frozenAll, kill, frozen, drain, join, killFreeze, frozenFreeze, drainFreeze, killSeen, frozenSeen, drainSeen } = x;
   return {

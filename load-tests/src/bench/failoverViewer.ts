@@ -4,8 +4,9 @@
  * the benchmark's thread would do their DTLS handshakes one after the other.
  *
  * argv: <url> <streamId>. Sends { t: 'start', at }, then { t: 'frame', at, key, track } per
- * complete video frame and { t: 'node', id, at } per node change; exits on 'stop' or when the
- * parent goes away.
+ * complete video frame and { t: 'node', id, at } per node change; answers 'report' with what its
+ * SDK said (node changes and their reasons, reconnect causes, warnings: why a failover never
+ * ended); exits on 'stop' or when the parent goes away.
  */
 import { CascadeEvent } from '@cascade/client-sdk';
 import { startNodeViewer } from '@cascade/testing';
@@ -15,6 +16,7 @@ export type FailoverViewerMessage =
   | { t: 'ready'; nodeId: string }
   | { t: 'frame'; at: number; key: boolean; track: number }
   | { t: 'node'; id: string; at: number }
+  | { t: 'report'; lines: string[] }
   | { t: 'error'; message: string };
 
 const send = (m: FailoverViewerMessage) => process.send?.(m);
@@ -26,6 +28,13 @@ try {
   v.onFrame = (at, key, track) => send({ t: 'frame', at, key, track });
   v.watch.on(CascadeEvent.NodeChanged, (id) => send({ t: 'node', id, at: Date.now() }));
   process.on('message', (m) => {
+    if (m === 'report') {
+      const c = v.counters;
+      // Integrity alarms first, each as "alarm: …" (the benchmark counts them: every relay here is honest).
+      const alarms = c.integrity.filter((i) => i.state === 'unverified' || i.state === 'tampered').map((i) => `alarm: ${new Date(i.at).toISOString().slice(11, 23)} ${i.state} on ${i.nodeId}: ${i.code ?? ''} ${i.detail ?? ''}`);
+      send({ t: 'report', lines: [...alarms, `nodes ${c.nodeIds.map((id, i) => `${id} (${c.nodeReasons[i]})`).join(', ')}`, `frames ${c.frames}, key frames ${c.keyframes}, video tracks ${v.videoTracks}`, ...c.reconnectCauses.map((r) => `reconnect: ${r}`), ...c.warnings] });
+      return;
+    }
     if (m !== 'stop') return;
     v.stop();
     process.exit(0);

@@ -2,7 +2,7 @@ import type { Browser, Page } from 'playwright-core';
 import { getJson, issueToken, launchChromium, startChromiumBroadcaster, startRelay, startServer, waitFor, type NodeProcess, type TestBroadcaster } from '@cascade/testing';
 import { HostCpu } from '../HostCpu.js';
 import { summarize, type Summary } from '../stats.js';
-import { browserViewer, longestGap, nextKeyframe, pageNode, presentedFrames, recordFrames, spawnViewer, type BenchViewer } from './measuredViewers.js';
+import { browserViewer, falseAlarms, nextKeyframe, pageGapOncePlaying, pageNode, recordFrames, spawnViewer, type BenchViewer } from './measuredViewers.js';
 import type { BenchContext, BenchFigure, BenchResult } from './types.js';
 
 type Relay = NodeProcess & { nodeId: string };
@@ -207,11 +207,16 @@ async function measureFailure(ctx: BenchContext, plan: Plan, tally: Tally, c: Ca
   await new Promise((res) => setTimeout(res, Math.max(0, windowEnd - Date.now())));
   const load = tally.cpu.sample();
   if (load !== null) tally.busy.push(load);
-  results.forEach((at, i) => {
+  for (const [i, at] of results.entries()) {
     recorders[i]!();
-    if (at === null) samples.failures++;
-    else samples.werift[measured[i]!.lost ? 'lost' : 'below'].push(at - t0);
-  });
+    if (at !== null) {
+      samples.werift[measured[i]!.lost ? 'lost' : 'below'].push(at - t0);
+      continue;
+    }
+    samples.failures++;
+    // Why, in the report: what its SDK saw and did from the failure on.
+    tally.warnings.push(`${c}#${r}: a werift viewer ${measured[i]!.lost ? 'of the failed relay' : 'below it'} never recovered: ${(await measured[i]!.v.report()).join('; ')}`);
+  }
   const gaps = await recordPageGaps(samples, measuredPages, t0, windowEnd);
   samples.rounds++;
   ctx.log(`${c} round ${r + 1}/${plan.roundsOf(c)}: werift ${results.map((a, i) => `${measured[i]!.lost ? 'lost' : 'below'}:${a === null ? 'never' : `${a - t0}ms`}`).join(' ')}; Chromium ${gaps.join(' ')}; cpu ${load?.toFixed(0)} %`);
@@ -221,9 +226,9 @@ async function measureFailure(ctx: BenchContext, plan: Plan, tally: Tally, c: Ca
 async function recordPageGaps(samples: Samples, pages: { p: Page; lost: boolean }[], t0: number, windowEnd: number): Promise<string[]> {
   const gaps: string[] = [];
   for (const x of pages) {
-    const gap = longestGap(await presentedFrames(x.p), t0 - 200, windowEnd);
-    gaps.push(`${x.lost ? 'lost' : 'below'}:${gap}ms`);
-    if (gap >= GIVE_UP_MS) samples.failures++;
+    const gap = await pageGapOncePlaying(x.p, t0 - 200, windowEnd, t0 + GIVE_UP_MS);
+    gaps.push(`${x.lost ? 'lost' : 'below'}:${gap === null ? 'never' : `${gap}ms`}`);
+    if (gap === null || gap >= GIVE_UP_MS) samples.failures++;
     else samples.chromium[x.lost ? 'lost' : 'below'].push(gap);
   }
   return gaps;
@@ -232,6 +237,7 @@ async function recordPageGaps(samples: Samples, pages: { p: Page; lost: boolean 
 /** Ends the round's viewers and relays, then waits until the controller no longer lists the relays. */
 async function endRound(rig: Rig, tally: Tally, round: Round, c: Case, r: number): Promise<void> {
   const { inner, leaf, spare } = round;
+  for (const alarm of await falseAlarms(round.viewers.map((x) => x.v))) tally.warnings.push(`${c}#${r}: integrity alarm on an honest relay: ${alarm.slice('alarm: '.length)}`);
   for (const x of round.viewers) x.v.stop();
   for (const x of round.pages) await x.p.close().catch(() => {});
   await inner.kill();

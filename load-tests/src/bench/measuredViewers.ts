@@ -43,6 +43,8 @@ export interface BenchViewer {
   videoTracks: number;
   onFrame?: (at: number, key: boolean, track: number) => void;
   onNode?: (nodeId: string, at: number) => void;
+  /** What its SDK said so far (nodes and why, reconnect causes, warnings), for a failover that never ended. */
+  report(): Promise<string[]>;
   stop(): void;
 }
 
@@ -56,11 +58,22 @@ export function spawnViewer(url: string, streamId: string): Promise<BenchViewer>
     startedAt: Date.now(),
     firstKeyframeAt: undefined,
     videoTracks: 0,
+    report: () =>
+      new Promise((resolve) => {
+        if (!proc.connected) return resolve(['(viewer process gone)']);
+        const timer = setTimeout(() => resolve(['(no report within 2 s)']), 2000);
+        reportWaiters.push((lines) => {
+          clearTimeout(timer);
+          resolve(lines);
+        });
+        proc.send('report');
+      }),
     stop: () => {
       if (proc.connected) proc.send('stop');
       setTimeout(() => proc.kill('SIGKILL'), 2000).unref();
     },
   };
+  const reportWaiters: ((lines: string[]) => void)[] = [];
   let stderr = '';
   proc.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
   return new Promise((resolve, reject) => {
@@ -85,7 +98,8 @@ export function spawnViewer(url: string, streamId: string): Promise<BenchViewer>
       } else if (m.t === 'node') {
         v.nodeId = m.id;
         v.onNode?.(m.id, m.at);
-      } else fail(m.message);
+      } else if (m.t === 'report') reportWaiters.shift()?.(m.lines);
+      else fail(m.message);
     });
   });
 }
@@ -134,6 +148,27 @@ export function recordFrames(v: BenchViewer): () => number[] {
   };
 }
 
+/**
+ * A page's longest time without a presented frame from `from` on, measured once it shows
+ * pictures again (its latest frame under PLAYING_MS old) and not before `notBefore`; null when it
+ * has not by `giveUpAt`. A page still frozen when the werift viewers' window closes is waited
+ * for, not measured as if it had recovered then.
+ */
+export async function pageGapOncePlaying(page: Page, from: number, notBefore: number, giveUpAt: number): Promise<number | null> {
+  for (;;) {
+    const untilStart = notBefore - Date.now();
+    await new Promise((r) => setTimeout(r, untilStart > 0 ? untilStart : 100));
+    const now = Date.now();
+    const frames = await presentedFrames(page);
+    const latest = frames.length > 0 ? frames[frames.length - 1]! : 0;
+    if (now - latest < PLAYING_MS) return longestGap(frames, from, latest);
+    if (now >= giveUpAt) return null;
+  }
+}
+
+/** A page whose latest presented frame is younger than this plays (ms; frames come every 33 ms). */
+const PLAYING_MS = 250;
+
 /** Longest gap between consecutive frames in [from, to], counting the edges (ms). */
 export function longestGap(times: number[], from: number, to: number): number {
   const inside = times.filter((t) => t >= from && t <= to).sort((a, b) => a - b);
@@ -144,4 +179,13 @@ export function longestGap(times: number[], from: number, to: number): number {
     prev = t;
   }
   return Math.max(gap, to - prev);
+}
+
+/**
+ * Integrity alarms the viewers raised during the run (unverified or tampered): every relay of a
+ * benchmark is honest, so each is a false alarm (it moved the viewer and reported the relay).
+ */
+export async function falseAlarms(viewers: BenchViewer[]): Promise<string[]> {
+  const lines = await Promise.all(viewers.map((v) => v.report()));
+  return lines.flat().filter((l) => l.startsWith('alarm: '));
 }

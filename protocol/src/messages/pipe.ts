@@ -27,6 +27,12 @@ export const PipeRequests = {
        * lowest layer always flows. Default: every layer.
        */
       maxSpatialLayer: Type.Optional(SpatialLayer),
+      /**
+       * Send no simulcast video until the child's first `pipe.layers` (at most a second): a relay
+       * whose viewers are moving onto this pipe asks for its first key frame once they can all
+       * receive it. Default: send at once.
+       */
+      holdVideo: Type.Optional(Type.Boolean()),
     }),
     Type.Object({
       ip: Type.String(),

@@ -22,6 +22,10 @@ export interface ViewerLayersOptions extends LayerGuardOptions {
  */
 const RAISE_AFTER_FIRST_PICTURE_MS = 350;
 
+/** While a resumed video consumer has no layer: how often its preferred layers are toggled, and for how long at most (ms; see resumed()). */
+const FIRST_LAYER_NUDGE_MS = 100;
+const FIRST_LAYER_NUDGE_FOR_MS = 4000;
+
 interface Video {
   consumer: types.Consumer;
   /** Spatial layers of the stream. */
@@ -31,6 +35,8 @@ interface Video {
   raiseTimer?: ReturnType<typeof setTimeout>;
   /** When to hold it below what its bandwidth estimate allows. */
   guard: LayerGuard;
+  /** The next toggle of its preferred layers while it waits for a first layer (see resumed()). */
+  nudgeTimer?: ReturnType<typeof setTimeout>;
 }
 
 export interface ViewerLayersHooks {
@@ -123,6 +129,42 @@ export class ViewerLayers {
     });
   }
 
+  /**
+   * The viewer resumed `consumer`: get its first layer chosen as soon as there is one to choose.
+   * mediasoup 3.12 chooses a simulcast consumer's layer on resume only when no bandwidth estimate
+   * manages its bitrate. With one (browsers, transport-cc), the transport shares its bitrate out
+   * on its own events only (connected, a source's score changing, its next estimate), and gives
+   * no layer whose source has no measured bitrate yet: a relay's new source (a parent replaced)
+   * carries nothing until the next key frame. Traced on a relay: Chromium viewers had no layer
+   * 1.0 to 2.3 s after their resume while werift viewers had theirs at the first key frame.
+   * A change of preferred layers makes mediasoup share the bitrate out now, so the consumer's
+   * preferred temporal layer is toggled every FIRST_LAYER_NUDGE_MS until its first layer comes
+   * (or FIRST_LAYER_NUDGE_FOR_MS passed), then put back.
+   */
+  resumed(consumer: types.Consumer): void {
+    const video = this.#video;
+    if (this.#closed || video?.consumer !== consumer || video.started || consumer.type !== 'simulcast' || consumer.closed) return;
+    const spatialLayer = consumer.preferredLayers?.spatialLayer ?? 0;
+    const until = Date.now() + FIRST_LAYER_NUDGE_FOR_MS;
+    // Only while the preferred layers are still the ones it started with (or our toggle of them).
+    const ours = () => consumer.preferredLayers === undefined || consumer.preferredLayers.spatialLayer === spatialLayer;
+    let low = false;
+    const nudge = async (): Promise<void> => {
+      video.nudgeTimer = undefined;
+      if (this.#closed || this.#video !== video || consumer.closed || !ours()) return;
+      const done = video.started || Date.now() >= until;
+      if (done && !low) return;
+      low = !done && !low;
+      try {
+        await consumer.setPreferredLayers(low ? { spatialLayer, temporalLayer: 0 } : { spatialLayer });
+      } catch {
+        return; // the consumer closed meanwhile
+      }
+      if (this.#video === video) video.nudgeTimer = setTimeout(() => void nudge(), FIRST_LAYER_NUDGE_MS);
+    };
+    void nudge();
+  }
+
   /** Ask for another quality; applied now, or at the end of the current period (the last one asked wins). */
   set(quality: Quality): { quality: Quality; layers: number } {
     this.#desired = quality;
@@ -171,6 +213,7 @@ export class ViewerLayers {
   #drop(video: Video | undefined): void {
     if (!video) return;
     clearTimeout(video.raiseTimer);
+    clearTimeout(video.nudgeTimer);
     video.guard.close();
     if (this.#video === video) this.#video = undefined;
   }

@@ -52,12 +52,14 @@ export class LayeredPipeConsumer {
   readonly consumers: types.Consumer[];
   readonly rtpParameters: types.RtpParameters;
   #max: number;
+  /** Nothing sent yet, the lowest layer included (see release()). */
+  #held: boolean;
   #closed = false;
 
   static async create(
     pipe: types.PipeTransport,
     router: types.Router,
-    options: { producerId: string; layers: number; maxSpatialLayer: number },
+    options: { producerId: string; layers: number; maxSpatialLayer: number; hold?: boolean },
   ): Promise<LayeredPipeConsumer> {
     const consume = genericConsume(pipe);
     const rtpCapabilities = pipeLayerCapabilities(router.rtpCapabilities);
@@ -68,8 +70,8 @@ export class LayeredPipeConsumer {
           await consume.call(pipe, {
             producerId: options.producerId,
             rtpCapabilities,
-            // The lowest layer always flows: a child's new viewer starts on it at once.
-            paused: layer > 0 && layer > options.maxSpatialLayer,
+            // The lowest layer always flows (a child's new viewer starts on it at once), unless held.
+            paused: options.hold === true || (layer > 0 && layer > options.maxSpatialLayer),
             preferredLayers: { spatialLayer: layer },
             appData: { layer },
           }),
@@ -79,12 +81,13 @@ export class LayeredPipeConsumer {
       for (const c of consumers) c.close();
       throw err;
     }
-    return new LayeredPipeConsumer(consumers, options.maxSpatialLayer);
+    return new LayeredPipeConsumer(consumers, options.maxSpatialLayer, options.hold === true);
   }
 
-  private constructor(consumers: types.Consumer[], max: number) {
+  private constructor(consumers: types.Consumer[], max: number, held: boolean) {
     this.consumers = consumers;
     this.#max = max;
+    this.#held = held;
     const first = consumers[0]!.rtpParameters;
     const temporal = temporalLayers(first.encodings?.[0]);
     this.rtpParameters = {
@@ -108,14 +111,26 @@ export class LayeredPipeConsumer {
     return this.#max;
   }
 
-  /** Send layers up to `max` (and always the lowest); pause the others. */
+  get held(): boolean {
+    return this.#held;
+  }
+
+  /** Start sending (a pipe created with `hold`): the lowest layer and those up to the max. */
+  async release(): Promise<void> {
+    if (!this.#held) return;
+    this.#held = false;
+    await this.setMax(this.#max);
+  }
+
+  /** Send layers up to `max` (and always the lowest); pause the others. Nothing is sent while held. */
   async setMax(max: number): Promise<void> {
     this.#max = max;
+    if (this.#held) return;
     await Promise.all(
       this.consumers.map(async (c, layer) => {
-        if (c.closed || layer === 0) return;
+        if (c.closed) return;
         try {
-          if (layer <= max && c.paused) await c.resume();
+          if ((layer === 0 || layer <= max) && c.paused) await c.resume();
           else if (layer > max && !c.paused) await c.pause();
         } catch {
           // closed meanwhile
