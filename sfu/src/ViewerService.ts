@@ -90,12 +90,12 @@ export class ViewerService implements NodeService {
       })
       .handle('consumer.resume', async ({ consumerId }) => {
         session.requireRole('viewer');
-        const consumer = this.#states.get(session)?.consumers.get(consumerId);
-        if (!consumer) throw new CascadeError('CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND', consumerId);
+        const state = this.#states.get(session);
+        const consumer = state?.consumers.get(consumerId);
+        if (!state || !consumer) throw new CascadeError('CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND', consumerId);
         try {
           await consumer.resume();
-          const state = this.#states.get(session);
-          state?.layers.resumed(consumer);
+          state.layers.resumed(consumer);
           settled(state, consumerId);
         } catch (err) {
           // Its producer closed (the source was replaced) while the request was on its way to the

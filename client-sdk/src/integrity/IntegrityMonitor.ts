@@ -99,8 +99,6 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   /** The signalling to the node, once the digest channel is set up (for integrity.recent). */
   #signal: SignalClient | undefined;
   #recentAskedAt = 0;
-  /** Times the node was asked for recent batches because frames waited (see ASK_RECENT_AFTER_MS). */
-  #recentAsked = 0;
   #closed = false;
 
   constructor(p: { streamId: string; anchor: IntegrityAnchor | undefined; anchorAt: number; anchorRttMs: number; options?: IntegrityOptions }) {
@@ -145,11 +143,6 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   }
 
   /** The current state, with counts up to now. */
-  /** Times the node was asked over signalling for its recent batches because frames waited for their digests. */
-  get recentAsked(): number {
-    return this.#recentAsked;
-  }
-
   get status(): IntegrityStatus {
     return this.#verifier ? this.#verifier.status : { ...this.#status };
   }
@@ -227,7 +220,6 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
     const now = Date.now();
     if (!signal || this.#closed || v.unverifiedForMs < ASK_RECENT_AFTER_MS || now - this.#recentAskedAt < RECENT_AGAIN_MS) return;
     this.#recentAskedAt = now;
-    this.#recentAsked++;
     signal.request('integrity.recent', {}).then((r) => this.#addRecent(r.recent), () => {});
   }
 
