@@ -16,6 +16,13 @@ const MEDIA_CONNECT_DEADLINE_MS = 8000;
 
 /** A node slow to answer a ping while media came after it left: how long the media must then stop to call it frozen (ms). Audio alone brings a packet every 20 ms. */
 const SLOW_RECHECK_MS = 120;
+/**
+ * No frame at all (audio comes every 20 ms, video every 33) for this long while the media transport
+ * is up: the node is asked at once whether it is there (SignalClient.probe). Checked every
+ * MEDIA_GAP_CHECK_MS, where frames are seen (IntegrityMonitor.lastMediaAt).
+ */
+const MEDIA_GAP_MS = 120;
+const MEDIA_GAP_CHECK_MS = 40;
 
 export interface ViewerConnectionOptions {
   /** The deployment's public endpoint: it serves the viewer, itself or through the node the controller picks. */
@@ -107,9 +114,15 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
   readonly #consumers = new Map<string, msc.Consumer>();
   readonly #integrity: IntegrityMonitor;
   #queue: Promise<void> = Promise.resolve();
+  /**
+   * consumer.new announced while stream.subscribe was on its way (a source replaced just after
+   * the node made the subscription's consumers): taken after those, which they replace.
+   */
+  #early: ConsumerInfo[] | undefined = [];
   /** Media bytes received when the last ping left (undefined where stats are unavailable). */
   #atPing: number | undefined;
   #receiptTimer: ReturnType<typeof setInterval> | undefined;
+  #gapTimer: ReturnType<typeof setInterval> | undefined;
   #connectDeadline: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
@@ -215,7 +228,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
       this.#fail(err);
     });
     signal.on('ping', () => void this.#bytesReceived().then((bytes) => (this.#atPing = bytes)));
-    signal.onNotification('consumer.new', (c) => this.#enqueue(() => this.#consume(c)));
+    signal.onNotification('consumer.new', (c) => (this.#early ? this.#early.push(c) : void this.#enqueue(() => this.#consume(c))));
     signal.onNotification('consumer.closed', ({ consumerId }) => {
       const consumer = this.#consumers.get(consumerId);
       if (!consumer) return;
@@ -236,6 +249,24 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
     // before-break) instead of at the suspect deadline is what keeps a failover under a second.
     // A node slow to answer while its media flows, or stats we cannot read, wait for that deadline.
     signal.on('slow', () => void this.#judgeSlow());
+    this.#watchMediaGaps();
+  }
+
+  /**
+   * A frozen node is silent on both paths; its media stops first to be noticed. Probing the node
+   * as soon as frames stop (once per gap) starts the same verdict as the keep-alive's (slow, and
+   * no media since the ping) without waiting for the keep-alive's own schedule.
+   */
+  #watchMediaGaps(): void {
+    let probedAt: number | undefined;
+    this.#gapTimer = setInterval(() => {
+      const at = this.#integrity.lastMediaAt;
+      if (this.#closed || at === undefined || at === probedAt || this.#transport.connectionState !== 'connected') return;
+      if (Date.now() - at < MEDIA_GAP_MS) return;
+      probedAt = at;
+      this.#signal.probe();
+    }, MEDIA_GAP_CHECK_MS);
+    (this.#gapTimer as { unref?: () => void }).unref?.();
   }
 
   /** The stream as this node described it, with its state as of when the connection was handed over. */
@@ -270,6 +301,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#receiptTimer);
+    clearInterval(this.#gapTimer);
     clearTimeout(this.#connectDeadline);
     this.#integrity.close();
     this.#transport.close();
@@ -290,7 +322,12 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
       // Sent only when not the default: a node that predates qualities still takes the subscription.
       ...(quality !== 'auto' ? { quality } : {}),
     });
-    for (const c of consumers) await this.#enqueue(() => this.#consume(c));
+    const early = this.#early ?? [];
+    this.#early = undefined;
+    // All queued at once, in the order the node made them. Queued one by one after each other's
+    // setup, a replacement announced meanwhile got in before the consumer it replaced, and the
+    // dead one was shown last (traced: a failover's viewer whose picture never came back).
+    await Promise.all([...consumers, ...early].map((c) => this.#enqueue(() => this.#consume(c))));
   }
 
   /** What each consumer received so far (consumers whose stats cannot be read are left out). */
@@ -437,6 +474,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#receiptTimer);
+    clearInterval(this.#gapTimer);
     clearTimeout(this.#connectDeadline);
     this.#integrity.close();
     try {

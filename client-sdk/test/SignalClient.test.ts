@@ -160,6 +160,38 @@ describe('SignalClient keep-alive', () => {
     expect(seen[0]![1] - frozenAt).toBeLessThanOrEqual(500);
   });
 
+  it('probe() pings at once and says slow exactly quickSuspectAfterMs later, not at the next keep-alive look; an answered probe says nothing', async () => {
+    vi.useFakeTimers();
+    const alive = { value: true };
+    const { WebSocket, pings } = node(alive);
+    const { c } = await connect(WebSocket);
+    const slowAt: number[] = [];
+    c.on('slow', () => slowAt.push(Date.now()));
+    await vi.advanceTimersByTimeAsync(3000);
+    // Answered: nothing said, and the probe is a ping like any other.
+    let before = pings.length;
+    c.probe();
+    expect(pings.length).toBe(before + 1);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(slowAt).toEqual([]);
+    // Frozen just after the keep-alive heard it: without a probe, the ping would wait 200 ms of silence.
+    await vi.advanceTimersByTimeAsync(30);
+    alive.value = false;
+    before = pings.length;
+    const probedAt = Date.now();
+    c.probe();
+    expect(pings.length).toBe(before + 1);
+    expect(pings.at(-1)).toBe(probedAt);
+    // A second probe while that ping is out sends nothing more.
+    c.probe();
+    expect(pings.length).toBe(before + 1);
+    await vi.advanceTimersByTimeAsync(400);
+    expect(slowAt).toHaveLength(1);
+    // 150 ms and the moment given to input already waiting; the keep-alive would have said it at its look 170 ms after.
+    expect(slowAt[0]! - probedAt).toBeGreaterThanOrEqual(150);
+    expect(slowAt[0]! - probedAt).toBeLessThan(160);
+  });
+
   it('a node that answers late, within deadAfterMs, is suspected but kept', async () => {
     vi.useFakeTimers();
     const held: Array<() => void> = [];

@@ -11,11 +11,11 @@ const STREAM: StreamInfo = { id: 'k3v9d2xq7m', title: 't', state: 'live', create
 const VERIFIED: IntegrityStatus = { state: 'verified', framesVerified: 10, framesRejected: 0, framesExpired: 0, batches: 1, batchesRefused: 0, batchBytes: 100, batchesMissed: 0, batchGapMaxMs: 0 };
 
 /** A connection to one node, driven by the test: it emits what a ViewerConnection would. */
-class FakeConnection extends TypedEmitter<ViewerConnectionEvents> implements WatchConnection {
+class FakeConnection extends TypedEmitter<ViewerConnectionEvents> implements Omit<WatchConnection, 'consumers'> {
   readonly nodeId: string;
   readonly quality: Quality;
   readonly stream = STREAM;
-  readonly consumers = [];
+  readonly consumers: { kind: string; track: MediaStreamTrack; closed: boolean }[] = [];
   readonly integrity = VERIFIED;
   readonly reports: [state: string, code: string, detail?: string][] = [];
   closed = false;
@@ -61,7 +61,7 @@ function fakeNodes() {
     if (failure) throw failure;
     const conn = new FakeConnection(`node-${connections.length + 1}`, o);
     connections.push(conn);
-    return conn;
+    return conn as unknown as WatchConnection;
   });
   return {
     open,
@@ -370,3 +370,29 @@ function gateNextJoin(nodes: ReturnType<typeof fakeNodes>, failure?: Error): () 
   });
   return arrive;
 }
+
+describe('Watch: the track shown', () => {
+  it('a replacement shown before the consumer it replaced: once that one closes, the live one is shown again', async () => {
+    const { watch, nodes } = await started(steps(0));
+    const conn = nodes.last;
+    const track = (id: string) => ({ id, kind: 'video' }) as unknown as MediaStreamTrack;
+    const replacement = { kind: 'video', track: track('new'), closed: false };
+    const replaced = { kind: 'video', track: track('old'), closed: false };
+    const tracks = vi.fn();
+    watch.on(CascadeEvent.Track, tracks);
+    // The node replaced its source while the subscription was on its way; the old consumer came last.
+    conn.consumers.push(replacement, replaced);
+    conn.emit('consumer', replacement as never);
+    conn.emit('consumer', replaced as never);
+    expect(watch.mediaStream.getTracks()).toEqual([replaced.track]);
+    // Its source is gone: the node closes it.
+    replaced.closed = true;
+    conn.consumers.splice(conn.consumers.indexOf(replaced), 1);
+    conn.emit('consumerclosed', replaced as never);
+    expect(watch.mediaStream.getTracks()).toEqual([replacement.track]);
+    expect(tracks).toHaveBeenLastCalledWith(replacement.track, replacement);
+    // A closed consumer that is not shown changes nothing.
+    conn.emit('consumerclosed', { kind: 'video', track: track('other'), closed: true } as never);
+    expect(watch.mediaStream.getTracks()).toEqual([replacement.track]);
+  });
+});

@@ -62,8 +62,12 @@ export async function startNodeViewer(url: string, streamId: string, options: Pi
     logger: warningsInto(counters.warnings),
     ...options,
   });
+  // A track shown again (its replacement's consumer closed first) is read once.
+  const reading = new WeakSet<object>();
   w.on(CascadeEvent.Track, (track) => {
     const t = track as unknown as werift.MediaStreamTrack;
+    if (reading.has(t)) return;
+    reading.add(t);
     // Per track: a key frame is complete at the marker of the frame whose first packet says so.
     let inKeyframe = false;
     const seq = t.kind === 'video' ? ++viewer.videoTracks : 0;

@@ -13,7 +13,7 @@ import type { Session } from './Session.js';
 import { forwardViewer } from './forwardViewer.js';
 import { withIntegrityAnchor } from './integrity/anchor.js';
 import { consumeEachSource } from './sources.js';
-import { ViewerLayers } from './layers/ViewerLayers.js';
+import { ViewerLayers, bandwidthManaged } from './layers/ViewerLayers.js';
 import type { ClientWebRtcTransport } from './appData.js';
 
 /** At most one key frame asked for per consumer in this long on a viewer's request (ms). */
@@ -54,7 +54,7 @@ interface ViewerState {
   subscribed: boolean;
   /** Quality, video layers, fast start (see ViewerLayers). */
   layers: ViewerLayers;
-  /** New video consumers announced and not yet resumed by the viewer (or JOINING before it subscribed): each one's LocalStream.viewerVideoPending() done. */
+  /** New video consumers announced and not yet resumed by the viewer (or JOINING before it subscribed), those that can take a first key frame (takesFirstKeyFrame): each one's LocalStream.viewerVideoPending() done. */
   settingUp: Map<string, () => void>;
 }
 
@@ -96,7 +96,8 @@ export class ViewerService implements NodeService {
         try {
           await consumer.resume();
           state.layers.resumed(consumer);
-          settled(state, consumerId);
+          if (state.transport) whenMediaFlows(state.transport, () => settled(state, consumerId));
+          else settled(state, consumerId);
         } catch (err) {
           // Its producer closed (the source was replaced) while the request was on its way to the
           // worker: the consumer is gone, and a consumer.closed follows.
@@ -202,11 +203,12 @@ export class ViewerService implements NodeService {
     const onState = (s: LocalStream['state']) => session.notify('stream.state', { streamId: stream.id, state: s });
     const onSource = (producer: types.Producer) => {
       if (!state.subscribed) return;
-      // Counted until this viewer resumes its new video consumer (see LocalStream.viewerVideoPending).
+      // Counted until this viewer resumes its new video consumer (see LocalStream.viewerVideoPending), if it can take the first key frame.
       const done = producer.kind === 'video' ? stream.viewerVideoPending() : undefined;
       void this.#consume(session, state, producer).then((info) => {
         if (!info) return done?.();
-        if (done) state.settingUp.set(info.id, done);
+        if (done && takesFirstKeyFrame(state, info.id)) state.settingUp.set(info.id, done);
+        else done?.();
         session.notify('consumer.new', info);
       });
     };
@@ -269,7 +271,7 @@ export class ViewerService implements NodeService {
     const joining = state.settingUp.get(JOINING);
     state.settingUp.delete(JOINING);
     const video = consumers.find((c) => c.kind === 'video');
-    if (joining && video) state.settingUp.set(video.id, joining);
+    if (joining && video && takesFirstKeyFrame(state, video.id)) state.settingUp.set(video.id, joining);
     else joining?.();
     if (attempted - skipped > 0 && consumers.length === 0) {
       // Nothing was consumed: undo, so that the viewer may subscribe again (other capabilities, or once sources exist).
@@ -319,6 +321,33 @@ export class ViewerService implements NodeService {
 
 /** state.settingUp's key for a viewer that has not subscribed yet. */
 const JOINING = 'joining';
+
+/**
+ * Whether a relay's new parent is worth holding for this viewer's new video consumer (see
+ * LocalStream.viewerVideoPending): not for one whose bitrate a bandwidth estimate manages, which
+ * cannot take the first key frame anyway (see bandwidthManaged).
+ */
+function takesFirstKeyFrame(state: ViewerState, consumerId: string): boolean {
+  const consumer = state.consumers.get(consumerId);
+  return consumer !== undefined && !bandwidthManaged(consumer.rtpParameters);
+}
+
+/**
+ * Once the viewer's media transport can carry a key frame (DTLS up, or never to be): a viewer
+ * arriving from a failed node resumes its consumers before its handshake ends (traced at a
+ * relay: werift viewers resumed 120 to 130 ms before their DTLS was up), and a key frame sent before
+ * then is lost on it.
+ */
+function whenMediaFlows(transport: ClientWebRtcTransport, then: () => void): void {
+  const waiting = (s: types.DtlsState) => s === 'new' || s === 'connecting';
+  if (transport.closed || !waiting(transport.dtlsState)) return then();
+  const onState = (s: types.DtlsState) => {
+    if (waiting(s)) return;
+    transport.off('dtlsstatechange', onState);
+    then();
+  };
+  transport.on('dtlsstatechange', onState);
+}
 
 /** The viewer is done with a new video consumer (resumed, or it closed): no longer counted as setting up. */
 function settled(state: ViewerState | undefined, consumerId: string): void {

@@ -3,6 +3,7 @@ import { silentLogger } from '@cascade/protocol';
 import { LocalStream } from '../src/LocalStream.js';
 import type { WorkerPool } from '../src/WorkerPool.js';
 import { LayeredPipeConsumer } from '../src/layers/layeredPipe.js';
+import { bandwidthManaged } from '../src/layers/ViewerLayers.js';
 import { closePool, opusProducer, startPool, vp8SimulcastProducer } from './mediaFixtures.js';
 
 describe('LocalStream', () => {
@@ -161,6 +162,32 @@ describe('LayeredPipeConsumer', () => {
     expect(paused(open)).toEqual([false, false, true]);
     await open.release();
     expect(paused(open)).toEqual([false, false, true]);
+    s.close();
+  });
+});
+
+describe('bandwidthManaged', () => {
+  let pool: WorkerPool | undefined;
+  afterEach(async () => {
+    if (pool) await closePool(pool);
+    pool = undefined;
+  });
+
+  it("tells a browser's consumer (transport-cc) from one whose client estimates no bandwidth, on consumers mediasoup made", async () => {
+    pool = await startPool(1);
+    const s = new LocalStream(pool, { id: 's3', consumersPerRouter: 100, depth: 0, state: 'live', title: 'T', createdAt: 1 }, { logger: silentLogger });
+    const router = await s.router.primary();
+    const producer = await vp8SimulcastProducer(router, 3);
+    const transport = await router.createWebRtcTransport({ listenIps: [{ ip: '127.0.0.1' }] });
+    const browser = router.rtpCapabilities;
+    const noEstimate = {
+      ...browser,
+      codecs: (browser.codecs ?? []).map((c) => ({ ...c, rtcpFeedback: (c.rtcpFeedback ?? []).filter((fb) => fb.type !== 'transport-cc' && fb.type !== 'goog-remb') })),
+    };
+    const managed = await transport.consume({ producerId: producer.id, rtpCapabilities: browser, paused: true });
+    const unmanaged = await transport.consume({ producerId: producer.id, rtpCapabilities: noEstimate, paused: true });
+    expect(bandwidthManaged(managed.rtpParameters)).toBe(true);
+    expect(bandwidthManaged(unmanaged.rtpParameters)).toBe(false);
     s.close();
   });
 });

@@ -86,6 +86,8 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   /** Node: complete video frames so far. */
   #nodeFrames = 0;
   #sawFrame = false;
+  /** When a frame (audio or video) last arrived, where frames are seen (see lastMediaAt). */
+  #mediaAt: number | undefined;
   #live = false;
   /** The media transport is connected: before that (or while it is not), no picture is owed. */
   #connected = false;
@@ -137,6 +139,14 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
     for (const t of this.#timers) (t as { unref?: () => void }).unref?.();
   }
 
+  /**
+   * When the last frame of any kind arrived (ms), read off the frames this monitor sees anyway:
+   * undefined where it sees none (a browser with integrity off or unsupported, or no frame yet).
+   */
+  get lastMediaAt(): number | undefined {
+    return this.#mediaAt;
+  }
+
   /** What the recv transport's RTCPeerConnection needs (browsers: encoded streams for frames to be read). */
   get peerConnectionSettings(): Record<string, unknown> {
     return this.#browser ? { ...ENCODED_STREAMS_SETTINGS } : {};
@@ -176,6 +186,7 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
       // Node: the RTP is there to rebuild frames from (werift).
       this.#stops.push(
         watchRtpFrames(consumer.track, consumer.rtpParameters.codecs, (f) => {
+          this.#mediaAt = Date.now();
           if (f.kind === 'video') this.#nodeFrames++;
           if (this.#verifier) void this.#digest(f.data).then((d) => this.#verifier!.submit(this.#nextId++, d, f.kind));
         }),
@@ -255,6 +266,7 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   }
 
   async #onEncoded(tid: number, id: number, data: Uint8Array): Promise<void> {
+    this.#mediaAt = Date.now();
     const receiver = this.#codecs.get(tid);
     if (!receiver || !this.#verifier) return this.#browser?.decide(tid, id, true);
     this.#tids.set(id, tid);

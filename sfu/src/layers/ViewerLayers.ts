@@ -39,6 +39,16 @@ interface Video {
   nudgeTimer?: ReturnType<typeof setTimeout>;
 }
 
+/**
+ * Whether a bandwidth estimate manages a consumer with these parameters (browsers: transport-cc,
+ * or REMB; mediasoup then chooses its layers from the transport's estimate). Such a consumer
+ * gets no layer of a source that has carried no packet yet (mediasoup 3.12, see resumed()), so
+ * it cannot take a new source's first key frame and takes the next one.
+ */
+export function bandwidthManaged(rtpParameters: types.RtpParameters): boolean {
+  return rtpParameters.codecs.some((c) => c.rtcpFeedback?.some((fb) => fb.type === 'transport-cc' || fb.type === 'goog-remb') ?? false);
+}
+
 export interface ViewerLayersHooks {
   /** Create a consumer for the stream's current video source and announce it (`consumer.new`). */
   addVideo(): Promise<void>;
