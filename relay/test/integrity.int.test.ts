@@ -39,6 +39,7 @@ const detections: { mode: string; client: string; ms: number; code: string }[] =
 
 interface PageIntegrity { state: string; code?: string; nodeId: string; at: number }
 const pageLog = (page: Page) => page.evaluate(() => (window as unknown as { cascadeDemo: { integrityLog?: PageIntegrity[] } }).cascadeDemo.integrityLog ?? []);
+const pageMoves = (page: Page) => page.evaluate(() => (window as unknown as { cascadeDemo: { nodes?: { nodeId: string; why: string; at: number }[] } }).cascadeDemo.nodes ?? []);
 const pageNode = (page: Page) => page.evaluate(() => (window as unknown as { cascadeDemo: { nodeId?: string } }).cascadeDemo.nodeId);
 
 beforeAll(async () => {
@@ -57,6 +58,8 @@ afterAll(async () => {
 });
 
 const ALARM = new Set(['tampered', 'unverified']);
+/** What a viewer's detection reads when the origin's condemnation moved it before its own check did. */
+const DRAINED = 'moved: the origin condemned the relay first';
 
 /** One round: viewers settle on a fresh hostile relay, an honest one comes, the hostile one switches to `mode`. */
 async function round(mode: HostileMode, expectCodes: string[], options: { swap?: boolean; minCarryMs?: number } = {}) {
@@ -82,20 +85,43 @@ async function round(mode: HostileMode, expectCodes: string[], options: { swap?:
     // Honest so far: an alarm before the switch would be a false one (and would hide the real one, states stick).
     const early = nodeViewer.counters.integrity.filter((e) => ALARM.has(e.state));
     expect(early, `alarms before the switch: ${JSON.stringify(early)}; integrity ${JSON.stringify(nodeViewer.watch.integrity)}; SDK warnings: ${nodeViewer.counters.warnings.join('; ')}`).toEqual([]);
+    const nodeMovesBefore = nodeViewer.counters.nodeReasons.length;
+    const otherMovesBefore = otherViewer?.counters.nodeReasons.length ?? 0;
+    const pageMovesBefore = (await pageMoves(page)).length;
     const at = await hostile.setMode(mode);
-    // Every viewer under the relay notices, by itself.
-    const nodeAlarm = await waitFor(() => nodeViewer!.counters.integrity.find((e) => e.at >= at && e.nodeId === hostile.nodeId && ALARM.has(e.state)), { what: `the Node viewer to notice ${mode}`, timeoutMs: 15_000 }).catch((err: Error) => {
-      const v = nodeViewer!;
-      throw new Error(`${err.message}; it was on ${v.watch.nodeId} (${v.counters.nodeReasons.join(', ')}), integrity ${JSON.stringify(v.watch.integrity)}, events ${JSON.stringify(v.counters.integrity.slice(-5))}, SDK warnings: ${v.counters.warnings.join('; ')}`);
-    });
-    const pageAlarm = await waitFor(async () => (await pageLog(page)).find((e) => e.at >= at && e.nodeId === hostile.nodeId && ALARM.has(e.state)), { what: `the page to notice ${mode}`, timeoutMs: 15_000 });
-    detections.push({ mode, client: 'node', ms: nodeAlarm.at - at, code: nodeAlarm.code ?? '' }, { mode, client: 'chromium', ms: pageAlarm.at - at, code: pageAlarm.code ?? '' });
-    expect(expectCodes).toContain(nodeAlarm.code);
-    expect(expectCodes).toContain(pageAlarm.code);
-    if (otherViewer) {
-      const otherAlarm = await waitFor(() => otherViewer!.counters.integrity.find((e) => e.at >= at && e.nodeId === hostile.nodeId && ALARM.has(e.state)), { what: 'the viewer of the other stream to notice the swap', timeoutMs: 15_000 });
-      detections.push({ mode, client: 'node (B)', ms: otherAlarm.at - at, code: otherAlarm.code ?? '' });
-    }
+    // Every viewer under the relay stops trusting it: by itself, or told to move because the
+    // origin confirmed another viewer's report first (its own probe, then a drain). Seen in CI: a
+    // Node viewer of a swapping relay was drained with no alarm of its own (locally the page
+    // notices a swap in about 0.43 s, the Node viewer in 0.62 s). At least one of them must notice
+    // by itself (the origin probes only on a viewer's report), and whoever noticed must say why.
+    const condemned = () => origin.logs.some((l) => l.includes('relay condemned') && l.includes(hostile.nodeId));
+    const nodeCaught = (v: NodeViewer, movesBefore: number, what: string) =>
+      waitFor(
+        () => {
+          const own = v.counters.integrity.find((e) => e.at >= at && e.nodeId === hostile.nodeId && ALARM.has(e.state));
+          if (own) return { at: own.at, code: own.code ?? '' };
+          const drained = v.counters.nodeReasons.slice(movesBefore).some((r) => r.endsWith(' draining'));
+          return drained && condemned() ? { at: Date.now(), code: DRAINED } : undefined;
+        },
+        { what, timeoutMs: 15_000 },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; it was on ${v.watch.nodeId} (${v.counters.nodeReasons.join(', ')}), integrity ${JSON.stringify(v.watch.integrity)}, events ${JSON.stringify(v.counters.integrity.slice(-5))}, SDK warnings: ${v.counters.warnings.join('; ')}`);
+      });
+    const nodeAlarm = await nodeCaught(nodeViewer, nodeMovesBefore, `the Node viewer to notice ${mode}`);
+    const pageAlarm = await waitFor(
+      async () => {
+        const own = (await pageLog(page)).find((e) => e.at >= at && e.nodeId === hostile.nodeId && ALARM.has(e.state));
+        if (own) return { at: own.at, code: own.code ?? '' };
+        const drained = (await pageMoves(page)).slice(pageMovesBefore).find((m) => m.why === 'draining');
+        return drained && condemned() ? { at: drained.at, code: DRAINED } : undefined;
+      },
+      { what: `the page to notice ${mode}`, timeoutMs: 15_000 },
+    );
+    const alarms = [{ client: 'node', ...nodeAlarm }, { client: 'chromium', ...pageAlarm }];
+    if (otherViewer) alarms.push({ client: 'node (B)', ...(await nodeCaught(otherViewer, otherMovesBefore, 'the viewer of the other stream to notice the swap')) });
+    for (const a of alarms) detections.push({ mode, client: a.client, ms: a.at - at, code: a.code });
+    expect(alarms.filter((a) => a.code !== DRAINED).length, `nobody noticed by themselves: ${JSON.stringify(alarms)}`).toBeGreaterThan(0);
+    for (const a of alarms) expect([...expectCodes, DRAINED]).toContain(a.code);
 
     // They move to the honest relay and play again, verified.
     await waitFor(() => nodeViewer!.watch.nodeId === honest!.nodeId && nodeViewer!.watch.integrity?.state === 'verified', { what: 'the Node viewer verified on the honest relay', timeoutMs: 30_000 });
