@@ -203,6 +203,27 @@ describe('IntegrityVerifier', () => {
     }
   });
 
+  it('only replayed batches come, with a trickle of video and repeated audio that verifies: unverified within a second', async () => {
+    // What a relay replaying 10 s old media and digests looked like to its werift viewer: a video
+    // frame now and then (never three waiting at once), audio silence matching recent digests.
+    const h = new Harness();
+    h.originHad(7);
+    await h.run(1000, { frames: honest(h) });
+    const switched = h.now;
+    let step = 0;
+    const old = T0 - 10_000;
+    await h.run(1000, {
+      batch: () => h.batch({ originTime: old + step * 100 }),
+      frames: () => {
+        h.v.submit(frameNo++, digest(7), 'audio');
+        return step++ % 5 === 0 ? [frameNo++] : [];
+      },
+    });
+    const alarm = h.states.find((s) => s.state === 'unverified');
+    expect(alarm).toMatchObject({ code: 'CASCADE_ERR_INTEGRITY_STALE' });
+    expect(h.now - switched).toBeLessThanOrEqual(1000);
+  });
+
   it('the first batch may come a while after the first frames (the digest channel opens after the media): no alarm', async () => {
     const h = new Harness();
     await h.run(1500, { frames: honest(h), deliver: () => false });
