@@ -160,13 +160,19 @@ describe('SignalClient keep-alive', () => {
     expect(seen[0]![1] - frozenAt).toBeLessThanOrEqual(500);
   });
 
-  it('probe() pings at once and says slow exactly quickSuspectAfterMs later, not at the next keep-alive look; an answered probe says nothing', async () => {
+  /** A connected client on fake timers, its node answering while `alive.value`; `slowAt`: when it said slow. */
+  async function slowWatched() {
     vi.useFakeTimers();
     const alive = { value: true };
     const { WebSocket, pings } = node(alive);
     const { c } = await connect(WebSocket);
     const slowAt: number[] = [];
     c.on('slow', () => slowAt.push(Date.now()));
+    return { alive, pings, c, slowAt };
+  }
+
+  it('probe() pings at once and says slow exactly quickSuspectAfterMs later, not at the next keep-alive look; an answered probe says nothing', async () => {
+    const { alive, pings, c, slowAt } = await slowWatched();
     await vi.advanceTimersByTimeAsync(3000);
     // Answered: nothing said, and the probe is a ping like any other.
     let before = pings.length;
@@ -190,6 +196,24 @@ describe('SignalClient keep-alive', () => {
     // 150 ms and the moment given to input already waiting; the keep-alive would have said it at its look 170 ms after.
     expect(slowAt[0]! - probedAt).toBeGreaterThanOrEqual(150);
     expect(slowAt[0]! - probedAt).toBeLessThan(160);
+  });
+
+  it("a probe whose ping a late keep-alive tick forgot (this thread starved) asks again at its verdict's time, and says slow 150 ms after that", async () => {
+    const { alive, pings, c, slowAt } = await slowWatched();
+    await vi.advanceTimersByTimeAsync(3030);
+    alive.value = false;
+    const probedAt = Date.now();
+    c.probe();
+    // The thread is starved for 250 ms: the next keep-alive tick comes late and forgets the ping out.
+    vi.setSystemTime(Date.now() + 250);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(c.pingUnanswered).toBe(false);
+    const before = pings.length;
+    await vi.advanceTimersByTimeAsync(300);
+    // Asked again when the probe's verdict was due, slow 150 ms after that: not at the keep-alive's own ping and look.
+    expect(pings.length).toBeGreaterThan(before);
+    expect(slowAt).toHaveLength(1);
+    expect(slowAt[0]! - probedAt).toBeLessThan(250 + 150 + 160);
   });
 
   it('a node that answers late, within deadAfterMs, is suspected but kept', async () => {

@@ -365,3 +365,26 @@ describe('a client that disconnects at any moment leaves nothing behind', () => 
     expect(body.streams).toEqual([]);
   });
 });
+
+describe('viewers arriving from a failed node', () => {
+  it("have their video resumed only once they can take a key frame and the others arriving are ready (here never: they wait the 1 s cap); another viewer's at once", async () => {
+    const pub = await publish(broadcastToken('movers'));
+    const setUp = async (exclude?: string[]) => {
+      const c = await RawClient.open(origin.url);
+      expect(await c.request('stream.watch', { streamId: pub.streamId, ...(exclude ? { exclude } : {}) })).toMatchObject({ ok: true });
+      const t = await c.request('transport.create', { direction: 'recv' });
+      const sub = await c.request('stream.subscribe', { transportId: t.data!.id, rtpCapabilities: VP8_ONLY_CAPS });
+      return { c, consumerId: (sub.data as { consumers: { id: string }[] }).consumers[0]!.id };
+    };
+    // `exclude`: the SDK names the node it just lost when it watches again. Neither client here
+    // completes DTLS, so the mover's resume waits for its transport as long as it may.
+    const mover = await setUp(['lost-relay-1']);
+    const other = await setUp();
+    let moverAnswered = false;
+    const moverResume = mover.c.request('consumer.resume', { consumerId: mover.consumerId }).then((r) => ((moverAnswered = true), r));
+    expect(await other.c.request('consumer.resume', { consumerId: other.consumerId })).toMatchObject({ ok: true });
+    expect(moverAnswered).toBe(false);
+    expect(await moverResume).toMatchObject({ ok: true });
+    for (const c of [mover.c, other.c, pub.c]) c.close();
+  });
+});

@@ -148,6 +148,11 @@ export class LocalStream extends TypedEmitter<LocalStreamEvents> {
     };
   }
 
+  /** How many viewers here are setting up a consumer of a new video source (see viewerVideoPending). */
+  get viewersSettingUp(): number {
+    return this.#viewersSettingUp.size;
+  }
+
   /**
    * Resolves once no viewer here has been setting up a consumer of a new video source (see
    * viewerVideoPending) for `settleMs` (viewers moving here from a failed node arrive one after

@@ -18,6 +18,19 @@ import type { ClientWebRtcTransport } from './appData.js';
 
 /** At most one key frame asked for per consumer in this long on a viewer's request (ms). */
 const KEY_FRAME_ASK_GAP_MS = 1000;
+/**
+ * A viewer arriving from a failed node waits at most this long (ms), its media transport up,
+ * for the others setting up here to be ready too, before its video is resumed: resuming asks for
+ * a key frame, and one asked for by all of them together reaches all of them. Measured in the
+ * flat-tree freeze benchmark: in 48 of 120 viewers, one viewer of a frozen relay was back at
+ * about 480 ms and the others, ready a little later, waited for the next key frame slot (350 ms
+ * per layer at the origin) and came back at about 820 ms. Together, the six werift viewers of a
+ * killed relay now get their first key frame within a few ms of each other (p50 611 ms before,
+ * 353 to 385 ms in two runs after).
+ */
+const MOVERS_TOGETHER_MS = 150;
+/** How long a resume waits for the viewer's media transport to come up at most (ms). */
+const RESUME_DTLS_WAIT_MS = 1000;
 
 export interface ViewerServiceOptions {
   iceServers: IceServer[];
@@ -56,6 +69,8 @@ interface ViewerState {
   layers: ViewerLayers;
   /** New video consumers announced and not yet resumed by the viewer (or JOINING before it subscribed), those that can take a first key frame (takesFirstKeyFrame): each one's LocalStream.viewerVideoPending() done. */
   settingUp: Map<string, () => void>;
+  /** Arriving from nodes it just lost (`exclude` on its watch): its video resumes together with the others arriving (MOVERS_TOGETHER_MS). */
+  mover: boolean;
 }
 
 /**
@@ -94,6 +109,7 @@ export class ViewerService implements NodeService {
         const consumer = state?.consumers.get(consumerId);
         if (!state || !consumer) throw new CascadeError('CASCADE_ERR_MEDIA_CONSUMER_NOT_FOUND', consumerId);
         try {
+          if (state.mover && consumer.kind === 'video') await this.#together(state, consumerId);
           await consumer.resume();
           state.layers.resumed(consumer);
           if (state.transport) whenMediaFlows(state.transport, () => settled(state, consumerId));
@@ -142,7 +158,7 @@ export class ViewerService implements NodeService {
     if (p.ticket) {
       node.tickets.verifyViewer(p.ticket, node.id, p.streamId);
       // The controller reserved this viewer's place here.
-      return this.#serveReserved(session, p.streamId);
+      return this.#serveReserved(session, p.streamId, (p.exclude?.length ?? 0) > 0);
     }
     const { placement, integrityKey } = await node.control.placeViewer({
       streamId: p.streamId,
@@ -153,8 +169,8 @@ export class ViewerService implements NodeService {
     // The stream's key reaches the viewer from here, never from the node serving it.
     const res = withIntegrityAnchor(
       placement.nodeId === node.id
-        ? await this.#serveReserved(session, p.streamId)
-        : await forwardViewer(session, node.control, { streamId: p.streamId, placement, timeoutMs: node.options.signalling.requestTimeoutMs }),
+        ? await this.#serveReserved(session, p.streamId, (p.exclude?.length ?? 0) > 0)
+        : await forwardViewer(session, node.control, { streamId: p.streamId, placement, timeoutMs: node.options.signalling.requestTimeoutMs, ...(p.exclude ? { exclude: p.exclude } : {}) }),
       integrityKey,
       session.log,
     );
@@ -164,10 +180,10 @@ export class ViewerService implements NodeService {
   }
 
   /** Serve a viewer whose place the controller reserved on this node; give the place back if that fails. */
-  async #serveReserved(session: Session, streamId: string): Promise<NodeResult<'stream.watch'>> {
+  async #serveReserved(session: Session, streamId: string, mover: boolean): Promise<NodeResult<'stream.watch'>> {
     try {
       if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
-      return await this.#serve(session, this.#options.streamFor(streamId));
+      return await this.#serve(session, this.#options.streamFor(streamId), mover);
     } catch (err) {
       // #serve throws only before the viewer is counted here.
       this.#viewerLeft(session, streamId);
@@ -175,7 +191,7 @@ export class ViewerService implements NodeService {
     }
   }
 
-  async #serve(session: Session, stream: LocalStream): Promise<NodeResult<'stream.watch'>> {
+  async #serve(session: Session, stream: LocalStream, mover: boolean): Promise<NodeResult<'stream.watch'>> {
     if (stream.state === 'ended') throw new CascadeError('CASCADE_ERR_STREAM_ENDED', stream.id);
     const rtpCapabilities = await stream.router.rtpCapabilities();
     if (session.closed) throw new CascadeError('CASCADE_ERR_CLIENT_CLOSED');
@@ -195,7 +211,7 @@ export class ViewerService implements NodeService {
         }
       },
     });
-    const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), keyFramesAskedAt: new Map(), subscribed: false, layers, settingUp: new Map() };
+    const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), keyFramesAskedAt: new Map(), subscribed: false, layers, settingUp: new Map(), mover };
     // A viewer arriving (often one whose node failed) is counted from now until it resumes its video.
     state.settingUp.set(JOINING, stream.viewerVideoPending());
     this.#states.set(session, state);
@@ -238,6 +254,23 @@ export class ViewerService implements NodeService {
       iceServers: this.#options.iceServers,
       stream: stream.info(),
     };
+  }
+
+  /**
+   * A viewer arriving from a failed node is ready to take its video (its transport is up, a key
+   * frame sent now would reach it): counted as ready, it waits for the others setting up here
+   * (MOVERS_TOGETHER_MS at most), so that the key frame their resumes ask for reaches them all.
+   */
+  async #together(state: ViewerState, consumerId: string): Promise<void> {
+    const transport = state.transport;
+    if (transport) {
+      await new Promise<void>((resolve) => {
+        const cap = setTimeout(resolve, RESUME_DTLS_WAIT_MS);
+        whenMediaFlows(transport, () => (clearTimeout(cap), resolve()));
+      });
+    }
+    settled(state, consumerId);
+    await state.stream.whenViewersReady(MOVERS_TOGETHER_MS);
   }
 
   #viewerLeft(session: Session, streamId: string): void {

@@ -34,7 +34,7 @@ function closeError(code: number, reason: string): CascadeError {
 export async function forwardViewer(
   session: Session,
   control: ControlPlane,
-  options: { streamId: string; placement: Placement; timeoutMs: number },
+  options: { streamId: string; placement: Placement; timeoutMs: number; exclude?: string[] },
 ): Promise<NodeResult<'stream.watch'>> {
   const { streamId, placement } = options;
   let tunnel: Tunnel;
@@ -95,7 +95,8 @@ export async function forwardViewer(
     session.notify('node.draining', { reason: 'the node serving you sent a false end of stream' });
   };
   session.once('close', () => tunnel.close(1000, 'viewer left'));
-  tunnel.send(encodeRequest(watchId, 'stream.watch', { streamId, ticket: placement.ticket }));
+  // `exclude` tells the node this viewer arrives from a failed one (it resumes such viewers' video together).
+  tunnel.send(encodeRequest(watchId, 'stream.watch', { streamId, ticket: placement.ticket, ...(options.exclude?.length ? { exclude: options.exclude } : {}) }));
   let res: NodeResult<'stream.watch'>;
   try {
     res = await result;

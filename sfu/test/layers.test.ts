@@ -207,13 +207,57 @@ describe('ViewerLayers', () => {
         consumer.preferredLayers = l;
         raised.push({ ...l, at: Date.now() });
       },
+      async requestKeyFrame() {
+        asked.push(Date.now());
+      },
     });
+    const asked: number[] = [];
     const session = { id: 's1', notify: () => {}, log: { debug: () => {}, warn: () => {} } };
-    const stream = { layers: { setViewer: () => {} }, videoLayers: 3 };
+    /** `viewersSettingUp`: other viewers of the stream setting up their video here (see LocalStream.viewerVideoPending). */
+    const stream = { layers: { setViewer: () => {} }, videoLayers: 3, viewersSettingUp: 0 };
     const layers = new ViewerLayers(session as never, stream as never, { addVideo: async () => {}, removeVideo: () => {} });
     layers.adopt(consumer as never, { kind: 'video', rtpParameters: { encodings: [{}, {}, {}] } } as never);
-    return { layers, consumer, raised };
+    return { layers, consumer, raised, asked, stream };
   };
+
+  it('the first raise is put off while other viewers here set up their video, and comes 350 ms after they are done (their first key frames go out then); 1.5 s after the first picture at most', async () => {
+    const { layers, consumer, raised, stream } = viewer();
+    const firstPicture = Date.now();
+    consumer.emit('layerschange', { spatialLayer: 0, temporalLayer: 0 });
+    stream.viewersSettingUp = 2;
+    await vi.advanceTimersByTimeAsync(500);
+    expect(raised).toEqual([]);
+    stream.viewersSettingUp = 0;
+    await vi.advanceTimersByTimeAsync(300);
+    expect(raised).toEqual([]);
+    await vi.advanceTimersByTimeAsync(150);
+    expect(raised).toHaveLength(1);
+    expect(raised[0]!.at - firstPicture).toBeGreaterThanOrEqual(500 + 350);
+    layers.close();
+
+    // Viewers that keep coming (a join storm) put it off 1.5 s at most.
+    const busy = viewer();
+    const at = Date.now();
+    busy.consumer.emit('layerschange', { spatialLayer: 0, temporalLayer: 0 });
+    busy.stream.viewersSettingUp = 5;
+    await vi.advanceTimersByTimeAsync(1400);
+    expect(busy.raised).toEqual([]);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(busy.raised.map((r) => r.at - at)).toEqual([1500]);
+    busy.layers.close();
+  });
+
+  it('on resume, asks for a key frame again every 400 ms until the first picture (Chrome ignores a request within 300 ms of its last key frame, mediasoup repeats only after 1 s)', async () => {
+    const { layers, consumer, asked } = viewer();
+    const t0 = Date.now();
+    layers.resumed(consumer as never);
+    await vi.advanceTimersByTimeAsync(900);
+    expect(asked.map((t) => t - t0)).toEqual([400, 800]);
+    consumer.emit('layerschange', { spatialLayer: 0, temporalLayer: 0 });
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(asked).toHaveLength(2);
+    layers.close();
+  });
 
   it("raises a new consumer to the top layer 350 ms after its first picture went out, not at once (Chrome ignores a key frame request within 300 ms of the join's own)", async () => {
     const { layers, consumer, raised } = viewer();
