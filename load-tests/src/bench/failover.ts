@@ -56,8 +56,9 @@ interface Rig {
 interface Measured {
   /** Failure to the first complete key frame (a drain: to the SDK's switch), werift viewers. */
   samples: Record<Mode, number[]>;
-  /** Per mode, viewers more than 300 ms behind their round's first (see throttleGroups). */
+  /** Per mode, viewers more than 300 ms behind their round's first (see throttleGroups), and those of them whose process was held up (starved). */
   late: Record<Mode, number>;
+  lateStarved: Record<Mode, number>;
   /** Longest time without any frame around each failover or move, per viewer. */
   freezes: Record<Mode, number[]>;
   /** The same, as presented by a decoding browser's <video>. */
@@ -70,17 +71,21 @@ interface Measured {
   neverRecovered: string[];
 }
 
+/** A viewer whose own event loop was held up this long during a round was starved of CPU (ms). */
+const STARVED_MS = 200;
+
 /**
- * Whether some viewers of a round came a key frame period after the others: the broadcaster
- * sends simulcast, and the origin passes a key frame request for the lowest layer on at most
- * every 350 ms (origin.layerKeyFrameRequestDelayMs), so a viewer whose new consumer asks just
- * after another one's request waits for the next key frame the throttle allows. `late`: viewers
- * more than 300 ms behind their round's first, over `count` in all.
+ * Whether some viewers of a round came well after the others (`late`: more than 300 ms behind
+ * their round's first, over `count` in all). Either the viewer's own process was starved on this
+ * shared machine (`starved` of them: its event loop held up STARVED_MS or more, so its timers, its
+ * detection among them, ran late; on a viewer's own machine that does not happen), or it asked for
+ * its key frame just after another and waited for the next one the per-layer throttle allowed
+ * (origin.layerKeyFrameRequestDelayMs, 350 ms for the lowest layer).
  */
-function throttleGroups(late: number, count: number): string {
+function throttleGroups(late: number, starved: number, count: number): string {
   if (count === 0) return '';
   if (late === 0) return "Every viewer got its round's first key frame (no wait on the key frame throttle). ";
-  return `${late} of ${count} came more than 300 ms after their round's first viewer: most likely the next key frame the per-layer throttle allowed (origin.layerKeyFrameRequestDelayMs, 350 ms for the lowest layer). `;
+  return `${late} of ${count} came more than 300 ms after their round's first viewer; ${starved} of those had their own process held up ${STARVED_MS} ms or more during the round (starved of CPU on this shared machine: its timers, its detection among them, ran late); the others most likely waited for the next key frame the per-layer throttle allowed (350 ms for the lowest layer). `;
 }
 
 /**
@@ -99,7 +104,7 @@ export async function runFailoverBench(ctx: BenchContext): Promise<BenchResult> 
   const plan = planFor(ctx.scale);
   const warnings: string[] = [];
   const procs: Procs = { relays: [], viewers: [], keepers: [], pages: [] };
-  const m: Measured = { samples: { kill: [], freeze: [], drain: [] }, late: { kill: 0, freeze: 0, drain: 0 }, freezes: { kill: [], freeze: [], drain: [] }, browserFreezes: { kill: [], freeze: [], drain: [] }, joins: [], failures: 0, neverRecovered: [] };
+  const m: Measured = { samples: { kill: [], freeze: [], drain: [] }, late: { kill: 0, freeze: 0, drain: 0 }, lateStarved: { kill: 0, freeze: 0, drain: 0 }, freezes: { kill: [], freeze: [], drain: [] }, browserFreezes: { kill: [], freeze: [], drain: [] }, joins: [], failures: 0, neverRecovered: [] };
   try {
     procs.origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_TOPOLOGY_MAX_CHILDREN: '2', CASCADE_LOG_LEVEL: 'warn' } });
     procs.browser = await launchChromium();
@@ -186,6 +191,7 @@ async function failAndMeasure(ctx: BenchContext, rig: Rig, current: Relay, mode:
   const { viewers, pages } = rig.procs;
   const tracks = viewers.map((v) => v.videoTracks);
   const recorders = viewers.map((v) => recordFrames(v));
+  await Promise.all(viewers.map((v) => v.lag()));
   const t0 = Date.now();
   // A crash: the first decodable frame from the new node. A move: the moment the SDK switches,
   // which it does once the new node's media flows (make-before-break).
@@ -203,7 +209,13 @@ async function failAndMeasure(ctx: BenchContext, rig: Rig, current: Relay, mode:
     m.neverRecovered.push(`${mode}#${r}: ${(await viewers[i]!.report()).join('; ')}`);
   }
   const got = results.flatMap((at) => (at === null ? [] : [at - t0]));
-  if (got.length > 0) m.late[mode] += got.filter((ms) => ms > Math.min(...got) + 300).length;
+  const lags = await Promise.all(viewers.map((v) => v.lag()));
+  if (got.length > 0) {
+    const first = Math.min(...got);
+    const late = results.flatMap((at, i) => (at !== null && at - t0 > first + 300 ? [i] : []));
+    m.late[mode] += late.length;
+    m.lateStarved[mode] += late.filter((i) => lags[i]! >= STARVED_MS).length;
+  }
   // Frames keep coming for a moment after the switch; the window covers the move and its aftermath.
   const windowEnd = Math.max(...results.map((a) => a ?? t0)) + 1000;
   await new Promise((r) => setTimeout(r, Math.max(0, windowEnd - Date.now())));
@@ -289,7 +301,7 @@ function failoverFigures(x: Sums, plan: Plan, m: Measured): BenchFigure[] {
       unit: 'ms',
       baseline: { name: 'the same at a browser viewer (first decoded frame), p95', value: killSeen.p95, unit: 'ms' },
       ratio: kill.p95 / killSeen.p95,
-      note: `p50 ${kill.p50} ms, max ${kill.max} ms over ${kill.count} failovers (${perRelay} werift viewers per kill, each in a process of its own). ${throttleGroups(m.late.kill, m.samples.kill.length)}Over every viewer, werift and Chromium together: p50 ${killAll.p50} ms, p95 ${killAll.p95} ms.`,
+      note: `p50 ${kill.p50} ms, max ${kill.max} ms over ${kill.count} failovers (${perRelay} werift viewers per kill, each in a process of its own). ${throttleGroups(m.late.kill, m.lateStarved.kill, m.samples.kill.length)}Over every viewer, werift and Chromium together: p50 ${killAll.p50} ms, p95 ${killAll.p95} ms.`,
     },
     {
       name: 'relay frozen (SIGSTOP: silent, as a laptop lid closing): freeze to the first new decoded frame at a browser viewer, p95',
@@ -297,7 +309,7 @@ function failoverFigures(x: Sums, plan: Plan, m: Measured): BenchFigure[] {
       unit: 'ms',
       baseline: { name: 'relay killed: the same, p95', value: killSeen.p95, unit: 'ms' },
       ratio: frozenSeen.p95 / killSeen.p95,
-      note: `p50 ${frozenSeen.p50} ms, max ${frozenSeen.max} ms over ${frozenSeen.count} failovers (${rounds} freezes). Nothing closes, so the SDK notices by its keep-alive instead of a closed socket (a ping as soon as no frame has come for 120 ms, or nothing was heard for 200 ms; unanswered for 150 ms with no media since, it moves make-before-break; the node is gone after 1.5 s); the ratio is what silence costs against a crash. werift viewers (first complete key frame): p50 ${frozen.p50} ms, p95 ${frozen.p95} ms; they decode nothing, so the SDK switches them as soon as the new node answers. ${throttleGroups(m.late.freeze, m.samples.freeze.length)}`,
+      note: `p50 ${frozenSeen.p50} ms, max ${frozenSeen.max} ms over ${frozenSeen.count} failovers (${rounds} freezes). Nothing closes, so the SDK notices by its keep-alive instead of a closed socket (a ping as soon as no frame has come for 120 ms, or nothing was heard for 200 ms; unanswered for 150 ms with no media since, it moves make-before-break; the node is gone after 1.5 s); the ratio is what silence costs against a crash. werift viewers (first complete key frame): p50 ${frozen.p50} ms, p95 ${frozen.p95} ms; they decode nothing, so the SDK switches them as soon as the new node answers. ${throttleGroups(m.late.freeze, m.lateStarved.freeze, m.samples.freeze.length)}`,
     },
     {
       name: 'planned move (SIGTERM drain): longest time without a presented frame at a browser viewer, p95',

@@ -45,6 +45,8 @@ export interface BenchViewer {
   onNode?: (nodeId: string, at: number) => void;
   /** What its SDK said so far (nodes and why, reconnect causes, warnings), for a failover that never ended. */
   report(): Promise<string[]>;
+  /** The longest its process's event loop was held up since the last call (ms; -1: no answer). */
+  lag(): Promise<number>;
   stop(): void;
 }
 
@@ -68,12 +70,23 @@ export function spawnViewer(url: string, streamId: string): Promise<BenchViewer>
         });
         proc.send('report');
       }),
+    lag: () =>
+      new Promise((resolve) => {
+        if (!proc.connected) return resolve(-1);
+        const timer = setTimeout(() => resolve(-1), 2000);
+        lagWaiters.push((ms) => {
+          clearTimeout(timer);
+          resolve(ms);
+        });
+        proc.send('lag');
+      }),
     stop: () => {
       if (proc.connected) proc.send('stop');
       setTimeout(() => proc.kill('SIGKILL'), 2000).unref();
     },
   };
   const reportWaiters: ((lines: string[]) => void)[] = [];
+  const lagWaiters: ((ms: number) => void)[] = [];
   let stderr = '';
   proc.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
   return new Promise((resolve, reject) => {
@@ -99,6 +112,7 @@ export function spawnViewer(url: string, streamId: string): Promise<BenchViewer>
         v.nodeId = m.id;
         v.onNode?.(m.id, m.at);
       } else if (m.t === 'report') reportWaiters.shift()?.(m.lines);
+      else if (m.t === 'lag') lagWaiters.shift()?.(m.maxMs);
       else fail(m.message);
     });
   });
