@@ -26,10 +26,13 @@ let viewer: NodeViewer | undefined;
 beforeAll(async () => {
   origin = await startServer({ env: { CASCADE_ORIGIN_MAX_VIEWERS: '0', CASCADE_TOPOLOGY_MAX_CHILDREN: '2' } });
   broadcaster = await startChromiumBroadcaster(origin.url);
-  // Dedicated relays are placed before volunteers: the first join goes to the vanishing one.
+  steady = await startRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: 'steady', volunteer: true }), maxViewers: 2 });
+  // Dedicated relays are placed before volunteers: the first join goes to the vanishing one. Opened
+  // last: it sends no heartbeats, and is forgotten topology.nodeTtlMs (3 s) after registering
+  // (in one CI run the join went to the steady relay: most likely the vanishing one had been
+  // forgotten while the steady one started).
   vanishing = await openRawRelay(origin.url, { token: issueToken({ scope: ['relay'], sub: 'vanishing' }) });
   vanishing.c.onNotification<{ id: string }>('tunnel.data', () => vanishing.c.ws.terminate());
-  steady = await startRelay({ controllerUrl: origin.url, token: issueToken({ scope: ['relay'], sub: 'steady', volunteer: true }), maxViewers: 2 });
 }, 120_000);
 
 afterAll(async () => {
