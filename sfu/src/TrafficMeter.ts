@@ -2,6 +2,10 @@ import type { types } from 'mediasoup';
 import type { Logger } from '@cascade/protocol';
 import type { MediaNode } from './MediaNode.js';
 import { upstreamOf } from './layers/LayeredSource.js';
+import { LossWindow, type PacketCounts } from './LossWindow.js';
+
+/** Loss is measured over this long (ms): several of mediasoup's receiver reports (see LossWindow). */
+const LOSS_WINDOW_MS = 4000;
 
 export interface StreamTraffic {
   bitrateInKbps: number;
@@ -14,7 +18,7 @@ export interface TrafficSample {
   /** Since the node started, transports already closed included. */
   bytesIn: number;
   bytesOut: number;
-  /** Upstream loss on source producers, 0..1, over the last period. */
+  /** Upstream loss on source producers, 0..1, over the last LOSS_WINDOW_MS. */
   lossRate: number;
   /** CPU of this process and its workers, in cores, over the last period. */
   cpu: number;
@@ -42,7 +46,7 @@ export class TrafficMeter {
   #lastBytesOut = 0;
   #lastAt = Date.now();
   #lastCpuMs = 0;
-  #lastPackets = new Map<string, { received: number; lost: number }>();
+  readonly #loss = new LossWindow(LOSS_WINDOW_MS);
   #sample: TrafficSample = {
     bitrateInKbps: 0,
     bitrateOutKbps: 0,
@@ -158,28 +162,19 @@ export class TrafficMeter {
   }
 
   async #lossRate(): Promise<number> {
-    let received = 0;
-    let lost = 0;
-    const seen = new Set<string>();
+    const counts = new Map<string, PacketCounts>();
     for (const stream of this.#node.streams) {
       for (const source of stream.sources) {
         // A layered source's loss is its broadcaster's, on the producer it is built on.
         const p = upstreamOf(source);
-        seen.add(p.id);
         try {
           const stats = (await p.getStats()) as { packetCount?: number; packetsLost?: number }[];
-          const r = stats.reduce((a, s) => a + (s.packetCount ?? 0), 0);
-          const l = stats.reduce((a, s) => a + (s.packetsLost ?? 0), 0);
-          const prev = this.#lastPackets.get(p.id) ?? { received: r, lost: l };
-          received += Math.max(0, r - prev.received);
-          lost += Math.max(0, l - prev.lost);
-          this.#lastPackets.set(p.id, { received: r, lost: l });
+          counts.set(p.id, { received: stats.reduce((a, s) => a + (s.packetCount ?? 0), 0), lost: stats.reduce((a, s) => a + (s.packetsLost ?? 0), 0) });
         } catch {
           // closed meanwhile
         }
       }
     }
-    for (const id of this.#lastPackets.keys()) if (!seen.has(id)) this.#lastPackets.delete(id);
-    return received + lost > 0 ? Math.min(1, lost / (received + lost)) : 0;
+    return this.#loss.add(Date.now(), counts);
   }
 }
