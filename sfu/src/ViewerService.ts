@@ -155,10 +155,11 @@ export class ViewerService implements NodeService {
 
   async #watchOnce(session: Session, p: NodeParams<'stream.watch'>): Promise<NodeResult<'stream.watch'>> {
     const node = this.#node;
+    const mover = (p.exclude?.length ?? 0) > 0;
     if (p.ticket) {
       node.tickets.verifyViewer(p.ticket, node.id, p.streamId);
       // The controller reserved this viewer's place here.
-      return this.#serveReserved(session, p.streamId, (p.exclude?.length ?? 0) > 0);
+      return this.#serveReserved(session, p.streamId, mover);
     }
     const { placement, integrityKey } = await node.control.placeViewer({
       streamId: p.streamId,
@@ -169,7 +170,7 @@ export class ViewerService implements NodeService {
     // The stream's key reaches the viewer from here, never from the node serving it.
     const res = withIntegrityAnchor(
       placement.nodeId === node.id
-        ? await this.#serveReserved(session, p.streamId, (p.exclude?.length ?? 0) > 0)
+        ? await this.#serveReserved(session, p.streamId, mover)
         : await forwardViewer(session, node.control, { streamId: p.streamId, placement, timeoutMs: node.options.signalling.requestTimeoutMs, ...(p.exclude ? { exclude: p.exclude } : {}) }),
       integrityKey,
       session.log,
@@ -265,12 +266,12 @@ export class ViewerService implements NodeService {
     const transport = state.transport;
     if (transport) {
       await new Promise<void>((resolve) => {
-        const cap = setTimeout(resolve, RESUME_DTLS_WAIT_MS);
-        whenMediaFlows(transport, () => (clearTimeout(cap), resolve()));
+        const cap = setTimeout(() => (stopWaiting(), resolve()), RESUME_DTLS_WAIT_MS);
+        const stopWaiting = whenMediaFlows(transport, () => (clearTimeout(cap), resolve()));
       });
     }
     settled(state, consumerId);
-    await state.stream.whenViewersReady(MOVERS_TOGETHER_MS);
+    await state.stream.whenViewersReadyTogether(MOVERS_TOGETHER_MS);
   }
 
   #viewerLeft(session: Session, streamId: string): void {
@@ -369,17 +370,21 @@ function takesFirstKeyFrame(state: ViewerState, consumerId: string): boolean {
  * Once the viewer's media transport can carry a key frame (DTLS up, or never to be): a viewer
  * arriving from a failed node resumes its consumers before its handshake ends (traced at a
  * relay: werift viewers resumed 120 to 130 ms before their DTLS was up), and a key frame sent before
- * then is lost on it.
+ * then is lost on it. Returns what stops the wait.
  */
-function whenMediaFlows(transport: ClientWebRtcTransport, then: () => void): void {
+function whenMediaFlows(transport: ClientWebRtcTransport, then: () => void): () => void {
   const waiting = (s: types.DtlsState) => s === 'new' || s === 'connecting';
-  if (transport.closed || !waiting(transport.dtlsState)) return then();
+  if (transport.closed || !waiting(transport.dtlsState)) {
+    then();
+    return () => {};
+  }
   const onState = (s: types.DtlsState) => {
     if (waiting(s)) return;
     transport.off('dtlsstatechange', onState);
     then();
   };
   transport.on('dtlsstatechange', onState);
+  return () => transport.off('dtlsstatechange', onState);
 }
 
 /** The viewer is done with a new video consumer (resumed, or it closed): no longer counted as setting up. */

@@ -127,6 +127,28 @@ describe('LocalStream', () => {
     c.close();
     await closing;
   });
+
+  it('lets the viewers ready for a first key frame go together: those that began to wait later go when the first one does', async () => {
+    pool = await startPool(1);
+    const s = make();
+    const slow = s.viewerVideoPending();
+    const first = s.whenViewersReadyTogether(150);
+    await new Promise((r) => setTimeout(r, 100));
+    // Ready 100 ms after the first: it goes with the first, not after a wait of its own.
+    let second = false;
+    void s.whenViewersReadyTogether(150).then(() => (second = true));
+    await first;
+    await new Promise((r) => setImmediate(r));
+    expect(second).toBe(true);
+    // Once they went, a viewer ready later waits anew (for the one still setting up, here up to its own 150 ms).
+    let third = false;
+    const thirdWait = s.whenViewersReadyTogether(150).then(() => (third = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(third).toBe(false);
+    slow();
+    await thirdWait;
+    expect(third).toBe(true);
+  });
 });
 
 describe('LayeredPipeConsumer', () => {
