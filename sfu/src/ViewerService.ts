@@ -19,8 +19,9 @@ import type { ClientWebRtcTransport } from './appData.js';
 /** At most one key frame asked for per consumer in this long on a viewer's request (ms). */
 const KEY_FRAME_ASK_GAP_MS = 1000;
 /**
- * A viewer arriving from a failed node waits at most this long (ms), its media transport up,
- * for the others setting up here to be ready too, before its video is resumed: resuming asks for
+ * Viewers arriving from a failed node, their media transports up, wait for the others setting up
+ * here to be ready too, at most this long after the first of them began to wait (ms; see
+ * LocalStream.whenViewersReadyTogether), before their video is resumed: resuming asks for
  * a key frame, and one asked for by all of them together reaches all of them. Measured in the
  * flat-tree freeze benchmark: in 48 of 120 viewers, one viewer of a frozen relay was back at
  * about 480 ms and the others, ready a little later, waited for the next key frame slot (350 ms
@@ -259,8 +260,9 @@ export class ViewerService implements NodeService {
 
   /**
    * A viewer arriving from a failed node is ready to take its video (its transport is up, a key
-   * frame sent now would reach it): counted as ready, it waits for the others setting up here
-   * (MOVERS_TOGETHER_MS at most), so that the key frame their resumes ask for reaches them all.
+   * frame sent now would reach it): counted as ready, it waits with the others ready for those
+   * still setting up here (MOVERS_TOGETHER_MS after the first began to wait at most), so that the
+   * key frame their resumes ask for reaches them all.
    */
   async #together(state: ViewerState, consumerId: string): Promise<void> {
     const transport = state.transport;
