@@ -40,6 +40,14 @@ const HOLD_FOR_VIEWERS_MS = 400;
 const HOLD_SETTLE_MS = 80;
 
 /**
+ * Once the parent went quiet or was lost, viewers arriving here wait this long at most for the
+ * next parent's sources before they subscribe (see LocalStream.markSourcesStale): a new parent
+ * comes within 0.1 to 0.3 s (traced); a quiet parent that was not gone keeps its place, and they
+ * take its sources at the deadline (ms).
+ */
+const FRESH_SOURCES_WAIT_MS = 800;
+
+/**
  * What a relay carries: the streams the controller assigns, each pulled from its parent over a
  * pipe (make-before-break when the parent changes), reported lost when that pipe fails, and
  * dropped a while after its last viewer and child left.
@@ -125,6 +133,7 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
     // Viewers here whose picture stopped (no parent, or a silent one) move onto the new pipe's
     // producers: its video waits until they can all take its first key frame (see HOLD_FOR_VIEWERS_MS).
     const hold = stream.viewerCount > 0 && (!current || current.closed || current.silent);
+    if (current && (current.closed || current.silent)) stream.markSourcesStale(FRESH_SOURCES_WAIT_MS);
     let next: PipeIngress;
     try {
       next = await PipeIngress.open(
@@ -173,6 +182,7 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
     // Quiet but not closed: the controller checks the parent, and if it is gone assigns another
     // (make-before-break: this pipe stays until the new one carries media).
     next.on('silent', () => {
+      stream.markSourcesStale(FRESH_SOURCES_WAIT_MS);
       this.#control.parentSilent(info.id, next.parentId).then(
         (gone) => this.#log.info({ streamId: info.id, parentId: next.parentId, gone }, 'parent went quiet: asked the controller'),
         (err: unknown) => this.#log.debug({ err }, 'cannot report a quiet parent'),
@@ -207,6 +217,7 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
   #parentLost(streamId: string, ingress: PipeIngress, reason: string): void {
     if (this.#ingress.get(streamId) !== ingress || this.#closed) return;
     this.#ingress.delete(streamId);
+    this.#node.stream(streamId)?.markSourcesStale(FRESH_SOURCES_WAIT_MS);
     this.safeEmit('parentlost', streamId, reason);
     // Viewers stay connected (their consumers come back with the new parent's producers).
     this.#lostParents.lost(streamId, ingress.parentId);

@@ -221,6 +221,48 @@ describe('stream.subscribe', () => {
   });
 });
 
+describe('a source replaced while a viewer subscribes', () => {
+  const VP8_ONLY = { codecs: [{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000, preferredPayloadType: 96, rtcpFeedback: [] }], headerExtensions: [] };
+
+  // The broadcaster's new video producer (on a second send transport) replaces the stream's
+  // source while the viewer's subscribe is on its way, at a few offsets: whatever the order, the
+  // viewer ends with one video consumer, of the new source (its old one closed). Traced at a relay
+  // changing parents: viewers arriving then kept a consumer of the old source only and had no
+  // video at all once it closed.
+  it.each([0, 1, 3, 6, 12])('the viewer ends with a consumer of the new source (replaced %i ms after the subscribe)', async (delayMs) => {
+    const b = await client();
+    const pub = await b.request('stream.publish', { token: token(`replace-${delayMs}`) });
+    const t1 = await b.request('transport.create', { direction: 'send' });
+    expect((await b.request('producer.create', { transportId: t1.data!.id, kind: 'video', rtpParameters: vp8RtpParameters() })).ok).toBe(true);
+    const t2 = await b.request('transport.create', { direction: 'send' });
+    const v = await client();
+    const announced: string[] = [];
+    const closed = new Set<string>();
+    v.onNotification<{ id: string; kind: string }>('consumer.new', (c) => c.kind === 'video' && announced.push(c.id));
+    v.onNotification<{ consumerId: string }>('consumer.closed', ({ consumerId }) => closed.add(consumerId));
+    expect((await v.request('stream.watch', { streamId: pub.data!.streamId })).ok).toBe(true);
+    const t = await v.request('transport.create', { direction: 'recv' });
+    const subscribed = v.request('stream.subscribe', { transportId: t.data!.id, rtpCapabilities: VP8_ONLY });
+    await new Promise((r) => setTimeout(r, delayMs));
+    const replaced = await b.request('producer.create', { transportId: t2.data!.id, kind: 'video', rtpParameters: vp8RtpParameters() });
+    expect(replaced.ok).toBe(true);
+    const sub = await subscribed;
+    expect(sub.ok).toBe(true);
+    for (const c of (sub.data as { consumers: { id: string; kind: string }[] }).consumers) if (c.kind === 'video') announced.push(c.id);
+    const live = () => announced.filter((id) => !closed.has(id));
+    // The old source's consumer closes; one of the new source's is there (announced or in the answer).
+    await waitFor(() => (live().length === 1 && announced.length >= 2 ? true : undefined), {
+      what: `one live video consumer of the new source (announced ${JSON.stringify(announced)}, closed ${JSON.stringify([...closed])})`,
+      timeoutMs: 5000,
+    });
+    // And it stays the only one: no second consumer of the same source comes later.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(live()).toHaveLength(1);
+    b.close();
+    v.close();
+  });
+});
+
 describe('afterwards', () => {
   it('the bystander is still live and nothing else is left: streams, transports', async () => {
     await settle();

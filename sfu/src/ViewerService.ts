@@ -66,6 +66,8 @@ interface ViewerState {
   keyFramesAskedAt: Map<string, number>;
   /** Set once the initial consumers exist; from then on new sources are pushed. */
   subscribed: boolean;
+  /** The sources (local producer ids) this viewer has a consumer of, or one on its way: never two of one source. */
+  taken: Set<string>;
   /** Quality, video layers, fast start (see ViewerLayers). */
   layers: ViewerLayers;
   /** New video consumers announced and not yet resumed by the viewer (or JOINING before it subscribed), those that can take a first key frame (takesFirstKeyFrame): each one's LocalStream.viewerVideoPending() done. */
@@ -213,22 +215,14 @@ export class ViewerService implements NodeService {
         }
       },
     });
-    const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), keyFramesAskedAt: new Map(), subscribed: false, layers, settingUp: new Map(), mover };
+    const state: ViewerState = { stream, transport: undefined, rtpCapabilities: undefined, consumers: new Map(), keyFramesAskedAt: new Map(), subscribed: false, taken: new Set(), layers, settingUp: new Map(), mover };
     // A viewer arriving (often one whose node failed) is counted from now until it resumes its video.
     state.settingUp.set(JOINING, stream.viewerVideoPending());
     this.#states.set(session, state);
     stream.addViewer(session.id);
     const onState = (s: LocalStream['state']) => session.notify('stream.state', { streamId: stream.id, state: s });
     const onSource = (producer: types.Producer) => {
-      if (!state.subscribed) return;
-      // Counted until this viewer resumes its new video consumer (see LocalStream.viewerVideoPending), if it can take the first key frame.
-      const done = producer.kind === 'video' ? stream.viewerVideoPending() : undefined;
-      void this.#consume(session, state, producer).then((info) => {
-        if (!info) return done?.();
-        if (done && takesFirstKeyFrame(state, info.id)) state.settingUp.set(info.id, done);
-        else done?.();
-        session.notify('consumer.new', info);
-      });
+      if (state.subscribed) void this.#push(session, state, producer);
     };
     stream.on('statechange', onState);
     stream.on('sourceadd', onSource);
@@ -298,6 +292,8 @@ export class ViewerService implements NodeService {
     state.layers.init(p.quality ?? 'auto');
     // Video left out on purpose ('audio') does not count as a source the viewer could not take.
     let skipped = 0;
+    // A relay changing parents: the new parent's sources, not the old ones about to close.
+    await state.stream.whenSourcesFresh();
     const { results, attempted } = await consumeEachSource(
       () => state.stream.sources,
       (producer) => (producer.kind === 'video' && !state.layers.wantsVideo ? (skipped++, Promise.resolve(undefined)) : this.#consume(session, state, producer)),
@@ -319,18 +315,51 @@ export class ViewerService implements NodeService {
     return { consumers };
   }
 
+  /**
+   * A source of this viewer's went away (replaced by a relay's new parent, a broadcaster back):
+   * every current source it wants and has no consumer of gets one now. The stream's `sourceadd`
+   * announces the new one first, so this finds nothing to do, unless that was missed: traced in
+   * the inner-relay freeze benchmark, two werift viewers arriving at a relay as it changed parents
+   * had a consumer of the old source only, lost it, and waited 15 s with no video at all.
+   */
+  #catchUp(session: Session, state: ViewerState): void {
+    if (!state.subscribed || session.closed) return;
+    for (const producer of state.stream.sources) {
+      if (producer.closed || state.taken.has(producer.id)) continue;
+      void this.#push(session, state, producer).then((added) => added && session.log.warn({ kind: producer.kind }, 'a source had no consumer for this viewer: added'));
+    }
+  }
+
+  /** A consumer of a source that came after the subscription, announced (`consumer.new`); whether one was made. */
+  async #push(session: Session, state: ViewerState, producer: types.Producer): Promise<boolean> {
+    // Counted until this viewer resumes its new video consumer (see LocalStream.viewerVideoPending), if it can take the first key frame.
+    const done = producer.kind === 'video' ? state.stream.viewerVideoPending() : undefined;
+    const info = await this.#consume(session, state, producer);
+    if (!info) {
+      done?.();
+      return false;
+    }
+    if (done && takesFirstKeyFrame(state, info.id)) state.settingUp.set(info.id, done);
+    else done?.();
+    session.notify('consumer.new', info);
+    return true;
+  }
+
   async #consume(session: Session, state: ViewerState, producer: types.Producer): Promise<ConsumerInfo | undefined> {
     const transport = state.transport!;
     if (producer.kind === 'video' && !state.layers.wantsVideo) return undefined;
+    if (state.taken.has(producer.id)) return undefined;
+    state.taken.add(producer.id);
     const router = transport.appData.router;
     const streamRouter = state.stream.router;
+    let consumer: types.Consumer | undefined;
     try {
       const producerId = await streamRouter.ensureProducer(router, producer);
       if (!router.canConsume({ producerId, rtpCapabilities: state.rtpCapabilities! })) {
         session.log.info({ kind: producer.kind }, 'viewer cannot consume this producer');
         return undefined;
       }
-      const consumer = await transport.consume({ producerId, rtpCapabilities: state.rtpCapabilities!, paused: true, ...state.layers.consumeOptions(producer) });
+      consumer = await transport.consume({ producerId, rtpCapabilities: state.rtpCapabilities!, paused: true, ...state.layers.consumeOptions(producer) });
       // The viewer left, or chose 'audio' while this video consumer was being created.
       if (session.closed || (consumer.kind === 'video' && !state.layers.wantsVideo)) {
         consumer.close();
@@ -338,19 +367,26 @@ export class ViewerService implements NodeService {
       }
       streamRouter.addConsumer(router, 1);
       state.consumers.set(consumer.id, consumer);
+      const id = consumer.id;
       consumer.observer.once('close', () => {
         streamRouter.addConsumer(router, -1);
-        state.consumers.delete(consumer.id);
-        state.keyFramesAskedAt.delete(consumer.id);
-        settled(state, consumer.id);
+        state.consumers.delete(id);
+        state.keyFramesAskedAt.delete(id);
+        state.taken.delete(producer.id);
+        settled(state, id);
       });
-      consumer.once('producerclose', () => session.notify('consumer.closed', { consumerId: consumer.id }));
+      consumer.once('producerclose', () => {
+        session.notify('consumer.closed', { consumerId: id });
+        this.#catchUp(session, state);
+      });
       state.layers.adopt(consumer, producer);
       return { id: consumer.id, producerId, kind: consumer.kind, rtpParameters: consumer.rtpParameters as ConsumerInfo['rtpParameters'] };
     } catch (err) {
       // The producer or the transport went away meanwhile; the viewer learns from later events.
       if (!producer.closed && !transport.closed) session.log.warn({ err }, 'cannot create consumer');
       return undefined;
+    } finally {
+      if (!consumer || consumer.closed) state.taken.delete(producer.id);
     }
   }
 }

@@ -128,6 +128,37 @@ describe('LocalStream', () => {
     await closing;
   });
 
+  it("while its sources are stale (a relay's parent lost), a subscriber waits for the new video source, or until the deadline", async () => {
+    pool = await startPool(1);
+    const s = make();
+    const router = await s.router.primary();
+    s.setSource(await vp8SimulcastProducer(router, 3));
+    // Fresh: at once.
+    await s.whenSourcesFresh();
+    s.markSourcesStale(5000);
+    let fresh = false;
+    const waiting = s.whenSourcesFresh().then(() => (fresh = true));
+    // A new audio source is not what it waits for.
+    s.setSource(await opusProducer(router));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fresh).toBe(false);
+    const next = await vp8SimulcastProducer(router, 3);
+    s.setSource(next);
+    await waiting;
+    expect(s.sources).toContain(next);
+    // Fresh again: at once. Stale with no new source: at the deadline.
+    await s.whenSourcesFresh();
+    s.markSourcesStale(150);
+    const from = Date.now();
+    await s.whenSourcesFresh();
+    expect(Date.now() - from).toBeGreaterThanOrEqual(140);
+    // Closing the stream ends the wait.
+    s.markSourcesStale(10_000);
+    const closing = s.whenSourcesFresh();
+    s.close();
+    await closing;
+  });
+
   it('lets the viewers ready for a first key frame go together: those that began to wait later go when the first one does', async () => {
     pool = await startPool(1);
     const s = make();
@@ -158,7 +189,7 @@ describe('LayeredPipeConsumer', () => {
     pool = undefined;
   });
 
-  it('created with hold sends no layer, the lowest included, until release(); setMax() meanwhile only records the max', async () => {
+  it('created with hold sends no layer, the lowest included, until release(); then the lowest alone, the others up to the max 350 ms later; setMax() meanwhile only records the max', async () => {
     pool = await startPool(1);
     const s = new LocalStream(pool, { id: 's2', consumersPerRouter: 100, depth: 0, state: 'live', title: 'T', createdAt: 1 }, { logger: silentLogger });
     const router = await s.router.primary();
@@ -175,6 +206,13 @@ describe('LayeredPipeConsumer', () => {
     expect(paused(held)).toEqual([true, true, true]);
     await held.release();
     expect(held.held).toBe(false);
+    // The lowest layer's key frame first: a new consumer takes whichever layer's comes first.
+    expect(paused(held)).toEqual([false, true, true]);
+    await held.setMax(1);
+    expect(paused(held)).toEqual([false, true, true]);
+    await new Promise((r) => setTimeout(r, 450));
+    expect(paused(held)).toEqual([false, false, true]);
+    await held.setMax(2);
     expect(paused(held)).toEqual([false, false, false]);
     await held.setMax(0);
     expect(paused(held)).toEqual([false, true, true]);
