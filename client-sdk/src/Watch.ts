@@ -93,6 +93,13 @@ const JOIN_RETRIES = 2;
 const MOVE_MEDIA_WAIT_MS = 3000;
 
 /**
+ * The node closed our video consumer (its source was replaced) and announced no other within
+ * this long while the stream is live and video is wanted: it left us without video, which the
+ * picture check cannot see (it judges the consumers there are). Treated as a stopped picture (ms).
+ */
+const NO_VIDEO_AFTER_MS = 1500;
+
+/**
  * Watching one stream. `mediaStream` stays the same object for the whole session: when the
  * SDK moves to another node (failover or drain) the new tracks replace the old ones in it,
  * so a `<video>` keeps playing without being touched.
@@ -285,9 +292,28 @@ export class Watch extends TypedEmitter<WatchEvents> {
    * while its connection decodes the live one, and no check would notice.
    */
   #onConsumerClosed(conn: WatchConnection, consumer: msc.Consumer): void {
-    if (this.#conn !== conn || !this.mediaStream.getTracks().includes(consumer.track)) return;
+    if (this.#conn !== conn) return;
+    if (consumer.kind === 'video' && this.#quality.quality !== 'audio') this.#expectVideo(conn);
+    if (!this.mediaStream.getTracks().includes(consumer.track)) return;
     const live = conn.consumers.filter((c) => c.kind === consumer.kind && !c.closed).at(-1);
     if (live) this.#onConsumer(live);
+  }
+
+  /**
+   * A video consumer closed: another should come (consumer.new) unless audio was chosen. None
+   * within NO_VIDEO_AFTER_MS: move, as from a stopped picture. Traced in the inner-relay freeze
+   * benchmark: two werift viewers arriving at a relay as it changed parents lost the old
+   * source's consumer, got none of the new one's, and had no video for 15 s.
+   */
+  #expectVideo(conn: WatchConnection): void {
+    const timer = setTimeout(() => {
+      if (this.#conn !== conn || this.#stopped || this.#quality.quality === 'audio' || this.#streamState !== 'live') return;
+      if (conn.consumers.some((c) => c.kind === 'video' && !c.closed)) return;
+      this.#log.warn({ nodeId: conn.nodeId }, 'the node closed our video and sent no other: moving');
+      conn.report('stalled', 'CASCADE_ERR_INTEGRITY_STALLED', `no video consumer ${NO_VIDEO_AFTER_MS} ms after the node closed ours`);
+      void this.#move('stalled');
+    }, NO_VIDEO_AFTER_MS);
+    (timer as { unref?: () => void }).unref?.();
   }
 
   #onStreamState(state: StreamState): void {

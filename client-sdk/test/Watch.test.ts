@@ -371,6 +371,55 @@ function gateNextJoin(nodes: ReturnType<typeof fakeNodes>, failure?: Error): () 
   return arrive;
 }
 
+describe('Watch: a node that leaves us without video', () => {
+  const track = (id: string) => ({ id, kind: 'video', stop: () => {} }) as unknown as MediaStreamTrack;
+
+  it('its video consumer closed and no other came within 1.5 s: reported as stalled, and the Watch moves away', async () => {
+    const { watch, nodes, events } = await started(steps(0));
+    const first = nodes.last;
+    const video = { kind: 'video', track: track('v'), closed: false };
+    first.consumers.push(video);
+    first.emit('consumer', video as never);
+    video.closed = true;
+    first.consumers.splice(0, 1);
+    first.emit('consumerclosed', video as never);
+    await vi.advanceTimersByTimeAsync(1400);
+    expect(nodes.open).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(first.reports).toEqual([['stalled', 'CASCADE_ERR_INTEGRITY_STALLED', 'no video consumer 1500 ms after the node closed ours']]);
+    expect(nodes.open).toHaveBeenCalledTimes(2);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(events.nodechange).toHaveBeenLastCalledWith('node-2', 'stalled');
+    expect(nodes.excluded.at(-1)).toContain('node-1');
+    watch.stop();
+  });
+
+  it('the replacement came (before or after the close), or the viewer chose audio: nothing happens', async () => {
+    const { watch, nodes } = await started(steps(0));
+    const conn = nodes.last;
+    const old = { kind: 'video', track: track('old'), closed: false };
+    conn.consumers.push(old);
+    conn.emit('consumer', old as never);
+    old.closed = true;
+    conn.consumers.splice(0, 1);
+    conn.emit('consumerclosed', old as never);
+    await vi.advanceTimersByTimeAsync(300);
+    const replacement = { kind: 'video', track: track('new'), closed: false };
+    conn.consumers.push(replacement);
+    conn.emit('consumer', replacement as never);
+    await vi.advanceTimersByTimeAsync(3000);
+    // Audio only: the node closes the video on purpose.
+    watch.setQuality('audio');
+    replacement.closed = true;
+    conn.consumers.splice(0, 1);
+    conn.emit('consumerclosed', replacement as never);
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(conn.reports).toEqual([]);
+    expect(nodes.open).toHaveBeenCalledTimes(1);
+    watch.stop();
+  });
+});
+
 describe('Watch: the track shown', () => {
   it('a replacement shown before the consumer it replaced: once that one closes, the live one is shown again', async () => {
     const { watch, nodes } = await started(steps(0));
