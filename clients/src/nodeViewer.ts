@@ -28,7 +28,7 @@ export interface NodeViewer {
     /** What the SDK logged at warn level or above (e.g. a planned move that failed), for failure messages. */
     warnings: string[];
     /** Every CascadeEvent.Integrity, with when it came (Date.now()). */
-    integrity: { state: string; code?: string; detail?: string; nodeId: string; at: number }[];
+    integrity: { state: string; code?: string; detail?: string; nodeId: string; at: number; counts: string }[];
   };
   /**
    * Called with a timestamp (Date.now()) when each video frame completes; `key` for key frames;
@@ -93,7 +93,17 @@ export async function startNodeViewer(url: string, streamId: string, options: Pi
   w.on(CascadeEvent.Reconnected, () => counters.reconnects++);
   w.on(CascadeEvent.Reconnecting, (cause) => counters.reconnectCauses.push(`${(cause as { code?: string }).code ?? ''} ${cause.message}`));
   w.on(CascadeEvent.Ended, () => (counters.ended = true));
-  w.on(CascadeEvent.Integrity, (s) => counters.integrity.push({ state: s.state, nodeId: s.nodeId, at: Date.now(), ...(s.code ? { code: s.code } : {}), ...(s.detail ? { detail: s.detail } : {}) }));
+  w.on(CascadeEvent.Integrity, (s) =>
+    counters.integrity.push({
+      state: s.state,
+      nodeId: s.nodeId,
+      at: Date.now(),
+      // What the digest channel had delivered on that node by then (for the reports of false alarms).
+      counts: `${s.batches} batches, ${s.batchesMissed} missed, longest gap ${s.batchGapMaxMs} ms, ${s.framesVerified} frames verified, ${s.framesExpired} expired`,
+      ...(s.code ? { code: s.code } : {}),
+      ...(s.detail ? { detail: s.detail } : {}),
+    }),
+  );
   viewer.watch = w;
   await w.start();
   return viewer;

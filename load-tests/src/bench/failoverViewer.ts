@@ -37,7 +37,7 @@ try {
     if (m === 'report') {
       const c = v.counters;
       // Integrity alarms first, each as "alarm: …" (the benchmark counts them: every relay here is honest).
-      const alarms = c.integrity.filter((i) => i.state === 'unverified' || i.state === 'tampered').map((i) => `alarm: ${new Date(i.at).toISOString().slice(11, 23)} ${i.state} on ${i.nodeId}: ${i.code ?? ''} ${i.detail ?? ''}`);
+      const alarms = c.integrity.filter((i) => i.state === 'unverified' || i.state === 'tampered').map((i) => `alarm: ${new Date(i.at).toISOString().slice(11, 23)} ${i.state} on ${i.nodeId}: ${i.code ?? ''} ${i.detail ?? ''} (${i.counts})`);
       send({ t: 'report', lines: [...alarms, `nodes ${c.nodeIds.map((id, i) => `${id} (${c.nodeReasons[i]})`).join(', ')}`, `frames ${c.frames}, key frames ${c.keyframes}, video tracks ${v.videoTracks}`, ...c.reconnectCauses.map((r) => `reconnect: ${r}`), ...c.warnings] });
       return;
     }
