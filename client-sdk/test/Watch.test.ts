@@ -372,17 +372,25 @@ function gateNextJoin(nodes: ReturnType<typeof fakeNodes>, failure?: Error): () 
 }
 
 describe('Watch: a node that leaves us without video', () => {
-  const track = (id: string) => ({ id, kind: 'video', stop: () => {} }) as unknown as MediaStreamTrack;
+  type Fake = { kind: string; track: MediaStreamTrack; closed: boolean };
+  /** The node announces a video consumer on `conn`. */
+  const add = (conn: FakeConnection, id: string): Fake => {
+    const c = { kind: 'video', track: { id, kind: 'video', stop: () => {} } as unknown as MediaStreamTrack, closed: false };
+    conn.consumers.push(c);
+    conn.emit('consumer', c as never);
+    return c;
+  };
+  /** The node closes it (its source replaced, or audio chosen). */
+  const remove = (conn: FakeConnection, c: Fake): void => {
+    c.closed = true;
+    conn.consumers.splice(conn.consumers.indexOf(c), 1);
+    conn.emit('consumerclosed', c as never);
+  };
 
   it('its video consumer closed and no other came within 1.5 s: reported as stalled, and the Watch moves away', async () => {
     const { watch, nodes, events } = await started(steps(0));
     const first = nodes.last;
-    const video = { kind: 'video', track: track('v'), closed: false };
-    first.consumers.push(video);
-    first.emit('consumer', video as never);
-    video.closed = true;
-    first.consumers.splice(0, 1);
-    first.emit('consumerclosed', video as never);
+    remove(first, add(first, 'v'));
     await vi.advanceTimersByTimeAsync(1400);
     expect(nodes.open).toHaveBeenCalledTimes(1);
     await vi.advanceTimersByTimeAsync(200);
@@ -397,22 +405,18 @@ describe('Watch: a node that leaves us without video', () => {
   it('the replacement came (before or after the close), or the viewer chose audio: nothing happens', async () => {
     const { watch, nodes } = await started(steps(0));
     const conn = nodes.last;
-    const old = { kind: 'video', track: track('old'), closed: false };
-    conn.consumers.push(old);
-    conn.emit('consumer', old as never);
-    old.closed = true;
-    conn.consumers.splice(0, 1);
-    conn.emit('consumerclosed', old as never);
+    // After the close.
+    remove(conn, add(conn, 'a'));
     await vi.advanceTimersByTimeAsync(300);
-    const replacement = { kind: 'video', track: track('new'), closed: false };
-    conn.consumers.push(replacement);
-    conn.emit('consumer', replacement as never);
+    const b = add(conn, 'b');
+    await vi.advanceTimersByTimeAsync(3000);
+    // Before it.
+    const c = add(conn, 'c');
+    remove(conn, b);
     await vi.advanceTimersByTimeAsync(3000);
     // Audio only: the node closes the video on purpose.
     watch.setQuality('audio');
-    replacement.closed = true;
-    conn.consumers.splice(0, 1);
-    conn.emit('consumerclosed', replacement as never);
+    remove(conn, c);
     await vi.advanceTimersByTimeAsync(3000);
     expect(conn.reports).toEqual([]);
     expect(nodes.open).toHaveBeenCalledTimes(1);
