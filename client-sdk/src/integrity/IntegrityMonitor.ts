@@ -81,11 +81,12 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   /** Video frames decoded (browsers) or complete (Node): the picture's progress. */
   #progress = 0;
   #progressAt: number;
-  /** Video packets received (browsers; Node counts frames): whether media still arrives while nothing decodes. */
+  /** Video packets received: whether media still arrives while nothing decodes. */
   #arrived = 0;
   #arrivedAt: number;
-  /** Node: complete video frames so far. */
+  /** Node: complete video frames so far, and video packets (whole frames or not: a frame missing a packet waits for its repair or the next key frame). */
   #nodeFrames = 0;
+  #nodePackets = 0;
   #sawFrame = false;
   /** When a frame (audio or video) last arrived, where frames are seen (see lastMediaAt). */
   #mediaAt: number | undefined;
@@ -186,11 +187,16 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
     } else if (typeof document === 'undefined' && rtpTrackAvailable(consumer.track)) {
       // Node: the RTP is there to rebuild frames from (werift).
       this.#stops.push(
-        watchRtpFrames(consumer.track, consumer.rtpParameters.codecs, (f) => {
-          this.#mediaAt = Date.now();
-          if (f.kind === 'video') this.#nodeFrames++;
-          if (this.#verifier) void this.#digest(f.data).then((d) => this.#verifier!.submit(this.#nextId++, d, f.kind));
-        }),
+        watchRtpFrames(
+          consumer.track,
+          consumer.rtpParameters.codecs,
+          (f) => {
+            this.#mediaAt = Date.now();
+            if (f.kind === 'video') this.#nodeFrames++;
+            if (this.#verifier) void this.#digest(f.data).then((d) => this.#verifier!.submit(this.#nextId++, d, f.kind));
+          },
+          consumer.kind === 'video' ? () => this.#nodePackets++ : undefined,
+        ),
       );
     }
   }
@@ -285,7 +291,7 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   async #checkStall(): Promise<void> {
     if (this.#closed || this.#stalled) return;
     const video = this.#consumers.filter((c) => !c.closed && c.kind === 'video');
-    const { decoded, packets, keyFrameRequests } = typeof document !== 'undefined' ? await videoStats(video) : { decoded: this.#nodeFrames, packets: this.#nodeFrames, keyFrameRequests: 0 };
+    const { decoded, packets, keyFrameRequests } = typeof document !== 'undefined' ? await videoStats(video) : { decoded: this.#nodeFrames, packets: this.#nodePackets, keyFrameRequests: 0 };
     const now = Date.now();
     const last = this.#lastCheckAt;
     this.#lastCheckAt = now;

@@ -15,7 +15,13 @@ export function rtpTrackAvailable(track: unknown): track is RtpTrack {
  * reordering handled as at the origin). Nothing is shown in Node, so nothing is held: frames are
  * only checked, and counted.
  */
-export function watchRtpFrames(track: RtpTrack, codecs: { mimeType: string; payloadType: number }[], onFrame: (frame: AssembledFrame) => void): () => void {
+export function watchRtpFrames(
+  track: RtpTrack,
+  codecs: { mimeType: string; payloadType: number }[],
+  onFrame: (frame: AssembledFrame) => void,
+  /** Each packet of the media (retransmissions and other payload types left out), whole frame or not. */
+  onPacket?: () => void,
+): () => void {
   const map = new Map<number, FrameCodec>();
   for (const c of codecs) {
     const codec = frameCodecOf(c.mimeType);
@@ -25,6 +31,7 @@ export function watchRtpFrames(track: RtpTrack, codecs: { mimeType: string; payl
   let stopped = false;
   const sub = track.onReceiveRtp.subscribe((rtp) => {
     if (stopped) return;
+    if (map.has(rtp.header.payloadType)) onPacket?.();
     assembler.push({ ...rtp.header, payload: rtp.payload });
   }) as { unSubscribe?: () => void } | undefined;
   return () => {
