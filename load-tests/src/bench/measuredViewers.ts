@@ -20,9 +20,14 @@ export async function browserViewer(browser: Browser, url: string, streamId: str
   await page.evaluate(() => {
     const w = window as unknown as { __frames: number[] };
     w.__frames = [];
-    const video = document.getElementById('video') as HTMLVideoElement & { requestVideoFrameCallback(cb: () => void): void };
-    const tick = () => {
-      w.__frames.push(Date.now());
+    type Md = { rtpTimestamp?: number };
+    const video = document.getElementById('video') as HTMLVideoElement & { requestVideoFrameCallback(cb: (now: number, md: Md) => void): void };
+    // Only a frame not shown before counts (another RTP timestamp): a callback for the frame
+    // already shown (the element calling back as the Watch swaps tracks) would split a freeze in two.
+    let last: number | undefined;
+    const tick = (_now: number, md: Md) => {
+      if (md.rtpTimestamp === undefined || md.rtpTimestamp !== last) w.__frames.push(Date.now());
+      last = md.rtpTimestamp;
       if (w.__frames.length > 5000) w.__frames.splice(0, 2500);
       video.requestVideoFrameCallback(tick);
     };
