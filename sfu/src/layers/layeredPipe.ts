@@ -1,13 +1,6 @@
 import type { types } from 'mediasoup';
 import { temporalLayers } from './quality.js';
 
-/**
- * After a held pipe is released, the layers above the lowest follow this much later (ms): after
- * the lowest layer's key frame, and past the 300 ms within which Chrome ignores another key
- * frame request (see release()).
- */
-const HIGHER_LAYERS_AFTER_MS = 350;
-
 /** Header extensions that make no sense between two of our nodes: BWE (pipes have none) and MID (SSRCs tell the streams apart). */
 const PIPE_DROPPED_EXTENSIONS = new Set([
   'urn:ietf:params:rtp-hdrext:sdes:mid',
@@ -61,8 +54,6 @@ export class LayeredPipeConsumer {
   #max: number;
   /** Nothing sent yet, the lowest layer included (see release()). */
   #held: boolean;
-  /** Released a moment ago: the lowest layer only, for now (see release()). */
-  #lowestOnly = false;
   #closed = false;
 
   static async create(
@@ -124,24 +115,10 @@ export class LayeredPipeConsumer {
     return this.#held;
   }
 
-  /**
-   * Start sending (a pipe created with `hold`): the lowest layer now, those up to the max
-   * HIGHER_LAYERS_AFTER_MS later. The child's viewers waiting for this pipe's first key frame
-   * start on the lowest layer, but mediasoup takes whichever layer's key frame comes first for
-   * a consumer that has none yet; resumed together, the top layer's came first by a millisecond
-   * or two (traced at a relay whose parent froze: every new consumer on the top layer, a
-   * Chromium viewer's first picture 0.25 s after it, then all of them switched down when the
-   * lowest layer's next key frame came, 350 ms later).
-   */
+  /** Start sending (a pipe created with `hold`): the lowest layer and those up to the max. */
   async release(): Promise<void> {
     if (!this.#held) return;
     this.#held = false;
-    this.#lowestOnly = true;
-    const timer = setTimeout(() => {
-      this.#lowestOnly = false;
-      void this.setMax(this.#max);
-    }, HIGHER_LAYERS_AFTER_MS);
-    timer.unref?.();
     await this.setMax(this.#max);
   }
 
@@ -149,13 +126,12 @@ export class LayeredPipeConsumer {
   async setMax(max: number): Promise<void> {
     this.#max = max;
     if (this.#held) return;
-    const upTo = this.#lowestOnly ? 0 : max;
     await Promise.all(
       this.consumers.map(async (c, layer) => {
         if (c.closed) return;
         try {
-          if ((layer === 0 || layer <= upTo) && c.paused) await c.resume();
-          else if (layer > upTo && !c.paused) await c.pause();
+          if ((layer === 0 || layer <= max) && c.paused) await c.resume();
+          else if (layer > max && !c.paused) await c.pause();
         } catch {
           // closed meanwhile
         }
