@@ -16,67 +16,12 @@ import { NodeHealth, checkFigures } from './NodeHealth.js';
 import { systemClock, type Clock } from './clock.js';
 import { IntegrityJudge } from './integrity/IntegrityJudge.js';
 import { Reparenter, streamInfo } from './Reparenter.js';
+import { StreamRecords } from './StreamRecords.js';
+import type { TopologyControllerDeps, TopologyControllerEvents, TopologyControllerObserverEvents, TopologyControllerOptions, TopologyNode } from './TopologyControllerTypes.js';
 import type { NodeRecord, NodeSnapshot, NodeStatus, NodeView, StreamRecord, TopologyEvent } from './types.js';
 
 export { systemClock, type Clock } from './clock.js';
-
-export interface TopologyControllerOptions {
-  /** K: child relays per node per stream. */
-  maxChildren: number;
-  heartbeatIntervalMs: number;
-  nodeTtlMs: number;
-  /** CPU fraction (0..1) above which a relay is demoted. */
-  demoteCpu: number;
-  demoteLossRate: number;
-  /** What one viewer or child relay costs a node's uplink (kbit/s): a relay takes no more copies than its declared upload carries. */
-  viewerKbps: number;
-  ticketTtlSec: number;
-  watchTokenRequired: boolean;
-  /** How long an ended stream stays visible as ended. */
-  endedRetentionMs: number;
-  /** At most this many ended streams are kept (the newest); default: no cap but endedRetentionMs. */
-  maxEndedStreams?: number;
-}
-
-export interface TopologyControllerDeps {
-  store: TopologyStore;
-  logger: Logger;
-  /** Verifies watch tokens; required when watchTokenRequired. */
-  tokens?: TokenService;
-  clock?: Clock;
-  /** Fixed ticket key (from a file); otherwise one is generated once and kept in the store. */
-  ticketKey?: { privateKey: string; publicKey: string };
-}
-
-export interface TopologyNode {
-  id: string;
-  kind: NodeRecord['kind'];
-  volunteer: boolean;
-  status: NodeStatus;
-  parent: string | null;
-  depth: number;
-  viewers: number;
-  children: number;
-  bitrateOutKbps: number;
-}
-
-export type AssignEvent = Extract<TopologyEvent, { type: 'assign' }>;
-export type CondemnEvent = Extract<TopologyEvent, { type: 'condemn' }>;
-export type TopologyControllerEvents = {
-  /** A relay must carry a stream from a (new) parent. Delivered on every instance. */
-  assign: [event: AssignEvent];
-  /** A relay was caught altering or withholding media (see IntegrityJudge). Delivered on every instance. */
-  condemn: [event: CondemnEvent];
-  nodegone: [nodeId: string];
-  listenererror: [event: string, error: unknown];
-};
-export type TopologyControllerObserverEvents = {
-  placement: [streamId: string, nodeId: string, attached: boolean];
-  reparent: [streamId: string, childId: string, parentId: string];
-  nodegone: [nodeId: string];
-  close: [];
-  listenererror: [event: string, error: unknown];
-};
+export type { AssignEvent, CondemnEvent, TopologyControllerDeps, TopologyControllerEvents, TopologyControllerObserverEvents, TopologyControllerOptions, TopologyNode } from './TopologyControllerTypes.js';
 
 /** How long the controller remembers that a node left demoted or draining (ms). */
 const GONE_STATUS_MEMORY_MS = 10 * 60_000;
@@ -96,9 +41,10 @@ const INTEGRITY_COOLDOWN_MS = 30_000;
  * store operation, and assignments are published so that whichever instance holds the relay's
  * connection delivers them.
  *
- * (Over 450 lines: every decision about the tree is here, each a short method over the store, so
+ * (Over 400 lines: every decision about the tree is here, each a short method over the store, so
  * that the order of events a node goes through reads in one place; the policies with state of
- * their own live apart: NodeHealth, StrayPipes, Reparenter (moving children), the stores' placement.)
+ * their own live apart: NodeHealth, StrayPipes, Reparenter (moving children), the stores' placement;
+ * so do the stream-record queries and retention (StreamRecords) and the types (TopologyControllerTypes).)
  */
 export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   readonly observer = new TypedEmitter<TopologyControllerObserverEvents>();
@@ -124,6 +70,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
   /** Moves relays to new parents and tells them; keeps orphans for the sweeper to retry. */
   readonly #reparenter: Reparenter;
   readonly #strays: StrayPipes;
+  readonly #streams: StreamRecords;
   readonly #parentLostBudget = new KeyedTokenBucket({ burst: 3, refillMs: 2000, maxKeys: 100_000 });
   /** Relays condemned for altering or withholding media (never restored; learned from every instance). */
   readonly #condemned = new Set<string>();
@@ -156,6 +103,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
     this.#health = new NodeHealth(options, { store: this.store, clock: this.#clock });
     // Longer than any make-before-break move takes to close its old pipe.
     this.#strays = new StrayPipes({ graceMs: Math.max(STRAY_PIPE_GRACE_MS, 4 * options.heartbeatIntervalMs) });
+    this.#streams = new StreamRecords(options, { store: this.store, clock: this.#clock });
     this.#reparenter = new Reparenter(options, { store: this.store, tickets, logger: this.#log, clock: this.#clock, onReparent: (...a) => this.observer.safeEmit('reparent', ...a) });
     if (options.watchTokenRequired && !deps.tokens) throw new TypeError('watchTokenRequired needs a TokenService');
     this.#unsubscribe = this.store.subscribe((e) => this.#onEvent(e));
@@ -339,9 +287,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
 
   /** The stream, or STREAM_NOT_FOUND. */
   async getStream(streamId: string): Promise<StreamRecord> {
-    const s = await this.store.getStream(streamId);
-    if (!s) throw new CascadeError('CASCADE_ERR_STREAM_NOT_FOUND', streamId);
-    return s;
+    return this.#streams.get(streamId);
   }
 
   /** Every stream record the store has (an origin adopts the ones it left behind). */
@@ -354,44 +300,21 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
    * ended one has no viewers), so the cost follows the live streams, which origins bound.
    */
   async listStreams(options: { ended?: boolean } = {}): Promise<(StreamRecord & { viewers: number })[]> {
-    const streams = (await this.store.listStreams()).filter((s) => options.ended !== false || s.state !== 'ended');
-    return Promise.all(
-      streams.map(async (s) => ({ ...s, viewers: s.state === 'ended' ? 0 : await this.viewerCount(s.id) })),
-    );
+    return this.#streams.listWithViewers(options);
   }
 
   /** One stream and its audience over every node, or undefined. */
   async streamWithViewers(streamId: string): Promise<{ stream: StreamRecord; viewers: number } | undefined> {
-    const stream = await this.store.getStream(streamId);
-    return stream ? { stream, viewers: await this.viewerCount(streamId) } : undefined;
+    return this.#streams.withViewers(streamId);
   }
 
   async viewerCount(streamId: string): Promise<number> {
-    return (await this.store.getTree(streamId)).reduce((n, e) => n + e.viewers, 0);
+    return this.#streams.viewerCount(streamId);
   }
 
   /** Every node carrying the stream, for the topology API and the dashboard. */
   async topology(streamId: string): Promise<TopologyNode[]> {
-    await this.getStream(streamId);
-    const tree = await this.store.getTree(streamId);
-    const now = this.#clock.now();
-    const nodes = new Map((await this.store.listNodes(now)).map((n) => [n.id, n]));
-    return tree
-      .map((e) => {
-        const n: NodeView | undefined = nodes.get(e.nodeId);
-        return {
-          id: e.nodeId,
-          kind: n?.kind ?? 'relay',
-          volunteer: n?.volunteer ?? false,
-          status: n?.status ?? 'probing',
-          parent: e.parent,
-          depth: e.depth,
-          viewers: e.viewers,
-          children: e.children,
-          bitrateOutKbps: Math.round(e.bitrateOutKbps ?? 0),
-        };
-      })
-      .sort((a, b) => a.depth - b.depth || a.id.localeCompare(b.id));
+    return this.#streams.topology(streamId);
   }
 
   // ------------------------------------------------------------------ viewers and relays
@@ -472,14 +395,7 @@ export class TopologyController extends TypedEmitter<TopologyControllerEvents> {
         for (const id of expired) await this.nodeGone(id, 'heartbeats stopped');
       }
       await this.#reparenter.retryPending();
-      // Ended streams are remembered for a while, and never more than maxEndedStreams of them
-      // (publishing and ending streams in a loop must not grow the store): the oldest go first.
-      const endedAt = (s: StreamRecord) => s.endedAt ?? s.updatedAt;
-      const ended = (await this.store.listStreams()).filter((s) => s.state === 'ended').sort((a, b) => endedAt(b) - endedAt(a));
-      const keep = this.options.maxEndedStreams ?? Number.POSITIVE_INFINITY;
-      for (const [i, s] of ended.entries()) {
-        if (i >= keep || endedAt(s) < now - this.options.endedRetentionMs) await this.store.deleteStream(s.id);
-      }
+      await this.#streams.pruneEnded(now);
     } catch (err) {
       this.#log.warn({ err }, 'sweep failed');
       this.#storeUpSince = Number.POSITIVE_INFINITY;
