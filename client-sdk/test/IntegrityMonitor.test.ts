@@ -218,14 +218,40 @@ describe('IntegrityMonitor stall check against the origin\'s video (browser)', (
     expect(stalledAt, lastDetail + ' ' + JSON.stringify(monitor.status)).toBeUndefined();
   });
 
-  it('the origin has video and this viewer gets none: a stall, about stallAfterMs after the origin\'s video came back', async () => {
+  it('the origin has video and this viewer gets none while its batches come through the node: a stall, about half stallAfterMs after the origin\'s video came back', async () => {
     await stream(3000, { originVideo: true, decode: true, receive: true });
     await stream(1500, { originVideo: false, decode: false, receive: false });
     const back = Date.now();
     await stream(3000, { originVideo: true, decode: false, receive: false });
     expect(stalledAt).toBeDefined();
-    expect(stalledAt! - back).toBeGreaterThanOrEqual(1200);
-    expect(stalledAt! - back).toBeLessThan(1200 + 2 * 250 + 100);
-    expect(lastDetail).toMatch(/^nothing decoded for \d+ ms \(the origin's video back \d+ ms ago\); /);
+    expect(stalledAt! - back).toBeGreaterThanOrEqual(600);
+    expect(stalledAt! - back).toBeLessThan(600 + 2 * 250 + 100);
+    expect(lastDetail).toMatch(/^nothing decoded for \d+ ms \(the origin's video back \d+ ms ago\); last video packet \d+ ms ago; no video for \d+ ms while the node passed on the origin's batches listing video; /);
+  });
+
+  it('a node that passes on the batches and withholds the video (a black hole): stalled about half stallAfterMs after its last packet', async () => {
+    await stream(3000, { originVideo: true, decode: true, receive: true });
+    const stopped = Date.now();
+    await stream(2000, { originVideo: true, decode: false, receive: false });
+    expect(stalledAt).toBeDefined();
+    expect(stalledAt! - stopped).toBeGreaterThanOrEqual(600);
+    expect(stalledAt! - stopped).toBeLessThan(600 + 2 * 250 + 100);
+    expect(lastDetail).toContain('while the node passed on the origin\'s batches listing video');
+  });
+
+  it('a node whose parent failed (batches and video stop together) and that re-parents: the video may come 500 ms after the new parent\'s batches, no stall', async () => {
+    await stream(3000, { originVideo: true, decode: true, receive: true });
+    // No batch comes meanwhile: the node has no parent.
+    await vi.advanceTimersByTimeAsync(700);
+    // The new parent's batches come; its first key frame 500 ms later.
+    await stream(500, { originVideo: true, decode: false, receive: false });
+    await stream(2000, { originVideo: true, decode: true, receive: true });
+    expect(stalledAt, lastDetail).toBeUndefined();
+  });
+
+  it('packets keep coming but nothing decodes while the batches come: the longer wait for a key frame still holds', async () => {
+    await stream(3000, { originVideo: true, decode: true, receive: true });
+    await stream(2500, { originVideo: true, decode: false, receive: true });
+    expect(stalledAt, lastDetail).toBeUndefined();
   });
 });

@@ -16,7 +16,8 @@ export interface IntegrityOptions {
   hold?: boolean;
   /**
    * The picture has stopped this long while the stream is live: move elsewhere (ms). Default
-   * 1200; 2500 more while video packets still arrive (a key frame being waited for).
+   * 1200; 2500 more while video packets still arrive (a key frame being waited for); half of it
+   * when no video comes at all while the node passes on the origin's batches listing video.
    */
   stallAfterMs?: number;
 }
@@ -330,11 +331,18 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
       this.#keyFrameAskedAt = now;
       this.safeEmit('keyframewanted');
     }
-    if (stoppedFor < limit + (arriving ? KEY_FRAME_WAIT_MS : 0)) return;
+    // The node passes on the origin's batches, which say video flows, yet no video has come since
+    // they began to: it withholds the media (a black hole, a layer it stopped forwarding). Called
+    // in half the time. A node that re-parents stops both, and its new parent's batches begin a
+    // new run: the key frame that restarts its video is owed from then.
+    const batchesSince = v && this.#sawFrame ? v.videoBatchesFlowingSince(now) : undefined;
+    const withheldFor = batchesSince === undefined ? 0 : now - Math.max(this.#arrivedAt, batchesSince);
+    if (withheldFor < limit / 2 && stoppedFor < limit + (arriving ? KEY_FRAME_WAIT_MS : 0)) return;
     this.#stalled = true;
     const requests = keyFrameRequests - this.#keyFrameRequestsAtProgress;
     const resumed = stoppedFor < now - this.#progressAt ? ` (the origin's video back ${stoppedFor} ms ago)` : '';
-    this.safeEmit('stalled', `nothing decoded for ${now - this.#progressAt} ms${resumed}; last video packet ${now - this.#arrivedAt} ms ago; ${requests} key frame requests since, ${this.#keyFramesAsked} asked of the node`);
+    const withheld = withheldFor >= limit / 2 ? `; no video for ${withheldFor} ms while the node passed on the origin's batches listing video` : '';
+    this.safeEmit('stalled', `nothing decoded for ${now - this.#progressAt} ms${resumed}; last video packet ${now - this.#arrivedAt} ms ago${withheld}; ${requests} key frame requests since, ${this.#keyFramesAsked} asked of the node`);
   }
 }
 

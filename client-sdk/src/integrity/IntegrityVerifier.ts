@@ -96,6 +96,12 @@ const REFUTE_MARGIN_MS = 300;
 const STARVED_MS = 300;
 /** Batches without video frames for this long: the origin's video paused (a broadcaster's encoder or CPU stalled), see originVideoSince (ms). */
 export const ORIGIN_VIDEO_GAP_MS = 500;
+/**
+ * Batches listing video that come without a break this long (ms; they come every 100 ms) are
+ * one run, see videoBatchesFlowingSince: a node that re-parents stops them, and a new run begins when
+ * its new parent's batches come.
+ */
+const VIDEO_BATCH_RUN_GAP_MS = 300;
 
 /** Frames of a kind whose latest came longer ago than this (ms) have stopped coming: no unverified call on them (see #judgeMissing). */
 const STILL_COMING_MS = 300;
@@ -151,6 +157,8 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
   #originVideoAt = Number.NEGATIVE_INFINITY;
   /** When the origin's current run of video began (local ms): after a pause of ORIGIN_VIDEO_GAP_MS or more. */
   #originVideoSince = Number.NEGATIVE_INFINITY;
+  /** When the current run of batches listing video began to come through this node (local ms), see VIDEO_BATCH_RUN_GAP_MS. */
+  #videoBatchesSince = Number.NEGATIVE_INFINITY;
   /** The digest channel has delivered something (handed-over batches aside): the first-batch grace is over. */
   #channelDelivered = false;
   #closed = false;
@@ -194,6 +202,15 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
    */
   get originVideoSince(): number {
     return this.#originVideoSince;
+  }
+
+  /**
+   * Since when (local ms) batches listing video have come through this node without a break of
+   * VIDEO_BATCH_RUN_GAP_MS, up to now: the node has been passing on the origin's word that video
+   * flows. Undefined when they do not come now.
+   */
+  videoBatchesFlowingSince(now: number): number | undefined {
+    return now - this.#originVideoAt < VIDEO_BATCH_RUN_GAP_MS ? this.#videoBatchesSince : undefined;
   }
 
   /**
@@ -255,6 +272,7 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     this.#batches.sort((a, b) => a.seq - b.seq);
     if (batch.videoFrames > 0) {
       if (arrived - this.#originVideoAt >= ORIGIN_VIDEO_GAP_MS) this.#originVideoSince = arrived;
+      if (arrived - this.#originVideoAt >= VIDEO_BATCH_RUN_GAP_MS) this.#videoBatchesSince = arrived;
       this.#originVideoAt = Math.max(this.#originVideoAt, arrived);
     }
     this.#status.batches++;

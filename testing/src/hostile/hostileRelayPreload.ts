@@ -13,7 +13,7 @@
  *
  * The mode is read from the file named by CASCADE_TEST_HOSTILE_CONTROL (polled every 20 ms), so
  * that a test lets viewers settle on an honest-looking relay and then switches it:
- * `none` | `flip` (bits of video payloads, headers intact) | `swap` (another stream's packets
+ * `none` | `flip` (bits of video payloads, headers intact) | `swap` (another stream's packets, layer for layer,
  * instead) | `replay` (media and digests from REPLAY_MS earlier) | `drop-digests` |
  * `delay-digests` (DELAY_MS late) | `blackhole` (no media at all, while it answers everything
  * else and passes the digests on). Every switch is logged as a JSON line
@@ -92,8 +92,12 @@ interface Sent {
 class Loop {
   readonly streamId: string;
   readonly kinds = new Map<number, 'audio' | 'video'>();
-  /** Our outgoing SSRC per kind (for a swap), and the last seq/ts sent per SSRC. */
-  readonly ssrcOf = new Map<'audio' | 'video', number>();
+  /**
+   * Our outgoing SSRCs per kind, one per simulcast layer, lowest first (for a swap: another
+   * stream's layer k goes out as our layer k, so that every viewer gets the other stream's frames
+   * whatever layer it is on), and the last seq/ts sent per SSRC.
+   */
+  readonly ssrcOf = new Map<'audio' | 'video', number[]>();
   readonly sent = new Map<number, Sent>();
   readonly buffer: { at: number; pkt: Buffer }[] = [];
   /** Per SSRC: offsets applied to what is sent instead (a replay or a swap). */
@@ -147,7 +151,8 @@ function onPacket(loop: Loop, pkt: Buffer): void {
   if (mode === 'swap') {
     for (const other of loops) {
       if (other === loop || other.streamId === loop.streamId || !kind) continue;
-      const ssrc = other.ssrcOf.get(kind);
+      const layer = loop.ssrcOf.get(kind)?.indexOf(rtp.ssrc) ?? -1;
+      const ssrc = layer < 0 ? undefined : other.ssrcOf.get(kind)?.[layer];
       if (ssrc !== undefined) sendAs(other, pkt, ssrc, `swap:${loop.streamId}:${rtp.ssrc}`);
     }
   }
@@ -191,8 +196,7 @@ async function interpose(stream: LocalStream, source: types.Producer): Promise<t
   loop.producerPort = b.tuple.localPort;
   const consumer = await a.consume({ producerId: source.id });
   for (const c of consumer.rtpParameters.codecs) loop.kinds.set(c.payloadType, source.kind);
-  const ssrc = consumer.rtpParameters.encodings?.[0]?.ssrc;
-  if (ssrc !== undefined) loop.ssrcOf.set(source.kind, ssrc);
+  loop.ssrcOf.set(source.kind, (consumer.rtpParameters.encodings ?? []).flatMap((e) => (e.ssrc === undefined ? [] : [e.ssrc])));
   const out = await b.produce({ kind: consumer.kind, rtpParameters: consumer.rtpParameters, paused: consumer.producerPaused });
   socket.on('message', (pkt, rinfo) => {
     if (rinfo.port === loop.consumerPort) onPacket(loop, pkt);
