@@ -260,7 +260,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
     });
     conn.on('stalled', (detail) => {
       if (this.#conn !== conn || this.#stopped) return;
-      this.#log.warn({ nodeId: conn.nodeId }, 'picture stopped although the stream is live: moving');
+      this.#log.warn({ nodeId: conn.nodeId, detail }, 'picture stopped although the stream is live: moving');
       conn.report('stalled', 'CASCADE_ERR_INTEGRITY_STALLED', detail);
       void this.#move('stalled');
     });

@@ -8,11 +8,13 @@ import { IntegrityMonitor } from '../src/integrity/IntegrityMonitor.js';
  * inbound-rtp stats), with fake time and a fake video consumer whose counters the test moves.
  * No digests here (no anchor): only whether the picture moves.
  */
+let fakeIds = 0;
 class FakeVideo {
+  readonly id = `consumer-${++fakeIds}`;
   decoded = 0;
   packets = 0;
   readonly kind = 'video';
-  readonly closed = false;
+  closed = false;
   readonly rtpParameters = { codecs: [{ mimeType: 'video/VP8' }] };
   async getStats(): Promise<Map<string, unknown>> {
     return new Map([['in', { type: 'inbound-rtp', framesDecoded: this.decoded, packetsReceived: this.packets }]]);
@@ -247,6 +249,28 @@ describe('IntegrityMonitor stall check against the origin\'s video (browser)', (
     await stream(500, { originVideo: true, decode: false, receive: false });
     await stream(2000, { originVideo: true, decode: true, receive: true });
     expect(stalledAt, lastDetail).toBeUndefined();
+  });
+
+  it('a node that replaces our video consumer (its new parent\'s source) while the batches run on: the new one owes nothing before its first key frame, 1 s later, no stall', async () => {
+    await stream(3000, { originVideo: true, decode: true, receive: true });
+    video.closed = true;
+    video = new FakeVideo();
+    monitor.attach(video as unknown as msc.Consumer);
+    await stream(1000, { originVideo: true, decode: false, receive: false });
+    await stream(2000, { originVideo: true, decode: true, receive: true });
+    expect(stalledAt, lastDetail).toBeUndefined();
+  });
+
+  it('a replaced consumer that never delivers is judged by the ordinary limit (stallAfterMs), not the withheld one', async () => {
+    await stream(3000, { originVideo: true, decode: true, receive: true });
+    video.closed = true;
+    video = new FakeVideo();
+    monitor.attach(video as unknown as msc.Consumer);
+    const replaced = Date.now();
+    await stream(2500, { originVideo: true, decode: false, receive: false });
+    expect(stalledAt).toBeDefined();
+    expect(stalledAt! - replaced).toBeGreaterThanOrEqual(1200);
+    expect(lastDetail).not.toContain('while the node passed on');
   });
 
   it('packets keep coming but nothing decodes while the batches come: the longer wait for a key frame still holds', async () => {

@@ -88,6 +88,15 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   #nodeFrames = 0;
   #nodePackets = 0;
   #sawFrame = false;
+  /**
+   * The live video consumers at the last check (their ids), the packets counted when they became
+   * the ones, and whether any came since: a new consumer owes nothing until its first key frame
+   * (a node that changed parents replaces its viewers' consumers, and the key frame may take a
+   * second), so a node is judged as withholding video only on consumers that have delivered.
+   */
+  #videoSet = '';
+  #videoSetPackets = 0;
+  #videoSetFlowed = false;
   /** When a frame (audio or video) last arrived, where frames are seen (see lastMediaAt). */
   #mediaAt: number | undefined;
   #live = false;
@@ -300,6 +309,13 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
       this.#progressAt = this.#arrivedAt = now;
       return;
     }
+    const videoSet = video.map((c) => c.id).join();
+    if (videoSet !== this.#videoSet) {
+      this.#videoSet = videoSet;
+      this.#videoSetPackets = packets;
+      this.#videoSetFlowed = false;
+    }
+    this.#videoSetFlowed ||= packets > this.#videoSetPackets;
     if (packets !== this.#arrived) {
       this.#arrived = packets;
       this.#arrivedAt = now;
@@ -331,11 +347,12 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
       this.#keyFrameAskedAt = now;
       this.safeEmit('keyframewanted');
     }
-    // The node passes on the origin's batches, which say video flows, yet no video has come since
-    // they began to: it withholds the media (a black hole, a layer it stopped forwarding). Called
-    // in half the time. A node that re-parents stops both, and its new parent's batches begin a
-    // new run: the key frame that restarts its video is owed from then.
-    const batchesSince = v && this.#sawFrame ? v.videoBatchesFlowingSince(now) : undefined;
+    // The node passes on the origin's batches, which say video flows, yet the video consumers that
+    // were delivering have had none since those batches began: it withholds the media (a black
+    // hole, a layer it stopped forwarding). Called in half the time. A node that re-parents stops
+    // the batches (its new parent's begin a new run) and replaces our consumers (owed nothing
+    // before their first key frame, see #videoSet).
+    const batchesSince = v && this.#sawFrame && this.#videoSetFlowed ? v.videoBatchesFlowingSince(now) : undefined;
     const withheldFor = batchesSince === undefined ? 0 : now - Math.max(this.#arrivedAt, batchesSince);
     if (withheldFor < limit / 2 && stoppedFor < limit + (arriving ? KEY_FRAME_WAIT_MS : 0)) return;
     this.#stalled = true;
