@@ -220,14 +220,20 @@ describe('IntegrityMonitor stall check against the origin\'s video (browser)', (
     expect(stalledAt, lastDetail + ' ' + JSON.stringify(monitor.status)).toBeUndefined();
   });
 
+  /** A stall called for withheld video: half stallAfterMs after `since`, give or take two checks, saying why. */
+  function expectWithheldStall(since: number): void {
+    expect(stalledAt).toBeDefined();
+    expect(stalledAt! - since).toBeGreaterThanOrEqual(600);
+    expect(stalledAt! - since).toBeLessThan(600 + 2 * 250 + 100);
+    expect(lastDetail).toContain('while the node passed on the origin\'s batches listing video');
+  }
+
   it('the origin has video and this viewer gets none while its batches come through the node: a stall, about half stallAfterMs after the origin\'s video came back', async () => {
     await stream(3000, { originVideo: true, decode: true, receive: true });
     await stream(1500, { originVideo: false, decode: false, receive: false });
     const back = Date.now();
     await stream(3000, { originVideo: true, decode: false, receive: false });
-    expect(stalledAt).toBeDefined();
-    expect(stalledAt! - back).toBeGreaterThanOrEqual(600);
-    expect(stalledAt! - back).toBeLessThan(600 + 2 * 250 + 100);
+    expectWithheldStall(back);
     expect(lastDetail).toMatch(/^nothing decoded for \d+ ms \(the origin's video back \d+ ms ago\); last video packet \d+ ms ago; no video for \d+ ms while the node passed on the origin's batches listing video; /);
   });
 
@@ -235,10 +241,7 @@ describe('IntegrityMonitor stall check against the origin\'s video (browser)', (
     await stream(3000, { originVideo: true, decode: true, receive: true });
     const stopped = Date.now();
     await stream(2000, { originVideo: true, decode: false, receive: false });
-    expect(stalledAt).toBeDefined();
-    expect(stalledAt! - stopped).toBeGreaterThanOrEqual(600);
-    expect(stalledAt! - stopped).toBeLessThan(600 + 2 * 250 + 100);
-    expect(lastDetail).toContain('while the node passed on the origin\'s batches listing video');
+    expectWithheldStall(stopped);
   });
 
   it('a node whose parent failed (batches and video stop together) and that re-parents: the video may come 500 ms after the new parent\'s batches, no stall', async () => {
@@ -251,11 +254,16 @@ describe('IntegrityMonitor stall check against the origin\'s video (browser)', (
     expect(stalledAt, lastDetail).toBeUndefined();
   });
 
-  it('a node that replaces our video consumer (its new parent\'s source) while the batches run on: the new one owes nothing before its first key frame, 1 s later, no stall', async () => {
-    await stream(3000, { originVideo: true, decode: true, receive: true });
+  /** The node replaced our video consumer (a new source): the old one closed, a new one attached that has received nothing. */
+  function replaceVideo(): void {
     video.closed = true;
     video = new FakeVideo();
     monitor.attach(video as unknown as msc.Consumer);
+  }
+
+  it('a node that replaces our video consumer (its new parent\'s source) while the batches run on: the new one owes nothing before its first key frame, 1 s later, no stall', async () => {
+    await stream(3000, { originVideo: true, decode: true, receive: true });
+    replaceVideo();
     await stream(1000, { originVideo: true, decode: false, receive: false });
     await stream(2000, { originVideo: true, decode: true, receive: true });
     expect(stalledAt, lastDetail).toBeUndefined();
@@ -263,9 +271,7 @@ describe('IntegrityMonitor stall check against the origin\'s video (browser)', (
 
   it('a replaced consumer that never delivers is judged by the ordinary limit (stallAfterMs), not the withheld one', async () => {
     await stream(3000, { originVideo: true, decode: true, receive: true });
-    video.closed = true;
-    video = new FakeVideo();
-    monitor.attach(video as unknown as msc.Consumer);
+    replaceVideo();
     const replaced = Date.now();
     await stream(2500, { originVideo: true, decode: false, receive: false });
     expect(stalledAt).toBeDefined();
