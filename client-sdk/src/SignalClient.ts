@@ -78,6 +78,8 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
   /** When the node last sent anything, and when our oldest unanswered ping left. */
   #lastHeard: number;
   #pingSentAt: number | undefined;
+  /** When the latest ping the node answered had left (see answeredPingSentAt). */
+  #answeredPingSentAt: number | undefined;
   /** The ping `slow` was last said of (once per ping). */
   #slowed: number | undefined;
   #keepAlive: KeepAliveOptions | undefined;
@@ -153,6 +155,15 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
   }
 
   /** Whether a keep-alive ping is out and unanswered. */
+  /**
+   * When the latest ping the node answered had left (client clock), or undefined. Its answer was
+   * sent after the node read that ping, and everything the node sent before it (a consumer it
+   * closed) came first on this one ordered connection: what the node had done by then is known.
+   */
+  get answeredPingSentAt(): number | undefined {
+    return this.#answeredPingSentAt;
+  }
+
   get pingUnanswered(): boolean {
     return this.#pingSentAt !== undefined && this.#lastHeard < this.#pingSentAt;
   }
@@ -196,7 +207,10 @@ export class SignalClient extends TypedEmitter<SignalClientEvents> {
     this.#pingSentAt = now;
     this.safeEmit('ping');
     // The answer (or any error reply: an older node without pings is alive too) counts as heard.
-    this.#peer.request('session.ping', {}, { timeoutMs: (this.#keepAlive?.deadAfterMs ?? 1500) * 2 }).catch(() => {});
+    this.#peer.request('session.ping', {}, { timeoutMs: (this.#keepAlive?.deadAfterMs ?? 1500) * 2 }).then(
+      () => (this.#answeredPingSentAt = Math.max(this.#answeredPingSentAt ?? now, now)),
+      () => {},
+    );
   }
 
   #sayIfSlow(sentAt: number): void {

@@ -119,6 +119,22 @@ describe('SignalClient keep-alive', () => {
     expect(pings.length).toBeLessThanOrEqual(51);
   });
 
+  it('answeredPingSentAt: when the latest ping the node answered had left; a ping it leaves unanswered moves it no further', async () => {
+    vi.useFakeTimers();
+    const alive = { value: true };
+    const { WebSocket, pings } = node(alive);
+    const { c } = await connect(WebSocket);
+    expect(c.answeredPingSentAt).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(c.answeredPingSentAt).toBe(pings.at(-1));
+    alive.value = false;
+    const last = c.answeredPingSentAt;
+    await vi.advanceTimersByTimeAsync(600);
+    expect(pings.at(-1)!).toBeGreaterThan(last!);
+    expect(c.answeredPingSentAt).toBe(last);
+    c.close();
+  });
+
   it('a node that stops answering is suspect after suspectAfterMs, once, well before it is closed', async () => {
     vi.useFakeTimers();
     const alive = { value: true };

@@ -89,12 +89,16 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   #nodePackets = 0;
   #sawFrame = false;
   /**
-   * The live video consumers at the last check (their ids), the packets counted when they became
-   * the ones, and whether any came since: a new consumer owes nothing until its first key frame
-   * (a node that changed parents replaces its viewers' consumers, and the key frame may take a
-   * second), so a node is judged as withholding video only on consumers that have delivered.
+   * The live video consumers at the last check (their ids) and when the origin's current run of
+   * video began, the packets counted when either changed, and whether any came since: a new
+   * consumer owes nothing until its first key frame (a node that changed parents replaces its
+   * viewers' consumers, and the key frame may take a second), nor does one whose broadcaster just
+   * came back from a pause (mediasoup drops the layers of a source silent for 1.5 s and picks one
+   * again at its next key frame), so a node is judged as withholding video only on consumers
+   * that have delivered since.
    */
   #videoSet = '';
+  #videoSetOriginSince = Number.NEGATIVE_INFINITY;
   #videoSetPackets = 0;
   #videoSetFlowed = false;
   /** When a frame (audio or video) last arrived, where frames are seen (see lastMediaAt). */
@@ -310,8 +314,10 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
       return;
     }
     const videoSet = video.map((c) => c.id).join();
-    if (videoSet !== this.#videoSet) {
+    const originSince = this.#verifier?.originVideoSince ?? Number.NEGATIVE_INFINITY;
+    if (videoSet !== this.#videoSet || originSince !== this.#videoSetOriginSince) {
       this.#videoSet = videoSet;
+      this.#videoSetOriginSince = originSince;
       this.#videoSetPackets = packets;
       this.#videoSetFlowed = false;
     }
@@ -349,10 +355,14 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
     }
     // The node passes on the origin's batches, which say video flows, yet the video consumers that
     // were delivering have had none since those batches began: it withholds the media (a black
-    // hole, a layer it stopped forwarding). Called in half the time. A node that re-parents stops
-    // the batches (its new parent's begin a new run) and replaces our consumers (owed nothing
-    // before their first key frame, see #videoSet).
-    const batchesSince = v && this.#sawFrame && this.#videoSetFlowed ? v.videoBatchesFlowingSince(now) : undefined;
+    // hole, a layer it stopped forwarding). Called in half the time. A node that changes parents
+    // replaces our consumers (owed nothing before their first key frame, see #videoSet), and
+    // says so on signalling: only once the node has answered a ping sent after our last video
+    // packet do we know that no such notice is still on its way (a slow signalling link, a
+    // loaded endpoint) while the batches run on.
+    const answeredPingAt = this.#signal?.answeredPingSentAt;
+    const nodeHeardSince = answeredPingAt !== undefined && answeredPingAt > this.#arrivedAt;
+    const batchesSince = v && this.#sawFrame && this.#videoSetFlowed && nodeHeardSince ? v.videoBatchesFlowingSince(now) : undefined;
     const withheldFor = batchesSince === undefined ? 0 : now - Math.max(this.#arrivedAt, batchesSince);
     if (withheldFor < limit / 2 && stoppedFor < limit + (arriving ? KEY_FRAME_WAIT_MS : 0)) return;
     this.#stalled = true;
