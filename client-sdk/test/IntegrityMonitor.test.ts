@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { types as msc } from 'mediasoup-client';
-import { DIGEST_BYTES, encodeBatchBody, signedBatch, type IntegrityAnchor } from '@cascade/protocol';
+import { DIGEST_BYTES, FRAME_TAG_VIDEO, encodeBatchBody, signedBatch, type IntegrityAnchor } from '@cascade/protocol';
 import { IntegrityMonitor } from '../src/integrity/IntegrityMonitor.js';
 
 /**
@@ -16,6 +16,8 @@ class FakeVideo {
   readonly kind = 'video';
   closed = false;
   readonly rtpParameters = { codecs: [{ mimeType: 'video/VP8' }] };
+  /** A browser receiver with encoded streams: its frames reach the monitor through the (fake) worker. */
+  rtpReceiver: unknown;
   async getStats(): Promise<Map<string, unknown>> {
     return new Map([['in', { type: 'inbound-rtp', framesDecoded: this.decoded, packetsReceived: this.packets }]]);
   }
@@ -166,6 +168,9 @@ describe('IntegrityMonitor stall check against the origin\'s video (browser)', (
   let seq = 0;
   /** When the latest ping the node answered had left (the fake signalling's answeredPingSentAt). */
   let answeredPingAt: number | undefined;
+  /** The page's frame worker (fake): the test hands the monitor received frames through it. */
+  let worker: { onmessage: ((e: { data: unknown }) => void) | null } | undefined;
+  let frameNo = 0;
 
   beforeEach(async () => {
     keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
@@ -174,11 +179,23 @@ describe('IntegrityMonitor stall check against the origin\'s video (browser)', (
     vi.stubGlobal('document', {});
     // A browser with encoded streams (the frames themselves are not part of these tests).
     vi.stubGlobal('RTCRtpReceiver', class { createEncodedStreams() {} });
-    vi.stubGlobal('Worker', class { onmessage = null; postMessage() {} terminate() {} });
+    vi.stubGlobal(
+      'Worker',
+      class {
+        onmessage: ((e: { data: unknown }) => void) | null = null;
+        constructor() {
+          worker = this;
+        }
+        postMessage() {}
+        terminate() {}
+      },
+    );
     stalledAt = undefined;
     askedAt = [];
     seq = 0;
+    frameNo = 0;
     video = new FakeVideo();
+    video.rtpReceiver = { createEncodedStreams: () => ({ readable: {}, writable: {} }) };
     const now = Date.now();
     monitor = watching({ algorithm: 'ECDSA-P256-SHA256', publicKey, originTime: now });
     const channel = { on: (_: string, cb: (m: unknown) => void) => (onMessage = cb), close: () => {} };
@@ -200,10 +217,19 @@ describe('IntegrityMonitor stall check against the origin\'s video (browser)', (
     vi.useRealTimers();
   });
 
-  /** One batch from the origin, now, saying whether it got video frames; waits until the monitor has checked it. */
-  async function batch(videoFrames: number): Promise<void> {
+  /** One batch from the origin, now, saying whether it got video frames (tagged: these frames, each of its layer); waits until the monitor has checked it. */
+  async function batch(videoFrames: number, tagged?: { digests: Uint8Array[]; layers: number[] }): Promise<void> {
     const s = ++seq;
-    const body = encodeBatchBody({ streamId: 'k3v9d2xq7m', seq: s, originTime: Date.now(), intervalMs: 100, videoFrames, audioFrames: 5, digests: [] });
+    const body = encodeBatchBody({
+      streamId: 'k3v9d2xq7m',
+      seq: s,
+      originTime: Date.now(),
+      intervalMs: 100,
+      videoFrames: tagged ? tagged.digests.length : videoFrames,
+      audioFrames: tagged ? 0 : 5,
+      digests: tagged?.digests ?? [],
+      ...(tagged ? { layers: Uint8Array.from(tagged.layers, (l) => FRAME_TAG_VIDEO + l) } : {}),
+    });
     const sig = new Uint8Array(await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, keys.privateKey, body as BufferSource));
     onMessage!(signedBatch(body, sig));
     while (monitor.status.batches < s) await new Promise((r) => setImmediate(r));
@@ -220,6 +246,54 @@ describe('IntegrityMonitor stall check against the origin\'s video (browser)', (
       await vi.advanceTimersByTimeAsync(100);
     }
   }
+
+  /**
+   * `ms` of a simulcast stream, a frame per layer the origin gets (`origin`) and a tagged batch
+   * of them every 100 ms; the viewer receives and decodes the frames of layer `sent` (none: no
+   * video reaches it), through the browser's encoded streams.
+   */
+  async function layered(ms: number, o: { origin: number[]; sent?: number }): Promise<void> {
+    for (let t = 0; t < ms; t += 100) {
+      const frames = o.origin.map((l) => ({ l, data: Uint8Array.of(0x10, 0, l, ++frameNo & 0xff, frameNo >> 8, 7) }));
+      const digests = await Promise.all(frames.map(async (f) => new Uint8Array(await crypto.subtle.digest('SHA-256', f.data)).subarray(0, DIGEST_BYTES)));
+      const mine = frames.find((f) => f.l === o.sent);
+      const verified = monitor.status.framesVerified;
+      if (mine) {
+        video.decoded += 3;
+        video.packets += 6;
+        worker!.onmessage!({ data: { tid: 1, id: frameNo, data: mine.data.slice().buffer } });
+      }
+      answeredPingAt = Date.now();
+      await batch(0, { digests, layers: frames.map((f) => f.l) });
+      while (mine && monitor.status.framesVerified === verified) await new Promise((r) => setImmediate(r));
+      await vi.advanceTimersByTimeAsync(100);
+    }
+  }
+
+  it('the broadcaster stops sending our simulcast layer (its uplink dipped): no stall while mediasoup takes 1.5 s to move us to a layer it still sends', async () => {
+    await layered(3000, { origin: [0, 1, 2], sent: 2 });
+    // Layer 2 is gone at the origin: the node sends us nothing until its mediasoup finds the layer inactive.
+    await layered(1800, { origin: [0, 1] });
+    await layered(2000, { origin: [0, 1], sent: 1 });
+    expect(stalledAt, lastDetail).toBeUndefined();
+    expect(monitor.status.framesVerified).toBeGreaterThan(40);
+  });
+
+  it('the broadcaster stops our layer and the node never moves us to another: stalled stallAfterMs after mediasoup would have', async () => {
+    await layered(3000, { origin: [0, 1, 2], sent: 2 });
+    const gone = Date.now();
+    await layered(4000, { origin: [0, 1] });
+    expectOrdinaryStall(gone + 1500);
+    expect(stalledAt! - gone).toBeLessThan(1500 + 1200 + 2 * 250 + 100);
+  });
+
+  it('a node that withholds our layer while the origin lists it (a black hole, tagged batches): stalled about half stallAfterMs after its last packet, saying which layer', async () => {
+    await layered(3000, { origin: [0, 1, 2], sent: 2 });
+    const stopped = Date.now();
+    await layered(2000, { origin: [0, 1, 2] });
+    expectWithheldStall(stopped);
+    expect(lastDetail).toContain(`of our layer (tag ${FRAME_TAG_VIDEO + 2})`);
+  });
 
   it('a broadcaster that pauses for 1.5 s (no video at the origin) stops every picture: no stall is called, then or just after it comes back', async () => {
     await stream(3000, { originVideo: true, decode: true, receive: true });
@@ -251,7 +325,7 @@ describe('IntegrityMonitor stall check against the origin\'s video (browser)', (
     const back = Date.now();
     await stream(3000, { originVideo: true, decode: false, receive: false });
     expectOrdinaryStall(back);
-    expect(lastDetail).toMatch(/^nothing decoded for \d+ ms \(the origin's video back \d+ ms ago\); last video packet \d+ ms ago; \d+ key frame requests since/);
+    expect(lastDetail).toMatch(/^nothing decoded for \d+ ms \(owed for \d+ ms: the origin's video, or our layer, paused\); last video packet \d+ ms ago; \d+ key frame requests since/);
   });
 
   it('a node whose signalling is held up (no ping answered since our last video packet) may still have a consumer.closed on its way: judged by stallAfterMs, not half of it', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DIGEST_BYTES, decodeBatch, digestKey, encodeBatchBody, signedBatch, type DigestBatch } from '../src/integrity/batch.js';
+import { BATCH_FLAG_LAYERS, DIGEST_BYTES, FRAME_TAG_AUDIO, FRAME_TAG_VIDEO, decodeBatch, digestKey, encodeBatchBody, signedBatch, type DigestBatch } from '../src/integrity/batch.js';
 
 const batch: DigestBatch = {
   streamId: 'k3v9d2xq7m',
@@ -20,6 +20,23 @@ describe('digest batches', () => {
     expect(d.batch.digests.map(digestKey)).toEqual(batch.digests.map(digestKey));
     expect([...d.body]).toEqual([...body]);
     expect([...d.signature]).toEqual([...sig]);
+  });
+
+  it('layer tags travel inside the signed part, one per digest; untagged batches still read', () => {
+    const tagged = { ...batch, layers: Uint8Array.of(FRAME_TAG_VIDEO + 2, FRAME_TAG_AUDIO) };
+    const body = encodeBatchBody(tagged);
+    expect(body[1]).toBe(BATCH_FLAG_LAYERS);
+    expect(body.length).toBe(encodeBatchBody(batch).length + 2);
+    const d = decodeBatch(signedBatch(body, new Uint8Array(64)));
+    expect([...d.batch.layers!]).toEqual([FRAME_TAG_VIDEO + 2, FRAME_TAG_AUDIO]);
+    expect([...d.body]).toEqual([...body]);
+    expect(decodeBatch(signedBatch(encodeBatchBody(batch), new Uint8Array(64))).batch.layers).toBeUndefined();
+    expect(() => encodeBatchBody({ ...batch, layers: Uint8Array.of(1) })).toThrow(TypeError);
+    // A tag cut off, or a flag nobody defined: malformed.
+    const signed = signedBatch(body, new Uint8Array(64));
+    const cut = Uint8Array.of(...signed.subarray(0, body.length - 1), ...signed.subarray(body.length));
+    const unknownFlag = Uint8Array.from(signed, (b, i) => (i === 1 ? 0x82 : b));
+    for (const c of [cut, unknownFlag]) expect(() => decodeBatch(c)).toThrow(expect.objectContaining({ code: 'CASCADE_ERR_INTEGRITY_MALFORMED' }));
   });
 
   it('anything else is CASCADE_ERR_INTEGRITY_MALFORMED, never a crash', () => {

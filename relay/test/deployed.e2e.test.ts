@@ -75,6 +75,22 @@ function spawnIn(ns: string, argv: string[], env: Record<string, string>): Spawn
   };
 }
 
+/** What the broadcaster's encoder did per layer (CPU-limited layers show here). */
+function encoderStats(page: Page): Promise<string> {
+  return page.evaluate(async () => {
+    const b = (window as unknown as { cascadeBroadcast?: { producers: { kind: string; getStats(): Promise<Map<string, Record<string, unknown>>> }[] } }).cascadeBroadcast;
+    const out: unknown[] = [];
+    for (const p of b?.producers ?? []) {
+      if (p.kind !== 'video') continue;
+      for (const s of (await p.getStats()).values()) {
+        if (s.type !== 'outbound-rtp') continue;
+        out.push({ rid: s.rid, framesEncoded: s.framesEncoded, frameHeight: s.frameHeight, active: s.active, qlr: s.qualityLimitationReason, qld: s.qualityLimitationDurations, qlrc: s.qualityLimitationResolutionChanges });
+      }
+    }
+    return JSON.stringify(out);
+  }).catch((e: Error) => `no stats: ${e.message}`);
+}
+
 interface NodesBody { nodes: { id: string; kind: string; status: string; mediaIp?: string | null; volunteer: boolean }[] }
 
 describe.skipIf(!support.ok)(`as deployed: HTTPS origin, volunteer relays on public addresses, one behind a home router${support.ok ? '' : ` (SKIPPED: ${support.reason})`}`, () => {
@@ -83,6 +99,7 @@ describe.skipIf(!support.ok)(`as deployed: HTTPS origin, volunteer relays on pub
   let origin: NodeProcess;
   let proxy: TlsProxy;
   let browser: Browser;
+  let broadcaster: Page;
   let dir: string;
   const relays: Spawned[] = [];
   const pages: Page[] = [];
@@ -151,7 +168,7 @@ describe.skipIf(!support.ok)(`as deployed: HTTPS origin, volunteer relays on pub
     ids.behindNat = nodes.find((n) => n.id.startsWith('bob'))!.id;
 
     browser = await launchChromium(CHROMIUM_PATH, [...CHROMIUM_ARGS, '--ignore-certificate-errors']);
-    const broadcaster = await browser.newPage();
+    broadcaster = await browser.newPage();
     streamId = await goLive(broadcaster, proxy.url, `token=${token({ scope: ['broadcast'], sub: 'carol' })}&autostart=1`);
     for (let i = 0; i < VIEWER_PAGES; i++) {
       const page = await browser.newPage();
@@ -160,11 +177,23 @@ describe.skipIf(!support.ok)(`as deployed: HTTPS origin, volunteer relays on pub
       await page.goto(`${proxy.url}/watch/${streamId}`);
       pages.push(page);
       // One at a time: each is placed knowing where the ones before went.
-      await waitFor(async () => ((await demoState(page))?.nodeId ? true : undefined), { what: `viewer page ${i} placed`, timeoutMs: 30_000 });
+      await waitFor(async () => ((await demoState(page))?.nodeId ? true : undefined), { what: `viewer page ${i} placed`, timeoutMs: 30_000 }).catch(async (err: Error) => {
+        // Everything that could say why: the page's own state, its console, and each process's log.
+        const state = JSON.stringify(await demoState(page).catch(() => undefined));
+        throw new Error(
+          `${err.message}; page state ${state}\n--- console ---\n${consoleLines.join('\n').slice(-3000)}` +
+            `\n--- broadcaster ---\n${await encoderStats(broadcaster)}\n--- origin ---\n${origin.logs.join('\n').slice(-4000)}` +
+            `\n--- alice ---\n${relays[0]!.output().slice(-2500)}\n--- bob ---\n${relays[1]!.output().slice(-2500)}`,
+        );
+      });
     }
   }, 300_000);
 
   afterAll(async () => {
+    if (process.env.DBG_ENCODER) {
+      const moves = await Promise.all(pages.map((p) => p.evaluate(() => JSON.stringify((window as unknown as { cascadeDemo: { nodes?: unknown } }).cascadeDemo.nodes)).catch(() => '')));
+      console.log(`DBG encoder ${await encoderStats(broadcaster).catch(() => '')}\nDBG moves ${moves.join(' | ')}`);
+    }
     await browser?.close();
     for (const r of relays) await r.kill();
     await origin?.stop();

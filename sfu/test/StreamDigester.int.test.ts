@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import type { types } from 'mediasoup';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { canonicalFromRtp, decodeBatch, digestKey, silentLogger } from '@cascade/protocol';
+import { FRAME_TAG_AUDIO, FRAME_TAG_VIDEO, canonicalFromRtp, decodeBatch, digestKey, silentLogger } from '@cascade/protocol';
 import { defaultWorkerBin } from '@cascade/config';
 import { loadMediasoup } from '../src/loadMediasoup.js';
 import { WorkerPool } from '../src/WorkerPool.js';
@@ -64,12 +64,62 @@ describe('StreamDigester', () => {
     for (const m of messages) {
       const { batch, body, signature } = decodeBatch(m);
       expect(batch.streamId).toBe('digests1');
+      expect([...batch.layers!].every((t) => t === FRAME_TAG_AUDIO)).toBe(true);
       expect(verifySignature(key.publicKey, body, signature)).toBe(true);
       expect(verifySignature(new StreamKey().publicKey, body, signature)).toBe(false);
     }
     const seqs = messages.map((m) => decodeBatch(m).batch.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect(digester.sentAt(frameDigest(canonicalFromRtp('opus', [frame(3).subarray(12)])))).toBeTypeOf('number');
+    socket.close();
+    stream.close();
+  });
+
+  it('tags each video frame\'s digest with its simulcast layer (its SSRC\'s place among the encodings, lowest first)', async () => {
+    const stream = new LocalStream(pool, { id: 'digests4', consumersPerRouter: 100, depth: 0, state: 'live', title: '', createdAt: Date.now() }, { logger: silentLogger });
+    const router = await stream.router.primary();
+    const plain = await router.createPlainTransport({ listenIp: { ip: '127.0.0.1' }, rtcpMux: true, comedia: true });
+    const ssrcs = [2221, 2222, 2223];
+    const producer = await plain.produce({
+      kind: 'video',
+      rtpParameters: { codecs: [{ mimeType: 'video/VP8', payloadType: 101, clockRate: 90000 }], encodings: ssrcs.map((ssrc) => ({ ssrc })) },
+    });
+    new StreamDigester(stream, IntegrityChannel.of(stream, { logger: silentLogger }), new StreamKey(), { intervalMs: 50, memoryMs: 5000 }, { logger: silentLogger });
+    stream.setSource(producer);
+    const direct = await router.createDirectTransport();
+    const messages: Buffer[] = [];
+    direct.observer.on('newdataconsumer', (dc: types.DataConsumer) => dc.on('message', (m: Buffer) => messages.push(m)));
+    await IntegrityChannel.of(stream, { logger: silentLogger }).consumeOn(direct, router);
+    await vi.waitFor(() => expect(messages.length).toBeGreaterThan(0));
+    await new Promise((r) => setTimeout(r, 200));
+    // Single-packet VP8 key frames, each layer's with its own payload (sent until the tap has them).
+    let n = 0;
+    const packet = (layer: number) => {
+      const h = Buffer.alloc(12);
+      h[0] = 0x80;
+      h[1] = 0x80 | 101;
+      h.writeUInt16BE(500 + n, 2);
+      h.writeUInt32BE(90_000 + 3000 * n, 4);
+      h.writeUInt32BE(ssrcs[layer]!, 8);
+      // Descriptor: X and S set, a two-byte picture id (mediasoup reads key frames only so); then a key frame's payload header.
+      return Buffer.concat([h, Buffer.from([0x90, 0x80, 0x80, n & 0x7f, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, layer, 1, 2, 3])]);
+    };
+    const socket = dgram.createSocket('udp4');
+    const send = () => {
+      n++;
+      for (const l of [0, 1, 2]) socket.send(packet(l), plain.tuple.localPort, '127.0.0.1');
+    };
+    send();
+    const want = [0, 1, 2].map((l) => digestKey(frameDigest(canonicalFromRtp('vp8', [packet(l).subarray(12)]))));
+    await vi.waitFor(() => {
+      send();
+      const tags = new Map<string, number>();
+      for (const m of messages) {
+        const b = decodeBatch(m).batch;
+        b.digests.forEach((d, i) => tags.set(digestKey(d), b.layers![i]!));
+      }
+      expect(want.map((d) => tags.get(d))).toEqual([FRAME_TAG_VIDEO, FRAME_TAG_VIDEO + 1, FRAME_TAG_VIDEO + 2]);
+    }, { timeout: 5000 });
     socket.close();
     stream.close();
   });

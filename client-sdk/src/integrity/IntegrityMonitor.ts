@@ -17,7 +17,9 @@ export interface IntegrityOptions {
   /**
    * The picture has stopped this long while the stream is live: move elsewhere (ms). Default
    * 1200; 2500 more while video packets still arrive (a key frame being waited for); half of it
-   * when no video comes at all while the node passes on the origin's batches listing video.
+   * when no video comes at all to consumers that were delivering while the node passes on the
+   * origin's batches listing video of our simulcast layer (and has answered a ping since our last
+   * packet). Counted from when the origin's video, or our layer's, came back after a pause.
    */
   stallAfterMs?: number;
 }
@@ -341,19 +343,20 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
     // Only a picture the origin really has counts as stopped here (a broadcaster whose camera froze
     // stops it everywhere): the origin's batches said video a moment ago, and the picture is owed
     // only from when its video last came back after a pause (a broadcaster starved for a second
-    // stopped every viewer's picture for that second).
+    // stopped every viewer's picture for that second); likewise for our simulcast layer alone.
     const v = this.#verifier;
     const originHasVideo = !v || now - v.originVideoAt < ORIGIN_VIDEO_GAP_MS;
     const limit = this.#sawFrame ? this.#options.stallAfterMs : FIRST_FRAME_GRACE_MS;
     const arriving = now - this.#arrivedAt < limit;
     if (!originHasVideo) return;
-    const stoppedFor = now - Math.max(this.#progressAt, v ? v.originVideoSince : Number.NEGATIVE_INFINITY);
+    const layer = v?.videoLayer;
+    const stoppedFor = now - Math.max(this.#progressAt, v ? v.originVideoSince : Number.NEGATIVE_INFINITY, layerOwedFrom(v, layer, now));
     if (arriving && this.#sawFrame && stoppedFor >= limit && now - this.#keyFrameAskedAt >= limit) {
       this.#keyFramesAsked++;
       this.#keyFrameAskedAt = now;
       this.safeEmit('keyframewanted');
     }
-    // The node passes on the origin's batches, which say video flows, yet the video consumers that
+    // The node passes on the origin's batches, which say our layer's video flows, yet the video consumers that
     // were delivering have had none since those batches began: it withholds the media (a black
     // hole, a layer it stopped forwarding). Called in half the time. A node that changes parents
     // replaces our consumers (owed nothing before their first key frame, see #videoSet), and
@@ -362,15 +365,36 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
     // loaded endpoint) while the batches run on.
     const answeredPingAt = this.#signal?.answeredPingSentAt;
     const nodeHeardSince = answeredPingAt !== undefined && answeredPingAt > this.#arrivedAt;
-    const batchesSince = v && this.#sawFrame && this.#videoSetFlowed && nodeHeardSince ? v.videoBatchesFlowingSince(now) : undefined;
+    const batchesSince = v && this.#sawFrame && this.#videoSetFlowed && nodeHeardSince ? v.videoBatchesFlowingSince(now, layer) : undefined;
     const withheldFor = batchesSince === undefined ? 0 : now - Math.max(this.#arrivedAt, batchesSince);
     if (withheldFor < limit / 2 && stoppedFor < limit + (arriving ? KEY_FRAME_WAIT_MS : 0)) return;
     this.#stalled = true;
     const requests = keyFrameRequests - this.#keyFrameRequestsAtProgress;
-    const resumed = stoppedFor < now - this.#progressAt ? ` (the origin's video back ${stoppedFor} ms ago)` : '';
-    const withheld = withheldFor >= limit / 2 ? `; no video for ${withheldFor} ms while the node passed on the origin's batches listing video` : '';
+    const resumed = stoppedFor < now - this.#progressAt ? ` (owed for ${stoppedFor} ms: the origin's video, or our layer, paused)` : '';
+    const withheld = withheldFor >= limit / 2 ? `; no video for ${withheldFor} ms while the node passed on the origin's batches listing video${layer === undefined ? '' : ` of our layer (tag ${layer})`}` : '';
     this.safeEmit('stalled', `nothing decoded for ${now - this.#progressAt} ms${resumed}; last video packet ${now - this.#arrivedAt} ms ago${withheld}; ${requests} key frame requests since, ${this.#keyFramesAsked} asked of the node`);
   }
+}
+
+/**
+ * A broadcaster whose uplink dips makes its browser stop sending its top simulcast layers, for a
+ * moment or for good: viewers on such a layer get nothing until mediasoup, at their node, finds
+ * the layer inactive (no packet for 1.5 s: RtpStreamRecv's inactivity check) and moves them to
+ * another, which starts with a key frame. Not the node's fault. Traced in the deployed e2e test: a
+ * broadcaster page's bandwidth estimate dipping while viewer pages loaded stopped its 720p layer
+ * for 0.1 to 8 s, and viewers of the origin and of honest relays left them.
+ */
+const LAYER_INACTIVE_MS = 1500;
+
+/**
+ * From when (local ms) our layer owes us a picture, as the origin's tagged batches tell: from
+ * when it came back after a pause, or, while the origin does not get it, from when mediasoup
+ * moves us off it (see LAYER_INACTIVE_MS). -Infinity: nothing to excuse (or untagged batches).
+ */
+function layerOwedFrom(v: IntegrityVerifier | undefined, layer: number | undefined, now: number): number {
+  const l = v && layer !== undefined ? v.layerVideo(layer) : undefined;
+  if (!l) return Number.NEGATIVE_INFINITY;
+  return now - l.at >= ORIGIN_VIDEO_GAP_MS ? l.at + LAYER_INACTIVE_MS : l.since;
 }
 
 /** Video frames the browser decoded, packets it received and key frames it asked for, on these consumers so far. */

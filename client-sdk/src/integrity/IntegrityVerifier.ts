@@ -1,5 +1,6 @@
 import {
   CascadeError,
+  FRAME_TAG_AUDIO,
   TypedEmitter,
   decodeBatch,
   digestKey,
@@ -85,6 +86,12 @@ interface Pending {
   originAt: number;
 }
 
+/** How the origin gets one video layer: when a batch last listed its frames, and since when without a pause of ORIGIN_VIDEO_GAP_MS (local ms). */
+export interface LayerVideo {
+  at: number;
+  since: number;
+}
+
 interface ReceivedBatch {
   seq: number;
   originTime: number;
@@ -159,6 +166,12 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
   #originVideoSince = Number.NEGATIVE_INFINITY;
   /** When the current run of batches listing video began to come through this node (local ms), see VIDEO_BATCH_RUN_GAP_MS. */
   #videoBatchesSince = Number.NEGATIVE_INFINITY;
+  /** Per video layer (its tag, see DigestBatch.layers): like #originVideoAt, #originVideoSince and #videoBatchesSince, for that layer alone. */
+  readonly #layers = new Map<number, LayerVideo & { runSince: number }>();
+  /** digest → its layer tag, from tagged batches. */
+  readonly #tagOf = new Map<string, number>();
+  /** The layer tag of the latest video frame that verified (undefined: untagged batches, or none yet). */
+  #videoLayer: number | undefined;
   /** The digest channel has delivered something (handed-over batches aside): the first-batch grace is over. */
   #channelDelivered = false;
   #closed = false;
@@ -209,8 +222,24 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
    * VIDEO_BATCH_RUN_GAP_MS, up to now: the node has been passing on the origin's word that video
    * flows. Undefined when they do not come now.
    */
-  videoBatchesFlowingSince(now: number): number | undefined {
+  videoBatchesFlowingSince(now: number, layer?: number): number | undefined {
+    const l = layer === undefined ? undefined : this.#layers.get(layer);
+    if (l) return now - l.at < VIDEO_BATCH_RUN_GAP_MS ? l.runSince : undefined;
     return now - this.#originVideoAt < VIDEO_BATCH_RUN_GAP_MS ? this.#videoBatchesSince : undefined;
+  }
+
+  /**
+   * The simulcast layer we were last sent: the tag (FRAME_TAG_VIDEO + index) of the latest video
+   * frame that verified. Undefined when the origin does not tag its batches.
+   */
+  get videoLayer(): number | undefined {
+    return this.#videoLayer;
+  }
+
+  /** How the origin gets one video layer (by its tag), as its batches say; undefined: never listed. */
+  layerVideo(layer: number): LayerVideo | undefined {
+    const l = this.#layers.get(layer);
+    return l && { at: l.at, since: l.since };
   }
 
   /**
@@ -279,14 +308,19 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     this.#refusedSinceUsable = 0;
     this.#lastUsableAt = Math.max(this.#lastUsableAt ?? arrived, arrived);
     this.#countGaps(batch.seq, arrived);
-    for (const d of batch.digests) this.#window.set(digestKey(d), batch.originTime);
+    if (batch.layers) this.#noteLayers(batch.layers.subarray(0, batch.videoFrames + batch.audioFrames), arrived);
+    batch.digests.forEach((d, i) => {
+      const k = digestKey(d);
+      this.#window.set(k, batch.originTime);
+      if (batch.layers) this.#tagOf.set(k, batch.layers[i]!);
+    });
     // Frames waiting for these digests can be shown.
     for (let i = 0; i < this.#pending.length; ) {
       const p = this.#pending[i]!;
       if (this.#window.has(p.key)) {
         this.#pending.splice(i, 1);
         // As of the frame's arrival: a late batch vouching for old frames says nothing of the newer ones still waiting.
-        this.#verified(p.id, p.kind, p.at);
+        this.#verified(p.id, p.kind, p.at, p.key);
       } else i++;
     }
   }
@@ -298,7 +332,7 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     this.#firstFrameAt ??= at;
     this.#lastFrameAt = at;
     const key = digestKey(digest);
-    if (this.#window.has(key)) return this.#verified(id, kind, at);
+    if (this.#window.has(key)) return this.#verified(id, kind, at, key);
     this.#pending.push({ id, key, kind, at, originAt: this.#originNow(at) });
   }
 
@@ -311,7 +345,11 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     // Starved (a busy page, a paused tab): batches may be queued unread; judge next time.
     if (last !== undefined && now - last > STARVED_MS) return;
     const originNow = this.#originNow(now);
-    for (const [k, t] of this.#window) if (originNow - t > this.#o.windowMs) this.#window.delete(k);
+    for (const [k, t] of this.#window) {
+      if (originNow - t <= this.#o.windowMs) continue;
+      this.#window.delete(k);
+      this.#tagOf.delete(k);
+    }
     while (this.#batches.length > 0 && originNow - this.#batches[0]!.originTime > this.#o.windowMs) this.#batches.shift();
     for (let i = 0; i < this.#pending.length; ) {
       const p = this.#pending[i]!;
@@ -334,6 +372,7 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     this.#closed = true;
     for (const p of this.#pending.splice(0)) this.safeEmit('decision', p.id, false);
     this.#window.clear();
+    this.#tagOf.clear();
     this.removeAllListeners();
   }
 
@@ -410,8 +449,23 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     this.#lastBatchAt = arrived;
   }
 
-  #verified(id: number, kind: FrameKind, at: number): void {
+  /** The video layers a batch lists frames of in its own period (`tags`: the period's part of its tags). */
+  #noteLayers(tags: Uint8Array, arrived: number): void {
+    for (const tag of new Set(tags)) {
+      if (tag === FRAME_TAG_AUDIO) continue;
+      const l = this.#layers.get(tag);
+      const gap = arrived - (l?.at ?? Number.NEGATIVE_INFINITY);
+      this.#layers.set(tag, {
+        at: Math.max(l?.at ?? arrived, arrived),
+        since: !l || gap >= ORIGIN_VIDEO_GAP_MS ? arrived : l.since,
+        runSince: !l || gap >= VIDEO_BATCH_RUN_GAP_MS ? arrived : l.runSince,
+      });
+    }
+  }
+
+  #verified(id: number, kind: FrameKind, at: number, key: string): void {
     this.#lastVerifiedAt[kind] = at;
+    if (kind === 'video') this.#videoLayer = this.#tagOf.get(key) ?? this.#videoLayer;
     this.#status.framesVerified++;
     this.safeEmit('decision', id, true);
     if (this.#status.state === 'verifying') this.#setState('verified');

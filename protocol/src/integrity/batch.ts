@@ -7,7 +7,7 @@ import { CascadeError } from '../errors.js';
  *
  * ```
  * u8  version (1)
- * u8  flags (0)
+ * u8  flags              bit 0: layer tags follow the digests (BATCH_FLAG_LAYERS)
  * u8  stream id length L, then L bytes of the stream id (ASCII)
  * u32 seq                  batches of one stream from 1 up, one per interval
  * f64 originTime           the origin's clock when the batch was made (ms since the epoch)
@@ -16,6 +16,7 @@ import { CascadeError } from '../errors.js';
  * u16 audioFrames          audio frames the origin received in this period
  * u16 N, then N digests of DIGEST_BYTES each: this period's frames and the previous period's
  *                          (each digest travels twice, so one lost batch loses none)
+ * N×u8 layer tags           with BATCH_FLAG_LAYERS: what each digest's frame was (FRAME_TAG_*)
  * 64  signature            ECDSA P-256 / SHA-256 over everything before it (r || s)
  * ```
  *
@@ -30,7 +31,21 @@ export interface DigestBatch {
   videoFrames: number;
   audioFrames: number;
   digests: Uint8Array[];
+  /**
+   * One tag per digest, in the same order (FRAME_TAG_AUDIO, or FRAME_TAG_VIDEO + the simulcast
+   * layer's index): which layers the origin gets, so that a viewer whose layer the broadcaster
+   * stopped sending (its uplink dipped) does not blame its node for the gap. Absent: untagged.
+   */
+  layers?: Uint8Array;
 }
+
+/** Flag: the batch carries a layer tag per digest. */
+export const BATCH_FLAG_LAYERS = 1;
+/** Tag of an audio frame's digest. */
+export const FRAME_TAG_AUDIO = 0;
+/** Tag of a video frame of layer k: FRAME_TAG_VIDEO + k (k < 254); FRAME_TAG_VIDEO_UNKNOWN when the origin cannot say. */
+export const FRAME_TAG_VIDEO = 1;
+export const FRAME_TAG_VIDEO_UNKNOWN = 255;
 
 export const BATCH_VERSION = 1;
 /** Bytes of a frame digest (a truncated SHA-256: 128 bits, no second preimage within a stream's lifetime). */
@@ -48,11 +63,13 @@ export function encodeBatchBody(b: DigestBatch): Uint8Array {
   const id = new TextEncoder().encode(b.streamId);
   if (id.length > 255) throw new TypeError('stream id too long');
   const n = Math.min(b.digests.length, MAX_BATCH_DIGESTS);
-  const out = new Uint8Array(3 + id.length + 4 + 8 + 2 * 4 + n * DIGEST_BYTES);
+  const tagged = b.layers !== undefined;
+  if (tagged && b.layers!.length !== b.digests.length) throw new TypeError('one layer tag per digest');
+  const out = new Uint8Array(3 + id.length + 4 + 8 + 2 * 4 + n * DIGEST_BYTES + (tagged ? n : 0));
   const v = new DataView(out.buffer);
   let o = 0;
   out[o++] = BATCH_VERSION;
-  out[o++] = 0;
+  out[o++] = tagged ? BATCH_FLAG_LAYERS : 0;
   out[o++] = id.length;
   out.set(id, o);
   o += id.length;
@@ -69,6 +86,7 @@ export function encodeBatchBody(b: DigestBatch): Uint8Array {
     out.set(b.digests[i]!.subarray(0, DIGEST_BYTES), o);
     o += DIGEST_BYTES;
   }
+  if (tagged) out.set(b.layers!.subarray(0, n), o);
   return out;
 }
 
@@ -101,14 +119,19 @@ export function decodeBatch(bytes: Uint8Array): { batch: DigestBatch; body: Uint
   const audioFrames = v.getUint16(o + 16);
   const n = v.getUint16(o + 18);
   o += 20;
+  const flags = bytes[1]!;
+  if ((flags & ~BATCH_FLAG_LAYERS) !== 0) throw bad(`flags ${flags}`);
+  const tagged = (flags & BATCH_FLAG_LAYERS) !== 0;
   if (n > MAX_BATCH_DIGESTS) throw bad('too many digests');
-  if (o + n * DIGEST_BYTES + SIGNATURE_BYTES !== bytes.length) throw bad('length does not match');
+  if (o + n * DIGEST_BYTES + (tagged ? n : 0) + SIGNATURE_BYTES !== bytes.length) throw bad('length does not match');
   if (!Number.isFinite(originTime)) throw bad('origin time');
   const digests: Uint8Array[] = [];
   for (let i = 0; i < n; i++) digests.push(bytes.subarray(o + i * DIGEST_BYTES, o + (i + 1) * DIGEST_BYTES));
   o += n * DIGEST_BYTES;
+  const layers = tagged ? bytes.subarray(o, o + n) : undefined;
+  if (tagged) o += n;
   return {
-    batch: { streamId, seq, originTime, intervalMs, videoFrames, audioFrames, digests },
+    batch: { streamId, seq, originTime, intervalMs, videoFrames, audioFrames, digests, ...(layers ? { layers } : {}) },
     body: bytes.subarray(0, o),
     signature: bytes.subarray(o),
   };

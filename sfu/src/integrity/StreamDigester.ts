@@ -5,6 +5,9 @@ import {
   TypedEmitter,
   digestKey,
   encodeBatchBody,
+  FRAME_TAG_AUDIO,
+  FRAME_TAG_VIDEO,
+  FRAME_TAG_VIDEO_UNKNOWN,
   signedBatch,
   type AssembledFrame,
   type Logger,
@@ -51,6 +54,9 @@ export class StreamDigester {
   #direct: Promise<types.DirectTransport> | undefined;
   #current: Uint8Array[] = [];
   #previous: Uint8Array[] = [];
+  /** The layer tag of each digest in #current and #previous (see DigestBatch.layers). */
+  #currentTags: number[] = [];
+  #previousTags: number[] = [];
   #counts = { video: 0, audio: 0 };
   #seq = 0;
   /** Digests sent lately (key → when the origin had the frame), for the probe. */
@@ -98,7 +104,7 @@ export class StreamDigester {
       const router = await this.#stream.router.primary();
       let direct = await (this.#direct ??= router.createDirectTransport());
       if (direct.closed) direct = await (this.#direct = router.createDirectTransport());
-      const consumer = await tapFrames(direct, router, producer, (f) => this.#onFrame(f), this.#now);
+      const consumer = await tapFrames(direct, router, producer, (f, layer) => this.#onFrame(f, layer), this.#now);
       if (this.#closed) consumer.close();
     } catch (err) {
       // The producer went away meanwhile (a broadcaster's quick replacement): nothing of it to digest.
@@ -106,10 +112,12 @@ export class StreamDigester {
     }
   }
 
-  #onFrame(frame: AssembledFrame): void {
+  #onFrame(frame: AssembledFrame, layer: number | undefined): void {
     if (this.#closed) return;
     const d = frameDigest(frame.data);
     this.#current.push(d);
+    const videoTag = layer !== undefined && FRAME_TAG_VIDEO + layer < FRAME_TAG_VIDEO_UNKNOWN ? FRAME_TAG_VIDEO + layer : FRAME_TAG_VIDEO_UNKNOWN;
+    this.#currentTags.push(frame.kind === 'audio' ? FRAME_TAG_AUDIO : videoTag);
     this.#counts[frame.kind]++;
     const k = digestKey(d);
     // Re-inserted, so that the map stays in time order (identical frames recur: silence).
@@ -128,11 +136,14 @@ export class StreamDigester {
       videoFrames: this.#counts.video,
       audioFrames: this.#counts.audio,
       digests: [...this.#current, ...this.#previous],
+      layers: Uint8Array.from([...this.#currentTags, ...this.#previousTags]),
     });
     const message = signedBatch(body, this.#key.sign(body));
     const digests = this.#current.length + this.#previous.length;
     this.#previous = this.#current;
     this.#current = [];
+    this.#previousTags = this.#currentTags;
+    this.#currentTags = [];
     this.#counts = { video: 0, audio: 0 };
     void this.#channel.send(message);
     this.observer.safeEmit('batch', message.length, digests);
