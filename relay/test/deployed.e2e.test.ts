@@ -178,10 +178,12 @@ describe.skipIf(!support.ok)(`as deployed: HTTPS origin, volunteer relays on pub
       pages.push(page);
       // One at a time: each is placed knowing where the ones before went.
       await waitFor(async () => ((await demoState(page))?.nodeId ? true : undefined), { what: `viewer page ${i} placed`, timeoutMs: 30_000 }).catch(async (err: Error) => {
-        // Everything that could say why: the page's own state, its console, and each process's log.
+        // Everything that could say why: the page's own state, where the pages before it went (and
+        // why they moved), its console, what the broadcaster's encoder did, each process's log.
         const state = JSON.stringify(await demoState(page).catch(() => undefined));
+        const moves = await Promise.all(pages.map((p) => p.evaluate(() => JSON.stringify((window as unknown as { cascadeDemo: { nodes?: unknown } }).cascadeDemo.nodes)).catch(() => '?')));
         throw new Error(
-          `${err.message}; page state ${state}\n--- console ---\n${consoleLines.join('\n').slice(-3000)}` +
+          `${err.message}; page state ${state}\n--- pages' nodes ---\n${moves.join('\n')}\n--- console ---\n${consoleLines.join('\n').slice(-3000)}` +
             `\n--- broadcaster ---\n${await encoderStats(broadcaster)}\n--- origin ---\n${origin.logs.join('\n').slice(-4000)}` +
             `\n--- alice ---\n${relays[0]!.output().slice(-2500)}\n--- bob ---\n${relays[1]!.output().slice(-2500)}`,
         );
@@ -190,10 +192,6 @@ describe.skipIf(!support.ok)(`as deployed: HTTPS origin, volunteer relays on pub
   }, 300_000);
 
   afterAll(async () => {
-    if (process.env.DBG_ENCODER) {
-      const moves = await Promise.all(pages.map((p) => p.evaluate(() => JSON.stringify((window as unknown as { cascadeDemo: { nodes?: unknown } }).cascadeDemo.nodes)).catch(() => '')));
-      console.log(`DBG encoder ${await encoderStats(broadcaster).catch(() => '')}\nDBG moves ${moves.join(' | ')}`);
-    }
     await browser?.close();
     for (const r of relays) await r.kill();
     await origin?.stop();

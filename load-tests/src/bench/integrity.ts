@@ -182,7 +182,7 @@ export async function runIntegrityBench(ctx: BenchContext): Promise<BenchResult>
         unit: 'kbit/s',
         baseline: { name: 'the media it vouches for (RTP payloads, same viewers)', value: kbps(on.mediaBytesPerSec), unit: 'kbit/s' },
         ratio: on.digestBytesPerSec / on.mediaBytesPerSec,
-        note: `A ${AV_KBPS} kbit/s VP8 + Opus stream (30 + 50 frames/s): a batch every 100 ms with 16-byte digests of that period's frames and the previous period's, and a 64-byte signature. Counted as batch bytes, before SCTP/DTLS/UDP framing. Lower is better.`,
+        note: `A ${AV_KBPS} kbit/s VP8 + Opus stream (30 + 50 frames/s): a batch every 100 ms with 16-byte digests of that period's frames and the previous period's, a 1-byte layer tag per digest, and a 64-byte signature. Counted as batch bytes, before SCTP/DTLS/UDP framing. Lower is better.`,
       },
       {
         name: 'CPU per werift viewer, checking every frame',
