@@ -21,13 +21,29 @@ beforeAll(async () => {
 });
 afterAll(() => pool?.close());
 
-async function streamWithSource(id: string) {
+/** Opus: every packet a frame (video consumers wait for a key frame that mediasoup recognises, beside the point in most tests). */
+const opusSource = (plain: types.PlainTransport) =>
+  plain.produce({ kind: 'audio', rtpParameters: { codecs: [{ mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 }], encodings: [{ ssrc: 1111 }] } });
+
+async function streamWithSource(id: string, produce: (plain: types.PlainTransport) => Promise<types.Producer> = opusSource) {
   const stream = new LocalStream(pool, { id, consumersPerRouter: 100, depth: 0, state: 'live', title: '', createdAt: Date.now() }, { logger: silentLogger });
   const router = await stream.router.primary();
   const plain = await router.createPlainTransport({ listenIp: { ip: '127.0.0.1' }, rtcpMux: true, comedia: true });
-  // Opus: every packet a frame (video consumers wait for a key frame that mediasoup recognises, beside the point here).
-  const producer = await plain.produce({ kind: 'audio', rtpParameters: { codecs: [{ mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 }], encodings: [{ ssrc: 1111 }] } });
-  return { stream, router, plain, producer };
+  return { stream, router, plain, producer: await produce(plain) };
+}
+
+/** A digester with `producer` as the stream's source, and the batches it sends as a node would get them (from the first on). */
+async function digesting(stream: LocalStream, router: StreamRouterHandle, producer: types.Producer, key = new StreamKey()) {
+  const digester = new StreamDigester(stream, IntegrityChannel.of(stream, { logger: silentLogger }), key, { intervalMs: 50, memoryMs: 5000 }, { logger: silentLogger });
+  stream.setSource(producer);
+  const direct = await router.createDirectTransport();
+  const messages: Buffer[] = [];
+  direct.observer.on('newdataconsumer', (dc: types.DataConsumer) => dc.on('message', (m: Buffer) => messages.push(m)));
+  await IntegrityChannel.of(stream, { logger: silentLogger }).consumeOn(direct, router);
+  // The digester's tap is created as the source is set (a request to the worker): let it be there first.
+  await vi.waitFor(() => expect(messages.length).toBeGreaterThan(0));
+  await new Promise((r) => setTimeout(r, 200));
+  return { digester, messages };
 }
 
 /** Opus frame `n`: one RTP packet. */
@@ -45,15 +61,7 @@ describe('StreamDigester', () => {
   it('signs a batch of the digests of every frame received, on the digest channel', async () => {
     const { stream, router, plain, producer } = await streamWithSource('digests1');
     const key = new StreamKey();
-    const digester = new StreamDigester(stream, IntegrityChannel.of(stream, { logger: silentLogger }), key, { intervalMs: 50, memoryMs: 5000 }, { logger: silentLogger });
-    stream.setSource(producer);
-    const direct = await router.createDirectTransport();
-    const messages: Buffer[] = [];
-    direct.observer.on('newdataconsumer', (dc: types.DataConsumer) => dc.on('message', (m: Buffer) => messages.push(m)));
-    await IntegrityChannel.of(stream, { logger: silentLogger }).consumeOn(direct, router);
-    // The digester's tap is created as the source is set (a request to the worker): let it be there first.
-    await vi.waitFor(() => expect(messages.length).toBeGreaterThan(0));
-    await new Promise((r) => setTimeout(r, 200));
+    const { digester, messages } = await digesting(stream, router, producer, key);
     const socket = dgram.createSocket('udp4');
     for (let n = 0; n < 10; n++) socket.send(frame(n), plain.tuple.localPort, '127.0.0.1');
     const want = Array.from({ length: 10 }, (_, n) => digestKey(frameDigest(canonicalFromRtp('opus', [frame(n).subarray(12)]))));
@@ -76,22 +84,11 @@ describe('StreamDigester', () => {
   });
 
   it('tags each video frame\'s digest with its simulcast layer (its SSRC\'s place among the encodings, lowest first)', async () => {
-    const stream = new LocalStream(pool, { id: 'digests4', consumersPerRouter: 100, depth: 0, state: 'live', title: '', createdAt: Date.now() }, { logger: silentLogger });
-    const router = await stream.router.primary();
-    const plain = await router.createPlainTransport({ listenIp: { ip: '127.0.0.1' }, rtcpMux: true, comedia: true });
     const ssrcs = [2221, 2222, 2223];
-    const producer = await plain.produce({
-      kind: 'video',
-      rtpParameters: { codecs: [{ mimeType: 'video/VP8', payloadType: 101, clockRate: 90000 }], encodings: ssrcs.map((ssrc) => ({ ssrc })) },
-    });
-    new StreamDigester(stream, IntegrityChannel.of(stream, { logger: silentLogger }), new StreamKey(), { intervalMs: 50, memoryMs: 5000 }, { logger: silentLogger });
-    stream.setSource(producer);
-    const direct = await router.createDirectTransport();
-    const messages: Buffer[] = [];
-    direct.observer.on('newdataconsumer', (dc: types.DataConsumer) => dc.on('message', (m: Buffer) => messages.push(m)));
-    await IntegrityChannel.of(stream, { logger: silentLogger }).consumeOn(direct, router);
-    await vi.waitFor(() => expect(messages.length).toBeGreaterThan(0));
-    await new Promise((r) => setTimeout(r, 200));
+    const { stream, router, plain, producer } = await streamWithSource('digests4', (t) =>
+      t.produce({ kind: 'video', rtpParameters: { codecs: [{ mimeType: 'video/VP8', payloadType: 101, clockRate: 90000 }], encodings: ssrcs.map((ssrc) => ({ ssrc })) } }),
+    );
+    const { messages } = await digesting(stream, router, producer);
     // Single-packet VP8 key frames, each layer's with its own payload (sent until the tap has them).
     let n = 0;
     const packet = (layer: number) => {
