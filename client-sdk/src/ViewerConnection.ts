@@ -63,9 +63,10 @@ export type ViewerConnectionEvents = {
   signalsilent: [];
   /** Whether the frames from this node verify against the origin's signed digests changed. */
   integrity: [status: IntegrityStatus];
-  /** The picture stopped (nothing new decoded for a while) although the stream is live at its origin. */
   /** The picture stopped (see IntegrityMonitor); what was measured, for the report. */
   stalled: [detail: string];
+  /** The highest simulcast layer the origin gets changed, as its signed batches say (see IntegrityMonitor). */
+  originlayers: [top: number | undefined];
   /** The connection is gone (by error, or close()). */
   closed: [error: Error | undefined];
   listenererror: [event: string, error: unknown];
@@ -190,6 +191,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
     integrity.setLive(stream.state === 'live');
     integrity.on('status', (s) => this.safeEmit('integrity', s));
     integrity.on('stalled', (detail) => this.safeEmit('stalled', detail));
+    integrity.on('originlayers', (top) => this.safeEmit('originlayers', top));
     integrity.on('keyframewanted', () => {
       for (const c of this.#consumers.values()) {
         if (c.kind === 'video' && !c.closed) this.#signal.request('consumer.requestKeyFrame', { consumerId: c.id }).catch(() => {});

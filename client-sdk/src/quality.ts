@@ -1,4 +1,4 @@
-import { MAX_LAYERS, type Quality } from '@cascade/protocol';
+import { MAX_LAYERS, maxLayerFor, type Quality } from '@cascade/protocol';
 
 export type { Quality };
 
@@ -126,12 +126,24 @@ export class QualitySender {
   }
 }
 
+/**
+ * The quality to ask a node for: the viewer's, lowered until it allows no layer above `top` (the
+ * highest the origin gets now) on a video of `layers` spatial layers.
+ */
+export function cappedQuality(quality: Quality, top: number | undefined, layers: number): Quality {
+  if (top === undefined || layers <= 1 || quality === 'audio') return quality;
+  let q = quality;
+  while (q !== 'low' && (maxLayerFor(q, layers) ?? 0) > top) q = q === 'medium' ? 'low' : 'medium';
+  return q;
+}
+
 /** What WatchQuality needs of a connection (a ViewerConnection). */
 export interface QualityConnection {
   readonly quality: Quality;
   setQuality(quality: Quality): Promise<void>;
   on(event: 'layers', listener: (l: { spatialLayer: number | null; temporalLayer: number | null; layers: number }) => void): unknown;
   on(event: 'consumerclosed', listener: (c: { kind: string; track: MediaStreamTrack }) => void): unknown;
+  on(event: 'originlayers', listener: (top: number | undefined) => void): unknown;
 }
 
 /**
@@ -144,6 +156,8 @@ export class WatchQuality {
   readonly #sender: QualitySender;
   #conn: QualityConnection | undefined;
   #info: QualityInfo;
+  /** The highest layer the origin gets now, as the connection's verified batches say (undefined: no cap). */
+  #originTop: number | undefined;
 
   constructor(quality: Quality | undefined, emit: (info: QualityInfo) => void) {
     if (quality !== undefined && !isQuality(quality)) throw new TypeError(`quality: one of ${QUALITIES.join(', ')}`);
@@ -164,20 +178,32 @@ export class WatchQuality {
     if (!isQuality(quality)) throw new TypeError(`quality: one of ${QUALITIES.join(', ')}`);
     if (quality === this.#info.quality) return;
     this.#info = { ...this.#info, quality, ...(quality === 'audio' ? { spatialLayer: null, temporalLayer: null } : {}) };
-    this.#sender.request(quality);
+    this.#sender.request(this.#asked());
     this.#emit(this.info);
   }
 
   /** A new connection serves the viewer: it subscribed with `conn.quality`; send the current one if that changed since. */
   adopt(conn: QualityConnection, mediaStream: MediaStream): void {
     this.#conn = conn;
+    this.#originTop = undefined;
     this.#sender.reset(conn.quality);
     if (conn.quality !== this.#info.quality) this.#sender.request(this.#info.quality);
+    // The broadcaster stopped sending its top layers (its browser does when its uplink dips) or
+    // sends them again: ask for no more than the origin has. Left to itself, mediasoup moves a
+    // consumer off a layer only after 1.5 s without its packets, the picture frozen meanwhile.
+    // What the viewer chose (info.quality) stays as it is.
+    conn.on('originlayers', (top) => {
+      if (this.#conn !== conn) return;
+      this.#originTop = top;
+      this.#sender.request(this.#asked());
+    });
     conn.on('layers', (l) => {
       if (this.#conn !== conn) return;
       const next = { ...this.#info, spatialLayer: l.spatialLayer, temporalLayer: l.temporalLayer, layers: l.layers };
       if (next.spatialLayer === this.#info.spatialLayer && next.temporalLayer === this.#info.temporalLayer && next.layers === this.#info.layers) return;
+      const layersKnown = next.layers !== this.#info.layers;
       this.#info = next;
+      if (layersKnown) this.#sender.request(this.#asked());
       this.#emit(this.info);
     });
     // Audio only: the node closed the video consumer, so its track leaves the MediaStream. (A
@@ -191,5 +217,10 @@ export class WatchQuality {
   close(): void {
     this.#sender.close();
     this.#conn = undefined;
+  }
+
+  /** What to ask the node for: the viewer's choice, within what the origin has. */
+  #asked(): Quality {
+    return cappedQuality(this.#info.quality, this.#originTop, this.#info.layers);
   }
 }

@@ -287,6 +287,15 @@ describe('IntegrityMonitor stall check against the origin\'s video (browser)', (
     expect(stalledAt! - gone).toBeLessThan(1500 + 1200 + 2 * 250 + 100);
   });
 
+  it('says when the highest layer the origin gets changes (for the viewer to ask for no more)', async () => {
+    const tops: (number | undefined)[] = [];
+    monitor.on('originlayers', (top) => tops.push(top));
+    await layered(1000, { origin: [0, 1, 2], sent: 2 });
+    await layered(1000, { origin: [0, 1] });
+    await layered(1000, { origin: [0, 1, 2], sent: 2 });
+    expect(tops).toEqual([2, 1, 2]);
+  });
+
   it('a node that withholds our layer while the origin lists it (a black hole, tagged batches): stalled about half stallAfterMs after its last packet, saying which layer', async () => {
     await layered(3000, { origin: [0, 1, 2], sent: 2 });
     const stopped = Date.now();

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DIGEST_BYTES, encodeBatchBody, signedBatch } from '@cascade/protocol';
+import { DIGEST_BYTES, FRAME_TAG_VIDEO, encodeBatchBody, signedBatch } from '@cascade/protocol';
 import { IntegrityVerifier, type IntegrityStatus } from '../src/integrity/IntegrityVerifier.js';
 
 /**
@@ -277,5 +277,45 @@ describe('IntegrityVerifier', () => {
     h.now += 2000;
     h.v.tick();
     expect(h.v.status.state).toBe('verified');
+  });
+
+  it('tagged batches: the layer we were last sent, the highest the origin gets (a layer unlisted for 400 ms is gone), each layer\'s run', async () => {
+    const h = new Harness();
+    let origin = [0, 1, 2];
+    /** 100 ms: a frame per layer the origin gets, in a tagged batch; we get the frame of layer `sent`. */
+    const step = async (sent?: number) => {
+      const ids = origin.map(() => frameNo++);
+      h.now += 100;
+      h.seq++;
+      const body = encodeBatchBody({ streamId: STREAM, seq: h.seq, originTime: h.now, intervalMs: 100, videoFrames: ids.length, audioFrames: 0, digests: ids.map(digest), layers: Uint8Array.from(origin, (l) => FRAME_TAG_VIDEO + l) });
+      await h.v.addBatch(signedBatch(body, new Uint8Array(await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, keys.privateKey, body as BufferSource))));
+      const i = sent === undefined ? -1 : origin.indexOf(sent);
+      if (i >= 0) h.v.submit(ids[i]!, digest(ids[i]!), 'video');
+      h.v.tick();
+    };
+    for (let i = 0; i < 10; i++) await step(2);
+    expect([h.v.videoLayer, h.v.originTopLayer(h.now)]).toEqual([FRAME_TAG_VIDEO + 2, 2]);
+    const lastTop = h.now;
+    origin = [0, 1];
+    for (let i = 0; i < 3; i++) await step();
+    expect(h.v.originTopLayer(h.now)).toBe(2);
+    for (let i = 0; i < 2; i++) await step();
+    expect(h.v.originTopLayer(h.now)).toBe(1);
+    expect(h.v.layerVideo(FRAME_TAG_VIDEO + 2)?.at).toBe(lastTop);
+    expect(h.v.videoBatchesFlowingSince(h.now, FRAME_TAG_VIDEO + 2)).toBeUndefined();
+    expect(h.v.videoBatchesFlowingSince(h.now, FRAME_TAG_VIDEO + 1)).toBe(T0 + 100);
+    // Moved to layer 1; the top layer comes back after its pause, its run anew.
+    for (let i = 0; i < 3; i++) await step(1);
+    expect(h.v.videoLayer).toBe(FRAME_TAG_VIDEO + 1);
+    origin = [0, 1, 2];
+    await step(1);
+    expect(h.v.originTopLayer(h.now)).toBe(2);
+    expect(h.v.layerVideo(FRAME_TAG_VIDEO + 2)).toEqual({ at: h.now, since: h.now });
+  });
+
+  it('untagged batches say nothing of layers', async () => {
+    const h = new Harness();
+    await h.run(1000, { frames: honest(h) });
+    expect([h.v.videoLayer, h.v.originTopLayer(h.now), h.v.layerVideo(FRAME_TAG_VIDEO)]).toEqual([undefined, undefined, undefined]);
   });
 });

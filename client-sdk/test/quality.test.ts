@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DEFAULT_SIMULCAST, QualitySender, WatchQuality, isQuality, videoEncodings, type Quality, type QualityInfo } from '../src/quality.js';
+import { DEFAULT_SIMULCAST, QualitySender, WatchQuality, cappedQuality, isQuality, videoEncodings, type Quality, type QualityInfo } from '../src/quality.js';
 import { TypedEmitter } from '@cascade/protocol';
 
 describe('videoEncodings()', () => {
@@ -68,7 +68,11 @@ describe('QualitySender', () => {
   });
 });
 
-class FakeConn extends TypedEmitter<{ layers: [{ spatialLayer: number | null; temporalLayer: number | null; layers: number }]; consumerclosed: [{ kind: string; track: MediaStreamTrack }] }> {
+class FakeConn extends TypedEmitter<{
+  layers: [{ spatialLayer: number | null; temporalLayer: number | null; layers: number }];
+  consumerclosed: [{ kind: string; track: MediaStreamTrack }];
+  originlayers: [top: number | undefined];
+}> {
   readonly sent: Quality[] = [];
   constructor(readonly quality: Quality) {
     super();
@@ -121,6 +125,46 @@ describe('WatchQuality', () => {
     a.emit('layers', { spatialLayer: 0, temporalLayer: 0, layers: 3 });
     expect(infos.at(-1)!.spatialLayer).toBe(2);
     q.close();
+  });
+
+  it('asks for no more than the layers the origin gets: the viewer\'s choice lowered while the broadcaster sends fewer, back when it sends them again', () => {
+    expect(['auto', 'high', 'medium', 'low', 'audio'].map((q) => cappedQuality(q as Quality, 1, 3))).toEqual(['medium', 'medium', 'medium', 'low', 'audio']);
+    expect(['auto', 'high', 'medium', 'low'].map((q) => cappedQuality(q as Quality, 0, 3))).toEqual(['low', 'low', 'low', 'low']);
+    expect(['auto', 'medium'].map((q) => cappedQuality(q as Quality, 2, 3))).toEqual(['auto', 'medium']);
+    // Two layers, the top one gone; one layer, or nothing known: nothing to lower.
+    expect([cappedQuality('auto', 0, 2), cappedQuality('auto', 0, 1), cappedQuality('auto', undefined, 3)]).toEqual(['low', 'auto', 'auto']);
+  });
+
+  it('follows the origin\'s layers as the connection reports them, once the stream\'s layer count is known; info.quality stays the viewer\'s', async () => {
+    vi.useFakeTimers();
+    const infos: QualityInfo[] = [];
+    const q = new WatchQuality('auto', (i) => infos.push(i));
+    const a = new FakeConn('auto');
+    q.adopt(a, new FakeStream() as unknown as MediaStream);
+    a.emit('originlayers', 1);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(a.sent).toEqual([]);
+    a.emit('layers', { spatialLayer: 2, temporalLayer: 2, layers: 3 });
+    await vi.advanceTimersByTimeAsync(300);
+    expect(a.sent).toEqual(['medium']);
+    a.emit('originlayers', 0);
+    await vi.advanceTimersByTimeAsync(300);
+    a.emit('originlayers', 2);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(a.sent).toEqual(['medium', 'low', 'auto']);
+    expect(infos.every((i) => i.quality === 'auto')).toBe(true);
+    // The viewer's own choice within the cap; a new node starts without one.
+    a.emit('originlayers', 1);
+    q.set('low');
+    await vi.advanceTimersByTimeAsync(300);
+    expect(a.sent.at(-1)).toBe('low');
+    const b = new FakeConn('low');
+    q.adopt(b, new FakeStream() as unknown as MediaStream);
+    a.emit('originlayers', 0);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(b.sent).toEqual([]);
+    q.close();
+    vi.useRealTimers();
   });
 
   it("takes the video track out of the MediaStream only when the viewer chose 'audio'", () => {

@@ -14,3 +14,4 @@ export * from './tickets.js';
 export * from './url.js';
 export * from './TokenRenewal.js';
 export * from './integrity/index.js';
+export * from './quality.js';

@@ -171,6 +171,42 @@ describe.skipIf(!support.ok)(`simulcast through a tree of depth 2${support.ok ? 
     await waitFor(async () => (await pageVideo(free)).height === 720, { what: 'the free viewer back on 720p', timeoutMs: SETTLE_MS, intervalMs: 250 });
   });
 
+  it('the broadcaster stops sending its top layer (its uplink dipped): the 720p viewer drops to 360p, then comes back to 720p with it; nobody else disturbed', async () => {
+    await waitFor(async () => (await pageVideo(free)).height === 720 || undefined, { what: 'the free viewer on 720p', timeoutMs: SETTLE_MS, intervalMs: 250 });
+    const topLayer = (active: boolean) =>
+      b.page.evaluate(async (on) => {
+        const producers = (window as unknown as { cascadeBroadcast: { producers: { kind: string; rtpSender?: RTCRtpSender }[] } }).cascadeBroadcast.producers;
+        const sender = producers.find((p) => p.kind === 'video')!.rtpSender!;
+        const params = sender.getParameters();
+        params.encodings[params.encodings.length - 1]!.active = on;
+        await sender.setParameters(params);
+      }, active);
+    // The longest wait for a new frame at the 720p viewer, from the top layer's end until it decodes at 360p.
+    const off = Date.now();
+    await topLayer(false);
+    let last = await pageVideo(free);
+    let lastNewAt = off;
+    let longest = 0;
+    await waitFor(
+      async () => {
+        const v = await pageVideo(free);
+        const now = Date.now();
+        if (v.framesDecoded !== last.framesDecoded) {
+          longest = Math.max(longest, now - lastNewAt);
+          lastNewAt = now;
+        }
+        last = v;
+        return v.height === 360 && v.spatialLayer === 1 && v.quality === 'auto';
+      },
+      { what: 'the 720p viewer on 360p once the top layer stopped', timeoutMs: 20_000, intervalMs: 50 },
+    );
+    console.info(`[simulcast] top layer stopped: the 720p viewer on 360p after ${Date.now() - off} ms; longest wait for a new frame ${longest} ms (polled every 50 ms)`);
+    await decodesAt(free, 360, 30, 'the viewer whose layer stopped');
+    await topLayer(true);
+    await waitFor(async () => (await pageVideo(free)).height === 720 || undefined, { what: 'the free viewer back on 720p with the top layer', timeoutMs: SETTLE_MS, intervalMs: 250 });
+    await decodesAt(capped, 180, 30, 'the capped viewer meanwhile');
+  });
+
   it("quality 'audio' receives audio and no video RTP, gets video with 'low' and loses it again with 'audio'", async () => {
     audio = await startNodeViewer(origin.url, b.streamId, { quality: 'audio' });
     expect(audio.watch.nodeId).toBe(relays[1]!.nodeId);

@@ -37,6 +37,11 @@ export type IntegrityMonitorEvents = {
    * lost; a browser asks again only after 3 s). Every stallAfterMs while it lasts.
    */
   keyframewanted: [];
+  /**
+   * The highest simulcast layer the origin gets changed (undefined: unknown, or no video now):
+   * the broadcaster stopped sending its top layers (its uplink dipped) or sends them again.
+   */
+  originlayers: [top: number | undefined];
   listenererror: [event: string, error: unknown];
 };
 
@@ -118,6 +123,8 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
   /** The signalling to the node, once the digest channel is set up (for integrity.recent). */
   #signal: SignalClient | undefined;
   #recentAskedAt = 0;
+  /** What originlayers last said. */
+  #originTop: number | undefined;
   #closed = false;
 
   constructor(p: { streamId: string; anchor: IntegrityAnchor | undefined; anchorAt: number; anchorRttMs: number; options?: IntegrityOptions }) {
@@ -149,6 +156,8 @@ export class IntegrityMonitor extends TypedEmitter<IntegrityMonitorEvents> {
         setInterval(() => {
           v.tick();
           this.#askRecentIfStuck(v);
+          const top = v.originTopLayer(Date.now());
+          if (top !== this.#originTop) this.safeEmit('originlayers', (this.#originTop = top));
         }, TICK_MS),
       );
     }

@@ -1,6 +1,8 @@
 import {
   CascadeError,
   FRAME_TAG_AUDIO,
+  FRAME_TAG_VIDEO,
+  FRAME_TAG_VIDEO_UNKNOWN,
   TypedEmitter,
   decodeBatch,
   digestKey,
@@ -109,6 +111,9 @@ export const ORIGIN_VIDEO_GAP_MS = 500;
  * its new parent's batches come.
  */
 const VIDEO_BATCH_RUN_GAP_MS = 300;
+
+/** A layer the batches have not listed for this long has stopped at the origin (ms; they come every 100 ms, each layer's frames in every one at 10 frames/s or more). */
+const LAYER_GONE_MS = 400;
 
 /** Frames of a kind whose latest came longer ago than this (ms) have stopped coming: no unverified call on them (see #judgeMissing). */
 const STILL_COMING_MS = 300;
@@ -234,6 +239,20 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
    */
   get videoLayer(): number | undefined {
     return this.#videoLayer;
+  }
+
+  /**
+   * The highest simulcast layer (its index, 0 the lowest) the origin gets now, as its tagged
+   * batches say; undefined while they list none (untagged batches, or no video: a broadcaster's
+   * pause is not a layer change).
+   */
+  originTopLayer(now: number): number | undefined {
+    let top: number | undefined;
+    for (const [tag, l] of this.#layers) {
+      if (tag === FRAME_TAG_VIDEO_UNKNOWN || now - l.at >= LAYER_GONE_MS) continue;
+      top = Math.max(top ?? 0, tag - FRAME_TAG_VIDEO);
+    }
+    return top;
   }
 
   /** How the origin gets one video layer (by its tag), as its batches say; undefined: never listed. */
