@@ -88,6 +88,14 @@ const DECODES_MEDIA = typeof document !== 'undefined';
 
 /** Joins tried again at once when the node chosen went away in the middle of one. */
 const JOIN_RETRIES = 2;
+/**
+ * Every node full when we join: tried again this often, for this long in all (ms), before the
+ * viewer is told. A viewer moving make-before-break holds a place on its old node and on its new
+ * one for a moment: traced in the credits and deployed tests, a page that joined just then was
+ * refused and gave up, although a place freed a few hundred ms later.
+ */
+const FULL_RETRY_MS = 500;
+const FULL_RETRY_FOR_MS = 3000;
 
 /** How long a planned move waits for the new node's media before switching anyway (ms). */
 const MOVE_MEDIA_WAIT_MS = 3000;
@@ -179,14 +187,22 @@ export class Watch extends TypedEmitter<WatchEvents> {
   /** Join; resolves once connected to a node, rejects with a typed error if the stream cannot be watched. */
   async start(): Promise<this> {
     let conn: WatchConnection;
-    for (let attempt = 0; ; attempt++) {
+    const since = Date.now();
+    for (let attempt = 0; ; ) {
       try {
         conn = await this.#open();
         break;
       } catch (err) {
-        // The node we were placed on went away while we joined: the controller places us elsewhere.
         const e = typedError(err);
-        if (attempt >= JOIN_RETRIES || this.#stopped || (e.code !== 'CASCADE_ERR_NODE_GONE' && e.code !== 'CASCADE_ERR_NODE_UNREACHABLE')) throw e;
+        if (this.#stopped) throw e;
+        if (e.code === 'CASCADE_ERR_NODE_CAPACITY' && Date.now() + FULL_RETRY_MS - since <= FULL_RETRY_FOR_MS) {
+          this.#log.info({}, 'every node is full: trying again');
+          await new Promise((r) => setTimeout(r, FULL_RETRY_MS));
+          if (this.#stopped) throw new ConnectionError('CASCADE_ERR_CLIENT_CLOSED', 'stopped while starting');
+          continue;
+        }
+        // The node we were placed on went away while we joined: the controller places us elsewhere.
+        if (attempt++ >= JOIN_RETRIES || (e.code !== 'CASCADE_ERR_NODE_GONE' && e.code !== 'CASCADE_ERR_NODE_UNREACHABLE')) throw e;
         this.#log.warn({ code: e.code, attempt }, 'the node went away while we joined: trying again');
       }
     }

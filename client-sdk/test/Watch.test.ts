@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TypedEmitter, type CascadeError, type Quality, type ReconnectPolicy, type StreamInfo } from '@cascade/protocol';
 import { Watch } from '../src/Watch.js';
 import { CascadeEvent, ConnectionState } from '../src/events.js';
-import { ConnectionError } from '../src/errors.js';
+import { CapacityError, ConnectionError } from '../src/errors.js';
 import type { ViewerConnectionEvents, ViewerConnectionOptions, WatchConnection } from '../src/ViewerConnection.js';
 import type { IntegrityStatus } from '../src/integrity/IntegrityVerifier.js';
 
@@ -121,6 +121,23 @@ describe('Watch: moving and reconnecting (fake connections, fake time)', () => {
     expect(nodes.open).toHaveBeenCalledTimes(1);
     expect(events.nodechange).toHaveBeenCalledWith('node-1', 'joined');
     watch.stop();
+  });
+
+  it('every node full at the join: tried again every 500 ms for 3 s (a mover holds two places for a moment), then the CapacityError', async () => {
+    const full = () => new CapacityError('CASCADE_ERR_NODE_CAPACITY', 'no node has room for this viewer');
+    const nodes = fakeNodes();
+    const make = () => new Watch({ url: 'http://origin.test', streamId: STREAM.id, MediaStream: FakeMediaStream as unknown as new () => MediaStream }, { openConnection: nodes.open });
+    nodes.fail(full(), full());
+    const joining = make().start();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect((await joining).nodeId).toBe('node-1');
+    expect(nodes.open).toHaveBeenCalledTimes(3);
+    nodes.fail(...Array.from({ length: 20 }, full));
+    const refused = make().start().catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(await refused).toBeInstanceOf(CapacityError);
+    // The join at 0 and a retry every 500 ms up to 3 s.
+    expect(nodes.open).toHaveBeenCalledTimes(3 + 7);
   });
 
   it('signal lost with the media still up: joins again, keeping the node (not avoided), and closes the old connection once switched', async () => {
