@@ -1,14 +1,12 @@
 import {
   CascadeError,
-  FRAME_TAG_AUDIO,
-  FRAME_TAG_VIDEO,
-  FRAME_TAG_VIDEO_UNKNOWN,
   TypedEmitter,
   decodeBatch,
   digestKey,
   type ErrorCode,
   type IntegrityAnchor,
 } from '@cascade/protocol';
+import { OriginLayers, type LayerVideo } from './OriginLayers.js';
 
 /**
  * verifying: no frame checked yet; verified: frames match the origin's signed digests;
@@ -88,12 +86,6 @@ interface Pending {
   originAt: number;
 }
 
-/** How the origin gets one video layer: when a batch last listed its frames, and since when without a pause of ORIGIN_VIDEO_GAP_MS (local ms). */
-export interface LayerVideo {
-  at: number;
-  since: number;
-}
-
 interface ReceivedBatch {
   seq: number;
   originTime: number;
@@ -111,9 +103,6 @@ export const ORIGIN_VIDEO_GAP_MS = 500;
  * its new parent's batches come.
  */
 const VIDEO_BATCH_RUN_GAP_MS = 300;
-
-/** A layer the batches have not listed for this long has stopped at the origin (ms; they come every 100 ms, each layer's frames in every one at 10 frames/s or more). */
-const LAYER_GONE_MS = 400;
 
 /** Frames of a kind whose latest came longer ago than this (ms) have stopped coming: no unverified call on them (see #judgeMissing). */
 const STILL_COMING_MS = 300;
@@ -171,8 +160,8 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
   #originVideoSince = Number.NEGATIVE_INFINITY;
   /** When the current run of batches listing video began to come through this node (local ms), see VIDEO_BATCH_RUN_GAP_MS. */
   #videoBatchesSince = Number.NEGATIVE_INFINITY;
-  /** Per video layer (its tag, see DigestBatch.layers): like #originVideoAt, #originVideoSince and #videoBatchesSince, for that layer alone. */
-  readonly #layers = new Map<number, LayerVideo & { runSince: number }>();
+  /** Per video layer: like #originVideoAt, #originVideoSince and #videoBatchesSince, for that layer alone. */
+  readonly #layers = new OriginLayers({ pauseMs: ORIGIN_VIDEO_GAP_MS, runGapMs: VIDEO_BATCH_RUN_GAP_MS });
   /** digest → its layer tag, from tagged batches. */
   readonly #tagOf = new Map<string, number>();
   /** The layer tag of the latest video frame that verified (undefined: untagged batches, or none yet). */
@@ -228,8 +217,8 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
    * flows. Undefined when they do not come now.
    */
   videoBatchesFlowingSince(now: number, layer?: number): number | undefined {
-    const l = layer === undefined ? undefined : this.#layers.get(layer);
-    if (l) return now - l.at < VIDEO_BATCH_RUN_GAP_MS ? l.runSince : undefined;
+    const l = layer === undefined ? null : this.#layers.flowingSince(layer, now);
+    if (l !== null) return l;
     return now - this.#originVideoAt < VIDEO_BATCH_RUN_GAP_MS ? this.#videoBatchesSince : undefined;
   }
 
@@ -247,18 +236,12 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
    * pause is not a layer change).
    */
   originTopLayer(now: number): number | undefined {
-    let top: number | undefined;
-    for (const [tag, l] of this.#layers) {
-      if (tag === FRAME_TAG_VIDEO_UNKNOWN || now - l.at >= LAYER_GONE_MS) continue;
-      top = Math.max(top ?? 0, tag - FRAME_TAG_VIDEO);
-    }
-    return top;
+    return this.#layers.top(now);
   }
 
   /** How the origin gets one video layer (by its tag), as its batches say; undefined: never listed. */
   layerVideo(layer: number): LayerVideo | undefined {
-    const l = this.#layers.get(layer);
-    return l && { at: l.at, since: l.since };
+    return this.#layers.get(layer);
   }
 
   /**
@@ -327,7 +310,7 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     this.#refusedSinceUsable = 0;
     this.#lastUsableAt = Math.max(this.#lastUsableAt ?? arrived, arrived);
     this.#countGaps(batch.seq, arrived);
-    if (batch.layers) this.#noteLayers(batch.layers.subarray(0, batch.videoFrames + batch.audioFrames), arrived);
+    if (batch.layers) this.#layers.note(batch.layers.subarray(0, batch.videoFrames + batch.audioFrames), arrived);
     batch.digests.forEach((d, i) => {
       const k = digestKey(d);
       this.#window.set(k, batch.originTime);
@@ -466,20 +449,6 @@ export class IntegrityVerifier extends TypedEmitter<IntegrityVerifierEvents> {
     this.#status.batchesMissed = Math.max(0, r.last - r.first + 1 - this.#status.batches);
     if (this.#lastBatchAt !== undefined) this.#status.batchGapMaxMs = Math.max(this.#status.batchGapMaxMs, arrived - this.#lastBatchAt);
     this.#lastBatchAt = arrived;
-  }
-
-  /** The video layers a batch lists frames of in its own period (`tags`: the period's part of its tags). */
-  #noteLayers(tags: Uint8Array, arrived: number): void {
-    for (const tag of new Set(tags)) {
-      if (tag === FRAME_TAG_AUDIO) continue;
-      const l = this.#layers.get(tag);
-      const gap = arrived - (l?.at ?? Number.NEGATIVE_INFINITY);
-      this.#layers.set(tag, {
-        at: Math.max(l?.at ?? arrived, arrived),
-        since: !l || gap >= ORIGIN_VIDEO_GAP_MS ? arrived : l.since,
-        runSince: !l || gap >= VIDEO_BATCH_RUN_GAP_MS ? arrived : l.runSince,
-      });
-    }
   }
 
   #verified(id: number, kind: FrameKind, at: number, key: string): void {
