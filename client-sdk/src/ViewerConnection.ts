@@ -38,6 +38,8 @@ export interface ViewerConnectionOptions {
   /** What to receive from the start (sent with the subscription). */
   quality: Quality;
   integrity?: IntegrityOptions;
+  /** Each consumer as soon as it exists, before its media is resumed (and before open() resolves). */
+  onConsumer?: (consumer: msc.Consumer) => void;
 }
 
 export type ViewerConnectionEvents = {
@@ -126,6 +128,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
   #gapTimer: ReturnType<typeof setInterval> | undefined;
   #connectDeadline: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  #onEarlyConsumer: ((consumer: msc.Consumer) => void) | undefined;
 
   static async open(options: ViewerConnectionOptions): Promise<ViewerConnection> {
     const signal = await SignalClient.connect(options.entryUrl, {
@@ -162,6 +165,7 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
           ...(info.sctpParameters ? { sctpParameters: info.sctpParameters as unknown as msc.SctpParameters } : {}),
         });
         const conn = new ViewerConnection(res.nodeId, res.stream, signal, transport, integrity, options.quality);
+        conn.#onEarlyConsumer = options.onConsumer;
         await conn.#subscribe(device, options.quality);
         void integrity.subscribeDigests(signal, transport);
         if (res.receiptIntervalMs) conn.#startReceipts(res.receiptIntervalMs);
@@ -459,6 +463,11 @@ export class ViewerConnection extends TypedEmitter<ViewerConnectionEvents> imple
     }
     // Checked from its first frame: the node sends nothing before the resume.
     this.#integrity.attach(consumer);
+    try {
+      this.#onEarlyConsumer?.(consumer);
+    } catch (err) {
+      this.safeEmit('listenererror', 'consumer', err);
+    }
     try {
       await this.#signal.request('consumer.resume', { consumerId: consumer.id });
     } catch (err) {

@@ -238,6 +238,11 @@ export class Watch extends TypedEmitter<WatchEvents> {
       devices: this.#devices,
       timeoutMs: o.timeoutMs ?? 5000,
       quality: this.#quality.quality,
+      // Where the caller reads RTP itself (nothing here decodes), it gets each track before the
+      // track's first packet: announced at the switch, after the resume, the first key frame may
+      // have come and gone (traced: werift viewers of a frozen relay that then waited 350 ms for
+      // the next). There is no picture to keep meanwhile (see #move).
+      ...(DECODES_MEDIA ? {} : { onConsumer: (c: msc.Consumer) => this.#onConsumer(c) }),
       ...(o.keepAlive !== undefined ? { keepAlive: o.keepAlive } : {}),
       ...(o.token ? { token: o.token } : {}),
       ...(o.WebSocket ? { WebSocket: o.WebSocket } : {}),
@@ -294,12 +299,14 @@ export class Watch extends TypedEmitter<WatchEvents> {
 
   #onConsumer(consumer: msc.Consumer): void {
     const track = consumer.track;
+    // Shown already (announced before its media was resumed, see #open): nothing new to say.
+    const shown = this.mediaStream.getTracks().includes(track);
     // Add the new track before removing the old one of the same kind: the element keeps playing.
-    if (!this.mediaStream.getTracks().includes(track)) this.mediaStream.addTrack(track);
+    if (!shown) this.mediaStream.addTrack(track);
     for (const old of this.mediaStream.getTracks()) {
       if (old !== track && old.kind === track.kind) this.mediaStream.removeTrack(old);
     }
-    this.safeEmit(CascadeEvent.Track, track, consumer);
+    if (!shown) this.safeEmit(CascadeEvent.Track, track, consumer);
   }
 
   /**

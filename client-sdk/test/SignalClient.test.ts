@@ -214,6 +214,32 @@ describe('SignalClient keep-alive', () => {
     expect(slowAt[0]! - probedAt).toBeLessThan(160);
   });
 
+  it("the endpoint's own answers (a receipt) while the node is silent do not answer for the node: the probe still says slow", async () => {
+    vi.useFakeTimers();
+    const alive = { value: true };
+    // The public endpoint answers receipts itself, whether the node behind it is there or not.
+    const { WebSocket, sockets } = fakeSocket((m, reply) => {
+      if (m.type === 'viewer.receipt') reply({ v: 1, id: m.id, ok: true, data: { counted: true } });
+      else if (m.type === 'session.ping' && alive.value) reply({ v: 1, id: m.id, ok: true, data: {} });
+    });
+    const { c } = await connect(WebSocket);
+    const slowAt: number[] = [];
+    c.on('slow', () => slowAt.push(Date.now()));
+    await vi.advanceTimersByTimeAsync(3030);
+    alive.value = false;
+    const probedAt = Date.now();
+    c.probe();
+    await vi.advanceTimersByTimeAsync(50);
+    await expect(c.request('viewer.receipt', { streamId: 's', nodeId: 'n', seq: 1, intervalMs: 1000, bytes: 1, packets: 1, lost: 0 })).resolves.toEqual({ counted: true });
+    await vi.advanceTimersByTimeAsync(150);
+    expect(slowAt).toHaveLength(1);
+    expect(slowAt[0]! - probedAt).toBeLessThan(160);
+    expect(c.pingUnanswered).toBe(true);
+    // Any other word still counts: a notification from the node clears it.
+    sockets[0]!.emit('message', { data: JSON.stringify({ v: 1, type: 'stream.state', data: { state: 'live' } }) });
+    expect(c.pingUnanswered).toBe(false);
+  });
+
   it("a probe whose ping a late keep-alive tick forgot (this thread starved) asks again at its verdict's time, and says slow 150 ms after that", async () => {
     const { alive, pings, c, slowAt } = await slowWatched();
     await vi.advanceTimersByTimeAsync(3030);

@@ -442,6 +442,30 @@ describe('Watch: a node that leaves us without video', () => {
 });
 
 describe('Watch: the track shown', () => {
+  it('where nothing decodes (Node), a track is shown and announced as soon as its consumer exists, before the join resolves, and once', async () => {
+    const nodes = fakeNodes();
+    const track = { id: 'v1', kind: 'video', stop: () => {} } as unknown as MediaStreamTrack;
+    const consumer = { kind: 'video', track, closed: false };
+    const open = vi.fn(async (o: ViewerConnectionOptions): Promise<WatchConnection> => {
+      // The connection hands its consumer over before its resume (and before open resolves).
+      o.onConsumer?.(consumer as never);
+      const conn = (await nodes.open(o)) as unknown as FakeConnection;
+      conn.consumers.push(consumer);
+      return conn as unknown as WatchConnection;
+    });
+    const watch = new Watch({ url: 'http://origin.test', streamId: STREAM.id, MediaStream: FakeMediaStream as unknown as new () => MediaStream }, { openConnection: open });
+    const tracks = vi.fn();
+    const atTrack: (string | undefined)[] = [];
+    watch.on(CascadeEvent.Track, (...args) => (tracks(...args), atTrack.push(watch.nodeId)));
+    await watch.start();
+    expect(tracks).toHaveBeenCalledTimes(1);
+    expect(tracks).toHaveBeenCalledWith(track, consumer);
+    // Announced before the connection was adopted.
+    expect(atTrack).toEqual([undefined]);
+    expect(watch.mediaStream.getTracks()).toEqual([track]);
+    watch.stop();
+  });
+
   it('a replacement shown before the consumer it replaced: once that one closes, the live one is shown again', async () => {
     const { watch, nodes } = await started(steps(0));
     const conn = nodes.last;

@@ -184,12 +184,13 @@ export class Peer<
   request<T extends keyof Out & string>(
     type: T,
     params: Static<Out[T]['params']>,
-    options: { timeoutMs?: number } = {},
+    options: { timeoutMs?: number; onId?: (id: MessageId) => void } = {},
   ): Promise<Static<Out[T]['result']>> {
     if (this.#closed || this.#socket.readyState !== 1) {
       return Promise.reject(new CascadeError('CASCADE_ERR_CLIENT_CONNECTION', 'connection is not open'));
     }
     const id = this.#nextId++;
+    options.onId?.(id);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);

@@ -19,5 +19,5 @@
 export * from './messages/common.js';
 export * from './messages/node.js';
 export * from './messages/control.js';
-export { ConsumerInfo, IntegrityAnchor, Quality, ViewerReceipt } from './messages/viewer.js';
+export { ConsumerInfo, ENDPOINT_REQUESTS, IntegrityAnchor, Quality, ViewerReceipt } from './messages/viewer.js';
 export { PipeProducerInfo } from './messages/pipe.js';

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   CascadeError,
+  ENDPOINT_REQUESTS,
   NodeRequests,
   encodeRequest,
   fromWireError,
@@ -111,7 +112,7 @@ export async function forwardViewer(
   session.forwardedTo = placement.nodeId;
   session.peer.forward((msg) => {
     // Receipts and integrity reports are for the controller behind this endpoint, never for the node they are about.
-    if (msg.type === 'viewer.receipt' || msg.type === 'viewer.integrity') return false;
+    if (ENDPOINT_REQUESTS.has(msg.type)) return false;
     if (tunnel.reachable) {
       if (msg.type !== 'session.ping') {
         tunnel.send(msg.raw);

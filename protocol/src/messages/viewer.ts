@@ -138,6 +138,12 @@ export const ViewerRequests = {
   'viewer.integrity': req(IntegrityReport, Empty),
 } as const;
 
+/**
+ * A viewer's requests that the public endpoint answers itself, never the node it forwards the
+ * viewer to: they are about that node. Their answers say nothing of whether the node is there.
+ */
+export const ENDPOINT_REQUESTS: ReadonlySet<string> = new Set(['viewer.receipt', 'viewer.integrity'] satisfies (keyof typeof ViewerRequests)[]);
+
 /** Notifications to a viewer (part of Notifications). */
 export const ViewerNotifications = {
   /** A new consumer for a subscribed viewer (a new producer, or one that replaced another). */
