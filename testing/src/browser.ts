@@ -8,6 +8,8 @@ export interface DemoState {
   nodeId?: string;
   viewers?: number;
   reconnects: number;
+  /** Every node the page was served by, and why it went there (the watch page). */
+  nodes?: { nodeId: string; why: string; at: number }[];
   error?: { code: string; message: string };
 }
 
