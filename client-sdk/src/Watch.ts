@@ -15,6 +15,7 @@ import type { KeepAliveOptions, WebSocketCtor } from './SignalClient.js';
 import { DeviceCache } from './DeviceCache.js';
 import { ViewerConnection, type ViewerConnectionOptions, type WatchConnection } from './ViewerConnection.js';
 import { retryLoop } from './retryLoop.js';
+import { waitForMedia } from './waitForMedia.js';
 import { WatchQuality, type Quality, type QualityInfo } from './quality.js';
 import type { IntegrityOptions } from './integrity/IntegrityMonitor.js';
 import type { IntegrityStatus } from './integrity/IntegrityVerifier.js';
@@ -310,6 +311,20 @@ export class Watch extends TypedEmitter<WatchEvents> {
   }
 
   /**
+   * A connection that was not adopted may have shown its tracks already (Node clients, see #open):
+   * show the current connection's again, and nothing else, or the caller would read dead tracks.
+   */
+  #showCurrent(): void {
+    const live = (this.#conn?.consumers ?? []).filter((c) => !c.closed);
+    for (const kind of ['audio', 'video']) {
+      const c = live.filter((x) => x.kind === kind).at(-1);
+      if (c) this.#onConsumer(c);
+    }
+    const keep = new Set(live.map((c) => c.track));
+    for (const t of this.mediaStream.getTracks()) if (!keep.has(t)) this.mediaStream.removeTrack(t);
+  }
+
+  /**
    * The consumer whose track is shown closed (its source was replaced): show the newest live one
    * of its kind, should the replacement have come first. Otherwise a page would show a dead track
    * while its connection decodes the live one, and no check would notice.
@@ -453,6 +468,7 @@ export class Watch extends TypedEmitter<WatchEvents> {
       this.#log.warn({ err: (err as Error).message, reason }, 'planned move failed');
     } finally {
       this.#moving = false;
+      if (!moved) this.#showCurrent();
       const lost = this.#lostDuringMove;
       this.#lostDuringMove = undefined;
       if (lost && !moved && !this.#stopped) void this.#reconnect(lost);
@@ -470,32 +486,6 @@ export class Watch extends TypedEmitter<WatchEvents> {
     if (s === this.#state) return;
     this.#state = s;
     this.safeEmit(CascadeEvent.StateChanged, s);
-  }
-}
-
-/**
- * Resolve once the new connection can take over without a freeze: a video frame decoded
- * (browsers report framesDecoded), or, where nothing decodes (Node clients), media bytes
- * received; or after `timeoutMs`, or as soon as `giveUp()` says waiting is pointless.
- */
-async function waitForMedia(conn: WatchConnection, timeoutMs: number, giveUp: () => boolean = () => false): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && !conn.closed && !giveUp()) {
-    // Audio arrives before the first video key frame: judge by video where there is some.
-    const video = conn.consumers.filter((c) => c.kind === 'video');
-    for (const c of video.length > 0 ? video : conn.consumers) {
-      try {
-        const stats = await c.getStats();
-        for (const s of stats.values() as Iterable<{ type: string; bytesReceived?: number; framesDecoded?: number }>) {
-          if (s.type !== 'inbound-rtp') continue;
-          // Padding probes count as bytes before any frame: trust frames where they are counted.
-          if (s.framesDecoded !== undefined ? s.framesDecoded > 0 : (s.bytesReceived ?? 0) > 0) return;
-        }
-      } catch {
-        // stats unavailable in this environment: fall through to the timeout
-      }
-    }
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

@@ -466,6 +466,34 @@ describe('Watch: the track shown', () => {
     watch.stop();
   });
 
+  it('where nothing decodes, a move that fails after showing its track early shows the current node’s tracks again', async () => {
+    const nodes = fakeNodes();
+    const track = (id: string, kind = 'video') => ({ id, kind, stop: () => {} }) as unknown as MediaStreamTrack;
+    const mine = [{ kind: 'audio', track: track('a1', 'audio'), closed: false }, { kind: 'video', track: track('v1'), closed: false }];
+    const theirs = [{ kind: 'audio', track: track('a2', 'audio'), closed: false }, { kind: 'video', track: track('v2'), closed: false }];
+    const open = vi.fn(async (o: ViewerConnectionOptions): Promise<WatchConnection> => {
+      const joins = open.mock.calls.length;
+      const consumers = joins === 1 ? mine : theirs;
+      for (const c of consumers) o.onConsumer?.(c as never);
+      // The second join shows its tracks, then fails (its video consumer's resume went unanswered).
+      if (joins === 2) throw timeout();
+      const conn = (await nodes.open(o)) as unknown as FakeConnection;
+      conn.consumers.push(...consumers);
+      return conn as unknown as WatchConnection;
+    });
+    const watch = new Watch({ url: 'http://origin.test', streamId: STREAM.id, MediaStream: FakeMediaStream as unknown as new () => MediaStream }, { openConnection: open });
+    const tracks = vi.fn();
+    watch.on(CascadeEvent.Track, tracks);
+    await watch.start();
+    nodes.last.safeEmit('suspect');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(open).toHaveBeenCalledTimes(2);
+    expect(watch.nodeId).toBe('node-1');
+    expect(watch.mediaStream.getTracks()).toEqual([mine[0]!.track, mine[1]!.track]);
+    expect(tracks).toHaveBeenLastCalledWith(mine[1]!.track, mine[1]);
+    watch.stop();
+  });
+
   it('a replacement shown before the consumer it replaced: once that one closes, the live one is shown again', async () => {
     const { watch, nodes } = await started(steps(0));
     const conn = nodes.last;
