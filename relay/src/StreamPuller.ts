@@ -29,13 +29,16 @@ const MOVE_MEDIA_WAIT_MS = 2000;
  * 300 ms of the last): the one the new pipe's start asks for, sent before the viewers' new
  * consumers are resumed, was lost to them, and they waited for the next slot. Traced in the
  * inner-freeze benchmark: key frame 17 ms after the new pipe, viewers resumed 100 to 200 ms
- * later, their first picture 350 ms after the pipe's.
+ * later, their first picture 350 ms after the pipe's. 600 rather than 400 (stop 33): the viewers
+ * of the frozen relay, arriving here, had their transports up 370 to 560 ms after this relay's
+ * new pipe; at 400 the video went without the slowest, and all of them waited for the next key
+ * frame (1.10 to 1.20 s after the freeze, against 0.70 to 0.90 s for everyone at 600).
  */
-const HOLD_FOR_VIEWERS_MS = 400;
+const HOLD_FOR_VIEWERS_MS = 600;
 /**
- * ... and until none has been setting up for this long (ms): viewers of the failed node arrive
- * here too, one after the other, and those that came after the release waited a slot more (traced:
- * this relay's own viewers at 340 ms, the failed relay's at 700).
+ * ... and not before this long (ms): viewers of the failed node arrive here too, one after the
+ * other, and those that came after the release waited a slot more (traced: this relay's own
+ * viewers at 340 ms, the failed relay's at 700). See LocalStream.whenViewersReady.
  */
 const HOLD_SETTLE_MS = 80;
 
@@ -130,9 +133,13 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
     this.#assignments.set(info.id, seq);
     // The controller has moved on: a loss report still waiting would name a parent it already replaced.
     this.#lostParents.cancel(info.id);
-    // Viewers here whose picture stopped (no parent, or a silent one) move onto the new pipe's
+    // Viewers here whose picture stopped (a lost or silent parent) move onto the new pipe's
     // producers: its video waits until they can all take its first key frame (see HOLD_FOR_VIEWERS_MS).
-    const hold = stream.viewerCount > 0 && (!current || current.closed || current.silent);
+    // So does a first pull: the controller assigns the stream as it places the first viewers here,
+    // which arrive just after; a key frame asked for by the pipe alone was lost to them and held
+    // back theirs (traced: the viewers of a frozen leaf, moving to a spare relay, ready 330 ms after
+    // its pipe, got their first key frame 300 ms after that).
+    const hold = !current || (stream.viewerCount > 0 && (current.closed || current.silent));
     if (current && (current.closed || current.silent)) stream.markSourcesStale(FRESH_SOURCES_WAIT_MS);
     let next: PipeIngress;
     try {

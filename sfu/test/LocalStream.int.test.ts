@@ -117,6 +117,15 @@ describe('LocalStream', () => {
     expect(settled).toBe(false);
     late();
     await settling;
+    // The pause counts from the call: a viewer ready after it is over is not held for another.
+    const slow = s.viewerVideoPending();
+    let after = false;
+    const afterPause = s.whenViewersReady(10_000, 60).then(() => (after = true));
+    await new Promise((r) => setTimeout(r, 100));
+    slow();
+    await new Promise((r) => setImmediate(r));
+    expect(after).toBe(true);
+    await afterPause;
     // A viewer that never resumes holds nobody beyond the wait (this resolves).
     s.viewerVideoPending();
     await s.whenViewersReady(100);
