@@ -2,7 +2,7 @@ import * as werift from 'werift';
 import WebSocket from 'ws';
 import { CascadeEvent, Watch, watch, type WatchOptions } from '@cascade/client-sdk';
 import type { Logger } from '@cascade/protocol';
-import { isVp8KeyframeStart } from './vp8.js';
+import { isVp8KeyframeStart, vp8KeyframeSize } from './vp8.js';
 import { installWeriftGlobals } from './weriftGlobals.js';
 
 export interface NodeViewer {
@@ -18,6 +18,8 @@ export interface NodeViewer {
     keyframes: number;
     /** Date.now() when the first complete key frame arrived (also when it came before start() resolved). */
     firstKeyframeAt: number | undefined;
+    /** The heights of the key frames received, each once, in the order they first came (a simulcast viewer's layers). */
+    keyframeHeights: number[];
     reconnects: number;
     ended: boolean;
     nodeIds: string[];
@@ -51,7 +53,7 @@ export interface NodeViewer {
  */
 export async function startNodeViewer(url: string, streamId: string, options: Pick<WatchOptions, 'keepAlive' | 'timeoutMs' | 'integrity' | 'quality'> = {}): Promise<NodeViewer> {
   installWeriftGlobals();
-  const counters = { packets: 0, videoPackets: 0, bytes: 0, frames: 0, keyframes: 0, firstKeyframeAt: undefined as number | undefined, reconnects: 0, ended: false, nodeIds: [] as string[], nodeReasons: [] as string[], reconnectCauses: [] as string[], warnings: [] as string[], integrity: [] as NodeViewer['counters']['integrity'] };
+  const counters = { packets: 0, videoPackets: 0, bytes: 0, frames: 0, keyframes: 0, firstKeyframeAt: undefined as number | undefined, keyframeHeights: [] as number[], reconnects: 0, ended: false, nodeIds: [] as string[], nodeReasons: [] as string[], reconnectCauses: [] as string[], warnings: [] as string[], integrity: [] as NodeViewer['counters']['integrity'] };
   const viewer: NodeViewer = { watch: undefined as unknown as Watch, counters, videoTracks: 0, liveVideoTrack: undefined, stop: () => w.stop() };
   const w = new Watch({
     url,
@@ -76,7 +78,11 @@ export async function startNodeViewer(url: string, streamId: string, options: Pi
       counters.bytes += rtp.payload.length;
       if (t.kind !== 'video') return;
       counters.videoPackets++;
-      if (isVp8KeyframeStart(rtp.payload)) inKeyframe = true;
+      if (isVp8KeyframeStart(rtp.payload)) {
+        inKeyframe = true;
+        const height = vp8KeyframeSize(rtp.payload)?.height;
+        if (height !== undefined && !counters.keyframeHeights.includes(height)) counters.keyframeHeights.push(height);
+      }
       if (!rtp.header.marker) return;
       counters.frames++;
       const at = Date.now();

@@ -38,6 +38,17 @@ export type PipeIngressEvents = {
  */
 const SILENT_MS = 150;
 
+/**
+ * A held video starts with its lowest layer alone for this long (ms), the others only then. All
+ * released together, each layer's first key frame raced the others to this relay: its viewers'
+ * consumers, whose own layer (the lowest, see ViewerLayers) had carried nothing yet, took
+ * whichever came first, often the 720p one (traced in the inner-freeze benchmark: every viewer
+ * started on layer 1 or 2), a key frame several times larger to send and to decode. Joins and
+ * failovers start on the lowest layer and step up once it plays (0.35 s at the earliest), by
+ * when the others flow.
+ */
+const LOWEST_ALONE_MS = 250;
+
 /** Live producers one pipe may bring (a stream's sources, with room for a broadcaster's replacements in flight). */
 const MAX_PIPE_PRODUCERS = 8;
 
@@ -66,6 +77,8 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
   #adopted = false;
   /** The parent holds our video until we ask for layers (see releaseVideo()). */
   #videoHeld: boolean;
+  /** releaseVideo() was called: the lowest layer flows, the others follow (see LOWEST_ALONE_MS). */
+  #releasing = false;
   /** The parent's media has been quiet for SILENT_MS (and has not come back since). */
   #silent = false;
   #closed = false;
@@ -158,11 +171,18 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     this.#peer.request('pipe.layers', { maxSpatialLayer }).catch((err: unknown) => this.#log.debug({ err }, 'parent did not take the layer demand'));
   };
 
-  /** Have the parent start the video it holds (a pipe opened with holdVideo); idempotent. */
+  /**
+   * Have the parent start the video it holds (a pipe opened with holdVideo); idempotent. The
+   * lowest layer comes alone for LOWEST_ALONE_MS, then the layers wanted here: see LOWEST_ALONE_MS.
+   */
   releaseVideo(): void {
-    if (!this.#videoHeld) return;
-    this.#videoHeld = false;
-    this.#onDemand(this.#stream.layers.value);
+    if (!this.#videoHeld || this.#releasing) return;
+    this.#releasing = true;
+    this.#peer.request('pipe.layers', { maxSpatialLayer: 0 }).catch((err: unknown) => this.#log.debug({ err }, 'parent did not take the layer demand'));
+    setTimeout(() => {
+      this.#videoHeld = false;
+      this.#onDemand(this.#stream.layers.value);
+    }, LOWEST_ALONE_MS).unref();
   }
 
   /** Whether the parent's media has stopped for a while (it may be frozen: see 'silent'). */
@@ -191,7 +211,10 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     this.#stream.parentNodeId = this.parentId;
     this.#stream.parentTicket = this.#ticket;
     this.#stream.bytesFromParent = 0;
-    for (const p of this.#producers.values()) if (!p.closed) this.#stream.setSource(p);
+    // Video first: the viewers here take each new source's consumer one after the other, and
+    // the new parent's video waits for theirs (see StreamPuller's hold); audio needs no key frame.
+    const producers = [...this.#producers.values()].sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'video' ? -1 : 1));
+    for (const p of producers) if (!p.closed) this.#stream.setSource(p);
   }
 
   /** Resolve once any pipe producer received RTP (or after timeoutMs): make-before-break. */
