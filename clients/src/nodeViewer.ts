@@ -18,8 +18,8 @@ export interface NodeViewer {
     keyframes: number;
     /** Date.now() when the first complete key frame arrived (also when it came before start() resolved). */
     firstKeyframeAt: number | undefined;
-    /** The heights of the key frames received, each once, in the order they first came (a simulcast viewer's layers). */
-    keyframeHeights: number[];
+    /** The height of the latest key frame (which simulcast layer it came on), once one has come. */
+    lastKeyframeHeight: number | undefined;
     reconnects: number;
     ended: boolean;
     nodeIds: string[];
@@ -53,7 +53,7 @@ export interface NodeViewer {
  */
 export async function startNodeViewer(url: string, streamId: string, options: Pick<WatchOptions, 'keepAlive' | 'timeoutMs' | 'integrity' | 'quality'> = {}): Promise<NodeViewer> {
   installWeriftGlobals();
-  const counters = { packets: 0, videoPackets: 0, bytes: 0, frames: 0, keyframes: 0, firstKeyframeAt: undefined as number | undefined, keyframeHeights: [] as number[], reconnects: 0, ended: false, nodeIds: [] as string[], nodeReasons: [] as string[], reconnectCauses: [] as string[], warnings: [] as string[], integrity: [] as NodeViewer['counters']['integrity'] };
+  const counters = { packets: 0, videoPackets: 0, bytes: 0, frames: 0, keyframes: 0, firstKeyframeAt: undefined as number | undefined, lastKeyframeHeight: undefined as number | undefined, reconnects: 0, ended: false, nodeIds: [] as string[], nodeReasons: [] as string[], reconnectCauses: [] as string[], warnings: [] as string[], integrity: [] as NodeViewer['counters']['integrity'] };
   const viewer: NodeViewer = { watch: undefined as unknown as Watch, counters, videoTracks: 0, liveVideoTrack: undefined, stop: () => w.stop() };
   const w = new Watch({
     url,
@@ -80,8 +80,7 @@ export async function startNodeViewer(url: string, streamId: string, options: Pi
       counters.videoPackets++;
       if (isVp8KeyframeStart(rtp.payload)) {
         inKeyframe = true;
-        const height = vp8KeyframeSize(rtp.payload)?.height;
-        if (height !== undefined && !counters.keyframeHeights.includes(height)) counters.keyframeHeights.push(height);
+        counters.lastKeyframeHeight = vp8KeyframeSize(rtp.payload)?.height ?? counters.lastKeyframeHeight;
       }
       if (!rtp.header.marker) return;
       counters.frames++;

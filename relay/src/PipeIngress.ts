@@ -18,6 +18,8 @@ export interface PipeIngressOptions {
   timeoutMs: number;
   /** Ask the parent to hold the video until releaseVideo() (viewers here are about to move onto this pipe). */
   holdVideo?: boolean;
+  /** With holdVideo: once released, the lowest layer comes alone for a moment (see LOWEST_ALONE_MS). */
+  lowestFirst?: boolean;
 }
 
 export type PipeIngressEvents = {
@@ -39,13 +41,17 @@ export type PipeIngressEvents = {
 const SILENT_MS = 150;
 
 /**
- * A held video starts with its lowest layer alone for this long (ms), the others only then. All
- * released together, each layer's first key frame raced the others to this relay: its viewers'
- * consumers, whose own layer (the lowest, see ViewerLayers) had carried nothing yet, took
- * whichever came first, often the 720p one (traced in the inner-freeze benchmark: every viewer
- * started on layer 1 or 2), a key frame several times larger to send and to decode. Joins and
- * failovers start on the lowest layer and step up once it plays (0.35 s at the earliest), by
- * when the others flow.
+ * A held video whose viewers' pictures stopped (a new parent: see StreamPuller) starts with its
+ * lowest layer alone for this long (ms), the others only then. All released together, each
+ * layer's first key frame raced the others to this relay: its viewers' consumers, whose own layer
+ * (the lowest, see ViewerLayers) had carried nothing yet, took whichever came first, often the
+ * 720p one (traced in the inner-freeze benchmark: every viewer started on layer 1 or 2), a key
+ * frame several times larger to send and to decode; with it, all 40 started on layer 0. Not for
+ * a first pull: its viewers' step up to the upper layers came 250 ms later, and with them the
+ * key frames that ramp asks for, into the moments a failover's viewers asked for theirs (Chrome
+ * sends none within 300 ms of the last): flat-tree kills measured a key frame slot (350 ms)
+ * late in 8 of 20 rounds, and a frozen leaf's viewers, moving to a first pull, 0.96 s at p95
+ * against 0.69 s without.
  */
 const LOWEST_ALONE_MS = 250;
 
@@ -79,6 +85,7 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
   #videoHeld: boolean;
   /** releaseVideo() was called: the lowest layer flows, the others follow (see LOWEST_ALONE_MS). */
   #releasing = false;
+  readonly #lowestFirst: boolean;
   /** The parent's media has been quiet for SILENT_MS (and has not come back since). */
   #silent = false;
   #closed = false;
@@ -139,6 +146,7 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
     this.parentId = parentId;
     this.#ticket = options.ticket;
     this.#videoHeld = options.holdVideo === true;
+    this.#lowestFirst = options.lowestFirst === true;
     this.#log = logger.child({ component: 'PipeIngress', streamId: stream.id, parentId });
     peer.on('close', (code, reason) => this.#lose(`parent session closed (${code}${reason ? ` ${reason}` : ''})`));
     pipe.observer.once('close', () => this.#lose('pipe transport closed'));
@@ -172,12 +180,16 @@ export class PipeIngress extends TypedEmitter<PipeIngressEvents> {
   };
 
   /**
-   * Have the parent start the video it holds (a pipe opened with holdVideo); idempotent. The
-   * lowest layer comes alone for LOWEST_ALONE_MS, then the layers wanted here: see LOWEST_ALONE_MS.
+   * Have the parent start the video it holds (a pipe opened with holdVideo); idempotent. With
+   * lowestFirst, the lowest layer comes alone for LOWEST_ALONE_MS, then the layers wanted here.
    */
   releaseVideo(): void {
     if (!this.#videoHeld || this.#releasing) return;
     this.#releasing = true;
+    if (!this.#lowestFirst) {
+      this.#videoHeld = false;
+      return this.#onDemand(this.#stream.layers.value);
+    }
     this.#peer.request('pipe.layers', { maxSpatialLayer: 0 }).catch((err: unknown) => this.#log.debug({ err }, 'parent did not take the layer demand'));
     setTimeout(() => {
       this.#videoHeld = false;

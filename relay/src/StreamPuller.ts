@@ -139,14 +139,16 @@ export class StreamPuller extends TypedEmitter<StreamPullerEvents> {
     // which arrive just after; a key frame asked for by the pipe alone was lost to them and held
     // back theirs (traced: the viewers of a frozen leaf, moving to a spare relay, ready 330 ms after
     // its pipe, got their first key frame 300 ms after that).
-    const hold = !current || (stream.viewerCount > 0 && (current.closed || current.silent));
+    // (A lost parent's pipe is gone already: parentNodeId says there was one.)
+    const stopped = stream.viewerCount > 0 && (current ? current.closed || current.silent : stream.parentNodeId !== null);
+    const hold = !current || stopped;
     if (current && (current.closed || current.silent)) stream.markSourcesStale(FRESH_SOURCES_WAIT_MS);
     let next: PipeIngress;
     try {
       next = await PipeIngress.open(
         this.#node,
         this.#control,
-        { stream, parent, ticket, stallTimeoutMs: this.#options.stallTimeoutMs, timeoutMs: this.#options.requestTimeoutMs, holdVideo: hold },
+        { stream, parent, ticket, stallTimeoutMs: this.#options.stallTimeoutMs, timeoutMs: this.#options.requestTimeoutMs, holdVideo: hold, lowestFirst: stopped },
         { logger: this.#log },
       );
     } catch (err) {

@@ -161,15 +161,20 @@ function treeDeployment() {
 function keyframesOnNewTracks(viewers: NodeViewer[]) {
   const had = viewers.map((v) => v.videoTracks);
   const seen = viewers.map(() => [] as number[]);
+  /** The height of each viewer's first key frame on a new track (its layer). */
+  const firstHeights = viewers.map(() => undefined as number | undefined);
   viewers.forEach((v, i) => {
     const previous = v.onFrame;
     v.onFrame = (at, key, track) => {
       previous?.(at, key, track);
-      if (key) seen[i]!.push(track);
+      if (!key) return;
+      if (track > had[i]! && !seen[i]!.some((t) => t > had[i]!)) firstHeights[i] = v.counters.lastKeyframeHeight;
+      seen[i]!.push(track);
     };
   });
   return {
     had,
+    firstHeights,
     check: (what: string) => waitFor(() => viewers.every((_v, i) => seen[i]!.some((t) => t > had[i]!)), { what, timeoutMs: RECOVERY_MS }),
   };
 }
@@ -300,6 +305,11 @@ describe('a relay freezes (SIGSTOP, as when a laptop lid closes) while serving v
     // each got a key frame it can start decoding from on the new node's track.
     await keyframes.check("a key frame on each viewer's new track after the freeze");
     await below.check("a key frame on each new track of the child relay's viewers after the freeze");
+    // The child's new parent sent its lowest layer alone at first (PipeIngress.lowestFirst): its
+    // viewers start again on the small 90p key frame (the broadcaster's 360p scaled down by 4),
+    // not on whichever layer's came first.
+    console.log(`[chaos] freeze: the child's viewers' first key frames on their new tracks: ${below.firstHeights.join(', ')}p`);
+    expect(below.firstHeights).toEqual(childViewers.map(() => 90));
     await d.pagesDecode('every watch page decodes again after the freeze');
     for (const v of hit) {
       expect(v.watch.nodeId).not.toBe(victim.nodeId);

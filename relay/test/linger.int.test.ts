@@ -54,7 +54,7 @@ describe('on-demand pulls', () => {
 });
 
 describe("a first pull's video", () => {
-  it('waits for the viewer it was pulled for: its first key frame is the pipe\'s first, on the lowest layer, not the next one the throttle allows', async () => {
+  it('waits for the viewer it was pulled for: its first key frame is the pipe\'s first, not the next one the throttle allows', async () => {
     await b?.stop();
     await relay?.stop();
     await origin?.stop();
@@ -72,12 +72,8 @@ describe("a first pull's video", () => {
     // that asks for reaches the viewer. Sent as the pipe opened, it went to nobody, and the
     // viewer's own request waited for the throttle (a key frame THROTTLE_MS after the pipe's).
     const first = await waitFor(() => v.counters.firstKeyframeAt, { what: 'a first key frame at the viewer', timeoutMs: 3 * THROTTLE_MS });
-    // It then steps up (quality 'auto', nothing limits it) once the upper layers' key frames are let through.
-    const heights = await waitFor(() => (v.counters.keyframeHeights.length >= 2 ? v.counters.keyframeHeights : undefined), { what: 'a key frame of a higher layer', timeoutMs: 4 * THROTTLE_MS });
     v.stop();
-    console.log(`[linger] first pull: first key frame ${first - joined} ms after the join began (throttle ${THROTTLE_MS} ms); key frame heights ${heights.join(', ')}`);
+    console.log(`[linger] first pull: first key frame ${first - joined} ms after the join began (throttle ${THROTTLE_MS} ms)`);
     expect(first - joined).toBeLessThan(THROTTLE_MS);
-    // The first on the lowest layer, a small key frame: the other layers follow it up the pipe.
-    expect(heights[0]).toBe(Math.min(...heights));
   });
 });

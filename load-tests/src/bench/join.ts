@@ -41,6 +41,7 @@ export async function runJoinBench(ctx: BenchContext): Promise<BenchResult> {
         viewers.push(r.viewer);
         if (r.ms === null) lost++;
         else bucket.push(r.ms);
+        ctx.log(`join ${bucket === direct ? 'at the origin' : 'through the relay'} ${i + 1}/${n}: ${r.ms === null ? 'no key frame within 10 s' : `${r.ms} ms`} (${r.viewer.watch.nodeId})`);
         // Spaced a little more than the key frame throttle, so that each join asks for its own.
         await new Promise((res) => setTimeout(res, 1100));
       }
