@@ -6,7 +6,7 @@ import { MemoryTopologyStore } from '../src/store/MemoryTopologyStore.js';
 import { NOW, addNode, policy, streamRecord } from './storeFixtures.js';
 
 /** origin → relay `mid` → relay `leaf`, one stream; the judge with a prober that says what each relay is. */
-async function setup(findings: Record<string, IntegrityVerdict['verdict']>, o: { registerProber?: boolean } = {}) {
+async function setup(findings: Record<string, IntegrityVerdict['verdict']>, o: { registerProber?: boolean; whileProbing?: (relayId: string, store: MemoryTopologyStore) => Promise<void> } = {}) {
   const store = new MemoryTopologyStore({ maxChildren: 1 });
   await addNode(store, 'origin', { kind: 'origin', maxViewers: 0, maxChildren: 1 });
   await addNode(store, 'mid', { maxViewers: 1, maxChildren: 3 });
@@ -23,6 +23,7 @@ async function setup(findings: Record<string, IntegrityVerdict['verdict']>, o: {
   const prober: Prober = async ({ relayId, ticket }) => {
     expect(ticket.split('.')).toHaveLength(3);
     probed.push(relayId);
+    await o.whileProbing?.(relayId, store);
     const verdict = findings[relayId] ?? 'clean';
     return { verdict, ...(verdict === 'tampered' ? { code: 'CASCADE_ERR_INTEGRITY_FRAME_MISMATCH' } : {}), detail: 'test', frames: 10, rejected: verdict === 'tampered' ? 10 : 0 };
   };
@@ -65,5 +66,20 @@ describe('IntegrityJudge', () => {
     const b = await setup({ leaf: 'tampered' }, { registerProber: false });
     await b.judge.report(report('leaf'), { session: 'v1' });
     expect(b.condemn).not.toHaveBeenCalled();
+  });
+
+  it('a fault below a parent relay that cannot be checked (gone during the probe: frozen, then declared gone) is laid on nobody', async () => {
+    // The leaf shows the fault; meanwhile its parent is declared gone and leaves the store (the leaf would be re-parented).
+    const { judge, condemn, probed } = await setup({ leaf: 'tampered' }, { whileProbing: async (id, store) => void (id === 'leaf' && (await store.removeNode('mid'))) });
+    await judge.report(report('leaf', 'unverified'), { session: 'v1' });
+    expect(probed).toEqual(['leaf']);
+    expect(condemn).not.toHaveBeenCalled();
+  });
+
+  it('a fault below a parent relay whose probe cannot tell is laid on nobody', async () => {
+    const { judge, condemn, probed } = await setup({ leaf: 'tampered', mid: 'inconclusive' });
+    await judge.report(report('leaf'), { session: 'v1' });
+    expect(probed).toEqual(['leaf', 'mid']);
+    expect(condemn).not.toHaveBeenCalled();
   });
 });

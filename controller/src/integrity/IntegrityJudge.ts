@@ -41,6 +41,9 @@ export type IntegrityJudgeObserverEvents = {
  * Probes run on the origin connected to this controller instance (embedded, or over /control);
  * elsewhere the report is logged and left (the viewers have moved already).
  */
+/** What a check of one relay came to: condemned, found clean, or neither (unclear, or the fault is above it). */
+type Outcome = 'condemned' | 'clean' | 'unknown';
+
 export class IntegrityJudge {
   readonly observer = new TypedEmitter<IntegrityJudgeObserverEvents>();
   readonly #options: IntegrityJudgeOptions;
@@ -48,7 +51,7 @@ export class IntegrityJudge {
   readonly #log: Logger;
   readonly #probers = new Map<string, Prober>();
   /** `stream/relay` → the probe under way (one at a time) or when the last clean one ended. */
-  readonly #inFlight = new Map<string, Promise<boolean>>();
+  readonly #inFlight = new Map<string, Promise<Outcome>>();
   readonly #cleared = new Map<string, number>();
   /** Relays condemned through this instance: the streams they carried then, why, when. */
   readonly #condemned = new Map<string, { streams: Set<string>; code: string; at: number }>();
@@ -96,16 +99,16 @@ export class IntegrityJudge {
     await this.#confirm(report.streamId, node, now);
   }
 
-  /** Probe `relay` (and, if it shows a fault, its relay parent): whether `relay` was condemned. */
-  async #confirm(streamId: string, relay: NodeView, now: number): Promise<boolean> {
+  /** Probe `relay` (and, if it shows a fault, its relay parent): what became of it. */
+  async #confirm(streamId: string, relay: NodeView, now: number): Promise<Outcome> {
     const done = this.#condemned.get(relay.id);
     if (done) {
       done.streams.add(streamId);
-      return true;
+      return 'condemned';
     }
     const key = `${streamId}/${relay.id}`;
     const cleared = this.#cleared.get(key);
-    if (cleared !== undefined && now - cleared < this.#options.cooldownMs) return false;
+    if (cleared !== undefined && now - cleared < this.#options.cooldownMs) return 'clean';
     let running = this.#inFlight.get(key);
     if (!running) {
       running = this.#probeAndJudge(streamId, relay).finally(() => this.#inFlight.delete(key));
@@ -114,28 +117,37 @@ export class IntegrityJudge {
     return running;
   }
 
-  async #probeAndJudge(streamId: string, relay: NodeView): Promise<boolean> {
+  async #probeAndJudge(streamId: string, relay: NodeView): Promise<Outcome> {
+    // Its parent as its viewers saw it: during the probe, a parent that froze is declared gone and
+    // the relay re-parented (traced: an honest relay under a relay whose Node process hung while
+    // its worker kept forwarding media without digests was then judged alone, and condemned).
+    const parentId = (await this.#deps.store.getTree(streamId).catch(() => [])).find((e) => e.nodeId === relay.id)?.parent;
     const verdict = await this.#probe(streamId, relay);
     this.observer.safeEmit('verdict', streamId, relay.id, verdict);
     const log = { streamId, relayId: relay.id, ...verdict };
     if (verdict.verdict !== 'tampered') {
       this.#log.info(log, verdict.verdict === 'clean' ? "origin's probe found the relay clean: no action" : "origin's probe could not tell: no action");
       if (verdict.verdict === 'clean') this.#cleared.set(`${streamId}/${relay.id}`, this.#deps.now());
-      return false;
+      return verdict.verdict === 'clean' ? 'clean' : 'unknown';
     }
-    // The fault may come from higher up: a relay passes on what its parent sends.
-    const parentId = (await this.#deps.store.getTree(streamId).catch(() => [])).find((e) => e.nodeId === relay.id)?.parent;
+    // The fault may come from higher up: a relay passes on what its parent sends. It is this
+    // relay's only if its parent is the origin, or a relay the origin's probe finds clean; not if
+    // that parent has the fault too, nor if it cannot be checked (gone meanwhile, or unclear).
     const parent = parentId ? await this.#deps.store.getNode(parentId, this.#deps.now()).catch(() => undefined) : undefined;
-    if (parent?.kind === 'relay') {
+    if (parentId && parent?.kind !== 'origin') {
       this.#log.warn(log, "origin's probe confirms the fault at this relay: checking its parent relay first");
-      if (await this.#confirm(streamId, parent, this.#deps.now())) return false;
+      const above = parent ? await this.#confirm(streamId, parent, this.#deps.now()) : 'unknown';
+      if (above !== 'clean') {
+        this.#log.warn({ ...log, parentId, parent: above }, above === 'condemned' ? 'the fault is its parent relay\'s: this relay is left alone' : 'its parent relay cannot be checked (gone, or unclear): this relay is not condemned');
+        return 'unknown';
+      }
     }
     this.#log.warn(log, "origin's probe confirms: relay alters or withholds the stream; condemning it");
     const streams = new Set([streamId, ...(await this.#deps.store.nodeStreams(relay.id).catch(() => []))]);
     this.#condemned.set(relay.id, { streams, code: verdict.code ?? 'CASCADE_ERR_INTEGRITY_CONFIRMED', at: this.#deps.now() });
     this.observer.safeEmit('condemned', relay.id, streamId, verdict.code ?? '');
     await this.#deps.condemn(relay.id, { streamId, code: verdict.code ?? 'CASCADE_ERR_INTEGRITY_CONFIRMED', detail: verdict.detail }).catch((err) => this.#log.error({ err, relayId: relay.id }, 'cannot condemn the relay'));
-    return true;
+    return 'condemned';
   }
 
   async #probe(streamId: string, relay: NodeView): Promise<IntegrityVerdict> {
